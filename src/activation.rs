@@ -1,0 +1,70 @@
+//! Elementwise activations, each with its derivative beside it.
+//!
+//! Both are written in terms of the activation's *output* `a = f(z)`, which is what a layer keeps
+//! after the forward pass: ReLU's slope is `[a > 0]`, the sigmoid's is `a·(1 − a)`. Gradients
+//! are overwritten in place, never accumulated.
+
+/// The nonlinearity that follows a dense layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// `a = max(z, 0)`
+    Relu,
+    /// `a = σ(z) = 1 / (1 + e^{−z})`
+    Sigmoid,
+}
+
+impl Activation {
+    /// The name used in model files and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Relu => "relu",
+            Activation::Sigmoid => "sigmoid",
+        }
+    }
+
+    /// Parses [`Activation::name`].
+    pub fn from_name(name: &str) -> Option<Activation> {
+        match name {
+            "relu" => Some(Activation::Relu),
+            "sigmoid" => Some(Activation::Sigmoid),
+            _ => None,
+        }
+    }
+
+    /// `a = f(z)`, in place.
+    pub fn forward(self, z: &mut [f32]) {
+        match self {
+            Activation::Relu => z.iter_mut().for_each(|v| *v = v.max(0.0)),
+            Activation::Sigmoid => z.iter_mut().for_each(|v| *v = sigmoid(*v)),
+        }
+    }
+
+    /// `∂L/∂z = ∂L/∂a · f′(z)`, in place over `da`, with `f′` read off the output `a`.
+    pub fn backward(self, a: &[f32], da: &mut [f32]) {
+        debug_assert_eq!(a.len(), da.len());
+        match self {
+            Activation::Relu => {
+                for (d, &a) in da.iter_mut().zip(a) {
+                    if a <= 0.0 {
+                        *d = 0.0;
+                    }
+                }
+            }
+            Activation::Sigmoid => {
+                for (d, &a) in da.iter_mut().zip(a) {
+                    *d *= a * (1.0 - a);
+                }
+            }
+        }
+    }
+}
+
+/// `σ(z) = 1 / (1 + e^{−z})`, without overflow: the exponent is never positive.
+pub fn sigmoid(z: f32) -> f32 {
+    let e = (-z.abs()).exp();
+    if z >= 0.0 {
+        1.0 / (1.0 + e)
+    } else {
+        e / (1.0 + e)
+    }
+}

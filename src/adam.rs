@@ -1,0 +1,103 @@
+//! Adam (Kingma & Ba, 2015), written out one line per equation.
+//!
+//! One moment pair `(m, v)` per parameter tensor, indexed in the order the model lists its
+//! tensors. The update is the paper's Algorithm 1 with `ε` added to `√v̂`, as PyTorch does;
+//! Keras adds `ε` to `√v` before the bias correction, which differs only while `√v ≈ ε`.
+
+use rayon::prelude::*;
+
+/// Elements per parallel task; smaller tensors are updated on the calling thread.
+const CHUNK: usize = 16 * 1024;
+
+/// Adam's settings and state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Adam {
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    /// Steps taken so far.
+    pub t: u32,
+    /// First moments, one vector per parameter tensor.
+    pub m: Vec<Vec<f32>>,
+    /// Second moments, one vector per parameter tensor.
+    pub v: Vec<Vec<f32>>,
+}
+
+impl Adam {
+    /// Keras's defaults but for the learning rate: `β₁ = 0.9, β₂ = 0.999, ε = 1e-7`; zero moments
+    /// for tensors of the given sizes.
+    pub fn new(lr: f32, sizes: impl IntoIterator<Item = usize>) -> Adam {
+        let (m, v) = sizes
+            .into_iter()
+            .map(|n| (vec![0.0; n], vec![0.0; n]))
+            .unzip();
+        Adam {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-7,
+            t: 0,
+            m,
+            v,
+        }
+    }
+
+    /// One step over all tensors: `params[i] -= update(grads[i])`.
+    pub fn step<'a>(&mut self, tensors: impl Iterator<Item = (&'a mut [f32], &'a [f32])>) {
+        self.t += 1;
+        let t = self.t as i32;
+        let bias1 = 1.0 - self.beta1.powi(t); // m̂ = m / (1 − β₁ᵗ)
+        let bias2 = 1.0 - self.beta2.powi(t); // v̂ = v / (1 − β₂ᵗ)
+        let h = Hyper {
+            lr: self.lr,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            bias1,
+            bias2,
+        };
+        for ((w, g), (m, v)) in tensors.zip(self.m.iter_mut().zip(&mut self.v)) {
+            assert_eq!(
+                (w.len(), g.len(), m.len()),
+                (v.len(), v.len(), v.len()),
+                "tensor sizes"
+            );
+            if w.len() < 2 * CHUNK {
+                h.update(w, g, m, v);
+            } else {
+                (
+                    w.par_chunks_mut(CHUNK),
+                    g.par_chunks(CHUNK),
+                    m.par_chunks_mut(CHUNK),
+                    v.par_chunks_mut(CHUNK),
+                )
+                    .into_par_iter()
+                    .for_each(|(w, g, m, v)| h.update(w, g, m, v));
+            }
+        }
+    }
+}
+
+/// The numbers one step needs, bias corrections included.
+#[derive(Clone, Copy)]
+struct Hyper {
+    lr: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    bias1: f32,
+    bias2: f32,
+}
+
+impl Hyper {
+    fn update(&self, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+        for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m).zip(v) {
+            *m = self.beta1 * *m + (1.0 - self.beta1) * g; // m ← β₁·m + (1 − β₁)·g
+            *v = self.beta2 * *v + (1.0 - self.beta2) * g * g; // v ← β₂·v + (1 − β₂)·g²
+            let m_hat = *m / self.bias1; // m̂ ← m / (1 − β₁ᵗ)
+            let v_hat = *v / self.bias2; // v̂ ← v / (1 − β₂ᵗ)
+            *w -= self.lr * m_hat / (v_hat.sqrt() + self.eps); // w ← w − lr·m̂ / (√v̂ + ε)
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! The notebook's figure: a row of originals, a row of corrupted inputs, a row of
+//! reconstructions, drawn as one grayscale PNG.
+
+use std::io;
+use std::path::Path;
+
+use ndarray::ArrayView2;
+
+use crate::output::write_atomic;
+
+/// Pixels between digits and around the edge.
+const GAP: usize = 4;
+
+/// Draws `rows` (each (N, h·w), values in `[0, 1]`) as a grid of `rows.len()` × N images of
+/// `h × w` pixels, each magnified `zoom` times, and writes it to `path` as 8-bit grayscale PNG.
+pub fn write_grid(
+    path: &Path,
+    rows: &[ArrayView2<f32>],
+    (h, w): (usize, usize),
+    zoom: usize,
+) -> io::Result<()> {
+    let n = rows.first().map_or(0, |r| r.nrows());
+    let (cell_w, cell_h) = (w * zoom + GAP, h * zoom + GAP);
+    let (width, height) = (n * cell_w + GAP, rows.len() * cell_h + GAP);
+    let mut canvas = vec![48u8; width * height];
+    for (r, images) in rows.iter().enumerate() {
+        for (c, image) in images.rows().into_iter().enumerate() {
+            let (top, left) = (GAP + r * cell_h, GAP + c * cell_w);
+            for y in 0..h * zoom {
+                for x in 0..w * zoom {
+                    let v = image[(y / zoom) * w + x / zoom].clamp(0.0, 1.0);
+                    canvas[(top + y) * width + left + x] = (v * 255.0).round() as u8;
+                }
+            }
+        }
+    }
+    write_atomic(path, |w| {
+        let mut encoder = png::Encoder::new(w, width as u32, height as u32);
+        encoder.set_color(png::ColorType::Grayscale);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header().map_err(io::Error::other)?;
+        writer.write_image_data(&canvas).map_err(io::Error::other)?;
+        writer.finish().map_err(io::Error::other)
+    })
+}

@@ -1,0 +1,108 @@
+//! Matrix products: a naive triple loop kept as the reference, and the fast path that the
+//! engine uses — `matrixmultiply`'s packed SIMD kernel, with the rows of the output split
+//! across the rayon pool.
+//!
+//! Strides first, as in BLAS: a matrix is a pointer plus a row stride and a column stride, so a
+//! transposed operand (`Wᵀ`, `δᵀ`) is the same memory read with its strides swapped — no copy.
+//! `ndarray` views carry exactly that, and [`matmul`] hands them to the kernel as they are.
+//!
+//! Bit-for-bit reproducibility across thread counts: the kernel sums every output element over
+//! `k` in the same order whichever rows a thread is given, so splitting the rows of `C` never
+//! changes a result. Nothing here splits `k`.
+
+use ndarray::{ArrayView2, ArrayViewMut2, Axis};
+use rayon::prelude::*;
+
+/// `C ← A·B` by the definition `C[i,j] = Σₖ A[i,k]·B[k,j]`. The reference for [`matmul`].
+///
+/// Shapes: `a` (M, K), `b` (K, N), `c` (M, N).
+pub fn matmul_naive(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>) {
+    let (m, k) = a.dim();
+    let n = b.ncols();
+    assert_eq!(
+        (b.nrows(), c.dim()),
+        (k, (m, n)),
+        "matmul_naive: shapes disagree"
+    );
+    for i in 0..m {
+        for j in 0..n {
+            let mut sum = 0.0;
+            for p in 0..k {
+                sum += a[[i, p]] * b[[p, j]];
+            }
+            c[[i, j]] = sum;
+        }
+    }
+}
+
+/// `C ← A·B` on one thread through `matrixmultiply::sgemm`, any strides.
+///
+/// Shapes: `a` (M, K), `b` (K, N), `c` (M, N).
+pub fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>) {
+    let (m, k) = a.dim();
+    let n = b.ncols();
+    assert_eq!((b.nrows(), c.dim()), (k, (m, n)), "matmul: shapes disagree");
+    let [rsa, csa] = strides(a.strides());
+    let [rsb, csb] = strides(b.strides());
+    let [rsc, csc] = strides(c.strides());
+    // SAFETY: the three pointers come from live views whose dimensions were checked above, and
+    // each stride is the view's own; `c` is borrowed mutably, so it aliases neither `a` nor `b`.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            rsa,
+            csa,
+            b.as_ptr(),
+            rsb,
+            csb,
+            0.0,
+            c.as_mut_ptr(),
+            rsc,
+            csc,
+        );
+    }
+}
+
+fn strides(s: &[isize]) -> [isize; 2] {
+    [s[0], s[1]]
+}
+
+/// `C ← A·B`, then `epilogue(first_row, block)` on each block of rows of `C` while it is still
+/// in cache; the blocks are spread over the current rayon pool, one per thread.
+///
+/// The epilogue is where a layer fuses its elementwise work (bias and activation, or the
+/// activation's derivative) into the product. `first_row` locates the block inside `C`, so the
+/// epilogue can read the matching rows of other matrices.
+///
+/// Shapes: `a` (M, K), `b` (K, N), `c` (M, N).
+pub fn par_matmul<F>(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>, epilogue: F)
+where
+    F: Fn(usize, ArrayViewMut2<f32>) + Sync,
+{
+    let m = c.nrows();
+    let block = rows_per_block(m);
+    if block >= m {
+        matmul(a, b, c.view_mut());
+        epilogue(0, c);
+        return;
+    }
+    c.axis_chunks_iter_mut(Axis(0), block)
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(i, mut c_block)| {
+            let first = i * block;
+            let rows = c_block.nrows();
+            let a_block = a.slice_axis(Axis(0), (first..first + rows).into());
+            matmul(a_block, b, c_block.view_mut());
+            epilogue(first, c_block);
+        });
+}
+
+/// Rows per block so that each thread of the current pool gets one block.
+pub fn rows_per_block(rows: usize) -> usize {
+    rows.div_ceil(rayon::current_num_threads()).max(1)
+}

@@ -1,0 +1,174 @@
+//! Our reader for the IDX format that MNIST ships in, plain or gzipped.
+//!
+//! An IDX file is a 4-byte magic (`0x00 0x00`, a dtype byte, the rank), one big-endian `u32` per
+//! dimension, then the items in row-major order. We read only `u8` data, the dtype of every
+//! MNIST-like set. Every header field is checked against the bytes actually present before the
+//! body is kept, so a lying header cannot make us allocate; bad input is an [`IdxError`], never a
+//! panic. Whether a file is gzipped is decided by its first bytes, not its name.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use byteorder::{BigEndian, ReadBytesExt};
+use flate2::read::GzDecoder;
+use thiserror::Error;
+
+/// The dtype byte of unsigned 8-bit data.
+const DTYPE_U8: u8 = 0x08;
+/// The first two bytes of every gzip stream.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// An IDX tensor of `u8`: its dimensions and its items, row-major.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idx {
+    pub dims: Vec<usize>,
+    pub data: Vec<u8>,
+}
+
+/// What was wrong with an IDX file, and which file.
+#[derive(Debug, Error)]
+#[error("{}: {kind}", path.display())]
+pub struct IdxError {
+    pub path: PathBuf,
+    pub kind: IdxErrorKind,
+}
+
+/// The ways an IDX file can be bad.
+#[derive(Debug, Error)]
+pub enum IdxErrorKind {
+    #[error("cannot read: {0}")]
+    Io(#[from] io::Error),
+    #[error("corrupt gzip stream: {0}")]
+    Gzip(io::Error),
+    #[error("truncated: expected {expected} bytes, found {found}")]
+    Truncated { expected: u64, found: u64 },
+    #[error("longer than the {expected} bytes its header promises")]
+    TrailingData { expected: u64 },
+    #[error("not an IDX file: magic bytes {found:02x?}, expected [00, 00, dtype, rank]")]
+    BadMagic { found: [u8; 2] },
+    #[error("unsupported dtype 0x{0:02x}: only unsigned bytes (0x08) are read")]
+    UnsupportedDtype(u8),
+    #[error("expected rank {expected}, found rank {found}")]
+    WrongRank { expected: usize, found: usize },
+    #[error("header dimensions {dims:?} overflow the address space")]
+    TooLarge { dims: Vec<u32> },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl IdxError {
+    pub fn new(path: &Path, kind: IdxErrorKind) -> Self {
+        IdxError {
+            path: path.to_path_buf(),
+            kind,
+        }
+    }
+}
+
+/// Reads the IDX file at `path`, gzipped or not.
+pub fn read(path: &Path) -> Result<Idx, IdxError> {
+    let file = File::open(path).map_err(|e| IdxError::new(path, e.into()))?;
+    read_from(BufReader::new(file)).map_err(|kind| IdxError::new(path, kind))
+}
+
+/// Reads an IDX file of rank `rank` at `path`.
+pub fn read_rank(path: &Path, rank: usize) -> Result<Idx, IdxError> {
+    let idx = read(path)?;
+    if idx.dims.len() != rank {
+        let kind = IdxErrorKind::WrongRank {
+            expected: rank,
+            found: idx.dims.len(),
+        };
+        return Err(IdxError::new(path, kind));
+    }
+    Ok(idx)
+}
+
+/// Reads IDX bytes from any reader, gunzipping them first if they start with gzip's magic.
+pub fn read_from(mut reader: impl io::BufRead) -> Result<Idx, IdxErrorKind> {
+    if reader.fill_buf()?.starts_with(&GZIP_MAGIC) {
+        let mut gz = BufReader::new(GzDecoder::new(reader));
+        parse(&mut gz, true)
+    } else {
+        parse(&mut reader, false)
+    }
+}
+
+fn parse(reader: &mut impl Read, gzipped: bool) -> Result<Idx, IdxErrorKind> {
+    let io_kind = |e: io::Error| {
+        if gzipped {
+            IdxErrorKind::Gzip(e)
+        } else {
+            e.into()
+        }
+    };
+    let mut magic = [0u8; 4];
+    let got = read_up_to(reader, &mut magic).map_err(io_kind)?;
+    if got < 4 {
+        return Err(IdxErrorKind::Truncated {
+            expected: 4,
+            found: got as u64,
+        });
+    }
+    if magic[..2] != [0, 0] {
+        return Err(IdxErrorKind::BadMagic {
+            found: [magic[0], magic[1]],
+        });
+    }
+    if magic[2] != DTYPE_U8 {
+        return Err(IdxErrorKind::UnsupportedDtype(magic[2]));
+    }
+    let rank = usize::from(magic[3]);
+    let header_len = 4 + 4 * rank as u64;
+    let mut dims32 = Vec::with_capacity(rank);
+    for i in 0..rank {
+        let dim = reader.read_u32::<BigEndian>().map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => IdxErrorKind::Truncated {
+                expected: header_len,
+                found: 4 + 4 * i as u64,
+            },
+            _ => io_kind(e),
+        })?;
+        dims32.push(dim);
+    }
+    let body_len = dims32
+        .iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(u64::from(d)))
+        .filter(|&n| usize::try_from(n).is_ok())
+        .ok_or_else(|| IdxErrorKind::TooLarge {
+            dims: dims32.clone(),
+        })?;
+    // Read at most one byte more than promised: the vector grows only as real bytes arrive.
+    let mut data = Vec::new();
+    reader
+        .take(body_len + 1)
+        .read_to_end(&mut data)
+        .map_err(io_kind)?;
+    let found = data.len() as u64;
+    if found < body_len {
+        let (expected, found) = (header_len + body_len, header_len + found);
+        return Err(IdxErrorKind::Truncated { expected, found });
+    }
+    if found > body_len {
+        return Err(IdxErrorKind::TrailingData {
+            expected: header_len + body_len,
+        });
+    }
+    let dims = dims32.into_iter().map(|d| d as usize).collect();
+    Ok(Idx { dims, data })
+}
+
+/// Like `read_exact`, but says how many bytes it got instead of failing on a short read.
+fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match reader.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}

@@ -1,0 +1,194 @@
+//! The autoencoder: a chain of dense layers, ReLU inside and a sigmoid at the output, with the
+//! forward and backward passes over a batch and the buffers they reuse.
+//!
+//! Shape legend, used across the crate:
+//! - `B`: rows in a batch (images);
+//! - `D`: pixels per image, the model's input and output width (784 for MNIST);
+//! - `H₀ … H_{L−2}`: the widths of the hidden layers; layer `l` maps `H_{l−1} → H_l`.
+//!
+//! The reference model is `D → 128 → 64 → 32 → 64 → 128 → D`.
+
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, s};
+use rand::Rng;
+use rayon::prelude::*;
+
+use crate::activation::Activation;
+use crate::dense::Dense;
+use crate::gemm::rows_per_block;
+use crate::loss::Loss;
+
+/// A sequential model of dense layers; `activations[l]` follows `layers[l]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Model {
+    pub layers: Vec<Dense>,
+    pub activations: Vec<Activation>,
+}
+
+impl Model {
+    /// The denoising autoencoder: encoder widths `hidden` (e.g. `[128, 64, 32]`) and a decoder
+    /// that mirrors them back to `inputs`; ReLU after every layer but the last, a sigmoid there.
+    pub fn autoencoder(inputs: usize, hidden: &[usize], rng: &mut impl Rng) -> Model {
+        let mut widths = vec![inputs];
+        widths.extend(hidden);
+        widths.extend(hidden.iter().rev().skip(1));
+        widths.push(inputs);
+        let layers: Vec<Dense> = widths
+            .windows(2)
+            .map(|w| Dense::glorot(w[0], w[1], rng))
+            .collect();
+        let mut activations = vec![Activation::Relu; layers.len()];
+        *activations.last_mut().expect("at least one layer") = Activation::Sigmoid;
+        Model {
+            layers,
+            activations,
+        }
+    }
+
+    /// The widths from input to output, e.g. `[784, 128, 64, 32, 64, 128, 784]`.
+    pub fn widths(&self) -> Vec<usize> {
+        let mut widths = vec![self.layers[0].inputs()];
+        widths.extend(self.layers.iter().map(Dense::outputs));
+        widths
+    }
+
+    /// Every parameter tensor and its gradient, in file order (`W₀, b₀, W₁, b₁, …`).
+    pub fn params_and_grads(&mut self) -> impl Iterator<Item = (&mut [f32], &[f32])> {
+        self.layers.iter_mut().flat_map(|layer| {
+            let Dense { w, b, dw, db } = layer;
+            [
+                (
+                    w.as_slice_mut().expect("contiguous"),
+                    dw.as_slice().expect("contiguous"),
+                ),
+                (
+                    b.as_slice_mut().expect("contiguous"),
+                    db.as_slice().expect("contiguous"),
+                ),
+            ]
+        })
+    }
+
+    /// The number of elements of each parameter tensor, in the order of [`Model::params_and_grads`].
+    pub fn param_sizes(&self) -> Vec<usize> {
+        self.layers
+            .iter()
+            .flat_map(|l| [l.w.len(), l.b.len()])
+            .collect()
+    }
+
+    /// Forward pass over `x` (B, D). Afterwards `ws.outputs[l]` (B, H_l) holds each layer's
+    /// activated output, except the last, which holds the logits `z` (B, D): the output sigmoid
+    /// is left to the loss, which needs `z` for its stable form, or to [`Model::reconstruct`].
+    pub fn forward(&self, x: ArrayView2<f32>, ws: &mut Workspace) {
+        let rows = x.nrows();
+        let last = self.layers.len() - 1;
+        for (l, layer) in self.layers.iter().enumerate() {
+            let (done, rest) = ws.outputs.split_at_mut(l);
+            let input = if l == 0 {
+                x
+            } else {
+                done[l - 1].slice(s![..rows, ..])
+            };
+            let activation = (l < last).then_some(self.activations[l]);
+            layer.forward(input, rest[0].slice_mut(s![..rows, ..]), activation);
+        }
+    }
+
+    /// The loss of the last forward pass against `target` (B, D), summed over all entries, and
+    /// `ws.deltas[last] = ∂L/∂z` for `L` the *mean* over the `B·D` entries.
+    pub fn loss_and_delta(&self, loss: Loss, target: ArrayView2<f32>, ws: &mut Workspace) -> f64 {
+        let (rows, d) = target.dim();
+        let scale = 1.0 / (rows * d) as f32;
+        let last = self.layers.len() - 1;
+        let z = ws.outputs[last].slice(s![..rows, ..]);
+        let mut delta = ws.deltas[last].slice_mut(s![..rows, ..]);
+        let row_loss = &mut ws.row_loss[..rows];
+        let block = rows_per_block(rows);
+        (
+            z.axis_chunks_iter(Axis(0), block),
+            target.axis_chunks_iter(Axis(0), block),
+            delta.axis_chunks_iter_mut(Axis(0), block),
+            row_loss.par_chunks_mut(block),
+        )
+            .into_par_iter()
+            .for_each(|(z, y, mut dz, out)| {
+                for (((z, y), mut dz), out) in z
+                    .rows()
+                    .into_iter()
+                    .zip(y.rows())
+                    .zip(dz.rows_mut())
+                    .zip(out)
+                {
+                    let (z, y) = (z.as_slice().expect("row"), y.as_slice().expect("row"));
+                    *out = loss.forward_backward(z, y, scale, dz.as_slice_mut().expect("row"));
+                }
+            });
+        sum_in_order(row_loss)
+    }
+
+    /// Backward pass for the batch `x` (B, D) of the last forward pass, from `ws.deltas[last]`:
+    /// overwrites every layer's `dw` and `db`.
+    pub fn backward(&mut self, x: ArrayView2<f32>, ws: &mut Workspace) {
+        let rows = x.nrows();
+        for l in (0..self.layers.len()).rev() {
+            let (below, here) = ws.deltas.split_at_mut(l);
+            let delta = here[0].slice(s![..rows, ..]);
+            let input = if l == 0 {
+                x
+            } else {
+                ws.outputs[l - 1].slice(s![..rows, ..])
+            };
+            self.layers[l].backward_params(input, delta);
+            if l > 0 {
+                let prev = (self.activations[l - 1], input);
+                self.layers[l].backward_input(delta, prev, below[l - 1].slice_mut(s![..rows, ..]));
+            }
+        }
+    }
+
+    /// The reconstruction `x̂ = σ(z)` (B, D) of `x` (B, D), written into `out`.
+    pub fn reconstruct(&self, x: ArrayView2<f32>, ws: &mut Workspace, mut out: ArrayViewMut2<f32>) {
+        self.forward(x, ws);
+        let z = ws.outputs[self.layers.len() - 1].slice(s![..x.nrows(), ..]);
+        out.assign(&z);
+        let f = *self.activations.last().expect("at least one layer");
+        f.forward(out.as_slice_mut().expect("contiguous output"));
+    }
+}
+
+/// Adds per-row sums in row order, so the total does not depend on how rows were split.
+fn sum_in_order(values: &[f32]) -> f64 {
+    values.iter().map(|&v| f64::from(v)).sum()
+}
+
+/// The buffers one batch needs, allocated once for batches of up to `capacity` rows.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    /// Each layer's output, (capacity, H_l); logits for the last layer.
+    pub outputs: Vec<Array2<f32>>,
+    /// `∂L/∂Z` of each layer, (capacity, H_l).
+    pub deltas: Vec<Array2<f32>>,
+    /// The loss summed over each row.
+    pub row_loss: Vec<f32>,
+}
+
+impl Workspace {
+    pub fn new(model: &Model, capacity: usize) -> Workspace {
+        let buffers = || {
+            model
+                .layers
+                .iter()
+                .map(|l| Array2::zeros((capacity, l.outputs())))
+                .collect()
+        };
+        Workspace {
+            outputs: buffers(),
+            deltas: buffers(),
+            row_loss: vec![0.0; capacity],
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.row_loss.len()
+    }
+}

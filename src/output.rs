@@ -1,0 +1,47 @@
+//! The files a run leaves behind, each written atomically: to a temporary name in the same
+//! folder, then renamed into place, so a crash never leaves half a file under the final name.
+
+use std::io::{self, Write};
+use std::path::Path;
+
+use serde::Serialize;
+use tempfile::NamedTempFile;
+
+use crate::train::{Config, EpochStats};
+
+/// Writes `path` atomically with whatever `write` puts into the temporary file.
+pub fn write_atomic(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut file = NamedTempFile::new_in(dir)?;
+    {
+        let mut buffered = io::BufWriter::new(file.as_file_mut());
+        write(&mut buffered)?;
+        buffered.flush()?;
+    }
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// `metrics.json`: the settings and one entry per finished epoch.
+#[derive(Debug, Serialize)]
+pub struct Metrics<'a> {
+    pub config: &'a Config,
+    pub threads: usize,
+    pub history: &'a [EpochStats],
+}
+
+impl Metrics<'_> {
+    pub fn write(&self, path: &Path) -> io::Result<()> {
+        write_atomic(path, |w| {
+            serde_json::to_writer_pretty(&mut *w, self)?;
+            writeln!(w)
+        })
+    }
+}

@@ -1,0 +1,257 @@
+//! The training loop: shuffle, corrupt, forward, loss, backward, Adam — then validate.
+//!
+//! Everything a step touches is allocated once, in [`Trainer::new`]; a step reuses it. One seed
+//! drives initial weights, shuffling and corruption through separate named streams, so a run is
+//! reproduced exactly by its seed, whatever the thread count.
+
+use std::time::Instant;
+
+use ndarray::{Array2, ArrayView2, s};
+use rand::seq::SliceRandom;
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::adam::Adam;
+use crate::loss::Loss;
+use crate::mnist::{Images, Mnist};
+use crate::model::{Model, Workspace};
+use crate::noise::{Noise, corrupt_batch};
+use crate::rng::{self, Purpose};
+
+/// The settings of a run; [`Config::default`] is the notebook's experiment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Config {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f32,
+    pub seed: u64,
+    #[serde(serialize_with = "as_string")]
+    pub noise: Noise,
+    /// Draw new corruption every epoch instead of once.
+    pub fresh_noise: bool,
+    #[serde(serialize_with = "as_string")]
+    pub loss: Loss,
+    /// The encoder's hidden widths; the decoder mirrors them.
+    pub hidden: Vec<usize>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            epochs: 10,
+            batch_size: 256,
+            lr: 1e-3,
+            seed: 42,
+            noise: Noise::Gaussian(0.5),
+            fresh_noise: false,
+            loss: Loss::Bce,
+            hidden: vec![128, 64, 32],
+        }
+    }
+}
+
+fn as_string<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+impl std::fmt::Display for Loss {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One finished epoch, as `metrics.json` records it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EpochStats {
+    /// 1-based.
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub val_loss: f64,
+    /// Training plus validation.
+    pub seconds: f64,
+}
+
+/// Why training stopped early.
+#[derive(Debug, Error)]
+pub enum TrainError {
+    #[error("the loss became {loss} at epoch {epoch}, step {step}; try a smaller --lr")]
+    NonFinite {
+        epoch: usize,
+        step: usize,
+        loss: f64,
+    },
+}
+
+/// A run in progress: the model, its optimizer, and every buffer a step needs.
+pub struct Trainer<'a> {
+    pub config: Config,
+    pub model: Model,
+    pub adam: Adam,
+    data: &'a Mnist,
+    ws: Workspace,
+    /// The clean batch `x` (B, D), the target.
+    clean: Array2<f32>,
+    /// The corrupted batch `x̃` (B, D), the input.
+    noisy: Array2<f32>,
+    /// This epoch's order of training images.
+    order: Vec<u32>,
+    /// The corrupted test set (N_test, D), made once.
+    test_noisy: Array2<f32>,
+    /// The clean test set (N_test, D).
+    test_clean: Array2<f32>,
+    /// Epochs finished.
+    pub epoch: usize,
+}
+
+impl<'a> Trainer<'a> {
+    /// A fresh model and optimizer for `data`, initialised from `config.seed`.
+    pub fn new(config: Config, data: &'a Mnist) -> Trainer<'a> {
+        let d = data.train.images.pixels_per_image();
+        let mut init = rng::stream(config.seed, Purpose::Init, 0);
+        let model = Model::autoencoder(d, &config.hidden, &mut init);
+        let adam = Adam::new(config.lr, model.param_sizes());
+        let ws = Workspace::new(&model, config.batch_size);
+        let (test_clean, test_noisy) = corrupt_all(&data.test.images, config.noise, config.seed);
+        Trainer {
+            adam,
+            ws,
+            clean: Array2::zeros((config.batch_size, d)),
+            noisy: Array2::zeros((config.batch_size, d)),
+            order: (0..data.train.images.count as u32).collect(),
+            test_noisy,
+            test_clean,
+            data,
+            model,
+            config,
+            epoch: 0,
+        }
+    }
+
+    /// Trains one epoch and validates; `on_step(done, total)` is called after every step.
+    pub fn train_epoch(
+        &mut self,
+        mut on_step: impl FnMut(usize, usize),
+    ) -> Result<EpochStats, TrainError> {
+        let start = Instant::now();
+        let epoch = self.epoch + 1;
+        let images = &self.data.train.images;
+        self.order.sort_unstable();
+        self.order.shuffle(&mut rng::stream(
+            self.config.seed,
+            Purpose::Shuffle,
+            epoch as u64,
+        ));
+        let noise_offset = if self.config.fresh_noise {
+            (epoch as u64) << 32
+        } else {
+            0
+        };
+        let steps = self.order.len().div_ceil(self.config.batch_size);
+        let mut total = 0.0;
+        for (step, batch) in self.order.chunks(self.config.batch_size).enumerate() {
+            let rows = batch.len();
+            let (mut clean, mut noisy) = (
+                self.clean.slice_mut(s![..rows, ..]),
+                self.noisy.slice_mut(s![..rows, ..]),
+            );
+            let key = (self.config.seed, Purpose::TrainNoise, noise_offset);
+            corrupt_batch(
+                self.config.noise,
+                images,
+                batch,
+                key,
+                clean.view_mut(),
+                noisy.view_mut(),
+            );
+            let batch_loss = train_step(
+                &mut self.model,
+                &mut self.adam,
+                self.config.loss,
+                noisy.view(),
+                clean.view(),
+                &mut self.ws,
+            );
+            if !batch_loss.is_finite() {
+                return Err(TrainError::NonFinite {
+                    epoch,
+                    step: step + 1,
+                    loss: batch_loss,
+                });
+            }
+            total += batch_loss;
+            on_step(step + 1, steps);
+        }
+        let train_loss = total / (images.count * images.pixels_per_image()) as f64;
+        let val_loss = self.validate();
+        self.epoch = epoch;
+        Ok(EpochStats {
+            epoch,
+            train_loss,
+            val_loss,
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// The mean loss of the reconstructions of the corrupted test set against the clean one.
+    pub fn validate(&mut self) -> f64 {
+        let rows = self.test_clean.nrows();
+        let mut total = 0.0;
+        for start in (0..rows).step_by(self.ws.capacity()) {
+            let end = (start + self.ws.capacity()).min(rows);
+            let x = self.test_noisy.slice(s![start..end, ..]);
+            self.model.forward(x, &mut self.ws);
+            let target = self.test_clean.slice(s![start..end, ..]);
+            // The gradient it also writes is not used; one fused pass costs less than two.
+            total += self
+                .model
+                .loss_and_delta(self.config.loss, target, &mut self.ws);
+        }
+        total / self.test_clean.len() as f64
+    }
+
+    /// The first `n` test images: clean, corrupted and reconstructed, each (n, D).
+    pub fn samples(&mut self, n: usize) -> [Array2<f32>; 3] {
+        let n = n.min(self.test_clean.nrows()).min(self.ws.capacity());
+        let clean = self.test_clean.slice(s![..n, ..]).to_owned();
+        let noisy = self.test_noisy.slice(s![..n, ..]).to_owned();
+        let mut out = Array2::zeros(noisy.raw_dim());
+        self.model
+            .reconstruct(noisy.view(), &mut self.ws, out.view_mut());
+        [clean, noisy, out]
+    }
+}
+
+/// One optimisation step on a batch: forward, loss, backward, Adam. Returns the loss summed
+/// over the batch's `B·D` entries.
+///
+/// Shapes: `input` (B, D) corrupted, `target` (B, D) clean.
+pub fn train_step(
+    model: &mut Model,
+    adam: &mut Adam,
+    loss: Loss,
+    input: ArrayView2<f32>,
+    target: ArrayView2<f32>,
+    ws: &mut Workspace,
+) -> f64 {
+    model.forward(input, ws);
+    let total = model.loss_and_delta(loss, target, ws);
+    model.backward(input, ws);
+    adam.step(model.params_and_grads());
+    total
+}
+
+/// The whole test set scaled to `[0, 1]` and corrupted once, from the test-noise stream.
+fn corrupt_all(images: &Images, noise: Noise, seed: u64) -> (Array2<f32>, Array2<f32>) {
+    let shape = (images.count, images.pixels_per_image());
+    let (mut clean, mut noisy) = (Array2::zeros(shape), Array2::zeros(shape));
+    let indices: Vec<u32> = (0..images.count as u32).collect();
+    corrupt_batch(
+        noise,
+        images,
+        &indices,
+        (seed, Purpose::TestNoise, 0),
+        clean.view_mut(),
+        noisy.view_mut(),
+    );
+    (clean, noisy)
+}
