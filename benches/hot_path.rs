@@ -1,1 +1,159 @@
-fn main() {}
+//! Where a training step's time goes. Throughput is counted in floating-point operations, so
+//! criterion's "elem/s" reads as FLOP/s (a multiply-add is 2 FLOP); the step benchmark counts
+//! images, so its rate is images per second.
+//!
+//! `cargo bench` runs everything; `cargo bench -- sgemm` only the matrix products.
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use dae::adam::Adam;
+use dae::dense::Dense;
+use dae::gemm::{matmul, matmul_naive, par_matmul};
+use dae::loss::Loss;
+use dae::model::{Model, Workspace};
+use dae::train::train_step;
+use ndarray::Array2;
+use ndarray_rand::RandomExt;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::Uniform;
+use std::hint::black_box;
+use std::time::Duration;
+
+const BATCH: usize = 256;
+/// The reference model's layers, (inputs, outputs).
+const LAYERS: [(usize, usize); 6] = [
+    (784, 128),
+    (128, 64),
+    (64, 32),
+    (32, 64),
+    (64, 128),
+    (128, 784),
+];
+
+fn random(shape: (usize, usize)) -> Array2<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    Array2::random_using(shape, Uniform::new(0.0, 1.0).unwrap(), &mut rng)
+}
+
+/// One thread's sgemm rate on every product of a training step: per layer `I → O`, the forward
+/// `X·Wᵀ` (B×I·I×O), the weight gradient `δᵀ·X` (O×B·B×I) and the input gradient `δ·W` (B×O·O×I).
+fn sgemm_shapes(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sgemm_1thread");
+    for (i, o) in LAYERS {
+        let (x, w, delta) = (random((BATCH, i)), random((o, i)), random((BATCH, o)));
+        group.throughput(Throughput::Elements((2 * BATCH * i * o) as u64));
+        let mut y = Array2::zeros((BATCH, o));
+        group.bench_function(BenchmarkId::new("forward", format!("{i}x{o}")), |b| {
+            b.iter(|| matmul(x.view(), w.t(), y.view_mut()))
+        });
+        let mut dw = Array2::zeros((o, i));
+        group.bench_function(BenchmarkId::new("dW", format!("{i}x{o}")), |b| {
+            b.iter(|| matmul(delta.t(), x.view(), dw.view_mut()))
+        });
+        let mut dx = Array2::zeros((BATCH, i));
+        group.bench_function(BenchmarkId::new("dX", format!("{i}x{o}")), |b| {
+            b.iter(|| matmul(delta.view(), w.view(), dx.view_mut()))
+        });
+    }
+    group.finish();
+}
+
+/// Why the kernel matters: the triple loop and sgemm on the same 64×64×64 product.
+fn naive_vs_sgemm(c: &mut Criterion) {
+    let n = 64;
+    let (a, b) = (random((n, n)), random((n, n)));
+    let mut out = Array2::zeros((n, n));
+    let mut group = c.benchmark_group("naive_vs_sgemm_64");
+    group.throughput(Throughput::Elements((2 * n * n * n) as u64));
+    group.bench_function("naive", |bch| {
+        bch.iter(|| matmul_naive(a.view(), b.view(), out.view_mut()))
+    });
+    group.bench_function("sgemm", |bch| {
+        bch.iter(|| matmul(a.view(), b.view(), out.view_mut()))
+    });
+    group.finish();
+}
+
+/// The pool's sgemm rate (all cores) on the largest forward product, beside one thread's.
+fn sgemm_parallel(c: &mut Criterion) {
+    let (x, w) = (random((BATCH, 784)), random((128, 784)));
+    let mut y = Array2::zeros((BATCH, 128));
+    let mut group = c.benchmark_group("sgemm_pool");
+    group.throughput(Throughput::Elements((2 * BATCH * 784 * 128) as u64));
+    group.bench_function(
+        format!("forward_784x128_{}threads", rayon::current_num_threads()),
+        |b| b.iter(|| par_matmul(x.view(), w.t(), y.view_mut(), |_, _| {})),
+    );
+    group.finish();
+}
+
+/// One dense layer 784 → 128 on a batch: forward with bias and ReLU, then both backward halves.
+fn dense_layer(c: &mut Criterion) {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut dense = Dense::glorot(784, 128, &mut rng);
+    let (x, delta, a_prev) = (
+        random((BATCH, 784)),
+        random((BATCH, 128)),
+        random((BATCH, 784)),
+    );
+    let (mut y, mut dx) = (Array2::zeros((BATCH, 128)), Array2::zeros((BATCH, 784)));
+    let mut group = c.benchmark_group("dense_784x128");
+    group.throughput(Throughput::Elements((3 * 2 * BATCH * 784 * 128) as u64));
+    group.bench_function("forward_backward", |b| {
+        b.iter(|| {
+            dense.forward(
+                x.view(),
+                y.view_mut(),
+                Some(dae::activation::Activation::Relu),
+            );
+            dense.backward_params(x.view(), delta.view());
+            dense.backward_input(
+                delta.view(),
+                (dae::activation::Activation::Relu, a_prev.view()),
+                dx.view_mut(),
+            );
+        })
+    });
+    group.finish();
+}
+
+/// A whole training step of the reference model on a batch of 256: forward, BCE, backward,
+/// Adam. The rate is in images per second; one epoch is 60,000 images.
+fn training_step(c: &mut Criterion) {
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let mut model = Model::autoencoder(784, &[128, 64, 32], &mut rng);
+    let mut adam = Adam::new(1e-3, model.param_sizes());
+    let mut ws = Workspace::new(&model, BATCH);
+    let (input, target) = (random((BATCH, 784)), random((BATCH, 784)));
+    let mut group = c.benchmark_group("train_step");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function(
+        format!("batch256_{}threads", rayon::current_num_threads()),
+        |b| {
+            b.iter(|| {
+                black_box(train_step(
+                    &mut model,
+                    &mut adam,
+                    Loss::Bce,
+                    input.view(),
+                    target.view(),
+                    &mut ws,
+                ))
+            })
+        },
+    );
+    group.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = sgemm_shapes, naive_vs_sgemm, sgemm_parallel, dense_layer, training_step
+}
+criterion_main!(benches);

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Fetches the four MNIST files into DIR (default: data/) and checks each one.
+#
+#   ./data-fetch.sh [DIR]
+#   MNIST_MIRROR=/path/to/folder ./data-fetch.sh      # a local copy, tried first
+#   MNIST_MIRROR=https://example.org/mnist/ ./data-fetch.sh
+#
+# Sources, in order: $MNIST_MIRROR (a folder or a base URL), then the public mirrors that
+# PyTorch and TensorFlow download from, then the original site (which often refuses). Every
+# file is checked against the SHA-256 of its *decompressed* content (the canonical MNIST
+# hashes, independent of how a mirror compressed it). A file is fetched under a temporary
+# name and renamed only once it checks out, so DIR never holds a wrong or partial file under
+# a final name. Files already present and correct are not fetched again.
+set -euo pipefail
+
+dir=${1:-data}
+files=(
+  "train-images-idx3-ubyte ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"
+  "train-labels-idx1-ubyte 65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"
+  "t10k-images-idx3-ubyte 0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"
+  "t10k-labels-idx1-ubyte ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"
+)
+mirrors=(
+  "https://ossci-datasets.s3.amazonaws.com/mnist/"
+  "https://storage.googleapis.com/cvdf-datasets/mnist/"
+  "http://yann.lecun.com/exdb/mnist/"
+)
+[ -n "${MNIST_MIRROR:-}" ] && mirrors=("$MNIST_MIRROR" "${mirrors[@]}")
+
+say() { printf 'data-fetch: %s\n' "$*" >&2; }
+
+if command -v sha256sum >/dev/null; then
+  sha256() { sha256sum | cut -d' ' -f1; }
+elif command -v shasum >/dev/null; then
+  sha256() { shasum -a 256 | cut -d' ' -f1; }
+else
+  say "needs sha256sum or shasum to check the files"; exit 1
+fi
+
+# The SHA-256 of a gzipped file's decompressed content, or nothing if it does not gunzip.
+content_hash() { gzip -dc "$1" 2>/dev/null | sha256 || true; }
+
+# Copies or downloads SOURCE/NAME.gz to TARGET; fails quietly if the source lacks it.
+fetch() {
+  local source=$1 name=$2 target=$3
+  case $source in
+    http://* | https://*)
+      if command -v curl >/dev/null; then
+        curl -fsSL --connect-timeout 15 --max-time 600 -o "$target" "${source%/}/$name.gz"
+      else
+        wget -q --timeout=15 -O "$target" "${source%/}/$name.gz"
+      fi ;;
+    *) [ -f "$source/$name.gz" ] && cp "$source/$name.gz" "$target" ;;
+  esac
+}
+
+mkdir -p "$dir"
+for entry in "${files[@]}"; do
+  read -r name expected <<<"$entry"
+  final="$dir/$name.gz"
+  if [ -f "$final" ] && [ "$(content_hash "$final")" = "$expected" ]; then
+    say "$final: already present and correct"
+    continue
+  fi
+  tmp=$(mktemp "$dir/.$name.gz.XXXXXX")
+  trap 'rm -f "$tmp"' EXIT
+  ok=0
+  for source in "${mirrors[@]}"; do
+    fetch "$source" "$name" "$tmp" 2>/dev/null || continue
+    actual=$(content_hash "$tmp")
+    if [ "$actual" = "$expected" ]; then
+      chmod 644 "$tmp"
+      mv -f "$tmp" "$final"
+      say "$final: fetched from $source and verified"
+      ok=1
+      break
+    fi
+    say "$name.gz from $source: rejected, content SHA-256 ${actual:-(not gzip)} is not $expected"
+  done
+  rm -f "$tmp"
+  trap - EXIT
+  if [ "$ok" = 0 ]; then
+    say "$name.gz: no correct copy from any of ${mirrors[*]} (offline? set MNIST_MIRROR to a folder or URL that holds the files)"
+    exit 1
+  fi
+done

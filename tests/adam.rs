@@ -1,0 +1,68 @@
+//! Adam against steps worked out by hand, and the engine's reproducibility.
+
+use dae::adam::Adam;
+
+/// Three steps on two weights, lr 0.1, β₁ 0.9, β₂ 0.999, ε 1e-7. Expected values from the
+/// paper's Algorithm 1 in f64:
+///
+/// ```python
+/// w=[1.0,-0.5]; m=[0,0]; v=[0,0]; lr=0.1; b1=0.9; b2=0.999; eps=1e-7
+/// for t,g in enumerate([[0.5,-0.1],[-0.25,0.2],[0.0,0.3]],1):
+///   for i in range(2):
+///     m[i]=b1*m[i]+(1-b1)*g[i]; v[i]=b2*v[i]+(1-b2)*g[i]**2
+///     w[i]-=lr*(m[i]/(1-b1**t))/(math.sqrt(v[i]/(1-b2**t))+eps)
+///   print(w)
+/// ```
+#[test]
+fn adam_matches_hand_computed_steps() {
+    let mut adam = Adam::new(0.1, [2]);
+    let mut w = [1.0f32, -0.5];
+    let grads = [[0.5f32, -0.1], [-0.25, 0.2], [0.0, 0.3]];
+    let expected = [
+        [0.900000019999996, -0.4000000999999],
+        [0.873366322772819, -0.43661042955255297],
+        [0.8527783987957809, -0.50474631395932],
+    ];
+    for (g, e) in grads.iter().zip(expected) {
+        adam.step([(&mut w[..], &g[..])].into_iter());
+        for (w, e) in w.iter().zip(e) {
+            assert!((f64::from(*w) - e).abs() < 1e-6, "{w} vs {e}");
+        }
+    }
+    assert_eq!(adam.t, 3);
+    // The moments after three steps, from the same script. In f32, 1 − β₂ rounds to
+    // 0.00100004673, so v is only good to about 5e-5 relative.
+    let close = |a: f32, e: f64| (f64::from(a) - e).abs() <= 1e-4 * e.abs();
+    assert!(
+        close(adam.m[0][0], 0.018) && close(adam.m[0][1], 0.0399),
+        "{:?}",
+        adam.m
+    );
+    assert!(
+        close(adam.v[0][0], 3.1193775e-4) && close(adam.v[0][1], 1.3994001e-4),
+        "{:?}",
+        adam.v
+    );
+}
+
+/// The first step moves every weight by almost exactly `lr` against its gradient's sign,
+/// whatever the gradient's size: `m̂/√v̂ = g/|g|`. Checked on a tensor large enough to be
+/// updated in parallel chunks.
+#[test]
+fn first_step_is_lr_times_sign_on_large_tensors() {
+    let n = 100_000;
+    let mut adam = Adam::new(1e-3, [n]);
+    let mut w: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+    let before = w.clone();
+    let g: Vec<f32> = (0..n)
+        .map(|i| ((i as f32 * 1.3).cos() + 1.5) * if i % 3 == 0 { -1e-3 } else { 2.0 })
+        .collect();
+    adam.step([(&mut w[..], &g[..])].into_iter());
+    for ((w, b), g) in w.iter().zip(&before).zip(&g) {
+        let step = b - w;
+        assert!(
+            (step - 1e-3 * g.signum()).abs() < 1e-6,
+            "step {step} for gradient {g}"
+        );
+    }
+}

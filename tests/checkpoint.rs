@@ -1,0 +1,92 @@
+//! Model files: what is saved loads back bit for bit, in PyTorch's layout, and a bad file is
+//! an error that names it.
+
+use dae::checkpoint::{load, save};
+use dae::model::Model;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+fn model() -> Model {
+    Model::autoencoder(20, &[8, 4], &mut ChaCha8Rng::seed_from_u64(5))
+}
+
+#[test]
+fn save_then_load_gives_the_same_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    let mut m = model();
+    m.layers[1].b.fill(0.25);
+    save(&m, &path).unwrap();
+    let loaded = load(&path).unwrap();
+    assert_eq!(loaded, m);
+    assert_eq!(loaded.widths(), [20, 8, 4, 8, 20]);
+    // No temporary file is left beside it.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn the_file_uses_pytorch_names_and_shapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    save(&model(), &path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    assert_eq!(
+        header["layers.0.weight"]["shape"],
+        serde_json::json!([8, 20])
+    );
+    assert_eq!(header["layers.0.weight"]["dtype"], "F32");
+    assert_eq!(header["layers.3.bias"]["shape"], serde_json::json!([20]));
+    assert_eq!(
+        header["__metadata__"]["activations"],
+        "relu,relu,relu,sigmoid"
+    );
+}
+
+#[test]
+fn bad_files_are_errors_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.safetensors");
+    save(&model(), &good).unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    let cases = [
+        (
+            "truncated.safetensors",
+            bytes[..bytes.len() - 10].to_vec(),
+            "not a safetensors file",
+        ),
+        (
+            "garbage.safetensors",
+            b"definitely not a model".to_vec(),
+            "not a safetensors file",
+        ),
+        ("empty.safetensors", Vec::new(), "not a safetensors file"),
+    ];
+    for (name, contents, expected) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, contents).unwrap();
+        let msg = load(&path).unwrap_err().to_string();
+        assert!(msg.contains(name) && msg.contains(expected), "{msg}");
+    }
+    let msg = load(&dir.path().join("missing.safetensors"))
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("missing.safetensors"), "{msg}");
+}
+
+#[test]
+fn layers_that_do_not_chain_are_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mismatched.safetensors");
+    let mut m = model();
+    let (a, b) = (m.layers.remove(1), m.layers.remove(1));
+    m.layers.insert(1, b);
+    m.layers.insert(2, a);
+    save(&m, &path).unwrap();
+    let msg = load(&path).unwrap_err().to_string();
+    assert!(
+        msg.contains("layers.1.weight takes 4 inputs, layer 0 gives 8"),
+        "{msg}"
+    );
+}

@@ -1,0 +1,94 @@
+//! The fast matrix product against the naive triple loop, on awkward sizes (0, 1, primes, sizes
+//! that are no multiple of the kernel's tile) and strided layouts, and its bits across threads.
+
+use dae::gemm::{matmul, matmul_naive, par_matmul};
+use ndarray::{Array2, ArrayView2, ShapeBuilder};
+use ndarray_rand::RandomExt;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::Uniform;
+
+fn random(shape: (usize, usize), seed: u64) -> Array2<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    Array2::random_using(shape, Uniform::new(-1.0, 1.0).unwrap(), &mut rng)
+}
+
+fn max_diff(a: ArrayView2<f32>, b: ArrayView2<f32>) -> f32 {
+    a.iter()
+        .zip(b.iter())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+const SIZES: [usize; 8] = [0, 1, 2, 7, 16, 17, 31, 67];
+
+#[test]
+fn matmul_matches_naive_on_awkward_sizes() {
+    for &m in &SIZES {
+        for &k in &SIZES {
+            for &n in &SIZES {
+                let (a, b) = (random((m, k), 1), random((k, n), 2));
+                let mut fast = Array2::from_elem((m, n), f32::NAN);
+                let mut naive = Array2::zeros((m, n));
+                matmul(a.view(), b.view(), fast.view_mut());
+                matmul_naive(a.view(), b.view(), naive.view_mut());
+                let d = max_diff(fast.view(), naive.view());
+                assert!(d <= 1e-5 * k.max(1) as f32, "{m}×{k}×{n}: {d}");
+            }
+        }
+    }
+}
+
+#[test]
+fn matmul_reads_transposed_and_column_major_views() {
+    let (m, k, n) = (13, 29, 11);
+    let a_t = random((k, m), 3); // read as its transpose
+    let b_cm =
+        Array2::from_shape_vec((k, n).f(), random((k, n), 4).into_raw_vec_and_offset().0).unwrap();
+    let mut fast = Array2::zeros((m, n));
+    let mut naive = Array2::zeros((m, n));
+    matmul(a_t.t(), b_cm.view(), fast.view_mut());
+    matmul_naive(a_t.t(), b_cm.view(), naive.view_mut());
+    assert!(max_diff(fast.view(), naive.view()) < 1e-5);
+    // A strided output: every other column of a wider matrix.
+    let mut wide = Array2::zeros((m, 2 * n));
+    matmul(a_t.t(), b_cm.view(), wide.slice_mut(ndarray::s![.., ..;2]));
+    assert!(max_diff(wide.slice(ndarray::s![.., ..;2]), naive.view()) < 1e-5);
+    assert!(wide.slice(ndarray::s![.., 1..;2]).iter().all(|&v| v == 0.0));
+}
+
+#[test]
+fn par_matmul_gives_the_same_bits_for_any_thread_count() {
+    let (m, k, n) = (257, 131, 67);
+    let (a, b) = (random((m, k), 5), random((k, n), 6));
+    let product = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let mut c = Array2::zeros((m, n));
+        // The epilogue sees each block once, at its own rows.
+        pool.install(|| {
+            par_matmul(a.view(), b.view(), c.view_mut(), |first, mut block| {
+                block += first as f32
+            })
+        });
+        c
+    };
+    let one = product(1);
+    let mut naive = Array2::zeros((m, n));
+    matmul_naive(a.view(), b.view(), naive.view_mut());
+    assert!(max_diff(one.view(), naive.view()) < 1e-4);
+    for threads in [2, 3, 4, 7] {
+        let c = product(threads);
+        let block = m.div_ceil(threads);
+        let expected_offset = |i: usize| (i / block * block) as f32;
+        for ((i, j), &v) in c.indexed_iter() {
+            assert_eq!(
+                v.to_bits(),
+                (one[[i, j]] + expected_offset(i)).to_bits(),
+                "{threads} threads at {i},{j}"
+            );
+        }
+    }
+}
