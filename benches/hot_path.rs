@@ -10,6 +10,7 @@ use dae::dense::Dense;
 use dae::gemm::{matmul, matmul_naive, par_matmul};
 use dae::loss::Loss;
 use dae::model::{Model, Workspace};
+use dae::profile::Profile;
 use dae::train::train_step;
 use ndarray::Array2;
 use ndarray_rand::RandomExt;
@@ -124,6 +125,7 @@ fn training_step(c: &mut Criterion) {
     let mut model = Model::autoencoder(784, &[128, 64, 32], &mut rng);
     let mut adam = Adam::new(1e-3, model.param_sizes());
     let mut ws = Workspace::new(&model, BATCH);
+    let mut profile = Profile::default();
     let (input, target) = (random((BATCH, 784)), random((BATCH, 784)));
     let mut group = c.benchmark_group("train_step");
     group.throughput(Throughput::Elements(BATCH as u64));
@@ -138,6 +140,7 @@ fn training_step(c: &mut Criterion) {
                     input.view(),
                     target.view(),
                     &mut ws,
+                    &mut profile,
                 ))
             })
         },

@@ -18,5 +18,6 @@ pub mod mnist;
 pub mod model;
 pub mod noise;
 pub mod output;
+pub mod profile;
 pub mod rng;
 pub mod train;

@@ -15,6 +15,7 @@ use dae::loss::Loss;
 use dae::mnist::Mnist;
 use dae::noise::Noise;
 use dae::output::Metrics;
+use dae::profile;
 use dae::train::{Config, Trainer};
 
 /// Train a denoising autoencoder on MNIST with hand-written backpropagation.
@@ -58,6 +59,9 @@ struct Args {
     /// Folder for metrics.json, model.safetensors and reconstructions.png.
     #[arg(long, default_value = "runs/latest")]
     out: PathBuf,
+    /// After training, print the time per phase and the achieved GFLOP/s.
+    #[arg(long)]
+    profile: bool,
 }
 
 fn positive(s: &str) -> Result<f32, String> {
@@ -141,6 +145,11 @@ fn run(args: Args) -> Result<()> {
     figure::write_grid(&path, &views, (images.rows, images.cols), 4)
         .with_context(|| format!("{}: cannot write", path.display()))?;
     println!("wrote {}", args.out.display());
+    if args.profile {
+        let first = &trainer.model.layers[0];
+        let sgemm = profile::sgemm_gflops(config.batch_size, first.inputs(), first.outputs(), 0.5);
+        println!("{}", trainer.profile.report(&trainer.model, sgemm));
+    }
     Ok(())
 }
 

@@ -16,6 +16,7 @@ use crate::loss::Loss;
 use crate::mnist::{Images, Mnist};
 use crate::model::{Model, Workspace};
 use crate::noise::{Noise, corrupt_batch};
+use crate::profile::{Phase, Profile};
 use crate::rng::{self, Purpose};
 
 /// The settings of a run; [`Config::default`] is the notebook's experiment.
@@ -101,6 +102,8 @@ pub struct Trainer<'a> {
     test_clean: Array2<f32>,
     /// Epochs finished.
     pub epoch: usize,
+    /// Time per phase, over all epochs so far.
+    pub profile: Profile,
 }
 
 impl<'a> Trainer<'a> {
@@ -124,6 +127,7 @@ impl<'a> Trainer<'a> {
             model,
             config,
             epoch: 0,
+            profile: Profile::default(),
         }
     }
 
@@ -155,14 +159,17 @@ impl<'a> Trainer<'a> {
                 self.noisy.slice_mut(s![..rows, ..]),
             );
             let key = (self.config.seed, Purpose::TrainNoise, noise_offset);
-            corrupt_batch(
-                self.config.noise,
-                images,
-                batch,
-                key,
-                clean.view_mut(),
-                noisy.view_mut(),
-            );
+            let noise = self.config.noise;
+            self.profile.time(Phase::Data, || {
+                corrupt_batch(
+                    noise,
+                    images,
+                    batch,
+                    key,
+                    clean.view_mut(),
+                    noisy.view_mut(),
+                )
+            });
             let batch_loss = train_step(
                 &mut self.model,
                 &mut self.adam,
@@ -170,6 +177,7 @@ impl<'a> Trainer<'a> {
                 noisy.view(),
                 clean.view(),
                 &mut self.ws,
+                &mut self.profile,
             );
             if !batch_loss.is_finite() {
                 return Err(TrainError::NonFinite {
@@ -181,8 +189,11 @@ impl<'a> Trainer<'a> {
             total += batch_loss;
             on_step(step + 1, steps);
         }
+        self.profile.images += images.count;
         let train_loss = total / (images.count * images.pixels_per_image()) as f64;
+        let validation = Instant::now();
         let val_loss = self.validate();
+        self.profile.add(Phase::Validation, validation.elapsed());
         self.epoch = epoch;
         Ok(EpochStats {
             epoch,
@@ -232,11 +243,12 @@ pub fn train_step(
     input: ArrayView2<f32>,
     target: ArrayView2<f32>,
     ws: &mut Workspace,
+    profile: &mut Profile,
 ) -> f64 {
-    model.forward(input, ws);
-    let total = model.loss_and_delta(loss, target, ws);
-    model.backward(input, ws);
-    adam.step(model.params_and_grads());
+    profile.time(Phase::Forward, || model.forward(input, ws));
+    let total = profile.time(Phase::Loss, || model.loss_and_delta(loss, target, ws));
+    profile.time(Phase::Backward, || model.backward(input, ws));
+    profile.time(Phase::Optimizer, || adam.step(model.params_and_grads()));
     total
 }
 

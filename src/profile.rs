@@ -1,0 +1,138 @@
+//! Where a run's time goes: wall-clock seconds per phase of training, and the matrix products'
+//! achieved rate. Collected always (a few clock reads per step); printed with `--profile`.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use ndarray::Array2;
+
+use crate::gemm::par_matmul;
+use crate::model::Model;
+
+/// The phases of an epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Gathering a batch, scaling it to `[0, 1]` and corrupting it.
+    Data,
+    /// The forward pass: matrix products with bias and activation fused in.
+    Forward,
+    /// Loss and its gradient at the output.
+    Loss,
+    /// The backward pass: `dW`, `db`, and `δ` through each activation.
+    Backward,
+    /// Adam.
+    Optimizer,
+    /// Forward and loss over the corrupted test set.
+    Validation,
+}
+
+const PHASES: [Phase; 6] = [
+    Phase::Data,
+    Phase::Forward,
+    Phase::Loss,
+    Phase::Backward,
+    Phase::Optimizer,
+    Phase::Validation,
+];
+
+/// Seconds spent in each phase, and the images trained on.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Profile {
+    seconds: [f64; 6],
+    /// Training images processed.
+    pub images: usize,
+}
+
+impl Profile {
+    /// Runs `f`, adding its wall-clock time to `phase`.
+    pub fn time<R>(&mut self, phase: Phase, f: impl FnOnce() -> R) -> R {
+        let start = Instant::now();
+        let result = f();
+        self.add(phase, start.elapsed());
+        result
+    }
+
+    /// Adds `elapsed` to `phase`.
+    pub fn add(&mut self, phase: Phase, elapsed: Duration) {
+        self.seconds[phase as usize] += elapsed.as_secs_f64();
+    }
+
+    pub fn seconds(&self, phase: Phase) -> f64 {
+        self.seconds[phase as usize]
+    }
+
+    pub fn total(&self) -> f64 {
+        self.seconds.iter().sum()
+    }
+
+    /// A table of the phases, with the forward and backward passes' achieved GFLOP/s for
+    /// `model`, set against `sgemm_gflops`, the kernel's rate on the same threads.
+    pub fn report(&self, model: &Model, sgemm_gflops: f64) -> Report<'_> {
+        Report {
+            profile: self,
+            flops_per_image: training_flops_per_image(model),
+            sgemm_gflops,
+        }
+    }
+}
+
+/// Floating-point operations of the matrix products for one training image: per layer
+/// `I → O`, `2·I·O` each for the forward product, `dW` and `dX`; the first layer needs no `dX`.
+pub fn training_flops_per_image(model: &Model) -> f64 {
+    let products: usize = model
+        .layers
+        .iter()
+        .map(|l| 2 * l.inputs() * l.outputs())
+        .sum();
+    let first = &model.layers[0];
+    (3 * products - 2 * first.inputs() * first.outputs()) as f64
+}
+
+/// A printable [`Profile`].
+pub struct Report<'a> {
+    profile: &'a Profile,
+    flops_per_image: f64,
+    sgemm_gflops: f64,
+}
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let p = self.profile;
+        let total = p.total();
+        writeln!(f, "{:<12} {:>9} {:>7}", "phase", "seconds", "share")?;
+        for phase in PHASES {
+            let s = p.seconds(phase);
+            writeln!(
+                f,
+                "{:<12} {s:>9.3} {:>6.1}%",
+                format!("{phase:?}").to_lowercase(),
+                100.0 * s / total
+            )?;
+        }
+        writeln!(f, "{:<12} {total:>9.3}", "total")?;
+        let products = p.seconds(Phase::Forward) + p.seconds(Phase::Backward);
+        let gflops = self.flops_per_image * p.images as f64 / products / 1e9;
+        write!(
+            f,
+            "forward+backward: {gflops:.1} GFLOP/s ({:.2} MFLOP per image), {:.0}% of sgemm's {:.1} GFLOP/s here",
+            self.flops_per_image / 1e6,
+            100.0 * gflops / self.sgemm_gflops,
+            self.sgemm_gflops,
+        )
+    }
+}
+
+/// The kernel's rate in GFLOP/s on the current pool, measured for about `seconds` on the
+/// product `(m, k)·(k, n)`: the ceiling that [`Report`] compares the training step with.
+pub fn sgemm_gflops(m: usize, k: usize, n: usize, seconds: f64) -> f64 {
+    let a = Array2::from_shape_fn((m, k), |(i, j)| ((i * 7 + j * 3) % 11) as f32 / 11.0);
+    let b = Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j) % 13) as f32 / 13.0);
+    let mut c = Array2::zeros((m, n));
+    let start = Instant::now();
+    let mut runs = 0;
+    while runs < 3 || start.elapsed().as_secs_f64() < seconds {
+        par_matmul(a.view(), b.view(), c.view_mut(), |_, _| {});
+        runs += 1;
+    }
+    (2 * m * k * n * runs) as f64 / start.elapsed().as_secs_f64() / 1e9
+}
