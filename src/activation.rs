@@ -4,6 +4,8 @@
 //! after the forward pass: ReLU's slope is `[a > 0]`, the sigmoid's is `a·(1 − a)`. Gradients
 //! are overwritten in place, never accumulated.
 
+use crate::fastmath::exp_nonpositive;
+
 /// The nonlinearity that follows a dense layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {
@@ -60,11 +62,9 @@ impl Activation {
 }
 
 /// `σ(z) = 1 / (1 + e^{−z})`, without overflow: the exponent is never positive.
+#[inline]
 pub fn sigmoid(z: f32) -> f32 {
-    let e = (-z.abs()).exp();
-    if z >= 0.0 {
-        1.0 / (1.0 + e)
-    } else {
-        e / (1.0 + e)
-    }
+    let e = exp_nonpositive(-z.abs());
+    let numerator = if z >= 0.0 { 1.0 } else { e };
+    numerator / (1.0 + e)
 }

@@ -10,6 +10,7 @@ pub mod activation;
 pub mod adam;
 pub mod checkpoint;
 pub mod dense;
+pub mod fastmath;
 pub mod figure;
 pub mod gemm;
 pub mod idx;
