@@ -48,7 +48,24 @@ pub fn exp_nonpositive(x: f32) -> f32 {
 /// `atanh(s) = s·(1 + s²/3 + s⁴/5 + … + s¹⁶/17)`; the first omitted term is below 3e-10.
 #[inline]
 pub fn ln_1p_unit(x: f32) -> f32 {
-    let s = x / (2.0 + x);
+    2.0 * atanh_series(x / (2.0 + x))
+}
+
+/// `ln x` for a positive, normal `x` (not zero, subnormal, infinite or NaN).
+///
+/// `x = m·2ᵉ` with `m ∈ [√½, √2)`, read off the bits; `ln x = e·ln 2 + 2·atanh((m − 1)/(m + 1))`.
+#[inline]
+pub fn ln_positive(x: f32) -> f32 {
+    // Offsetting the bits by those of √½ puts m in [√½, √2) rather than [1, 2).
+    let offset = x.to_bits().wrapping_sub(0x3f35_04f3);
+    let e = (offset as i32 >> 23) as f32;
+    let m = f32::from_bits((offset & 0x007f_ffff).wrapping_add(0x3f35_04f3));
+    e * LN2_HI + (e * LN2_LO + 2.0 * atanh_series((m - 1.0) / (m + 1.0)))
+}
+
+/// `atanh(s) = s·(1 + s²/3 + s⁴/5 + … + s¹⁶/17)`, for `|s| ≤ 1/3`.
+#[inline]
+fn atanh_series(s: f32) -> f32 {
     let s2 = s * s;
     let p = 1.0 / 17.0;
     let p = p * s2 + 1.0 / 15.0;
@@ -59,5 +76,32 @@ pub fn ln_1p_unit(x: f32) -> f32 {
     let p = p * s2 + 1.0 / 5.0;
     let p = p * s2 + 1.0 / 3.0;
     let p = p * s2 + 1.0;
-    2.0 * s * p
+    s * p
+}
+
+/// `(sin 2πv, cos 2πv)` for any finite `v`.
+///
+/// `v` is reduced to `r = v − q/4` with `q` the nearest quarter turn, so `|2πr| ≤ π/4`, where
+/// Taylor series to the 11th and 12th power are exact to f32; then rotated by `q` quarter turns.
+#[inline]
+pub fn sin_cos_2pi(v: f32) -> (f32, f32) {
+    let quarters = 4.0 * v;
+    let shifted = quarters + ROUNDER;
+    let q = shifted - ROUNDER;
+    let a = (quarters - q) * std::f32::consts::FRAC_PI_2;
+    let a2 = a * a;
+    let sin = a
+        * (1.0
+            + a2 * (-1.0 / 6.0
+                + a2 * (1.0 / 120.0
+                    + a2 * (-1.0 / 5040.0 + a2 * (1.0 / 362_880.0 - a2 / 39_916_800.0)))));
+    let cos = 1.0
+        + a2 * (-0.5
+            + a2 * (1.0 / 24.0
+                + a2 * (-1.0 / 720.0
+                    + a2 * (1.0 / 40_320.0 - a2 / 3_628_800.0 + a2 * a2 / 479_001_600.0))));
+    // Rotating by q quarter turns: q mod 4 = 1 maps (s, c) to (c, −s), 2 to (−s, −c), 3 to (−c, s).
+    let q = shifted.to_bits().wrapping_sub(ROUNDER.to_bits()) & 3;
+    let (s, c) = if q & 1 == 1 { (cos, -sin) } else { (sin, cos) };
+    if q & 2 == 2 { (-s, -c) } else { (s, c) }
 }

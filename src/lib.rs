@@ -19,6 +19,7 @@ pub mod mnist;
 pub mod model;
 pub mod noise;
 pub mod output;
+pub mod philox;
 pub mod profile;
 pub mod rng;
 pub mod train;

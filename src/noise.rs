@@ -1,19 +1,20 @@
 //! Corruption of the input, the "denoising" in denoising autoencoder.
 //!
-//! Each image's corruption is drawn from its own random stream, keyed by the run's seed and the
-//! image's index, so it is the same every epoch (as in the notebook, which corrupts once), the
-//! same for any thread count, and never has to be stored: a batch regenerates it.
+//! Every random number comes from Philox4x32-10 ([`crate::philox`]), keyed by the seed, at the
+//! counter `(pixel / 4, image, purpose, offset)`. So an image's corruption is the same every
+//! epoch (as in the notebook, which corrupts once), the same for any thread count and batch
+//! order, and never has to be stored: a batch regenerates it at a few nanoseconds a pixel.
 
 use std::fmt;
 use std::str::FromStr;
 
 use ndarray::{ArrayViewMut2, Axis};
-use rand::Rng;
-use rand_distr::StandardNormal;
 use rayon::prelude::*;
 
+use crate::fastmath::{ln_positive, sin_cos_2pi};
 use crate::mnist::Images;
-use crate::rng::{self, Purpose};
+use crate::philox::philox4x32_10;
+use crate::rng::Purpose;
 
 /// How an input image is corrupted; pixels are in `[0, 1]`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -26,46 +27,117 @@ pub enum Noise {
     SaltPepper(f32),
 }
 
-impl Noise {
-    /// Writes the clean image `x = pixels / 255` and its corruption `x̃`, drawing from `rng`.
-    pub fn corrupt(&self, pixels: &[u8], rng: &mut impl Rng, clean: &mut [f32], noisy: &mut [f32]) {
-        debug_assert_eq!((pixels.len(), clean.len()), (noisy.len(), noisy.len()));
-        for ((&p, x), x_noisy) in pixels.iter().zip(clean).zip(noisy) {
-            *x = f32::from(p) / 255.0;
-            *x_noisy = match *self {
-                Noise::Gaussian(std) => {
-                    let n: f32 = rng.sample(StandardNormal);
-                    (*x + std * n).clamp(0.0, 1.0)
-                }
-                Noise::Masking(p) => {
-                    if rng.random::<f32>() < p {
-                        0.0
-                    } else {
-                        *x
-                    }
-                }
-                Noise::SaltPepper(p) => {
-                    let u = rng.random::<f32>();
-                    if u < p / 2.0 {
-                        0.0
-                    } else if u < p {
-                        1.0
-                    } else {
-                        *x
-                    }
-                }
-            };
+/// Pixels handled per pass: the random numbers for them sit in a small buffer on the stack.
+const BLOCK: usize = 64;
+
+/// Where one image's random numbers come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoiseStream {
+    /// The seed, as Philox's key.
+    pub key: [u32; 2],
+    pub image: u32,
+    pub purpose: Purpose,
+    /// 0 for noise fixed across epochs; the epoch for fresh noise.
+    pub offset: u32,
+}
+
+impl NoiseStream {
+    pub fn new(seed: u64, purpose: Purpose, offset: u32, image: u32) -> NoiseStream {
+        NoiseStream {
+            key: [seed as u32, (seed >> 32) as u32],
+            image,
+            purpose,
+            offset,
+        }
+    }
+
+    /// The four 32-bit words for pixels `4·block … 4·block + 3`.
+    #[inline]
+    fn words(&self, block: u32) -> [u32; 4] {
+        philox4x32_10(
+            [block, self.image, self.purpose as u32, self.offset],
+            self.key,
+        )
+    }
+
+    /// Uniform numbers in `[0, 1)` for the pixels from `first` (a multiple of 4) on.
+    fn uniforms(&self, first: usize, out: &mut [f32; BLOCK]) {
+        for (b, out) in out.chunks_exact_mut(4).enumerate() {
+            let words = self.words((first / 4 + b) as u32);
+            for (o, w) in out.iter_mut().zip(words) {
+                *o = unit(w);
+            }
+        }
+    }
+
+    /// Standard normal numbers for the pixels from `first` (a multiple of 4) on, by the
+    /// Box–Muller transform: `√(−2 ln u)·(cos 2πv, sin 2πv)` for uniform `u ∈ (0, 1]`, `v`.
+    fn normals(&self, first: usize, out: &mut [f32; BLOCK]) {
+        for (b, out) in out.chunks_exact_mut(4).enumerate() {
+            let [u1, v1, u2, v2] = self.words((first / 4 + b) as u32);
+            for (pair, (u, v)) in out.chunks_exact_mut(2).zip([(u1, v1), (u2, v2)]) {
+                let radius = (-2.0 * ln_positive(1.0 - unit(u))).sqrt();
+                let (sin, cos) = sin_cos_2pi(unit(v));
+                pair[0] = radius * cos;
+                pair[1] = radius * sin;
+            }
         }
     }
 }
 
-/// Fills `clean` and `noisy` (B, D) with the images `indices` (B of them), corrupting image `i`
-/// with the stream `(seed, purpose, i + offset)`; rows are filled in parallel.
+/// The top 24 bits of `w` as a number in `[0, 1)`, a multiple of 2⁻²⁴.
+#[inline]
+fn unit(w: u32) -> f32 {
+    (w >> 8) as f32 * (1.0 / 16_777_216.0)
+}
+
+impl Noise {
+    /// Writes the clean image `x = pixels / 255` and its corruption `x̃`.
+    pub fn corrupt(
+        &self,
+        pixels: &[u8],
+        stream: NoiseStream,
+        clean: &mut [f32],
+        noisy: &mut [f32],
+    ) {
+        debug_assert_eq!((pixels.len(), clean.len()), (noisy.len(), noisy.len()));
+        let mut random = [0.0f32; BLOCK];
+        let blocks = pixels
+            .chunks(BLOCK)
+            .zip(clean.chunks_mut(BLOCK))
+            .zip(noisy.chunks_mut(BLOCK));
+        for (b, ((pixels, clean), noisy)) in blocks.enumerate() {
+            match self {
+                Noise::Gaussian(_) => stream.normals(b * BLOCK, &mut random),
+                _ => stream.uniforms(b * BLOCK, &mut random),
+            }
+            for (x, &p) in clean.iter_mut().zip(pixels) {
+                *x = f32::from(p) / 255.0;
+            }
+            let entries = noisy.iter_mut().zip(clean.iter()).zip(random);
+            match *self {
+                Noise::Gaussian(std) => {
+                    entries.for_each(|((n, &x), r)| *n = (x + std * r).clamp(0.0, 1.0))
+                }
+                Noise::Masking(p) => {
+                    entries.for_each(|((n, &x), r)| *n = if r < p { 0.0 } else { x })
+                }
+                Noise::SaltPepper(p) => entries.for_each(|((n, &x), r)| {
+                    let salt = if r < p / 2.0 { 0.0 } else { 1.0 };
+                    *n = if r < p { salt } else { x };
+                }),
+            }
+        }
+    }
+}
+
+/// Fills `clean` and `noisy` (B, D) with the images `indices` (B of them), each corrupted from
+/// its own stream `(seed, purpose, offset, image)`; rows are filled in parallel.
 pub fn corrupt_batch(
     noise: Noise,
     images: &Images,
     indices: &[u32],
-    (seed, purpose, offset): (u64, Purpose, u64),
+    (seed, purpose, offset): (u64, Purpose, u32),
     mut clean: ArrayViewMut2<f32>,
     mut noisy: ArrayViewMut2<f32>,
 ) {
@@ -80,12 +152,12 @@ pub fn corrupt_batch(
     )
         .into_par_iter()
         .for_each(|(mut x, mut x_noisy, &i)| {
-            let mut rng = rng::stream(seed, purpose, u64::from(i) + offset);
+            let stream = NoiseStream::new(seed, purpose, offset, i);
             let (x, x_noisy) = (
                 x.as_slice_mut().expect("row"),
                 x_noisy.as_slice_mut().expect("row"),
             );
-            noise.corrupt(images.image(i as usize), &mut rng, x, x_noisy);
+            noise.corrupt(images.image(i as usize), stream, x, x_noisy);
         });
 }
 

@@ -1,7 +1,8 @@
 //! One seed, many independent random streams, each fixed by name.
 //!
-//! Every random draw in a run comes from a ChaCha8 generator keyed by `(seed, purpose)` and set
-//! to stream `index` (an image number, an epoch). ChaCha8 is a named algorithm, so a seed means
+//! Initial weights and the shuffling come from a ChaCha8 generator keyed by `(seed, purpose)`
+//! and set to stream `index` (an epoch); corruption comes from Philox4x32-10 at a counter made of
+//! the same purpose and the image ([`crate::noise`]). Both are named algorithms, so a seed means
 //! the same numbers in every release, and a stream depends on nothing but its key and index —
 //! not on the thread that draws it, nor on what was drawn before.
 
@@ -15,9 +16,9 @@ pub enum Purpose {
     Init = 1,
     /// The order of training images; indexed by epoch.
     Shuffle = 2,
-    /// Corruption of training images; indexed by image (and, with fresh noise, epoch).
+    /// Corruption of training images (by Philox; indexed by image and, with fresh noise, epoch).
     TrainNoise = 3,
-    /// Corruption of test images; indexed by image.
+    /// Corruption of test images (by Philox; indexed by image).
     TestNoise = 4,
 }
 

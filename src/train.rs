@@ -146,7 +146,7 @@ impl<'a> Trainer<'a> {
             epoch as u64,
         ));
         let noise_offset = if self.config.fresh_noise {
-            (epoch as u64) << 32
+            epoch as u32
         } else {
             0
         };

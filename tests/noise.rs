@@ -125,3 +125,68 @@ fn noise_specs_parse_or_say_what_is_accepted() {
         );
     }
 }
+
+/// The Random123 known-answer vectors for Philox4x32-10 (`tests/kat_vectors` of the Random123
+/// distribution): counter, key, expected output.
+#[test]
+fn philox_matches_the_random123_known_answers() {
+    use dae::philox::philox4x32_10;
+    assert_eq!(
+        philox4x32_10([0; 4], [0; 2]),
+        [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]
+    );
+    assert_eq!(
+        philox4x32_10([u32::MAX; 4], [u32::MAX; 2]),
+        [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]
+    );
+    assert_eq!(
+        philox4x32_10(
+            [0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344],
+            [0xa4093822, 0x299f31d0]
+        ),
+        [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1]
+    );
+}
+
+/// Box–Muller over Philox gives standard normal numbers: mean, variance, and the share within
+/// one and two standard deviations, over 200,000 draws (each bound is several standard errors
+/// wide).
+#[test]
+fn gaussian_draws_have_the_moments_of_a_standard_normal() {
+    let images = Images {
+        count: 1,
+        rows: 1,
+        cols: 200_000,
+        pixels: vec![128; 200_000],
+    };
+    let (mut clean, mut noisy) = (Array2::zeros((1, 200_000)), Array2::zeros((1, 200_000)));
+    // A tiny σ keeps every draw inside [0, 1], so (x̃ − x)/σ is the normal number itself.
+    let sigma = 0.05;
+    corrupt_batch(
+        Noise::Gaussian(sigma),
+        &images,
+        &[0],
+        (4, Purpose::TrainNoise, 0),
+        clean.view_mut(),
+        noisy.view_mut(),
+    );
+    let z: Vec<f64> = noisy
+        .iter()
+        .zip(clean.iter())
+        .map(|(n, c)| f64::from((n - c) / sigma))
+        .collect();
+    let n = z.len() as f64;
+    let mean = z.iter().sum::<f64>() / n;
+    let var = z.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+    let within = |k: f64| z.iter().filter(|v| v.abs() < k).count() as f64 / n;
+    println!(
+        "mean {mean:.4} var {var:.4} P(<1) {:.4} P(<2) {:.4}",
+        within(1.0),
+        within(2.0)
+    );
+    assert!(
+        mean.abs() < 0.01 && (var - 1.0).abs() < 0.015,
+        "mean {mean}, variance {var}"
+    );
+    assert!((within(1.0) - 0.6827).abs() < 0.005 && (within(2.0) - 0.9545).abs() < 0.003);
+}
