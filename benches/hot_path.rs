@@ -22,14 +22,7 @@ use std::time::{Duration, Instant};
 
 const BATCH: usize = 256;
 /// The reference model's layers, (inputs, outputs).
-const LAYERS: [(usize, usize); 6] = [
-    (784, 128),
-    (128, 64),
-    (64, 32),
-    (32, 64),
-    (64, 128),
-    (128, 784),
-];
+const LAYERS: [(usize, usize); 6] = [(784, 128), (128, 64), (64, 32), (32, 64), (64, 128), (128, 784)];
 
 fn random(shape: (usize, usize)) -> Array2<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
@@ -66,12 +59,8 @@ fn naive_vs_sgemm(c: &mut Criterion) {
     let mut out = Array2::zeros((n, n));
     let mut group = c.benchmark_group("naive_vs_sgemm_64");
     group.throughput(Throughput::Elements((2 * n * n * n) as u64));
-    group.bench_function("naive", |bch| {
-        bch.iter(|| matmul_naive(a.view(), b.view(), out.view_mut()))
-    });
-    group.bench_function("sgemm", |bch| {
-        bch.iter(|| matmul(a.view(), b.view(), out.view_mut()))
-    });
+    group.bench_function("naive", |bch| bch.iter(|| matmul_naive(a.view(), b.view(), out.view_mut())));
+    group.bench_function("sgemm", |bch| bch.iter(|| matmul(a.view(), b.view(), out.view_mut())));
     group.finish();
 }
 
@@ -81,10 +70,9 @@ fn sgemm_parallel(c: &mut Criterion) {
     let mut y = Array2::zeros((BATCH, 128));
     let mut group = c.benchmark_group("sgemm_pool");
     group.throughput(Throughput::Elements((2 * BATCH * 784 * 128) as u64));
-    group.bench_function(
-        format!("forward_784x128_{}threads", rayon::current_num_threads()),
-        |b| in_pool(b, || par_matmul(x.view(), w.t(), y.view_mut(), |_, _| {})),
-    );
+    group.bench_function(format!("forward_784x128_{}threads", rayon::current_num_threads()), |b| {
+        in_pool(b, || par_matmul(x.view(), w.t(), y.view_mut(), |_, _| {}))
+    });
     group.finish();
 }
 
@@ -92,21 +80,13 @@ fn sgemm_parallel(c: &mut Criterion) {
 fn dense_layer(c: &mut Criterion) {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let mut dense = Dense::glorot(784, 128, &mut rng);
-    let (x, delta, a_prev) = (
-        random((BATCH, 784)),
-        random((BATCH, 128)),
-        random((BATCH, 784)),
-    );
+    let (x, delta, a_prev) = (random((BATCH, 784)), random((BATCH, 128)), random((BATCH, 784)));
     let (mut y, mut dx) = (Array2::zeros((BATCH, 128)), Array2::zeros((BATCH, 784)));
     let mut group = c.benchmark_group("dense_784x128");
     group.throughput(Throughput::Elements((3 * 2 * BATCH * 784 * 128) as u64));
     group.bench_function("forward_backward", |b| {
         b.iter(|| {
-            dense.forward(
-                x.view(),
-                y.view_mut(),
-                Some(dae::activation::Activation::Relu),
-            );
+            dense.forward(x.view(), y.view_mut(), Some(dae::activation::Activation::Relu));
             dense.backward_params(x.view(), delta.view());
             dense.backward_input(
                 delta.view(),
@@ -129,22 +109,19 @@ fn training_step(c: &mut Criterion) {
     let (input, target) = (random((BATCH, 784)), random((BATCH, 784)));
     let mut group = c.benchmark_group("train_step");
     group.throughput(Throughput::Elements(BATCH as u64));
-    group.bench_function(
-        format!("batch256_{}threads", rayon::current_num_threads()),
-        |b| {
-            in_pool(b, || {
-                black_box(train_step(
-                    &mut model,
-                    &mut adam,
-                    Loss::Bce,
-                    input.view(),
-                    target.view(),
-                    &mut ws,
-                    &mut profile,
-                ));
-            })
-        },
-    );
+    group.bench_function(format!("batch256_{}threads", rayon::current_num_threads()), |b| {
+        in_pool(b, || {
+            black_box(train_step(
+                &mut model,
+                &mut adam,
+                Loss::Bce,
+                input.view(),
+                target.view(),
+                &mut ws,
+                &mut profile,
+            ));
+        })
+    });
     group.finish();
 }
 
@@ -163,9 +140,7 @@ fn in_pool(b: &mut Bencher, mut routine: impl FnMut() + Send) {
 }
 
 fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
+    Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2))
 }
 
 criterion_group! {

@@ -28,19 +28,8 @@ impl Adam {
     /// Keras's defaults but for the learning rate: `β₁ = 0.9, β₂ = 0.999, ε = 1e-7`; zero moments
     /// for tensors of the given sizes.
     pub fn new(lr: f32, sizes: impl IntoIterator<Item = usize>) -> Adam {
-        let (m, v) = sizes
-            .into_iter()
-            .map(|n| (vec![0.0; n], vec![0.0; n]))
-            .unzip();
-        Adam {
-            lr,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-7,
-            t: 0,
-            m,
-            v,
-        }
+        let (m, v) = sizes.into_iter().map(|n| (vec![0.0; n], vec![0.0; n])).unzip();
+        Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-7, t: 0, m, v }
     }
 
     /// One step over all tensors: `params[i] -= update(grads[i])`.
@@ -49,20 +38,9 @@ impl Adam {
         let t = self.t as i32;
         let bias1 = 1.0 - self.beta1.powi(t); // m̂ = m / (1 − β₁ᵗ)
         let bias2 = 1.0 - self.beta2.powi(t); // v̂ = v / (1 − β₂ᵗ)
-        let h = Hyper {
-            lr: self.lr,
-            beta1: self.beta1,
-            beta2: self.beta2,
-            eps: self.eps,
-            bias1,
-            bias2,
-        };
+        let h = Hyper { lr: self.lr, beta1: self.beta1, beta2: self.beta2, eps: self.eps, bias1, bias2 };
         for ((w, g), (m, v)) in tensors.zip(self.m.iter_mut().zip(&mut self.v)) {
-            assert_eq!(
-                (w.len(), g.len(), m.len()),
-                (v.len(), v.len(), v.len()),
-                "tensor sizes"
-            );
+            assert_eq!((w.len(), g.len(), m.len()), (v.len(), v.len(), v.len()), "tensor sizes");
             if w.len() < 2 * CHUNK {
                 h.update(w, g, m, v);
             } else {

@@ -1,6 +1,13 @@
-//! Model files in the safetensors format, laid out like PyTorch's `nn.Linear` stack:
-//! `layers.{i}.weight` (out, in) and `layers.{i}.bias` (out,), f32, with the activations in the
-//! file's metadata. Loading checks every name, shape and dtype and says what it found.
+//! Files in the safetensors format: the model, laid out like PyTorch's `nn.Linear` stack, and
+//! the training state that `--resume` needs besides it.
+//!
+//! - `model.safetensors`: `layers.{i}.weight` (out, in) and `layers.{i}.bias` (out,), f32, with
+//!   the activations and widths in the metadata; `load_state_dict` takes it as it is.
+//! - `state.safetensors`: everything `--resume` needs in one file, written last after every
+//!   epoch: the same layers, Adam's moments `adam.m.{t}` and `adam.v.{t}` for each parameter
+//!   tensor `t` in file order, and Adam's step count and the run's [`Progress`] in the metadata.
+//!
+//! Loading checks every name, shape and dtype and says what it found.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,11 +17,13 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use thiserror::Error;
 
 use crate::activation::Activation;
+use crate::adam::Adam;
 use crate::dense::Dense;
 use crate::model::Model;
 use crate::output::write_atomic;
+use crate::train::Progress;
 
-/// Why a model file could not be written or read.
+/// Why a model or state file could not be written or read.
 #[derive(Debug, Error)]
 #[error("{}: {message}", path.display())]
 pub struct CheckpointError {
@@ -23,29 +32,38 @@ pub struct CheckpointError {
 }
 
 fn error(path: &Path, message: impl ToString) -> CheckpointError {
-    CheckpointError {
-        path: path.to_path_buf(),
-        message: message.to_string(),
-    }
+    CheckpointError { path: path.to_path_buf(), message: message.to_string() }
 }
 
-/// Writes `model` to `path` (atomically).
-pub fn save(model: &Model, path: &Path) -> Result<(), CheckpointError> {
-    let bytes = |a: &[f32]| -> Vec<u8> { a.iter().flat_map(|v| v.to_le_bytes()).collect() };
-    let mut tensors = Vec::new();
-    for (i, layer) in model.layers.iter().enumerate() {
-        let w = bytes(layer.w.as_slice().expect("contiguous"));
-        let b = bytes(layer.b.as_slice().expect("contiguous"));
-        tensors.push((
-            format!("layers.{i}.weight"),
-            (vec![layer.outputs(), layer.inputs()], w),
-        ));
-        tensors.push((format!("layers.{i}.bias"), (vec![layer.outputs()], b)));
-    }
-    let views = tensors.iter().map(|(name, (shape, data))| {
+/// A tensor to write: its name, shape and values.
+type Named<'a> = (String, Vec<usize>, &'a [f32]);
+
+/// Writes `tensors` and `metadata` to `path` as safetensors, atomically.
+fn write(path: &Path, tensors: Vec<Named>, metadata: HashMap<String, String>) -> Result<(), CheckpointError> {
+    let bytes: Vec<Vec<u8>> =
+        tensors.iter().map(|(_, _, values)| values.iter().flat_map(|v| v.to_le_bytes()).collect()).collect();
+    let views = tensors.iter().zip(&bytes).map(|((name, shape, _), data)| {
         let view = TensorView::new(Dtype::F32, shape.clone(), data).expect("shape matches data");
         (name.clone(), view)
     });
+    let file = safetensors::serialize(views, Some(metadata)).map_err(|e| error(path, e))?;
+    write_atomic(path, |w| w.write_all(&file)).map_err(|e| error(path, e))
+}
+
+/// Writes `model` to `path`.
+pub fn save(model: &Model, path: &Path) -> Result<(), CheckpointError> {
+    let (tensors, metadata) = model_tensors(model);
+    write(path, tensors, metadata)
+}
+
+/// The model's tensors and metadata, as [`save`] writes them.
+fn model_tensors(model: &Model) -> (Vec<Named<'_>>, HashMap<String, String>) {
+    let mut tensors = Vec::new();
+    for (i, layer) in model.layers.iter().enumerate() {
+        let (w, b) = (layer.w.as_slice().expect("contiguous"), layer.b.as_slice().expect("contiguous"));
+        tensors.push((format!("layers.{i}.weight"), vec![layer.outputs(), layer.inputs()], w));
+        tensors.push((format!("layers.{i}.bias"), vec![layer.outputs()], b));
+    }
     let activations: Vec<&str> = model.activations.iter().map(|a| a.name()).collect();
     let widths: Vec<String> = model.widths().iter().map(usize::to_string).collect();
     let metadata = HashMap::from([
@@ -53,60 +71,126 @@ pub fn save(model: &Model, path: &Path) -> Result<(), CheckpointError> {
         ("activations".to_string(), activations.join(",")),
         ("widths".to_string(), widths.join(",")),
     ]);
-    let file = safetensors::serialize(views, Some(metadata)).map_err(|e| error(path, e))?;
-    write_atomic(path, |w| w.write_all(&file)).map_err(|e| error(path, e))
+    (tensors, metadata)
+}
+
+/// Writes the model, Adam's moments and step count, and the run's progress to `path`.
+pub fn save_state(
+    model: &Model,
+    adam: &Adam,
+    progress: Progress,
+    path: &Path,
+) -> Result<(), CheckpointError> {
+    let (mut tensors, mut metadata) = model_tensors(model);
+    for (t, (m, v)) in adam.m.iter().zip(&adam.v).enumerate() {
+        tensors.push((format!("adam.m.{t}"), vec![m.len()], &m[..]));
+        tensors.push((format!("adam.v.{t}"), vec![v.len()], &v[..]));
+    }
+    metadata.extend([
+        ("adam.t".to_string(), adam.t.to_string()),
+        ("epoch".to_string(), progress.epoch.to_string()),
+        ("step".to_string(), progress.step.to_string()),
+        // Rust prints an f64 with the fewest digits that read back to the same bits.
+        ("loss_sum".to_string(), progress.loss_sum.to_string()),
+    ]);
+    write(path, tensors, metadata)
+}
+
+/// The bytes of a safetensors file and its metadata map.
+struct File {
+    bytes: Vec<u8>,
+    metadata: HashMap<String, String>,
+}
+
+impl File {
+    fn read(path: &Path) -> Result<File, CheckpointError> {
+        let bytes = std::fs::read(path).map_err(|e| error(path, e))?;
+        let not_safetensors = |e| error(path, format!("not a safetensors file: {e}"));
+        let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(not_safetensors)?;
+        SafeTensors::deserialize(&bytes).map_err(not_safetensors)?;
+        let metadata = meta.metadata().clone().unwrap_or_default();
+        Ok(File { bytes, metadata })
+    }
+
+    fn tensors(&self) -> SafeTensors<'_> {
+        SafeTensors::deserialize(&self.bytes).expect("checked in File::read")
+    }
+
+    /// The metadata entry `key`, parsed.
+    fn meta<T: std::str::FromStr>(&self, path: &Path, key: &str) -> Result<T, CheckpointError> {
+        let value =
+            self.metadata.get(key).ok_or_else(|| error(path, format!("no '{key}' in the metadata")))?;
+        value.parse().map_err(|_| error(path, format!("metadata '{key}' = '{value}' is not a valid value")))
+    }
 }
 
 /// Reads a model written by [`save`].
 pub fn load(path: &Path) -> Result<Model, CheckpointError> {
-    let file = std::fs::read(path).map_err(|e| error(path, e))?;
-    let (_, meta) = SafeTensors::read_metadata(&file)
-        .map_err(|e| error(path, format!("not a safetensors file: {e}")))?;
-    let st = SafeTensors::deserialize(&file)
-        .map_err(|e| error(path, format!("not a safetensors file: {e}")))?;
-    let info = meta.metadata().as_ref();
-    let names = info
-        .and_then(|m| m.get("activations"))
-        .ok_or_else(|| error(path, "no 'activations' in the metadata"))?;
+    let file = File::read(path)?;
+    let model = read_model(&file, path)?;
+    let tensors = file.tensors().len();
+    if tensors != 2 * model.layers.len() {
+        return Err(error(path, format!("{tensors} tensors for {} layers", model.layers.len())));
+    }
+    Ok(model)
+}
+
+/// The layers and activations stored in `file`.
+fn read_model(file: &File, path: &Path) -> Result<Model, CheckpointError> {
+    let names: String = file.meta(path, "activations")?;
     let activations = names
         .split(',')
-        .map(|n| {
-            Activation::from_name(n).ok_or_else(|| error(path, format!("unknown activation '{n}'")))
-        })
+        .map(|n| Activation::from_name(n).ok_or_else(|| error(path, format!("unknown activation '{n}'"))))
         .collect::<Result<Vec<_>, _>>()?;
+    let st = file.tensors();
     let mut layers = Vec::new();
     for i in 0..activations.len() {
-        let w = tensor(&st, path, &format!("layers.{i}.weight"), 2)?;
-        let b = tensor(&st, path, &format!("layers.{i}.bias"), 1)?;
-        let (outputs, inputs) = (w.0[0], w.0[1]);
-        if b.0 != [outputs] {
-            return Err(error(
-                path,
-                format!("layers.{i}.bias has shape {:?}, expected [{outputs}]", b.0),
-            ));
+        let (w_shape, w) = tensor(&st, path, &format!("layers.{i}.weight"), 2)?;
+        let (b_shape, b) = tensor(&st, path, &format!("layers.{i}.bias"), 1)?;
+        let (outputs, inputs) = (w_shape[0], w_shape[1]);
+        if b_shape != [outputs] {
+            return Err(error(path, format!("layers.{i}.bias has shape {b_shape:?}, expected [{outputs}]")));
         }
         if let Some(prev) = layers.last().map(Dense::outputs).filter(|&p| p != inputs) {
-            return Err(error(
-                path,
-                format!(
-                    "layers.{i}.weight takes {inputs} inputs, layer {} gives {prev}",
-                    i - 1
-                ),
-            ));
+            let message = format!("layers.{i}.weight takes {inputs} inputs, layer {} gives {prev}", i - 1);
+            return Err(error(path, message));
         }
-        let w = Array2::from_shape_vec((outputs, inputs), w.1).expect("shape checked");
-        layers.push(Dense::from_parts(w, Array1::from(b.1)));
+        let w = Array2::from_shape_vec((outputs, inputs), w).expect("shape checked");
+        layers.push(Dense::from_parts(w, Array1::from(b)));
     }
-    if st.len() != 2 * layers.len() {
-        return Err(error(
-            path,
-            format!("{} tensors for {} layers", st.len(), layers.len()),
-        ));
+    Ok(Model { layers, activations })
+}
+
+/// Reads a state written by [`save_state`]; Adam gets learning rate `lr` and its default betas
+/// and epsilon.
+pub fn load_state(path: &Path, lr: f32) -> Result<(Model, Adam, Progress), CheckpointError> {
+    let file = File::read(path)?;
+    let model = read_model(&file, path)?;
+    let sizes = model.param_sizes();
+    let st = file.tensors();
+    let mut adam = Adam::new(lr, sizes.iter().copied());
+    adam.t = file.meta(path, "adam.t")?;
+    for (t, &size) in sizes.iter().enumerate() {
+        for (name, moment) in [("m", &mut adam.m[t]), ("v", &mut adam.v[t])] {
+            let (shape, values) = tensor(&st, path, &format!("adam.{name}.{t}"), 1)?;
+            if shape != [size] {
+                return Err(error(
+                    path,
+                    format!("adam.{name}.{t} has {} values, the model needs {size}", shape[0]),
+                ));
+            }
+            *moment = values;
+        }
     }
-    Ok(Model {
-        layers,
-        activations,
-    })
+    if st.len() != 3 * sizes.len() {
+        return Err(error(path, format!("{} tensors for {} parameter tensors", st.len(), sizes.len())));
+    }
+    let progress = Progress {
+        epoch: file.meta(path, "epoch")?,
+        step: file.meta(path, "step")?,
+        loss_sum: file.meta(path, "loss_sum")?,
+    };
+    Ok((model, adam, progress))
 }
 
 /// The tensor `name`: f32 of rank `rank`, as its shape and values.
@@ -116,23 +200,12 @@ fn tensor(
     name: &str,
     rank: usize,
 ) -> Result<(Vec<usize>, Vec<f32>), CheckpointError> {
-    let t = st
-        .tensor(name)
-        .map_err(|_| error(path, format!("no tensor '{name}'")))?;
+    let t = st.tensor(name).map_err(|_| error(path, format!("no tensor '{name}'")))?;
     if t.dtype() != Dtype::F32 || t.shape().len() != rank {
-        return Err(error(
-            path,
-            format!(
-                "'{name}' is {:?} of shape {:?}, expected F32 of rank {rank}",
-                t.dtype(),
-                t.shape()
-            ),
-        ));
+        let message =
+            format!("'{name}' is {:?} of shape {:?}, expected F32 of rank {rank}", t.dtype(), t.shape());
+        return Err(error(path, message));
     }
-    let values = t
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
+    let values = t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
     Ok((t.shape().to_vec(), values))
 }

@@ -52,16 +52,8 @@ impl Dense {
     /// Forward: `A = f(X·Wᵀ + b)`, or the pre-activation `Z` when `activation` is `None`.
     ///
     /// Shapes: `x` (B, I) → `out` (B, O). Bias and activation are fused into the product.
-    pub fn forward(
-        &self,
-        x: ArrayView2<f32>,
-        out: ArrayViewMut2<f32>,
-        activation: Option<Activation>,
-    ) {
-        debug_assert_eq!(
-            (x.ncols(), out.dim()),
-            (self.inputs(), (x.nrows(), self.outputs()))
-        );
+    pub fn forward(&self, x: ArrayView2<f32>, out: ArrayViewMut2<f32>, activation: Option<Activation>) {
+        debug_assert_eq!((x.ncols(), out.dim()), (self.inputs(), (x.nrows(), self.outputs())));
         let b = self.b.as_slice().expect("biases are contiguous");
         par_matmul(x, self.w.t(), out, |_, mut block| {
             for mut row in block.rows_mut() {

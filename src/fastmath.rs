@@ -34,10 +34,7 @@ pub fn exp_nonpositive(x: f32) -> f32 {
     let p = p * r + 0.5;
     let p = p * r + 1.0;
     let p = p * r + 1.0;
-    let exponent = shifted
-        .to_bits()
-        .wrapping_sub(ROUNDER.to_bits())
-        .wrapping_add(127);
+    let exponent = shifted.to_bits().wrapping_sub(ROUNDER.to_bits()).wrapping_add(127);
     let two_n = f32::from_bits(exponent << 23);
     if underflow { 0.0 } else { p * two_n }
 }
@@ -93,13 +90,11 @@ pub fn sin_cos_2pi(v: f32) -> (f32, f32) {
     let sin = a
         * (1.0
             + a2 * (-1.0 / 6.0
-                + a2 * (1.0 / 120.0
-                    + a2 * (-1.0 / 5040.0 + a2 * (1.0 / 362_880.0 - a2 / 39_916_800.0)))));
+                + a2 * (1.0 / 120.0 + a2 * (-1.0 / 5040.0 + a2 * (1.0 / 362_880.0 - a2 / 39_916_800.0)))));
     let cos = 1.0
         + a2 * (-0.5
             + a2 * (1.0 / 24.0
-                + a2 * (-1.0 / 720.0
-                    + a2 * (1.0 / 40_320.0 - a2 / 3_628_800.0 + a2 * a2 / 479_001_600.0))));
+                + a2 * (-1.0 / 720.0 + a2 * (1.0 / 40_320.0 - a2 / 3_628_800.0 + a2 * a2 / 479_001_600.0))));
     // Rotating by q quarter turns: q mod 4 = 1 maps (s, c) to (c, −s), 2 to (−s, −c), 3 to (−c, s).
     let q = shifted.to_bits().wrapping_sub(ROUNDER.to_bits()) & 3;
     let (s, c) = if q & 1 == 1 { (cos, -sin) } else { (sin, cos) };

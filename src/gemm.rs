@@ -19,11 +19,7 @@ use rayon::prelude::*;
 pub fn matmul_naive(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>) {
     let (m, k) = a.dim();
     let n = b.ncols();
-    assert_eq!(
-        (b.nrows(), c.dim()),
-        (k, (m, n)),
-        "matmul_naive: shapes disagree"
-    );
+    assert_eq!((b.nrows(), c.dim()), (k, (m, n)), "matmul_naive: shapes disagree");
     for i in 0..m {
         for j in 0..n {
             let mut sum = 0.0;
@@ -90,16 +86,13 @@ where
         epilogue(0, c);
         return;
     }
-    c.axis_chunks_iter_mut(Axis(0), block)
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(i, mut c_block)| {
-            let first = i * block;
-            let rows = c_block.nrows();
-            let a_block = a.slice_axis(Axis(0), (first..first + rows).into());
-            matmul(a_block, b, c_block.view_mut());
-            epilogue(first, c_block);
-        });
+    c.axis_chunks_iter_mut(Axis(0), block).into_par_iter().enumerate().for_each(|(i, mut c_block)| {
+        let first = i * block;
+        let rows = c_block.nrows();
+        let a_block = a.slice_axis(Axis(0), (first..first + rows).into());
+        matmul(a_block, b, c_block.view_mut());
+        epilogue(first, c_block);
+    });
 }
 
 /// Rows per block so that each thread of the current pool gets one block.

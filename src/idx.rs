@@ -59,10 +59,7 @@ pub enum IdxErrorKind {
 
 impl IdxError {
     pub fn new(path: &Path, kind: IdxErrorKind) -> Self {
-        IdxError {
-            path: path.to_path_buf(),
-            kind,
-        }
+        IdxError { path: path.to_path_buf(), kind }
     }
 }
 
@@ -76,10 +73,7 @@ pub fn read(path: &Path) -> Result<Idx, IdxError> {
 pub fn read_rank(path: &Path, rank: usize) -> Result<Idx, IdxError> {
     let idx = read(path)?;
     if idx.dims.len() != rank {
-        let kind = IdxErrorKind::WrongRank {
-            expected: rank,
-            found: idx.dims.len(),
-        };
+        let kind = IdxErrorKind::WrongRank { expected: rank, found: idx.dims.len() };
         return Err(IdxError::new(path, kind));
     }
     Ok(idx)
@@ -97,24 +91,15 @@ pub fn read_from(mut reader: impl io::BufRead) -> Result<Idx, IdxErrorKind> {
 
 fn parse(reader: &mut impl Read, gzipped: bool) -> Result<Idx, IdxErrorKind> {
     let io_kind = |e: io::Error| {
-        if gzipped {
-            IdxErrorKind::Gzip(e)
-        } else {
-            e.into()
-        }
+        if gzipped { IdxErrorKind::Gzip(e) } else { e.into() }
     };
     let mut magic = [0u8; 4];
     let got = read_up_to(reader, &mut magic).map_err(io_kind)?;
     if got < 4 {
-        return Err(IdxErrorKind::Truncated {
-            expected: 4,
-            found: got as u64,
-        });
+        return Err(IdxErrorKind::Truncated { expected: 4, found: got as u64 });
     }
     if magic[..2] != [0, 0] {
-        return Err(IdxErrorKind::BadMagic {
-            found: [magic[0], magic[1]],
-        });
+        return Err(IdxErrorKind::BadMagic { found: [magic[0], magic[1]] });
     }
     if magic[2] != DTYPE_U8 {
         return Err(IdxErrorKind::UnsupportedDtype(magic[2]));
@@ -124,10 +109,9 @@ fn parse(reader: &mut impl Read, gzipped: bool) -> Result<Idx, IdxErrorKind> {
     let mut dims32 = Vec::with_capacity(rank);
     for i in 0..rank {
         let dim = reader.read_u32::<BigEndian>().map_err(|e| match e.kind() {
-            io::ErrorKind::UnexpectedEof => IdxErrorKind::Truncated {
-                expected: header_len,
-                found: 4 + 4 * i as u64,
-            },
+            io::ErrorKind::UnexpectedEof => {
+                IdxErrorKind::Truncated { expected: header_len, found: 4 + 4 * i as u64 }
+            }
             _ => io_kind(e),
         })?;
         dims32.push(dim);
@@ -136,24 +120,17 @@ fn parse(reader: &mut impl Read, gzipped: bool) -> Result<Idx, IdxErrorKind> {
         .iter()
         .try_fold(1u64, |n, &d| n.checked_mul(u64::from(d)))
         .filter(|&n| usize::try_from(n).is_ok())
-        .ok_or_else(|| IdxErrorKind::TooLarge {
-            dims: dims32.clone(),
-        })?;
+        .ok_or_else(|| IdxErrorKind::TooLarge { dims: dims32.clone() })?;
     // Read at most one byte more than promised: the vector grows only as real bytes arrive.
     let mut data = Vec::new();
-    reader
-        .take(body_len + 1)
-        .read_to_end(&mut data)
-        .map_err(io_kind)?;
+    reader.take(body_len + 1).read_to_end(&mut data).map_err(io_kind)?;
     let found = data.len() as u64;
     if found < body_len {
         let (expected, found) = (header_len + body_len, header_len + found);
         return Err(IdxErrorKind::Truncated { expected, found });
     }
     if found > body_len {
-        return Err(IdxErrorKind::TrailingData {
-            expected: header_len + body_len,
-        });
+        return Err(IdxErrorKind::TrailingData { expected: header_len + body_len });
     }
     let dims = dims32.into_iter().map(|d| d as usize).collect();
     Ok(Idx { dims, data })

@@ -5,11 +5,18 @@
 //! against the log's, as in Nielsen's `CrossEntropyCost.delta`). Both are means over all `B·D`
 //! entries, like Keras's `binary_crossentropy` and `mean_squared_error`.
 
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
 use crate::activation::sigmoid;
 use crate::fastmath::{exp_nonpositive, ln_1p_unit};
 
-/// Which reconstruction loss to minimise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which reconstruction loss to minimise; written `bce` or `mse` on the command line and in
+/// `metrics.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub enum Loss {
     /// Binary cross-entropy `ℓ = −y·ln x̂ − (1 − y)·ln(1 − x̂)`.
     Bce,
@@ -34,6 +41,38 @@ impl Loss {
             Loss::Bce => map_sum(z, y, scale, dz, bce),
             Loss::Mse => map_sum(z, y, scale, dz, mse),
         }
+    }
+}
+
+impl fmt::Display for Loss {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Loss {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Loss, String> {
+        match s {
+            "bce" => Ok(Loss::Bce),
+            "mse" => Ok(Loss::Mse),
+            _ => Err(format!("unknown loss '{s}'; expected bce or mse")),
+        }
+    }
+}
+
+impl From<Loss> for String {
+    fn from(loss: Loss) -> String {
+        loss.to_string()
+    }
+}
+
+impl TryFrom<String> for Loss {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Loss, String> {
+        s.parse()
     }
 }
 
@@ -64,21 +103,11 @@ fn mse(z: f32, y: f32) -> (f32, f32) {
 /// associative, so the compiler may not reorder it). Instead each block of 64 entries writes its
 /// losses to a small buffer — a loop the compiler vectorizes — which [`lane_sum`] then adds.
 #[inline]
-fn map_sum(
-    z: &[f32],
-    y: &[f32],
-    scale: f32,
-    dz: &mut [f32],
-    f: impl Fn(f32, f32) -> (f32, f32),
-) -> f32 {
+fn map_sum(z: &[f32], y: &[f32], scale: f32, dz: &mut [f32], f: impl Fn(f32, f32) -> (f32, f32)) -> f32 {
     const BLOCK: usize = 64;
     let mut losses = [0.0f32; BLOCK];
     let mut total = 0.0;
-    for ((z, y), dz) in z
-        .chunks(BLOCK)
-        .zip(y.chunks(BLOCK))
-        .zip(dz.chunks_mut(BLOCK))
-    {
+    for ((z, y), dz) in z.chunks(BLOCK).zip(y.chunks(BLOCK)).zip(dz.chunks_mut(BLOCK)) {
         let losses = &mut losses[..z.len()];
         for (((&z, &y), dz), loss) in z.iter().zip(y).zip(dz).zip(losses.iter_mut()) {
             let (l, grad) = f(z, y);

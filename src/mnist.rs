@@ -88,19 +88,13 @@ impl Split {
         let images = read_images(&images_path)?;
         let labels_path = find(dir, labels)?;
         let labels = idx::read_rank(&labels_path, 1)?.data;
-        let inconsistent = |message| DataError::Inconsistent {
-            path: labels_path.clone(),
-            message,
-        };
+        let inconsistent = |message| DataError::Inconsistent { path: labels_path.clone(), message };
         if labels.len() != images.count {
             let msg = format!("{} labels for {} images", labels.len(), images.count);
             return Err(inconsistent(msg));
         }
         if let Some(pos) = labels.iter().position(|&l| l > 9) {
-            return Err(inconsistent(format!(
-                "label {} at item {pos} is not a digit 0–9",
-                labels[pos]
-            )));
+            return Err(inconsistent(format!("label {} at item {pos} is not a digit 0–9", labels[pos])));
         }
         Ok(Split { images, labels })
     }
@@ -112,17 +106,9 @@ pub fn read_images(path: &Path) -> Result<Images, DataError> {
     let [count, rows, cols] = [idx.dims[0], idx.dims[1], idx.dims[2]];
     if count == 0 || rows == 0 || cols == 0 {
         let message = format!("no pixels to train on: dimensions {count}×{rows}×{cols}");
-        return Err(DataError::Inconsistent {
-            path: path.to_path_buf(),
-            message,
-        });
+        return Err(DataError::Inconsistent { path: path.to_path_buf(), message });
     }
-    Ok(Images {
-        count,
-        rows,
-        cols,
-        pixels: idx.data,
-    })
+    Ok(Images { count, rows, cols, pixels: idx.data })
 }
 
 /// `dir/NAME.gz` if it exists, else `dir/NAME`.

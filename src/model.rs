@@ -32,16 +32,10 @@ impl Model {
         widths.extend(hidden);
         widths.extend(hidden.iter().rev().skip(1));
         widths.push(inputs);
-        let layers: Vec<Dense> = widths
-            .windows(2)
-            .map(|w| Dense::glorot(w[0], w[1], rng))
-            .collect();
+        let layers: Vec<Dense> = widths.windows(2).map(|w| Dense::glorot(w[0], w[1], rng)).collect();
         let mut activations = vec![Activation::Relu; layers.len()];
         *activations.last_mut().expect("at least one layer") = Activation::Sigmoid;
-        Model {
-            layers,
-            activations,
-        }
+        Model { layers, activations }
     }
 
     /// The widths from input to output, e.g. `[784, 128, 64, 32, 64, 128, 784]`.
@@ -56,24 +50,15 @@ impl Model {
         self.layers.iter_mut().flat_map(|layer| {
             let Dense { w, b, dw, db } = layer;
             [
-                (
-                    w.as_slice_mut().expect("contiguous"),
-                    dw.as_slice().expect("contiguous"),
-                ),
-                (
-                    b.as_slice_mut().expect("contiguous"),
-                    db.as_slice().expect("contiguous"),
-                ),
+                (w.as_slice_mut().expect("contiguous"), dw.as_slice().expect("contiguous")),
+                (b.as_slice_mut().expect("contiguous"), db.as_slice().expect("contiguous")),
             ]
         })
     }
 
     /// The number of elements of each parameter tensor, in the order of [`Model::params_and_grads`].
     pub fn param_sizes(&self) -> Vec<usize> {
-        self.layers
-            .iter()
-            .flat_map(|l| [l.w.len(), l.b.len()])
-            .collect()
+        self.layers.iter().flat_map(|l| [l.w.len(), l.b.len()]).collect()
     }
 
     /// Forward pass over `x` (B, D). Afterwards `ws.outputs[l]` (B, H_l) holds each layer's
@@ -84,11 +69,7 @@ impl Model {
         let last = self.layers.len() - 1;
         for (l, layer) in self.layers.iter().enumerate() {
             let (done, rest) = ws.outputs.split_at_mut(l);
-            let input = if l == 0 {
-                x
-            } else {
-                done[l - 1].slice(s![..rows, ..])
-            };
+            let input = if l == 0 { x } else { done[l - 1].slice(s![..rows, ..]) };
             let activation = (l < last).then_some(self.activations[l]);
             layer.forward(input, rest[0].slice_mut(s![..rows, ..]), activation);
         }
@@ -112,12 +93,7 @@ impl Model {
         )
             .into_par_iter()
             .for_each(|(z, y, mut dz, out)| {
-                for (((z, y), mut dz), out) in z
-                    .rows()
-                    .into_iter()
-                    .zip(y.rows())
-                    .zip(dz.rows_mut())
-                    .zip(out)
+                for (((z, y), mut dz), out) in z.rows().into_iter().zip(y.rows()).zip(dz.rows_mut()).zip(out)
                 {
                     let (z, y) = (z.as_slice().expect("row"), y.as_slice().expect("row"));
                     *out = loss.forward_backward(z, y, scale, dz.as_slice_mut().expect("row"));
@@ -133,11 +109,7 @@ impl Model {
         for l in (0..self.layers.len()).rev() {
             let (below, here) = ws.deltas.split_at_mut(l);
             let delta = here[0].slice(s![..rows, ..]);
-            let input = if l == 0 {
-                x
-            } else {
-                ws.outputs[l - 1].slice(s![..rows, ..])
-            };
+            let input = if l == 0 { x } else { ws.outputs[l - 1].slice(s![..rows, ..]) };
             self.layers[l].backward_params(input, delta);
             if l > 0 {
                 let prev = (self.activations[l - 1], input);
@@ -174,18 +146,8 @@ pub struct Workspace {
 
 impl Workspace {
     pub fn new(model: &Model, capacity: usize) -> Workspace {
-        let buffers = || {
-            model
-                .layers
-                .iter()
-                .map(|l| Array2::zeros((capacity, l.outputs())))
-                .collect()
-        };
-        Workspace {
-            outputs: buffers(),
-            deltas: buffers(),
-            row_loss: vec![0.0; capacity],
-        }
+        let buffers = || model.layers.iter().map(|l| Array2::zeros((capacity, l.outputs()))).collect();
+        Workspace { outputs: buffers(), deltas: buffers(), row_loss: vec![0.0; capacity] }
     }
 
     pub fn capacity(&self) -> usize {

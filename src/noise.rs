@@ -10,14 +10,17 @@ use std::str::FromStr;
 
 use ndarray::{ArrayViewMut2, Axis};
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::fastmath::{ln_positive, sin_cos_2pi};
 use crate::mnist::Images;
 use crate::philox::philox4x32_10;
 use crate::rng::Purpose;
 
-/// How an input image is corrupted; pixels are in `[0, 1]`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// How an input image is corrupted; pixels are in `[0, 1]`. Written `gaussian:0.5`,
+/// `masking:0.3` or `salt-pepper:0.2` on the command line and in `metrics.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub enum Noise {
     /// `x̃ = clip(x + σ·N(0, 1), 0, 1)`, the notebook's corruption with `σ = 0.5`.
     Gaussian(f32),
@@ -43,21 +46,13 @@ pub struct NoiseStream {
 
 impl NoiseStream {
     pub fn new(seed: u64, purpose: Purpose, offset: u32, image: u32) -> NoiseStream {
-        NoiseStream {
-            key: [seed as u32, (seed >> 32) as u32],
-            image,
-            purpose,
-            offset,
-        }
+        NoiseStream { key: [seed as u32, (seed >> 32) as u32], image, purpose, offset }
     }
 
     /// The four 32-bit words for pixels `4·block … 4·block + 3`.
     #[inline]
     fn words(&self, block: u32) -> [u32; 4] {
-        philox4x32_10(
-            [block, self.image, self.purpose as u32, self.offset],
-            self.key,
-        )
+        philox4x32_10([block, self.image, self.purpose as u32, self.offset], self.key)
     }
 
     /// Uniform numbers in `[0, 1)` for the pixels from `first` (a multiple of 4) on.
@@ -93,19 +88,10 @@ fn unit(w: u32) -> f32 {
 
 impl Noise {
     /// Writes the clean image `x = pixels / 255` and its corruption `x̃`.
-    pub fn corrupt(
-        &self,
-        pixels: &[u8],
-        stream: NoiseStream,
-        clean: &mut [f32],
-        noisy: &mut [f32],
-    ) {
+    pub fn corrupt(&self, pixels: &[u8], stream: NoiseStream, clean: &mut [f32], noisy: &mut [f32]) {
         debug_assert_eq!((pixels.len(), clean.len()), (noisy.len(), noisy.len()));
         let mut random = [0.0f32; BLOCK];
-        let blocks = pixels
-            .chunks(BLOCK)
-            .zip(clean.chunks_mut(BLOCK))
-            .zip(noisy.chunks_mut(BLOCK));
+        let blocks = pixels.chunks(BLOCK).zip(clean.chunks_mut(BLOCK)).zip(noisy.chunks_mut(BLOCK));
         for (b, ((pixels, clean), noisy)) in blocks.enumerate() {
             match self {
                 Noise::Gaussian(_) => stream.normals(b * BLOCK, &mut random),
@@ -116,12 +102,8 @@ impl Noise {
             }
             let entries = noisy.iter_mut().zip(clean.iter()).zip(random);
             match *self {
-                Noise::Gaussian(std) => {
-                    entries.for_each(|((n, &x), r)| *n = (x + std * r).clamp(0.0, 1.0))
-                }
-                Noise::Masking(p) => {
-                    entries.for_each(|((n, &x), r)| *n = if r < p { 0.0 } else { x })
-                }
+                Noise::Gaussian(std) => entries.for_each(|((n, &x), r)| *n = (x + std * r).clamp(0.0, 1.0)),
+                Noise::Masking(p) => entries.for_each(|((n, &x), r)| *n = if r < p { 0.0 } else { x }),
                 Noise::SaltPepper(p) => entries.for_each(|((n, &x), r)| {
                     let salt = if r < p / 2.0 { 0.0 } else { 1.0 };
                     *n = if r < p { salt } else { x };
@@ -141,24 +123,14 @@ pub fn corrupt_batch(
     mut clean: ArrayViewMut2<f32>,
     mut noisy: ArrayViewMut2<f32>,
 ) {
-    debug_assert_eq!(
-        (clean.nrows(), noisy.nrows()),
-        (indices.len(), indices.len())
-    );
-    (
-        clean.axis_iter_mut(Axis(0)),
-        noisy.axis_iter_mut(Axis(0)),
-        indices,
-    )
-        .into_par_iter()
-        .for_each(|(mut x, mut x_noisy, &i)| {
+    debug_assert_eq!((clean.nrows(), noisy.nrows()), (indices.len(), indices.len()));
+    (clean.axis_iter_mut(Axis(0)), noisy.axis_iter_mut(Axis(0)), indices).into_par_iter().for_each(
+        |(mut x, mut x_noisy, &i)| {
             let stream = NoiseStream::new(seed, purpose, offset, i);
-            let (x, x_noisy) = (
-                x.as_slice_mut().expect("row"),
-                x_noisy.as_slice_mut().expect("row"),
-            );
+            let (x, x_noisy) = (x.as_slice_mut().expect("row"), x_noisy.as_slice_mut().expect("row"));
             noise.corrupt(images.image(i as usize), stream, x, x_noisy);
-        });
+        },
+    );
 }
 
 impl fmt::Display for Noise {
@@ -177,12 +149,8 @@ impl FromStr for Noise {
     /// Parses `gaussian:STD` (STD ≥ 0), `masking:P` or `salt-pepper:P` (0 ≤ P ≤ 1).
     fn from_str(spec: &str) -> Result<Noise, String> {
         const FORMS: &str = "expected gaussian:STD, masking:P or salt-pepper:P";
-        let (kind, level) = spec
-            .split_once(':')
-            .ok_or_else(|| format!("'{spec}': {FORMS}"))?;
-        let level: f32 = level
-            .parse()
-            .map_err(|_| format!("'{level}' is not a number; {FORMS}"))?;
+        let (kind, level) = spec.split_once(':').ok_or_else(|| format!("'{spec}': {FORMS}"))?;
+        let level: f32 = level.parse().map_err(|_| format!("'{level}' is not a number; {FORMS}"))?;
         let (noise, max) = match kind {
             "gaussian" => (Noise::Gaussian(level), f32::INFINITY),
             "masking" => (Noise::Masking(level), 1.0),
@@ -190,10 +158,22 @@ impl FromStr for Noise {
             _ => return Err(format!("unknown noise '{kind}'; {FORMS}")),
         };
         if !(level >= 0.0 && level <= max) || level.is_infinite() {
-            return Err(format!(
-                "noise level {level} out of range for {kind}; {FORMS}"
-            ));
+            return Err(format!("noise level {level} out of range for {kind}; {FORMS}"));
         }
         Ok(noise)
+    }
+}
+
+impl From<Noise> for String {
+    fn from(noise: Noise) -> String {
+        noise.to_string()
+    }
+}
+
+impl TryFrom<String> for Noise {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Noise, String> {
+        s.parse()
     }
 }

@@ -4,16 +4,13 @@
 use std::io::{self, Write};
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tempfile::NamedTempFile;
 
 use crate::train::{Config, EpochStats};
 
 /// Writes `path` atomically with whatever `write` puts into the temporary file.
-pub fn write_atomic(
-    path: &Path,
-    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
-) -> io::Result<()> {
+pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -43,18 +40,23 @@ fn temp_file_in(dir: &Path) -> io::Result<NamedTempFile> {
 }
 
 /// `metrics.json`: the settings and one entry per finished epoch.
-#[derive(Debug, Serialize)]
-pub struct Metrics<'a> {
-    pub config: &'a Config,
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub config: Config,
     pub threads: usize,
-    pub history: &'a [EpochStats],
+    pub history: Vec<EpochStats>,
 }
 
-impl Metrics<'_> {
+impl Metrics {
     pub fn write(&self, path: &Path) -> io::Result<()> {
         write_atomic(path, |w| {
             serde_json::to_writer_pretty(&mut *w, self)?;
             writeln!(w)
         })
+    }
+
+    pub fn read(path: &Path) -> io::Result<Metrics> {
+        let text = std::fs::read_to_string(path)?;
+        serde_json::from_str(&text).map_err(io::Error::other)
     }
 }

@@ -26,14 +26,8 @@ pub enum Phase {
     Validation,
 }
 
-const PHASES: [Phase; 6] = [
-    Phase::Data,
-    Phase::Forward,
-    Phase::Loss,
-    Phase::Backward,
-    Phase::Optimizer,
-    Phase::Validation,
-];
+const PHASES: [Phase; 6] =
+    [Phase::Data, Phase::Forward, Phase::Loss, Phase::Backward, Phase::Optimizer, Phase::Validation];
 
 /// Seconds spent in each phase, and the images trained on.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -68,22 +62,14 @@ impl Profile {
     /// A table of the phases, with the forward and backward passes' achieved GFLOP/s for
     /// `model`, set against `sgemm_gflops`, the kernel's rate on the same threads.
     pub fn report(&self, model: &Model, sgemm_gflops: f64) -> Report<'_> {
-        Report {
-            profile: self,
-            flops_per_image: training_flops_per_image(model),
-            sgemm_gflops,
-        }
+        Report { profile: self, flops_per_image: training_flops_per_image(model), sgemm_gflops }
     }
 }
 
 /// Floating-point operations of the matrix products for one training image: per layer
 /// `I → O`, `2·I·O` each for the forward product, `dW` and `dX`; the first layer needs no `dX`.
 pub fn training_flops_per_image(model: &Model) -> f64 {
-    let products: usize = model
-        .layers
-        .iter()
-        .map(|l| 2 * l.inputs() * l.outputs())
-        .sum();
+    let products: usize = model.layers.iter().map(|l| 2 * l.inputs() * l.outputs()).sum();
     let first = &model.layers[0];
     (3 * products - 2 * first.inputs() * first.outputs()) as f64
 }
@@ -102,12 +88,7 @@ impl fmt::Display for Report<'_> {
         writeln!(f, "{:<12} {:>9} {:>7}", "phase", "seconds", "share")?;
         for phase in PHASES {
             let s = p.seconds(phase);
-            writeln!(
-                f,
-                "{:<12} {s:>9.3} {:>6.1}%",
-                format!("{phase:?}").to_lowercase(),
-                100.0 * s / total
-            )?;
+            writeln!(f, "{:<12} {s:>9.3} {:>6.1}%", format!("{phase:?}").to_lowercase(), 100.0 * s / total)?;
         }
         writeln!(f, "{:<12} {total:>9.3}", "total")?;
         let products = p.seconds(Phase::Forward) + p.seconds(Phase::Backward);

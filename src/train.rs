@@ -4,11 +4,13 @@
 //! drives initial weights, shuffling and corruption through separate named streams, so a run is
 //! reproduced exactly by its seed, whatever the thread count.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use ndarray::{Array2, ArrayView2, s};
 use rand::seq::SliceRandom;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::adam::Adam;
@@ -20,17 +22,15 @@ use crate::profile::{Phase, Profile};
 use crate::rng::{self, Purpose};
 
 /// The settings of a run; [`Config::default`] is the notebook's experiment.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
     pub epochs: usize,
     pub batch_size: usize,
     pub lr: f32,
     pub seed: u64,
-    #[serde(serialize_with = "as_string")]
     pub noise: Noise,
     /// Draw new corruption every epoch instead of once.
     pub fresh_noise: bool,
-    #[serde(serialize_with = "as_string")]
     pub loss: Loss,
     /// The encoder's hidden widths; the decoder mirrors them.
     pub hidden: Vec<usize>,
@@ -51,18 +51,8 @@ impl Default for Config {
     }
 }
 
-fn as_string<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(v)
-}
-
-impl std::fmt::Display for Loss {
-    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
 /// One finished epoch, as `metrics.json` records it.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct EpochStats {
     /// 1-based.
     pub epoch: usize,
@@ -76,11 +66,9 @@ pub struct EpochStats {
 #[derive(Debug, Error)]
 pub enum TrainError {
     #[error("the loss became {loss} at epoch {epoch}, step {step}; try a smaller --lr")]
-    NonFinite {
-        epoch: usize,
-        step: usize,
-        loss: f64,
-    },
+    NonFinite { epoch: usize, step: usize, loss: f64 },
+    #[error("interrupted after step {step} of epoch {epoch}")]
+    Interrupted { epoch: usize, step: usize },
 }
 
 /// A run in progress: the model, its optimizer, and every buffer a step needs.
@@ -100,10 +88,24 @@ pub struct Trainer<'a> {
     test_noisy: Array2<f32>,
     /// The clean test set (N_test, D).
     test_clean: Array2<f32>,
-    /// Epochs finished.
-    pub epoch: usize,
+    /// How far training has come.
+    pub progress: Progress,
+    /// Set from outside (on Ctrl-C) to stop after the current step.
+    interrupt: Arc<AtomicBool>,
     /// Time per phase, over all epochs so far.
     pub profile: Profile,
+}
+
+/// How far a run has come: enough, with the seed, to continue it exactly where it stopped,
+/// because each epoch's order and every image's corruption are derived from the seed alone.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Progress {
+    /// Epochs finished.
+    pub epoch: usize,
+    /// Steps finished within the next epoch (0 at an epoch's boundary).
+    pub step: usize,
+    /// The training loss summed over those steps' entries.
+    pub loss_sum: f64,
 }
 
 impl<'a> Trainer<'a> {
@@ -113,6 +115,18 @@ impl<'a> Trainer<'a> {
         let mut init = rng::stream(config.seed, Purpose::Init, 0);
         let model = Model::autoencoder(d, &config.hidden, &mut init);
         let adam = Adam::new(config.lr, model.param_sizes());
+        Trainer::resume(config, data, model, adam, Progress::default())
+    }
+
+    /// Continues a run from its model, optimizer and progress (see [`crate::checkpoint`]).
+    pub fn resume(
+        config: Config,
+        data: &'a Mnist,
+        model: Model,
+        adam: Adam,
+        progress: Progress,
+    ) -> Trainer<'a> {
+        let d = data.train.images.pixels_per_image();
         let ws = Workspace::new(&model, config.batch_size);
         let (test_clean, test_noisy) = corrupt_all(&data.test.images, config.noise, config.seed);
         Trainer {
@@ -126,81 +140,59 @@ impl<'a> Trainer<'a> {
             data,
             model,
             config,
-            epoch: 0,
+            progress,
+            interrupt: Arc::new(AtomicBool::new(false)),
             profile: Profile::default(),
         }
     }
 
-    /// Trains one epoch and validates; `on_step(done, total)` is called after every step.
-    pub fn train_epoch(
-        &mut self,
-        mut on_step: impl FnMut(usize, usize),
-    ) -> Result<EpochStats, TrainError> {
+    /// A flag that, once set, stops training after the step under way with
+    /// [`TrainError::Interrupted`]; safe to set from a signal handler.
+    pub fn interrupt_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.interrupt)
+    }
+
+    /// Trains the rest of the current epoch and validates; `on_step(done, total)` is called
+    /// after every step.
+    pub fn train_epoch(&mut self, mut on_step: impl FnMut(usize, usize)) -> Result<EpochStats, TrainError> {
         let start = Instant::now();
-        let epoch = self.epoch + 1;
+        let epoch = self.progress.epoch + 1;
         let images = &self.data.train.images;
         self.order.sort_unstable();
-        self.order.shuffle(&mut rng::stream(
-            self.config.seed,
-            Purpose::Shuffle,
-            epoch as u64,
-        ));
-        let noise_offset = if self.config.fresh_noise {
-            epoch as u32
-        } else {
-            0
-        };
+        self.order.shuffle(&mut rng::stream(self.config.seed, Purpose::Shuffle, epoch as u64));
+        let noise_offset = if self.config.fresh_noise { epoch as u32 } else { 0 };
+        let key = (self.config.seed, Purpose::TrainNoise, noise_offset);
         let steps = self.order.len().div_ceil(self.config.batch_size);
-        let mut total = 0.0;
-        for (step, batch) in self.order.chunks(self.config.batch_size).enumerate() {
+        let batches = self.order.chunks(self.config.batch_size).enumerate().skip(self.progress.step);
+        for (step, batch) in batches {
             let rows = batch.len();
-            let (mut clean, mut noisy) = (
-                self.clean.slice_mut(s![..rows, ..]),
-                self.noisy.slice_mut(s![..rows, ..]),
-            );
-            let key = (self.config.seed, Purpose::TrainNoise, noise_offset);
+            let mut clean = self.clean.slice_mut(s![..rows, ..]);
+            let mut noisy = self.noisy.slice_mut(s![..rows, ..]);
             let noise = self.config.noise;
             self.profile.time(Phase::Data, || {
-                corrupt_batch(
-                    noise,
-                    images,
-                    batch,
-                    key,
-                    clean.view_mut(),
-                    noisy.view_mut(),
-                )
+                corrupt_batch(noise, images, batch, key, clean.view_mut(), noisy.view_mut())
             });
-            let batch_loss = train_step(
-                &mut self.model,
-                &mut self.adam,
-                self.config.loss,
-                noisy.view(),
-                clean.view(),
-                &mut self.ws,
-                &mut self.profile,
-            );
+            let (model, adam, ws) = (&mut self.model, &mut self.adam, &mut self.ws);
+            let batch_loss =
+                train_step(model, adam, self.config.loss, noisy.view(), clean.view(), ws, &mut self.profile);
             if !batch_loss.is_finite() {
-                return Err(TrainError::NonFinite {
-                    epoch,
-                    step: step + 1,
-                    loss: batch_loss,
-                });
+                return Err(TrainError::NonFinite { epoch, step: step + 1, loss: batch_loss });
             }
-            total += batch_loss;
+            self.progress.step = step + 1;
+            self.progress.loss_sum += batch_loss;
+            self.profile.images += rows;
             on_step(step + 1, steps);
+            if self.interrupt.load(Ordering::Relaxed) && step + 1 < steps {
+                return Err(TrainError::Interrupted { epoch, step: step + 1 });
+            }
         }
-        self.profile.images += images.count;
-        let train_loss = total / (images.count * images.pixels_per_image()) as f64;
+        let train_loss = self.progress.loss_sum / images.pixels.len() as f64;
         let validation = Instant::now();
         let val_loss = self.validate();
         self.profile.add(Phase::Validation, validation.elapsed());
-        self.epoch = epoch;
-        Ok(EpochStats {
-            epoch,
-            train_loss,
-            val_loss,
-            seconds: start.elapsed().as_secs_f64(),
-        })
+        self.progress = Progress { epoch, step: 0, loss_sum: 0.0 };
+        let seconds = start.elapsed().as_secs_f64();
+        Ok(EpochStats { epoch, train_loss, val_loss, seconds })
     }
 
     /// The mean loss of the reconstructions of the corrupted test set against the clean one.
@@ -213,9 +205,7 @@ impl<'a> Trainer<'a> {
             self.model.forward(x, &mut self.ws);
             let target = self.test_clean.slice(s![start..end, ..]);
             // The gradient it also writes is not used; one fused pass costs less than two.
-            total += self
-                .model
-                .loss_and_delta(self.config.loss, target, &mut self.ws);
+            total += self.model.loss_and_delta(self.config.loss, target, &mut self.ws);
         }
         total / self.test_clean.len() as f64
     }
@@ -226,8 +216,7 @@ impl<'a> Trainer<'a> {
         let clean = self.test_clean.slice(s![..n, ..]).to_owned();
         let noisy = self.test_noisy.slice(s![..n, ..]).to_owned();
         let mut out = Array2::zeros(noisy.raw_dim());
-        self.model
-            .reconstruct(noisy.view(), &mut self.ws, out.view_mut());
+        self.model.reconstruct(noisy.view(), &mut self.ws, out.view_mut());
         [clean, noisy, out]
     }
 }
@@ -257,13 +246,6 @@ fn corrupt_all(images: &Images, noise: Noise, seed: u64) -> (Array2<f32>, Array2
     let shape = (images.count, images.pixels_per_image());
     let (mut clean, mut noisy) = (Array2::zeros(shape), Array2::zeros(shape));
     let indices: Vec<u32> = (0..images.count as u32).collect();
-    corrupt_batch(
-        noise,
-        images,
-        &indices,
-        (seed, Purpose::TestNoise, 0),
-        clean.view_mut(),
-        noisy.view_mut(),
-    );
+    corrupt_batch(noise, images, &indices, (seed, Purpose::TestNoise, 0), clean.view_mut(), noisy.view_mut());
     (clean, noisy)
 }

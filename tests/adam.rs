@@ -33,16 +33,8 @@ fn adam_matches_hand_computed_steps() {
     // The moments after three steps, from the same script. In f32, 1 − β₂ rounds to
     // 0.00100004673, so v is only good to about 5e-5 relative.
     let close = |a: f32, e: f64| (f64::from(a) - e).abs() <= 1e-4 * e.abs();
-    assert!(
-        close(adam.m[0][0], 0.018) && close(adam.m[0][1], 0.0399),
-        "{:?}",
-        adam.m
-    );
-    assert!(
-        close(adam.v[0][0], 3.1193775e-4) && close(adam.v[0][1], 1.3994001e-4),
-        "{:?}",
-        adam.v
-    );
+    assert!(close(adam.m[0][0], 0.018) && close(adam.m[0][1], 0.0399), "{:?}", adam.m);
+    assert!(close(adam.v[0][0], 3.1193775e-4) && close(adam.v[0][1], 1.3994001e-4), "{:?}", adam.v);
 }
 
 /// The first step moves every weight by almost exactly `lr` against its gradient's sign,
@@ -54,15 +46,11 @@ fn first_step_is_lr_times_sign_on_large_tensors() {
     let mut adam = Adam::new(1e-3, [n]);
     let mut w: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
     let before = w.clone();
-    let g: Vec<f32> = (0..n)
-        .map(|i| ((i as f32 * 1.3).cos() + 1.5) * if i % 3 == 0 { -1e-3 } else { 2.0 })
-        .collect();
+    let g: Vec<f32> =
+        (0..n).map(|i| ((i as f32 * 1.3).cos() + 1.5) * if i % 3 == 0 { -1e-3 } else { 2.0 }).collect();
     adam.step([(&mut w[..], &g[..])].into_iter());
     for ((w, b), g) in w.iter().zip(&before).zip(&g) {
         let step = b - w;
-        assert!(
-            (step - 1e-3 * g.signum()).abs() < 1e-6,
-            "step {step} for gradient {g}"
-        );
+        assert!((step - 1e-3 * g.signum()).abs() < 1e-6, "step {step} for gradient {g}");
     }
 }

@@ -20,12 +20,7 @@ static PACKING: AtomicUsize = AtomicUsize::new(0);
 // SAFETY: forwards every call to the system allocator unchanged; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if layout.align() >= 16 {
-            &PACKING
-        } else {
-            &OURS
-        }
-        .fetch_add(1, Relaxed);
+        if layout.align() >= 16 { &PACKING } else { &OURS }.fetch_add(1, Relaxed);
         unsafe { System.alloc(layout) }
     }
 
@@ -45,16 +40,9 @@ static GLOBAL: Counting = Counting;
 #[test]
 fn an_epoch_after_the_first_allocates_only_the_kernels_packing_buffers() {
     let data = common::bars_dataset(640, 200);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .unwrap();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
     pool.install(|| {
-        let config = Config {
-            batch_size: 64,
-            hidden: vec![32, 16, 8],
-            ..Config::default()
-        };
+        let config = Config { batch_size: 64, hidden: vec![32, 16, 8], ..Config::default() };
         let mut trainer = Trainer::new(config, &data);
         trainer.train_epoch(|_, _| {}).unwrap();
         let (ours, packing) = (OURS.load(Relaxed), PACKING.load(Relaxed));

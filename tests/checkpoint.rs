@@ -32,16 +32,10 @@ fn the_file_uses_pytorch_names_and_shapes() {
     let bytes = std::fs::read(&path).unwrap();
     let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
-    assert_eq!(
-        header["layers.0.weight"]["shape"],
-        serde_json::json!([8, 20])
-    );
+    assert_eq!(header["layers.0.weight"]["shape"], serde_json::json!([8, 20]));
     assert_eq!(header["layers.0.weight"]["dtype"], "F32");
     assert_eq!(header["layers.3.bias"]["shape"], serde_json::json!([20]));
-    assert_eq!(
-        header["__metadata__"]["activations"],
-        "relu,relu,relu,sigmoid"
-    );
+    assert_eq!(header["__metadata__"]["activations"], "relu,relu,relu,sigmoid");
 }
 
 #[test]
@@ -51,16 +45,8 @@ fn bad_files_are_errors_naming_them() {
     save(&model(), &good).unwrap();
     let bytes = std::fs::read(&good).unwrap();
     let cases = [
-        (
-            "truncated.safetensors",
-            bytes[..bytes.len() - 10].to_vec(),
-            "not a safetensors file",
-        ),
-        (
-            "garbage.safetensors",
-            b"definitely not a model".to_vec(),
-            "not a safetensors file",
-        ),
+        ("truncated.safetensors", bytes[..bytes.len() - 10].to_vec(), "not a safetensors file"),
+        ("garbage.safetensors", b"definitely not a model".to_vec(), "not a safetensors file"),
         ("empty.safetensors", Vec::new(), "not a safetensors file"),
     ];
     for (name, contents, expected) in cases {
@@ -69,9 +55,7 @@ fn bad_files_are_errors_naming_them() {
         let msg = load(&path).unwrap_err().to_string();
         assert!(msg.contains(name) && msg.contains(expected), "{msg}");
     }
-    let msg = load(&dir.path().join("missing.safetensors"))
-        .unwrap_err()
-        .to_string();
+    let msg = load(&dir.path().join("missing.safetensors")).unwrap_err().to_string();
     assert!(msg.contains("missing.safetensors"), "{msg}");
 }
 
@@ -85,8 +69,5 @@ fn layers_that_do_not_chain_are_an_error() {
     m.layers.insert(2, a);
     save(&m, &path).unwrap();
     let msg = load(&path).unwrap_err().to_string();
-    assert!(
-        msg.contains("layers.1.weight takes 4 inputs, layer 0 gives 8"),
-        "{msg}"
-    );
+    assert!(msg.contains("layers.1.weight takes 4 inputs, layer 0 gives 8"), "{msg}");
 }

@@ -43,19 +43,10 @@ fn ln_is_within_a_few_ulps_on_the_unit_interval_and_beyond() {
         let x = i as f32 / 2_000_000.0;
         let want = f64::from(x).ln();
         // Relative error is meaningless where ln x crosses zero; there, compare absolutely.
-        let err = (f64::from(ln_positive(x)) - want).abs()
-            / want.abs().max(1.0)
-            / f64::from(f32::EPSILON);
+        let err = (f64::from(ln_positive(x)) - want).abs() / want.abs().max(1.0) / f64::from(f32::EPSILON);
         worst = worst.max(err);
     }
-    for x in [
-        f32::MIN_POSITIVE,
-        1e-30,
-        2.0f32.powi(-24),
-        3.5,
-        1e10,
-        f32::MAX,
-    ] {
+    for x in [f32::MIN_POSITIVE, 1e-30, 2.0f32.powi(-24), 3.5, 1e10, f32::MAX] {
         worst = worst.max(ulps(ln_positive(x), f64::from(x).ln()));
     }
     println!("ln: worst {worst:.2} ulp");
@@ -70,9 +61,7 @@ fn sin_cos_of_a_turn_fraction_are_accurate_on_every_quadrant() {
         let v = i as f32 / 1_000_000.0;
         let (s, c) = sin_cos_2pi(v);
         let angle = std::f64::consts::TAU * f64::from(v);
-        worst = worst
-            .max((f64::from(s) - angle.sin()).abs())
-            .max((f64::from(c) - angle.cos()).abs());
+        worst = worst.max((f64::from(s) - angle.sin()).abs()).max((f64::from(c) - angle.cos()).abs());
     }
     println!("sin/cos: worst absolute error {worst:.2e}");
     assert!(worst < 3e-7, "{worst}");

@@ -14,10 +14,7 @@ fn random(shape: (usize, usize), seed: u64) -> Array2<f32> {
 }
 
 fn max_diff(a: ArrayView2<f32>, b: ArrayView2<f32>) -> f32 {
-    a.iter()
-        .zip(b.iter())
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    a.iter().zip(b.iter()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 const SIZES: [usize; 8] = [0, 1, 2, 7, 16, 17, 31, 67];
@@ -43,8 +40,7 @@ fn matmul_matches_naive_on_awkward_sizes() {
 fn matmul_reads_transposed_and_column_major_views() {
     let (m, k, n) = (13, 29, 11);
     let a_t = random((k, m), 3); // read as its transpose
-    let b_cm =
-        Array2::from_shape_vec((k, n).f(), random((k, n), 4).into_raw_vec_and_offset().0).unwrap();
+    let b_cm = Array2::from_shape_vec((k, n).f(), random((k, n), 4).into_raw_vec_and_offset().0).unwrap();
     let mut fast = Array2::zeros((m, n));
     let mut naive = Array2::zeros((m, n));
     matmul(a_t.t(), b_cm.view(), fast.view_mut());
@@ -62,16 +58,11 @@ fn par_matmul_gives_the_same_bits_for_any_thread_count() {
     let (m, k, n) = (257, 131, 67);
     let (a, b) = (random((m, k), 5), random((k, n), 6));
     let product = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         let mut c = Array2::zeros((m, n));
         // The epilogue sees each block once, at its own rows.
         pool.install(|| {
-            par_matmul(a.view(), b.view(), c.view_mut(), |first, mut block| {
-                block += first as f32
-            })
+            par_matmul(a.view(), b.view(), c.view_mut(), |first, mut block| block += first as f32)
         });
         c
     };

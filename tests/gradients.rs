@@ -24,16 +24,9 @@ fn random(shape: (usize, usize), lo: f32, hi: f32, seed: u64) -> Array2<f32> {
 /// `‖analytic − numeric‖∞ / ‖numeric‖∞`, printed with the name of what was checked.
 fn relative_error(name: &str, analytic: &[f32], numeric: &[f64]) -> f64 {
     assert_eq!(analytic.len(), numeric.len());
-    let max_diff = analytic
-        .iter()
-        .zip(numeric)
-        .map(|(&a, &n)| (f64::from(a) - n).abs())
-        .fold(0.0, f64::max);
+    let max_diff = analytic.iter().zip(numeric).map(|(&a, &n)| (f64::from(a) - n).abs()).fold(0.0, f64::max);
     let scale = numeric.iter().map(|n| n.abs()).fold(0.0, f64::max);
-    assert!(
-        scale > 1e-6,
-        "{name}: the gradient is too small to check anything"
-    );
+    assert!(scale > 1e-6, "{name}: the gradient is too small to check anything");
     let err = max_diff / scale;
     println!("{name}: maxdiff {max_diff:.3e}, max |grad| {scale:.3e}, relative {err:.3e}");
     err
@@ -56,10 +49,7 @@ fn numeric_gradient(theta: &mut [f32], h: f32, mut loss: impl FnMut(&[f32]) -> f
 
 /// `Σ c ⊙ z`, a linear probe: its gradient with respect to `z` is exactly `c`.
 fn probe(c: &Array2<f32>, z: ArrayView2<f32>) -> f64 {
-    c.iter()
-        .zip(z.iter())
-        .map(|(&c, &z)| f64::from(c) * f64::from(z))
-        .sum()
+    c.iter().zip(z.iter()).map(|(&c, &z)| f64::from(c) * f64::from(z)).sum()
 }
 
 fn layer(inputs: usize, outputs: usize, seed: u64) -> Dense {
@@ -102,13 +92,7 @@ fn check_input_gradient(f: Activation) -> f64 {
     let (batch, inputs, outputs) = (6, 9, 5);
     let mut z0 = random((batch, inputs), -2.0, 2.0, 10);
     // Keep every pre-activation away from ReLU's kink, where the derivative does not exist.
-    z0.mapv_inplace(|v| {
-        if v.abs() < 0.1 {
-            v + 0.2_f32.copysign(v)
-        } else {
-            v
-        }
-    });
+    z0.mapv_inplace(|v| if v.abs() < 0.1 { v + 0.2_f32.copysign(v) } else { v });
     let c = random((batch, outputs), -1.0, 1.0, 11);
     let dense = layer(inputs, outputs, 12);
     let mut z = Array2::zeros((batch, outputs));
@@ -123,11 +107,7 @@ fn check_input_gradient(f: Activation) -> f64 {
         dense.forward(a0.view(), z.view_mut(), None);
         probe(&c, z.view())
     });
-    relative_error(
-        &format!("dX through {f:?}"),
-        dz0.as_slice().unwrap(),
-        &numeric,
-    )
+    relative_error(&format!("dX through {f:?}"), dz0.as_slice().unwrap(), &numeric)
 }
 
 #[test]
@@ -148,9 +128,8 @@ fn check_loss(loss: Loss) -> f64 {
     let mut dz = vec![0.0; z.len()];
     loss.forward_backward(&z, &y, 1.0, &mut dz);
     let mut scratch = vec![0.0; z.len()];
-    let numeric = numeric_gradient(&mut z, 1e-2, |z| {
-        f64::from(loss.forward_backward(z, &y, 1.0, &mut scratch))
-    });
+    let numeric =
+        numeric_gradient(&mut z, 1e-2, |z| f64::from(loss.forward_backward(z, &y, 1.0, &mut scratch)));
     relative_error(&format!("{loss:?} from logits"), &dz, &numeric)
 }
 
@@ -194,11 +173,7 @@ fn reference_loss_f64(model: &Model, x: &Array2<f32>, y: &Array2<f32>) -> f64 {
         a = z;
     }
     let bce = |z: f64, y: f64| z.max(0.0) - z * y + (-z.abs()).exp().ln_1p();
-    a.iter()
-        .zip(y.iter())
-        .map(|(&z, &y)| bce(z, f64::from(y)))
-        .sum::<f64>()
-        / a.len() as f64
+    a.iter().zip(y.iter()).map(|(&z, &y)| bce(z, f64::from(y))).sum::<f64>() / a.len() as f64
 }
 
 /// Every parameter of a whole small autoencoder, through the mean BCE the trainer minimises,
@@ -218,10 +193,7 @@ fn whole_network_gradients() {
     model.forward(x.view(), &mut ws);
     let loss = model.loss_and_delta(Loss::Bce, y.view(), &mut ws) / (batch * d) as f64;
     let reference = reference_loss_f64(&model, &x, &y);
-    assert!(
-        (loss - reference).abs() < 1e-6,
-        "forward: {loss} vs f64 reference {reference}"
-    );
+    assert!((loss - reference).abs() < 1e-6, "forward: {loss} vs f64 reference {reference}");
     model.backward(x.view(), &mut ws);
     let analytic: Vec<Vec<f32>> = model.params_and_grads().map(|(_, g)| g.to_vec()).collect();
 
@@ -229,19 +201,10 @@ fn whole_network_gradients() {
         let mut probe_model = model.clone();
         let mut theta = probe_model.params_and_grads().nth(t).unwrap().0.to_vec();
         let numeric = numeric_gradient(&mut theta, 1e-3, |theta| {
-            probe_model
-                .params_and_grads()
-                .nth(t)
-                .unwrap()
-                .0
-                .copy_from_slice(theta);
+            probe_model.params_and_grads().nth(t).unwrap().0.copy_from_slice(theta);
             reference_loss_f64(&probe_model, &x, &y)
         });
-        let name = format!(
-            "layers.{}.{}",
-            t / 2,
-            if t % 2 == 0 { "weight" } else { "bias" }
-        );
+        let name = format!("layers.{}.{}", t / 2, if t % 2 == 0 { "weight" } else { "bias" });
         assert!(relative_error(&name, grad, &numeric) < 1e-4, "{name}");
     }
 }

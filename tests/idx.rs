@@ -1,13 +1,13 @@
 //! The IDX reader on files the test writes: plain and gzipped, several ranks, and each way a
 //! file can be bad. Every bad case must be an error that names the file — never a panic.
 
-use std::io::Write;
+mod common;
+
 use std::path::{Path, PathBuf};
 
+use common::gzip;
 use dae::idx::{self, IdxErrorKind};
 use dae::mnist::{DataError, Mnist, read_images};
-use flate2::Compression;
-use flate2::write::GzEncoder;
 
 /// An IDX file's bytes: `dims` in the header and `body` after it, dtype `dtype`.
 fn idx_bytes(dtype: u8, dims: &[u32], body: &[u8]) -> Vec<u8> {
@@ -15,12 +15,6 @@ fn idx_bytes(dtype: u8, dims: &[u32], body: &[u8]) -> Vec<u8> {
     dims.iter().for_each(|d| bytes.extend(d.to_be_bytes()));
     bytes.extend(body);
     bytes
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
-    gz.write_all(bytes).unwrap();
-    gz.finish().unwrap()
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
@@ -42,10 +36,7 @@ fn reads_plain_and_gzipped_files_of_any_rank() {
         for (name, file) in [("plain", bytes.clone()), ("gz", gzip(&bytes))] {
             let path = write(dir.path(), name, &file);
             let got = idx::read(&path).unwrap();
-            assert_eq!(
-                got.dims,
-                dims.iter().map(|&d| d as usize).collect::<Vec<_>>()
-            );
+            assert_eq!(got.dims, dims.iter().map(|&d| d as usize).collect::<Vec<_>>());
             assert_eq!(got.data, body(n), "{name} {dims:?}");
         }
     }
@@ -67,53 +58,23 @@ fn error_of(bytes: &[u8]) -> (IdxErrorKind, String) {
     let path = write(dir.path(), "bad-file", bytes);
     let err = idx::read(&path).expect_err("a bad file must be an error");
     let message = err.to_string();
-    assert!(
-        message.contains("bad-file"),
-        "the message names the file: {message}"
-    );
+    assert!(message.contains("bad-file"), "the message names the file: {message}");
     (err.kind, message)
 }
 
 #[test]
 fn empty_file_is_truncated() {
     let (kind, msg) = error_of(&[]);
-    assert!(
-        matches!(
-            kind,
-            IdxErrorKind::Truncated {
-                expected: 4,
-                found: 0
-            }
-        ),
-        "{msg}"
-    );
+    assert!(matches!(kind, IdxErrorKind::Truncated { expected: 4, found: 0 }), "{msg}");
 }
 
 #[test]
 fn truncated_header_and_body_are_reported_with_sizes() {
     let full = idx_bytes(0x08, &[10, 28, 28], &body(10 * 28 * 28));
     let (kind, msg) = error_of(&full[..9]);
-    assert!(
-        matches!(
-            kind,
-            IdxErrorKind::Truncated {
-                expected: 16,
-                found: 8
-            }
-        ),
-        "{msg}"
-    );
+    assert!(matches!(kind, IdxErrorKind::Truncated { expected: 16, found: 8 }), "{msg}");
     let (kind, msg) = error_of(&full[..1000]);
-    assert!(
-        matches!(
-            kind,
-            IdxErrorKind::Truncated {
-                expected: 7856,
-                found: 1000
-            }
-        ),
-        "{msg}"
-    );
+    assert!(matches!(kind, IdxErrorKind::Truncated { expected: 7856, found: 1000 }), "{msg}");
     assert!(msg.contains("expected 7856 bytes, found 1000"), "{msg}");
 }
 
@@ -121,24 +82,13 @@ fn truncated_header_and_body_are_reported_with_sizes() {
 fn truncated_gzip_is_an_error() {
     let gz = gzip(&idx_bytes(0x08, &[10, 28, 28], &body(10 * 28 * 28)));
     let (kind, msg) = error_of(&gz[..gz.len() / 2]);
-    assert!(
-        matches!(kind, IdxErrorKind::Gzip(_) | IdxErrorKind::Truncated { .. }),
-        "{msg}"
-    );
+    assert!(matches!(kind, IdxErrorKind::Gzip(_) | IdxErrorKind::Truncated { .. }), "{msg}");
 }
 
 #[test]
 fn gzip_of_garbage_is_an_error() {
     let (kind, msg) = error_of(&gzip(b"this is not an IDX file at all"));
-    assert!(
-        matches!(
-            kind,
-            IdxErrorKind::BadMagic {
-                found: [b't', b'h']
-            }
-        ),
-        "{msg}"
-    );
+    assert!(matches!(kind, IdxErrorKind::BadMagic { found: [b't', b'h'] }), "{msg}");
 }
 
 #[test]
@@ -147,56 +97,26 @@ fn corrupt_gzip_stream_is_an_error() {
     let n = gz.len();
     gz[10..n - 8].iter_mut().for_each(|b| *b ^= 0x5a);
     let (kind, msg) = error_of(&gz);
-    assert!(
-        matches!(kind, IdxErrorKind::Gzip(_) | IdxErrorKind::BadMagic { .. }),
-        "{msg}"
-    );
+    assert!(matches!(kind, IdxErrorKind::Gzip(_) | IdxErrorKind::BadMagic { .. }), "{msg}");
 }
 
 #[test]
 fn wrong_magic_unsupported_dtype_and_rank() {
     let (kind, msg) = error_of(b"\x89PNG\r\n\x1a\n0000");
-    assert!(
-        matches!(
-            kind,
-            IdxErrorKind::BadMagic {
-                found: [0x89, b'P']
-            }
-        ),
-        "{msg}"
-    );
+    assert!(matches!(kind, IdxErrorKind::BadMagic { found: [0x89, b'P'] }), "{msg}");
     let (kind, msg) = error_of(&idx_bytes(0x0d, &[1], &[0, 0, 0, 0]));
-    assert!(
-        matches!(kind, IdxErrorKind::UnsupportedDtype(0x0d)),
-        "{msg}"
-    );
+    assert!(matches!(kind, IdxErrorKind::UnsupportedDtype(0x0d)), "{msg}");
 
     let dir = tempfile::tempdir().unwrap();
-    let path = write(
-        dir.path(),
-        "rank2",
-        &idx_bytes(0x08, &[2, 2], &[1, 2, 3, 4]),
-    );
+    let path = write(dir.path(), "rank2", &idx_bytes(0x08, &[2, 2], &[1, 2, 3, 4]));
     let err = idx::read_rank(&path, 3).unwrap_err();
-    assert!(
-        matches!(
-            err.kind,
-            IdxErrorKind::WrongRank {
-                expected: 3,
-                found: 2
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err.kind, IdxErrorKind::WrongRank { expected: 3, found: 2 }), "{err}");
 }
 
 #[test]
 fn a_header_claiming_billions_of_images_in_a_small_file_allocates_nothing_big() {
     let (kind, msg) = error_of(&idx_bytes(0x08, &[4_000_000_000, 28, 28], &body(1000)));
-    assert!(
-        matches!(kind, IdxErrorKind::Truncated { found: 1016, .. }),
-        "{msg}"
-    );
+    assert!(matches!(kind, IdxErrorKind::Truncated { found: 1016, .. }), "{msg}");
     let (kind, msg) = error_of(&idx_bytes(0x08, &[u32::MAX, u32::MAX, u32::MAX], &[]));
     assert!(matches!(kind, IdxErrorKind::TooLarge { .. }), "{msg}");
 }
@@ -204,10 +124,7 @@ fn a_header_claiming_billions_of_images_in_a_small_file_allocates_nothing_big() 
 #[test]
 fn trailing_bytes_are_an_error() {
     let (kind, msg) = error_of(&idx_bytes(0x08, &[3], &[1, 2, 3, 4]));
-    assert!(
-        matches!(kind, IdxErrorKind::TrailingData { expected: 11 }),
-        "{msg}"
-    );
+    assert!(matches!(kind, IdxErrorKind::TrailingData { expected: 11 }), "{msg}");
 }
 
 #[test]
@@ -215,37 +132,21 @@ fn zero_images_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "empty-set", &idx_bytes(0x08, &[0, 28, 28], &[]));
     let err = read_images(&path).unwrap_err();
-    assert!(
-        err.to_string().contains("empty-set") && err.to_string().contains("0×28×28"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("empty-set") && err.to_string().contains("0×28×28"), "{err}");
 }
 
 #[test]
 fn missing_file_is_an_error_naming_it() {
     let err = idx::read(Path::new("/nonexistent/train-images")).unwrap_err();
-    assert!(
-        matches!(err.kind, IdxErrorKind::Io(_))
-            && err.to_string().contains("/nonexistent/train-images")
-    );
+    assert!(matches!(err.kind, IdxErrorKind::Io(_)) && err.to_string().contains("/nonexistent/train-images"));
 }
 
 /// Writes a consistent four-file data set into `dir`, then lets `spoil` replace some files.
 fn dataset(dir: &Path, spoil: &[(&str, Vec<u8>)]) {
-    let images = |n: u32, side: u32| {
-        gzip(&idx_bytes(
-            0x08,
-            &[n, side, side],
-            &body((n * side * side) as usize),
-        ))
-    };
-    let labels = |n: u32| {
-        gzip(&idx_bytes(
-            0x08,
-            &[n],
-            &body(n as usize).iter().map(|b| b % 10).collect::<Vec<_>>(),
-        ))
-    };
+    let images =
+        |n: u32, side: u32| gzip(&idx_bytes(0x08, &[n, side, side], &body((n * side * side) as usize)));
+    let labels =
+        |n: u32| gzip(&idx_bytes(0x08, &[n], &body(n as usize).iter().map(|b| b % 10).collect::<Vec<_>>()));
     let files = [
         ("train-images-idx3-ubyte.gz", images(6, 4)),
         ("train-labels-idx1-ubyte.gz", labels(6)),
@@ -270,21 +171,13 @@ fn loads_a_consistent_dataset() {
 #[test]
 fn dataset_inconsistencies_are_errors() {
     let cases: [(&str, Vec<u8>, &str); 3] = [
-        (
-            "t10k-images-idx3-ubyte.gz",
-            gzip(&idx_bytes(0x08, &[3, 5, 5], &body(75))),
-            "test images are 5×5",
-        ),
+        ("t10k-images-idx3-ubyte.gz", gzip(&idx_bytes(0x08, &[3, 5, 5], &body(75))), "test images are 5×5"),
         (
             "train-labels-idx1-ubyte.gz",
             gzip(&idx_bytes(0x08, &[5], &[1, 2, 3, 4, 5])),
             "5 labels for 6 images",
         ),
-        (
-            "t10k-labels-idx1-ubyte.gz",
-            gzip(&idx_bytes(0x08, &[3], &[1, 12, 3])),
-            "label 12 at item 1",
-        ),
+        ("t10k-labels-idx1-ubyte.gz", gzip(&idx_bytes(0x08, &[3], &[1, 12, 3])), "label 12 at item 1"),
     ];
     for (file, bytes, expected) in cases {
         let dir = tempfile::tempdir().unwrap();
@@ -300,8 +193,5 @@ fn dataset_inconsistencies_are_errors() {
 fn missing_dataset_says_how_to_get_it() {
     let dir = tempfile::tempdir().unwrap();
     let msg = Mnist::load(dir.path()).unwrap_err().to_string();
-    assert!(
-        msg.contains("train-images-idx3-ubyte.gz") && msg.contains("data-fetch.sh"),
-        "{msg}"
-    );
+    assert!(msg.contains("train-images-idx3-ubyte.gz") && msg.contains("data-fetch.sh"), "{msg}");
 }

@@ -24,27 +24,11 @@ fn mnist_has_its_known_shape_labels_and_statistics() {
     let train = &data.train.images;
     assert_eq!((train.count, train.rows, train.cols), (60_000, 28, 28));
     assert_eq!(data.test.images.count, 10_000);
-    assert_eq!(
-        counts(&data.train.labels),
-        [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
-    );
-    assert_eq!(
-        counts(&data.test.labels),
-        [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-    );
+    assert_eq!(counts(&data.train.labels), [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]);
+    assert_eq!(counts(&data.test.labels), [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]);
     let n = train.pixels.len() as f64;
-    let mean = train
-        .pixels
-        .iter()
-        .map(|&p| f64::from(p) / 255.0)
-        .sum::<f64>()
-        / n;
-    let var = train
-        .pixels
-        .iter()
-        .map(|&p| (f64::from(p) / 255.0 - mean).powi(2))
-        .sum::<f64>()
-        / n;
+    let mean = train.pixels.iter().map(|&p| f64::from(p) / 255.0).sum::<f64>() / n;
+    let var = train.pixels.iter().map(|&p| (f64::from(p) / 255.0 - mean).powi(2)).sum::<f64>() / n;
     assert!((mean - 0.1307).abs() < 5e-5, "mean {mean}");
     assert!((var.sqrt() - 0.3081).abs() < 5e-5, "std {}", var.sqrt());
 }
@@ -59,10 +43,7 @@ fn one_epoch_of_the_reference_experiment_learns() {
     let before = trainer.validate();
     let stats = trainer.train_epoch(|_, _| {}).unwrap();
     println!("{stats:?}, before {before}");
-    assert!(
-        before > 0.6,
-        "an untrained model predicts about 0.5 everywhere: {before}"
-    );
+    assert!(before > 0.6, "an untrained model predicts about 0.5 everywhere: {before}");
     assert!(stats.val_loss < 0.215, "{stats:?}");
     assert!(stats.train_loss < 0.28, "{stats:?}");
 }

@@ -9,12 +9,7 @@ use ndarray::Array2;
 /// 50 images of 20×20 pixels with every gray level present.
 fn images() -> Images {
     let pixels = (0..50 * 400).map(|i| (i * 31 % 256) as u8).collect();
-    Images {
-        count: 50,
-        rows: 20,
-        cols: 20,
-        pixels,
-    }
+    Images { count: 50, rows: 20, cols: 20, pixels }
 }
 
 fn corrupt(noise: Noise, indices: &[u32], seed: u64) -> (Array2<f32>, Array2<f32>) {
@@ -50,11 +45,7 @@ fn gaussian_noise_is_clipped_and_has_the_right_spread() {
     let mean = diffs.iter().sum::<f64>() / diffs.len() as f64;
     let within_half = diffs.iter().filter(|d| d.abs() < 0.45).count() as f64 / diffs.len() as f64;
     // P(|N(0, 0.5²)| < 0.45) = 0.632; clipping at ±0.45..0.55 moves a little mass inward.
-    assert!(
-        diffs.len() > 500 && mean.abs() < 0.03,
-        "n {} mean {mean}",
-        diffs.len()
-    );
+    assert!(diffs.len() > 500 && mean.abs() < 0.03, "n {} mean {mean}", diffs.len());
     assert!((0.6..0.7).contains(&within_half), "{within_half}");
 }
 
@@ -71,37 +62,17 @@ fn an_images_corruption_depends_only_on_seed_and_index() {
 fn masking_and_salt_pepper_hit_the_requested_fraction() {
     let all: Vec<u32> = (0..50).collect();
     let (clean, masked) = corrupt(Noise::Masking(0.3), &all, 2);
-    let changed = clean
-        .iter()
-        .zip(masked.iter())
-        .filter(|(c, m)| c != m)
-        .count();
-    assert!(
-        masked
-            .iter()
-            .zip(clean.iter())
-            .all(|(m, c)| *m == 0.0 || m == c)
-    );
+    let changed = clean.iter().zip(masked.iter()).filter(|(c, m)| c != m).count();
+    assert!(masked.iter().zip(clean.iter()).all(|(m, c)| *m == 0.0 || m == c));
     let nonzero = clean.iter().filter(|&&c| c != 0.0).count();
     let fraction = changed as f64 / nonzero as f64;
     assert!((0.28..0.32).contains(&fraction), "masked {fraction}");
 
     let (clean, sp) = corrupt(Noise::SaltPepper(0.2), &all, 3);
-    let salt = sp
-        .iter()
-        .zip(clean.iter())
-        .filter(|(s, c)| **s == 1.0 && **c != 1.0)
-        .count() as f64;
-    let pepper = sp
-        .iter()
-        .zip(clean.iter())
-        .filter(|(s, c)| **s == 0.0 && **c != 0.0)
-        .count() as f64;
+    let salt = sp.iter().zip(clean.iter()).filter(|(s, c)| **s == 1.0 && **c != 1.0).count() as f64;
+    let pepper = sp.iter().zip(clean.iter()).filter(|(s, c)| **s == 0.0 && **c != 0.0).count() as f64;
     let n = clean.len() as f64;
-    assert!(
-        (0.09..0.11).contains(&(salt / n)) && (0.09..0.11).contains(&(pepper / n)),
-        "{salt} {pepper}"
-    );
+    assert!((0.09..0.11).contains(&(salt / n)) && (0.09..0.11).contains(&(pepper / n)), "{salt} {pepper}");
 }
 
 #[test]
@@ -110,19 +81,9 @@ fn noise_specs_parse_or_say_what_is_accepted() {
     assert_eq!("masking:0.3".parse(), Ok(Noise::Masking(0.3)));
     assert_eq!("salt-pepper:0.2".parse(), Ok(Noise::SaltPepper(0.2)));
     assert_eq!(Noise::SaltPepper(0.2).to_string(), "salt-pepper:0.2");
-    for bad in [
-        "gaussian",
-        "blur:0.5",
-        "masking:1.5",
-        "gaussian:-1",
-        "gaussian:NaN",
-        "masking:x",
-    ] {
+    for bad in ["gaussian", "blur:0.5", "masking:1.5", "gaussian:-1", "gaussian:NaN", "masking:x"] {
         let err = bad.parse::<Noise>().unwrap_err();
-        assert!(
-            err.contains("expected gaussian:STD, masking:P or salt-pepper:P"),
-            "{bad}: {err}"
-        );
+        assert!(err.contains("expected gaussian:STD, masking:P or salt-pepper:P"), "{bad}: {err}");
     }
 }
 
@@ -131,19 +92,10 @@ fn noise_specs_parse_or_say_what_is_accepted() {
 #[test]
 fn philox_matches_the_random123_known_answers() {
     use dae::philox::philox4x32_10;
+    assert_eq!(philox4x32_10([0; 4], [0; 2]), [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]);
+    assert_eq!(philox4x32_10([u32::MAX; 4], [u32::MAX; 2]), [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]);
     assert_eq!(
-        philox4x32_10([0; 4], [0; 2]),
-        [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]
-    );
-    assert_eq!(
-        philox4x32_10([u32::MAX; 4], [u32::MAX; 2]),
-        [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]
-    );
-    assert_eq!(
-        philox4x32_10(
-            [0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344],
-            [0xa4093822, 0x299f31d0]
-        ),
+        philox4x32_10([0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344], [0xa4093822, 0x299f31d0]),
         [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1]
     );
 }
@@ -153,12 +105,7 @@ fn philox_matches_the_random123_known_answers() {
 /// wide).
 #[test]
 fn gaussian_draws_have_the_moments_of_a_standard_normal() {
-    let images = Images {
-        count: 1,
-        rows: 1,
-        cols: 200_000,
-        pixels: vec![128; 200_000],
-    };
+    let images = Images { count: 1, rows: 1, cols: 200_000, pixels: vec![128; 200_000] };
     let (mut clean, mut noisy) = (Array2::zeros((1, 200_000)), Array2::zeros((1, 200_000)));
     // A tiny σ keeps every draw inside [0, 1], so (x̃ − x)/σ is the normal number itself.
     let sigma = 0.05;
@@ -170,23 +117,12 @@ fn gaussian_draws_have_the_moments_of_a_standard_normal() {
         clean.view_mut(),
         noisy.view_mut(),
     );
-    let z: Vec<f64> = noisy
-        .iter()
-        .zip(clean.iter())
-        .map(|(n, c)| f64::from((n - c) / sigma))
-        .collect();
+    let z: Vec<f64> = noisy.iter().zip(clean.iter()).map(|(n, c)| f64::from((n - c) / sigma)).collect();
     let n = z.len() as f64;
     let mean = z.iter().sum::<f64>() / n;
     let var = z.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
     let within = |k: f64| z.iter().filter(|v| v.abs() < k).count() as f64 / n;
-    println!(
-        "mean {mean:.4} var {var:.4} P(<1) {:.4} P(<2) {:.4}",
-        within(1.0),
-        within(2.0)
-    );
-    assert!(
-        mean.abs() < 0.01 && (var - 1.0).abs() < 0.015,
-        "mean {mean}, variance {var}"
-    );
+    println!("mean {mean:.4} var {var:.4} P(<1) {:.4} P(<2) {:.4}", within(1.0), within(2.0));
+    assert!(mean.abs() < 0.01 && (var - 1.0).abs() < 0.015, "mean {mean}, variance {var}");
     assert!((within(1.0) - 0.6827).abs() < 0.005 && (within(2.0) - 0.9545).abs() < 0.003);
 }

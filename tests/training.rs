@@ -7,14 +7,7 @@ use dae::mnist::Mnist;
 use dae::train::{Config, Trainer};
 
 fn tiny_config() -> Config {
-    Config {
-        epochs: 3,
-        batch_size: 16,
-        lr: 3e-3,
-        seed: 7,
-        hidden: vec![16, 8, 4],
-        ..Config::default()
-    }
+    Config { epochs: 3, batch_size: 16, lr: 3e-3, seed: 7, hidden: vec![16, 8, 4], ..Config::default() }
 }
 
 /// Trains `config.epochs` epochs and returns each epoch's `(train_loss, val_loss)`.
@@ -32,23 +25,14 @@ fn losses<'a>(config: &Config, data: &'a Mnist) -> (Vec<(f64, f64)>, Trainer<'a>
 #[test]
 fn loss_falls_on_generated_data() {
     let data = common::bars_dataset(512, 128);
-    let config = Config {
-        epochs: 30,
-        ..tiny_config()
-    };
+    let config = Config { epochs: 30, ..tiny_config() };
     let (history, _) = losses(&config, &data);
     let (first, last) = (history[0], history[history.len() - 1]);
     println!("{history:?}");
     assert!(last.0 < 0.5 * first.0, "training loss {first:?} → {last:?}");
-    assert!(
-        last.1 < 0.75 * first.1,
-        "validation loss {first:?} → {last:?}"
-    );
+    assert!(last.1 < 0.75 * first.1, "validation loss {first:?} → {last:?}");
     let falls = history.windows(2).filter(|w| w[1].1 < w[0].1).count();
-    assert!(
-        falls >= 20,
-        "validation loss fell in only {falls} of 29 epochs"
-    );
+    assert!(falls >= 20, "validation loss fell in only {falls} of 29 epochs");
 }
 
 /// The first three epochs of a tiny problem, as literals: any change to initialisation,
@@ -65,26 +49,16 @@ fn fixed_seed_trajectory() {
     ];
     println!("{history:?}");
     for (got, want) in history.iter().zip(expected) {
-        assert!(
-            (got.0 - want.0).abs() < 1e-5 && (got.1 - want.1).abs() < 1e-5,
-            "{history:?}"
-        );
+        assert!((got.0 - want.0).abs() < 1e-5 && (got.1 - want.1).abs() < 1e-5, "{history:?}");
     }
 }
 
 #[test]
 fn same_seed_same_weights_for_any_thread_count() {
     let data = common::bars_dataset(300, 100);
-    let config = Config {
-        epochs: 2,
-        batch_size: 37,
-        ..tiny_config()
-    };
+    let config = Config { epochs: 2, batch_size: 37, ..tiny_config() };
     let run = |threads| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| {
             let (history, trainer) = losses(&config, &data);
             (history, trainer.model)
@@ -105,20 +79,7 @@ fn same_seed_same_weights_for_any_thread_count() {
 #[test]
 fn different_seeds_give_different_runs() {
     let data = common::bars_dataset(128, 32);
-    let (a, _) = losses(
-        &Config {
-            epochs: 1,
-            ..tiny_config()
-        },
-        &data,
-    );
-    let (b, _) = losses(
-        &Config {
-            epochs: 1,
-            seed: 8,
-            ..tiny_config()
-        },
-        &data,
-    );
+    let (a, _) = losses(&Config { epochs: 1, ..tiny_config() }, &data);
+    let (b, _) = losses(&Config { epochs: 1, seed: 8, ..tiny_config() }, &data);
     assert_ne!(a, b);
 }

@@ -18,30 +18,49 @@ pub fn bars(count: usize, side: usize, seed: u64) -> Split {
         for y in 0..side {
             for x in 0..side {
                 let on = if vertical { x == at } else { y == at };
-                pixels.push(if on {
-                    rng.random_range(230..=255)
-                } else {
-                    rng.random_range(0..8)
-                });
+                pixels.push(if on { rng.random_range(230..=255) } else { rng.random_range(0..8) });
             }
         }
         labels.push(u8::from(vertical));
     }
-    Split {
-        images: Images {
-            count,
-            rows: side,
-            cols: side,
-            pixels,
-        },
-        labels,
-    }
+    Split { images: Images { count, rows: side, cols: side, pixels }, labels }
 }
 
 /// A data set of bars: `train` training images and `test` test images of 8×8 pixels.
 pub fn bars_dataset(train: usize, test: usize) -> Mnist {
-    Mnist {
-        train: bars(train, 8, 1),
-        test: bars(test, 8, 2),
+    bars_dataset_of_side(train, 8, test)
+}
+
+/// A data set of bars of `side × side` pixels.
+pub fn bars_dataset_of_side(train: usize, side: usize, test: usize) -> Mnist {
+    Mnist { train: bars(train, side, 1), test: bars(test, side, 2) }
+}
+
+/// The bytes of a gzipped IDX file of `u8` with dimensions `dims`.
+pub fn idx_gz(dims: &[u32], body: &[u8]) -> Vec<u8> {
+    let mut bytes = vec![0, 0, 0x08, dims.len() as u8];
+    dims.iter().for_each(|d| bytes.extend(d.to_be_bytes()));
+    bytes.extend(body);
+    gzip(&bytes)
+}
+
+/// `bytes`, gzipped.
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+/// Writes `data` into `dir` under MNIST's four file names, as `data-fetch.sh` leaves them.
+pub fn write_dataset(dir: &std::path::Path, data: &Mnist) {
+    for (split, images, labels) in [
+        (&data.train, "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+        (&data.test, "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+    ] {
+        let i = &split.images;
+        let dims = [i.count as u32, i.rows as u32, i.cols as u32];
+        std::fs::write(dir.join(images), idx_gz(&dims, &i.pixels)).unwrap();
+        std::fs::write(dir.join(labels), idx_gz(&[split.labels.len() as u32], &split.labels)).unwrap();
     }
 }

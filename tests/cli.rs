@@ -1,0 +1,248 @@
+//! The binary on bad input: every case exits with 2 (bad usage) or 1 (bad data or files), says
+//! what was wrong in one line on stderr naming the file or flag, never panics, and loses nothing.
+//! Then the faults: a diverging loss, Ctrl-C, and SIGKILL in the middle of an epoch.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use dae::checkpoint;
+use dae::output::Metrics;
+
+fn dae() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_dae"))
+}
+
+/// A folder holding a small, valid data set of 8×8 bars.
+fn dataset(train: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_dataset(dir.path(), &common::bars_dataset(train, 64));
+    dir
+}
+
+/// Runs `dae` with `args` and checks how it failed: exit `code`, one line on stderr that
+/// contains each of `needles`, and no panic.
+fn fails(args: &[&str], code: i32, needles: &[&str]) -> Output {
+    let out = dae().args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: one line, got: {stderr}");
+    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    for needle in needles {
+        assert!(stderr.contains(needle), "{args:?}: {stderr:?} should mention {needle:?}");
+    }
+    out
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn bad_flags_exit_2_naming_the_flag() {
+    let data = dataset(64);
+    let d = path_str(data.path());
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let cases: [(&[&str], &str); 10] = [
+        (&["--epochs", "0"], "--epochs"),
+        (&["--batch-size", "0"], "--batch-size"),
+        (&["--lr", "-1"], "--lr"),
+        (&["--lr", "NaN"], "--lr"),
+        (&["--threads", "0"], "--threads"),
+        (&["--noise", "blur:0.5"], "expected gaussian:STD, masking:P or salt-pepper:P"),
+        (&["--noise", "masking:1.5"], "out of range"),
+        (&["--layers", "128,0"], "--layers"),
+        (&["--out", path_str(&file)], "a-file"),
+        (&["--no-such-flag"], "--no-such-flag"),
+    ];
+    for (args, needle) in cases {
+        let mut all = vec!["--data", d];
+        all.extend(args);
+        fails(&all, 2, &[needle]);
+    }
+    // Nothing was written over the file that --out named.
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
+}
+
+#[test]
+fn missing_data_says_how_to_get_it() {
+    fails(
+        &["--data", "/nonexistent/mnist"],
+        1,
+        &["/nonexistent/mnist/train-images-idx3-ubyte.gz", "./data-fetch.sh"],
+    );
+    let data = dataset(64);
+    std::fs::remove_file(data.path().join("t10k-labels-idx1-ubyte.gz")).unwrap();
+    fails(&["--data", path_str(data.path())], 1, &["t10k-labels-idx1-ubyte.gz", "not found"]);
+}
+
+#[test]
+fn bad_data_files_exit_1_naming_the_file() {
+    let images = "train-images-idx3-ubyte.gz";
+    let valid = common::idx_gz(&[64, 8, 8], &[7; 64 * 64]);
+    let header_only = |dims: &[u32]| {
+        let mut raw = vec![0u8, 0, 8, dims.len() as u8];
+        dims.iter().for_each(|d| raw.extend(d.to_be_bytes()));
+        raw
+    };
+    let mut raw_4g = header_only(&[4_000_000_000, 28, 28]);
+    raw_4g.extend([0; 1000]);
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (images, vec![], "truncated"),
+        (images, valid[..valid.len() / 2].to_vec(), images),
+        (images, common::gzip(b"garbage, not IDX"), "not an IDX file"),
+        (images, b"\x89PNG\r\n\x1a\n....".to_vec(), "not an IDX file"),
+        (
+            images,
+            {
+                let mut r = header_only(&[64, 8, 8]);
+                r[2] = 0x0d;
+                r
+            },
+            "unsupported dtype 0x0d",
+        ),
+        (images, common::idx_gz(&[64, 64], &[7; 64 * 64]), "expected rank 3, found rank 2"),
+        (images, raw_4g, "truncated: expected 3136000000016 bytes"),
+        (images, header_only(&[64, 8, 8]), "expected 4112 bytes, found 16"),
+        (images, common::idx_gz(&[0, 8, 8], &[]), "no pixels"),
+        ("t10k-images-idx3-ubyte.gz", common::idx_gz(&[64, 7, 7], &[7; 64 * 49]), "test images are 7×7"),
+        ("train-labels-idx1-ubyte.gz", common::idx_gz(&[63], &[1; 63]), "63 labels for 64 images"),
+        ("t10k-labels-idx1-ubyte.gz", common::idx_gz(&[64], &[11; 64]), "label 11 at item 0"),
+    ];
+    for (file, bytes, needle) in cases {
+        let data = dataset(64);
+        std::fs::write(data.path().join(file), &bytes).unwrap();
+        fails(
+            &["--data", path_str(data.path()), "--out", path_str(&data.path().join("out"))],
+            1,
+            &[file, needle],
+        );
+    }
+}
+
+#[test]
+fn a_diverging_run_stops_naming_the_step_and_keeps_the_last_good_files() {
+    let data = dataset(256);
+    let out = data.path().join("run");
+    let (d, o) = (path_str(data.path()), path_str(&out));
+    let ok = dae().args(["--data", d, "--out", o, "--epochs", "1", "--batch-size", "16"]).output().unwrap();
+    assert!(ok.status.success());
+    let before = std::fs::read(out.join("state.safetensors")).unwrap();
+    fails(
+        &["--data", d, "--out", o, "--epochs", "3", "--batch-size", "16", "--lr", "1e6"],
+        1,
+        &["the loss became NaN at epoch 1, step", "--lr"],
+    );
+    assert_eq!(std::fs::read(out.join("state.safetensors")).unwrap(), before, "the good state was kept");
+    assert!(checkpoint::load(&out.join("model.safetensors")).is_ok());
+}
+
+#[test]
+fn bad_state_files_exit_1_naming_the_file() {
+    let data = dataset(64);
+    let out = data.path().join("run");
+    let (d, o) = (path_str(data.path()), path_str(&out));
+    assert!(dae().args(["--data", d, "--out", o, "--epochs", "1"]).output().unwrap().status.success());
+    let state = out.join("state.safetensors");
+    let good = std::fs::read(&state).unwrap();
+    let model = std::fs::read(out.join("model.safetensors")).unwrap();
+    for (bytes, needle) in [
+        (good[..good.len() - 100].to_vec(), "not a safetensors file"),
+        (b"not a model".to_vec(), "not a safetensors file"),
+        (model, "no 'adam.t' in the metadata"),
+    ] {
+        std::fs::write(&state, bytes).unwrap();
+        fails(&["--data", d, "--resume", o, "--epochs", "2"], 1, &["state.safetensors", needle]);
+    }
+    std::fs::write(&state, &good).unwrap();
+    let other = tempfile::tempdir().unwrap();
+    common::write_dataset(other.path(), &common::bars_dataset_of_side(64, 16, 10));
+    fails(
+        &["--data", path_str(other.path()), "--resume", o, "--epochs", "2"],
+        1,
+        &["the saved model takes 64 pixels, the images in --data have 256"],
+    );
+}
+
+/// Starts a long run on `data` into `out`, and waits until it has finished `epochs` epochs.
+fn start_and_wait(data: &Path, out: &Path, epochs: usize) -> Child {
+    let child = dae()
+        .args(["--data", path_str(data), "--out", path_str(out), "--epochs", "1000", "--batch-size", "8"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Metrics::read(&out.join("metrics.json")).map_or(0, |m| m.history.len()) < epochs {
+        assert!(Instant::now() < deadline, "the run did not get through {epochs} epochs");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill").args([&format!("-{name}"), &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn sigkill_mid_epoch_leaves_a_loadable_state_of_a_finished_epoch() {
+    let data = dataset(4096);
+    let out = data.path().join("run");
+    let mut child = start_and_wait(data.path(), &out, 2);
+    std::thread::sleep(Duration::from_millis(7));
+    signal(&child, "KILL");
+    child.wait().unwrap();
+    let (model, _, progress) = checkpoint::load_state(&out.join("state.safetensors"), 1e-3).unwrap();
+    assert_eq!(progress.step, 0, "saved at an epoch's end");
+    assert!(progress.epoch >= 2);
+    assert_eq!(model.widths(), [64, 128, 64, 32, 64, 128, 64]);
+    assert!(checkpoint::load(&out.join("model.safetensors")).is_ok());
+    let metrics = Metrics::read(&out.join("metrics.json")).unwrap();
+    assert!(metrics.history.len() >= progress.epoch);
+    let leftovers: Vec<PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(".tmp-"))
+        .collect();
+    assert!(leftovers.len() <= 1, "at most the one file being written when killed: {leftovers:?}");
+}
+
+/// Ctrl-C finishes the step, saves, exits 130; `--resume` then ends on exactly the weights of a
+/// run that was never interrupted.
+#[test]
+fn ctrl_c_saves_and_resume_matches_an_uninterrupted_run() {
+    let data = dataset(2048);
+    let interrupted = data.path().join("interrupted");
+    let child = start_and_wait(data.path(), &interrupted, 1);
+    std::thread::sleep(Duration::from_millis(3));
+    signal(&child, "INT");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted after step") && stderr.contains("--resume"), "{stderr}");
+    let (_, _, progress) = checkpoint::load_state(&interrupted.join("state.safetensors"), 1e-3).unwrap();
+    let epochs = (progress.epoch + 2).to_string();
+
+    let (d, i) = (path_str(data.path()), path_str(&interrupted));
+    let resumed = dae().args(["--data", d, "--resume", i, "--epochs", &epochs]).output().unwrap();
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    let straight = data.path().join("straight");
+    let args = ["--data", d, "--out", path_str(&straight), "--epochs", &epochs, "--batch-size", "8"];
+    assert!(dae().args(args).output().unwrap().status.success());
+
+    let load = |dir: &Path| checkpoint::load_state(&dir.join("state.safetensors"), 1e-3).unwrap();
+    let (a, b) = (load(&interrupted), load(&straight));
+    assert_eq!(a.0, b.0, "weights");
+    assert_eq!((a.1.m, a.1.v, a.1.t), (b.1.m, b.1.v, b.1.t), "Adam's state");
+    let (ma, mb) = (
+        Metrics::read(&interrupted.join("metrics.json")).unwrap(),
+        Metrics::read(&straight.join("metrics.json")).unwrap(),
+    );
+    let losses = |m: &Metrics| m.history.iter().map(|e| (e.train_loss, e.val_loss)).collect::<Vec<_>>();
+    assert_eq!(losses(&ma), losses(&mb), "every epoch's losses");
+}
