@@ -4,6 +4,7 @@
 #   ./data-fetch.sh [DIR]
 #   MNIST_MIRROR=/path/to/folder ./data-fetch.sh      # a local copy, tried first
 #   MNIST_MIRROR=https://example.org/mnist/ ./data-fetch.sh
+#   MNIST_OFFLINE=1 MNIST_MIRROR=/path/to/folder ./data-fetch.sh   # the mirror only
 #
 # Sources, in order: $MNIST_MIRROR (a folder or a base URL), then the public mirrors that
 # PyTorch and TensorFlow download from, then the original site (which often refuses). Every
@@ -25,9 +26,14 @@ mirrors=(
   "https://storage.googleapis.com/cvdf-datasets/mnist/"
   "http://yann.lecun.com/exdb/mnist/"
 )
-[ -n "${MNIST_MIRROR:-}" ] && mirrors=("$MNIST_MIRROR" "${mirrors[@]}")
 
 say() { printf 'data-fetch: %s\n' "$*" >&2; }
+
+[ -n "${MNIST_OFFLINE:-}" ] && mirrors=()
+[ -n "${MNIST_MIRROR:-}" ] && mirrors=("$MNIST_MIRROR" "${mirrors[@]}")
+if [ ${#mirrors[@]} = 0 ]; then
+  say "MNIST_OFFLINE is set but MNIST_MIRROR is not: nowhere to fetch from"; exit 1
+fi
 
 if command -v sha256sum >/dev/null; then
   sha256() { sha256sum | cut -d' ' -f1; }

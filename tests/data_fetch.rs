@@ -1,0 +1,43 @@
+//! `data-fetch.sh` against a local mirror that holds a corrupt file: valid gzip, wrong content.
+
+use std::process::Command;
+
+#[test]
+fn a_corrupt_file_on_the_mirror_is_rejected_and_never_kept() {
+    let mirror = tempfile::tempdir().unwrap();
+    let target = tempfile::tempdir().unwrap();
+    for name in [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ] {
+        let gz = Command::new("gzip").arg("-c").arg("Cargo.toml").output().unwrap().stdout;
+        std::fs::write(mirror.path().join(format!("{name}.gz")), gz).unwrap();
+    }
+    let out = Command::new("bash")
+        .arg("data-fetch.sh")
+        .arg(target.path())
+        .env("MNIST_MIRROR", mirror.path())
+        .env("MNIST_OFFLINE", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("train-images-idx3-ubyte.gz") && stderr.contains("rejected"), "{stderr}");
+    assert!(stderr.contains("ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(target.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "nothing may be left behind: {left:?}");
+}
+
+#[test]
+fn offline_without_a_mirror_is_one_clear_message() {
+    let target = tempfile::tempdir().unwrap();
+    let mut fetch = Command::new("bash");
+    fetch.arg("data-fetch.sh").arg(target.path()).env("MNIST_OFFLINE", "1").env_remove("MNIST_MIRROR");
+    let out = fetch.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("MNIST_MIRROR"), "{stderr}");
+}
