@@ -23,3 +23,5 @@ pub mod philox;
 pub mod profile;
 pub mod rng;
 pub mod train;
+pub mod knn;
+pub mod quality;

@@ -1,0 +1,85 @@
+//! The evaluation measures against values worked out independently, and k-NN on sets whose
+//! answers are known.
+
+use dae::knn;
+use dae::quality::{Quality, bce, mse, psnr, ssim};
+use ndarray::{Array2, array};
+
+#[test]
+fn mse_psnr_and_bce_of_known_images() {
+    let clean = [0.0f32, 0.5, 1.0, 0.25];
+    let image = [0.1f32, 0.5, 0.8, 0.25];
+    // (0.01 + 0 + 0.04 + 0) / 4
+    assert!((mse(&image, &clean) - 0.0125).abs() < 1e-7, "{}", mse(&image, &clean));
+    // 10·log₁₀(1 / 0.0125) = 19.0309 dB
+    assert!((psnr(0.0125) - 19.030_899_869_919_43).abs() < 1e-9);
+    // −[ln 0.9 + 0.5 ln 0.5·2 + ln 0.8 + (0.25 ln 0.25 + 0.75 ln 0.75)] / 4
+    let expected = -((0.9f64).ln() + (0.5f64).ln() + (0.8f64).ln() + 0.25 * (0.25f64).ln() + 0.75 * (0.75f64).ln()) / 4.0;
+    assert!((bce(&image, &clean) - expected).abs() < 1e-7, "{} vs {expected}", bce(&image, &clean));
+    // Exact 0 and 1 predictions are clamped, not infinite.
+    assert!((bce(&[0.0], &[1.0]) - (1e7f64).ln()).abs() < 1e-6);
+}
+
+/// Expected values from scikit-image 0.26, `structural_similarity(…, data_range=1.0)` with its
+/// defaults (7×7 uniform window, sample covariance), on the images built the same way:
+///
+/// ```python
+/// import numpy as np; from skimage.metrics import structural_similarity as ssim
+/// y, x = np.mgrid[0:10, 0:12]
+/// a = ((x * 7 + y * 3) % 11) / 10.0
+/// b = np.clip(a + ((x * y) % 5) / 20.0 - 0.1, 0, 1)
+/// print(repr(ssim(b, a, data_range=1.0)), repr(ssim(1 - a, a, data_range=1.0)))
+/// # 0.9751090248165507 -0.9904319157431861
+/// ```
+#[test]
+fn ssim_matches_scikit_image() {
+    let (rows, cols) = (10, 12);
+    let a: Vec<f32> = (0..rows * cols).map(|i| (((i % cols) * 7 + (i / cols) * 3) % 11) as f32 / 10.0).collect();
+    assert!((ssim(&a, &a, (rows, cols)) - 1.0).abs() < 1e-12);
+    let b: Vec<f32> = a
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (v + (((i % cols) * (i / cols)) % 5) as f32 / 20.0 - 0.1).clamp(0.0, 1.0))
+        .collect();
+    let s = ssim(&b, &a, (rows, cols));
+    assert!((s - 0.975_109_024_816_550_7).abs() < 1e-6, "{s}");
+    assert!((s - ssim(&a, &b, (rows, cols))).abs() < 1e-12, "symmetric");
+    let inverted: Vec<f32> = a.iter().map(|v| 1.0 - v).collect();
+    let s = ssim(&inverted, &a, (rows, cols));
+    assert!((s + 0.990_431_915_743_186_1).abs() < 1e-6, "{s}");
+}
+
+#[test]
+fn quality_means_each_measure() {
+    let q = [Quality { bce: 1.0, mse: 0.1, psnr: 10.0, ssim: 0.5 }, Quality { bce: 3.0, mse: 0.3, psnr: 20.0, ssim: 0.7 }];
+    let m = Quality::mean(&q);
+    assert!((m.bce - 2.0).abs() < 1e-12 && (m.mse - 0.2).abs() < 1e-12);
+    assert!((m.psnr - 15.0).abs() < 1e-12 && (m.ssim - 0.6).abs() < 1e-12);
+}
+
+#[test]
+fn knn_votes_the_majority_of_the_k_nearest() {
+    // Two clusters on a line: label 0 around 0, label 1 around 10, and one stray 1 near 0.
+    let reference = array![[0.0f32], [0.5], [1.0], [1.2], [9.0], [10.0], [11.0]];
+    let labels = [0u8, 0, 0, 1, 1, 1, 1];
+    let queries = array![[0.2f32], [1.1], [9.5], [5.4]];
+    // k = 1: 0.2 → 0; 1.1 → 1.0 or 1.2, both 0.1 away: the lower index (label 0) wins;
+    // 9.5 → 9.0 or 10.0, tie → index 4 (label 1); 5.4 → 1.2 (label 1).
+    assert_eq!(knn::accuracy(reference.view(), &labels, queries.view(), &[0, 0, 1, 1], 1), 1.0);
+    // k = 3: 1.1 → {1.0, 1.2, 0.5} = 0, 1, 0 → 0; 5.4 → {1.2, 1.0, 9.0} = 1, 0, 1 → 1.
+    assert_eq!(knn::accuracy(reference.view(), &labels, queries.view(), &[0, 0, 1, 1], 3), 1.0);
+    // k = 7: every query sees four 1s and three 0s.
+    assert_eq!(knn::accuracy(reference.view(), &labels, queries.view(), &[0, 0, 1, 1], 7), 0.5);
+}
+
+#[test]
+fn knn_on_more_queries_than_one_block() {
+    // 600 queries (three blocks of 256): points on two far-apart lines.
+    let reference = Array2::from_shape_fn((40, 3), |(i, j)| if i % 2 == 0 { j as f32 } else { 100.0 + j as f32 });
+    let labels: Vec<u8> = (0..40).map(|i| (i % 2) as u8).collect();
+    let queries = Array2::from_shape_fn((600, 3), |(i, j)| if i % 3 == 0 { 99.0 + j as f32 } else { 1.0 });
+    let truth: Vec<u8> = (0..600).map(|i| u8::from(i % 3 == 0)).collect();
+    assert_eq!(knn::accuracy(reference.view(), &labels, queries.view(), &truth, 5), 1.0);
+    let wrong: Vec<u8> = truth.iter().map(|l| 1 - l).collect();
+    assert_eq!(knn::accuracy(reference.view(), &labels, queries.view(), &wrong, 5), 0.0);
+}
