@@ -2,7 +2,8 @@
 //! the training state that `--resume` needs besides it.
 //!
 //! - `model.safetensors`: `layers.{i}.weight` (out, in) and `layers.{i}.bias` (out,), f32, with
-//!   the activations and widths in the metadata; `load_state_dict` takes it as it is.
+//!   the activations, widths and image shape (`28x28`) in the metadata; PyTorch's
+//!   `load_state_dict` takes it as it is.
 //! - `state.safetensors`: everything `--resume` needs in one file, written last after every
 //!   epoch: the same layers, Adam's moments `adam.m.{t}` and `adam.v.{t}` for each parameter
 //!   tensor `t` in file order, and Adam's step count and the run's [`Progress`] in the metadata.
@@ -50,14 +51,14 @@ fn write(path: &Path, tensors: Vec<Named>, metadata: HashMap<String, String>) ->
     write_atomic(path, |w| w.write_all(&file)).map_err(|e| error(path, e))
 }
 
-/// Writes `model` to `path`.
-pub fn save(model: &Model, path: &Path) -> Result<(), CheckpointError> {
-    let (tensors, metadata) = model_tensors(model);
+/// Writes `model`, trained on images of `image` = (rows, cols) pixels, to `path`.
+pub fn save(model: &Model, image: (usize, usize), path: &Path) -> Result<(), CheckpointError> {
+    let (tensors, metadata) = model_tensors(model, image);
     write(path, tensors, metadata)
 }
 
 /// The model's tensors and metadata, as [`save`] writes them.
-fn model_tensors(model: &Model) -> (Vec<Named<'_>>, HashMap<String, String>) {
+fn model_tensors(model: &Model, (rows, cols): (usize, usize)) -> (Vec<Named<'_>>, HashMap<String, String>) {
     let mut tensors = Vec::new();
     for (i, layer) in model.layers.iter().enumerate() {
         let (w, b) = (layer.w.as_slice().expect("contiguous"), layer.b.as_slice().expect("contiguous"));
@@ -70,6 +71,7 @@ fn model_tensors(model: &Model) -> (Vec<Named<'_>>, HashMap<String, String>) {
         ("format".to_string(), "pt".to_string()),
         ("activations".to_string(), activations.join(",")),
         ("widths".to_string(), widths.join(",")),
+        ("image".to_string(), format!("{rows}x{cols}")),
     ]);
     (tensors, metadata)
 }
@@ -77,11 +79,12 @@ fn model_tensors(model: &Model) -> (Vec<Named<'_>>, HashMap<String, String>) {
 /// Writes the model, Adam's moments and step count, and the run's progress to `path`.
 pub fn save_state(
     model: &Model,
+    image: (usize, usize),
     adam: &Adam,
     progress: Progress,
     path: &Path,
 ) -> Result<(), CheckpointError> {
-    let (mut tensors, mut metadata) = model_tensors(model);
+    let (mut tensors, mut metadata) = model_tensors(model, image);
     for (t, (m, v)) in adam.m.iter().zip(&adam.v).enumerate() {
         tensors.push((format!("adam.m.{t}"), vec![m.len()], &m[..]));
         tensors.push((format!("adam.v.{t}"), vec![v.len()], &v[..]));
@@ -133,6 +136,14 @@ pub fn load(path: &Path) -> Result<Model, CheckpointError> {
         return Err(error(path, format!("{tensors} tensors for {} layers", model.layers.len())));
     }
     Ok(model)
+}
+
+/// The (rows, cols) of the images the model in `path` was trained on, if the file says.
+pub fn image_shape(path: &Path) -> Result<Option<(usize, usize)>, CheckpointError> {
+    let file = File::read(path)?;
+    let Some(shape) = file.metadata.get("image") else { return Ok(None) };
+    let parsed = shape.split_once('x').and_then(|(r, c)| Some((r.parse().ok()?, c.parse().ok()?)));
+    parsed.map(Some).ok_or_else(|| error(path, format!("metadata 'image' = '{shape}' is not ROWSxCOLS")))
 }
 
 /// The layers and activations stored in `file`.

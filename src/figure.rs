@@ -6,7 +6,7 @@ use std::path::Path;
 
 use ndarray::ArrayView2;
 
-use crate::output::write_atomic;
+use crate::pngio::write_bytes;
 
 /// Pixels between digits and around the edge.
 const GAP: usize = 4;
@@ -34,12 +34,5 @@ pub fn write_grid(
             }
         }
     }
-    write_atomic(path, |w| {
-        let mut encoder = png::Encoder::new(w, width as u32, height as u32);
-        encoder.set_color(png::ColorType::Grayscale);
-        encoder.set_depth(png::BitDepth::Eight);
-        let mut writer = encoder.write_header().map_err(io::Error::other)?;
-        writer.write_image_data(&canvas).map_err(io::Error::other)?;
-        writer.finish().map_err(io::Error::other)
-    })
+    write_bytes(path, (height, width), &canvas)
 }

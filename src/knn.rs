@@ -15,14 +15,21 @@ const QUERY_BLOCK: usize = 256;
 /// The fraction of `queries` (Q, F) whose label among `query_labels` is the majority label of
 /// their `k` nearest rows in `reference` (N, F) labelled `labels`. A tie between labels goes to
 /// the one whose member is nearest; equal distances to the lower index.
-pub fn accuracy(reference: ArrayView2<f32>, labels: &[u8], queries: ArrayView2<f32>, query_labels: &[u8], k: usize) -> f64 {
+pub fn accuracy(
+    reference: ArrayView2<f32>,
+    labels: &[u8],
+    queries: ArrayView2<f32>,
+    query_labels: &[u8],
+    k: usize,
+) -> f64 {
     assert_eq!((reference.nrows(), queries.nrows()), (labels.len(), query_labels.len()));
     assert!(k >= 1 && k <= reference.nrows(), "k = {k} for {} references", reference.nrows());
     // ‖q − r‖² = ‖q‖² − 2 q·r + ‖r‖²; ‖q‖² is the same for every r, so it never changes the order.
     let norms: Array1<f32> = reference.rows().into_iter().map(|r| r.dot(&r)).collect();
     let mut products = Array2::zeros((QUERY_BLOCK.min(queries.nrows()), reference.nrows()));
     let mut correct = 0;
-    for (block, truth) in queries.axis_chunks_iter(Axis(0), QUERY_BLOCK).zip(query_labels.chunks(QUERY_BLOCK)) {
+    for (block, truth) in queries.axis_chunks_iter(Axis(0), QUERY_BLOCK).zip(query_labels.chunks(QUERY_BLOCK))
+    {
         let mut products = products.slice_mut(s![..block.nrows(), ..]);
         par_matmul(block, reference.t(), products.view_mut(), |_, _| {});
         correct += products

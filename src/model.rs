@@ -65,9 +65,14 @@ impl Model {
     /// activated output, except the last, which holds the logits `z` (B, D): the output sigmoid
     /// is left to the loss, which needs `z` for its stable form, or to [`Model::reconstruct`].
     pub fn forward(&self, x: ArrayView2<f32>, ws: &mut Workspace) {
+        self.forward_layers(x, ws, self.layers.len());
+    }
+
+    /// The forward pass through the first `count` layers only.
+    fn forward_layers(&self, x: ArrayView2<f32>, ws: &mut Workspace, count: usize) {
         let rows = x.nrows();
         let last = self.layers.len() - 1;
-        for (l, layer) in self.layers.iter().enumerate() {
+        for (l, layer) in self.layers.iter().enumerate().take(count) {
             let (done, rest) = ws.outputs.split_at_mut(l);
             let input = if l == 0 { x } else { done[l - 1].slice(s![..rows, ..]) };
             let activation = (l < last).then_some(self.activations[l]);
@@ -125,6 +130,21 @@ impl Model {
         out.assign(&z);
         let f = *self.activations.last().expect("at least one layer");
         f.forward(out.as_slice_mut().expect("contiguous output"));
+    }
+}
+
+impl Model {
+    /// The layer whose output is the code: the narrowest one before the output layer.
+    pub fn bottleneck(&self) -> usize {
+        let hidden = &self.layers[..self.layers.len() - 1];
+        (0..hidden.len()).min_by_key(|&l| hidden[l].outputs()).expect("a hidden layer")
+    }
+
+    /// The codes `h` (B, H_code) of `x` (B, D), written into `out`: the encoder alone.
+    pub fn encode(&self, x: ArrayView2<f32>, ws: &mut Workspace, mut out: ArrayViewMut2<f32>) {
+        let code = self.bottleneck();
+        self.forward_layers(x, ws, code + 1);
+        out.assign(&ws.outputs[code].slice(s![..x.nrows(), ..]));
     }
 }
 

@@ -8,7 +8,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use ndarray::{ArrayViewMut2, Axis};
+use ndarray::{Array2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -131,6 +131,16 @@ pub fn corrupt_batch(
             noise.corrupt(images.image(i as usize), stream, x, x_noisy);
         },
     );
+}
+
+/// A whole set scaled to `[0, 1]` and corrupted from the streams of `(seed, purpose)`: the
+/// clean images and the corrupted ones, each (N, D).
+pub fn corrupt_set(images: &Images, noise: Noise, seed: u64, purpose: Purpose) -> (Array2<f32>, Array2<f32>) {
+    let shape = (images.count, images.pixels_per_image());
+    let (mut clean, mut noisy) = (Array2::zeros(shape), Array2::zeros(shape));
+    let indices: Vec<u32> = (0..images.count as u32).collect();
+    corrupt_batch(noise, images, &indices, (seed, purpose, 0), clean.view_mut(), noisy.view_mut());
+    (clean, noisy)
 }
 
 impl fmt::Display for Noise {

@@ -15,9 +15,9 @@ use thiserror::Error;
 
 use crate::adam::Adam;
 use crate::loss::Loss;
-use crate::mnist::{Images, Mnist};
+use crate::mnist::Mnist;
 use crate::model::{Model, Workspace};
-use crate::noise::{Noise, corrupt_batch};
+use crate::noise::{Noise, corrupt_batch, corrupt_set};
 use crate::profile::{Phase, Profile};
 use crate::rng::{self, Purpose};
 
@@ -128,7 +128,8 @@ impl<'a> Trainer<'a> {
     ) -> Trainer<'a> {
         let d = data.train.images.pixels_per_image();
         let ws = Workspace::new(&model, config.batch_size);
-        let (test_clean, test_noisy) = corrupt_all(&data.test.images, config.noise, config.seed);
+        let (test_clean, test_noisy) =
+            corrupt_set(&data.test.images, config.noise, config.seed, Purpose::TestNoise);
         Trainer {
             adam,
             ws,
@@ -144,6 +145,11 @@ impl<'a> Trainer<'a> {
             interrupt: Arc::new(AtomicBool::new(false)),
             profile: Profile::default(),
         }
+    }
+
+    /// The data set being trained on.
+    pub fn data(&self) -> &'a Mnist {
+        self.data
     }
 
     /// A flag that, once set, stops training after the step under way with
@@ -239,13 +245,4 @@ pub fn train_step(
     profile.time(Phase::Backward, || model.backward(input, ws));
     profile.time(Phase::Optimizer, || adam.step(model.params_and_grads()));
     total
-}
-
-/// The whole test set scaled to `[0, 1]` and corrupted once, from the test-noise stream.
-fn corrupt_all(images: &Images, noise: Noise, seed: u64) -> (Array2<f32>, Array2<f32>) {
-    let shape = (images.count, images.pixels_per_image());
-    let (mut clean, mut noisy) = (Array2::zeros(shape), Array2::zeros(shape));
-    let indices: Vec<u32> = (0..images.count as u32).collect();
-    corrupt_batch(noise, images, &indices, (seed, Purpose::TestNoise, 0), clean.view_mut(), noisy.view_mut());
-    (clean, noisy)
 }

@@ -16,7 +16,7 @@ fn save_then_load_gives_the_same_model() {
     let path = dir.path().join("model.safetensors");
     let mut m = model();
     m.layers[1].b.fill(0.25);
-    save(&m, &path).unwrap();
+    save(&m, (4, 5), &path).unwrap();
     let loaded = load(&path).unwrap();
     assert_eq!(loaded, m);
     assert_eq!(loaded.widths(), [20, 8, 4, 8, 20]);
@@ -28,7 +28,7 @@ fn save_then_load_gives_the_same_model() {
 fn the_file_uses_pytorch_names_and_shapes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.safetensors");
-    save(&model(), &path).unwrap();
+    save(&model(), (4, 5), &path).unwrap();
     let bytes = std::fs::read(&path).unwrap();
     let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
@@ -36,13 +36,15 @@ fn the_file_uses_pytorch_names_and_shapes() {
     assert_eq!(header["layers.0.weight"]["dtype"], "F32");
     assert_eq!(header["layers.3.bias"]["shape"], serde_json::json!([20]));
     assert_eq!(header["__metadata__"]["activations"], "relu,relu,relu,sigmoid");
+    assert_eq!(header["__metadata__"]["image"], "4x5");
+    assert_eq!(dae::checkpoint::image_shape(&path).unwrap(), Some((4, 5)));
 }
 
 #[test]
 fn bad_files_are_errors_naming_them() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.safetensors");
-    save(&model(), &good).unwrap();
+    save(&model(), (4, 5), &good).unwrap();
     let bytes = std::fs::read(&good).unwrap();
     let cases = [
         ("truncated.safetensors", bytes[..bytes.len() - 10].to_vec(), "not a safetensors file"),
@@ -67,7 +69,7 @@ fn layers_that_do_not_chain_are_an_error() {
     let (a, b) = (m.layers.remove(1), m.layers.remove(1));
     m.layers.insert(1, b);
     m.layers.insert(2, a);
-    save(&m, &path).unwrap();
+    save(&m, (4, 5), &path).unwrap();
     let msg = load(&path).unwrap_err().to_string();
     assert!(msg.contains("layers.1.weight takes 4 inputs, layer 0 gives 8"), "{msg}");
 }

@@ -14,7 +14,9 @@ fn mse_psnr_and_bce_of_known_images() {
     // 10·log₁₀(1 / 0.0125) = 19.0309 dB
     assert!((psnr(0.0125) - 19.030_899_869_919_43).abs() < 1e-9);
     // −[ln 0.9 + 0.5 ln 0.5·2 + ln 0.8 + (0.25 ln 0.25 + 0.75 ln 0.75)] / 4
-    let expected = -((0.9f64).ln() + (0.5f64).ln() + (0.8f64).ln() + 0.25 * (0.25f64).ln() + 0.75 * (0.75f64).ln()) / 4.0;
+    let expected =
+        -((0.9f64).ln() + (0.5f64).ln() + (0.8f64).ln() + 0.25 * (0.25f64).ln() + 0.75 * (0.75f64).ln())
+            / 4.0;
     assert!((bce(&image, &clean) - expected).abs() < 1e-7, "{} vs {expected}", bce(&image, &clean));
     // Exact 0 and 1 predictions are clamped, not infinite.
     assert!((bce(&[0.0], &[1.0]) - (1e7f64).ln()).abs() < 1e-6);
@@ -34,7 +36,8 @@ fn mse_psnr_and_bce_of_known_images() {
 #[test]
 fn ssim_matches_scikit_image() {
     let (rows, cols) = (10, 12);
-    let a: Vec<f32> = (0..rows * cols).map(|i| (((i % cols) * 7 + (i / cols) * 3) % 11) as f32 / 10.0).collect();
+    let a: Vec<f32> =
+        (0..rows * cols).map(|i| (((i % cols) * 7 + (i / cols) * 3) % 11) as f32 / 10.0).collect();
     assert!((ssim(&a, &a, (rows, cols)) - 1.0).abs() < 1e-12);
     let b: Vec<f32> = a
         .iter()
@@ -51,7 +54,10 @@ fn ssim_matches_scikit_image() {
 
 #[test]
 fn quality_means_each_measure() {
-    let q = [Quality { bce: 1.0, mse: 0.1, psnr: 10.0, ssim: 0.5 }, Quality { bce: 3.0, mse: 0.3, psnr: 20.0, ssim: 0.7 }];
+    let q = [
+        Quality { bce: 1.0, mse: 0.1, psnr: 10.0, ssim: 0.5 },
+        Quality { bce: 3.0, mse: 0.3, psnr: 20.0, ssim: 0.7 },
+    ];
     let m = Quality::mean(&q);
     assert!((m.bce - 2.0).abs() < 1e-12 && (m.mse - 0.2).abs() < 1e-12);
     assert!((m.psnr - 15.0).abs() < 1e-12 && (m.ssim - 0.6).abs() < 1e-12);
@@ -75,7 +81,8 @@ fn knn_votes_the_majority_of_the_k_nearest() {
 #[test]
 fn knn_on_more_queries_than_one_block() {
     // 600 queries (three blocks of 256): points on two far-apart lines.
-    let reference = Array2::from_shape_fn((40, 3), |(i, j)| if i % 2 == 0 { j as f32 } else { 100.0 + j as f32 });
+    let reference =
+        Array2::from_shape_fn((40, 3), |(i, j)| if i % 2 == 0 { j as f32 } else { 100.0 + j as f32 });
     let labels: Vec<u8> = (0..40).map(|i| (i % 2) as u8).collect();
     let queries = Array2::from_shape_fn((600, 3), |(i, j)| if i % 3 == 0 { 99.0 + j as f32 } else { 1.0 });
     let truth: Vec<u8> = (0..600).map(|i| u8::from(i % 3 == 0)).collect();

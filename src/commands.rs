@@ -1,0 +1,291 @@
+//! What each command does: train (and resume), eval, denoise, encode. Each prints what a person
+//! watching needs and returns a [`Failure`] that says how it ended.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use anyhow::{Context, anyhow};
+use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::{Array2, Axis};
+
+use crate::checkpoint;
+use crate::evaluate::{self, Evaluation};
+use crate::figure;
+use crate::mnist::Mnist;
+use crate::model::{Model, Workspace};
+use crate::noise::{Noise, NoiseStream};
+use crate::output::Metrics;
+use crate::plot;
+use crate::pngio;
+use crate::profile;
+use crate::rng::Purpose;
+use crate::train::{Config, TrainError, Trainer};
+
+/// How a command ends when it does not succeed.
+#[derive(Debug)]
+pub enum Failure {
+    /// Bad flags: exit status 2.
+    Usage(String),
+    /// Bad data or files, or training that diverged: exit status 1.
+    Error(anyhow::Error),
+    /// Ctrl-C, after saving: exit status 130.
+    Interrupted,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Failure {
+        Failure::Error(e.into())
+    }
+}
+
+/// A training run as the command line asked for it.
+#[derive(Debug, Clone)]
+pub struct Training {
+    pub config: Config,
+    pub data: PathBuf,
+    pub out: PathBuf,
+    /// A run folder to continue; its settings replace `config` but for `epochs`.
+    pub resume: Option<PathBuf>,
+    pub profile: bool,
+    pub threads: usize,
+}
+
+/// Trains (or resumes), printing one line per epoch and saving the run after each.
+pub fn train(plan: &Training) -> Result<(), Failure> {
+    let out = plan.resume.clone().unwrap_or_else(|| plan.out.clone());
+    prepare_out(&out)?;
+    let data = Mnist::load(&plan.data)?;
+    let (mut trainer, mut metrics) = match &plan.resume {
+        None => {
+            let metrics = Metrics { config: plan.config.clone(), threads: plan.threads, history: Vec::new() };
+            (Trainer::new(plan.config.clone(), &data), metrics)
+        }
+        Some(dir) => resume(dir, plan, &data)?,
+    };
+    let config = trainer.config.clone();
+    let interrupt = trainer.interrupt_flag();
+    ctrlc::set_handler(move || interrupt.store(true, Ordering::Relaxed))?;
+    let steps = data.train.images.count.div_ceil(config.batch_size);
+    for epoch in trainer.progress.epoch + 1..=config.epochs {
+        let bar = progress_bar(epoch, config.epochs);
+        let stats = trainer.train_epoch(|done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        });
+        bar.finish_and_clear();
+        let stats = match stats {
+            Ok(stats) => stats,
+            Err(TrainError::Interrupted { epoch, step }) => {
+                save(&out, &trainer, &metrics)?;
+                let out = out.display();
+                eprintln!(
+                    "interrupted after step {step} of epoch {epoch}; saved in {out}; continue with --resume {out}"
+                );
+                return Err(Failure::Interrupted);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        println!(
+            "epoch {epoch}/{}  loss {:.4}  val_loss {:.4}  {:.2} s  {:.1} ms/step",
+            config.epochs,
+            stats.train_loss,
+            stats.val_loss,
+            stats.seconds,
+            1e3 * stats.seconds / steps as f64,
+        );
+        metrics.history.push(stats);
+        save(&out, &trainer, &metrics)?;
+    }
+    let images = &data.test.images;
+    let samples = trainer.samples(10);
+    let views: Vec<_> = samples.iter().map(|a| a.view()).collect();
+    let path = out.join("reconstructions.png");
+    figure::write_grid(&path, &views, (images.rows, images.cols), 4).with_context(|| cannot_write(&path))?;
+    println!("wrote {}", out.display());
+    if plan.profile {
+        let first = &trainer.model.layers[0];
+        let sgemm = profile::sgemm_gflops(config.batch_size, first.inputs(), first.outputs(), 0.5);
+        println!("{}", trainer.profile.report(&trainer.model, sgemm));
+    }
+    Ok(())
+}
+
+/// The trainer and metrics of the run saved in `dir`, set to go on to `plan.config.epochs`.
+fn resume<'a>(dir: &Path, plan: &Training, data: &'a Mnist) -> Result<(Trainer<'a>, Metrics), Failure> {
+    let path = dir.join("metrics.json");
+    let mut metrics =
+        Metrics::read(&path).with_context(|| format!("{}: cannot read the run", path.display()))?;
+    let (model, adam, progress) = checkpoint::load_state(&dir.join("state.safetensors"), metrics.config.lr)?;
+    check_fits(&model, data, dir)?;
+    let epochs = plan.config.epochs;
+    if progress.epoch >= epochs {
+        let message =
+            format!("--epochs {epochs}: the run in {} has done {} already", dir.display(), progress.epoch);
+        return Err(Failure::Usage(message));
+    }
+    // metrics.json is written before the state, so it may be an epoch ahead of it.
+    metrics.history.truncate(progress.epoch);
+    metrics.config.epochs = epochs;
+    metrics.threads = plan.threads;
+    Ok((Trainer::resume(metrics.config.clone(), data, model, adam, progress), metrics))
+}
+
+/// Writes the run's files into `out`: the model, `metrics.json`, the loss curve, and last the
+/// state that `--resume` reads, so that whatever a crash interrupts, the state on disk is whole.
+fn save(out: &Path, trainer: &Trainer, metrics: &Metrics) -> Result<(), Failure> {
+    let images = &trainer.data().test.images;
+    let image = (images.rows, images.cols);
+    checkpoint::save(&trainer.model, image, &out.join("model.safetensors"))?;
+    let path = out.join("metrics.json");
+    metrics.write(&path).with_context(|| cannot_write(&path))?;
+    if !metrics.history.is_empty() {
+        let path = out.join("loss.svg");
+        let loss = metrics.config.loss.name().to_uppercase();
+        plot::write_loss_curve(&path, &metrics.history, &loss).with_context(|| cannot_write(&path))?;
+    }
+    let state = out.join("state.safetensors");
+    checkpoint::save_state(&trainer.model, image, &trainer.adam, trainer.progress, &state)?;
+    Ok(())
+}
+
+/// Measures the model in `model` on the test set in `data` and prints a table.
+pub fn eval(model: &Path, data: &Path, noise: Noise, seed: u64) -> Result<(), Failure> {
+    let data = Mnist::load(data)?;
+    let net = checkpoint::load(model)?;
+    check_fits(&net, &data, model)?;
+    let e = evaluate::evaluate(&net, &data, noise, seed);
+    print!("{}", table(&e, &net, &data, noise));
+    Ok(())
+}
+
+fn table(e: &Evaluation, model: &Model, data: &Mnist, noise: Noise) -> String {
+    let count = data.test.images.count;
+    let row = |name: &str, q: &crate::quality::Quality| {
+        format!("{name:<16} {:>7.4} {:>7.4} {:>7.2} dB {:>6.4}\n", q.bce, q.mse, q.psnr, q.ssim)
+    };
+    let code = model.layers[model.bottleneck()].outputs();
+    let d = data.test.images.pixels_per_image();
+    format!(
+        "{count} test images, corrupted by {noise}; each measure against the clean image\n\
+         {:<16} {:>7} {:>7} {:>10} {:>6}\n{}{}\
+         k-NN accuracy (k = {}, training set as reference): codes {:.4} ({code} numbers), pixels {:.4} ({d})\n",
+        "",
+        "BCE",
+        "MSE",
+        "PSNR",
+        "SSIM",
+        row("noisy input", &e.noisy),
+        row("reconstruction", &e.reconstructed),
+        evaluate::K,
+        e.knn_codes,
+        e.knn_pixels,
+    )
+}
+
+/// Denoises each of `images` with the model in `model` and writes the results into `out`.
+pub fn denoise(
+    model: &Path,
+    images: &[PathBuf],
+    out: &Path,
+    noise: Option<Noise>,
+    seed: u64,
+) -> Result<(), Failure> {
+    let net = checkpoint::load(model)?;
+    let shape = checkpoint::image_shape(model)?;
+    let d = net.widths()[0];
+    prepare_out(out)?;
+    let mut ws = Workspace::new(&net, 1);
+    for (i, path) in images.iter().enumerate() {
+        let image = pngio::read_gray(path)?;
+        let fits = image.pixels.len() == d && shape.is_none_or(|s| s == (image.rows, image.cols));
+        if !fits {
+            let expected = shape.map_or(format!("{d} pixels"), |(r, c)| format!("{r}×{c}"));
+            let found = format!("{}×{}", image.rows, image.cols);
+            return Err(
+                anyhow!("{}: the image is {found}; the model takes {expected}", path.display()).into()
+            );
+        }
+        let name = path.file_name().expect("a file was read");
+        let mut input = Array2::from_shape_vec((1, d), image.pixels.clone()).expect("d pixels");
+        if let Some(noise) = noise {
+            let bytes: Vec<u8> = image.pixels.iter().map(|v| (v * 255.0).round() as u8).collect();
+            let mut clean = vec![0.0; d];
+            let stream = NoiseStream::new(seed, Purpose::TestNoise, 0, i as u32);
+            noise.corrupt(&bytes, stream, &mut clean, input.as_slice_mut().expect("contiguous"));
+            let stem = Path::new(name).file_stem().expect("a file name").to_string_lossy();
+            let noisy_path = out.join(format!("{stem}.noisy.png"));
+            pngio::write_gray(&noisy_path, (image.rows, image.cols), input.as_slice().expect("contiguous"))
+                .with_context(|| cannot_write(&noisy_path))?;
+        }
+        let mut output = Array2::zeros((1, d));
+        net.reconstruct(input.view(), &mut ws, output.view_mut());
+        let target = out.join(name);
+        pngio::write_gray(&target, (image.rows, image.cols), output.as_slice().expect("contiguous"))
+            .with_context(|| cannot_write(&target))?;
+        println!("{} -> {}", path.display(), target.display());
+    }
+    Ok(())
+}
+
+/// Writes the label and bottleneck code of every test image in `data` to the CSV file `out`.
+pub fn encode(model: &Path, data: &Path, out: &Path) -> Result<(), Failure> {
+    if out.is_dir() {
+        return Err(Failure::Usage(format!(
+            "--out {}: is a folder; name the CSV file to write",
+            out.display()
+        )));
+    }
+    let data = Mnist::load(data)?;
+    let net = checkpoint::load(model)?;
+    check_fits(&net, &data, model)?;
+    let codes = evaluate::encode(&net, evaluate::scaled(&data.test.images).view());
+    crate::output::write_atomic(out, |w| {
+        let mut csv = csv::Writer::from_writer(w);
+        let mut header = vec!["label".to_string()];
+        header.extend((0..codes.ncols()).map(|j| format!("code{j}")));
+        csv.write_record(&header)?;
+        for (code, label) in codes.axis_iter(Axis(0)).zip(&data.test.labels) {
+            let mut record = vec![label.to_string()];
+            record.extend(code.iter().map(|v| v.to_string()));
+            csv.write_record(&record)?;
+        }
+        csv.flush()
+    })
+    .with_context(|| cannot_write(out))?;
+    println!("wrote {} codes of {} numbers to {}", codes.nrows(), codes.ncols(), out.display());
+    Ok(())
+}
+
+/// An error unless `model` takes images of the size in `data`.
+fn check_fits(model: &Model, data: &Mnist, source: &Path) -> Result<(), Failure> {
+    let (inputs, pixels) = (model.widths()[0], data.test.images.pixels_per_image());
+    if inputs != pixels {
+        let message = format!("the saved model takes {inputs} pixels, the images in --data have {pixels}");
+        return Err(anyhow!("{}: {message}", source.display()).into());
+    }
+    Ok(())
+}
+
+fn cannot_write(path: &Path) -> String {
+    format!("{}: cannot write", path.display())
+}
+
+/// Creates `out` unless it exists as a folder; a file there is a usage error.
+fn prepare_out(out: &Path) -> Result<(), Failure> {
+    if out.exists() && !out.is_dir() {
+        return Err(Failure::Usage(format!("--out {}: exists and is not a folder", out.display())));
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("--out {}: cannot create", out.display()))?;
+    Ok(())
+}
+
+/// A bar for one epoch's steps; indicatif draws it only when stderr is a terminal.
+fn progress_bar(epoch: usize, epochs: usize) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    let style = ProgressStyle::with_template("epoch {msg} [{bar:30}] {pos}/{len} steps {elapsed_precise}")
+        .expect("a valid template")
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_message(format!("{epoch}/{epochs}"));
+    bar
+}

@@ -1,0 +1,88 @@
+//! What a trained model is worth: how well it denoises the test set, and how good its codes
+//! are as features.
+//!
+//! Denoising: BCE, MSE, PSNR and SSIM of the corrupted input and of the reconstruction, each
+//! against the clean image, averaged over the test images. Features: the accuracy of a 5-nearest-
+//! neighbour classifier on the test set with the training set as reference, once on the
+//! bottleneck codes of the clean images and once on their raw pixels.
+
+use ndarray::{Array2, ArrayView2, Axis, s};
+use rayon::prelude::*;
+
+use crate::knn;
+use crate::mnist::{Images, Mnist};
+use crate::model::{Model, Workspace};
+use crate::noise::{Noise, corrupt_set};
+use crate::quality::Quality;
+use crate::rng::Purpose;
+
+/// Rows per forward pass.
+const BATCH: usize = 1000;
+/// Neighbours that vote in the k-NN check.
+pub const K: usize = 5;
+
+/// A model's evaluation on the test set.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Evaluation {
+    /// The corrupted inputs against the clean images.
+    pub noisy: Quality,
+    /// The reconstructions against the clean images.
+    pub reconstructed: Quality,
+    /// k-NN accuracy on the bottleneck codes.
+    pub knn_codes: f64,
+    /// k-NN accuracy on the raw pixels.
+    pub knn_pixels: f64,
+}
+
+/// Evaluates `model` on `data`'s test set corrupted by `noise` from `seed`'s test-noise
+/// streams (the same corruption as validation during training with that seed).
+pub fn evaluate(model: &Model, data: &Mnist, noise: Noise, seed: u64) -> Evaluation {
+    let images = &data.test.images;
+    let shape = (images.rows, images.cols);
+    let (clean, noisy) = corrupt_set(images, noise, seed, Purpose::TestNoise);
+    let reconstructed = apply(model, noisy.view(), Model::reconstruct, images.pixels_per_image());
+    let quality = |x: &Array2<f32>| {
+        let per_image: Vec<Quality> = (x.axis_iter(Axis(0)), clean.axis_iter(Axis(0)))
+            .into_par_iter()
+            .map(|(x, c)| Quality::of(x.as_slice().expect("row"), c.as_slice().expect("row"), shape))
+            .collect();
+        Quality::mean(&per_image)
+    };
+    let train = scaled(&data.train.images);
+    let (train_codes, test_codes) = (encode(model, train.view()), encode(model, clean.view()));
+    let (train_labels, test_labels) = (&data.train.labels, &data.test.labels);
+    Evaluation {
+        noisy: quality(&noisy),
+        reconstructed: quality(&reconstructed),
+        knn_codes: knn::accuracy(train_codes.view(), train_labels, test_codes.view(), test_labels, K),
+        knn_pixels: knn::accuracy(train.view(), train_labels, clean.view(), test_labels, K),
+    }
+}
+
+/// The bottleneck codes (N, H_code) of `x` (N, D).
+pub fn encode(model: &Model, x: ArrayView2<f32>) -> Array2<f32> {
+    let width = model.layers[model.bottleneck()].outputs();
+    apply(model, x, Model::encode, width)
+}
+
+/// Runs `f` (reconstruct or encode) over `x` (N, D) in batches, into an (N, `width`) array.
+fn apply(
+    model: &Model,
+    x: ArrayView2<f32>,
+    f: fn(&Model, ArrayView2<f32>, &mut Workspace, ndarray::ArrayViewMut2<f32>),
+    width: usize,
+) -> Array2<f32> {
+    let mut ws = Workspace::new(model, BATCH.min(x.nrows()));
+    let mut out = Array2::zeros((x.nrows(), width));
+    for (i, batch) in x.axis_chunks_iter(Axis(0), BATCH).enumerate() {
+        let rows = s![i * BATCH..i * BATCH + batch.nrows(), ..];
+        f(model, batch, &mut ws, out.slice_mut(rows));
+    }
+    out
+}
+
+/// Every image scaled to `[0, 1]`, (N, D).
+pub fn scaled(images: &Images) -> Array2<f32> {
+    let d = images.pixels_per_image();
+    Array2::from_shape_fn((images.count, d), |(i, j)| f32::from(images.pixels[i * d + j]) / 255.0)
+}

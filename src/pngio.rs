@@ -1,0 +1,66 @@
+//! Grayscale PNG files in and out, 8 bits a pixel, values scaled to `[0, 1]` in memory.
+//!
+//! Only 8-bit grayscale is read: a colour image, or another bit depth, is an error that says
+//! what the file is, rather than a conversion nobody asked for.
+
+use std::fs::File;
+use std::io::{self, BufReader};
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::output::write_atomic;
+
+/// A grayscale image, row-major, values in `[0, 1]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gray {
+    pub rows: usize,
+    pub cols: usize,
+    pub pixels: Vec<f32>,
+}
+
+/// Why an image could not be read.
+#[derive(Debug, Error)]
+#[error("{}: {message}", path.display())]
+pub struct PngError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+/// Reads an 8-bit grayscale PNG.
+pub fn read_gray(path: &Path) -> Result<Gray, PngError> {
+    let error = |message: String| PngError { path: path.to_path_buf(), message };
+    let file = File::open(path).map_err(|e| error(format!("cannot read: {e}")))?;
+    let decoder = png::Decoder::new(BufReader::new(file));
+    let mut reader = decoder.read_info().map_err(|e| error(format!("not a PNG image: {e}")))?;
+    let info = reader.info();
+    let (cols, rows) = (info.width as usize, info.height as usize);
+    if info.color_type != png::ColorType::Grayscale || info.bit_depth != png::BitDepth::Eight {
+        let found = format!("{:?} at {} bits", info.color_type, info.bit_depth as u8);
+        return Err(error(format!("{found}; only 8-bit grayscale images are read (convert it first)")));
+    }
+    let mut bytes = vec![0; reader.output_buffer_size().ok_or_else(|| error("too large".into()))?];
+    let frame = reader.next_frame(&mut bytes).map_err(|e| error(format!("corrupt PNG: {e}")))?;
+    bytes.truncate(frame.buffer_size());
+    let pixels = bytes.iter().map(|&b| f32::from(b) / 255.0).collect();
+    Ok(Gray { rows, cols, pixels })
+}
+
+/// Writes `pixels` (values in `[0, 1]`, clamped) as an 8-bit grayscale PNG of `rows × cols`.
+pub fn write_gray(path: &Path, (rows, cols): (usize, usize), pixels: &[f32]) -> io::Result<()> {
+    let bytes: Vec<u8> = pixels.iter().map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect();
+    write_bytes(path, (rows, cols), &bytes)
+}
+
+/// Writes 8-bit grayscale `bytes` as a PNG of `rows × cols`.
+pub fn write_bytes(path: &Path, (rows, cols): (usize, usize), bytes: &[u8]) -> io::Result<()> {
+    assert_eq!(bytes.len(), rows * cols, "one byte a pixel");
+    write_atomic(path, |w| {
+        let mut encoder = png::Encoder::new(w, cols as u32, rows as u32);
+        encoder.set_color(png::ColorType::Grayscale);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header().map_err(io::Error::other)?;
+        writer.write_image_data(bytes).map_err(io::Error::other)?;
+        writer.finish().map_err(io::Error::other)
+    })
+}
