@@ -12,9 +12,13 @@ const CHUNK: usize = 16 * 1024;
 /// Adam's settings and state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Adam {
+    /// The learning rate (step size).
     pub lr: f32,
+    /// Decay of the first moment, the running mean of gradients.
     pub beta1: f32,
+    /// Decay of the second moment, the running mean of squared gradients.
     pub beta2: f32,
+    /// Added to `√v̂` so that a step never divides by zero.
     pub eps: f32,
     /// Steps taken so far.
     pub t: u32,

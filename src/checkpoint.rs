@@ -28,7 +28,9 @@ use crate::train::Progress;
 #[derive(Debug, Error)]
 #[error("{}: {message}", path.display())]
 pub struct CheckpointError {
+    /// The file.
     pub path: PathBuf,
+    /// What was wrong with it.
     pub message: String,
 }
 

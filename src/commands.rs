@@ -41,12 +41,17 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 /// A training run as the command line asked for it.
 #[derive(Debug, Clone)]
 pub struct Training {
+    /// The run's settings.
     pub config: Config,
+    /// The folder with the data set.
     pub data: PathBuf,
+    /// The folder for the run's files.
     pub out: PathBuf,
     /// A run folder to continue; its settings replace `config` but for `epochs`.
     pub resume: Option<PathBuf>,
+    /// Print the time per phase after training.
     pub profile: bool,
+    /// The size of the pool the run is on, recorded in `metrics.json`.
     pub threads: usize,
 }
 

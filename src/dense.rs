@@ -41,10 +41,12 @@ impl Dense {
         Dense { w, b, dw, db }
     }
 
+    /// `I`, the number of inputs.
     pub fn inputs(&self) -> usize {
         self.w.ncols()
     }
 
+    /// `O`, the number of outputs.
     pub fn outputs(&self) -> usize {
         self.w.nrows()
     }

@@ -34,6 +34,19 @@ pub fn matmul_naive(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2
 /// `C ← A·B` on one thread through `matrixmultiply::sgemm`, any strides.
 ///
 /// Shapes: `a` (M, K), `b` (K, N), `c` (M, N).
+///
+/// A transposed operand is only a view with swapped strides:
+///
+/// ```
+/// use dae::gemm::matmul;
+/// use ndarray::{Array2, array};
+///
+/// let x = array![[1.0f32, 2.0], [3.0, 4.0]]; // (B, I)
+/// let w = array![[1.0f32, 0.0], [1.0, 1.0], [0.0, 2.0]]; // (O, I), stored as PyTorch does
+/// let mut y = Array2::zeros((2, 3));
+/// matmul(x.view(), w.t(), y.view_mut()); // Y = X·Wᵀ
+/// assert_eq!(y, array![[1.0, 3.0, 4.0], [3.0, 7.0, 8.0]]);
+/// ```
 pub fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>) {
     let (m, k) = a.dim();
     let n = b.ncols();

@@ -22,7 +22,9 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// An IDX tensor of `u8`: its dimensions and its items, row-major.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Idx {
+    /// The size of each dimension, outermost first.
     pub dims: Vec<usize>,
+    /// The items, row-major; as many as the product of `dims`.
     pub data: Vec<u8>,
 }
 
@@ -30,34 +32,62 @@ pub struct Idx {
 #[derive(Debug, Error)]
 #[error("{}: {kind}", path.display())]
 pub struct IdxError {
+    /// The file.
     pub path: PathBuf,
+    /// What was wrong with it.
     pub kind: IdxErrorKind,
 }
 
 /// The ways an IDX file can be bad.
 #[derive(Debug, Error)]
 pub enum IdxErrorKind {
+    /// The file could not be opened or read.
     #[error("cannot read: {0}")]
     Io(#[from] io::Error),
+    /// The file starts like gzip but does not decompress.
     #[error("corrupt gzip stream: {0}")]
     Gzip(io::Error),
+    /// Fewer bytes than the header (or the header itself) needs; both counts include the header.
     #[error("truncated: expected {expected} bytes, found {found}")]
-    Truncated { expected: u64, found: u64 },
+    Truncated {
+        /// Bytes needed.
+        expected: u64,
+        /// Bytes present.
+        found: u64,
+    },
+    /// More bytes than the header promises.
     #[error("longer than the {expected} bytes its header promises")]
-    TrailingData { expected: u64 },
+    TrailingData {
+        /// Bytes promised, header included.
+        expected: u64,
+    },
+    /// The first two bytes are not zero.
     #[error("not an IDX file: magic bytes {found:02x?}, expected [00, 00, dtype, rank]")]
-    BadMagic { found: [u8; 2] },
+    BadMagic {
+        /// The first two bytes.
+        found: [u8; 2],
+    },
+    /// A dtype other than unsigned bytes.
     #[error("unsupported dtype 0x{0:02x}: only unsigned bytes (0x08) are read")]
     UnsupportedDtype(u8),
+    /// Another number of dimensions than the caller needs.
     #[error("expected rank {expected}, found rank {found}")]
-    WrongRank { expected: usize, found: usize },
+    WrongRank {
+        /// The rank needed.
+        expected: usize,
+        /// The rank in the file.
+        found: usize,
+    },
+    /// Dimensions whose product does not fit in memory's address space.
     #[error("header dimensions {dims:?} overflow the address space")]
-    TooLarge { dims: Vec<u32> },
-    #[error("{0}")]
-    Invalid(String),
+    TooLarge {
+        /// The dimensions in the header.
+        dims: Vec<u32>,
+    },
 }
 
 impl IdxError {
+    /// The error `kind` in the file at `path`.
     pub fn new(path: &Path, kind: IdxErrorKind) -> Self {
         IdxError { path: path.to_path_buf(), kind }
     }

@@ -6,6 +6,8 @@
 //! [`activation`] carry it through the [`model`], [`loss`] scores it, the backward passes beside
 //! each forward send the gradient back, and [`adam`] takes the step; [`train`] loops.
 
+#![warn(missing_docs)]
+
 pub mod activation;
 pub mod adam;
 pub mod checkpoint;

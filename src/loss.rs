@@ -25,6 +25,7 @@ pub enum Loss {
 }
 
 impl Loss {
+    /// The name used on the command line and in `metrics.json`.
     pub fn name(self) -> &'static str {
         match self {
             Loss::Bce => "bce",

@@ -1,7 +1,7 @@
 //! The MNIST data set as the engine holds it: images as compact `u8` pixels, labels as `u8`.
 //!
 //! Files are found by their usual names in one folder (gzipped or not) and read with our own
-//! [`idx`](crate::idx) reader. Scaling to `[0, 1]` and corruption happen per batch, elsewhere:
+//! [`crate::idx`] reader. Scaling to `[0, 1]` and corruption happen per batch, elsewhere:
 //! keeping the pixels as bytes costs 47 MB for the training set instead of 188 MB as `f32`.
 
 use std::path::{Path, PathBuf};
@@ -13,9 +13,13 @@ use crate::idx::{self, IdxError};
 /// A set of `count` grayscale images of `rows × cols` pixels, row-major, one byte a pixel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Images {
+    /// Number of images (`N`).
     pub count: usize,
+    /// Pixel rows per image.
     pub rows: usize,
+    /// Pixel columns per image.
     pub cols: usize,
+    /// `count · rows · cols` bytes, 0 (black) to 255 (white).
     pub pixels: Vec<u8>,
 }
 
@@ -35,32 +39,48 @@ impl Images {
 /// One split of the data set: images and their labels (0–9).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Split {
+    /// The images.
     pub images: Images,
+    /// One label per image.
     pub labels: Vec<u8>,
 }
 
 /// The training and test splits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mnist {
+    /// What the model learns from (60,000 images in MNIST).
     pub train: Split,
+    /// What it is validated and evaluated on (10,000).
     pub test: Split,
 }
 
 /// Why a data set could not be loaded.
 #[derive(Debug, Error)]
 pub enum DataError {
+    /// A file is not in the folder.
     #[error("{}: not found (run ./data-fetch.sh, or pass --data DIR)", .0.display())]
     Missing(PathBuf),
+    /// A file is not valid IDX.
     #[error(transparent)]
     Idx(#[from] IdxError),
+    /// Files that are valid alone but do not fit together.
     #[error("{}: {message}", path.display())]
-    Inconsistent { path: PathBuf, message: String },
+    Inconsistent {
+        /// The file found at fault.
+        path: PathBuf,
+        /// What does not fit.
+        message: String,
+    },
 }
 
-/// The usual file names' stems, as `data-fetch.sh` writes them (with `.gz`).
+/// The training images' file name, without `.gz` (MNIST's usual names, as `data-fetch.sh`
+/// writes them).
 pub const TRAIN_IMAGES: &str = "train-images-idx3-ubyte";
+/// The training labels' file name, without `.gz`.
 pub const TRAIN_LABELS: &str = "train-labels-idx1-ubyte";
+/// The test images' file name, without `.gz`.
 pub const TEST_IMAGES: &str = "t10k-images-idx3-ubyte";
+/// The test labels' file name, without `.gz`.
 pub const TEST_LABELS: &str = "t10k-labels-idx1-ubyte";
 
 impl Mnist {

@@ -20,13 +20,31 @@ use crate::loss::Loss;
 /// A sequential model of dense layers; `activations[l]` follows `layers[l]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Model {
+    /// The dense layers, input first.
     pub layers: Vec<Dense>,
+    /// The activation after each layer.
     pub activations: Vec<Activation>,
 }
 
 impl Model {
     /// The denoising autoencoder: encoder widths `hidden` (e.g. `[128, 64, 32]`) and a decoder
     /// that mirrors them back to `inputs`; ReLU after every layer but the last, a sigmoid there.
+    ///
+    /// ```
+    /// use dae::model::{Model, Workspace};
+    /// use ndarray::Array2;
+    /// use rand::SeedableRng;
+    ///
+    /// let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    /// let model = Model::autoencoder(784, &[128, 64, 32], &mut rng);
+    /// assert_eq!(model.widths(), [784, 128, 64, 32, 64, 128, 784]);
+    ///
+    /// let x = Array2::from_elem((2, 784), 0.5f32); // (B, D)
+    /// let mut ws = Workspace::new(&model, 2);
+    /// let mut x_hat = Array2::zeros((2, 784));
+    /// model.reconstruct(x.view(), &mut ws, x_hat.view_mut());
+    /// assert!(x_hat.iter().all(|&p| p > 0.0 && p < 1.0)); // a sigmoid's outputs
+    /// ```
     pub fn autoencoder(inputs: usize, hidden: &[usize], rng: &mut impl Rng) -> Model {
         let mut widths = vec![inputs];
         widths.extend(hidden);
@@ -165,11 +183,13 @@ pub struct Workspace {
 }
 
 impl Workspace {
+    /// Buffers for `model` and batches of up to `capacity` rows.
     pub fn new(model: &Model, capacity: usize) -> Workspace {
         let buffers = || model.layers.iter().map(|l| Array2::zeros((capacity, l.outputs()))).collect();
         Workspace { outputs: buffers(), deltas: buffers(), row_loss: vec![0.0; capacity] }
     }
 
+    /// The largest batch these buffers hold.
     pub fn capacity(&self) -> usize {
         self.row_loss.len()
     }

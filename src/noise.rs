@@ -19,6 +19,19 @@ use crate::rng::Purpose;
 
 /// How an input image is corrupted; pixels are in `[0, 1]`. Written `gaussian:0.5`,
 /// `masking:0.3` or `salt-pepper:0.2` on the command line and in `metrics.json`.
+///
+/// ```
+/// use dae::noise::{Noise, NoiseStream};
+/// use dae::rng::Purpose;
+///
+/// let noise: Noise = "masking:0.5".parse().unwrap();
+/// let pixels = [255u8; 16];
+/// let (mut clean, mut noisy) = ([0.0; 16], [0.0; 16]);
+/// noise.corrupt(&pixels, NoiseStream::new(42, Purpose::TrainNoise, 0, 7), &mut clean, &mut noisy);
+/// assert_eq!(clean, [1.0; 16]);
+/// assert!(noisy.iter().all(|&v| v == 0.0 || v == 1.0));
+/// assert!("blur:2".parse::<Noise>().is_err());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(into = "String", try_from = "String")]
 pub enum Noise {
@@ -38,13 +51,16 @@ const BLOCK: usize = 64;
 pub struct NoiseStream {
     /// The seed, as Philox's key.
     pub key: [u32; 2],
+    /// The image's index in its set.
     pub image: u32,
+    /// Training or test corruption.
     pub purpose: Purpose,
     /// 0 for noise fixed across epochs; the epoch for fresh noise.
     pub offset: u32,
 }
 
 impl NoiseStream {
+    /// The stream of image `image` for `(seed, purpose, offset)`.
     pub fn new(seed: u64, purpose: Purpose, offset: u32, image: u32) -> NoiseStream {
         NoiseStream { key: [seed as u32, (seed >> 32) as u32], image, purpose, offset }
     }

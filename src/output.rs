@@ -42,12 +42,16 @@ fn temp_file_in(dir: &Path) -> io::Result<NamedTempFile> {
 /// `metrics.json`: the settings and one entry per finished epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
+    /// The run's settings.
     pub config: Config,
+    /// The threads of the latest session of the run.
     pub threads: usize,
+    /// One entry per finished epoch.
     pub history: Vec<EpochStats>,
 }
 
 impl Metrics {
+    /// Writes `metrics.json` at `path`, atomically.
     pub fn write(&self, path: &Path) -> io::Result<()> {
         write_atomic(path, |w| {
             serde_json::to_writer_pretty(&mut *w, self)?;
@@ -55,6 +59,7 @@ impl Metrics {
         })
     }
 
+    /// Reads a `metrics.json`.
     pub fn read(path: &Path) -> io::Result<Metrics> {
         let text = std::fs::read_to_string(path)?;
         serde_json::from_str(&text).map_err(io::Error::other)

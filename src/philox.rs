@@ -20,6 +20,12 @@ fn mulhilo(a: u32, b: u32) -> (u32, u32) {
 }
 
 /// Ten rounds of Philox4x32 on `counter` under `key`.
+///
+/// ```
+/// // The first of Random123's known-answer vectors.
+/// let words = dae::philox::philox4x32_10([0; 4], [0; 2]);
+/// assert_eq!(words, [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]);
+/// ```
 #[inline]
 pub fn philox4x32_10(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
     let [mut c0, mut c1, mut c2, mut c3] = counter;

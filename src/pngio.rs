@@ -14,8 +14,11 @@ use crate::output::write_atomic;
 /// A grayscale image, row-major, values in `[0, 1]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Gray {
+    /// Pixel rows.
     pub rows: usize,
+    /// Pixel columns.
     pub cols: usize,
+    /// `rows · cols` values.
     pub pixels: Vec<f32>,
 }
 
@@ -23,7 +26,9 @@ pub struct Gray {
 #[derive(Debug, Error)]
 #[error("{}: {message}", path.display())]
 pub struct PngError {
+    /// The file.
     pub path: PathBuf,
+    /// What was wrong with it.
     pub message: String,
 }
 

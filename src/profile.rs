@@ -51,10 +51,12 @@ impl Profile {
         self.seconds[phase as usize] += elapsed.as_secs_f64();
     }
 
+    /// Seconds spent in `phase`.
     pub fn seconds(&self, phase: Phase) -> f64 {
         self.seconds[phase as usize]
     }
 
+    /// Seconds spent in all phases.
     pub fn total(&self) -> f64 {
         self.seconds.iter().sum()
     }

@@ -24,13 +24,19 @@ use crate::rng::{self, Purpose};
 /// The settings of a run; [`Config::default`] is the notebook's experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
+    /// Epochs to train in all.
     pub epochs: usize,
+    /// Images per step.
     pub batch_size: usize,
+    /// Adam's learning rate.
     pub lr: f32,
+    /// Seed of the weights, the shuffling and the corruption.
     pub seed: u64,
+    /// How inputs are corrupted.
     pub noise: Noise,
     /// Draw new corruption every epoch instead of once.
     pub fresh_noise: bool,
+    /// The reconstruction loss.
     pub loss: Loss,
     /// The encoder's hidden widths; the decoder mirrors them.
     pub hidden: Vec<usize>,
@@ -56,7 +62,9 @@ impl Default for Config {
 pub struct EpochStats {
     /// 1-based.
     pub epoch: usize,
+    /// Mean loss over the epoch's training steps, as they went.
     pub train_loss: f64,
+    /// Mean loss on the corrupted test set after the epoch.
     pub val_loss: f64,
     /// Training plus validation.
     pub seconds: f64,
@@ -65,16 +73,33 @@ pub struct EpochStats {
 /// Why training stopped early.
 #[derive(Debug, Error)]
 pub enum TrainError {
+    /// The loss became NaN or infinite: training diverged.
     #[error("the loss became {loss} at epoch {epoch}, step {step}; try a smaller --lr")]
-    NonFinite { epoch: usize, step: usize, loss: f64 },
+    NonFinite {
+        /// The epoch (1-based).
+        epoch: usize,
+        /// The step within it (1-based).
+        step: usize,
+        /// The batch's loss.
+        loss: f64,
+    },
+    /// The interrupt flag was set; the step was finished first.
     #[error("interrupted after step {step} of epoch {epoch}")]
-    Interrupted { epoch: usize, step: usize },
+    Interrupted {
+        /// The epoch (1-based).
+        epoch: usize,
+        /// The last step finished (1-based).
+        step: usize,
+    },
 }
 
 /// A run in progress: the model, its optimizer, and every buffer a step needs.
 pub struct Trainer<'a> {
+    /// The run's settings.
     pub config: Config,
+    /// The model being trained.
     pub model: Model,
+    /// Its optimizer.
     pub adam: Adam,
     data: &'a Mnist,
     ws: Workspace,
