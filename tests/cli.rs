@@ -246,3 +246,42 @@ fn ctrl_c_saves_and_resume_matches_an_uninterrupted_run() {
     let losses = |m: &Metrics| m.history.iter().map(|e| (e.train_loss, e.val_loss)).collect::<Vec<_>>();
     assert_eq!(losses(&ma), losses(&mb), "every epoch's losses");
 }
+
+#[test]
+fn bad_model_files_exit_1_naming_the_file() {
+    let data = dataset(64);
+    let out = data.path().join("run");
+    let (d, o) = (path_str(data.path()), path_str(&out));
+    assert!(dae().args(["--data", d, "--out", o, "--epochs", "1"]).output().unwrap().status.success());
+    let model = out.join("model.safetensors");
+    let good = std::fs::read(&model).unwrap();
+    let bad = data.path().join("bad.safetensors");
+    let b = path_str(&bad);
+    for (bytes, needle) in [
+        (good[..good.len() / 2].to_vec(), "not a safetensors file"),
+        (b"GIF89a, not a model at all".to_vec(), "not a safetensors file"),
+        (std::fs::read(out.join("metrics.json")).unwrap(), "not a safetensors file"),
+    ] {
+        std::fs::write(&bad, bytes).unwrap();
+        fails(&["eval", "--model", b, "--data", d], 1, &["bad.safetensors", needle]);
+        fails(
+            &["encode", "--model", b, "--data", d, "--out", path_str(&data.path().join("c.csv"))],
+            1,
+            &["bad.safetensors", needle],
+        );
+    }
+    fails(
+        &["eval", "--model", path_str(&data.path().join("none.safetensors")), "--data", d],
+        1,
+        &["none.safetensors", "No such file"],
+    );
+    // Layers that do not chain: the file of a model whose second layer was swapped for its third.
+    let mut m = checkpoint::load(&model).unwrap();
+    m.layers.swap(1, 2);
+    checkpoint::save(&m, (8, 8), &bad).unwrap();
+    fails(
+        &["eval", "--model", b, "--data", d],
+        1,
+        &["bad.safetensors", "layers.1.weight takes 64 inputs, layer 0 gives 128"],
+    );
+}
