@@ -8,15 +8,12 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
-
 use crate::activation::sigmoid;
 use crate::fastmath::{exp_nonpositive, ln_1p_unit};
 
 /// Which reconstruction loss to minimise; written `bce` or `mse` on the command line and in
 /// `metrics.json`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(into = "String", try_from = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Loss {
     /// Binary cross-entropy `ℓ = −y·ln x̂ − (1 − y)·ln(1 − x̂)`.
     Bce,
@@ -60,20 +57,6 @@ impl FromStr for Loss {
             "mse" => Ok(Loss::Mse),
             _ => Err(format!("unknown loss '{s}'; expected bce or mse")),
         }
-    }
-}
-
-impl From<Loss> for String {
-    fn from(loss: Loss) -> String {
-        loss.to_string()
-    }
-}
-
-impl TryFrom<String> for Loss {
-    type Error = String;
-
-    fn try_from(s: String) -> Result<Loss, String> {
-        s.parse()
     }
 }
 

@@ -10,7 +10,6 @@ use std::str::FromStr;
 
 use ndarray::{Array2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 
 use crate::fastmath::{ln_positive, sin_cos_2pi};
 use crate::mnist::Images;
@@ -32,8 +31,7 @@ use crate::rng::Purpose;
 /// assert!(noisy.iter().all(|&v| v == 0.0 || v == 1.0));
 /// assert!("blur:2".parse::<Noise>().is_err());
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(into = "String", try_from = "String")]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Noise {
     /// `x̃ = clip(x + σ·N(0, 1), 0, 1)`, the notebook's corruption with `σ = 0.5`.
     Gaussian(f32),
@@ -187,19 +185,5 @@ impl FromStr for Noise {
             return Err(format!("noise level {level} out of range for {kind}; {FORMS}"));
         }
         Ok(noise)
-    }
-}
-
-impl From<Noise> for String {
-    fn from(noise: Noise) -> String {
-        noise.to_string()
-    }
-}
-
-impl TryFrom<String> for Noise {
-    type Error = String;
-
-    fn try_from(s: String) -> Result<Noise, String> {
-        s.parse()
     }
 }

@@ -33,10 +33,12 @@ pub struct Config {
     /// Seed of the weights, the shuffling and the corruption.
     pub seed: u64,
     /// How inputs are corrupted.
+    #[serde(with = "as_text")]
     pub noise: Noise,
     /// Draw new corruption every epoch instead of once.
     pub fresh_noise: bool,
     /// The reconstruction loss.
+    #[serde(with = "as_text")]
     pub loss: Loss,
     /// The encoder's hidden widths; the decoder mirrors them.
     pub hidden: Vec<usize>,
@@ -54,6 +56,22 @@ impl Default for Config {
             loss: Loss::Bce,
             hidden: vec![128, 64, 32],
         }
+    }
+}
+
+/// (De)serializes a setting as the text the command line takes (`gaussian:0.5`, `bce`).
+mod as_text {
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<T: Display, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(value)
+    }
+
+    pub fn deserialize<'de, T: FromStr<Err = String>, D: Deserializer<'de>>(d: D) -> Result<T, D::Error> {
+        String::deserialize(d)?.parse().map_err(D::Error::custom)
     }
 }
 

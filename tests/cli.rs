@@ -199,7 +199,8 @@ fn sigkill_mid_epoch_leaves_a_loadable_state_of_a_finished_epoch() {
     child.wait().unwrap();
     let (model, _, progress) = checkpoint::load_state(&out.join("state.safetensors"), 1e-3).unwrap();
     assert_eq!(progress.step, 0, "saved at an epoch's end");
-    assert!(progress.epoch >= 2);
+    // metrics.json showed two epochs; the state, written after it, has at least the first.
+    assert!(progress.epoch >= 1);
     assert_eq!(model.widths(), [64, 128, 64, 32, 64, 128, 64]);
     assert!(checkpoint::load(&out.join("model.safetensors")).is_ok());
     let metrics = Metrics::read(&out.join("metrics.json")).unwrap();
