@@ -207,7 +207,8 @@ impl<'a> Trainer<'a> {
         let start = Instant::now();
         let epoch = self.progress.epoch + 1;
         let images = &self.data.train.images;
-        self.order.sort_unstable();
+        // Each epoch's order depends on the seed and the epoch alone, so a resumed run repeats it.
+        self.order.iter_mut().enumerate().for_each(|(i, o)| *o = i as u32);
         self.order.shuffle(&mut rng::stream(self.config.seed, Purpose::Shuffle, epoch as u64));
         let noise_offset = if self.config.fresh_noise { epoch as u32 } else { 0 };
         let key = (self.config.seed, Purpose::TrainNoise, noise_offset);
