@@ -69,7 +69,8 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
     };
     let config = trainer.config.clone();
     let interrupt = trainer.interrupt_flag();
-    ctrlc::set_handler(move || interrupt.store(true, Ordering::Relaxed))?;
+    let on_ctrl_c = interrupt.clone();
+    ctrlc::set_handler(move || on_ctrl_c.store(true, Ordering::Relaxed))?;
     let steps = data.train.images.count.div_ceil(config.batch_size);
     for epoch in trainer.progress.epoch + 1..=config.epochs {
         let bar = progress_bar(epoch, config.epochs);
@@ -100,6 +101,10 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
         );
         metrics.history.push(stats);
         save(&out, &trainer, &metrics)?;
+        // Ctrl-C during an epoch's last step lets the epoch finish; stop at its end.
+        if interrupt.load(Ordering::Relaxed) && epoch < config.epochs {
+            return Err(interrupted(&format!("epoch {epoch}"), &out));
+        }
     }
     let images = &data.test.images;
     let samples = trainer.samples(10);
@@ -113,6 +118,13 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
         println!("{}", trainer.profile.report(&trainer.model, sgemm));
     }
     Ok(())
+}
+
+/// Says where an interrupted run was saved and how to continue it.
+fn interrupted(after: &str, out: &Path) -> Failure {
+    let out = out.display();
+    eprintln!("interrupted after {after}; saved in {out}; continue with --resume {out}");
+    Failure::Interrupted
 }
 
 /// The trainer and metrics of the run saved in `dir`, set to go on to `plan.config.epochs`.

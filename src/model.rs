@@ -149,9 +149,7 @@ impl Model {
         let f = *self.activations.last().expect("at least one layer");
         f.forward(out.as_slice_mut().expect("contiguous output"));
     }
-}
 
-impl Model {
     /// The layer whose output is the code: the narrowest one before the output layer.
     pub fn bottleneck(&self) -> usize {
         let hidden = &self.layers[..self.layers.len() - 1];

@@ -225,7 +225,7 @@ fn ctrl_c_saves_and_resume_matches_an_uninterrupted_run() {
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
-    assert!(stderr.contains("interrupted after step") && stderr.contains("--resume"), "{stderr}");
+    assert!(stderr.contains("interrupted after ") && stderr.contains("--resume"), "{stderr}");
     let (_, _, progress) = checkpoint::load_state(&interrupted.join("state.safetensors"), 1e-3).unwrap();
     let epochs = (progress.epoch + 2).to_string();
 
