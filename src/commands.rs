@@ -1,5 +1,6 @@
 //! What each command does: train (and resume), eval, denoise, encode. Each prints what a person
-//! watching needs and returns a [`Failure`] that says how it ended.
+//! watching needs and returns a [`Failure`] that says how it ended. The flags are parsed in
+//! [`crate::cli`]; the numeric work is in the library's other modules.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;

@@ -1,9 +1,12 @@
-//! `exp` and `ln(1 + x)` for f32, written branch-free so that a loop over them vectorizes.
+//! `exp`, `ln`, `ln(1 + x)` and `sin`/`cos` for f32, written branch-free so that a loop over
+//! them vectorizes.
 //!
-//! The loss evaluates one of each per pixel — 47 million per epoch — and the C library's
-//! scalar `expf`/`log1pf` made it the slowest phase of training. These are the textbook
-//! constructions (Cody–Waite range reduction, a short polynomial, an exponent built from bits),
-//! accurate to a few units in the last place; `tests/fastmath.rs` measures them against `std`.
+//! The loss evaluates `exp` and `ln(1 + x)` once per pixel — 47 million per epoch — and the C
+//! library's scalar `expf`/`log1pf` made it the slowest phase of training; the Gaussian noise
+//! needs `ln` and `sin`/`cos` as often. These are the textbook constructions (Cody–Waite range
+//! reduction, a short polynomial or series, an exponent built from bits), accurate to a few units
+//! in the last place; `tests/fastmath.rs` measures them against `std`. They are not a general
+//! math library: each covers only the domain its caller needs, stated on the function.
 
 /// `ln 2` split in two, so that `n·LN2_HI` is exact for the `n` we use (Cody–Waite).
 const LN2_HI: f32 = 0.693_145_75;

@@ -1,5 +1,6 @@
 //! The notebook's figure: a row of originals, a row of corrupted inputs, a row of
-//! reconstructions, drawn as one grayscale PNG.
+//! reconstructions, drawn as one grayscale PNG. It lays out pixels; encoding the PNG is
+//! [`crate::pngio`]'s job.
 
 use std::io;
 use std::path::Path;

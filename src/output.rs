@@ -1,5 +1,8 @@
-//! The files a run leaves behind, each written atomically: to a temporary name in the same
-//! folder, then renamed into place, so a crash never leaves half a file under the final name.
+//! Atomic writes, and `metrics.json`.
+//!
+//! Every file a run leaves is written to a temporary name in the same folder, then renamed into
+//! place, so a crash never leaves half a file under the final name. Model files are laid out by
+//! [`crate::checkpoint`] and images by [`crate::pngio`]; both write through [`write_atomic`].
 
 use std::io::{self, Write};
 use std::path::Path;

@@ -1,4 +1,5 @@
-//! `loss.svg`: training and validation loss per epoch, drawn with `plotters`.
+//! `loss.svg`: training and validation loss per epoch, drawn with `plotters`. The one chart the
+//! project needs, not a plotting layer.
 
 use std::io;
 use std::path::Path;
