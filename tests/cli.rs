@@ -36,6 +36,16 @@ fn fails(args: &[&str], code: i32, needles: &[&str]) -> Output {
     out
 }
 
+/// A small data set and, in its folder `run`, a run of one epoch on it.
+fn one_epoch() -> (tempfile::TempDir, PathBuf) {
+    let data = dataset(64);
+    let out = data.path().join("run");
+    let status =
+        dae().args(["--data", path_str(data.path()), "--out", path_str(&out), "--epochs", "1"]).output();
+    assert!(status.unwrap().status.success());
+    (data, out)
+}
+
 fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -143,10 +153,8 @@ fn a_diverging_run_stops_naming_the_step_and_keeps_the_last_good_files() {
 
 #[test]
 fn bad_state_files_exit_1_naming_the_file() {
-    let data = dataset(64);
-    let out = data.path().join("run");
+    let (data, out) = one_epoch();
     let (d, o) = (path_str(data.path()), path_str(&out));
-    assert!(dae().args(["--data", d, "--out", o, "--epochs", "1"]).output().unwrap().status.success());
     let state = out.join("state.safetensors");
     let good = std::fs::read(&state).unwrap();
     let model = std::fs::read(out.join("model.safetensors")).unwrap();
@@ -250,10 +258,8 @@ fn ctrl_c_saves_and_resume_matches_an_uninterrupted_run() {
 
 #[test]
 fn bad_model_files_exit_1_naming_the_file() {
-    let data = dataset(64);
-    let out = data.path().join("run");
-    let (d, o) = (path_str(data.path()), path_str(&out));
-    assert!(dae().args(["--data", d, "--out", o, "--epochs", "1"]).output().unwrap().status.success());
+    let (data, out) = one_epoch();
+    let d = path_str(data.path());
     let model = out.join("model.safetensors");
     let good = std::fs::read(&model).unwrap();
     let bad = data.path().join("bad.safetensors");
