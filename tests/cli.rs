@@ -40,9 +40,9 @@ fn fails(args: &[&str], code: i32, needles: &[&str]) -> Output {
 fn one_epoch() -> (tempfile::TempDir, PathBuf) {
     let data = dataset(64);
     let out = data.path().join("run");
-    let status =
+    let run =
         dae().args(["--data", path_str(data.path()), "--out", path_str(&out), "--epochs", "1"]).output();
-    assert!(status.unwrap().status.success());
+    assert!(run.unwrap().status.success());
     (data, out)
 }
 
