@@ -68,8 +68,8 @@ struct TrainArgs {
     /// Reconstruction loss: bce or mse.
     #[arg(long, default_value = "bce")]
     loss: Loss,
-    /// The encoder's hidden widths, comma-separated; the decoder mirrors them.
-    #[arg(long, default_value = "128,64,32", value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..))]
+    /// The encoder's hidden widths, comma-separated, each 1 to 65,536; the decoder mirrors them.
+    #[arg(long, default_value = "128,64,32", value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=65_536))]
     layers: Vec<u32>,
     /// Folder with the four MNIST-format files (as ./data-fetch.sh leaves them).
     #[arg(long, default_value = "data")]

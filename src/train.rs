@@ -170,14 +170,16 @@ impl<'a> Trainer<'a> {
         progress: Progress,
     ) -> Trainer<'a> {
         let d = data.train.images.pixels_per_image();
-        let ws = Workspace::new(&model, config.batch_size);
+        // No batch is larger than the training set, whatever --batch-size says.
+        let rows = config.batch_size.min(data.train.images.count);
+        let ws = Workspace::new(&model, rows);
         let (test_clean, test_noisy) =
             corrupt_set(&data.test.images, config.noise, config.seed, Purpose::TestNoise);
         Trainer {
             adam,
             ws,
-            clean: Array2::zeros((config.batch_size, d)),
-            noisy: Array2::zeros((config.batch_size, d)),
+            clean: Array2::zeros((rows, d)),
+            noisy: Array2::zeros((rows, d)),
             order: (0..data.train.images.count as u32).collect(),
             test_noisy,
             test_clean,

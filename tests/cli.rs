@@ -57,7 +57,7 @@ fn bad_flags_exit_2_naming_the_flag() {
     let out = tempfile::tempdir().unwrap();
     let file = out.path().join("a-file");
     std::fs::write(&file, "x").unwrap();
-    let cases: [(&[&str], &str); 10] = [
+    let cases: [(&[&str], &str); 11] = [
         (&["--epochs", "0"], "--epochs"),
         (&["--batch-size", "0"], "--batch-size"),
         (&["--lr", "-1"], "--lr"),
@@ -66,6 +66,7 @@ fn bad_flags_exit_2_naming_the_flag() {
         (&["--noise", "blur:0.5"], "expected gaussian:STD, masking:P or salt-pepper:P"),
         (&["--noise", "masking:1.5"], "out of range"),
         (&["--layers", "128,0"], "--layers"),
+        (&["--layers", "4000000000"], "--layers"),
         (&["--out", path_str(&file)], "a-file"),
         (&["--no-such-flag"], "--no-such-flag"),
     ];

@@ -198,3 +198,16 @@ fn a_model_of_another_shape_is_refused_with_a_clear_message() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("the saved model takes 100 pixels, the images in --data have 64"), "{stderr}");
 }
+
+/// A batch bigger than the data set is the whole set, one step an epoch; buffers are sized to
+/// the data, not to the flag (4 billion rows of 100 pixels would be 1.6 TB).
+#[test]
+fn a_batch_larger_than_the_data_set_is_one_step_an_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_dataset(dir.path(), &common::bars_dataset_of_side(256, 10, 64));
+    let run = dir.path().join("run");
+    let out = ok(&["--data", s(dir.path()), "--out", s(&run), "--epochs", "3", "--batch-size", "4000000000"]);
+    assert!(out.contains("epoch 3/3"), "{out}");
+    let h = losses(&run);
+    assert!(h[2].0 < h[0].0, "{h:?}");
+}
