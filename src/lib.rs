@@ -5,6 +5,9 @@
 //! Read it in the order of a forward pass: [`mnist`] and [`noise`] make a batch, [`dense`] and
 //! [`activation`] carry it through the [`model`], [`loss`] scores it, the backward passes beside
 //! each forward send the gradient back, and [`adam`] takes the step; [`train`] loops.
+//! [`evaluate`] measures a trained model ([`quality`], [`knn`]); [`cli`] and [`commands`] are
+//! the command line. The derivations are in `docs/backprop.md`, the reasons for the speed in
+//! `docs/performance.md`.
 
 #![warn(missing_docs)]
 
