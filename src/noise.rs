@@ -119,8 +119,8 @@ impl Noise {
                 Noise::Gaussian(std) => entries.for_each(|((n, &x), r)| *n = (x + std * r).clamp(0.0, 1.0)),
                 Noise::Masking(p) => entries.for_each(|((n, &x), r)| *n = if r < p { 0.0 } else { x }),
                 Noise::SaltPepper(p) => entries.for_each(|((n, &x), r)| {
-                    let salt = if r < p / 2.0 { 0.0 } else { 1.0 };
-                    *n = if r < p { salt } else { x };
+                    let speck = if r < p / 2.0 { 0.0 } else { 1.0 };
+                    *n = if r < p { speck } else { x };
                 }),
             }
         }
