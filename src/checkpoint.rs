@@ -219,6 +219,13 @@ fn tensor(
             format!("'{name}' is {:?} of shape {:?}, expected F32 of rank {rank}", t.dtype(), t.shape());
         return Err(error(path, message));
     }
-    let values = t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let values: Vec<f32> =
+        t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    if let Some(at) = values.iter().position(|v| !v.is_finite()) {
+        return Err(error(
+            path,
+            format!("'{name}' holds {} at index {at}; a trained model has none", values[at]),
+        ));
+    }
     Ok((t.shape().to_vec(), values))
 }

@@ -45,14 +45,15 @@ pub fn accuracy(
     correct as f64 / queries.nrows() as f64
 }
 
-/// The indices of the `k` smallest `distance(j)` for `j < n`, nearest first.
+/// The indices of the `k` smallest `distance(j)` for `j < n`, nearest first; equal distances
+/// in index order, and NaN after every number.
 fn nearest(n: usize, k: usize, distance: impl Fn(usize) -> f32) -> Vec<usize> {
-    let key = |&j: &usize| (distance(j), j);
+    let order = |a: &usize, b: &usize| distance(*a).total_cmp(&distance(*b)).then(a.cmp(b));
     let mut best: Vec<usize> = (0..k).collect();
-    best.sort_by(|a, b| key(a).partial_cmp(&key(b)).expect("finite distances"));
+    best.sort_by(order);
     for j in k..n {
-        if key(&j) < key(&best[k - 1]) {
-            let at = best.partition_point(|b| key(b) < key(&j));
+        if order(&j, &best[k - 1]).is_lt() {
+            let at = best.partition_point(|b| order(b, &j).is_lt());
             best.insert(at, j);
             best.pop();
         }

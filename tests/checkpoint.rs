@@ -73,3 +73,17 @@ fn layers_that_do_not_chain_are_an_error() {
     let msg = load(&path).unwrap_err().to_string();
     assert!(msg.contains("layers.1.weight takes 4 inputs, layer 0 gives 8"), "{msg}");
 }
+
+#[test]
+fn a_model_with_non_finite_weights_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nan.safetensors");
+    let mut m = model();
+    m.layers[2].w[[1, 3]] = f32::NAN;
+    save(&m, (4, 5), &path).unwrap();
+    let msg = load(&path).unwrap_err().to_string();
+    assert!(
+        msg.contains("nan.safetensors") && msg.contains("'layers.2.weight' holds NaN at index 7"),
+        "{msg}"
+    );
+}
