@@ -155,12 +155,23 @@ fn read_model(file: &File, path: &Path) -> Result<Model, CheckpointError> {
         .split(',')
         .map(|n| Activation::from_name(n).ok_or_else(|| error(path, format!("unknown activation '{n}'"))))
         .collect::<Result<Vec<_>, _>>()?;
+    // The shape every model here has: an encoder and a decoder, ReLU inside, a sigmoid out.
+    if activations.len() < 2 || activations.last() != Some(&Activation::Sigmoid) {
+        let message = format!("activations '{names}': expected two or more layers, the last a sigmoid");
+        return Err(error(path, message));
+    }
     let st = file.tensors();
     let mut layers = Vec::new();
     for i in 0..activations.len() {
         let (w_shape, w) = tensor(&st, path, &format!("layers.{i}.weight"), 2)?;
         let (b_shape, b) = tensor(&st, path, &format!("layers.{i}.bias"), 1)?;
         let (outputs, inputs) = (w_shape[0], w_shape[1]);
+        if outputs == 0 || inputs == 0 {
+            return Err(error(
+                path,
+                format!("layers.{i}.weight has shape {w_shape:?}; a layer needs a width"),
+            ));
+        }
         if b_shape != [outputs] {
             return Err(error(path, format!("layers.{i}.bias has shape {b_shape:?}, expected [{outputs}]")));
         }

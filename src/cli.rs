@@ -27,8 +27,8 @@ pub struct Cli {
     command: Option<Command>,
     #[command(flatten)]
     train: TrainArgs,
-    /// Worker threads [default: all cores]. Results are identical for any count.
-    #[arg(long, global = true, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Worker threads, 1 to 1024 [default: all cores]. Results are identical for any count.
+    #[arg(long, global = true, value_parser = clap::value_parser!(u32).range(1..=1024))]
     threads: Option<u32>,
 }
 

@@ -87,3 +87,26 @@ fn a_model_with_non_finite_weights_is_refused() {
         "{msg}"
     );
 }
+
+#[test]
+fn a_model_that_is_not_an_autoencoder_is_refused() {
+    use dae::activation::Activation;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("odd.safetensors");
+    let mut one_layer = model();
+    one_layer.layers.truncate(1);
+    one_layer.activations = vec![Activation::Sigmoid];
+    save(&one_layer, (4, 5), &path).unwrap();
+    let msg = load(&path).unwrap_err().to_string();
+    assert!(msg.contains("activations 'sigmoid': expected two or more layers, the last a sigmoid"), "{msg}");
+    let mut relu_out = model();
+    relu_out.activations[3] = Activation::Relu;
+    save(&relu_out, (4, 5), &path).unwrap();
+    assert!(load(&path).unwrap_err().to_string().contains("the last a sigmoid"));
+    let mut empty = model();
+    empty.layers[0] =
+        dae::dense::Dense::from_parts(ndarray::Array2::zeros((0, 20)), ndarray::Array1::zeros(0));
+    save(&empty, (4, 5), &path).unwrap();
+    let msg = load(&path).unwrap_err().to_string();
+    assert!(msg.contains("layers.0.weight has shape [0, 20]; a layer needs a width"), "{msg}");
+}
