@@ -194,7 +194,7 @@ fn table(e: &Evaluation, model: &Model, data: &Mnist, noise: Noise) -> String {
         "SSIM",
         row("noisy input", &e.noisy),
         row("reconstruction", &e.reconstructed),
-        evaluate::K,
+        e.k,
         e.knn_codes,
         e.knn_pixels,
     )

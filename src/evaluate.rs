@@ -28,6 +28,8 @@ pub struct Evaluation {
     pub noisy: Quality,
     /// The reconstructions against the clean images.
     pub reconstructed: Quality,
+    /// The neighbours that voted: [`K`], or the whole training set if smaller.
+    pub k: usize,
     /// k-NN accuracy on the bottleneck codes.
     pub knn_codes: f64,
     /// k-NN accuracy on the raw pixels.
@@ -51,11 +53,14 @@ pub fn evaluate(model: &Model, data: &Mnist, noise: Noise, seed: u64) -> Evaluat
     let train = scaled(&data.train.images);
     let (train_codes, test_codes) = (encode(model, train.view()), encode(model, clean.view()));
     let (train_labels, test_labels) = (&data.train.labels, &data.test.labels);
+    // A training set smaller than K votes with all it has.
+    let k = K.min(train.nrows());
     Evaluation {
         noisy: quality(&noisy),
         reconstructed: quality(&reconstructed),
-        knn_codes: knn::accuracy(train_codes.view(), train_labels, test_codes.view(), test_labels, K),
-        knn_pixels: knn::accuracy(train.view(), train_labels, clean.view(), test_labels, K),
+        k,
+        knn_codes: knn::accuracy(train_codes.view(), train_labels, test_codes.view(), test_labels, k),
+        knn_pixels: knn::accuracy(train.view(), train_labels, clean.view(), test_labels, k),
     }
 }
 

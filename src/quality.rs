@@ -66,17 +66,23 @@ const WINDOW: usize = 7;
 /// the image:
 ///
 /// `SSIM = (2μₐμ_b + C₁)(2σ_ab + C₂) / ((μₐ² + μ_b² + C₁)(σₐ² + σ_b² + C₂))`.
+///
+/// Images narrower than 7 pixels use one window as wide as they are; for a single pixel, where
+/// a variance is undefined, the result is NaN.
 pub fn ssim(a: &[f32], b: &[f32], (rows, cols): (usize, usize)) -> f64 {
-    assert!(rows >= WINDOW && cols >= WINDOW, "SSIM needs images of at least {WINDOW}×{WINDOW}");
+    let window = WINDOW.min(rows).min(cols);
+    if window < 2 {
+        return f64::NAN;
+    }
     let (c1, c2) = (0.01f64.powi(2), 0.03f64.powi(2));
-    let n = (WINDOW * WINDOW) as f64;
+    let n = (window * window) as f64;
     let at = |img: &[f32], y: usize, x: usize| f64::from(img[y * cols + x]);
     let mut total = 0.0;
-    for top in 0..=rows - WINDOW {
-        for left in 0..=cols - WINDOW {
+    for top in 0..=rows - window {
+        for left in 0..=cols - window {
             let [mut sa, mut sb, mut saa, mut sbb, mut sab] = [0.0f64; 5];
-            for y in top..top + WINDOW {
-                for x in left..left + WINDOW {
+            for y in top..top + window {
+                for x in left..left + window {
                     let (p, q) = (at(a, y, x), at(b, y, x));
                     (sa, sb, saa, sbb, sab) = (sa + p, sb + q, saa + p * p, sbb + q * q, sab + p * q);
                 }
@@ -90,5 +96,5 @@ pub fn ssim(a: &[f32], b: &[f32], (rows, cols): (usize, usize)) -> f64 {
                 / ((mu_a * mu_a + mu_b * mu_b + c1) * (var_a + var_b + c2));
         }
     }
-    total / ((rows - WINDOW + 1) * (cols - WINDOW + 1)) as f64
+    total / ((rows - window + 1) * (cols - window + 1)) as f64
 }

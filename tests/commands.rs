@@ -212,3 +212,14 @@ fn a_batch_larger_than_the_data_set_is_one_step_an_epoch() {
     let h = losses(&run);
     assert!(h[2].0 < h[0].0, "{h:?}");
 }
+
+/// Images smaller than SSIM's window and a training set smaller than k: eval still answers.
+#[test]
+fn eval_on_tiny_images_and_a_tiny_training_set() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_dataset(dir.path(), &common::bars_dataset_of_side(3, 4, 6));
+    let run = dir.path().join("run");
+    ok(&["--data", s(dir.path()), "--out", s(&run), "--epochs", "2", "--layers", "8,2"]);
+    let table = ok(&["eval", "--model", s(&run.join("model.safetensors")), "--data", s(dir.path())]);
+    assert!(table.contains("6 test images") && table.contains("k = 3"), "{table}");
+}

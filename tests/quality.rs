@@ -90,3 +90,12 @@ fn knn_on_more_queries_than_one_block() {
     let wrong: Vec<u8> = truth.iter().map(|l| 1 - l).collect();
     assert_eq!(knn::accuracy(reference.view(), &labels, queries.view(), &wrong, 5), 0.0);
 }
+
+#[test]
+fn ssim_of_small_images_uses_one_window_as_wide_as_the_image() {
+    let a = [0.1f32, 0.9, 0.4, 0.6];
+    assert!((ssim(&a, &a, (2, 2)) - 1.0).abs() < 1e-12);
+    let b = [0.9f32, 0.1, 0.6, 0.4];
+    assert!(ssim(&b, &a, (2, 2)) < 0.0);
+    assert!(ssim(&[0.5], &[0.5], (1, 1)).is_nan(), "undefined for one pixel");
+}
