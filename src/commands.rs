@@ -115,7 +115,8 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
     println!("wrote {}", out.display());
     if plan.profile {
         let first = &trainer.model.layers[0];
-        let sgemm = profile::sgemm_gflops(config.batch_size, first.inputs(), first.outputs(), 0.5);
+        let rows = config.batch_size.min(data.train.images.count);
+        let sgemm = profile::sgemm_gflops(rows, first.inputs(), first.outputs(), 0.5);
         println!("{}", trainer.profile.report(&trainer.model, sgemm));
     }
     Ok(())

@@ -207,8 +207,18 @@ fn a_batch_larger_than_the_data_set_is_one_step_an_epoch() {
     let dir = tempfile::tempdir().unwrap();
     common::write_dataset(dir.path(), &common::bars_dataset_of_side(256, 10, 64));
     let run = dir.path().join("run");
-    let out = ok(&["--data", s(dir.path()), "--out", s(&run), "--epochs", "3", "--batch-size", "4000000000"]);
-    assert!(out.contains("epoch 3/3"), "{out}");
+    let out = ok(&[
+        "--data",
+        s(dir.path()),
+        "--out",
+        s(&run),
+        "--epochs",
+        "3",
+        "--batch-size",
+        "4000000000",
+        "--profile",
+    ]);
+    assert!(out.contains("epoch 3/3") && out.contains("forward+backward"), "{out}");
     let h = losses(&run);
     assert!(h[2].0 < h[0].0, "{h:?}");
 }
