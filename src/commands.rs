@@ -13,7 +13,7 @@ use crate::checkpoint;
 use crate::evaluate::{self, Evaluation};
 use crate::figure;
 use crate::mnist::Mnist;
-use crate::model::{Model, Workspace};
+use crate::model::{Model, Workspace, autoencoder_widths};
 use crate::noise::{Noise, NoiseStream};
 use crate::output::Metrics;
 use crate::plot;
@@ -63,6 +63,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
     let data = Mnist::load(&plan.data)?;
     let (mut trainer, mut metrics) = match &plan.resume {
         None => {
+            check_size(&plan.config.hidden, data.train.images.pixels_per_image())?;
             let metrics = Metrics { config: plan.config.clone(), threads: plan.threads, history: Vec::new() };
             (Trainer::new(plan.config.clone(), &data), metrics)
         }
@@ -272,6 +273,21 @@ pub fn encode(model: &Path, data: &Path, out: &Path) -> Result<(), Failure> {
     })
     .with_context(|| cannot_write(out))?;
     println!("wrote {} codes of {} numbers to {}", codes.nrows(), codes.ncols(), out.display());
+    Ok(())
+}
+
+/// The most parameters a model may have: with their gradients and Adam's two moments, 4 GiB.
+const MAX_PARAMETERS: u64 = 1 << 28;
+
+/// A usage error if the autoencoder with encoder widths `hidden` on `d` pixels is too large to
+/// train here, rather than an allocation that aborts.
+fn check_size(hidden: &[usize], d: usize) -> Result<(), Failure> {
+    let widths = autoencoder_widths(d, hidden);
+    let parameters: u64 = widths.windows(2).map(|w| (w[0] * w[1] + w[1]) as u64).sum();
+    if parameters > MAX_PARAMETERS {
+        let message = format!("--layers: {parameters} parameters, at most {MAX_PARAMETERS} fit here");
+        return Err(Failure::Usage(message));
+    }
     Ok(())
 }
 

@@ -46,10 +46,7 @@ impl Model {
     /// assert!(x_hat.iter().all(|&p| p > 0.0 && p < 1.0)); // a sigmoid's outputs
     /// ```
     pub fn autoencoder(inputs: usize, hidden: &[usize], rng: &mut impl Rng) -> Model {
-        let mut widths = vec![inputs];
-        widths.extend(hidden);
-        widths.extend(hidden.iter().rev().skip(1));
-        widths.push(inputs);
+        let widths = autoencoder_widths(inputs, hidden);
         let layers: Vec<Dense> = widths.windows(2).map(|w| Dense::glorot(w[0], w[1], rng)).collect();
         let mut activations = vec![Activation::Relu; layers.len()];
         *activations.last_mut().expect("at least one layer") = Activation::Sigmoid;
@@ -162,6 +159,16 @@ impl Model {
         self.forward_layers(x, ws, code + 1);
         out.assign(&ws.outputs[code].slice(s![..x.nrows(), ..]));
     }
+}
+
+/// The widths of [`Model::autoencoder`]'s layers from input to output, e.g. `[784, 128, 64, 32,
+/// 64, 128, 784]` for `hidden = [128, 64, 32]`.
+pub fn autoencoder_widths(inputs: usize, hidden: &[usize]) -> Vec<usize> {
+    let mut widths = vec![inputs];
+    widths.extend(hidden);
+    widths.extend(hidden.iter().rev().skip(1));
+    widths.push(inputs);
+    widths
 }
 
 /// Adds per-row sums in row order, so the total does not depend on how rows were split.

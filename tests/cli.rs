@@ -57,7 +57,7 @@ fn bad_flags_exit_2_naming_the_flag() {
     let out = tempfile::tempdir().unwrap();
     let file = out.path().join("a-file");
     std::fs::write(&file, "x").unwrap();
-    let cases: [(&[&str], &str); 11] = [
+    let cases: [(&[&str], &str); 12] = [
         (&["--epochs", "0"], "--epochs"),
         (&["--batch-size", "0"], "--batch-size"),
         (&["--lr", "-1"], "--lr"),
@@ -67,6 +67,7 @@ fn bad_flags_exit_2_naming_the_flag() {
         (&["--noise", "masking:1.5"], "out of range"),
         (&["--layers", "128,0"], "--layers"),
         (&["--layers", "4000000000"], "--layers"),
+        (&["--layers", "65536,65536"], "--layers: 8598519872 parameters, at most 268435456"),
         (&["--out", path_str(&file)], "a-file"),
         (&["--no-such-flag"], "--no-such-flag"),
     ];
