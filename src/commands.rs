@@ -214,6 +214,7 @@ pub fn denoise(
     let shape = checkpoint::image_shape(model)?;
     let d = net.widths()[0];
     prepare_out(out)?;
+    check_targets(images, out)?;
     let mut ws = Workspace::new(&net, 1);
     for (i, path) in images.iter().enumerate() {
         let image = pngio::read_gray(path)?;
@@ -225,7 +226,7 @@ pub fn denoise(
                 anyhow!("{}: the image is {found}; the model takes {expected}", path.display()).into()
             );
         }
-        let name = path.file_name().expect("a file was read");
+        let name = path.file_name().expect("checked by check_targets");
         let mut input = Array2::from_shape_vec((1, d), image.pixels.clone()).expect("d pixels");
         if let Some(noise) = noise {
             let bytes: Vec<u8> = image.pixels.iter().map(|v| (v * 255.0).round() as u8).collect();
@@ -243,6 +244,32 @@ pub fn denoise(
         pngio::write_gray(&target, (image.rows, image.cols), output.as_slice().expect("contiguous"))
             .with_context(|| cannot_write(&target))?;
         println!("{} -> {}", path.display(), target.display());
+    }
+    Ok(())
+}
+
+/// A usage error if writing `images`' results into `out` would overwrite an input or write
+/// two results to one name: a denoised image must never replace the user's original.
+fn check_targets(images: &[PathBuf], out: &Path) -> Result<(), Failure> {
+    let mut targets = std::collections::HashSet::new();
+    for path in images {
+        let name =
+            path.file_name().ok_or_else(|| Failure::Usage(format!("{}: not a file", path.display())))?;
+        let target = out.join(name);
+        if let (Ok(a), Ok(b)) = (target.canonicalize(), path.canonicalize())
+            && a == b
+        {
+            return Err(Failure::Usage(format!(
+                "--out {}: would overwrite {}",
+                out.display(),
+                path.display()
+            )));
+        }
+        if !targets.insert(name.to_owned()) {
+            let message =
+                format!("two images are named {}; denoise them into different folders", name.display());
+            return Err(Failure::Usage(message));
+        }
     }
     Ok(())
 }

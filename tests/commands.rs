@@ -183,6 +183,17 @@ fn denoise_writes_cleaner_images_and_refuses_the_wrong_kind() {
         String::from_utf8_lossy(&failed.stderr)
             .contains("wrong.png: the image is 12×12; the model takes 10×10")
     );
+    // Never over the original, and never two results to one name.
+    let original = std::fs::read(&input).unwrap();
+    let failed = dae(&["denoise", "--model", s(&model), s(&input), "--out", s(dir.path())]);
+    assert_eq!(failed.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("would overwrite"));
+    assert_eq!(std::fs::read(&input).unwrap(), original, "the original is intact");
+    let twin = out.join("bar.png");
+    let failed =
+        dae(&["denoise", "--model", s(&model), s(&input), s(&twin), "--out", s(&dir.path().join("o2"))]);
+    assert_eq!(failed.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("two images are named bar.png"));
     std::fs::write(&wrong, b"not a png").unwrap();
     let failed = dae(&["denoise", "--model", s(&model), s(&wrong), "--out", s(&out)]);
     assert_eq!(failed.status.code(), Some(1));
