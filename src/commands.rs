@@ -71,8 +71,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
     };
     let config = trainer.config.clone();
     let interrupt = trainer.interrupt_flag();
-    let on_ctrl_c = interrupt.clone();
-    ctrlc::set_handler(move || on_ctrl_c.store(true, Ordering::Relaxed))?;
+    ctrlc::set_handler(move || interrupt.store(true, Ordering::Relaxed))?;
     let steps = data.train.images.count.div_ceil(config.batch_size);
     for epoch in trainer.progress.epoch + 1..=config.epochs {
         let bar = progress_bar(epoch, config.epochs);
@@ -83,12 +82,10 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
         bar.finish_and_clear();
         let stats = match stats {
             Ok(stats) => stats,
-            Err(TrainError::Interrupted { epoch, step }) => {
-                save(&out, &trainer, &metrics)?;
+            Err(TrainError::Interrupted(progress)) => {
+                save(&out, &mut trainer, &metrics)?;
                 let out = out.display();
-                eprintln!(
-                    "interrupted after step {step} of epoch {epoch}; saved in {out}; continue with --resume {out}"
-                );
+                eprintln!("interrupted after {progress}; saved in {out}; continue with --resume {out}");
                 return Err(Failure::Interrupted);
             }
             Err(e) => return Err(e.into()),
@@ -102,32 +99,15 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
             1e3 * stats.seconds / steps as f64,
         );
         metrics.history.push(stats);
-        save(&out, &trainer, &metrics)?;
-        // Ctrl-C during an epoch's last step lets the epoch finish; stop at its end.
-        if interrupt.load(Ordering::Relaxed) && epoch < config.epochs {
-            return Err(interrupted(&format!("epoch {epoch}"), &out));
-        }
+        save(&out, &mut trainer, &metrics)?;
     }
-    let images = &data.test.images;
-    let samples = trainer.samples(10);
-    let views: Vec<_> = samples.iter().map(|a| a.view()).collect();
-    let path = out.join("reconstructions.png");
-    figure::write_grid(&path, &views, (images.rows, images.cols), 4).with_context(|| cannot_write(&path))?;
     println!("wrote {}", out.display());
     if plan.profile {
         let first = &trainer.model.layers[0];
-        let rows = config.batch_size.min(data.train.images.count);
-        let sgemm = profile::sgemm_gflops(rows, first.inputs(), first.outputs(), 0.5);
+        let sgemm = profile::sgemm_gflops(trainer.batch_rows(), first.inputs(), first.outputs(), 0.5);
         println!("{}", trainer.profile.report(&trainer.model, sgemm));
     }
     Ok(())
-}
-
-/// Says where an interrupted run was saved and how to continue it.
-fn interrupted(after: &str, out: &Path) -> Failure {
-    let out = out.display();
-    eprintln!("interrupted after {after}; saved in {out}; continue with --resume {out}");
-    Failure::Interrupted
 }
 
 /// The trainer and metrics of the run saved in `dir`, set to go on to `plan.config.epochs`.
@@ -150,12 +130,16 @@ fn resume<'a>(dir: &Path, plan: &Training, data: &'a Mnist) -> Result<(Trainer<'
     Ok((Trainer::resume(metrics.config.clone(), data, model, adam, progress), metrics))
 }
 
-/// Writes the run's files into `out`: the model, `metrics.json`, the loss curve, and last the
+/// Writes the run's files into `out`: the model, the figure, `metrics.json`, the loss curve, and last the
 /// state that `--resume` reads, so that whatever a crash interrupts, the state on disk is whole.
-fn save(out: &Path, trainer: &Trainer, metrics: &Metrics) -> Result<(), Failure> {
+fn save(out: &Path, trainer: &mut Trainer, metrics: &Metrics) -> Result<(), Failure> {
     let images = &trainer.data().test.images;
     let image = (images.rows, images.cols);
     checkpoint::save(&trainer.model, image, &out.join("model.safetensors"))?;
+    let samples = trainer.samples(10);
+    let views: Vec<_> = samples.iter().map(|a| a.view()).collect();
+    let path = out.join("reconstructions.png");
+    figure::write_grid(&path, &views, image, 4).with_context(|| cannot_write(&path))?;
     let path = out.join("metrics.json");
     metrics.write(&path).with_context(|| cannot_write(&path))?;
     if !metrics.history.is_empty() {
@@ -229,7 +213,7 @@ pub fn denoise(
         let name = path.file_name().expect("checked by check_targets");
         let mut input = Array2::from_shape_vec((1, d), image.pixels.clone()).expect("d pixels");
         if let Some(noise) = noise {
-            let bytes: Vec<u8> = image.pixels.iter().map(|v| (v * 255.0).round() as u8).collect();
+            let bytes: Vec<u8> = image.pixels.iter().map(|&v| pngio::gray_level(v)).collect();
             let mut clean = vec![0.0; d];
             let stream = NoiseStream::new(seed, Purpose::TestNoise, 0, i as u32);
             noise.corrupt(&bytes, stream, &mut clean, input.as_slice_mut().expect("contiguous"));

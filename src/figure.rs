@@ -7,7 +7,7 @@ use std::path::Path;
 
 use ndarray::ArrayView2;
 
-use crate::pngio::write_bytes;
+use crate::pngio::{gray_level, write_bytes};
 
 /// Pixels between digits and around the edge.
 const GAP: usize = 4;
@@ -29,8 +29,7 @@ pub fn write_grid(
             let (top, left) = (GAP + r * cell_h, GAP + c * cell_w);
             for y in 0..h * zoom {
                 for x in 0..w * zoom {
-                    let v = image[(y / zoom) * w + x / zoom].clamp(0.0, 1.0);
-                    canvas[(top + y) * width + left + x] = (v * 255.0).round() as u8;
+                    canvas[(top + y) * width + left + x] = gray_level(image[(y / zoom) * w + x / zoom]);
                 }
             }
         }

@@ -53,8 +53,13 @@ pub fn read_gray(path: &Path) -> Result<Gray, PngError> {
 
 /// Writes `pixels` (values in `[0, 1]`, clamped) as an 8-bit grayscale PNG of `rows × cols`.
 pub fn write_gray(path: &Path, (rows, cols): (usize, usize), pixels: &[f32]) -> io::Result<()> {
-    let bytes: Vec<u8> = pixels.iter().map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect();
+    let bytes: Vec<u8> = pixels.iter().map(|&v| gray_level(v)).collect();
     write_bytes(path, (rows, cols), &bytes)
+}
+
+/// The 8-bit gray level of `v` in `[0, 1]` (clamped), to the nearest level.
+pub fn gray_level(v: f32) -> u8 {
+    (v.clamp(0.0, 1.0) * 255.0).round() as u8
 }
 
 /// Writes 8-bit grayscale `bytes` as a PNG of `rows × cols`.

@@ -4,6 +4,7 @@
 //! drives initial weights, shuffling and corruption through separate named streams, so a run is
 //! reproduced exactly by its seed, whatever the thread count.
 
+use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -84,7 +85,7 @@ pub struct EpochStats {
     pub train_loss: f64,
     /// Mean loss on the corrupted test set after the epoch.
     pub val_loss: f64,
-    /// Training plus validation.
+    /// Training plus validation; for an epoch resumed part way, only the part after resuming.
     pub seconds: f64,
 }
 
@@ -101,14 +102,19 @@ pub enum TrainError {
         /// The batch's loss.
         loss: f64,
     },
-    /// The interrupt flag was set; the step was finished first.
-    #[error("interrupted after step {step} of epoch {epoch}")]
-    Interrupted {
-        /// The epoch (1-based).
-        epoch: usize,
-        /// The last step finished (1-based).
-        step: usize,
-    },
+    /// The interrupt flag was found set before a step; how far training had come.
+    #[error("interrupted after {0}")]
+    Interrupted(Progress),
+}
+
+impl fmt::Display for Progress {
+    /// "epoch 4" at an epoch's end, "step 22 of epoch 5" within one.
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self.step {
+            0 => write!(f, "epoch {}", self.epoch),
+            step => write!(f, "step {step} of epoch {}", self.epoch + 1),
+        }
+    }
 }
 
 /// A run in progress: the model, its optimizer, and every buffer a step needs.
@@ -192,6 +198,11 @@ impl<'a> Trainer<'a> {
         }
     }
 
+    /// The rows of the largest batch: `--batch-size`, or the whole training set if smaller.
+    pub fn batch_rows(&self) -> usize {
+        self.ws.capacity()
+    }
+
     /// The data set being trained on.
     pub fn data(&self) -> &'a Mnist {
         self.data
@@ -217,6 +228,11 @@ impl<'a> Trainer<'a> {
         let steps = self.order.len().div_ceil(self.config.batch_size);
         let batches = self.order.chunks(self.config.batch_size).enumerate().skip(self.progress.step);
         for (step, batch) in batches {
+            // Checked before a step, so a step under way always finishes, and a flag set during
+            // the last step or validation stops the next epoch before it starts.
+            if self.interrupt.load(Ordering::Relaxed) {
+                return Err(TrainError::Interrupted(self.progress));
+            }
             let rows = batch.len();
             let mut clean = self.clean.slice_mut(s![..rows, ..]);
             let mut noisy = self.noisy.slice_mut(s![..rows, ..]);
@@ -234,9 +250,6 @@ impl<'a> Trainer<'a> {
             self.progress.loss_sum += batch_loss;
             self.profile.images += rows;
             on_step(step + 1, steps);
-            if self.interrupt.load(Ordering::Relaxed) && step + 1 < steps {
-                return Err(TrainError::Interrupted { epoch, step: step + 1 });
-            }
         }
         let train_loss = self.progress.loss_sum / images.pixels.len() as f64;
         let validation = Instant::now();

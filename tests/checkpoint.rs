@@ -61,52 +61,46 @@ fn bad_files_are_errors_naming_them() {
     assert!(msg.contains("missing.safetensors"), "{msg}");
 }
 
+/// Saves `m` (a model spoiled on purpose) as `name` and returns the message loading it gives.
+fn refusal(m: &Model, name: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    save(m, (4, 5), &path).unwrap();
+    let msg = load(&path).expect_err("a spoiled model must be refused").to_string();
+    assert!(msg.contains(name), "the message names the file: {msg}");
+    msg
+}
+
 #[test]
 fn layers_that_do_not_chain_are_an_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("mismatched.safetensors");
     let mut m = model();
-    let (a, b) = (m.layers.remove(1), m.layers.remove(1));
-    m.layers.insert(1, b);
-    m.layers.insert(2, a);
-    save(&m, (4, 5), &path).unwrap();
-    let msg = load(&path).unwrap_err().to_string();
+    m.layers.swap(1, 2);
+    let msg = refusal(&m, "mismatched.safetensors");
     assert!(msg.contains("layers.1.weight takes 4 inputs, layer 0 gives 8"), "{msg}");
 }
 
 #[test]
 fn a_model_with_non_finite_weights_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("nan.safetensors");
     let mut m = model();
     m.layers[2].w[[1, 3]] = f32::NAN;
-    save(&m, (4, 5), &path).unwrap();
-    let msg = load(&path).unwrap_err().to_string();
-    assert!(
-        msg.contains("nan.safetensors") && msg.contains("'layers.2.weight' holds NaN at index 7"),
-        "{msg}"
-    );
+    let msg = refusal(&m, "nan.safetensors");
+    assert!(msg.contains("'layers.2.weight' holds NaN at index 7"), "{msg}");
 }
 
 #[test]
 fn a_model_that_is_not_an_autoencoder_is_refused() {
     use dae::activation::Activation;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("odd.safetensors");
     let mut one_layer = model();
     one_layer.layers.truncate(1);
     one_layer.activations = vec![Activation::Sigmoid];
-    save(&one_layer, (4, 5), &path).unwrap();
-    let msg = load(&path).unwrap_err().to_string();
+    let msg = refusal(&one_layer, "one-layer.safetensors");
     assert!(msg.contains("activations 'sigmoid': expected two or more layers, the last a sigmoid"), "{msg}");
     let mut relu_out = model();
     relu_out.activations[3] = Activation::Relu;
-    save(&relu_out, (4, 5), &path).unwrap();
-    assert!(load(&path).unwrap_err().to_string().contains("the last a sigmoid"));
+    assert!(refusal(&relu_out, "relu-out.safetensors").contains("the last a sigmoid"));
     let mut empty = model();
     empty.layers[0] =
         dae::dense::Dense::from_parts(ndarray::Array2::zeros((0, 20)), ndarray::Array1::zeros(0));
-    save(&empty, (4, 5), &path).unwrap();
-    let msg = load(&path).unwrap_err().to_string();
+    let msg = refusal(&empty, "empty.safetensors");
     assert!(msg.contains("layers.0.weight has shape [0, 20]; a layer needs a width"), "{msg}");
 }

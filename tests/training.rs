@@ -83,3 +83,30 @@ fn different_seeds_give_different_runs() {
     let (b, _) = losses(&Config { epochs: 1, seed: 8, ..tiny_config() }, &data);
     assert_ne!(a, b);
 }
+
+/// The interrupt flag stops training before the next step, the error says where, and the same
+/// trainer, let go on, ends the epoch exactly as one never stopped.
+#[test]
+fn an_interrupted_epoch_goes_on_exactly_where_it_stopped() {
+    use std::sync::atomic::Ordering;
+    let data = common::bars_dataset(256, 64);
+    let (straight, _) = losses(&Config { epochs: 1, ..tiny_config() }, &data);
+
+    let mut trainer = Trainer::new(Config { epochs: 1, ..tiny_config() }, &data);
+    let flag = trainer.interrupt_flag();
+    let stop_after_3 = |done: usize, _| {
+        if done == 3 {
+            flag.store(true, Ordering::Relaxed);
+        }
+    };
+    let err = trainer.train_epoch(stop_after_3).expect_err("interrupted");
+    assert_eq!(err.to_string(), "interrupted after step 3 of epoch 1");
+    assert_eq!((trainer.progress.epoch, trainer.progress.step), (0, 3));
+    flag.store(false, Ordering::Relaxed);
+    let stats = trainer.train_epoch(|_, _| {}).unwrap();
+    assert_eq!((stats.train_loss, stats.val_loss), straight[0]);
+
+    flag.store(true, Ordering::Relaxed);
+    let err = trainer.train_epoch(|_, _| {}).expect_err("interrupted before its first step");
+    assert_eq!(err.to_string(), "interrupted after epoch 1");
+}
