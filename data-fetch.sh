@@ -44,7 +44,11 @@ else
 fi
 
 # The SHA-256 of a gzipped file's decompressed content, or nothing if it does not gunzip.
-content_hash() { gzip -dc "$1" 2>/dev/null | sha256 || true; }
+content_hash() {
+  local hash
+  hash=$(gzip -dc "$1" 2>/dev/null | sha256) && echo "$hash"
+  return 0
+}
 
 # Copies or downloads SOURCE/NAME.gz to TARGET; fails quietly if the source lacks it.
 fetch() {
