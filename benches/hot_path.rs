@@ -5,12 +5,12 @@
 //! `cargo bench` runs everything; `cargo bench -- sgemm` only the matrix products.
 
 use criterion::{Bencher, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use dae::adam::Adam;
-use dae::dense::Dense;
-use dae::gemm::{matmul, matmul_naive, par_matmul};
-use dae::loss::Loss;
-use dae::model::{Model, Workspace};
-use dae::profile::Profile;
+use dae::engine::adam::Adam;
+use dae::engine::dense::Dense;
+use dae::engine::gemm::{matmul, matmul_naive, par_matmul};
+use dae::engine::loss::Loss;
+use dae::engine::model::{Model, Workspace};
+use dae::train::profile::Profile;
 use dae::train::train_step;
 use ndarray::Array2;
 use ndarray_rand::RandomExt;
@@ -86,11 +86,11 @@ fn dense_layer(c: &mut Criterion) {
     group.throughput(Throughput::Elements((3 * 2 * BATCH * 784 * 128) as u64));
     group.bench_function("forward_backward", |b| {
         b.iter(|| {
-            dense.forward(x.view(), y.view_mut(), Some(dae::activation::Activation::Relu));
+            dense.forward(x.view(), y.view_mut(), Some(dae::engine::activation::Activation::Relu));
             dense.backward_params(x.view(), delta.view());
             dense.backward_input(
                 delta.view(),
-                (dae::activation::Activation::Relu, a_prev.view()),
+                (dae::engine::activation::Activation::Relu, a_prev.view()),
                 dx.view_mut(),
             );
         })

@@ -1,8 +1,8 @@
 //! The library in one screen: make a data set, train a small denoising autoencoder on it, and
 //! measure what it learned. Run with `cargo run --release --example tiny`.
 
-use dae::evaluate::evaluate;
-use dae::mnist::{Images, Mnist, Split};
+use dae::data::mnist::{Images, Mnist, Split};
+use dae::eval::evaluate::evaluate;
 use dae::train::{Config, Trainer};
 
 /// `count` images of 12×12 pixels, each a bright bar on black: horizontal (label 0) or

@@ -1,6 +1,6 @@
 //! Adam against steps worked out by hand, and the engine's reproducibility.
 
-use dae::adam::Adam;
+use dae::engine::adam::Adam;
 
 /// Three steps on two weights, lr 0.1, β₁ 0.9, β₂ 0.999, ε 1e-7. Expected values from the
 /// paper's Algorithm 1 in f64:

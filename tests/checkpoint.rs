@@ -1,8 +1,8 @@
 //! Model files: what is saved loads back bit for bit, in PyTorch's layout, and a bad file is
 //! an error that names it.
 
-use dae::checkpoint::{load, save};
-use dae::model::Model;
+use dae::engine::model::Model;
+use dae::files::checkpoint::{load, save};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -37,7 +37,7 @@ fn the_file_uses_pytorch_names_and_shapes() {
     assert_eq!(header["layers.3.bias"]["shape"], serde_json::json!([20]));
     assert_eq!(header["__metadata__"]["activations"], "relu,relu,relu,sigmoid");
     assert_eq!(header["__metadata__"]["image"], "4x5");
-    assert_eq!(dae::checkpoint::image_shape(&path).unwrap(), Some((4, 5)));
+    assert_eq!(dae::files::checkpoint::image_shape(&path).unwrap(), Some((4, 5)));
 }
 
 #[test]
@@ -89,7 +89,7 @@ fn a_model_with_non_finite_weights_is_refused() {
 
 #[test]
 fn a_model_that_is_not_an_autoencoder_is_refused() {
-    use dae::activation::Activation;
+    use dae::engine::activation::Activation;
     let mut one_layer = model();
     one_layer.layers.truncate(1);
     one_layer.activations = vec![Activation::Sigmoid];
@@ -100,7 +100,7 @@ fn a_model_that_is_not_an_autoencoder_is_refused() {
     assert!(refusal(&relu_out, "relu-out.safetensors").contains("the last a sigmoid"));
     let mut empty = model();
     empty.layers[0] =
-        dae::dense::Dense::from_parts(ndarray::Array2::zeros((0, 20)), ndarray::Array1::zeros(0));
+        dae::engine::dense::Dense::from_parts(ndarray::Array2::zeros((0, 20)), ndarray::Array1::zeros(0));
     let msg = refusal(&empty, "empty.safetensors");
     assert!(msg.contains("layers.0.weight has shape [0, 20]; a layer needs a width"), "{msg}");
 }

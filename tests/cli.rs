@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use dae::checkpoint;
-use dae::output::Metrics;
+use dae::files::checkpoint;
+use dae::files::output::Metrics;
 
 fn dae() -> Command {
     Command::new(env!("CARGO_BIN_EXE_dae"))

@@ -6,9 +6,9 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use dae::checkpoint;
-use dae::output::Metrics;
-use dae::pngio;
+use dae::files::checkpoint;
+use dae::files::output::Metrics;
+use dae::files::pngio;
 
 fn dae(args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_dae")).args(args).output().unwrap();
@@ -167,7 +167,7 @@ fn denoise_writes_cleaner_images_and_refuses_the_wrong_kind() {
     let noisy = pngio::read_gray(&out.join("bar.noisy.png")).unwrap();
     let denoised = pngio::read_gray(&out.join("bar.png")).unwrap();
     assert_eq!((denoised.rows, denoised.cols), (10, 10));
-    let mse = |x: &[f32]| dae::quality::mse(x, &clean);
+    let mse = |x: &[f32]| dae::eval::quality::mse(x, &clean);
     assert!(
         mse(&denoised.pixels) < 0.5 * mse(&noisy.pixels),
         "{} vs {}",

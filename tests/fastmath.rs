@@ -1,6 +1,6 @@
 //! The vectorizable `exp` and `ln(1 + x)` against the standard library over their whole domain.
 
-use dae::fastmath::{exp_nonpositive, ln_1p_unit, ln_positive, sin_cos_2pi};
+use dae::engine::fastmath::{exp_nonpositive, ln_1p_unit, ln_positive, sin_cos_2pi};
 
 /// Relative error in units of f32's machine epsilon (2⁻²³ ≈ 1.19e-7).
 fn ulps(got: f32, want: f64) -> f64 {

@@ -103,7 +103,7 @@ fn fuzz(inputs: usize, seed: u64) {
             mutate(&mut bytes, &mut rng);
         }
         LARGEST.store(0, Relaxed);
-        let result = dae::idx::read_from(Cursor::new(&bytes));
+        let result = dae::data::idx::read_from(Cursor::new(&bytes));
         let largest = LARGEST.load(Relaxed);
         let justified = 2 * content_len(&bytes) + FIXED_OVERHEAD;
         assert!(largest <= justified, "input {i}: allocated {largest} bytes for {bytes:02x?}");

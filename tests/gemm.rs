@@ -1,7 +1,7 @@
 //! The fast matrix product against the naive triple loop, on awkward sizes (0, 1, primes, sizes
 //! that are no multiple of the kernel's tile) and strided layouts, and its bits across threads.
 
-use dae::gemm::{matmul, matmul_naive, par_matmul};
+use dae::engine::gemm::{matmul, matmul_naive, par_matmul};
 use ndarray::{Array2, ArrayView2, ShapeBuilder};
 use ndarray_rand::RandomExt;
 use rand::SeedableRng;

@@ -4,10 +4,10 @@
 //! network against an f64 reference forward (bar 1e-4). Each check prints its `maxdiff`, so a
 //! reader sees how far inside the bar it is (`cargo test --test gradients -- --nocapture`).
 
-use dae::activation::Activation;
-use dae::dense::Dense;
-use dae::loss::Loss;
-use dae::model::{Model, Workspace};
+use dae::engine::activation::Activation;
+use dae::engine::dense::Dense;
+use dae::engine::loss::Loss;
+use dae::engine::model::{Model, Workspace};
 use ndarray::{Array1, Array2, ArrayView2};
 use ndarray_rand::RandomExt;
 use rand::SeedableRng;

@@ -6,8 +6,8 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::gzip;
-use dae::idx::{self, IdxErrorKind};
-use dae::mnist::{DataError, Mnist, read_images};
+use dae::data::idx::{self, IdxErrorKind};
+use dae::data::mnist::{DataError, Mnist, read_images};
 
 /// An IDX file's bytes: `dims` in the header and `body` after it, dtype `dtype`.
 fn idx_bytes(dtype: u8, dims: &[u32], body: &[u8]) -> Vec<u8> {

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use dae::mnist::Mnist;
+use dae::data::mnist::Mnist;
 use dae::train::{Config, Trainer};
 
 fn load() -> Mnist {

@@ -1,9 +1,9 @@
 //! Corruption: the notebook's Gaussian noise, masking and salt-and-pepper, each fixed per image
 //! by the seed and independent of how images are batched.
 
-use dae::mnist::Images;
-use dae::noise::{Noise, corrupt_batch};
-use dae::rng::Purpose;
+use dae::data::mnist::Images;
+use dae::data::noise::{Noise, corrupt_batch};
+use dae::data::rng::Purpose;
 use ndarray::Array2;
 
 /// 50 images of 20×20 pixels with every gray level present.
@@ -91,7 +91,7 @@ fn noise_specs_parse_or_say_what_is_accepted() {
 /// distribution): counter, key, expected output.
 #[test]
 fn philox_matches_the_random123_known_answers() {
-    use dae::philox::philox4x32_10;
+    use dae::data::philox::philox4x32_10;
     assert_eq!(philox4x32_10([0; 4], [0; 2]), [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]);
     assert_eq!(philox4x32_10([u32::MAX; 4], [u32::MAX; 2]), [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]);
     assert_eq!(

@@ -1,8 +1,8 @@
 //! The evaluation measures against values worked out independently, and k-NN on sets whose
 //! answers are known.
 
-use dae::knn;
-use dae::quality::{Quality, bce, mse, psnr, ssim};
+use dae::eval::knn;
+use dae::eval::quality::{Quality, bce, mse, psnr, ssim};
 use ndarray::{Array2, array};
 
 #[test]

@@ -3,7 +3,7 @@
 
 mod common;
 
-use dae::mnist::Mnist;
+use dae::data::mnist::Mnist;
 use dae::train::{Config, Trainer};
 
 fn tiny_config() -> Config {

@@ -2,7 +2,7 @@
 
 #![allow(dead_code)] // each test binary uses its own part of this module
 
-use dae::mnist::{Images, Mnist, Split};
+use dae::data::mnist::{Images, Mnist, Split};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

@@ -9,17 +9,17 @@ use anyhow::{Context, anyhow};
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array2, Axis};
 
-use crate::checkpoint;
-use crate::evaluate::{self, Evaluation};
-use crate::figure;
-use crate::mnist::Mnist;
-use crate::model::{Model, Workspace, autoencoder_widths};
-use crate::noise::{Noise, NoiseStream};
-use crate::output::Metrics;
-use crate::plot;
-use crate::pngio;
-use crate::profile;
-use crate::rng::Purpose;
+use crate::data::mnist::Mnist;
+use crate::data::noise::{Noise, NoiseStream};
+use crate::data::rng::Purpose;
+use crate::engine::model::{Model, Workspace, autoencoder_widths};
+use crate::eval::evaluate::{self, Evaluation};
+use crate::files::checkpoint;
+use crate::files::figure;
+use crate::files::output::Metrics;
+use crate::files::plot;
+use crate::files::pngio;
+use crate::train::profile;
 use crate::train::{Config, TrainError, Trainer};
 
 /// How a command ends when it does not succeed.
@@ -164,7 +164,7 @@ pub fn eval(model: &Path, data: &Path, noise: Noise, seed: u64) -> Result<(), Fa
 
 fn table(e: &Evaluation, model: &Model, data: &Mnist, noise: Noise) -> String {
     let count = data.test.images.count;
-    let row = |name: &str, q: &crate::quality::Quality| {
+    let row = |name: &str, q: &crate::eval::quality::Quality| {
         format!("{name:<16} {:>7.4} {:>7.4} {:>7.2} dB {:>6.4}\n", q.bce, q.mse, q.psnr, q.ssim)
     };
     let code = model.layers[model.bottleneck()].outputs();
@@ -270,7 +270,7 @@ pub fn encode(model: &Path, data: &Path, out: &Path) -> Result<(), Failure> {
     let net = checkpoint::load(model)?;
     check_fits(&net, &data, model)?;
     let codes = evaluate::encode(&net, evaluate::scaled(&data.test.images).view());
-    crate::output::write_atomic(out, |w| {
+    crate::files::output::write_atomic(out, |w| {
         let mut csv = csv::Writer::from_writer(w);
         let mut header = vec!["label".to_string()];
         header.extend((0..codes.ncols()).map(|j| format!("code{j}")));

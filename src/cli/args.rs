@@ -1,16 +1,16 @@
 //! The command line: the flags of each command, and how a run's end becomes an exit status.
 //!
 //! `dae [FLAGS]` trains (the reference experiment by default); `dae eval`, `dae denoise` and
-//! `dae encode` use a trained model. What each command does is in [`crate::commands`].
+//! `dae encode` use a trained model. What each command does is in [`crate::cli::commands`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::commands::{self, Failure};
-use crate::loss::Loss;
-use crate::noise::Noise;
+use crate::cli::commands::{self, Failure};
+use crate::data::noise::Noise;
+use crate::engine::loss::Loss;
 use crate::train::Config;
 
 /// Train a denoising autoencoder on MNIST with hand-written backpropagation.

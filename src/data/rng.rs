@@ -2,7 +2,7 @@
 //!
 //! Initial weights and the shuffling come from a ChaCha8 generator keyed by `(seed, purpose)`
 //! and set to stream `index` (an epoch); corruption comes from Philox4x32-10 at a counter made of
-//! the same purpose and the image ([`crate::noise`]). Both are named algorithms, so a seed means
+//! the same purpose and the image ([`crate::data::noise`]). Both are named algorithms, so a seed means
 //! the same numbers in every release, and a stream depends on nothing but its key and index —
 //! not on the thread that draws it, nor on what was drawn before.
 

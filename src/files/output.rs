@@ -2,7 +2,7 @@
 //!
 //! Every file a run leaves is written to a temporary name in the same folder, then renamed into
 //! place, so a crash never leaves half a file under the final name. Model files are laid out by
-//! [`crate::checkpoint`] and images by [`crate::pngio`]; both write through [`write_atomic`].
+//! [`crate::files::checkpoint`] and images by [`crate::files::pngio`]; both write through [`write_atomic`].
 
 use std::io::{self, Write};
 use std::path::Path;

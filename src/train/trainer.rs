@@ -14,13 +14,13 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::adam::Adam;
-use crate::loss::Loss;
-use crate::mnist::Mnist;
-use crate::model::{Model, Workspace};
-use crate::noise::{Noise, corrupt_batch, corrupt_set};
-use crate::profile::{Phase, Profile};
-use crate::rng::{self, Purpose};
+use crate::data::mnist::Mnist;
+use crate::data::noise::{Noise, corrupt_batch, corrupt_set};
+use crate::data::rng::{self, Purpose};
+use crate::engine::adam::Adam;
+use crate::engine::loss::Loss;
+use crate::engine::model::{Model, Workspace};
+use crate::train::profile::{Phase, Profile};
 
 /// The settings of a run; [`Config::default`] is the notebook's experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -167,7 +167,7 @@ impl<'a> Trainer<'a> {
         Trainer::resume(config, data, model, adam, Progress::default())
     }
 
-    /// Continues a run from its model, optimizer and progress (see [`crate::checkpoint`]).
+    /// Continues a run from its model, optimizer and progress (see [`crate::files::checkpoint`]).
     pub fn resume(
         config: Config,
         data: &'a Mnist,

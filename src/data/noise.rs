@@ -1,6 +1,6 @@
 //! Corruption of the input, the "denoising" in denoising autoencoder.
 //!
-//! Every random number comes from Philox4x32-10 ([`crate::philox`]), keyed by the seed, at the
+//! Every random number comes from Philox4x32-10 ([`crate::data::philox`]), keyed by the seed, at the
 //! counter `(pixel / 4, image, purpose, offset)`. So an image's corruption is the same every
 //! epoch (as in the notebook, which corrupts once), the same for any thread count and batch
 //! order, and never has to be stored: a batch regenerates it at a few nanoseconds a pixel.
@@ -11,17 +11,17 @@ use std::str::FromStr;
 use ndarray::{Array2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
-use crate::fastmath::{ln_positive, sin_cos_2pi};
-use crate::mnist::Images;
-use crate::philox::philox4x32_10;
-use crate::rng::Purpose;
+use crate::data::mnist::Images;
+use crate::data::philox::philox4x32_10;
+use crate::data::rng::Purpose;
+use crate::engine::fastmath::{ln_positive, sin_cos_2pi};
 
 /// How an input image is corrupted; pixels are in `[0, 1]`. Written `gaussian:0.5`,
 /// `masking:0.3` or `salt-pepper:0.2` on the command line and in `metrics.json`.
 ///
 /// ```
-/// use dae::noise::{Noise, NoiseStream};
-/// use dae::rng::Purpose;
+/// use dae::data::noise::{Noise, NoiseStream};
+/// use dae::data::rng::Purpose;
 ///
 /// let noise: Noise = "masking:0.5".parse().unwrap();
 /// let pixels = [255u8; 16];

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::output::write_atomic;
+use crate::files::output::write_atomic;
 use crate::train::EpochStats;
 
 /// Draws the training and validation loss of each epoch in `history` and writes it to `path`.

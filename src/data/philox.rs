@@ -23,7 +23,7 @@ fn mulhilo(a: u32, b: u32) -> (u32, u32) {
 ///
 /// ```
 /// // The first of Random123's known-answer vectors.
-/// let words = dae::philox::philox4x32_10([0; 4], [0; 2]);
+/// let words = dae::data::philox::philox4x32_10([0; 4], [0; 2]);
 /// assert_eq!(words, [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]);
 /// ```
 #[inline]

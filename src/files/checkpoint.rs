@@ -17,11 +17,11 @@ use ndarray::{Array1, Array2};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use thiserror::Error;
 
-use crate::activation::Activation;
-use crate::adam::Adam;
-use crate::dense::Dense;
-use crate::model::Model;
-use crate::output::write_atomic;
+use crate::engine::activation::Activation;
+use crate::engine::adam::Adam;
+use crate::engine::dense::Dense;
+use crate::engine::model::Model;
+use crate::files::output::write_atomic;
 use crate::train::Progress;
 
 /// Why a model or state file could not be written or read.

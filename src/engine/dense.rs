@@ -9,8 +9,8 @@ use ndarray_rand::RandomExt;
 use rand::Rng;
 use rand_distr::Uniform;
 
-use crate::activation::Activation;
-use crate::gemm::par_matmul;
+use crate::engine::activation::Activation;
+use crate::engine::gemm::par_matmul;
 
 /// A dense layer's parameters and the gradients of the last backward pass.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,8 +8,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::activation::sigmoid;
-use crate::fastmath::{exp_nonpositive, ln_1p_unit};
+use crate::engine::activation::sigmoid;
+use crate::engine::fastmath::{exp_nonpositive, ln_1p_unit};
 
 /// Which reconstruction loss to minimise; written `bce` or `mse` on the command line and in
 /// `metrics.json`.

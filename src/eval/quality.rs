@@ -1,7 +1,7 @@
 //! How close a reconstruction is to the clean image: BCE, MSE, PSNR and SSIM, per image.
 //!
 //! Images are row-major with values in `[0, 1]` (data range 1). These are measurements for
-//! reports, computed in f64; the training losses live in [`crate::loss`].
+//! reports, computed in f64; the training losses live in [`crate::engine::loss`].
 
 /// The four measures of one image against its clean original, or their means over a set.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -49,7 +49,7 @@ pub fn bce(p: &[f32], y: &[f32]) -> f64 {
 /// PSNR in dB for data range 1, from the mean squared error; infinite when it is 0.
 ///
 /// ```
-/// use dae::quality::{mse, psnr};
+/// use dae::eval::quality::{mse, psnr};
 /// let clean = [0.0f32, 1.0, 0.5, 0.5];
 /// let noisy = [0.1f32, 0.9, 0.6, 0.4];
 /// assert!((psnr(mse(&noisy, &clean)) - 20.0).abs() < 1e-4); // an error of 0.1 everywhere

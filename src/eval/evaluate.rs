@@ -9,12 +9,12 @@
 use ndarray::{Array2, ArrayView2, Axis, s};
 use rayon::prelude::*;
 
-use crate::knn;
-use crate::mnist::{Images, Mnist};
-use crate::model::{Model, Workspace};
-use crate::noise::{Noise, corrupt_set};
-use crate::quality::Quality;
-use crate::rng::Purpose;
+use crate::data::mnist::{Images, Mnist};
+use crate::data::noise::{Noise, corrupt_set};
+use crate::data::rng::Purpose;
+use crate::engine::model::{Model, Workspace};
+use crate::eval::knn;
+use crate::eval::quality::Quality;
 
 /// Rows per forward pass.
 const BATCH: usize = 1000;

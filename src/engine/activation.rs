@@ -4,7 +4,7 @@
 //! after the forward pass: ReLU's slope is `[a > 0]`, the sigmoid's is `a·(1 − a)`. Gradients
 //! are overwritten in place, never accumulated.
 
-use crate::fastmath::exp_nonpositive;
+use crate::engine::fastmath::exp_nonpositive;
 
 /// The nonlinearity that follows a dense layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,13 +1,13 @@
 //! The notebook's figure: a row of originals, a row of corrupted inputs, a row of
 //! reconstructions, drawn as one grayscale PNG. It lays out pixels; encoding the PNG is
-//! [`crate::pngio`]'s job.
+//! [`crate::files::pngio`]'s job.
 
 use std::io;
 use std::path::Path;
 
 use ndarray::ArrayView2;
 
-use crate::pngio::{gray_level, write_bytes};
+use crate::files::pngio::{gray_level, write_bytes};
 
 /// Pixels between digits and around the edge.
 const GAP: usize = 4;

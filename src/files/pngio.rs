@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::output::write_atomic;
+use crate::files::output::write_atomic;
 
 /// A grayscale image, row-major, values in `[0, 1]`.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,14 +1,14 @@
 //! The MNIST data set as the engine holds it: images as compact `u8` pixels, labels as `u8`.
 //!
 //! Files are found by their usual names in one folder (gzipped or not) and read with our own
-//! [`crate::idx`] reader. Scaling to `[0, 1]` and corruption happen per batch, elsewhere:
+//! [`crate::data::idx`] reader. Scaling to `[0, 1]` and corruption happen per batch, elsewhere:
 //! keeping the pixels as bytes costs 47 MB for the training set instead of 188 MB as `f32`.
 
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::idx::{self, IdxError};
+use crate::data::idx::{self, IdxError};
 
 /// A set of `count` grayscale images of `rows × cols` pixels, row-major, one byte a pixel.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,10 +12,10 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, s};
 use rand::Rng;
 use rayon::prelude::*;
 
-use crate::activation::Activation;
-use crate::dense::Dense;
-use crate::gemm::rows_per_block;
-use crate::loss::Loss;
+use crate::engine::activation::Activation;
+use crate::engine::dense::Dense;
+use crate::engine::gemm::rows_per_block;
+use crate::engine::loss::Loss;
 
 /// A sequential model of dense layers; `activations[l]` follows `layers[l]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,7 +31,7 @@ impl Model {
     /// that mirrors them back to `inputs`; ReLU after every layer but the last, a sigmoid there.
     ///
     /// ```
-    /// use dae::model::{Model, Workspace};
+    /// use dae::engine::model::{Model, Workspace};
     /// use ndarray::Array2;
     /// use rand::SeedableRng;
     ///

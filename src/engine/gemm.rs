@@ -38,7 +38,7 @@ pub fn matmul_naive(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2
 /// A transposed operand is only a view with swapped strides:
 ///
 /// ```
-/// use dae::gemm::matmul;
+/// use dae::engine::gemm::matmul;
 /// use ndarray::{Array2, array};
 ///
 /// let x = array![[1.0f32, 2.0], [3.0, 4.0]]; // (B, I)

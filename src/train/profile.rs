@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use ndarray::Array2;
 
-use crate::gemm::par_matmul;
-use crate::model::Model;
+use crate::engine::gemm::par_matmul;
+use crate::engine::model::Model;
 
 /// The phases of an epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,7 @@
 use ndarray::{Array1, Array2, ArrayView2, Axis, s};
 use rayon::prelude::*;
 
-use crate::gemm::par_matmul;
+use crate::engine::gemm::par_matmul;
 
 /// Queries handled per matrix product: 256 queries × 60,000 references is 61 MB of products.
 const QUERY_BLOCK: usize = 256;

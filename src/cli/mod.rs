@@ -1,0 +1,6 @@
+//! The command line: the flags ([`args`]) and what each command does ([`commands`]).
+
+pub mod args;
+pub mod commands;
+
+pub use args::main;

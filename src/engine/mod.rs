@@ -1,0 +1,15 @@
+//! The engine: matrix products, layers, activations, losses, the optimizer, and the model that
+//! chains the layers. Everything here works on `ndarray` arrays of `f32` and knows nothing of
+//! files, data sets or the command line.
+//!
+//! Read it bottom up: [`gemm`] multiplies (with [`fastmath`] for the elementwise functions),
+//! [`dense`] is a layer built on it, [`activation`] follows each layer, [`model`] chains them,
+//! [`loss`] scores the output and [`adam`] takes the step.
+
+pub mod activation;
+pub mod adam;
+pub mod dense;
+pub mod fastmath;
+pub mod gemm;
+pub mod loss;
+pub mod model;
