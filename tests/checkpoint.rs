@@ -15,7 +15,7 @@ fn save_then_load_gives_the_same_model() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.safetensors");
     let mut m = model();
-    m.layers[1].b.fill(0.25);
+    m.layers[1].as_dense_mut().unwrap().b.fill(0.25);
     save(&m, (4, 5), &path).unwrap();
     let loaded = load(&path).unwrap();
     assert_eq!(loaded, m);
@@ -82,7 +82,7 @@ fn layers_that_do_not_chain_are_an_error() {
 #[test]
 fn a_model_with_non_finite_weights_is_refused() {
     let mut m = model();
-    m.layers[2].w[[1, 3]] = f32::NAN;
+    m.layers[2].as_dense_mut().unwrap().w[[1, 3]] = f32::NAN;
     let msg = refusal(&m, "nan.safetensors");
     assert!(msg.contains("'layers.2.weight' holds NaN at index 7"), "{msg}");
 }
@@ -99,8 +99,10 @@ fn a_model_that_is_not_an_autoencoder_is_refused() {
     relu_out.activations[3] = Activation::Relu;
     assert!(refusal(&relu_out, "relu-out.safetensors").contains("the last a sigmoid"));
     let mut empty = model();
-    empty.layers[0] =
-        dae::engine::dense::Dense::from_parts(ndarray::Array2::zeros((0, 20)), ndarray::Array1::zeros(0));
+    empty.layers[0] = dae::engine::layer::Layer::Dense(dae::engine::dense::Dense::from_parts(
+        ndarray::Array2::zeros((0, 20)),
+        ndarray::Array1::zeros(0),
+    ));
     let msg = refusal(&empty, "empty.safetensors");
     assert!(msg.contains("layers.0.weight has shape [0, 20]; a layer needs a width"), "{msg}");
 }

@@ -166,7 +166,8 @@ fn reference_loss_f64(model: &Model, x: &Array2<f32>, y: &Array2<f32>) -> f64 {
     let mut a: Array2<f64> = x.mapv(f64::from);
     let last = model.layers.len() - 1;
     for (l, layer) in model.layers.iter().enumerate() {
-        let mut z = a.dot(&layer.w.mapv(f64::from).t()) + layer.b.mapv(f64::from);
+        let mut z = a.dot(&layer.as_dense().unwrap().w.mapv(f64::from).t())
+            + layer.as_dense().unwrap().b.mapv(f64::from);
         if l < last {
             z.mapv_inplace(|v| v.max(0.0));
         }
@@ -187,6 +188,7 @@ fn whole_network_gradients() {
     let mut model = Model::autoencoder(d, &[8, 6, 3], &mut rng);
     for (l, layer) in model.layers.iter_mut().enumerate() {
         // Non-zero biases, so that their gradients are not hidden behind the weights'.
+        let layer = layer.as_dense_mut().unwrap();
         layer.b = Array1::from_iter(random((1, layer.b.len()), -0.3, 0.3, 33 + l as u64));
     }
     let mut ws = Workspace::new(&model, batch);

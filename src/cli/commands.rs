@@ -103,8 +103,8 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
     }
     println!("wrote {}", out.display());
     if plan.profile {
-        let first = &trainer.model.layers[0];
-        let sgemm = profile::sgemm_gflops(trainer.batch_rows(), first.inputs(), first.outputs(), 0.5);
+        let (m, k, n) = profile::typical_product(&trainer.model, trainer.batch_rows());
+        let sgemm = profile::sgemm_gflops(m, k, n, 0.5);
         println!("{}", trainer.profile.report(&trainer.model, sgemm));
     }
     Ok(())

@@ -13,6 +13,8 @@ pub enum Activation {
     Relu,
     /// `a = σ(z) = 1 / (1 + e^{−z})`
     Sigmoid,
+    /// `a = z`: no nonlinearity (after a max-pool).
+    Identity,
 }
 
 impl Activation {
@@ -21,6 +23,7 @@ impl Activation {
         match self {
             Activation::Relu => "relu",
             Activation::Sigmoid => "sigmoid",
+            Activation::Identity => "identity",
         }
     }
 
@@ -29,6 +32,7 @@ impl Activation {
         match name {
             "relu" => Some(Activation::Relu),
             "sigmoid" => Some(Activation::Sigmoid),
+            "identity" => Some(Activation::Identity),
             _ => None,
         }
     }
@@ -38,6 +42,7 @@ impl Activation {
         match self {
             Activation::Relu => z.iter_mut().for_each(|v| *v = v.max(0.0)),
             Activation::Sigmoid => z.iter_mut().for_each(|v| *v = sigmoid(*v)),
+            Activation::Identity => {}
         }
     }
 
@@ -57,6 +62,7 @@ impl Activation {
                     *d *= a * (1.0 - a);
                 }
             }
+            Activation::Identity => {}
         }
     }
 }

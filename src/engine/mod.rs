@@ -8,8 +8,13 @@
 
 pub mod activation;
 pub mod adam;
+pub mod conv;
+pub mod conv_transpose;
 pub mod dense;
 pub mod fastmath;
 pub mod gemm;
+pub mod layer;
 pub mod loss;
+pub mod lowering;
 pub mod model;
+pub mod pool;

@@ -1,27 +1,34 @@
-//! The autoencoder: a chain of dense layers, ReLU inside and a sigmoid at the output, with the
+//! The autoencoder: a sequence of layers, ReLU inside and a sigmoid at the output, with the
 //! forward and backward passes over a batch and the buffers they reuse.
 //!
 //! Shape legend, used across the crate:
 //! - `B`: rows in a batch (images);
 //! - `D`: pixels per image, the model's input and output width (784 for MNIST);
-//! - `H₀ … H_{L−2}`: the widths of the hidden layers; layer `l` maps `H_{l−1} → H_l`.
+//! - `H₀ … H_{L−2}`: the widths of the hidden layers; layer `l` maps `H_{l−1} → H_l`. A
+//!   convolutional layer's width is its image's `H·W·C` numbers, stored channels last.
 //!
-//! The reference model is `D → 128 → 64 → 32 → 64 → 128 → D`.
+//! The reference model is dense, `D → 128 → 64 → 32 → 64 → 128 → D`; the convolutional one maps
+//! 28×28×1 → 28×28×32 → 14×14×32 → 14×14×32 → 7×7×32 → 14×14×32 → 28×28×32 → 28×28×1.
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, s};
 use rand::Rng;
 use rayon::prelude::*;
 
 use crate::engine::activation::Activation;
+use crate::engine::conv::Conv2d;
+use crate::engine::conv_transpose::ConvTranspose2d;
 use crate::engine::dense::Dense;
 use crate::engine::gemm::rows_per_block;
+use crate::engine::layer::{Layer, ParamAndGrad};
 use crate::engine::loss::Loss;
+use crate::engine::lowering::{Image, Scratch};
+use crate::engine::pool::MaxPool2d;
 
-/// A sequential model of dense layers; `activations[l]` follows `layers[l]`.
+/// A sequential model; `activations[l]` follows `layers[l]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Model {
-    /// The dense layers, input first.
-    pub layers: Vec<Dense>,
+    /// The layers, input first.
+    pub layers: Vec<Layer>,
     /// The activation after each layer.
     pub activations: Vec<Activation>,
 }
@@ -47,33 +54,61 @@ impl Model {
     /// ```
     pub fn autoencoder(inputs: usize, hidden: &[usize], rng: &mut impl Rng) -> Model {
         let widths = autoencoder_widths(inputs, hidden);
-        let layers: Vec<Dense> = widths.windows(2).map(|w| Dense::glorot(w[0], w[1], rng)).collect();
+        let layers: Vec<Layer> =
+            widths.windows(2).map(|w| Layer::Dense(Dense::glorot(w[0], w[1], rng))).collect();
         let mut activations = vec![Activation::Relu; layers.len()];
         *activations.last_mut().expect("at least one layer") = Activation::Sigmoid;
         Model { layers, activations }
     }
 
+    /// The convolutional denoising autoencoder of the Keras example, for `height × width`
+    /// grayscale images (both divisible by 4):
+    ///
+    /// ```text
+    /// Conv2d 3×3, 32, ReLU → MaxPool 2×2 → Conv2d 3×3, 32, ReLU → MaxPool 2×2         (encoder)
+    /// ConvTranspose2d 3×3 stride 2, 32, ReLU → ConvTranspose2d 3×3 stride 2, 32, ReLU   (decoder)
+    /// Conv2d 3×3, 1, sigmoid
+    /// ```
+    ///
+    /// ```
+    /// use dae::engine::model::Model;
+    /// use rand::SeedableRng;
+    ///
+    /// let model = Model::conv_autoencoder(28, 28, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
+    /// assert_eq!(model.widths(), [784, 25088, 6272, 6272, 1568, 6272, 25088, 784]);
+    /// assert_eq!(model.param_sizes().iter().sum::<usize>(), 28_353);
+    /// ```
+    pub fn conv_autoencoder(height: usize, width: usize, rng: &mut impl Rng) -> Model {
+        const CHANNELS: usize = 32;
+        let image = |scale: usize, channels| Image::new(height / scale, width / scale, channels);
+        let layers = vec![
+            Layer::Conv2d(Conv2d::glorot(image(1, 1), CHANNELS, 3, rng)),
+            Layer::MaxPool2d(MaxPool2d { input: image(1, CHANNELS) }),
+            Layer::Conv2d(Conv2d::glorot(image(2, CHANNELS), CHANNELS, 3, rng)),
+            Layer::MaxPool2d(MaxPool2d { input: image(2, CHANNELS) }),
+            Layer::ConvTranspose2d(ConvTranspose2d::glorot(image(4, CHANNELS), CHANNELS, 3, 2, rng)),
+            Layer::ConvTranspose2d(ConvTranspose2d::glorot(image(2, CHANNELS), CHANNELS, 3, 2, rng)),
+            Layer::Conv2d(Conv2d::glorot(image(1, CHANNELS), 1, 3, rng)),
+        ];
+        let (relu, none, sigmoid) = (Activation::Relu, Activation::Identity, Activation::Sigmoid);
+        Model { layers, activations: vec![relu, none, relu, none, relu, relu, sigmoid] }
+    }
+
     /// The widths from input to output, e.g. `[784, 128, 64, 32, 64, 128, 784]`.
     pub fn widths(&self) -> Vec<usize> {
         let mut widths = vec![self.layers[0].inputs()];
-        widths.extend(self.layers.iter().map(Dense::outputs));
+        widths.extend(self.layers.iter().map(Layer::outputs));
         widths
     }
 
     /// Every parameter tensor and its gradient, in file order (`W₀, b₀, W₁, b₁, …`).
-    pub fn params_and_grads(&mut self) -> impl Iterator<Item = (&mut [f32], &[f32])> {
-        self.layers.iter_mut().flat_map(|layer| {
-            let Dense { w, b, dw, db } = layer;
-            [
-                (w.as_slice_mut().expect("contiguous"), dw.as_slice().expect("contiguous")),
-                (b.as_slice_mut().expect("contiguous"), db.as_slice().expect("contiguous")),
-            ]
-        })
+    pub fn params_and_grads(&mut self) -> impl Iterator<Item = ParamAndGrad<'_>> {
+        self.layers.iter_mut().flat_map(|layer| layer.params_and_grads().into_iter().flatten())
     }
 
     /// The number of elements of each parameter tensor, in the order of [`Model::params_and_grads`].
     pub fn param_sizes(&self) -> Vec<usize> {
-        self.layers.iter().flat_map(|l| [l.w.len(), l.b.len()]).collect()
+        self.layers.iter().flat_map(|l| l.param_sizes().into_iter().flatten()).collect()
     }
 
     /// Forward pass over `x` (B, D). Afterwards `ws.outputs[l]` (B, H_l) holds each layer's
@@ -91,7 +126,7 @@ impl Model {
             let (done, rest) = ws.outputs.split_at_mut(l);
             let input = if l == 0 { x } else { done[l - 1].slice(s![..rows, ..]) };
             let activation = (l < last).then_some(self.activations[l]);
-            layer.forward(input, rest[0].slice_mut(s![..rows, ..]), activation);
+            layer.forward(input, rest[0].slice_mut(s![..rows, ..]), activation, &ws.scratch.buffers);
         }
     }
 
@@ -130,11 +165,9 @@ impl Model {
             let (below, here) = ws.deltas.split_at_mut(l);
             let delta = here[0].slice(s![..rows, ..]);
             let input = if l == 0 { x } else { ws.outputs[l - 1].slice(s![..rows, ..]) };
-            self.layers[l].backward_params(input, delta);
-            if l > 0 {
-                let prev = (self.activations[l - 1], input);
-                self.layers[l].backward_input(delta, prev, below[l - 1].slice_mut(s![..rows, ..]));
-            }
+            let prev =
+                (l > 0).then(|| (self.activations[l - 1], input, below[l - 1].slice_mut(s![..rows, ..])));
+            self.layers[l].backward(input, delta, prev, &mut ws.scratch);
         }
     }
 
@@ -177,7 +210,7 @@ fn sum_in_order(values: &[f32]) -> f64 {
 }
 
 /// The buffers one batch needs, allocated once for batches of up to `capacity` rows.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Workspace {
     /// Each layer's output, (capacity, H_l); logits for the last layer.
     pub outputs: Vec<Array2<f32>>,
@@ -185,13 +218,18 @@ pub struct Workspace {
     pub deltas: Vec<Array2<f32>>,
     /// The loss summed over each row.
     pub row_loss: Vec<f32>,
+    /// The convolution layers' lowered matrices and partial gradients.
+    pub scratch: Scratch,
 }
 
 impl Workspace {
     /// Buffers for `model` and batches of up to `capacity` rows.
     pub fn new(model: &Model, capacity: usize) -> Workspace {
         let buffers = || model.layers.iter().map(|l| Array2::zeros((capacity, l.outputs()))).collect();
-        Workspace { outputs: buffers(), deltas: buffers(), row_loss: vec![0.0; capacity] }
+        let needs = model.layers.iter().map(|l| l.scratch_needs(capacity));
+        let (lowered, partials) = needs.fold((0, 0), |(a, b), (c, d)| (a.max(c), b.max(d)));
+        let scratch = Scratch::new(rayon::current_num_threads(), lowered, partials);
+        Workspace { outputs: buffers(), deltas: buffers(), row_loss: vec![0.0; capacity], scratch }
     }
 
     /// The largest batch these buffers hold.

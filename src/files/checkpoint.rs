@@ -1,9 +1,12 @@
-//! Files in the safetensors format: the model, laid out like PyTorch's `nn.Linear` stack, and
-//! the training state that `--resume` needs besides it.
+//! Files in the safetensors format: the model, laid out as PyTorch lays out the same layers,
+//! and the training state that `--resume` needs besides it.
 //!
-//! - `model.safetensors`: `layers.{i}.weight` (out, in) and `layers.{i}.bias` (out,), f32, with
-//!   the activations, widths and image shape (`28x28`) in the metadata; PyTorch's
-//!   `load_state_dict` takes it as it is.
+//! - `model.safetensors`: for each layer `i` with parameters, `layers.{i}.weight` and
+//!   `layers.{i}.bias` (out,), f32, the weight in PyTorch's layout: `nn.Linear` (out, in),
+//!   `nn.Conv2d` (out, in, k, k), `nn.ConvTranspose2d` (in, out, k, k). The metadata holds the
+//!   activations, the widths, the image shape (`28x28`) and, for a model that is not all dense,
+//!   the kinds of its layers (`conv2d,max_pool2d,…`); PyTorch's `load_state_dict` takes the
+//!   tensors as they are into an `nn.ModuleList` of the same layers.
 //! - `state.safetensors`: everything `--resume` needs in one file, written last after every
 //!   epoch: the same layers, Adam's moments `adam.m.{t}` and `adam.v.{t}` for each parameter
 //!   tensor `t` in file order, and Adam's step count and the run's [`Progress`] in the metadata.
@@ -13,14 +16,19 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, Array3};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use thiserror::Error;
 
 use crate::engine::activation::Activation;
 use crate::engine::adam::Adam;
+use crate::engine::conv::Conv2d;
+use crate::engine::conv_transpose::ConvTranspose2d;
 use crate::engine::dense::Dense;
+use crate::engine::layer::Layer;
+use crate::engine::lowering::Image;
 use crate::engine::model::Model;
+use crate::engine::pool::MaxPool2d;
 use crate::files::output::write_atomic;
 use crate::train::Progress;
 
@@ -39,7 +47,7 @@ fn error(path: &Path, message: impl ToString) -> CheckpointError {
 }
 
 /// A tensor to write: its name, shape and values.
-type Named<'a> = (String, Vec<usize>, &'a [f32]);
+type Named<'a> = (String, Vec<usize>, std::borrow::Cow<'a, [f32]>);
 
 /// Writes `tensors` and `metadata` to `path` as safetensors, atomically.
 fn write(path: &Path, tensors: Vec<Named>, metadata: HashMap<String, String>) -> Result<(), CheckpointError> {
@@ -63,19 +71,50 @@ pub fn save(model: &Model, image: (usize, usize), path: &Path) -> Result<(), Che
 fn model_tensors(model: &Model, (rows, cols): (usize, usize)) -> (Vec<Named<'_>>, HashMap<String, String>) {
     let mut tensors = Vec::new();
     for (i, layer) in model.layers.iter().enumerate() {
-        let (w, b) = (layer.w.as_slice().expect("contiguous"), layer.b.as_slice().expect("contiguous"));
-        tensors.push((format!("layers.{i}.weight"), vec![layer.outputs(), layer.inputs()], w));
-        tensors.push((format!("layers.{i}.bias"), vec![layer.outputs()], b));
+        let (shape, w, b) = match layer {
+            Layer::Dense(d) => {
+                (vec![d.outputs(), d.inputs()], d.w.as_slice().expect("contiguous").into(), &d.b)
+            }
+            Layer::Conv2d(c) => {
+                let (k, channels) = (c.kernel(), c.input.channels);
+                (vec![c.w.nrows(), channels, k, k], channels_first(&c.w, channels).into(), &c.b)
+            }
+            Layer::ConvTranspose2d(c) => {
+                let (k, outputs) = (c.kernel(), c.b.len());
+                (vec![c.w.nrows(), outputs, k, k], channels_first(&c.w, outputs).into(), &c.b)
+            }
+            Layer::MaxPool2d(_) => continue,
+        };
+        tensors.push((format!("layers.{i}.weight"), shape, w));
+        tensors.push((format!("layers.{i}.bias"), vec![b.len()], b.as_slice().expect("contiguous").into()));
     }
     let activations: Vec<&str> = model.activations.iter().map(|a| a.name()).collect();
     let widths: Vec<String> = model.widths().iter().map(usize::to_string).collect();
-    let metadata = HashMap::from([
+    let mut metadata = HashMap::from([
         ("format".to_string(), "pt".to_string()),
         ("activations".to_string(), activations.join(",")),
         ("widths".to_string(), widths.join(",")),
         ("image".to_string(), format!("{rows}x{cols}")),
     ]);
+    if model.layers.iter().any(|l| !matches!(l, Layer::Dense(_))) {
+        let kinds: Vec<&str> = model.layers.iter().map(Layer::kind).collect();
+        metadata.insert("layers".to_string(), kinds.join(","));
+    }
     (tensors, metadata)
+}
+
+/// A kernel kept `(R, k·k·C)`, taps in `(ky, kx, c)` order, as PyTorch's `(R, C, k, k)`.
+fn channels_first(w: &Array2<f32>, channels: usize) -> Vec<f32> {
+    let (rows, taps) = (w.nrows(), w.ncols() / channels);
+    let w = w.view().into_shape_with_order((rows, taps, channels)).expect("k·k·C per row");
+    w.permuted_axes([0, 2, 1]).iter().copied().collect()
+}
+
+/// The inverse of [`channels_first`]: PyTorch's `(R, C, k, k)` as `(R, k·k·C)`.
+fn channels_last(values: Vec<f32>, rows: usize, channels: usize, taps: usize) -> Array2<f32> {
+    let w = Array3::from_shape_vec((rows, channels, taps), values).expect("shape checked");
+    let w: Vec<f32> = w.permuted_axes([0, 2, 1]).iter().copied().collect();
+    Array2::from_shape_vec((rows, taps * channels), w).expect("the same count")
 }
 
 /// Writes the model, Adam's moments and step count, and the run's progress to `path`.
@@ -88,8 +127,8 @@ pub fn save_state(
 ) -> Result<(), CheckpointError> {
     let (mut tensors, mut metadata) = model_tensors(model, image);
     for (t, (m, v)) in adam.m.iter().zip(&adam.v).enumerate() {
-        tensors.push((format!("adam.m.{t}"), vec![m.len()], &m[..]));
-        tensors.push((format!("adam.v.{t}"), vec![v.len()], &v[..]));
+        tensors.push((format!("adam.m.{t}"), vec![m.len()], m[..].into()));
+        tensors.push((format!("adam.v.{t}"), vec![v.len()], v[..].into()));
     }
     metadata.extend([
         ("adam.t".to_string(), adam.t.to_string()),
@@ -133,16 +172,20 @@ impl File {
 pub fn load(path: &Path) -> Result<Model, CheckpointError> {
     let file = File::read(path)?;
     let model = read_model(&file, path)?;
-    let tensors = file.tensors().len();
-    if tensors != 2 * model.layers.len() {
-        return Err(error(path, format!("{tensors} tensors for {} layers", model.layers.len())));
+    let (tensors, expected) = (file.tensors().len(), model.param_sizes().len());
+    if tensors != expected {
+        return Err(error(path, format!("{tensors} tensors, the layers have {expected}")));
     }
     Ok(model)
 }
 
 /// The (rows, cols) of the images the model in `path` was trained on, if the file says.
 pub fn image_shape(path: &Path) -> Result<Option<(usize, usize)>, CheckpointError> {
-    let file = File::read(path)?;
+    image_of(&File::read(path)?, path)
+}
+
+/// The (rows, cols) in `file`'s metadata, if it has them.
+fn image_of(file: &File, path: &Path) -> Result<Option<(usize, usize)>, CheckpointError> {
     let Some(shape) = file.metadata.get("image") else { return Ok(None) };
     let parsed = shape.split_once('x').and_then(|(r, c)| Some((r.parse().ok()?, c.parse().ok()?)));
     parsed.map(Some).ok_or_else(|| error(path, format!("metadata 'image' = '{shape}' is not ROWSxCOLS")))
@@ -160,29 +203,115 @@ fn read_model(file: &File, path: &Path) -> Result<Model, CheckpointError> {
         let message = format!("activations '{names}': expected two or more layers, the last a sigmoid");
         return Err(error(path, message));
     }
+    let kinds: Vec<String> = match file.metadata.get("layers") {
+        Some(kinds) => kinds.split(',').map(str::to_string).collect(),
+        None => vec!["dense".to_string(); activations.len()],
+    };
+    if kinds.len() != activations.len() {
+        let message = format!("{} layers but {} activations", kinds.len(), activations.len());
+        return Err(error(path, message));
+    }
+    let widths: Option<Vec<usize>> = file
+        .metadata
+        .get("widths")
+        .map(|w| {
+            w.split(',')
+                .map(|v| v.parse().map_err(|_| error(path, format!("metadata 'widths' = '{w}'"))))
+                .collect()
+        })
+        .transpose()?;
     let st = file.tensors();
-    let mut layers = Vec::new();
-    for i in 0..activations.len() {
-        let (w_shape, w) = tensor(&st, path, &format!("layers.{i}.weight"), 2)?;
-        let (b_shape, b) = tensor(&st, path, &format!("layers.{i}.bias"), 1)?;
-        let (outputs, inputs) = (w_shape[0], w_shape[1]);
-        if outputs == 0 || inputs == 0 {
-            return Err(error(
-                path,
-                format!("layers.{i}.weight has shape {w_shape:?}; a layer needs a width"),
-            ));
-        }
-        if b_shape != [outputs] {
-            return Err(error(path, format!("layers.{i}.bias has shape {b_shape:?}, expected [{outputs}]")));
-        }
-        if let Some(prev) = layers.last().map(Dense::outputs).filter(|&p| p != inputs) {
-            let message = format!("layers.{i}.weight takes {inputs} inputs, layer {} gives {prev}", i - 1);
+    let mut image = match file.metadata.get("image") {
+        Some(_) => image_of(file, path)?.map(|(h, w)| Image::new(h, w, 1)),
+        None => None,
+    };
+    let mut layers: Vec<Layer> = Vec::new();
+    for (i, kind) in kinds.iter().enumerate() {
+        let layer = read_layer(&st, path, i, kind, image, widths.as_deref())?;
+        if let Some(prev) = layers.last().map(Layer::outputs).filter(|&p| p != layer.inputs()) {
+            let message =
+                format!("layers.{i}.weight takes {} inputs, layer {} gives {prev}", layer.inputs(), i - 1);
             return Err(error(path, message));
         }
-        let w = Array2::from_shape_vec((outputs, inputs), w).expect("shape checked");
-        layers.push(Dense::from_parts(w, Array1::from(b)));
+        image = match &layer {
+            Layer::Dense(_) => None,
+            Layer::Conv2d(c) => Some(c.output()),
+            Layer::ConvTranspose2d(c) => Some(c.output()),
+            Layer::MaxPool2d(p) => Some(p.output()),
+        };
+        layers.push(layer);
     }
-    Ok(Model { layers, activations })
+    let model = Model { layers, activations };
+    if let Some(widths) = widths.filter(|w| *w != model.widths()) {
+        let message = format!("metadata 'widths' = {widths:?}, the tensors give {:?}", model.widths());
+        return Err(error(path, message));
+    }
+    Ok(model)
+}
+
+/// Layer `i`, of kind `kind`, on images `image` (the previous layer's output, if an image).
+fn read_layer(
+    st: &SafeTensors,
+    path: &Path,
+    i: usize,
+    kind: &str,
+    image: Option<Image>,
+    widths: Option<&[usize]>,
+) -> Result<Layer, CheckpointError> {
+    let image =
+        || image.ok_or_else(|| error(path, format!("layers.{i} is a {kind}, but its input is not an image")));
+    if kind == "max_pool2d" {
+        let input = image()?;
+        if input.height % 2 != 0 || input.width % 2 != 0 {
+            let message = format!(
+                "layers.{i} pools a {}×{} image; 2×2 pooling needs even sides",
+                input.width, input.height
+            );
+            return Err(error(path, message));
+        }
+        return Ok(Layer::MaxPool2d(MaxPool2d { input }));
+    }
+    let rank = if kind == "dense" { 2 } else { 4 };
+    let name = format!("layers.{i}.weight");
+    let (w_shape, w) = tensor(st, path, &name, rank)?;
+    let (b_shape, b) = tensor(st, path, &format!("layers.{i}.bias"), 1)?;
+    if w_shape.contains(&0) {
+        return Err(error(path, format!("{name} has shape {w_shape:?}; a layer needs a width")));
+    }
+    let outputs = if kind == "conv_transpose2d" { w_shape[1] } else { w_shape[0] };
+    if b_shape != [outputs] {
+        return Err(error(path, format!("layers.{i}.bias has shape {b_shape:?}, expected [{outputs}]")));
+    }
+    let b = Array1::from(b);
+    if kind == "dense" {
+        let w = Array2::from_shape_vec((w_shape[0], w_shape[1]), w).expect("shape checked");
+        return Ok(Layer::Dense(Dense::from_parts(w, b)));
+    }
+    let (k, input) = (w_shape[2], image()?);
+    let channels = if kind == "conv_transpose2d" { w_shape[0] } else { w_shape[1] };
+    if w_shape[3] != k || k % 2 == 0 || channels != input.channels {
+        let message = format!(
+            "{name} has shape {w_shape:?}; expected an odd square kernel over the input's {} channels",
+            input.channels
+        );
+        return Err(error(path, message));
+    }
+    match kind {
+        "conv2d" => {
+            Ok(Layer::Conv2d(Conv2d::from_parts(input, channels_last(w, outputs, channels, k * k), b)))
+        }
+        "conv_transpose2d" => {
+            // The stride is what makes the output as wide as the metadata says.
+            let width = widths.and_then(|w| w.get(i + 1)).copied().unwrap_or(0);
+            let scale = width / (input.pixels() * outputs).max(1);
+            let stride = (1..=8).find(|s| s * s == scale && width == scale * input.pixels() * outputs);
+            let stride = stride
+                .ok_or_else(|| error(path, format!("layers.{i}: no stride gives a width of {width}")))?;
+            let w = channels_last(w, channels, outputs, k * k);
+            Ok(Layer::ConvTranspose2d(ConvTranspose2d::from_parts(input, stride, w, b)))
+        }
+        _ => Err(error(path, format!("unknown layer kind '{kind}'"))),
+    }
 }
 
 /// Reads a state written by [`save_state`]; Adam gets learning rate `lr` and its default betas

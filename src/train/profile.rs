@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use ndarray::Array2;
 
 use crate::engine::gemm::par_matmul;
+use crate::engine::layer::Layer;
 use crate::engine::model::Model;
 
 /// The phases of an epoch.
@@ -68,12 +69,25 @@ impl Profile {
     }
 }
 
-/// Floating-point operations of the matrix products for one training image: per layer
-/// `I → O`, `2·I·O` each for the forward product, `dW` and `dX`; the first layer needs no `dX`.
+/// Floating-point operations of the matrix products for one training image: per layer the
+/// forward product, `dW` and `dX` (for a dense layer `I → O`, `2·I·O` each); the first layer
+/// needs no `dX`.
 pub fn training_flops_per_image(model: &Model) -> f64 {
-    let products: usize = model.layers.iter().map(|l| 2 * l.inputs() * l.outputs()).sum();
-    let first = &model.layers[0];
-    (3 * products - 2 * first.inputs() * first.outputs()) as f64
+    let all: usize = model.layers.iter().map(|l| l.flops()).map(|(f, dw, dx)| f + dw + dx).sum();
+    (all - model.layers[0].flops().2) as f64
+}
+
+/// The shape `(m, k, n)` of a typical product of a training step of `model` on batches of
+/// `batch` rows, on which to measure the kernel's rate: for a dense model the first layer's
+/// forward product, for a convolutional one the forward product of its costliest layer's
+/// group of images.
+pub fn typical_product(model: &Model, batch: usize) -> (usize, usize, usize) {
+    let costliest = model.layers.iter().max_by_key(|l| l.flops().0).expect("a layer");
+    match costliest {
+        Layer::Conv2d(c) => (c.group().0 * c.output().pixels(), c.w.ncols(), c.w.nrows()),
+        Layer::ConvTranspose2d(c) => (c.group().0 * c.input.pixels(), c.w.nrows(), c.w.ncols()),
+        _ => (batch, model.layers[0].inputs(), model.layers[0].outputs()),
+    }
 }
 
 /// A printable [`Profile`].

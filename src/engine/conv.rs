@@ -1,0 +1,276 @@
+//! The convolution layer: `k × k` kernels, stride 1, zero "same" padding, with its hand-written
+//! backward pass. Computed by lowering ([`crate::engine::lowering`]): a group of images is copied
+//! window by window into a matrix, and the convolution is one matrix product with the kernel.
+//!
+//! Shapes: `B` images of `H × W` pixels, `C` input and `O` output channels, stored channels last:
+//! the input `(B, H·W·C)`, the output `(B, H·W·O)`. The kernel is kept `(O, k·k·C)` with taps in
+//! `(ky, kx, c)` order, the order of a lowered row; model files hold PyTorch's `(O, C, k, k)`.
+//! Backward overwrites `dw` and `db`.
+
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
+use ndarray_rand::RandomExt;
+use rand::Rng;
+use rand_distr::Uniform;
+use rayon::prelude::*;
+
+use crate::engine::activation::Activation;
+use crate::engine::gemm::matmul;
+use crate::engine::lowering::{Buffers, Image, Scratch, Windows, group_size, sum_groups};
+
+/// A convolution layer's parameters and the gradients of the last backward pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conv2d {
+    /// Kernels, `(O, k·k·C)`.
+    pub w: Array2<f32>,
+    /// Biases, `(O,)`.
+    pub b: Array1<f32>,
+    /// `∂L/∂W`, `(O, k·k·C)`.
+    pub dw: Array2<f32>,
+    /// `∂L/∂b`, `(O,)`.
+    pub db: Array1<f32>,
+    /// The input image `(H, W, C)`.
+    pub input: Image,
+}
+
+impl Conv2d {
+    /// Glorot-uniform kernels `U(±√(6/(k²C + k²O)))` and zero biases, as Keras and the peers do.
+    pub fn glorot(input: Image, outputs: usize, kernel: usize, rng: &mut impl Rng) -> Conv2d {
+        let taps = kernel * kernel;
+        let limit = (6.0 / (taps * (input.channels + outputs)) as f32).sqrt();
+        let uniform = Uniform::new_inclusive(-limit, limit).expect("a finite, ordered range");
+        let w = Array2::random_using((outputs, taps * input.channels), uniform, rng);
+        Conv2d::from_parts(input, w, Array1::zeros(outputs))
+    }
+
+    /// A layer on `input` images with kernels `w` `(O, k·k·C)` and biases `b` `(O,)`.
+    pub fn from_parts(input: Image, w: Array2<f32>, b: Array1<f32>) -> Conv2d {
+        assert_eq!(w.nrows(), b.len(), "one bias per output channel");
+        let (dw, db) = (Array2::zeros(w.raw_dim()), Array1::zeros(b.raw_dim()));
+        let conv = Conv2d { w, b, dw, db, input };
+        assert_eq!(conv.kernel().pow(2) * input.channels, conv.w.ncols(), "k·k·C taps per kernel");
+        conv
+    }
+
+    /// `k`, the kernel's side.
+    pub fn kernel(&self) -> usize {
+        ((self.w.ncols() / self.input.channels.max(1)) as f64).sqrt().round() as usize
+    }
+
+    /// The output image `(H, W, O)`.
+    pub fn output(&self) -> Image {
+        Image { channels: self.w.nrows(), ..self.input }
+    }
+
+    /// The windows of the input that make the output pixels: stride 1, padding `⌊k/2⌋`.
+    pub fn windows(&self) -> Windows {
+        let kernel = self.kernel();
+        Windows { big: self.input, kernel, stride: 1, padding: kernel / 2 }
+    }
+
+    /// Images per group, and the numbers of a group's lowered matrix.
+    pub fn group(&self) -> (usize, usize) {
+        let per_image = self.windows().count() * self.windows().row_len();
+        let images = group_size(per_image);
+        (images, images * per_image)
+    }
+
+    /// Forward: `Y = lower(X)·Wᵀ + b`, then the activation if any.
+    ///
+    /// Shapes: `x` (B, H·W·C) → `out` (B, H·W·O); a group of `G` images is lowered to
+    /// `(G·H·W, k·k·C)` and multiplied by `Wᵀ` `(k·k·C, O)` into `(G·H·W, O)`, its output rows.
+    pub fn forward(
+        &self,
+        x: ArrayView2<f32>,
+        mut out: ArrayViewMut2<f32>,
+        activation: Option<Activation>,
+        buffers: &Buffers,
+    ) {
+        let (windows, (group, lowered_len)) = (self.windows(), self.group());
+        let outputs = self.w.nrows();
+        let b = self.b.as_slice().expect("contiguous");
+        (x.axis_chunks_iter(Axis(0), group), out.axis_chunks_iter_mut(Axis(0), group))
+            .into_par_iter()
+            .for_each(|(x, mut out)| {
+                buffers.with_buffer(|buffer| {
+                    let lowered = lower_images(&windows, x, &mut buffer[..lowered_len]);
+                    let pixels = out.len() / outputs;
+                    let mut y = as_matrix_mut(out.as_slice_mut().expect("contiguous"), (pixels, outputs));
+                    matmul(lowered.slice_axis(Axis(0), (0..pixels).into()), self.w.t(), y.view_mut());
+                    add_bias_and_activate(y, b, activation);
+                })
+            });
+    }
+
+    /// Backward: `dW = δᵀ·lower(X)`, `db = Σ_pixels δ`, and, given the previous layer's
+    /// activation, output `a_prev` and room `delta_prev`, the input's gradient
+    /// `δ_prev = raise(δ·W) ⊙ f′(a_prev)`.
+    ///
+    /// Shapes: `x` (B, H·W·C), `delta` (B, H·W·O) → `dw` (O, k·k·C), `db` (O,), `delta_prev`
+    /// (B, H·W·C). Each group's `dW` and `db` are summed in group order.
+    pub fn backward(
+        &mut self,
+        x: ArrayView2<f32>,
+        delta: ArrayView2<f32>,
+        prev: Option<(Activation, ArrayView2<f32>, ArrayViewMut2<f32>)>,
+        scratch: &mut Scratch,
+    ) {
+        let (windows, group, w) = (self.windows(), self.group(), self.w.view());
+        let (dw, db) =
+            (self.dw.as_slice_mut().expect("contiguous"), self.db.as_slice_mut().expect("contiguous"));
+        backward_by_group(group, x, delta, prev, scratch, dw, db, |x, delta, partial, prev, buffer| {
+            backward_group(&windows, w, x, delta, partial, prev, buffer)
+        });
+    }
+
+    /// The definition, by loops: `y[b, y, x, o] = b[o] + Σ_{ky, kx, c} w[o, ky, kx, c] ·
+    /// x[b, y + ky − p, x + kx − p, c]`, zero outside the image. The reference for
+    /// [`Conv2d::forward`] in tests.
+    pub fn forward_naive(&self, x: ArrayView2<f32>) -> Array2<f32> {
+        let (k, Image { height, width, channels }) = (self.kernel(), self.input);
+        let (p, outputs) = ((k / 2) as isize, self.w.nrows());
+        let mut y = Array2::zeros((x.nrows(), height * width * outputs));
+        for (image, mut out) in x.rows().into_iter().zip(y.rows_mut()) {
+            for (oy, ox, o) in itertools3(height, width, outputs) {
+                let mut sum = self.b[o];
+                for (ky, kx, c) in itertools3(k, k, channels) {
+                    let (iy, ix) = (oy as isize + ky as isize - p, ox as isize + kx as isize - p);
+                    if (0..height as isize).contains(&iy) && (0..width as isize).contains(&ix) {
+                        let at = (iy as usize * width + ix as usize) * channels + c;
+                        sum += self.w[[o, (ky * k + kx) * channels + c]] * image[at];
+                    }
+                }
+                out[(oy * width + ox) * outputs + o] = sum;
+            }
+        }
+        y
+    }
+}
+
+/// Runs `each(x, δ, partial, prev, buffer)` on every group of `group` images in parallel, each
+/// group with its own slice of the partial gradients (`stride` numbers) and its thread's buffer
+/// (its first `lowered` numbers), then sums the partials in group order into `dw` and `db`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backward_by_group<F>(
+    (group, lowered): (usize, usize),
+    x: ArrayView2<f32>,
+    delta: ArrayView2<f32>,
+    prev: Option<(Activation, ArrayView2<f32>, ArrayViewMut2<f32>)>,
+    scratch: &mut Scratch,
+    dw: &mut [f32],
+    db: &mut [f32],
+    each: F,
+) where
+    F: Fn(ArrayView2<f32>, ArrayView2<f32>, &mut [f32], Option<PrevGroup>, &mut [f32]) + Sync,
+{
+    let stride = dw.len() + db.len();
+    let Scratch { buffers, partials } = scratch;
+    let partials = &mut partials[..x.nrows().div_ceil(group) * stride];
+    let run = |x, delta, partial: &mut [f32], prev| {
+        buffers.with_buffer(|buffer| each(x, delta, partial, prev, &mut buffer[..lowered]))
+    };
+    let (xs, deltas) = (x.axis_chunks_iter(Axis(0), group), delta.axis_chunks_iter(Axis(0), group));
+    match prev {
+        None => (xs, deltas, partials.par_chunks_mut(stride))
+            .into_par_iter()
+            .for_each(|(x, delta, partial)| run(x, delta, partial, None)),
+        Some((f, a_prev, mut delta_prev)) => (
+            xs,
+            deltas,
+            partials.par_chunks_mut(stride),
+            a_prev.axis_chunks_iter(Axis(0), group),
+            delta_prev.axis_chunks_iter_mut(Axis(0), group),
+        )
+            .into_par_iter()
+            .for_each(|(x, delta, partial, a, d)| run(x, delta, partial, Some((f, a, d)))),
+    }
+    sum_groups(partials, stride, 0, dw);
+    sum_groups(partials, stride, dw.len(), db);
+}
+
+/// What a group needs to compute its rows of the input gradient: the previous layer's
+/// activation, its output rows `a_prev`, and the rows of `δ_prev` to write.
+pub(crate) type PrevGroup<'a> = (Activation, ArrayView2<'a, f32>, ArrayViewMut2<'a, f32>);
+
+/// [`Conv2d::backward`] for one group of images: its partial `dW` and `db` into `partial`, and
+/// its rows of `δ_prev` if asked. `buffer` holds the group's lowered input, then `δ·W`.
+fn backward_group(
+    windows: &Windows,
+    w: ArrayView2<f32>,
+    x: ArrayView2<f32>,
+    delta: ArrayView2<f32>,
+    partial: &mut [f32],
+    prev: Option<PrevGroup>,
+    buffer: &mut [f32],
+) {
+    let (outputs, row_len) = w.dim();
+    let pixels = delta.len() / outputs;
+    let delta = as_matrix(&delta, (pixels, outputs));
+    let (dw, db) = partial.split_at_mut(w.len());
+    let lowered = lower_images(windows, x, buffer);
+    matmul(delta.t(), lowered.slice_axis(Axis(0), (0..pixels).into()), as_matrix_mut(dw, (outputs, row_len)));
+    column_sums(delta, db);
+    if let Some((f, a_prev, mut delta_prev)) = prev {
+        let mut d_lowered = as_matrix_mut(buffer, (pixels, row_len));
+        matmul(delta, w, d_lowered.view_mut());
+        raise_images(windows, d_lowered.view(), delta_prev.view_mut());
+        f.backward(a_prev.as_slice().expect("contiguous"), delta_prev.as_slice_mut().expect("contiguous"));
+    }
+}
+
+/// Every `(i, j, l)` with `i < a`, `j < b`, `l < c`, in row-major order.
+pub(crate) fn itertools3(a: usize, b: usize, c: usize) -> impl Iterator<Item = (usize, usize, usize)> {
+    (0..a).flat_map(move |i| (0..b).flat_map(move |j| (0..c).map(move |l| (i, j, l))))
+}
+
+/// Lowers each image (row) of `x` into consecutive blocks of `buffer`; the lowered matrix
+/// `(rows·windows, k·k·C)`, with room to spare after it if the group is short.
+pub(crate) fn lower_images<'a>(
+    windows: &Windows,
+    x: ArrayView2<f32>,
+    buffer: &'a mut [f32],
+) -> ArrayView2<'a, f32> {
+    let per_image = windows.count() * windows.row_len();
+    for (image, lowered) in x.rows().into_iter().zip(buffer.chunks_exact_mut(per_image)) {
+        windows.lower(image.as_slice().expect("contiguous rows"), lowered);
+    }
+    let rows = buffer.len() / windows.row_len();
+    ArrayView2::from_shape((rows, windows.row_len()), &*buffer).expect("whole rows")
+}
+
+/// Raises each image's block of rows of `lowered` into the matching row of `images`.
+pub(crate) fn raise_images(windows: &Windows, lowered: ArrayView2<f32>, mut images: ArrayViewMut2<f32>) {
+    let lowered = lowered.as_slice().expect("contiguous");
+    let per_image = windows.count() * windows.row_len();
+    for (mut image, block) in images.rows_mut().into_iter().zip(lowered.chunks_exact(per_image)) {
+        windows.raise(block, image.as_slice_mut().expect("contiguous rows"));
+    }
+}
+
+/// `y += b` on every row of `y` `(P, O)`, then the activation.
+pub(crate) fn add_bias_and_activate(mut y: ArrayViewMut2<f32>, b: &[f32], activation: Option<Activation>) {
+    for mut row in y.rows_mut() {
+        let row = row.as_slice_mut().expect("contiguous rows");
+        row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
+    }
+    if let Some(f) = activation {
+        f.forward(y.as_slice_mut().expect("contiguous"));
+    }
+}
+
+/// `sums[j] = Σᵢ m[i, j]`, rows added in order.
+pub(crate) fn column_sums(m: ArrayView2<f32>, sums: &mut [f32]) {
+    sums.fill(0.0);
+    for row in m.rows() {
+        sums.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+    }
+}
+
+/// A contiguous block of batch rows seen as a matrix of another shape (the same numbers).
+pub(crate) fn as_matrix<'a>(rows: &'a ArrayView2<f32>, shape: (usize, usize)) -> ArrayView2<'a, f32> {
+    ArrayView2::from_shape(shape, rows.as_slice().expect("contiguous rows")).expect("the same count")
+}
+
+/// The first `rows · cols` numbers of `data` as a `(rows, cols)` matrix.
+pub(crate) fn as_matrix_mut(data: &mut [f32], (rows, cols): (usize, usize)) -> ArrayViewMut2<'_, f32> {
+    ArrayViewMut2::from_shape((rows, cols), &mut data[..rows * cols]).expect("enough numbers")
+}

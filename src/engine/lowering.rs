@@ -1,0 +1,182 @@
+//! Lowering a convolution to a matrix product: `im2col` copies every k×k window of an image into
+//! one row of a matrix, so that the convolution becomes that matrix times the kernel; `col2im` is
+//! its adjoint, adding each row back onto the window it came from.
+//!
+//! Images are stored channels last (`H, W, C`, the pixel's channels side by side), one image per
+//! row of a batch `(B, H·W·C)`. A lowered row holds the window's taps in the order `(ky, kx, c)`,
+//! so each tap copies `C` contiguous numbers. This module also splits a batch into fixed groups
+//! of images, the unit of parallel work for the convolution layers.
+
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+/// The geometry of an image: `height × width` pixels of `channels` numbers, stored channels last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Image {
+    /// `H`, rows of pixels.
+    pub height: usize,
+    /// `W`, columns of pixels.
+    pub width: usize,
+    /// `C`, numbers per pixel.
+    pub channels: usize,
+}
+
+impl Image {
+    /// An image of `height × width` pixels with `channels` numbers each.
+    pub fn new(height: usize, width: usize, channels: usize) -> Image {
+        Image { height, width, channels }
+    }
+
+    /// `H·W`.
+    pub fn pixels(&self) -> usize {
+        self.height * self.width
+    }
+
+    /// `H·W·C`, the length of the image's row in a batch.
+    pub fn len(&self) -> usize {
+        self.pixels() * self.channels
+    }
+
+    /// Whether the image holds no numbers.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A `k × k` window sliding over a `big` image with `stride` and zero `padding`: window `(oy, ox)`
+/// covers rows `oy·stride − padding + ky` and columns `ox·stride − padding + kx`, `0 ≤ ky, kx < k`.
+///
+/// For a convolution, `big` is its input and the windows are its output pixels. For a transposed
+/// convolution, `big` is its *output*: its windows are the input pixels, each scattering into one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Windows {
+    /// The image the windows read (or, for `col2im`, write).
+    pub big: Image,
+    /// `k`.
+    pub kernel: usize,
+    /// Pixels between neighbouring windows.
+    pub stride: usize,
+    /// Zero rows and columns around `big`.
+    pub padding: usize,
+}
+
+impl Windows {
+    /// `(rows, columns)` of windows: `⌊(H + 2·padding − k) / stride⌋ + 1` by the same for `W`.
+    pub fn grid(&self) -> (usize, usize) {
+        let along = |n: usize| (n + 2 * self.padding - self.kernel) / self.stride + 1;
+        (along(self.big.height), along(self.big.width))
+    }
+
+    /// The number of windows, which is the number of rows of the lowered matrix of one image.
+    pub fn count(&self) -> usize {
+        let (h, w) = self.grid();
+        h * w
+    }
+
+    /// `k·k·C`, the length of one lowered row.
+    pub fn row_len(&self) -> usize {
+        self.kernel * self.kernel * self.big.channels
+    }
+
+    /// The taps of window `(oy, ox)` that fall inside the image: `(tap, offset)`, with `tap`
+    /// the tap's index `ky·k + kx` and `offset` its pixel's first number in the image.
+    fn taps(&self, oy: usize, ox: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let (k, s, p) = (self.kernel, self.stride, self.padding);
+        let (h, w, c) = (self.big.height, self.big.width, self.big.channels);
+        (0..k).flat_map(move |ky| (0..k).map(move |kx| (ky, kx))).filter_map(move |(ky, kx)| {
+            let y = (oy * s + ky).checked_sub(p).filter(|&y| y < h)?;
+            let x = (ox * s + kx).checked_sub(p).filter(|&x| x < w)?;
+            Some((ky * k + kx, (y * w + x) * c))
+        })
+    }
+
+    /// `im2col`: row `oy·W_out + ox` of `lowered` `(windows, k·k·C)` gets window `(oy, ox)` of
+    /// `image` `(H·W·C,)`, taps in `(ky, kx, c)` order, zeros where the window leaves the image.
+    pub fn lower(&self, image: &[f32], lowered: &mut [f32]) {
+        let (c, row_len) = (self.big.channels, self.row_len());
+        debug_assert_eq!((image.len(), lowered.len()), (self.big.len(), self.count() * row_len));
+        let (_, grid_w) = self.grid();
+        for (i, row) in lowered.chunks_exact_mut(row_len).enumerate() {
+            row.fill(0.0);
+            for (tap, at) in self.taps(i / grid_w, i % grid_w) {
+                row[tap * c..(tap + 1) * c].copy_from_slice(&image[at..at + c]);
+            }
+        }
+    }
+
+    /// `col2im`, the adjoint of [`Windows::lower`]: `image` `(H·W·C,)` is overwritten with the sum,
+    /// over windows, of each lowered row added back onto the pixels its window covers.
+    pub fn raise(&self, lowered: &[f32], image: &mut [f32]) {
+        let (c, row_len) = (self.big.channels, self.row_len());
+        debug_assert_eq!((image.len(), lowered.len()), (self.big.len(), self.count() * row_len));
+        let (_, grid_w) = self.grid();
+        image.fill(0.0);
+        for (i, row) in lowered.chunks_exact(row_len).enumerate() {
+            for (tap, at) in self.taps(i / grid_w, i % grid_w) {
+                let source = &row[tap * c..(tap + 1) * c];
+                image[at..at + c].iter_mut().zip(source).for_each(|(v, s)| *v += s);
+            }
+        }
+    }
+}
+
+/// One buffer per worker thread, for the lowered matrix of the group of images it works on.
+#[derive(Debug)]
+pub struct Buffers(Vec<Mutex<Vec<f32>>>);
+
+impl Buffers {
+    /// `threads` buffers of `len` numbers each.
+    pub fn new(threads: usize, len: usize) -> Buffers {
+        Buffers((0..threads.max(1)).map(|_| Mutex::new(vec![0.0; len])).collect())
+    }
+
+    /// Runs `f` with the calling thread's buffer. A thread holds its buffer only while `f` runs
+    /// and `f` starts no parallel work, so the lock is never contended.
+    pub fn with_buffer<R>(&self, f: impl FnOnce(&mut [f32]) -> R) -> R {
+        let i = rayon::current_thread_index().unwrap_or(0) % self.0.len();
+        let mut buffer = self.0[i].lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut buffer)
+    }
+}
+
+/// Scratch memory for the convolution layers: the threads' buffers, and room for the partial
+/// gradients of every group of a batch, which are summed in group order.
+#[derive(Debug)]
+pub struct Scratch {
+    /// A lowered matrix per thread.
+    pub buffers: Buffers,
+    /// Partial `dW` and `db` of each group of images, one after another.
+    pub partials: Vec<f32>,
+}
+
+impl Scratch {
+    /// `threads` buffers of `lowered` numbers each, and room for `partials` partial gradients.
+    pub fn new(threads: usize, lowered: usize, partials: usize) -> Scratch {
+        Scratch { buffers: Buffers::new(threads, lowered), partials: vec![0.0; partials] }
+    }
+}
+
+/// `total[j] = Σ_g partials[g·stride + offset + j]`, adding the groups in order: the same bits
+/// whatever the number of threads, which split the elements of `total`, never the groups.
+pub fn sum_groups(partials: &[f32], stride: usize, offset: usize, total: &mut [f32]) {
+    const CHUNK: usize = 1024;
+    total.par_chunks_mut(CHUNK).enumerate().for_each(|(i, chunk)| {
+        let start = offset + i * CHUNK;
+        chunk.fill(0.0);
+        for group in partials.chunks_exact(stride) {
+            let part = &group[start..start + chunk.len()];
+            chunk.iter_mut().zip(part).for_each(|(t, p)| *t += p);
+        }
+    });
+}
+
+/// Images per group for a layer whose lowered matrix takes `per_image` numbers per image: as
+/// many as fit in about 512 KiB (half a Zen 4 core's L2 cache), 1 to 32.
+///
+/// Weight gradients are summed per group and then over groups in order, so the group size,
+/// which depends on the layer alone, fixes the order of every sum whatever the thread count.
+pub fn group_size(per_image: usize) -> usize {
+    const FLOATS: usize = 128 * 1024;
+    (FLOATS / per_image.max(1)).clamp(1, 32)
+}
