@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::cli::commands::{self, Failure};
 use crate::data::noise::Noise;
 use crate::engine::loss::Loss;
-use crate::train::Config;
+use crate::train::{Arch, Config};
 
 /// Train a denoising autoencoder on MNIST with hand-written backpropagation.
 ///
@@ -68,7 +68,12 @@ struct TrainArgs {
     /// Reconstruction loss: bce or mse.
     #[arg(long, default_value = "bce")]
     loss: Loss,
-    /// The encoder's hidden widths, comma-separated, each 1 to 65,536; the decoder mirrors them.
+    /// The model: dense (the notebook's 784→128→64→32→64→128→784) or conv (the Keras example's
+    /// convolutional autoencoder: 3×3 convolutions and 2×2 max-pooling down to 7×7×32, two
+    /// transposed convolutions back up; for images whose sides divide by 4).
+    #[arg(long, default_value = "dense")]
+    arch: Arch,
+    /// The dense model's hidden widths, comma-separated, each 1 to 65,536; the decoder mirrors them.
     #[arg(long, default_value = "128,64,32", value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=65_536))]
     layers: Vec<u32>,
     /// Folder with the four MNIST-format files (as ./data-fetch.sh leaves them).
@@ -82,7 +87,7 @@ struct TrainArgs {
     profile: bool,
     /// Continue the run saved in DIR (its settings, weights, optimizer state and progress)
     /// until --epochs epochs in all are done, appending to its metrics.json.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["batch_size", "lr", "seed", "noise", "fresh_noise", "loss", "layers", "out"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["batch_size", "lr", "seed", "noise", "fresh_noise", "loss", "layers", "arch", "out"])]
     resume: Option<PathBuf>,
 }
 
@@ -153,6 +158,7 @@ impl TrainArgs {
             fresh_noise: self.fresh_noise,
             loss: self.loss,
             hidden: self.layers.iter().map(|&w| w as usize).collect(),
+            arch: self.arch,
         }
     }
 }

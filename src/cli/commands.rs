@@ -20,7 +20,7 @@ use crate::files::output::Metrics;
 use crate::files::plot;
 use crate::files::pngio;
 use crate::train::profile;
-use crate::train::{Config, TrainError, Trainer};
+use crate::train::{Arch, Config, TrainError, Trainer};
 
 /// How a command ends when it does not succeed.
 #[derive(Debug)]
@@ -63,7 +63,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
     let data = Mnist::load(&plan.data)?;
     let (mut trainer, mut metrics) = match &plan.resume {
         None => {
-            check_size(&plan.config.hidden, data.train.images.pixels_per_image())?;
+            check_arch(&plan.config, &data)?;
             let metrics = Metrics { config: plan.config.clone(), threads: plan.threads, history: Vec::new() };
             (Trainer::new(plan.config.clone(), &data), metrics)
         }
@@ -289,6 +289,19 @@ pub fn encode(model: &Path, data: &Path, out: &Path) -> Result<(), Failure> {
 
 /// The most parameters a model may have: with their gradients and Adam's two moments, 4 GiB.
 const MAX_PARAMETERS: u64 = 1 << 28;
+
+/// A usage error if the model `config` asks for cannot be built for `data`'s images.
+fn check_arch(config: &Config, data: &Mnist) -> Result<(), Failure> {
+    let images = &data.train.images;
+    match config.arch {
+        Arch::Dense => check_size(&config.hidden, images.pixels_per_image()),
+        Arch::Conv if images.rows % 4 != 0 || images.cols % 4 != 0 => Err(Failure::Usage(format!(
+            "--arch conv: the images are {}×{}; the convolutional model needs sides that divide by 4",
+            images.cols, images.rows
+        ))),
+        Arch::Conv => Ok(()),
+    }
+}
 
 /// A usage error if the autoencoder with encoder widths `hidden` on `d` pixels is too large to
 /// train here, rather than an allocation that aborts.

@@ -4,4 +4,4 @@
 pub mod profile;
 pub mod trainer;
 
-pub use trainer::{Config, EpochStats, Progress, TrainError, Trainer, train_step};
+pub use trainer::{Arch, Config, EpochStats, Progress, TrainError, Trainer, train_step};

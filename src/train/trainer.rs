@@ -41,8 +41,53 @@ pub struct Config {
     /// The reconstruction loss.
     #[serde(with = "as_text")]
     pub loss: Loss,
-    /// The encoder's hidden widths; the decoder mirrors them.
+    /// The encoder's hidden widths of the dense model; the decoder mirrors them.
     pub hidden: Vec<usize>,
+    /// Which model: dense (the notebook's) or convolutional. Files from before there was a
+    /// choice were dense.
+    #[serde(default, with = "as_text")]
+    pub arch: Arch,
+}
+
+/// The family of the model trained: written `dense` or `conv`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Arch {
+    /// [`Model::autoencoder`]: dense layers of the widths in [`Config::hidden`].
+    #[default]
+    Dense,
+    /// [`Model::conv_autoencoder`]: the Keras example's convolutional model.
+    Conv,
+}
+
+impl Arch {
+    /// A fresh model of this family for images of `rows × cols` pixels, from `rng`.
+    pub fn model(self, (rows, cols): (usize, usize), hidden: &[usize], rng: &mut impl rand::Rng) -> Model {
+        match self {
+            Arch::Dense => Model::autoencoder(rows * cols, hidden, rng),
+            Arch::Conv => Model::conv_autoencoder(rows, cols, rng),
+        }
+    }
+}
+
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(match self {
+            Arch::Dense => "dense",
+            Arch::Conv => "conv",
+        })
+    }
+}
+
+impl std::str::FromStr for Arch {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Arch, String> {
+        match s {
+            "dense" => Ok(Arch::Dense),
+            "conv" => Ok(Arch::Conv),
+            _ => Err(format!("unknown architecture '{s}'; expected dense or conv")),
+        }
+    }
 }
 
 impl Default for Config {
@@ -56,6 +101,7 @@ impl Default for Config {
             fresh_noise: false,
             loss: Loss::Bce,
             hidden: vec![128, 64, 32],
+            arch: Arch::Dense,
         }
     }
 }
@@ -160,9 +206,9 @@ pub struct Progress {
 impl<'a> Trainer<'a> {
     /// A fresh model and optimizer for `data`, initialised from `config.seed`.
     pub fn new(config: Config, data: &'a Mnist) -> Trainer<'a> {
-        let d = data.train.images.pixels_per_image();
+        let images = &data.train.images;
         let mut init = rng::stream(config.seed, Purpose::Init, 0);
-        let model = Model::autoencoder(d, &config.hidden, &mut init);
+        let model = config.arch.model((images.rows, images.cols), &config.hidden, &mut init);
         let adam = Adam::new(config.lr, model.param_sizes());
         Trainer::resume(config, data, model, adam, Progress::default())
     }
