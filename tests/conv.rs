@@ -186,6 +186,7 @@ fn check_layer(name: &str, layer: Layer, batch: usize) {
 
 #[test]
 fn conv2d_gradients() {
+    check_layer("conv2d 5×4×3 → 9, k 3 (lowered)", Layer::Conv2d(conv(Image::new(5, 4, 3), 9, 3, 6)), 3);
     check_layer("conv2d 5×4×3 → 2, k 3", Layer::Conv2d(conv(Image::new(5, 4, 3), 2, 3, 7)), 3);
     check_layer("conv2d 3×3×1 → 2, k 5", Layer::Conv2d(conv(Image::new(3, 3, 1), 2, 5, 8)), 2);
 }
@@ -194,6 +195,7 @@ fn conv2d_gradients() {
 fn conv2d_gradients_over_many_groups() {
     // 40 images of 4×4×2 make two groups and a short one: the partial sums must add up.
     check_layer("conv2d 4×4×2 → 2, 40 images", Layer::Conv2d(conv(Image::new(4, 4, 2), 2, 3, 9)), 40);
+    check_layer("conv2d 4×4×2 → 8, 40 images", Layer::Conv2d(conv(Image::new(4, 4, 2), 8, 3, 9)), 40);
 }
 
 #[test]
@@ -208,14 +210,15 @@ fn max_pool_gradients() {
 }
 
 /// A small convolutional autoencoder of the same shape as the real one, on 8×8 images, with
-/// fewer channels: 8×8×1 → 8×8×3 → 4×4×3 → 4×4×4 → 2×2×4 → 4×4×3 → 8×8×2 → 8×8×1.
+/// fewer channels: 8×8×1 → 8×8×3 → 4×4×3 → 4×4×8 → 2×2×8 → 4×4×3 → 8×8×2 → 8×8×1 (the
+/// second convolution, 8 wide, is lowered to a product; the others run directly).
 fn small_conv_autoencoder() -> Model {
     let layers = vec![
         Layer::Conv2d(conv(Image::new(8, 8, 1), 3, 3, 20)),
         Layer::MaxPool2d(MaxPool2d { input: Image::new(8, 8, 3) }),
-        Layer::Conv2d(conv(Image::new(4, 4, 3), 4, 3, 22)),
-        Layer::MaxPool2d(MaxPool2d { input: Image::new(4, 4, 4) }),
-        Layer::ConvTranspose2d(conv_t(Image::new(2, 2, 4), 3, 2, 24)),
+        Layer::Conv2d(conv(Image::new(4, 4, 3), 8, 3, 22)),
+        Layer::MaxPool2d(MaxPool2d { input: Image::new(4, 4, 8) }),
+        Layer::ConvTranspose2d(conv_t(Image::new(2, 2, 8), 3, 2, 24)),
         Layer::ConvTranspose2d(conv_t(Image::new(4, 4, 3), 2, 2, 26)),
         Layer::Conv2d(conv(Image::new(8, 8, 2), 1, 3, 28)),
     ];

@@ -295,10 +295,12 @@ fn check_arch(config: &Config, data: &Mnist) -> Result<(), Failure> {
     let images = &data.train.images;
     match config.arch {
         Arch::Dense => check_size(&config.hidden, images.pixels_per_image()),
-        Arch::Conv if images.rows % 4 != 0 || images.cols % 4 != 0 => Err(Failure::Usage(format!(
-            "--arch conv: the images are {}×{}; the convolutional model needs sides that divide by 4",
-            images.cols, images.rows
-        ))),
+        Arch::Conv if !images.rows.is_multiple_of(4) || !images.cols.is_multiple_of(4) => {
+            Err(Failure::Usage(format!(
+                "--arch conv: the images are {}×{}; the convolutional model needs sides that divide by 4",
+                images.cols, images.rows
+            )))
+        }
         Arch::Conv => Ok(()),
     }
 }

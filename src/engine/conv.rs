@@ -88,6 +88,14 @@ impl Conv2d {
         let (windows, (group, lowered_len)) = (self.windows(), self.group());
         let outputs = self.w.nrows();
         let b = self.b.as_slice().expect("contiguous");
+        if self.is_direct() {
+            (x.axis_iter(Axis(0)), out.axis_iter_mut(Axis(0))).into_par_iter().for_each(|(x, mut y)| {
+                let y = y.as_slice_mut().expect("contiguous");
+                self.forward_direct(x.as_slice().expect("contiguous"), y);
+                add_bias_and_activate(as_matrix_mut(y, (self.input.pixels(), outputs)), b, activation);
+            });
+            return;
+        }
         (x.axis_chunks_iter(Axis(0), group), out.axis_chunks_iter_mut(Axis(0), group))
             .into_par_iter()
             .for_each(|(x, mut out)| {
@@ -114,12 +122,42 @@ impl Conv2d {
         prev: Option<(Activation, ArrayView2<f32>, ArrayViewMut2<f32>)>,
         scratch: &mut Scratch,
     ) {
-        let (windows, group, w) = (self.windows(), self.group(), self.w.view());
+        let (windows, group, w, direct) = (self.windows(), self.group(), self.w.view(), self.is_direct());
         let (dw, db) =
             (self.dw.as_slice_mut().expect("contiguous"), self.db.as_slice_mut().expect("contiguous"));
         backward_by_group(group, x, delta, prev, scratch, dw, db, |x, delta, partial, prev, buffer| {
-            backward_group(&windows, w, x, delta, partial, prev, buffer)
+            if direct {
+                backward_group_direct(&windows, w, x, delta, partial, prev)
+            } else {
+                backward_group(&windows, w, x, delta, partial, prev, buffer)
+            }
         });
+    }
+
+    /// Whether the kernel is applied directly rather than by a matrix product: with fewer than
+    /// 8 output channels (the output layer has one), the product's SIMD tile, 8 outputs wide,
+    /// would compute mostly padding; the direct loops run along the input channels instead.
+    pub fn is_direct(&self) -> bool {
+        self.w.nrows() < 8
+    }
+
+    /// The forward product of one image by its definition, vectorized along the input channels:
+    /// `y[p, o] = Σ_{taps} w[o, tap, ·] · x[p + tap, ·]` (no bias). Shapes: `x` (H·W·C,) →
+    /// `y` (H·W·O,).
+    fn forward_direct(&self, x: &[f32], y: &mut [f32]) {
+        let (windows, c, outputs) = (self.windows(), self.input.channels, self.w.nrows());
+        let (_, grid_w) = windows.grid();
+        for (p, y) in y.chunks_exact_mut(outputs).enumerate() {
+            for (o, y) in y.iter_mut().enumerate() {
+                let w = self.w.row(o);
+                let w = w.as_slice().expect("contiguous");
+                let mut lanes = [0.0f32; LANES];
+                for (tap, at) in windows.taps(p / grid_w, p % grid_w) {
+                    dot_into(&mut lanes, &x[at..at + c], &w[tap * c..(tap + 1) * c]);
+                }
+                *y = lanes.iter().sum();
+            }
+        }
     }
 
     /// The definition, by loops: `y[b, y, x, o] = b[o] + Σ_{ky, kx, c} w[o, ky, kx, c] ·
@@ -215,6 +253,71 @@ fn backward_group(
         raise_images(windows, d_lowered.view(), delta_prev.view_mut());
         f.backward(a_prev.as_slice().expect("contiguous"), delta_prev.as_slice_mut().expect("contiguous"));
     }
+}
+
+/// [`Conv2d::backward`] for one group of images, by the definition rather than by lowering:
+/// `dW[o, tap, ·] += δ[p, o] · x[p + tap, ·]` and `δ_prev[p + tap, ·] += δ[p, o] · W[o, tap, ·]`
+/// for every pixel `p` and tap inside the image, vectorized along the input channels.
+fn backward_group_direct(
+    windows: &Windows,
+    w: ArrayView2<f32>,
+    x: ArrayView2<f32>,
+    delta: ArrayView2<f32>,
+    partial: &mut [f32],
+    mut prev: Option<PrevGroup>,
+) {
+    let (outputs, c) = (w.nrows(), windows.big.channels);
+    let (_, grid_w) = windows.grid();
+    let w = w.as_slice().expect("contiguous");
+    let (dw, db) = partial.split_at_mut(w.len());
+    dw.fill(0.0);
+    db.fill(0.0);
+    if let Some((_, _, delta_prev)) = &mut prev {
+        delta_prev.fill(0.0);
+    }
+    for (i, (x, delta)) in x.rows().into_iter().zip(delta.rows()).enumerate() {
+        let (x, delta) = (x.as_slice().expect("contiguous"), delta.as_slice().expect("contiguous"));
+        let mut d_prev = prev.as_mut().map(|(_, _, d)| d.row_mut(i));
+        for (p, delta) in delta.chunks_exact(outputs).enumerate() {
+            for (tap, at) in windows.taps(p / grid_w, p % grid_w) {
+                for (o, &d) in delta.iter().enumerate() {
+                    let taps = o * windows.row_len() + tap * c..o * windows.row_len() + (tap + 1) * c;
+                    axpy(d, &x[at..at + c], &mut dw[taps.clone()]);
+                    if let Some(d_prev) = &mut d_prev {
+                        axpy(d, &w[taps], &mut d_prev.as_slice_mut().expect("contiguous")[at..at + c]);
+                    }
+                }
+            }
+            db.iter_mut().zip(delta).for_each(|(b, d)| *b += d);
+        }
+    }
+    if let Some((f, a_prev, mut delta_prev)) = prev {
+        f.backward(a_prev.as_slice().expect("contiguous"), delta_prev.as_slice_mut().expect("contiguous"));
+    }
+}
+
+/// Partial sums per lane in [`dot_into`]: a fixed order, so the same bits on every run.
+const LANES: usize = 16;
+
+/// `lanes[i mod LANES] += a[i]·b[i]`: a dot product the compiler vectorizes.
+#[inline]
+fn dot_into(lanes: &mut [f32; LANES], a: &[f32], b: &[f32]) {
+    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (a_rest, b_rest) = (a_chunks.remainder(), b_chunks.remainder());
+    for (a, b) in a_chunks.zip(b_chunks) {
+        for i in 0..LANES {
+            lanes[i] += a[i] * b[i];
+        }
+    }
+    for (i, (a, b)) in a_rest.iter().zip(b_rest).enumerate() {
+        lanes[i] += a * b;
+    }
+}
+
+/// `y += alpha·x`.
+#[inline]
+fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+    y.iter_mut().zip(x).for_each(|(y, x)| *y += alpha * x);
 }
 
 /// Every `(i, j, l)` with `i < a`, `j < b`, `l < c`, in row-major order.

@@ -81,7 +81,7 @@ impl Windows {
 
     /// The taps of window `(oy, ox)` that fall inside the image: `(tap, offset)`, with `tap`
     /// the tap's index `ky·k + kx` and `offset` its pixel's first number in the image.
-    fn taps(&self, oy: usize, ox: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+    pub fn taps(&self, oy: usize, ox: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
         let (k, s, p) = (self.kernel, self.stride, self.padding);
         let (h, w, c) = (self.big.height, self.big.width, self.big.channels);
         (0..k).flat_map(move |ky| (0..k).map(move |kx| (ky, kx))).filter_map(move |(ky, kx)| {

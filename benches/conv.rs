@@ -1,0 +1,109 @@
+//! The convolutional model's hot path: each layer's forward and backward at batch 256 on the
+//! whole pool, and one training step. Throughput is in FLOP/s of the layer's matrix products
+//! (criterion prints it as "elem/s"); the step's in images per second.
+//!
+//! `cargo bench --bench conv`; `cargo bench --bench conv -- forward` for the forward passes only.
+
+use criterion::{Bencher, Criterion, Throughput, criterion_group, criterion_main};
+use dae::engine::activation::Activation;
+use dae::engine::adam::Adam;
+use dae::engine::loss::Loss;
+use dae::engine::model::{Model, Workspace};
+use dae::train::profile::Profile;
+use dae::train::train_step;
+use ndarray::Array2;
+use ndarray_rand::RandomExt;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::Uniform;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+const BATCH: usize = 256;
+
+fn random(shape: (usize, usize)) -> Array2<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    Array2::random_using(shape, Uniform::new(0.0, 1.0).unwrap(), &mut rng)
+}
+
+/// Every layer of the model with parameters (and the pools), forward and backward (the weight
+/// gradient and, but for the first layer, the input gradient through a ReLU).
+fn layers(c: &mut Criterion) {
+    let mut model = Model::conv_autoencoder(28, 28, &mut ChaCha8Rng::seed_from_u64(1));
+    let ws = Workspace::new(&model, BATCH);
+    let mut scratch = ws.scratch;
+    for (l, layer) in model.layers.iter_mut().enumerate() {
+        let name = format!("conv_layers/{l}_{}_{}to{}", layer.kind(), layer.inputs(), layer.outputs());
+        let (x, delta) = (random((BATCH, layer.inputs())), random((BATCH, layer.outputs())));
+        let mut y = Array2::zeros((BATCH, layer.outputs()));
+        let mut dx = Array2::zeros((BATCH, layer.inputs()));
+        let (forward, dw, d_input) = layer.flops();
+        let mut group = c.benchmark_group(&name);
+        group.throughput(Throughput::Elements((BATCH * forward) as u64));
+        group.bench_function("forward", |b| {
+            in_pool(b, || layer.forward(x.view(), y.view_mut(), Some(Activation::Relu), &scratch.buffers))
+        });
+        let backward_flops = if l == 0 { dw } else { dw + d_input };
+        group.throughput(Throughput::Elements((BATCH * backward_flops) as u64));
+        group.bench_function("backward", |b| {
+            in_pool(b, || {
+                let prev = (l > 0).then(|| (Activation::Relu, x.view(), dx.view_mut()));
+                layer.backward(x.view(), delta.view(), prev, &mut scratch)
+            })
+        });
+        group.finish();
+    }
+}
+
+/// A whole training step of the convolutional model on a batch of 256: forward, BCE, backward,
+/// Adam.
+fn training_step(c: &mut Criterion) {
+    let mut model = Model::conv_autoencoder(28, 28, &mut ChaCha8Rng::seed_from_u64(2));
+    let mut adam = Adam::new(1e-3, model.param_sizes());
+    let mut ws = Workspace::new(&model, BATCH);
+    let mut profile = Profile::default();
+    let (input, target) = (random((BATCH, 784)), random((BATCH, 784)));
+    let mut group = c.benchmark_group("conv_train_step");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function(format!("batch256_{}threads", rayon::current_num_threads()), |b| {
+        in_pool(b, || {
+            black_box(train_step(
+                &mut model,
+                &mut adam,
+                Loss::Bce,
+                input.view(),
+                target.view(),
+                &mut ws,
+                &mut profile,
+            ));
+        })
+    });
+    group.finish();
+}
+
+/// Times `routine` on a thread of the rayon pool, as the binary runs training.
+fn in_pool(b: &mut Bencher, mut routine: impl FnMut() + Send) {
+    b.iter_custom(|iters| {
+        rayon::scope(|_| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                routine();
+            }
+            start.elapsed()
+        })
+    })
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(10)
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = layers, training_step
+}
+criterion_main!(benches);
