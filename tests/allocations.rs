@@ -10,7 +10,7 @@ mod common;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
-use dae::train::{Config, Trainer};
+use dae::train::{Arch, Config, Trainer};
 
 struct Counting;
 
@@ -37,8 +37,12 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// The counters are global: the tests take turns.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn an_epoch_after_the_first_allocates_only_the_kernels_packing_buffers() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let data = common::bars_dataset(640, 200);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
     pool.install(|| {
@@ -54,5 +58,24 @@ fn an_epoch_after_the_first_allocates_only_the_kernels_packing_buffers() {
         // One buffer per kernel call: each product is split in two (one block per thread), and an
         // epoch has 10 steps of 17 products (6 forward, 6 dW, 5 dX) and 4 validation batches of 6.
         assert_eq!(packing, 2 * (10 * 17 + 4 * 6));
+    });
+}
+
+#[test]
+fn a_conv_epoch_after_the_first_allocates_only_the_kernels_packing_buffers() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let data = common::bars_dataset_of_side(300, 12, 100);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    pool.install(|| {
+        let config = Config { batch_size: 64, arch: Arch::Conv, ..Config::default() };
+        let mut trainer = Trainer::new(config, &data);
+        trainer.train_epoch(|_, _| {}).unwrap();
+        let (ours, packing) = (OURS.load(Relaxed), PACKING.load(Relaxed));
+        trainer.train_epoch(|_, _| {}).unwrap();
+        let ours = OURS.load(Relaxed) - ours;
+        let packing = PACKING.load(Relaxed) - packing;
+        println!("second conv epoch: {ours} allocations of ours, {packing} packing buffers");
+        assert_eq!(ours, 0, "allocations in the steady-state training loop");
+        assert!(packing > 0, "the lowered layers multiply through the kernel");
     });
 }

@@ -106,3 +106,47 @@ fn a_model_that_is_not_an_autoencoder_is_refused() {
     let msg = refusal(&empty, "empty.safetensors");
     assert!(msg.contains("layers.0.weight has shape [0, 20]; a layer needs a width"), "{msg}");
 }
+
+#[test]
+fn a_conv_model_saves_in_pytorchs_layouts_and_loads_back_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("conv.safetensors");
+    let m = Model::conv_autoencoder(8, 12, &mut ChaCha8Rng::seed_from_u64(6));
+    save(&m, (8, 12), &path).unwrap();
+    assert_eq!(load(&path).unwrap(), m);
+    let bytes = std::fs::read(&path).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    // nn.Conv2d (out, in, k, k); nn.ConvTranspose2d (in, out, k, k); the pools hold nothing.
+    assert_eq!(header["layers.0.weight"]["shape"], serde_json::json!([32, 1, 3, 3]));
+    assert_eq!(header["layers.2.weight"]["shape"], serde_json::json!([32, 32, 3, 3]));
+    assert_eq!(header["layers.4.weight"]["shape"], serde_json::json!([32, 32, 3, 3]));
+    assert_eq!(header["layers.6.bias"]["shape"], serde_json::json!([1]));
+    assert!(header.get("layers.1.weight").is_none());
+    let meta = &header["__metadata__"];
+    assert_eq!(
+        meta["layers"],
+        "conv2d,max_pool2d,conv2d,max_pool2d,conv_transpose2d,conv_transpose2d,conv2d"
+    );
+    assert_eq!(meta["activations"], "relu,identity,relu,identity,relu,relu,sigmoid");
+    // PyTorch's order: weight[o, c, ky, kx] is our kernel's tap (ky, kx) of channel c.
+    let dae::engine::layer::Layer::Conv2d(conv) = &m.layers[2] else { panic!("a convolution") };
+    let start = header["layers.2.weight"]["data_offsets"][0].as_u64().unwrap() as usize + 8 + header_len;
+    let at = |o: usize, c: usize, ky: usize, kx: usize| {
+        let i = start + 4 * (((o * 32 + c) * 3 + ky) * 3 + kx);
+        f32::from_le_bytes(bytes[i..i + 4].try_into().unwrap())
+    };
+    assert_eq!(at(5, 7, 2, 1), conv.w[[5, (2 * 3 + 1) * 32 + 7]]);
+    assert_eq!(at(31, 0, 0, 2), conv.w[[31, 2 * 32]]);
+}
+
+#[test]
+fn a_conv_model_whose_widths_disagree_with_its_tensors_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Model::conv_autoencoder(8, 8, &mut ChaCha8Rng::seed_from_u64(6));
+    let path = dir.path().join("conv.safetensors");
+    // Saved as if its images were 8×12: the first convolution's input no longer matches.
+    save(&m, (8, 12), &path).unwrap();
+    let message = load(&path).unwrap_err().to_string();
+    assert!(message.contains("conv.safetensors") && message.contains("width"), "{message}");
+}

@@ -111,3 +111,22 @@ fn an_interrupted_epoch_goes_on_exactly_where_it_stopped() {
     let err = trainer.train_epoch(|_, _| {}).expect_err("interrupted before its first step");
     assert_eq!(err.to_string(), "interrupted after epoch 1");
 }
+
+#[test]
+fn the_conv_model_gives_the_same_bits_for_any_thread_count() {
+    let data = common::bars_dataset_of_side(200, 8, 60);
+    let config = Config { epochs: 1, batch_size: 50, arch: dae::train::Arch::Conv, ..tiny_config() };
+    let run = |threads| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| losses(&config, &data).1.model)
+    };
+    let bits = |mut m: dae::engine::model::Model| {
+        m.params_and_grads()
+            .flat_map(|(p, _)| p.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+            .collect::<Vec<_>>()
+    };
+    let one = bits(run(1));
+    for threads in [2, 3] {
+        assert_eq!(bits(run(threads)), one, "conv parameters with {threads} threads");
+    }
+}

@@ -67,9 +67,15 @@ impl Conv2d {
         Windows { big: self.input, kernel, stride: 1, padding: kernel / 2 }
     }
 
-    /// Images per group, and the numbers of a group's lowered matrix.
+    /// Images per group, and the numbers of a group's lowered matrix (or, for a layer that
+    /// multiplies [by taps](Conv2d::by_taps), of its tap products).
     pub fn group(&self) -> (usize, usize) {
-        let per_image = self.windows().count() * self.windows().row_len();
+        let windows = self.windows();
+        let per_image = if self.by_taps() {
+            windows.count() * self.w.len() / self.input.channels
+        } else {
+            windows.count() * windows.row_len()
+        };
         let images = group_size(per_image);
         (images, images * per_image)
     }
@@ -88,12 +94,17 @@ impl Conv2d {
         let (windows, (group, lowered_len)) = (self.windows(), self.group());
         let outputs = self.w.nrows();
         let b = self.b.as_slice().expect("contiguous");
-        if self.is_direct() {
-            (x.axis_iter(Axis(0)), out.axis_iter_mut(Axis(0))).into_par_iter().for_each(|(x, mut y)| {
-                let y = y.as_slice_mut().expect("contiguous");
-                self.forward_direct(x.as_slice().expect("contiguous"), y);
-                add_bias_and_activate(as_matrix_mut(y, (self.input.pixels(), outputs)), b, activation);
-            });
+        if self.by_taps() {
+            (x.axis_chunks_iter(Axis(0), group), out.axis_chunks_iter_mut(Axis(0), group))
+                .into_par_iter()
+                .for_each(|(x, mut out)| {
+                    buffers.with_buffer(|buffer| {
+                        self.forward_by_taps(x, out.view_mut(), &mut buffer[..lowered_len])
+                    });
+                    let pixels = out.len() / outputs;
+                    let y = as_matrix_mut(out.as_slice_mut().expect("contiguous"), (pixels, outputs));
+                    add_bias_and_activate(y, b, activation);
+                });
             return;
         }
         (x.axis_chunks_iter(Axis(0), group), out.axis_chunks_iter_mut(Axis(0), group))
@@ -122,40 +133,54 @@ impl Conv2d {
         prev: Option<(Activation, ArrayView2<f32>, ArrayViewMut2<f32>)>,
         scratch: &mut Scratch,
     ) {
-        let (windows, group, w, direct) = (self.windows(), self.group(), self.w.view(), self.is_direct());
+        let (windows, group, w, by_taps) = (self.windows(), self.group(), self.w.view(), self.by_taps());
         let (dw, db) =
             (self.dw.as_slice_mut().expect("contiguous"), self.db.as_slice_mut().expect("contiguous"));
         backward_by_group(group, x, delta, prev, scratch, dw, db, |x, delta, partial, prev, buffer| {
-            if direct {
-                backward_group_direct(&windows, w, x, delta, partial, prev)
+            if by_taps {
+                backward_group_by_taps(&windows, w, x, delta, partial, prev, buffer)
             } else {
                 backward_group(&windows, w, x, delta, partial, prev, buffer)
             }
         });
     }
 
-    /// Whether the kernel is applied directly rather than by a matrix product: with fewer than
-    /// 8 output channels (the output layer has one), the product's SIMD tile, 8 outputs wide,
-    /// would compute mostly padding; the direct loops run along the input channels instead.
-    pub fn is_direct(&self) -> bool {
+    /// Whether the layer multiplies tap by tap instead of window by window: with fewer than 8
+    /// output channels (the output layer has one), the lowered product `(·, k·k·C)·(k·k·C, O)`
+    /// would be narrower than the kernel's 8-wide tile and compute mostly padding. Multiplied by
+    /// taps, the products are `(·, C)·(C, O·k·k)` and `(·, O·k·k)·(O·k·k, C)` instead.
+    pub fn by_taps(&self) -> bool {
         self.w.nrows() < 8
     }
 
-    /// The forward product of one image by its definition, vectorized along the input channels:
-    /// `y[p, o] = Σ_{taps} w[o, tap, ·] · x[p + tap, ·]` (no bias). Shapes: `x` (H·W·C,) →
-    /// `y` (H·W·O,).
-    fn forward_direct(&self, x: &[f32], y: &mut [f32]) {
+    /// The kernel as `(O·k·k, C)`: row `(o, tap)` weighs the channels of the pixel under `tap`
+    /// for output `o`. The same numbers as `W`.
+    fn taps_matrix(&self) -> ArrayView2<'_, f32> {
+        let c = self.input.channels;
+        self.w.view().into_shape_with_order((self.w.len() / c, c)).expect("k·k·C per row")
+    }
+
+    /// The forward product of a group multiplied by taps: every pixel's products with every
+    /// tap, `T = X·Tapsᵀ` `(G·H·W, C)·(C, O·k·k)`, then `y[p, o] = Σ_tap T[p + tap, (o, tap)]`
+    /// over the taps inside the image (no bias). `buffer` holds `T`.
+    fn forward_by_taps(&self, x: ArrayView2<f32>, mut out: ArrayViewMut2<f32>, buffer: &mut [f32]) {
         let (windows, c, outputs) = (self.windows(), self.input.channels, self.w.nrows());
-        let (_, grid_w) = windows.grid();
-        for (p, y) in y.chunks_exact_mut(outputs).enumerate() {
-            for (o, y) in y.iter_mut().enumerate() {
-                let w = self.w.row(o);
-                let w = w.as_slice().expect("contiguous");
-                let mut lanes = [0.0f32; LANES];
-                for (tap, at) in windows.taps(p / grid_w, p % grid_w) {
-                    dot_into(&mut lanes, &x[at..at + c], &w[tap * c..(tap + 1) * c]);
-                }
-                *y = lanes.iter().sum();
+        let (taps, (_, grid_w)) = (self.taps_matrix(), windows.grid());
+        let per_pixel = taps.nrows();
+        let pixels = x.len() / c;
+        let mut products = as_matrix_mut(buffer, (pixels, per_pixel));
+        matmul(as_matrix(&x, (pixels, c)), taps.t(), products.view_mut());
+        let kk = per_pixel / outputs;
+        let per_image = self.input.pixels();
+        for (products, mut y) in products.axis_chunks_iter(Axis(0), per_image).zip(out.rows_mut()) {
+            let products = products.as_slice().expect("contiguous");
+            let y = y.as_slice_mut().expect("contiguous");
+            for (p, y) in y.chunks_exact_mut(outputs).enumerate() {
+                y.fill(0.0);
+                windows.for_each_tap(p / grid_w, p % grid_w, |tap, at| {
+                    let row = &products[(at / c) * per_pixel..];
+                    y.iter_mut().enumerate().for_each(|(o, y)| *y += row[o * kk + tap]);
+                });
             }
         }
     }
@@ -255,69 +280,50 @@ fn backward_group(
     }
 }
 
-/// [`Conv2d::backward`] for one group of images, by the definition rather than by lowering:
-/// `dW[o, tap, ·] += δ[p, o] · x[p + tap, ·]` and `δ_prev[p + tap, ·] += δ[p, o] · W[o, tap, ·]`
-/// for every pixel `p` and tap inside the image, vectorized along the input channels.
-fn backward_group_direct(
+/// [`Conv2d::backward`] for one group of images multiplied by taps: the gradient of every
+/// tap product, `Δ[q, (o, tap)] = δ[q − tap, o]` (`δ` read through `q`'s window with the kernel
+/// flipped), then `dW = Δᵀ·X` `(O·k·k, G·H·W)·(G·H·W, C)` and `δ_prev = (Δ·Taps) ⊙ f′(a_prev)`
+/// `(G·H·W, O·k·k)·(O·k·k, C)`. `buffer` holds `Δ`.
+fn backward_group_by_taps(
     windows: &Windows,
     w: ArrayView2<f32>,
     x: ArrayView2<f32>,
     delta: ArrayView2<f32>,
     partial: &mut [f32],
-    mut prev: Option<PrevGroup>,
+    prev: Option<PrevGroup>,
+    buffer: &mut [f32],
 ) {
     let (outputs, c) = (w.nrows(), windows.big.channels);
-    let (_, grid_w) = windows.grid();
-    let w = w.as_slice().expect("contiguous");
-    let (dw, db) = partial.split_at_mut(w.len());
-    dw.fill(0.0);
-    db.fill(0.0);
-    if let Some((_, _, delta_prev)) = &mut prev {
-        delta_prev.fill(0.0);
-    }
-    for (i, (x, delta)) in x.rows().into_iter().zip(delta.rows()).enumerate() {
-        let (x, delta) = (x.as_slice().expect("contiguous"), delta.as_slice().expect("contiguous"));
-        let mut d_prev = prev.as_mut().map(|(_, _, d)| d.row_mut(i));
-        for (p, delta) in delta.chunks_exact(outputs).enumerate() {
-            for (tap, at) in windows.taps(p / grid_w, p % grid_w) {
-                for (o, &d) in delta.iter().enumerate() {
-                    let taps = o * windows.row_len() + tap * c..o * windows.row_len() + (tap + 1) * c;
-                    axpy(d, &x[at..at + c], &mut dw[taps.clone()]);
-                    if let Some(d_prev) = &mut d_prev {
-                        axpy(d, &w[taps], &mut d_prev.as_slice_mut().expect("contiguous")[at..at + c]);
-                    }
+    let taps = w.into_shape_with_order((w.len() / c, c)).expect("k·k·C per row");
+    let (per_pixel, (_, grid_w), last_tap) =
+        (taps.nrows(), windows.grid(), windows.kernel * windows.kernel - 1);
+    let kk = per_pixel / outputs;
+    let pixels = x.len() / c;
+    let mut d_products = as_matrix_mut(buffer, (pixels, per_pixel));
+    let over_delta = Windows { big: Image { channels: outputs, ..windows.big }, ..*windows };
+    let per_image = windows.big.pixels();
+    for (delta, mut rows) in delta.rows().into_iter().zip(d_products.axis_chunks_iter_mut(Axis(0), per_image))
+    {
+        let delta = delta.as_slice().expect("contiguous");
+        for (q, row) in rows.as_slice_mut().expect("contiguous").chunks_exact_mut(per_pixel).enumerate() {
+            row.fill(0.0);
+            over_delta.for_each_tap(q / grid_w, q % grid_w, |tap, at| {
+                let flipped = last_tap - tap;
+                for (o, &d) in delta[at..at + outputs].iter().enumerate() {
+                    row[o * kk + flipped] = d;
                 }
-            }
-            db.iter_mut().zip(delta).for_each(|(b, d)| *b += d);
+            });
         }
     }
+    let (dw, db) = partial.split_at_mut(w.len());
+    let x = as_matrix(&x, (pixels, c));
+    matmul(d_products.t(), x, as_matrix_mut(dw, (per_pixel, c)));
+    column_sums(as_matrix(&delta, (delta.len() / outputs, outputs)), db);
     if let Some((f, a_prev, mut delta_prev)) = prev {
-        f.backward(a_prev.as_slice().expect("contiguous"), delta_prev.as_slice_mut().expect("contiguous"));
+        let mut d = as_matrix_mut(delta_prev.as_slice_mut().expect("contiguous"), (pixels, c));
+        matmul(d_products.view(), taps, d.view_mut());
+        f.backward(a_prev.as_slice().expect("contiguous"), d.as_slice_mut().expect("contiguous"));
     }
-}
-
-/// Partial sums per lane in [`dot_into`]: a fixed order, so the same bits on every run.
-const LANES: usize = 16;
-
-/// `lanes[i mod LANES] += a[i]·b[i]`: a dot product the compiler vectorizes.
-#[inline]
-fn dot_into(lanes: &mut [f32; LANES], a: &[f32], b: &[f32]) {
-    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let (a_rest, b_rest) = (a_chunks.remainder(), b_chunks.remainder());
-    for (a, b) in a_chunks.zip(b_chunks) {
-        for i in 0..LANES {
-            lanes[i] += a[i] * b[i];
-        }
-    }
-    for (i, (a, b)) in a_rest.iter().zip(b_rest).enumerate() {
-        lanes[i] += a * b;
-    }
-}
-
-/// `y += alpha·x`.
-#[inline]
-fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
-    y.iter_mut().zip(x).for_each(|(y, x)| *y += alpha * x);
 }
 
 /// Every `(i, j, l)` with `i < a`, `j < b`, `l < c`, in row-major order.

@@ -79,16 +79,31 @@ impl Windows {
         self.kernel * self.kernel * self.big.channels
     }
 
-    /// The taps of window `(oy, ox)` that fall inside the image: `(tap, offset)`, with `tap`
-    /// the tap's index `ky·k + kx` and `offset` its pixel's first number in the image.
-    pub fn taps(&self, oy: usize, ox: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+    /// Calls `f(tap, offset)` for each tap of window `(oy, ox)` that falls inside the image:
+    /// `tap` the tap's index `ky·k + kx`, `offset` its pixel's first number in the image. A
+    /// window wholly inside the image, as most are, takes a path without bounds checks.
+    #[inline]
+    pub fn for_each_tap(&self, oy: usize, ox: usize, mut f: impl FnMut(usize, usize)) {
         let (k, s, p) = (self.kernel, self.stride, self.padding);
         let (h, w, c) = (self.big.height, self.big.width, self.big.channels);
-        (0..k).flat_map(move |ky| (0..k).map(move |kx| (ky, kx))).filter_map(move |(ky, kx)| {
-            let y = (oy * s + ky).checked_sub(p).filter(|&y| y < h)?;
-            let x = (ox * s + kx).checked_sub(p).filter(|&x| x < w)?;
-            Some((ky * k + kx, (y * w + x) * c))
-        })
+        let (top, left) = (oy * s, ox * s); // the window's first row and column, plus p
+        if top >= p && left >= p && top - p + k <= h && left - p + k <= w {
+            let first = ((top - p) * w + left - p) * c;
+            for ky in 0..k {
+                for kx in 0..k {
+                    f(ky * k + kx, first + (ky * w + kx) * c);
+                }
+            }
+            return;
+        }
+        for ky in 0..k {
+            let Some(y) = (top + ky).checked_sub(p).filter(|&y| y < h) else { continue };
+            for kx in 0..k {
+                if let Some(x) = (left + kx).checked_sub(p).filter(|&x| x < w) {
+                    f(ky * k + kx, (y * w + x) * c);
+                }
+            }
+        }
     }
 
     /// `im2col`: row `oy·W_out + ox` of `lowered` `(windows, k·k·C)` gets window `(oy, ox)` of
@@ -99,9 +114,9 @@ impl Windows {
         let (_, grid_w) = self.grid();
         for (i, row) in lowered.chunks_exact_mut(row_len).enumerate() {
             row.fill(0.0);
-            for (tap, at) in self.taps(i / grid_w, i % grid_w) {
-                row[tap * c..(tap + 1) * c].copy_from_slice(&image[at..at + c]);
-            }
+            self.for_each_tap(i / grid_w, i % grid_w, |tap, at| {
+                row[tap * c..(tap + 1) * c].iter_mut().zip(&image[at..at + c]).for_each(|(r, v)| *r = *v)
+            });
         }
     }
 
@@ -113,10 +128,10 @@ impl Windows {
         let (_, grid_w) = self.grid();
         image.fill(0.0);
         for (i, row) in lowered.chunks_exact(row_len).enumerate() {
-            for (tap, at) in self.taps(i / grid_w, i % grid_w) {
+            self.for_each_tap(i / grid_w, i % grid_w, |tap, at| {
                 let source = &row[tap * c..(tap + 1) * c];
                 image[at..at + c].iter_mut().zip(source).for_each(|(v, s)| *v += s);
-            }
+            });
         }
     }
 }

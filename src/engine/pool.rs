@@ -35,7 +35,7 @@ impl MaxPool2d {
                 let y = &mut y[out..out + self.input.channels];
                 y.copy_from_slice(&x[block[0]..block[0] + y.len()]);
                 for &at in &block[1..] {
-                    y.iter_mut().zip(&x[at..]).for_each(|(y, &v)| *y = y.max(v));
+                    y.iter_mut().zip(&x[at..]).for_each(|(y, &v)| *y = larger(*y, v));
                 }
             });
         });
@@ -52,19 +52,25 @@ impl MaxPool2d {
         mut delta_prev: ArrayViewMut2<f32>,
     ) {
         let c = self.input.channels;
+        debug_assert!(
+            self.input.height.is_multiple_of(2) && self.input.width.is_multiple_of(2),
+            "even sides"
+        );
         (delta.axis_iter(Axis(0)), a_prev.axis_iter(Axis(0)), delta_prev.axis_iter_mut(Axis(0)))
             .into_par_iter()
             .for_each(|(delta, a, mut d_prev)| {
                 let (delta, a) = (delta.as_slice().expect("contiguous"), a.as_slice().expect("contiguous"));
                 let d_prev = d_prev.as_slice_mut().expect("contiguous");
-                d_prev.fill(0.0);
-                self.for_each_block(|block, out| {
-                    for (j, &d) in delta[out..out + c].iter().enumerate() {
-                        // The first of the four that holds the maximum.
-                        let winner =
-                            block.iter().fold(block[0], |w, &at| if a[at + j] > a[w + j] { at } else { w });
-                        d_prev[winner + j] = d;
-                    }
+                self.for_each_block(|[top_left, top_right, bottom_left, bottom_right], out| {
+                    let (top, bottom) = d_prev.split_at_mut(bottom_left);
+                    let (d0, d1) = top[top_left..top_left + 2 * c].split_at_mut(c);
+                    let (d2, d3) = bottom[..2 * c].split_at_mut(c);
+                    let a = |at: usize| &a[at..at + c];
+                    route(
+                        [a(top_left), a(top_right), a(bottom_left), a(bottom_right)],
+                        &delta[out..out + c],
+                        [d0, d1, d2, d3],
+                    );
                 });
                 f.backward(a, d_prev);
             });
@@ -83,4 +89,28 @@ impl MaxPool2d {
             }
         }
     }
+}
+
+/// One block's backward along its channels: `d[i][j] = delta[j]` for the first `i` whose
+/// `a[i][j]` is the largest of the four, 0 for the others. Written with comparisons and selects
+/// on slices of one length, so that the loop vectorizes.
+fn route(a: [&[f32]; 4], delta: &[f32], d: [&mut [f32]; 4]) {
+    let n = delta.len();
+    let [a0, a1, a2, a3] = a.map(|a| &a[..n]);
+    let [d0, d1, d2, d3] = d.map(|d| &mut d[..n]);
+    for j in 0..n {
+        let max = larger(larger(a0[j], a1[j]), larger(a2[j], a3[j]));
+        // The gradient `g` goes to the first that holds the maximum and is then used up.
+        let g = delta[j];
+        let (g0, g) = if a0[j] == max { (g, 0.0) } else { (0.0, g) };
+        let (g1, g) = if a1[j] == max { (g, 0.0) } else { (0.0, g) };
+        let (g2, g) = if a2[j] == max { (g, 0.0) } else { (0.0, g) };
+        (d0[j], d1[j], d2[j], d3[j]) = (g0, g1, g2, g);
+    }
+}
+
+/// `max(a, b)` as one comparison and a select (`f32::max`'s care for NaN keeps loops scalar).
+#[inline]
+fn larger(a: f32, b: f32) -> f32 {
+    if a >= b { a } else { b }
 }
