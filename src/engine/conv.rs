@@ -76,7 +76,7 @@ impl Conv2d {
         } else {
             windows.count() * windows.row_len()
         };
-        let images = group_size(per_image);
+        let images = group_size(per_image.max(self.input.len()).max(self.output().len()));
         (images, images * per_image)
     }
 

@@ -81,7 +81,7 @@ impl ConvTranspose2d {
     /// Images per group, and the numbers of a group's lowered matrix.
     pub fn group(&self) -> (usize, usize) {
         let per_image = self.windows().count() * self.windows().row_len();
-        let images = group_size(per_image);
+        let images = group_size(per_image.max(self.input.len()).max(self.output().len()));
         (images, images * per_image)
     }
 

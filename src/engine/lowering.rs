@@ -87,7 +87,7 @@ impl Windows {
         let (k, s, p) = (self.kernel, self.stride, self.padding);
         let (h, w, c) = (self.big.height, self.big.width, self.big.channels);
         let (top, left) = (oy * s, ox * s); // the window's first row and column, plus p
-        if top >= p && left >= p && top - p + k <= h && left - p + k <= w {
+        if self.is_inside(oy, ox) {
             let first = ((top - p) * w + left - p) * c;
             for ky in 0..k {
                 for kx in 0..k {
@@ -106,6 +106,14 @@ impl Windows {
         }
     }
 
+    /// Whether window `(oy, ox)` lies wholly inside the image.
+    #[inline]
+    pub fn is_inside(&self, oy: usize, ox: usize) -> bool {
+        let (k, s, p) = (self.kernel, self.stride, self.padding);
+        let (top, left) = (oy * s, ox * s);
+        top >= p && left >= p && top - p + k <= self.big.height && left - p + k <= self.big.width
+    }
+
     /// `im2col`: row `oy·W_out + ox` of `lowered` `(windows, k·k·C)` gets window `(oy, ox)` of
     /// `image` `(H·W·C,)`, taps in `(ky, kx, c)` order, zeros where the window leaves the image.
     pub fn lower(&self, image: &[f32], lowered: &mut [f32]) {
@@ -113,7 +121,9 @@ impl Windows {
         debug_assert_eq!((image.len(), lowered.len()), (self.big.len(), self.count() * row_len));
         let (_, grid_w) = self.grid();
         for (i, row) in lowered.chunks_exact_mut(row_len).enumerate() {
-            row.fill(0.0);
+            if !self.is_inside(i / grid_w, i % grid_w) {
+                row.fill(0.0);
+            }
             self.for_each_tap(i / grid_w, i % grid_w, |tap, at| {
                 row[tap * c..(tap + 1) * c].iter_mut().zip(&image[at..at + c]).for_each(|(r, v)| *r = *v)
             });
@@ -186,8 +196,10 @@ pub fn sum_groups(partials: &[f32], stride: usize, offset: usize, total: &mut [f
     });
 }
 
-/// Images per group for a layer whose lowered matrix takes `per_image` numbers per image: as
-/// many as fit in about 512 KiB (half a Zen 4 core's L2 cache), 1 to 32.
+/// Images per group for a layer whose largest buffer of a group — the lowered matrix, the
+/// input or the output — takes `per_image` numbers per image: as many as fit in about 512 KiB
+/// (half a Zen 4 core's L2 cache), so that the epilogue and the backward pass find the group's
+/// numbers still in cache; 1 to 32.
 ///
 /// Weight gradients are summed per group and then over groups in order, so the group size,
 /// which depends on the layer alone, fixes the order of every sum whatever the thread count.

@@ -79,14 +79,16 @@ pub fn training_flops_per_image(model: &Model) -> f64 {
 
 /// The shape `(m, k, n)` of a typical product of a training step of `model` on batches of
 /// `batch` rows, on which to measure the kernel's rate: for a dense model the first layer's
-/// forward product, for a convolutional one the forward product of its costliest layer's
-/// group of images.
+/// forward product, for a convolutional one the forward product of a group of its costliest
+/// lowered convolution.
 pub fn typical_product(model: &Model, batch: usize) -> (usize, usize, usize) {
-    let costliest = model.layers.iter().max_by_key(|l| l.flops().0).expect("a layer");
-    match costliest {
-        Layer::Conv2d(c) => (c.group().0 * c.output().pixels(), c.w.ncols(), c.w.nrows()),
-        Layer::ConvTranspose2d(c) => (c.group().0 * c.input.pixels(), c.w.nrows(), c.w.ncols()),
-        _ => (batch, model.layers[0].inputs(), model.layers[0].outputs()),
+    let lowered = model.layers.iter().filter_map(|l| match l {
+        Layer::Conv2d(c) if !c.by_taps() => Some(c),
+        _ => None,
+    });
+    match lowered.max_by_key(|c| c.w.len() * c.output().pixels()) {
+        Some(c) => (c.group().0 * c.output().pixels(), c.w.ncols(), c.w.nrows()),
+        None => (batch, model.layers[0].inputs(), model.layers[0].outputs()),
     }
 }
 
