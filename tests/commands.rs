@@ -244,3 +244,80 @@ fn eval_on_tiny_images_and_a_tiny_training_set() {
     let table = ok(&["eval", "--model", s(&run.join("model.safetensors")), "--data", s(dir.path())]);
     assert!(table.contains("6 test images") && table.contains("k = 3"), "{table}");
 }
+
+/// The convolutional model through every command: train, resume to exactly the weights of an
+/// uninterrupted run, eval (its code is the 3×3×32 bottleneck of a 12×12 image), encode, denoise;
+/// and refusals naming the file or flag for data it cannot take.
+#[test]
+fn the_conv_model_trains_resumes_and_serves_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_dataset(dir.path(), &common::bars_dataset_of_side(256, 12, 64));
+    let d = s(dir.path());
+    let train = |out: &Path, epochs: &str| {
+        ok(&[
+            "--arch",
+            "conv",
+            "--data",
+            d,
+            "--out",
+            s(out),
+            "--epochs",
+            epochs,
+            "--batch-size",
+            "32",
+            "--lr",
+            "3e-3",
+        ])
+    };
+    let (straight, resumed) = (dir.path().join("straight"), dir.path().join("resumed"));
+    train(&straight, "2");
+    train(&resumed, "1");
+    ok(&["--data", d, "--resume", s(&resumed), "--epochs", "2"]);
+    let model = straight.join("model.safetensors");
+    assert_eq!(
+        checkpoint::load(&resumed.join("model.safetensors")).unwrap(),
+        checkpoint::load(&model).unwrap()
+    );
+    assert_eq!(losses(&straight), losses(&resumed));
+
+    let table = ok(&["eval", "--model", s(&model), "--data", d]);
+    assert!(table.contains("(288 numbers)"), "{table}");
+    let (noisy_psnr, reconstructed_psnr, ..) = eval_numbers(&table);
+    assert!(reconstructed_psnr > noisy_psnr, "{table}");
+
+    let csv = dir.path().join("codes.csv");
+    ok(&["encode", "--model", s(&model), "--data", d, "--out", s(&csv)]);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(text.lines().count(), 1 + 64);
+    assert_eq!(text.lines().next().unwrap().split(',').count(), 1 + 288);
+
+    let image = dir.path().join("bar.png");
+    pngio::write_gray(&image, (12, 12), &[0.5; 144]).unwrap();
+    let denoised = dir.path().join("denoised");
+    ok(&["denoise", "--model", s(&model), s(&image), "--out", s(&denoised)]);
+    assert_eq!(pngio::read_gray(&denoised.join("bar.png")).unwrap().pixels.len(), 144);
+
+    // The same number of pixels in another shape: 16×9 images for a model of 12×12.
+    let other = tempfile::tempdir().unwrap();
+    let mut tall = common::bars_dataset_of_side(32, 12, 16);
+    for split in [&mut tall.train, &mut tall.test] {
+        (split.images.rows, split.images.cols) = (9, 16);
+    }
+    common::write_dataset(other.path(), &tall);
+    let out = dae(&["eval", "--model", s(&model), "--data", s(other.path())]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .contains("model.safetensors: the saved model takes 12×12 images, the images in --data are 16×9"),
+        "{stderr}"
+    );
+
+    // Sides that do not divide by 4.
+    let odd = tempfile::tempdir().unwrap();
+    common::write_dataset(odd.path(), &common::bars_dataset_of_side(32, 10, 16));
+    let out = dae(&["--arch", "conv", "--data", s(odd.path()), "--out", s(&odd.path().join("run"))]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--arch conv: the images are 10×10"), "{stderr}");
+}

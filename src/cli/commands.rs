@@ -12,6 +12,7 @@ use ndarray::{Array2, Axis};
 use crate::data::mnist::Mnist;
 use crate::data::noise::{Noise, NoiseStream};
 use crate::data::rng::Purpose;
+use crate::engine::layer::Layer;
 use crate::engine::model::{Model, Workspace, autoencoder_widths};
 use crate::eval::evaluate::{self, Evaluation};
 use crate::files::checkpoint;
@@ -317,12 +318,24 @@ fn check_size(hidden: &[usize], d: usize) -> Result<(), Failure> {
     Ok(())
 }
 
-/// An error unless `model` takes images of the size in `data`.
+/// An error unless `model` takes images of the size in `data`: as many pixels and, for a
+/// convolutional model, the same height and width.
 fn check_fits(model: &Model, data: &Mnist, source: &Path) -> Result<(), Failure> {
-    let (inputs, pixels) = (model.widths()[0], data.test.images.pixels_per_image());
+    let images = &data.test.images;
+    let (inputs, pixels) = (model.widths()[0], images.pixels_per_image());
     if inputs != pixels {
         let message = format!("the saved model takes {inputs} pixels, the images in --data have {pixels}");
         return Err(anyhow!("{}: {message}", source.display()).into());
+    }
+    if let Some(Layer::Conv2d(first)) = model.layers.first() {
+        let (w, h) = (first.input.width, first.input.height);
+        if (h, w) != (images.rows, images.cols) {
+            let message = format!(
+                "the saved model takes {w}×{h} images, the images in --data are {}×{}",
+                images.cols, images.rows
+            );
+            return Err(anyhow!("{}: {message}", source.display()).into());
+        }
     }
     Ok(())
 }
