@@ -153,6 +153,22 @@ fn a_diverging_run_stops_naming_the_step_and_keeps_the_last_good_files() {
     assert!(checkpoint::load(&out.join("model.safetensors")).is_ok());
 }
 
+/// One step an epoch (the whole set in a batch) with a huge rate: the step's own loss is
+/// finite, the weights after it are not, and validation finds out. Nothing non-finite is saved
+/// and nothing hangs (an infinite loss once sent the loss curve's axis into an endless loop).
+#[test]
+fn a_validation_loss_that_is_not_finite_stops_the_run_and_saves_nothing() {
+    let data = dataset(256);
+    let out = data.path().join("run");
+    let (d, o) = (path_str(data.path()), path_str(&out));
+    fails(
+        &["--data", d, "--out", o, "--epochs", "2", "--batch-size", "100000", "--lr", "1e30"],
+        1,
+        &["the validation loss became", "after epoch 1", "--lr"],
+    );
+    assert!(!out.join("metrics.json").exists() && !out.join("state.safetensors").exists());
+}
+
 #[test]
 fn bad_state_files_exit_1_naming_the_file() {
     let (data, out) = one_epoch();

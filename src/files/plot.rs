@@ -19,8 +19,11 @@ pub fn write_loss_curve(path: &Path, history: &[EpochStats], loss_name: &str) ->
 fn draw(svg: &mut String, history: &[EpochStats], loss_name: &str) -> Result<(), Box<dyn std::error::Error>> {
     let root = SVGBackend::with_string(svg, (640, 400)).into_drawing_area();
     root.fill(&WHITE)?;
-    let losses = history.iter().flat_map(|e| [e.train_loss, e.val_loss]);
+    // Only finite values set the range (an infinite one would make the axis endless); a
+    // history with none gets the unit interval.
+    let losses = history.iter().flat_map(|e| [e.train_loss, e.val_loss]).filter(|v| v.is_finite());
     let (low, high) = losses.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
+    let (low, high) = if low <= high { (low, high) } else { (0.0, 1.0) };
     let pad = 0.05 * (high - low).max(1e-3);
     let epochs = history.len().max(2) as f64;
     let mut chart = ChartBuilder::on(&root)
@@ -42,6 +45,7 @@ fn draw(svg: &mut String, history: &[EpochStats], loss_name: &str) -> Result<(),
         let points: Vec<(f64, f64)> = history
             .iter()
             .map(|e| (e.epoch as f64, if validation { e.val_loss } else { e.train_loss }))
+            .filter(|(_, loss)| loss.is_finite())
             .collect();
         chart
             .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?

@@ -148,6 +148,14 @@ pub enum TrainError {
         /// The batch's loss.
         loss: f64,
     },
+    /// The validation loss became NaN or infinite: training diverged.
+    #[error("the validation loss became {loss} after epoch {epoch}; try a smaller --lr")]
+    NonFiniteValidation {
+        /// The epoch (1-based).
+        epoch: usize,
+        /// The validation loss.
+        loss: f64,
+    },
     /// The interrupt flag was found set before a step; how far training had come.
     #[error("interrupted after {0}")]
     Interrupted(Progress),
@@ -301,6 +309,9 @@ impl<'a> Trainer<'a> {
         let validation = Instant::now();
         let val_loss = self.validate();
         self.profile.add(Phase::Validation, validation.elapsed());
+        if !val_loss.is_finite() {
+            return Err(TrainError::NonFiniteValidation { epoch, loss: val_loss });
+        }
         self.progress = Progress { epoch, step: 0, loss_sum: 0.0 };
         let seconds = start.elapsed().as_secs_f64();
         Ok(EpochStats { epoch, train_loss, val_loss, seconds })
