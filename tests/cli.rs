@@ -239,6 +239,75 @@ fn sigkill_mid_epoch_leaves_a_loadable_state_of_a_finished_epoch() {
     assert!(leftovers.len() <= 1, "at most the one file being written when killed: {leftovers:?}");
 }
 
+/// SIGTERM (what `kill`, `timeout` and container runtimes send) is Ctrl-C: the step finishes,
+/// the run is saved, no temporary file is left.
+#[test]
+fn sigterm_saves_like_ctrl_c_and_leaves_no_temporary_files() {
+    let data = dataset(2048);
+    let out = data.path().join("run");
+    let child = start_and_wait(data.path(), &out, 1);
+    signal(&child, "TERM");
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted after ") && stderr.contains("--resume"), "{stderr}");
+    assert!(checkpoint::load_state(&out.join("state.safetensors"), 1e-3).is_ok());
+    assert_eq!(temporary_files(&out), Vec::<PathBuf>::new());
+}
+
+/// A run folder is one run's: a second run into it is refused, naming the process that holds
+/// it; once that run ends, the folder is free again, and temporary files a killed run left are
+/// cleared when the next run takes the folder.
+#[test]
+fn a_run_folder_is_held_by_one_run_at_a_time() {
+    let data = dataset(2048);
+    let out = data.path().join("run");
+    let mut child = start_and_wait(data.path(), &out, 1);
+    let (d, o) = (path_str(data.path()), path_str(&out));
+    let holder = format!("process {}", child.id());
+    fails(
+        &["--data", d, "--out", o, "--epochs", "1"],
+        1,
+        &["--out", o, "another run is writing into it", &holder],
+    );
+    fails(&["--data", d, "--resume", o, "--epochs", "900"], 1, &["--resume", &holder]);
+    signal(&child, "KILL");
+    child.wait().unwrap();
+    std::fs::write(out.join(".tmp-left-by-a-crash"), b"half a file").unwrap();
+    let args = ["--data", d, "--resume", o, "--epochs", "1000", "--threads", "1"];
+    let resumed = dae().args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while out.join(".tmp-left-by-a-crash").exists() {
+        assert!(Instant::now() < deadline, "the stale temporary file was not cleared");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    signal(&resumed, "KILL");
+    resumed.wait_with_output().unwrap();
+}
+
+#[test]
+fn resume_names_a_missing_or_wrong_folder_and_creates_nothing() {
+    let data = dataset(64);
+    let d = path_str(data.path());
+    let missing = data.path().join("missing");
+    fails(
+        &["--data", d, "--resume", path_str(&missing), "--epochs", "2"],
+        2,
+        &["--resume", "no such folder"],
+    );
+    assert!(!missing.exists(), "no folder was made");
+    let file = data.path().join("train-images-idx3-ubyte.gz");
+    fails(&["--data", d, "--resume", path_str(&file), "--epochs", "2"], 2, &["--resume", "not a folder"]);
+}
+
+fn temporary_files(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(".tmp-"))
+        .collect()
+}
+
 /// Ctrl-C finishes the step, saves, exits 130; `--resume` then ends on exactly the weights of a
 /// run that was never interrupted.
 #[test]

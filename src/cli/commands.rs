@@ -17,7 +17,7 @@ use crate::engine::model::{Model, Workspace, autoencoder_widths};
 use crate::eval::evaluate::{self, Evaluation};
 use crate::files::checkpoint;
 use crate::files::figure;
-use crate::files::output::Metrics;
+use crate::files::output::{Metrics, RunLock};
 use crate::files::plot;
 use crate::files::pngio;
 use crate::train::profile;
@@ -60,7 +60,14 @@ pub struct Training {
 /// Trains (or resumes), printing one line per epoch and saving the run after each.
 pub fn train(plan: &Training) -> Result<(), Failure> {
     let out = plan.resume.clone().unwrap_or_else(|| plan.out.clone());
+    let flag = if plan.resume.is_some() { "--resume" } else { "--out" };
+    if plan.resume.is_some() && !out.is_dir() {
+        let what = if out.exists() { "not a folder" } else { "no such folder" };
+        return Err(Failure::Usage(format!("--resume {}: {what}; name the folder of a run", out.display())));
+    }
     prepare_out(&out)?;
+    let _lock =
+        RunLock::acquire(&out).map_err(|e| Failure::Error(anyhow!("{flag} {}: {e}", out.display())))?;
     let data = Mnist::load(&plan.data)?;
     let (mut trainer, mut metrics) = match &plan.resume {
         None => {

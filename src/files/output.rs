@@ -4,7 +4,8 @@
 //! place, so a crash never leaves half a file under the final name. Model files are laid out by
 //! [`crate::files::checkpoint`] and images by [`crate::files::pngio`]; both write through [`write_atomic`].
 
-use std::io::{self, Write};
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{self, Read, Write};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -40,6 +41,60 @@ fn temp_file_in(dir: &Path) -> io::Result<NamedTempFile> {
         builder.permissions(std::fs::Permissions::from_mode(0o644));
     }
     builder.tempfile_in(dir)
+}
+
+/// A run folder held by this process: an exclusive lock on `DIR/.lock`, which the operating
+/// system releases when the process ends, however it ends. The file holds the holder's process
+/// id, so that a second run into the same folder can say who holds it.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: File,
+}
+
+/// Why a run folder could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another process holds the folder.
+    #[error("another run is writing into it ({holder}); wait for it to end or choose another folder")]
+    Held {
+        /// "process 1234", or "a process" if the lock file does not say.
+        holder: String,
+    },
+    /// The lock file could not be made: the folder is not writable.
+    #[error("cannot write into it: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl RunLock {
+    /// Takes `dir` for this process, then removes the temporary files that runs killed before
+    /// they could rename them left behind (no other process can be writing them now).
+    pub fn acquire(dir: &Path) -> Result<RunLock, LockError> {
+        let path = dir.join(".lock");
+        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                let holder = match pid.trim().parse::<u32>() {
+                    Ok(pid) => format!("process {pid}"),
+                    Err(_) => "a process".to_string(),
+                };
+                return Err(LockError::Held { holder });
+            }
+            Err(TryLockError::Error(e)) => return Err(e.into()),
+        }
+        file.set_len(0)?;
+        write!(file, "{}", std::process::id())?;
+        file.sync_all()?;
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_name().to_string_lossy().starts_with(".tmp-") && entry.file_type()?.is_file() {
+                std::fs::remove_file(entry.path())?;
+            }
+        }
+        Ok(RunLock { _file: file })
+    }
 }
 
 /// `metrics.json`: the settings and one entry per finished epoch.
