@@ -300,6 +300,41 @@ fn resume_names_a_missing_or_wrong_folder_and_creates_nothing() {
     fails(&["--data", d, "--resume", path_str(&file), "--epochs", "2"], 2, &["--resume", "not a folder"]);
 }
 
+/// `metrics.json` edited by hand: its settings get the command line's checks, and must describe
+/// the model in the state beside it. Each refusal names the file and the setting.
+#[test]
+fn resumed_settings_are_checked_like_the_command_lines() {
+    let data = dataset(256);
+    let out = data.path().join("run");
+    let (d, o) = (path_str(data.path()), path_str(&out));
+    let ok = dae().args(["--data", d, "--out", o, "--epochs", "1", "--batch-size", "64"]).output().unwrap();
+    assert!(ok.status.success());
+    let metrics = out.join("metrics.json");
+    let good = std::fs::read_to_string(&metrics).unwrap();
+    for (from, to, needle) in [
+        ("\"batch_size\": 64", "\"batch_size\": 0", "batch_size 0 is not in 1..=4294967295"),
+        ("\"batch_size\": 64", "\"batch_size\": 1000000000000", "batch_size 1000000000000 is not in"),
+        ("\"lr\": 0.001", "\"lr\": 0.0", "lr 0 is not a positive, finite number"),
+        ("\"lr\": 0.001", "\"lr\": -0.5", "lr -0.5 is not a positive, finite number"),
+        (
+            "\"arch\": \"dense\"",
+            "\"arch\": \"conv\"",
+            "arch 'conv', but state.safetensors holds a dense model",
+        ),
+    ] {
+        assert!(good.contains(from), "{good}");
+        std::fs::write(&metrics, good.replace(from, to)).unwrap();
+        fails(&["--data", d, "--resume", o, "--epochs", "2"], 1, &["metrics.json", needle]);
+    }
+    let hidden = good.replacen("128", "100", 1);
+    std::fs::write(&metrics, hidden).unwrap();
+    fails(
+        &["--data", d, "--resume", o, "--epochs", "2"],
+        1,
+        &["metrics.json: hidden [100, 64, 32]", "state.safetensors holds"],
+    );
+}
+
 fn temporary_files(dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir)
         .unwrap()

@@ -71,6 +71,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
     let data = Mnist::load(&plan.data)?;
     let (mut trainer, mut metrics) = match &plan.resume {
         None => {
+            plan.config.check().map_err(Failure::Usage)?;
             check_arch(&plan.config, &data)?;
             let metrics = Metrics { config: plan.config.clone(), threads: plan.threads, history: Vec::new() };
             (Trainer::new(plan.config.clone(), &data), metrics)
@@ -123,8 +124,11 @@ fn resume<'a>(dir: &Path, plan: &Training, data: &'a Mnist) -> Result<(Trainer<'
     let path = dir.join("metrics.json");
     let mut metrics =
         Metrics::read(&path).with_context(|| format!("{}: cannot read the run", path.display()))?;
-    let (model, adam, progress) = checkpoint::load_state(&dir.join("state.safetensors"), metrics.config.lr)?;
+    metrics.config.check().map_err(|m| anyhow!("{}: {m}", path.display()))?;
+    let state = dir.join("state.safetensors");
+    let (model, adam, progress) = checkpoint::load_state(&state, metrics.config.lr)?;
     check_fits(&model, data, dir)?;
+    check_agrees(&metrics.config, &model, data).map_err(|m| anyhow!("{}: {m}", path.display()))?;
     let epochs = plan.config.epochs;
     if progress.epoch >= epochs {
         let message =
@@ -136,6 +140,28 @@ fn resume<'a>(dir: &Path, plan: &Training, data: &'a Mnist) -> Result<(Trainer<'
     metrics.config.epochs = epochs;
     metrics.threads = plan.threads;
     Ok((Trainer::resume(metrics.config.clone(), data, model, adam, progress), metrics))
+}
+
+/// An error unless the model in a run's state is the one its settings describe.
+fn check_agrees(config: &Config, model: &Model, data: &Mnist) -> Result<(), String> {
+    let conv = model.layers.iter().any(|l| !matches!(l, Layer::Dense(_)));
+    match config.arch {
+        Arch::Conv if !conv => Err("arch 'conv', but state.safetensors holds a dense model".to_string()),
+        Arch::Dense if conv => {
+            Err("arch 'dense', but state.safetensors holds a convolutional model".to_string())
+        }
+        Arch::Dense => {
+            let expected = autoencoder_widths(data.train.images.pixels_per_image(), &config.hidden);
+            match model.widths() {
+                widths if widths == expected => Ok(()),
+                widths => Err(format!(
+                    "hidden {:?} makes widths {expected:?}, but state.safetensors holds {widths:?}",
+                    config.hidden
+                )),
+            }
+        }
+        Arch::Conv => Ok(()),
+    }
 }
 
 /// Writes the run's files into `out`: the model, the figure, `metrics.json`, the loss curve, and last the

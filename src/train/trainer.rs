@@ -106,6 +106,26 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// Whether the settings are ones the command line accepts, whatever file they came from:
+    /// the reason in a line if not, naming the setting.
+    pub fn check(&self) -> Result<(), String> {
+        let in_range = |name: &str, value: usize, max: usize| match value {
+            1.. if value <= max => Ok(()),
+            _ => Err(format!("{name} {value} is not in 1..={max}")),
+        };
+        in_range("epochs", self.epochs, u32::MAX as usize)?;
+        in_range("batch_size", self.batch_size, u32::MAX as usize)?;
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(format!("lr {} is not a positive, finite number", self.lr));
+        }
+        if self.hidden.is_empty() {
+            return Err("hidden holds no widths".to_string());
+        }
+        self.hidden.iter().try_for_each(|&w| in_range("a hidden width of", w, 65_536))
+    }
+}
+
 /// (De)serializes a setting as the text the command line takes (`gaussian:0.5`, `bce`).
 mod as_text {
     use std::fmt::Display;
