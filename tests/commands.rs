@@ -164,8 +164,8 @@ fn denoise_writes_cleaner_images_and_refuses_the_wrong_kind() {
     pngio::write_gray(&input, (10, 10), &clean).unwrap();
     let out = dir.path().join("denoised");
     ok(&["denoise", "--model", s(&model), s(&input), "--out", s(&out), "--noise", "gaussian:0.5"]);
-    let noisy = pngio::read_gray(&out.join("bar.noisy.png")).unwrap();
-    let denoised = pngio::read_gray(&out.join("bar.png")).unwrap();
+    let noisy = pngio::read_gray(&out.join("bar.noisy.png"), 100).unwrap();
+    let denoised = pngio::read_gray(&out.join("bar.png"), 100).unwrap();
     assert_eq!((denoised.rows, denoised.cols), (10, 10));
     let mse = |x: &[f32]| dae::eval::quality::mse(x, &clean);
     assert!(
@@ -181,7 +181,7 @@ fn denoise_writes_cleaner_images_and_refuses_the_wrong_kind() {
     assert_eq!(failed.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&failed.stderr)
-            .contains("wrong.png: the image is 12×12; the model takes 10×10")
+            .contains("wrong.png: the image is 12×12 (width×height); the model takes 10×10")
     );
     // Never over the original, and never two results to one name.
     let original = std::fs::read(&input).unwrap();
@@ -194,6 +194,19 @@ fn denoise_writes_cleaner_images_and_refuses_the_wrong_kind() {
         dae(&["denoise", "--model", s(&model), s(&input), s(&twin), "--out", s(&dir.path().join("o2"))]);
     assert_eq!(failed.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&failed.stderr).contains("two images are named bar.png"));
+    // 27 wide, 28 high: said width first. And a 389-byte file that claims 100000×100000
+    // pixels is refused from its header, without a 10 GB allocation.
+    pngio::write_gray(&wrong, (28, 27), &[0.5; 28 * 27]).unwrap();
+    let failed = dae(&["denoise", "--model", s(&model), s(&wrong), "--out", s(&out)]);
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("the image is 27×28 (width×height)"));
+    std::fs::write(&wrong, png_header_only(100_000, 100_000)).unwrap();
+    let failed = dae(&["denoise", "--model", s(&model), s(&wrong), "--out", s(&out)]);
+    assert_eq!(failed.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains("wrong.png: the image is 100000×100000 (width×height); the model takes 10×10"),
+        "{stderr}"
+    );
     std::fs::write(&wrong, b"not a png").unwrap();
     let failed = dae(&["denoise", "--model", s(&model), s(&wrong), "--out", s(&out)]);
     assert_eq!(failed.status.code(), Some(1));
@@ -295,7 +308,7 @@ fn the_conv_model_trains_resumes_and_serves_every_command() {
     pngio::write_gray(&image, (12, 12), &[0.5; 144]).unwrap();
     let denoised = dir.path().join("denoised");
     ok(&["denoise", "--model", s(&model), s(&image), "--out", s(&denoised)]);
-    assert_eq!(pngio::read_gray(&denoised.join("bar.png")).unwrap().pixels.len(), 144);
+    assert_eq!(pngio::read_gray(&denoised.join("bar.png"), 144).unwrap().pixels.len(), 144);
 
     // The same number of pixels in another shape: 16×9 images for a model of 12×12.
     let other = tempfile::tempdir().unwrap();
@@ -320,4 +333,30 @@ fn the_conv_model_trains_resumes_and_serves_every_command() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--arch conv: the images are 10×10"), "{stderr}");
+}
+
+/// A PNG that is nearly all header: an 8-bit grayscale image of `width × height` whose pixel
+/// data is one compressed row of zeros (the rest missing): a few hundred bytes.
+fn png_header_only(width: u32, height: u32) -> Vec<u8> {
+    use std::io::Write;
+    let chunk = |kind: &[u8], body: &[u8]| {
+        let mut crc = flate2::Crc::new();
+        crc.update(kind);
+        crc.update(body);
+        let mut bytes = (body.len() as u32).to_be_bytes().to_vec();
+        bytes.extend(kind);
+        bytes.extend(body);
+        bytes.extend(crc.sum().to_be_bytes());
+        bytes
+    };
+    let mut header = width.to_be_bytes().to_vec();
+    header.extend(height.to_be_bytes());
+    header.extend([8, 0, 0, 0, 0]); // 8 bits, grayscale, deflate, no filter, no interlace
+    let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    zlib.write_all(&vec![0; 1 + width as usize]).unwrap();
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(chunk(b"IHDR", &header));
+    png.extend(chunk(b"IDAT", &zlib.finish().unwrap()));
+    png.extend(chunk(b"IEND", &[]));
+    png
 }

@@ -235,15 +235,14 @@ pub fn denoise(
     check_targets(images, out)?;
     let mut ws = Workspace::new(&net, 1);
     for (i, path) in images.iter().enumerate() {
-        let image = pngio::read_gray(path)?;
-        let fits = image.pixels.len() == d && shape.is_none_or(|s| s == (image.rows, image.cols));
-        if !fits {
-            let expected = shape.map_or(format!("{d} pixels"), |(r, c)| format!("{r}×{c}"));
-            let found = format!("{}×{}", image.rows, image.cols);
-            return Err(
-                anyhow!("{}: the image is {found}; the model takes {expected}", path.display()).into()
-            );
+        // The size from the header, before a pixel is decoded.
+        let (rows, cols) = pngio::size(path)?;
+        if rows * cols != d || shape.is_some_and(|s| s != (rows, cols)) {
+            let expected = shape.map_or(format!("{d} pixels"), |(r, c)| format!("{c}×{r}"));
+            let message = format!("the image is {cols}×{rows} (width×height); the model takes {expected}");
+            return Err(anyhow!("{}: {message}", path.display()).into());
         }
+        let image = pngio::read_gray(path, d)?;
         let name = path.file_name().expect("checked by check_targets");
         let mut input = Array2::from_shape_vec((1, d), image.pixels.clone()).expect("d pixels");
         if let Some(noise) = noise {

@@ -32,14 +32,31 @@ pub struct PngError {
     pub message: String,
 }
 
-/// Reads an 8-bit grayscale PNG.
-pub fn read_gray(path: &Path) -> Result<Gray, PngError> {
+/// The `(rows, cols)` of the PNG at `path`, from its header alone.
+pub fn size(path: &Path) -> Result<(usize, usize), PngError> {
     let error = |message: String| PngError { path: path.to_path_buf(), message };
     let file = File::open(path).map_err(|e| error(format!("cannot read: {e}")))?;
-    let decoder = png::Decoder::new(BufReader::new(file));
+    let decoder = png::Decoder::new_with_limits(BufReader::new(file), png::Limits { bytes: 1 << 20 });
+    let reader = decoder.read_info().map_err(|e| error(format!("not a PNG image: {e}")))?;
+    Ok((reader.info().height as usize, reader.info().width as usize))
+}
+
+/// Reads an 8-bit grayscale PNG of at most `max_pixels` pixels. The size is checked in the
+/// header, before anything is decoded, and the decoder may not allocate more than the image
+/// needs: a small file that claims a huge image (a decompression bomb) costs nothing.
+pub fn read_gray(path: &Path, max_pixels: usize) -> Result<Gray, PngError> {
+    let error = |message: String| PngError { path: path.to_path_buf(), message };
+    let file = File::open(path).map_err(|e| error(format!("cannot read: {e}")))?;
+    let limits = png::Limits { bytes: max_pixels.saturating_mul(2).saturating_add(1 << 20) };
+    let decoder = png::Decoder::new_with_limits(BufReader::new(file), limits);
     let mut reader = decoder.read_info().map_err(|e| error(format!("not a PNG image: {e}")))?;
     let info = reader.info();
     let (cols, rows) = (info.width as usize, info.height as usize);
+    if cols.saturating_mul(rows) > max_pixels {
+        return Err(error(format!(
+            "the image is {cols}×{rows} (width×height); at most {max_pixels} pixels are read"
+        )));
+    }
     if info.color_type != png::ColorType::Grayscale || info.bit_depth != png::BitDepth::Eight {
         let found = format!("{:?} at {} bits", info.color_type, info.bit_depth as u8);
         return Err(error(format!("{found}; only 8-bit grayscale images are read (convert it first)")));
