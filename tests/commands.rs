@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -136,6 +137,34 @@ fn eval_reports_denoising_and_feature_quality() {
     assert!((bce - losses(&run)[24].1).abs() < 5e-4, "{bce} vs {:?}", losses(&run)[24]);
 }
 
+/// `encode --out` never replaces one of its inputs or something that is not a regular file
+/// (renaming over `/dev/null` as root would replace the device), and makes the folder it names.
+#[test]
+fn encode_refuses_to_write_over_its_inputs_or_a_device() {
+    let (dir, run) = trained("1", &[]);
+    let model = run.join("model.safetensors");
+    let before = std::fs::read(&model).unwrap();
+    let images = dir.path().join("t10k-images-idx3-ubyte.gz");
+    for (out, needle) in [
+        (model.clone(), "an input of this command"),
+        (images.clone(), "an input of this command"),
+        (Path::new("/dev/null").to_path_buf(), "exists and is not a regular file"),
+    ] {
+        let failed = dae(&["encode", "--model", s(&model), "--data", s(dir.path()), "--out", s(&out)]);
+        assert_eq!(failed.status.code(), Some(2), "{out:?}");
+        let stderr = String::from_utf8_lossy(&failed.stderr);
+        assert!(
+            stderr.contains(&format!("--out {}: ", out.display())) && stderr.contains(needle),
+            "{stderr}"
+        );
+    }
+    assert_eq!(std::fs::read(&model).unwrap(), before);
+    assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device());
+    let nested = dir.path().join("new").join("codes.csv");
+    ok(&["encode", "--model", s(&model), "--data", s(dir.path()), "--out", s(&nested)]);
+    assert!(nested.is_file());
+}
+
 #[test]
 fn encode_writes_a_label_and_a_code_per_test_image() {
     let (dir, run) = trained("2", &[]);
@@ -193,7 +222,30 @@ fn denoise_writes_cleaner_images_and_refuses_the_wrong_kind() {
     let failed =
         dae(&["denoise", "--model", s(&model), s(&input), s(&twin), "--out", s(&dir.path().join("o2"))]);
     assert_eq!(failed.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&failed.stderr).contains("two images are named bar.png"));
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("two results would be written to"));
+    // With --noise, `a.png`'s corrupted copy and `a.noisy.png`'s result share a name.
+    let noisy_twin = dir.path().join("bar.noisy.png");
+    std::fs::copy(&input, &noisy_twin).unwrap();
+    let o3 = dir.path().join("o3");
+    let args = [
+        "denoise",
+        "--model",
+        s(&model),
+        s(&input),
+        s(&noisy_twin),
+        "--out",
+        s(&o3),
+        "--noise",
+        "gaussian:0.5",
+    ];
+    let failed = dae(&args);
+    assert_eq!(failed.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains("two results would be written to") && stderr.contains("bar.noisy.png"),
+        "{stderr}"
+    );
+    assert!(!o3.exists(), "a refused run makes no folder");
     // 27 wide, 28 high: said width first. And a 389-byte file that claims 100000×100000
     // pixels is refused from its header, without a 10 GB allocation.
     pngio::write_gray(&wrong, (28, 27), &[0.5; 28 * 27]).unwrap();

@@ -9,7 +9,7 @@ use anyhow::{Context, anyhow};
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array2, Axis};
 
-use crate::data::mnist::Mnist;
+use crate::data::mnist::{self, Mnist};
 use crate::data::noise::{Noise, NoiseStream};
 use crate::data::rng::Purpose;
 use crate::engine::layer::Layer;
@@ -231,62 +231,96 @@ pub fn denoise(
     let net = checkpoint::load(model)?;
     let shape = checkpoint::image_shape(model)?;
     let d = net.widths()[0];
-    prepare_out(out)?;
-    check_targets(images, out)?;
-    let mut ws = Workspace::new(&net, 1);
-    for (i, path) in images.iter().enumerate() {
-        // The size from the header, before a pixel is decoded.
+    let targets = denoise_targets(images, out, noise.is_some())?;
+    let mut inputs = images.to_vec();
+    inputs.push(model.to_path_buf());
+    for target in targets.iter().flat_map(|pair| pair.iter().flatten()) {
+        check_output_file(target, &inputs)?;
+    }
+    for path in images {
+        // The size from the header, before a pixel is decoded, and before anything is written.
         let (rows, cols) = pngio::size(path)?;
         if rows * cols != d || shape.is_some_and(|s| s != (rows, cols)) {
             let expected = shape.map_or(format!("{d} pixels"), |(r, c)| format!("{c}×{r}"));
             let message = format!("the image is {cols}×{rows} (width×height); the model takes {expected}");
             return Err(anyhow!("{}: {message}", path.display()).into());
         }
+    }
+    prepare_out(out)?;
+    let mut ws = Workspace::new(&net, 1);
+    for (i, (path, [target, noisy_target])) in images.iter().zip(&targets).enumerate() {
         let image = pngio::read_gray(path, d)?;
-        let name = path.file_name().expect("checked by check_targets");
         let mut input = Array2::from_shape_vec((1, d), image.pixels.clone()).expect("d pixels");
-        if let Some(noise) = noise {
+        if let (Some(noise), Some(noisy_target)) = (noise, noisy_target) {
             let bytes: Vec<u8> = image.pixels.iter().map(|&v| pngio::gray_level(v)).collect();
             let mut clean = vec![0.0; d];
             let stream = NoiseStream::new(seed, Purpose::TestNoise, 0, i as u32);
             noise.corrupt(&bytes, stream, &mut clean, input.as_slice_mut().expect("contiguous"));
-            let stem = Path::new(name).file_stem().expect("a file name").to_string_lossy();
-            let noisy_path = out.join(format!("{stem}.noisy.png"));
-            pngio::write_gray(&noisy_path, (image.rows, image.cols), input.as_slice().expect("contiguous"))
-                .with_context(|| cannot_write(&noisy_path))?;
+            pngio::write_gray(noisy_target, (image.rows, image.cols), input.as_slice().expect("contiguous"))
+                .with_context(|| cannot_write(noisy_target))?;
         }
         let mut output = Array2::zeros((1, d));
         net.reconstruct(input.view(), &mut ws, output.view_mut());
-        let target = out.join(name);
-        pngio::write_gray(&target, (image.rows, image.cols), output.as_slice().expect("contiguous"))
-            .with_context(|| cannot_write(&target))?;
+        let target = target.as_ref().expect("every image has a result");
+        pngio::write_gray(target, (image.rows, image.cols), output.as_slice().expect("contiguous"))
+            .with_context(|| cannot_write(target))?;
         println!("{} -> {}", path.display(), target.display());
     }
     Ok(())
 }
 
-/// A usage error if writing `images`' results into `out` would overwrite an input or write
-/// two results to one name: a denoised image must never replace the user's original.
-fn check_targets(images: &[PathBuf], out: &Path) -> Result<(), Failure> {
-    let mut targets = std::collections::HashSet::new();
+/// The files denoising `images` into `out` writes, per image: `out/<name>`, and with `noisy`
+/// also `out/<stem>.noisy.png`. A usage error if two of them coincide, or one would replace an
+/// input image: a denoised image must never replace the user's original, nor another result.
+fn denoise_targets(
+    images: &[PathBuf],
+    out: &Path,
+    noisy: bool,
+) -> Result<Vec<[Option<PathBuf>; 2]>, Failure> {
+    let mut seen = std::collections::HashSet::new();
+    let mut targets = Vec::new();
     for path in images {
         let name =
             path.file_name().ok_or_else(|| Failure::Usage(format!("{}: not a file", path.display())))?;
-        let target = out.join(name);
-        if let (Ok(a), Ok(b)) = (target.canonicalize(), path.canonicalize())
-            && a == b
-        {
-            return Err(Failure::Usage(format!(
-                "--out {}: would overwrite {}",
-                out.display(),
-                path.display()
-            )));
+        let stem = Path::new(name).file_stem().expect("a file name").to_string_lossy();
+        let noisy_target = noisy.then(|| out.join(format!("{stem}.noisy.png")));
+        let pair = [Some(out.join(name)), noisy_target];
+        for target in pair.iter().flatten() {
+            if images.iter().any(|image| same_file(image, target)) {
+                let message = format!("--out {}: would overwrite {}", out.display(), target.display());
+                return Err(Failure::Usage(message));
+            }
+            if !seen.insert(target.clone()) {
+                let message = format!(
+                    "two results would be written to {}; denoise the images into different folders",
+                    target.display()
+                );
+                return Err(Failure::Usage(message));
+            }
         }
-        if !targets.insert(name.to_owned()) {
-            let message =
-                format!("two images are named {}; denoise them into different folders", name.display());
-            return Err(Failure::Usage(message));
+        targets.push(pair);
+    }
+    Ok(targets)
+}
+
+/// Whether `a` and `b` name the same existing file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
+}
+
+/// A usage error unless `out` may be written by renaming a new file over it: nothing there, or
+/// a regular file that is not one of the command's `inputs`. (Renaming over a device or a link
+/// to one would replace it, as root even `/dev/null`.)
+fn check_output_file(out: &Path, inputs: &[PathBuf]) -> Result<(), Failure> {
+    let refuse = |why: &str| Err(Failure::Usage(format!("--out {}: {why}", out.display())));
+    if let Ok(meta) = std::fs::symlink_metadata(out) {
+        let is_file = std::fs::metadata(out).is_ok_and(|m| m.is_file());
+        if meta.is_dir() || !is_file {
+            return refuse("exists and is not a regular file; name a new file or one to replace");
         }
+    }
+    if let Some(input) = inputs.iter().find(|input| same_file(input, out)) {
+        return refuse(&format!("is {}, an input of this command; name another file", input.display()));
     }
     Ok(())
 }
@@ -299,9 +333,18 @@ pub fn encode(model: &Path, data: &Path, out: &Path) -> Result<(), Failure> {
             out.display()
         )));
     }
+    let mut inputs = vec![model.to_path_buf()];
+    for name in [mnist::TRAIN_IMAGES, mnist::TRAIN_LABELS, mnist::TEST_IMAGES, mnist::TEST_LABELS] {
+        inputs.extend([data.join(name), data.join(format!("{name}.gz"))]);
+    }
+    check_output_file(out, &inputs)?;
     let data = Mnist::load(data)?;
     let net = checkpoint::load(model)?;
     check_fits(&net, &data, model)?;
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("--out {}: cannot create", parent.display()))?;
+    }
     let codes = evaluate::encode(&net, evaluate::scaled(&data.test.images).view());
     crate::files::output::write_atomic(out, |w| {
         let mut csv = csv::Writer::from_writer(w);
