@@ -150,3 +150,18 @@ fn a_conv_model_whose_widths_disagree_with_its_tensors_is_refused() {
     let message = load(&path).unwrap_err().to_string();
     assert!(message.contains("conv.safetensors") && message.contains("width"), "{message}");
 }
+
+/// The same model gives the same bytes: the header's metadata keys come out in one order.
+#[test]
+fn the_same_model_gives_the_same_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<Vec<u8>> = (0..8)
+        .map(|i| {
+            let path = dir.path().join(format!("m{i}.safetensors"));
+            save(&model(), (4, 5), &path).unwrap();
+            std::fs::read(&path).unwrap()
+        })
+        .collect();
+    assert!(files.windows(2).all(|w| w[0] == w[1]), "every save gives the same bytes");
+    assert_eq!(load(&dir.path().join("m0.safetensors")).unwrap(), model());
+}

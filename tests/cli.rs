@@ -78,6 +78,12 @@ fn bad_flags_exit_2_naming_the_flag() {
     }
     // Nothing was written over the file that --out named.
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
+    // A missing argument is named, on the one line.
+    let out = dae().args(["eval"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("required arguments were not provided: --model <MODEL>"), "{stderr}");
 }
 
 #[test]
@@ -333,6 +339,30 @@ fn resumed_settings_are_checked_like_the_command_lines() {
         1,
         &["metrics.json: hidden [100, 64, 32]", "state.safetensors holds"],
     );
+}
+
+/// A setting repeated beside `--resume` is accepted when it agrees with the run's, and refused,
+/// naming the run's value, when it does not.
+#[test]
+fn resume_accepts_settings_that_agree_and_names_the_saved_one_that_differs() {
+    let data = dataset(256);
+    let out = data.path().join("run");
+    let (d, o) = (path_str(data.path()), path_str(&out));
+    let ok = dae().args(["--data", d, "--out", o, "--epochs", "1", "--batch-size", "64"]).output().unwrap();
+    assert!(ok.status.success());
+    fails(
+        &["--data", d, "--resume", o, "--epochs", "2", "--seed", "7"],
+        2,
+        &["--seed 7: the run in", "has 42"],
+    );
+    fails(
+        &["--data", d, "--resume", o, "--epochs", "2", "--batch-size", "32"],
+        2,
+        &["--batch-size 32", "has 64"],
+    );
+    let agreeing = ["--data", d, "--resume", o, "--epochs", "2", "--seed", "42", "--batch-size", "64"];
+    let resumed = dae().args(agreeing).output().unwrap();
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
 }
 
 fn temporary_files(dir: &Path) -> Vec<PathBuf> {

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::cli::commands::{self, Failure};
 use crate::data::noise::Noise;
@@ -87,7 +87,9 @@ struct TrainArgs {
     profile: bool,
     /// Continue the run saved in DIR (its settings, weights, optimizer state and progress)
     /// until --epochs epochs in all are done, appending to its metrics.json.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["batch_size", "lr", "seed", "noise", "fresh_noise", "loss", "layers", "arch", "out"])]
+    /// A setting given beside it must agree with the run's (only --epochs, --data, --threads
+    /// and --profile are free).
+    #[arg(long, value_name = "DIR")]
     resume: Option<PathBuf>,
 }
 
@@ -167,12 +169,12 @@ impl TrainArgs {
 /// outcome into the exit status: 0, 1 for bad data or files, 2 for bad usage, 130 for Ctrl-C.
 /// Errors are one line on stderr.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = Cli::command().try_get_matches().and_then(|m| Ok((Cli::from_arg_matches(&m)?, given(&m))));
+    let (cli, given) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) if !e.use_stderr() => e.exit(), // --help and --version
         Err(e) => {
-            let message = e.to_string();
-            eprintln!("{}", message.lines().next().unwrap_or("error: bad arguments"));
+            eprintln!("{}", one_line(&e.to_string()));
             return ExitCode::from(2);
         }
     };
@@ -185,7 +187,7 @@ pub fn main() -> ExitCode {
         .num_threads(threads)
         .build()
         .map_err(Failure::from)
-        .and_then(|pool| pool.install(|| run(cli, threads)));
+        .and_then(|pool| pool.install(|| run(cli, given, threads)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(message)) => {
@@ -200,7 +202,30 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli, threads: usize) -> Result<(), Failure> {
+/// clap's message in one line: its first, and when that ends in a colon (as "the following
+/// required arguments were not provided:" does), the indented lines it introduces.
+fn one_line(message: &str) -> String {
+    let mut lines = message.lines();
+    let first = lines.next().unwrap_or("error: bad arguments").to_string();
+    if !first.ends_with(':') {
+        return first;
+    }
+    let listed: Vec<&str> = lines.take_while(|l| l.starts_with(' ')).map(str::trim).collect();
+    format!("{first} {}", listed.join(", "))
+}
+
+/// The training settings a resumed run keeps, by their flags' ids.
+const SETTINGS: [&str; 9] =
+    ["batch_size", "lr", "seed", "noise", "fresh_noise", "loss", "layers", "arch", "out"];
+
+/// Which of [`SETTINGS`] were given on the command line (not left at their defaults).
+fn given(matches: &clap::ArgMatches) -> Vec<&'static str> {
+    let train = matches.subcommand_matches("train").unwrap_or(matches);
+    let on_line = |id: &&str| train.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+    SETTINGS.iter().copied().filter(|id| on_line(id)).collect()
+}
+
+fn run(cli: Cli, given: Vec<&'static str>, threads: usize) -> Result<(), Failure> {
     match cli.command.unwrap_or(Command::Train(cli.train)) {
         Command::Train(t) => {
             let plan = commands::Training {
@@ -208,6 +233,7 @@ fn run(cli: Cli, threads: usize) -> Result<(), Failure> {
                 data: t.data.clone(),
                 out: t.out.clone(),
                 resume: t.resume.clone(),
+                given,
                 profile: t.profile,
                 threads,
             };

@@ -51,6 +51,9 @@ pub struct Training {
     pub out: PathBuf,
     /// A run folder to continue; its settings replace `config` but for `epochs`.
     pub resume: Option<PathBuf>,
+    /// The settings given on the command line, by flag id (`lr`, `seed`, …): with `resume`,
+    /// each must agree with the run's.
+    pub given: Vec<&'static str>,
     /// Print the time per phase after training.
     pub profile: bool,
     /// The size of the pool the run is on, recorded in `metrics.json`.
@@ -125,6 +128,7 @@ fn resume<'a>(dir: &Path, plan: &Training, data: &'a Mnist) -> Result<(Trainer<'
     let mut metrics =
         Metrics::read(&path).with_context(|| format!("{}: cannot read the run", path.display()))?;
     metrics.config.check().map_err(|m| anyhow!("{}: {m}", path.display()))?;
+    check_given(plan, &metrics.config, dir)?;
     let state = dir.join("state.safetensors");
     let (model, adam, progress) = checkpoint::load_state(&state, metrics.config.lr)?;
     check_fits(&model, data, dir)?;
@@ -140,6 +144,34 @@ fn resume<'a>(dir: &Path, plan: &Training, data: &'a Mnist) -> Result<(Trainer<'
     metrics.config.epochs = epochs;
     metrics.threads = plan.threads;
     Ok((Trainer::resume(metrics.config.clone(), data, model, adam, progress), metrics))
+}
+
+/// A usage error if a setting given beside `--resume DIR` differs from the run's `saved` one;
+/// one that agrees is accepted.
+fn check_given(plan: &Training, saved: &Config, dir: &Path) -> Result<(), Failure> {
+    let asked = &plan.config;
+    for &id in &plan.given {
+        let (flag, asked, saved) = match id {
+            "batch_size" => ("--batch-size", asked.batch_size.to_string(), saved.batch_size.to_string()),
+            "lr" => ("--lr", asked.lr.to_string(), saved.lr.to_string()),
+            "seed" => ("--seed", asked.seed.to_string(), saved.seed.to_string()),
+            "noise" => ("--noise", asked.noise.to_string(), saved.noise.to_string()),
+            "fresh_noise" => ("--fresh-noise", asked.fresh_noise.to_string(), saved.fresh_noise.to_string()),
+            "loss" => ("--loss", asked.loss.to_string(), saved.loss.to_string()),
+            "layers" => ("--layers", format!("{:?}", asked.hidden), format!("{:?}", saved.hidden)),
+            "arch" => ("--arch", asked.arch.to_string(), saved.arch.to_string()),
+            "out" if same_file(&plan.out, dir) => continue,
+            "out" => ("--out", plan.out.display().to_string(), dir.display().to_string()),
+            _ => continue,
+        };
+        if asked != saved {
+            return Err(Failure::Usage(format!(
+                "{flag} {asked}: the run in {} has {saved}, and a resumed run keeps its settings",
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// An error unless the model in a run's state is the one its settings describe.

@@ -57,8 +57,23 @@ fn write(path: &Path, tensors: Vec<Named>, metadata: HashMap<String, String>) ->
         let view = TensorView::new(Dtype::F32, shape.clone(), data).expect("shape matches data");
         (name.clone(), view)
     });
-    let file = safetensors::serialize(views, Some(metadata)).map_err(|e| error(path, e))?;
+    let mut file = safetensors::serialize(views, Some(metadata)).map_err(|e| error(path, e))?;
+    sort_header(&mut file);
     write_atomic(path, |w| w.write_all(&file)).map_err(|e| error(path, e))
+}
+
+/// Rewrites the JSON header of a serialized safetensors file with its keys sorted, in place.
+/// The `safetensors` crate writes the metadata from a `HashMap`, whose order changes from run to
+/// run; sorted, the same model gives the same bytes. Same keys and values, so the same length.
+fn sort_header(file: &mut [u8]) {
+    let len = u64::from_le_bytes(file[..8].try_into().expect("8 bytes")) as usize;
+    let header = &mut file[8..8 + len];
+    // serde_json's maps are sorted by key.
+    let value: serde_json::Value = serde_json::from_slice(header).expect("the header just written");
+    let sorted = serde_json::to_vec(&value).expect("JSON");
+    assert!(sorted.len() <= len, "a sorted header is no longer than the original");
+    header[..sorted.len()].copy_from_slice(&sorted);
+    header[sorted.len()..].fill(b' ');
 }
 
 /// Writes `model`, trained on images of `image` = (rows, cols) pixels, to `path`.
