@@ -155,8 +155,37 @@ fn a_diverging_run_stops_naming_the_step_and_keeps_the_last_good_files() {
         1,
         &["the loss became NaN at epoch 1, step", "--lr"],
     );
-    assert_eq!(std::fs::read(out.join("state.safetensors")).unwrap(), before, "the good state was kept");
-    assert!(checkpoint::load(&out.join("model.safetensors")).is_ok());
+    // The earlier run was set aside whole before the new one began.
+    let aside = data.path().join("run.1");
+    assert_eq!(std::fs::read(aside.join("state.safetensors")).unwrap(), before, "the good state was kept");
+    assert!(checkpoint::load(&aside.join("model.safetensors")).is_ok());
+}
+
+/// A new run into a folder that holds a run moves that run, whole and unchanged, into the first
+/// free `<folder>.<n>`, and says so: rerunning a command never loses or mixes a run.
+#[test]
+fn a_new_run_sets_the_previous_one_aside() {
+    let data = dataset(256);
+    let out = data.path().join("latest");
+    let (d, o) = (path_str(data.path()), path_str(&out));
+    let run = |seed: &str| {
+        let output = dae().args(["--data", d, "--out", o, "--epochs", "1", "--seed", seed]).output().unwrap();
+        assert!(output.status.success());
+        String::from_utf8(output.stdout).unwrap()
+    };
+    run("1");
+    let first: Vec<Vec<u8>> = ["metrics.json", "state.safetensors", "loss.svg"]
+        .iter()
+        .map(|f| std::fs::read(out.join(f)).unwrap())
+        .collect();
+    let said = run("2");
+    assert!(said.contains(&format!("the run that was in {o} is now in {o}.1")), "{said}");
+    run("3");
+    for (file, bytes) in ["metrics.json", "state.safetensors", "loss.svg"].iter().zip(&first) {
+        assert_eq!(&std::fs::read(data.path().join("latest.1").join(file)).unwrap(), bytes, "{file}");
+    }
+    let seed = |dir: &str| Metrics::read(&data.path().join(dir).join("metrics.json")).unwrap().config.seed;
+    assert_eq!((seed("latest.1"), seed("latest.2"), seed("latest")), (1, 2, 3));
 }
 
 /// One step an epoch (the whole set in a batch) with a huge rate: the step's own loss is
@@ -363,6 +392,37 @@ fn resume_accepts_settings_that_agree_and_names_the_saved_one_that_differs() {
     let agreeing = ["--data", d, "--resume", o, "--epochs", "2", "--seed", "42", "--batch-size", "64"];
     let resumed = dae().args(agreeing).output().unwrap();
     assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+}
+
+/// Paths that are not what they seem get a message that says what they are.
+#[test]
+fn odd_output_paths_are_named_for_what_they_are() {
+    let data = dataset(64);
+    let d = path_str(data.path());
+    let link = data.path().join("link");
+    std::os::unix::fs::symlink(data.path().join("nowhere"), &link).unwrap();
+    fails(
+        &["--data", d, "--out", path_str(&link)],
+        2,
+        &["--out", "a link to", "nowhere, which does not exist"],
+    );
+    let model = data.path().join("m.safetensors");
+    checkpoint::save(
+        &dae::engine::model::Model::autoencoder(
+            64,
+            &[8],
+            &mut <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(1),
+        ),
+        (8, 8),
+        &model,
+    )
+    .unwrap();
+    let folder = format!("{}/", data.path().join("newdir").display());
+    fails(
+        &["encode", "--model", path_str(&model), "--data", d, "--out", &folder],
+        2,
+        &["newdir/: is a folder"],
+    );
 }
 
 fn temporary_files(dir: &Path) -> Vec<PathBuf> {

@@ -81,16 +81,18 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
         }
         Some(dir) => resume(dir, plan, &data)?,
     };
+    if plan.resume.is_none()
+        && let Some(aside) = set_aside_previous_run(&out)?
+    {
+        println!("the run that was in {} is now in {}", out.display(), aside.display());
+    }
     let config = trainer.config.clone();
     let interrupt = trainer.interrupt_flag();
     ctrlc::set_handler(move || interrupt.store(true, Ordering::Relaxed))?;
     let steps = data.train.images.count.div_ceil(config.batch_size);
     for epoch in trainer.progress.epoch + 1..=config.epochs {
-        let bar = progress_bar(epoch, config.epochs);
-        let stats = trainer.train_epoch(|done, total| {
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-        });
+        let bar = progress_bar(epoch, config.epochs, steps);
+        let stats = trainer.train_epoch(|done, _| bar.set_position(done as u64));
         bar.finish_and_clear();
         let stats = match stats {
             Ok(stats) => stats,
@@ -194,6 +196,31 @@ fn check_agrees(config: &Config, model: &Model, data: &Mnist) -> Result<(), Stri
         }
         Arch::Conv => Ok(()),
     }
+}
+
+/// The files a run leaves in its folder.
+const RUN_FILES: [&str; 5] =
+    ["metrics.json", "model.safetensors", "state.safetensors", "reconstructions.png", "loss.svg"];
+
+/// Moves the files of a run already in `out` into a new sibling folder `<out>.<n>` (the first
+/// free `n`), so that a new run neither replaces nor mixes with it; that folder is returned.
+/// `out` must be held ([`RunLock`]), so no other run is writing them.
+fn set_aside_previous_run(out: &Path) -> Result<Option<PathBuf>, Failure> {
+    let present: Vec<&str> = RUN_FILES.iter().copied().filter(|f| out.join(f).exists()).collect();
+    if present.is_empty() {
+        return Ok(None);
+    }
+    let name = out.file_name().map_or("run".into(), |n| n.to_string_lossy().into_owned());
+    let aside = (1..)
+        .map(|n| out.with_file_name(format!("{name}.{n}")))
+        .find(|p| std::fs::symlink_metadata(p).is_err())
+        .expect("a free name");
+    std::fs::create_dir(&aside).with_context(|| format!("{}: cannot create", aside.display()))?;
+    for file in present {
+        std::fs::rename(out.join(file), aside.join(file))
+            .with_context(|| format!("{}: cannot move into {}", out.join(file).display(), aside.display()))?;
+    }
+    Ok(Some(aside))
 }
 
 /// Writes the run's files into `out`: the model, the figure, `metrics.json`, the loss curve, and last the
@@ -359,7 +386,7 @@ fn check_output_file(out: &Path, inputs: &[PathBuf]) -> Result<(), Failure> {
 
 /// Writes the label and bottleneck code of every test image in `data` to the CSV file `out`.
 pub fn encode(model: &Path, data: &Path, out: &Path) -> Result<(), Failure> {
-    if out.is_dir() {
+    if out.is_dir() || out.as_os_str().to_string_lossy().ends_with('/') {
         return Err(Failure::Usage(format!(
             "--out {}: is a folder; name the CSV file to write",
             out.display()
@@ -451,8 +478,17 @@ fn cannot_write(path: &Path) -> String {
     format!("{}: cannot write", path.display())
 }
 
-/// Creates `out` unless it exists as a folder; a file there is a usage error.
+/// Creates `out` unless it exists as a folder; a file, or a link to nothing, there is a usage
+/// error.
 fn prepare_out(out: &Path) -> Result<(), Failure> {
+    let is_link = std::fs::symlink_metadata(out).is_ok_and(|m| m.file_type().is_symlink());
+    if is_link && !out.exists() {
+        let target = std::fs::read_link(out).map_or("?".into(), |t| t.display().to_string());
+        return Err(Failure::Usage(format!(
+            "--out {}: a link to {target}, which does not exist",
+            out.display()
+        )));
+    }
     if out.exists() && !out.is_dir() {
         return Err(Failure::Usage(format!("--out {}: exists and is not a folder", out.display())));
     }
@@ -460,9 +496,9 @@ fn prepare_out(out: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-/// A bar for one epoch's steps; indicatif draws it only when stderr is a terminal.
-fn progress_bar(epoch: usize, epochs: usize) -> ProgressBar {
-    let bar = ProgressBar::new(0);
+/// A bar for one epoch's `steps`; indicatif draws it only when stderr is a terminal.
+fn progress_bar(epoch: usize, epochs: usize, steps: usize) -> ProgressBar {
+    let bar = ProgressBar::new(steps as u64);
     let style = ProgressStyle::with_template("epoch {msg} [{bar:30}] {pos}/{len} steps {elapsed_precise}")
         .expect("a valid template")
         .progress_chars("=> ");

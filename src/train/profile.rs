@@ -117,7 +117,16 @@ impl fmt::Display for Report<'_> {
             self.flops_per_image / 1e6,
             100.0 * gflops / self.sgemm_gflops,
             self.sgemm_gflops,
-        )
+        )?;
+        if gflops > self.sgemm_gflops {
+            // The kernel cannot run faster inside training than alone: the machine was busier
+            // while it was measured.
+            write!(
+                f,
+                "\n(the machine was busier while sgemm was measured than during training: the share is unreliable)"
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -127,11 +136,15 @@ pub fn sgemm_gflops(m: usize, k: usize, n: usize, seconds: f64) -> f64 {
     let a = Array2::from_shape_fn((m, k), |(i, j)| ((i * 7 + j * 3) % 11) as f32 / 11.0);
     let b = Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j) % 13) as f32 / 13.0);
     let mut c = Array2::zeros((m, n));
-    let start = Instant::now();
-    let mut runs = 0;
-    while runs < 3 || start.elapsed().as_secs_f64() < seconds {
-        par_matmul(a.view(), b.view(), c.view_mut(), |_, _| {});
-        runs += 1;
-    }
-    (2 * m * k * n * runs) as f64 / start.elapsed().as_secs_f64() / 1e9
+    // The best of five slices: a neighbour's burst on a shared machine slows one slice, not all.
+    let mut slice = || {
+        let start = Instant::now();
+        let mut runs = 0;
+        while runs < 3 || start.elapsed().as_secs_f64() < seconds / 5.0 {
+            par_matmul(a.view(), b.view(), c.view_mut(), |_, _| {});
+            runs += 1;
+        }
+        (2 * m * k * n * runs) as f64 / start.elapsed().as_secs_f64() / 1e9
+    };
+    (0..5).map(|_| slice()).fold(0.0, f64::max)
 }
