@@ -308,6 +308,15 @@ fn eval_on_tiny_images_and_a_tiny_training_set() {
     ok(&["--data", s(dir.path()), "--out", s(&run), "--epochs", "2", "--layers", "8,2"]);
     let table = ok(&["eval", "--model", s(&run.join("model.safetensors")), "--data", s(dir.path())]);
     assert!(table.contains("6 test images") && table.contains("k = 3"), "{table}");
+    // One pixel, one test image, a one-number code: SSIM is undefined below 2×2 pixels, and
+    // counts of one are singular.
+    let one = tempfile::tempdir().unwrap();
+    common::write_dataset(one.path(), &common::bars_dataset_of_side(3, 1, 1));
+    let run = one.path().join("run");
+    ok(&["--data", s(one.path()), "--out", s(&run), "--epochs", "1", "--layers", "1"]);
+    let table = ok(&["eval", "--model", s(&run.join("model.safetensors")), "--data", s(one.path())]);
+    assert!(table.starts_with("1 test image,") && table.contains("(1 number)"), "{table}");
+    assert!(table.contains("n/a") && !table.contains("NaN"), "{table}");
 }
 
 /// The convolutional model through every command: train, resume to exactly the weights of an

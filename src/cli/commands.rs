@@ -258,14 +258,17 @@ pub fn eval(model: &Path, data: &Path, noise: Noise, seed: u64) -> Result<(), Fa
 fn table(e: &Evaluation, model: &Model, data: &Mnist, noise: Noise) -> String {
     let count = data.test.images.count;
     let row = |name: &str, q: &crate::eval::quality::Quality| {
-        format!("{name:<16} {:>7.4} {:>7.4} {:>7.2} dB {:>6.4}\n", q.bce, q.mse, q.psnr, q.ssim)
+        // SSIM needs windows of at least 2×2 pixels.
+        let ssim = if q.ssim.is_nan() { "n/a".to_string() } else { format!("{:.4}", q.ssim) };
+        format!("{name:<16} {:>7.4} {:>7.4} {:>7.2} dB {ssim:>6}\n", q.bce, q.mse, q.psnr)
     };
-    let code = model.layers[model.bottleneck()].outputs();
+    let code = plural(model.layers[model.bottleneck()].outputs(), "number");
     let d = data.test.images.pixels_per_image();
+    let images = plural(count, "test image");
     format!(
-        "{count} test images, corrupted by {noise}; each measure against the clean image\n\
+        "{images}, corrupted by {noise}; each measure against the clean image\n\
          {:<16} {:>7} {:>7} {:>10} {:>6}\n{}{}\
-         k-NN accuracy (k = {}, training set as reference): codes {:.4} ({code} numbers), pixels {:.4} ({d})\n",
+         k-NN accuracy (k = {}, training set as reference): codes {:.4} ({code}), pixels {:.4} ({d})\n",
         "",
         "BCE",
         "MSE",
@@ -418,7 +421,8 @@ pub fn encode(model: &Path, data: &Path, out: &Path) -> Result<(), Failure> {
         csv.flush()
     })
     .with_context(|| cannot_write(out))?;
-    println!("wrote {} codes of {} numbers to {}", codes.nrows(), codes.ncols(), out.display());
+    let (rows, numbers) = (plural(codes.nrows(), "code"), plural(codes.ncols(), "number"));
+    println!("wrote {rows} of {numbers} to {}", out.display());
     Ok(())
 }
 
@@ -472,6 +476,11 @@ fn check_fits(model: &Model, data: &Mnist, source: &Path) -> Result<(), Failure>
         }
     }
     Ok(())
+}
+
+/// "1 number", "2 numbers".
+fn plural(n: usize, thing: &str) -> String {
+    if n == 1 { format!("1 {thing}") } else { format!("{n} {thing}s") }
 }
 
 fn cannot_write(path: &Path) -> String {

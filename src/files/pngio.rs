@@ -58,7 +58,8 @@ pub fn read_gray(path: &Path, max_pixels: usize) -> Result<Gray, PngError> {
         )));
     }
     if info.color_type != png::ColorType::Grayscale || info.bit_depth != png::BitDepth::Eight {
-        let found = format!("{:?} at {} bits", info.color_type, info.bit_depth as u8);
+        let bits = info.bit_depth as u8;
+        let found = format!("{:?} at {bits} bit{}", info.color_type, if bits == 1 { "" } else { "s" });
         return Err(error(format!("{found}; only 8-bit grayscale images are read (convert it first)")));
     }
     let mut bytes = vec![0; reader.output_buffer_size().ok_or_else(|| error("too large".into()))?];
