@@ -425,6 +425,27 @@ fn odd_output_paths_are_named_for_what_they_are() {
     );
 }
 
+/// A run resumed on other data of the same shape is noticed: `metrics.json` records a CRC-32 of
+/// the data set, and the message names both folders.
+#[test]
+fn resume_on_other_data_is_refused() {
+    let data = dataset(256);
+    let out = data.path().join("run");
+    let (d, o) = (path_str(data.path()), path_str(&out));
+    assert!(dae().args(["--data", d, "--out", o, "--epochs", "1"]).output().unwrap().status.success());
+    let other = tempfile::tempdir().unwrap();
+    let mut changed = common::bars_dataset_of_side(256, 8, 64);
+    changed.train.images.pixels[100] ^= 1;
+    common::write_dataset(other.path(), &changed);
+    let needles = ["metrics.json: the run was trained on the data in", d, "holds other data"];
+    fails(&["--data", path_str(other.path()), "--resume", o, "--epochs", "2"], 1, &needles);
+    // The same data from another folder is the same data.
+    common::write_dataset(other.path(), &common::bars_dataset_of_side(256, 8, 64));
+    let resumed =
+        dae().args(["--data", path_str(other.path()), "--resume", o, "--epochs", "2"]).output().unwrap();
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+}
+
 fn temporary_files(dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir)
         .unwrap()

@@ -17,7 +17,7 @@ use crate::engine::model::{Model, Workspace, autoencoder_widths};
 use crate::eval::evaluate::{self, Evaluation};
 use crate::files::checkpoint;
 use crate::files::figure;
-use crate::files::output::{Metrics, RunLock};
+use crate::files::output::{DataPrint, Metrics, RunLock};
 use crate::files::plot;
 use crate::files::pngio;
 use crate::train::profile;
@@ -76,7 +76,13 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
         None => {
             plan.config.check().map_err(Failure::Usage)?;
             check_arch(&plan.config, &data)?;
-            let metrics = Metrics { config: plan.config.clone(), threads: plan.threads, history: Vec::new() };
+            let print = Some(DataPrint::of(&data, &plan.data));
+            let metrics = Metrics {
+                config: plan.config.clone(),
+                data: print,
+                threads: plan.threads,
+                history: Vec::new(),
+            };
             (Trainer::new(plan.config.clone(), &data), metrics)
         }
         Some(dir) => resume(dir, plan, &data)?,
@@ -135,6 +141,26 @@ fn resume<'a>(dir: &Path, plan: &Training, data: &'a Mnist) -> Result<(Trainer<'
     let (model, adam, progress) = checkpoint::load_state(&state, metrics.config.lr)?;
     check_fits(&model, data, dir)?;
     check_agrees(&metrics.config, &model, data).map_err(|m| anyhow!("{}: {m}", path.display()))?;
+    let print = DataPrint::of(data, &plan.data);
+    if let Some(saved) = metrics
+        .data
+        .as_ref()
+        .filter(|saved| (saved.images, saved.size, saved.crc32) != (print.images, print.size, print.crc32))
+    {
+        let message = format!(
+            "the run was trained on the data in {} ({}+{} images, CRC-32 {:08x}); --data {} holds other data ({}+{} images, CRC-32 {:08x})",
+            saved.path,
+            saved.images[0],
+            saved.images[1],
+            saved.crc32,
+            print.path,
+            print.images[0],
+            print.images[1],
+            print.crc32
+        );
+        return Err(anyhow!("{}: {message}", path.display()).into());
+    }
+    metrics.data = Some(print);
     let epochs = plan.config.epochs;
     if progress.epoch >= epochs {
         let message =

@@ -97,11 +97,45 @@ impl RunLock {
     }
 }
 
+/// What identifies a data set: where it was read from, its shape, and a CRC-32 of every pixel
+/// and label, so that a run resumed on other data is noticed whatever the folder is called.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataPrint {
+    /// The `--data` folder.
+    pub path: String,
+    /// Training and test images.
+    pub images: [usize; 2],
+    /// Rows and columns of an image.
+    pub size: [usize; 2],
+    /// CRC-32 of the training images, training labels, test images and test labels, in order.
+    pub crc32: u32,
+}
+
+impl DataPrint {
+    /// The print of `data`, read from `path`.
+    pub fn of(data: &crate::data::mnist::Mnist, path: &Path) -> DataPrint {
+        let mut crc = flate2::Crc::new();
+        for split in [&data.train, &data.test] {
+            crc.update(&split.images.pixels);
+            crc.update(&split.labels);
+        }
+        DataPrint {
+            path: path.display().to_string(),
+            images: [data.train.images.count, data.test.images.count],
+            size: [data.train.images.rows, data.train.images.cols],
+            crc32: crc.sum(),
+        }
+    }
+}
+
 /// `metrics.json`: the settings and one entry per finished epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
     /// The run's settings.
     pub config: Config,
+    /// The data set it trains on (absent in files from before it was recorded).
+    #[serde(default)]
+    pub data: Option<DataPrint>,
     /// The threads of the latest session of the run.
     pub threads: usize,
     /// One entry per finished epoch.
