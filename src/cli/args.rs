@@ -28,6 +28,8 @@ pub struct Cli {
     #[command(flatten)]
     train: TrainArgs,
     /// Worker threads, 1 to 1024 [default: all cores]. Results are identical for any count.
+    /// No more are started than the machine has cores: an extra worker only waits for a core,
+    /// and its waiting slows the others.
     #[arg(long, global = true, value_parser = clap::value_parser!(u32).range(1..=1024))]
     threads: Option<u32>,
 }
@@ -178,9 +180,8 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let threads = cli
-        .threads
-        .map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), |t| t as usize);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = cli.threads.map_or(cores, |t| (t as usize).min(cores));
     // Everything runs on a thread of the pool: a parallel loop started from outside the pool
     // must wake the workers (about 20 µs); one started on a worker costs well under 1 µs.
     let result = rayon::ThreadPoolBuilder::new()

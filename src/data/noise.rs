@@ -15,6 +15,7 @@ use crate::data::mnist::Images;
 use crate::data::philox::philox4x32_10;
 use crate::data::rng::Purpose;
 use crate::engine::fastmath::{ln_positive, sin_cos_2pi};
+use crate::engine::gemm::MIN_ROWS;
 
 /// How an input image is corrupted; pixels are in `[0, 1]`. Written `gaussian:0.5`,
 /// `masking:0.3` or `salt-pepper:0.2` on the command line and in `metrics.json`.
@@ -138,13 +139,14 @@ pub fn corrupt_batch(
     mut noisy: ArrayViewMut2<f32>,
 ) {
     debug_assert_eq!((clean.nrows(), noisy.nrows()), (indices.len(), indices.len()));
-    (clean.axis_iter_mut(Axis(0)), noisy.axis_iter_mut(Axis(0)), indices).into_par_iter().for_each(
-        |(mut x, mut x_noisy, &i)| {
+    (clean.axis_iter_mut(Axis(0)), noisy.axis_iter_mut(Axis(0)), indices)
+        .into_par_iter()
+        .with_min_len(MIN_ROWS)
+        .for_each(|(mut x, mut x_noisy, &i)| {
             let stream = NoiseStream::new(seed, purpose, offset, i);
             let (x, x_noisy) = (x.as_slice_mut().expect("row"), x_noisy.as_slice_mut().expect("row"));
             noise.corrupt(images.image(i as usize), stream, x, x_noisy);
-        },
-    );
+        });
 }
 
 /// A whole set scaled to `[0, 1]` and corrupted from the streams of `(seed, purpose)`: the

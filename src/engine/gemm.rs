@@ -108,7 +108,11 @@ where
     });
 }
 
-/// Rows per block so that each thread of the current pool gets one block.
+/// Rows per block so that each thread of the current pool gets one block, but no block is
+/// smaller than [`MIN_ROWS`]: a task must be worth starting.
 pub fn rows_per_block(rows: usize) -> usize {
-    rows.div_ceil(rayon::current_num_threads()).max(1)
+    rows.div_ceil(rayon::current_num_threads()).max(MIN_ROWS)
 }
+
+/// The fewest rows a parallel task is given.
+pub const MIN_ROWS: usize = 16;

@@ -228,7 +228,8 @@ impl Workspace {
         let buffers = || model.layers.iter().map(|l| Array2::zeros((capacity, l.outputs()))).collect();
         let needs = model.layers.iter().map(|l| l.scratch_needs(capacity));
         let (lowered, partials) = needs.fold((0, 0), |(a, b), (c, d)| (a.max(c), b.max(d)));
-        let scratch = Scratch::new(rayon::current_num_threads(), lowered, partials);
+        // A buffer per thread, but no more than 64: a thread without one shares (a lock).
+        let scratch = Scratch::new(rayon::current_num_threads().min(64), lowered, partials);
         Workspace { outputs: buffers(), deltas: buffers(), row_loss: vec![0.0; capacity], scratch }
     }
 

@@ -11,6 +11,9 @@ use rayon::prelude::*;
 use crate::engine::activation::Activation;
 use crate::engine::lowering::Image;
 
+/// The fewest images a parallel task pools.
+const IMAGES_PER_TASK: usize = 4;
+
 /// Max-pooling over 2×2 blocks of an `input` image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MaxPool2d {
@@ -29,7 +32,8 @@ impl MaxPool2d {
     ///
     /// Shapes: `x` (B, H·W·C) → `out` (B, (H/2)·(W/2)·C).
     pub fn forward(&self, x: ArrayView2<f32>, mut out: ArrayViewMut2<f32>) {
-        (x.axis_iter(Axis(0)), out.axis_iter_mut(Axis(0))).into_par_iter().for_each(|(x, mut y)| {
+        let rows = (x.axis_iter(Axis(0)), out.axis_iter_mut(Axis(0))).into_par_iter();
+        rows.with_min_len(IMAGES_PER_TASK).for_each(|(x, mut y)| {
             let (x, y) = (x.as_slice().expect("contiguous"), y.as_slice_mut().expect("contiguous"));
             self.for_each_block(|block, out| {
                 let y = &mut y[out..out + self.input.channels];
@@ -58,6 +62,7 @@ impl MaxPool2d {
         );
         (delta.axis_iter(Axis(0)), a_prev.axis_iter(Axis(0)), delta_prev.axis_iter_mut(Axis(0)))
             .into_par_iter()
+            .with_min_len(IMAGES_PER_TASK)
             .for_each(|(delta, a, mut d_prev)| {
                 let (delta, a) = (delta.as_slice().expect("contiguous"), a.as_slice().expect("contiguous"));
                 let d_prev = d_prev.as_slice_mut().expect("contiguous");
