@@ -34,6 +34,10 @@ say() { printf 'data-fetch: %s\n' "$*" >&2; }
 if [ ${#mirrors[@]} = 0 ]; then
   say "MNIST_OFFLINE is set but MNIST_MIRROR is not: nowhere to fetch from"; exit 1
 fi
+case ${MNIST_MIRROR:-} in
+  "" | http://* | https://*) ;;
+  *) [ -d "$MNIST_MIRROR" ] || { say "MNIST_MIRROR=$MNIST_MIRROR: no such folder"; exit 1; } ;;
+esac
 
 if command -v sha256sum >/dev/null; then
   sha256() { sha256sum | cut -d' ' -f1; }
@@ -65,6 +69,7 @@ fetch() {
 }
 
 mkdir -p "$dir"
+missing=()
 for entry in "${files[@]}"; do
   read -r name expected <<<"$entry"
   final="$dir/$name.gz"
@@ -90,7 +95,11 @@ for entry in "${files[@]}"; do
   rm -f "$tmp"
   trap - EXIT
   if [ "$ok" = 0 ]; then
-    say "$name.gz: no correct copy from any of ${mirrors[*]} (offline? set MNIST_MIRROR to a folder or URL that holds the files)"
-    exit 1
+    say "$name.gz: no correct copy from any of ${mirrors[*]}"
+    missing+=("$name.gz")
   fi
 done
+if [ ${#missing[@]} != 0 ]; then
+  say "${#missing[@]} of ${#files[@]} files missing: ${missing[*]} (offline? set MNIST_MIRROR to a folder or URL that holds them)"
+  exit 1
+fi

@@ -41,3 +41,24 @@ fn offline_without_a_mirror_is_one_clear_message() {
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("MNIST_MIRROR"), "{stderr}");
 }
+
+/// A mirror that lacks files: every missing one is named, not only the first; one that does
+/// not exist is named as such (MNIST_MIRROR is set, it only points nowhere).
+#[test]
+fn every_missing_file_is_listed_and_a_missing_mirror_is_named() {
+    let mirror = tempfile::tempdir().unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let run = |mirror: &std::path::Path| {
+        let mut fetch = Command::new("bash");
+        fetch.arg("data-fetch.sh").arg(target.path()).env("MNIST_MIRROR", mirror).env("MNIST_OFFLINE", "1");
+        let out = fetch.output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, stderr) = run(mirror.path());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("4 of 4 files missing: train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz"), "{stderr}");
+    let nowhere = mirror.path().join("nowhere");
+    let (code, stderr) = run(&nowhere);
+    assert_eq!(code, Some(1));
+    assert_eq!(stderr.trim_end(), format!("data-fetch: MNIST_MIRROR={}: no such folder", nowhere.display()));
+}
