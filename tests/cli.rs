@@ -467,6 +467,37 @@ fn threads_beyond_the_cores_start_no_more_workers_and_change_no_result() {
     assert_eq!((one.1.to_bits(), &one.2), (many.1.to_bits(), &many.2), "the same loss and model bytes");
 }
 
+/// A folder that cannot be written is named before any training, not after an epoch.
+#[test]
+fn an_unwritable_out_is_named_before_training() {
+    let data = dataset(256);
+    let d = path_str(data.path());
+    let out = fails(
+        &["--data", d, "--out", "/proc/self", "--epochs", "1"],
+        1,
+        &["--out /proc/self: cannot write into it"],
+    );
+    assert!(out.stdout.is_empty(), "no epoch ran");
+}
+
+/// In a terminal the progress bar starts at `0/STEPS`, never at a full bar of `0/0` (run under
+/// `script`, which gives the program a terminal).
+#[test]
+fn the_progress_bar_knows_its_length_from_the_first_frame() {
+    let data = dataset(256);
+    let out = data.path().join("run");
+    let command = format!(
+        "{} --data {} --out {} --epochs 1 --batch-size 16",
+        env!("CARGO_BIN_EXE_dae"),
+        path_str(data.path()),
+        path_str(&out)
+    );
+    let shown = Command::new("script").args(["-qec", &command, "/dev/null"]).output().unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains("/16 steps"), "{shown}");
+    assert!(!shown.contains("0/0 steps"), "{shown}");
+}
+
 fn temporary_files(dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir)
         .unwrap()
