@@ -259,6 +259,19 @@ fn denoise_writes_cleaner_images_and_refuses_the_wrong_kind() {
         stderr.contains("wrong.png: the image is 100000×100000 (width×height); the model takes 10×10"),
         "{stderr}"
     );
+    // A 1-bit image is refused, saying what it is, in the singular.
+    let mut one_bit = Vec::new();
+    let mut encoder = png::Encoder::new(&mut one_bit, 10, 10);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::One);
+    encoder.write_header().unwrap().write_image_data(&[0; 20]).unwrap();
+    std::fs::write(&wrong, one_bit).unwrap();
+    let failed = dae(&["denoise", "--model", s(&model), s(&wrong), "--out", s(&out)]);
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains("wrong.png: Grayscale at 1 bit; only 8-bit grayscale images are read"),
+        "{stderr}"
+    );
     std::fs::write(&wrong, b"not a png").unwrap();
     let failed = dae(&["denoise", "--model", s(&model), s(&wrong), "--out", s(&out)]);
     assert_eq!(failed.status.code(), Some(1));
