@@ -4,7 +4,10 @@
 //!
 //! `cargo bench --bench conv`; `cargo bench --bench conv -- forward` for the forward passes only.
 
-use criterion::{Bencher, Criterion, Throughput, criterion_group, criterion_main};
+mod common;
+
+use common::{in_pool, random};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use dae::engine::activation::Activation;
 use dae::engine::adam::Adam;
 use dae::engine::loss::Loss;
@@ -12,19 +15,11 @@ use dae::engine::model::{Model, Workspace};
 use dae::train::profile::Profile;
 use dae::train::train_step;
 use ndarray::Array2;
-use ndarray_rand::RandomExt;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::Uniform;
 use std::hint::black_box;
-use std::time::{Duration, Instant};
 
 const BATCH: usize = 256;
-
-fn random(shape: (usize, usize)) -> Array2<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    Array2::random_using(shape, Uniform::new(0.0, 1.0).unwrap(), &mut rng)
-}
 
 /// Every layer of the model with parameters (and the pools), forward and backward (the weight
 /// gradient and, but for the first layer, the input gradient through a ReLU).
@@ -81,29 +76,9 @@ fn training_step(c: &mut Criterion) {
     group.finish();
 }
 
-/// Times `routine` on a thread of the rayon pool, as the binary runs training.
-fn in_pool(b: &mut Bencher, mut routine: impl FnMut() + Send) {
-    b.iter_custom(|iters| {
-        rayon::scope(|_| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                routine();
-            }
-            start.elapsed()
-        })
-    })
-}
-
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(10)
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config(3, 10);
     targets = layers, training_step
 }
 criterion_main!(benches);

@@ -4,7 +4,10 @@
 //!
 //! `cargo bench` runs everything; `cargo bench -- sgemm` only the matrix products.
 
-use criterion::{Bencher, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+mod common;
+
+use common::{in_pool, random};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use dae::engine::adam::Adam;
 use dae::engine::dense::Dense;
 use dae::engine::gemm::{matmul, matmul_naive, par_matmul};
@@ -13,21 +16,13 @@ use dae::engine::model::{Model, Workspace};
 use dae::train::profile::Profile;
 use dae::train::train_step;
 use ndarray::Array2;
-use ndarray_rand::RandomExt;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::Uniform;
 use std::hint::black_box;
-use std::time::{Duration, Instant};
 
 const BATCH: usize = 256;
 /// The reference model's layers, (inputs, outputs).
 const LAYERS: [(usize, usize); 6] = [(784, 128), (128, 64), (64, 32), (32, 64), (64, 128), (128, 784)];
-
-fn random(shape: (usize, usize)) -> Array2<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    Array2::random_using(shape, Uniform::new(0.0, 1.0).unwrap(), &mut rng)
-}
 
 /// One thread's sgemm rate on every product of a training step: per layer `I → O`, the forward
 /// `X·Wᵀ` (B×I·I×O), the weight gradient `δᵀ·X` (O×B·B×I) and the input gradient `δ·W` (B×O·O×I).
@@ -125,27 +120,9 @@ fn training_step(c: &mut Criterion) {
     group.finish();
 }
 
-/// Times `routine` with the timing loop on a thread of the rayon pool, as the binary runs
-/// training: a parallel loop started from outside the pool costs about 20 µs more to start.
-fn in_pool(b: &mut Bencher, mut routine: impl FnMut() + Send) {
-    b.iter_custom(|iters| {
-        rayon::scope(|_| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                routine();
-            }
-            start.elapsed()
-        })
-    })
-}
-
-fn config() -> Criterion {
-    Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2))
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config(2, 100);
     targets = sgemm_shapes, naive_vs_sgemm, sgemm_parallel, dense_layer, training_step
 }
 criterion_main!(benches);

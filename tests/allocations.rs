@@ -40,44 +40,38 @@ static GLOBAL: Counting = Counting;
 /// The counters are global: the tests take turns.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-#[test]
-fn an_epoch_after_the_first_allocates_only_the_kernels_packing_buffers() {
+/// Trains `config` on `data` for an epoch on two threads, then counts the allocations of a
+/// second epoch: (ours, the kernel's packing buffers).
+fn second_epoch_allocations(config: Config, data: &dae::data::mnist::Mnist) -> (usize, usize) {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let data = common::bars_dataset(640, 200);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
     pool.install(|| {
-        let config = Config { batch_size: 64, hidden: vec![32, 16, 8], ..Config::default() };
-        let mut trainer = Trainer::new(config, &data);
+        let mut trainer = Trainer::new(config, data);
         trainer.train_epoch(|_, _| {}).unwrap();
         let (ours, packing) = (OURS.load(Relaxed), PACKING.load(Relaxed));
         trainer.train_epoch(|_, _| {}).unwrap();
-        let ours = OURS.load(Relaxed) - ours;
-        let packing = PACKING.load(Relaxed) - packing;
-        println!("second epoch: {ours} allocations of ours, {packing} packing buffers");
-        assert_eq!(ours, 0, "allocations in the steady-state training loop");
-        // One buffer per kernel call. An epoch has 10 steps of 17 products (6 forward, 6 dW,
-        // 5 dX) and 4 validation batches of 6 (64, 64, 64 and 8 rows). Each product is split in
-        // two, one block per thread, unless it has fewer than two blocks of 16 rows: the dW of
-        // the three layers with 16 outputs or fewer, and the last validation batch.
-        assert_eq!(packing, 10 * (2 * 14 + 3) + 3 * 2 * 6 + 6);
-    });
+        (OURS.load(Relaxed) - ours, PACKING.load(Relaxed) - packing)
+    })
+}
+
+#[test]
+fn an_epoch_after_the_first_allocates_only_the_kernels_packing_buffers() {
+    let config = Config { batch_size: 64, hidden: vec![32, 16, 8], ..Config::default() };
+    let (ours, packing) = second_epoch_allocations(config, &common::bars_dataset(640, 200));
+    println!("second epoch: {ours} allocations of ours, {packing} packing buffers");
+    assert_eq!(ours, 0, "allocations in the steady-state training loop");
+    // One buffer per kernel call. An epoch has 10 steps of 17 products (6 forward, 6 dW,
+    // 5 dX) and 4 validation batches of 6 (64, 64, 64 and 8 rows). Each product is split in
+    // two, one block per thread, unless it has fewer than two blocks of 16 rows: the dW of
+    // the three layers with 16 outputs or fewer, and the last validation batch.
+    assert_eq!(packing, 10 * (2 * 14 + 3) + 3 * 2 * 6 + 6);
 }
 
 #[test]
 fn a_conv_epoch_after_the_first_allocates_only_the_kernels_packing_buffers() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let data = common::bars_dataset_of_side(300, 12, 100);
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-    pool.install(|| {
-        let config = Config { batch_size: 64, arch: Arch::Conv, ..Config::default() };
-        let mut trainer = Trainer::new(config, &data);
-        trainer.train_epoch(|_, _| {}).unwrap();
-        let (ours, packing) = (OURS.load(Relaxed), PACKING.load(Relaxed));
-        trainer.train_epoch(|_, _| {}).unwrap();
-        let ours = OURS.load(Relaxed) - ours;
-        let packing = PACKING.load(Relaxed) - packing;
-        println!("second conv epoch: {ours} allocations of ours, {packing} packing buffers");
-        assert_eq!(ours, 0, "allocations in the steady-state training loop");
-        assert!(packing > 0, "the lowered layers multiply through the kernel");
-    });
+    let config = Config { batch_size: 64, arch: Arch::Conv, ..Config::default() };
+    let (ours, packing) = second_epoch_allocations(config, &common::bars_dataset_of_side(300, 12, 100));
+    println!("second conv epoch: {ours} allocations of ours, {packing} packing buffers");
+    assert_eq!(ours, 0, "allocations in the steady-state training loop");
+    assert!(packing > 0, "the lowered layers multiply through the kernel");
 }

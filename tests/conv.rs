@@ -3,6 +3,9 @@
 //! autoencoder against an f64 reference written from the definitions. Errors are normwise, as in
 //! `tests/gradients.rs`; run with `-- --nocapture` to see each `maxdiff`.
 
+mod common;
+
+use common::{numeric_gradient, random, relative_error};
 use dae::engine::activation::Activation;
 use dae::engine::conv::Conv2d;
 use dae::engine::conv_transpose::ConvTranspose2d;
@@ -12,16 +15,9 @@ use dae::engine::lowering::{Image, Scratch};
 use dae::engine::model::{Model, Workspace};
 use dae::engine::pool::MaxPool2d;
 use ndarray::{Array1, Array2, ArrayView2};
-use ndarray_rand::RandomExt;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::Uniform;
-
-fn random(shape: (usize, usize), lo: f32, hi: f32, seed: u64) -> Array2<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    Array2::random_using(shape, Uniform::new(lo, hi).unwrap(), &mut rng)
-}
 
 fn max_diff(a: ArrayView2<f32>, b: ArrayView2<f32>) -> f32 {
     assert_eq!(a.dim(), b.dim());
@@ -107,32 +103,6 @@ fn max_pool_takes_the_largest_of_each_block_and_the_first_of_a_tie() {
     pool.backward_input(delta.view(), (Activation::Identity, x.view()), d_prev.view_mut());
     // The tie of three 7s goes to the first in reading order.
     assert_eq!(d_prev.as_slice().unwrap(), [0.0, 10.0, 20.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
-}
-
-/// `‖analytic − numeric‖∞ / ‖numeric‖∞`, printed with the name of what was checked.
-fn relative_error(name: &str, analytic: &[f32], numeric: &[f64]) -> f64 {
-    assert_eq!(analytic.len(), numeric.len());
-    let max_diff = analytic.iter().zip(numeric).map(|(&a, &n)| (f64::from(a) - n).abs()).fold(0.0, f64::max);
-    let scale = numeric.iter().map(|n| n.abs()).fold(0.0, f64::max);
-    assert!(scale > 1e-6, "{name}: the gradient is too small to check anything");
-    let err = max_diff / scale;
-    println!("{name}: maxdiff {max_diff:.3e}, max |grad| {scale:.3e}, relative {err:.3e}");
-    err
-}
-
-/// Central differences of `loss` for every entry of `theta`.
-fn numeric_gradient(theta: &mut [f32], h: f32, mut loss: impl FnMut(&[f32]) -> f64) -> Vec<f64> {
-    (0..theta.len())
-        .map(|i| {
-            let orig = theta[i];
-            theta[i] = orig + h;
-            let plus = loss(theta);
-            theta[i] = orig - h;
-            let minus = loss(theta);
-            theta[i] = orig;
-            (plus - minus) / (2.0 * f64::from(h))
-        })
-        .collect()
 }
 
 /// `Σ c ⊙ y`, a linear probe whose gradient with respect to `y` is `c`.

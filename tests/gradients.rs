@@ -4,48 +4,18 @@
 //! network against an f64 reference forward (bar 1e-4). Each check prints its `maxdiff`, so a
 //! reader sees how far inside the bar it is (`cargo test --test gradients -- --nocapture`).
 
+mod common;
+
+use common::{numeric_gradient, random, relative_error};
 use dae::engine::activation::Activation;
 use dae::engine::dense::Dense;
 use dae::engine::loss::Loss;
 use dae::engine::model::{Model, Workspace};
 use ndarray::{Array1, Array2, ArrayView2};
-use ndarray_rand::RandomExt;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::Uniform;
 
 const TOLERANCE: f64 = 1e-3;
-
-fn random(shape: (usize, usize), lo: f32, hi: f32, seed: u64) -> Array2<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    Array2::random_using(shape, Uniform::new(lo, hi).unwrap(), &mut rng)
-}
-
-/// `‖analytic − numeric‖∞ / ‖numeric‖∞`, printed with the name of what was checked.
-fn relative_error(name: &str, analytic: &[f32], numeric: &[f64]) -> f64 {
-    assert_eq!(analytic.len(), numeric.len());
-    let max_diff = analytic.iter().zip(numeric).map(|(&a, &n)| (f64::from(a) - n).abs()).fold(0.0, f64::max);
-    let scale = numeric.iter().map(|n| n.abs()).fold(0.0, f64::max);
-    assert!(scale > 1e-6, "{name}: the gradient is too small to check anything");
-    let err = max_diff / scale;
-    println!("{name}: maxdiff {max_diff:.3e}, max |grad| {scale:.3e}, relative {err:.3e}");
-    err
-}
-
-/// Central differences `(f(θ + h) − f(θ − h)) / 2h` of `loss` for every entry of `theta`.
-fn numeric_gradient(theta: &mut [f32], h: f32, mut loss: impl FnMut(&[f32]) -> f64) -> Vec<f64> {
-    (0..theta.len())
-        .map(|i| {
-            let orig = theta[i];
-            theta[i] = orig + h;
-            let plus = loss(theta);
-            theta[i] = orig - h;
-            let minus = loss(theta);
-            theta[i] = orig;
-            (plus - minus) / (2.0 * f64::from(h))
-        })
-        .collect()
-}
 
 /// `Σ c ⊙ z`, a linear probe: its gradient with respect to `z` is exactly `c`.
 fn probe(c: &Array2<f32>, z: ArrayView2<f32>) -> f64 {

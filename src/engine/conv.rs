@@ -87,37 +87,21 @@ impl Conv2d {
     pub fn forward(
         &self,
         x: ArrayView2<f32>,
-        mut out: ArrayViewMut2<f32>,
+        out: ArrayViewMut2<f32>,
         activation: Option<Activation>,
         buffers: &Buffers,
     ) {
-        let (windows, (group, lowered_len)) = (self.windows(), self.group());
-        let outputs = self.w.nrows();
+        let (windows, outputs) = (self.windows(), self.w.nrows());
         let b = self.b.as_slice().expect("contiguous");
-        if self.by_taps() {
-            (x.axis_chunks_iter(Axis(0), group), out.axis_chunks_iter_mut(Axis(0), group))
-                .into_par_iter()
-                .for_each(|(x, mut out)| {
-                    buffers.with_buffer(|buffer| {
-                        self.forward_by_taps(x, out.view_mut(), &mut buffer[..lowered_len])
-                    });
-                    let pixels = out.len() / outputs;
-                    let y = as_matrix_mut(out.as_slice_mut().expect("contiguous"), (pixels, outputs));
-                    add_bias_and_activate(y, b, activation);
-                });
-            return;
-        }
-        (x.axis_chunks_iter(Axis(0), group), out.axis_chunks_iter_mut(Axis(0), group))
-            .into_par_iter()
-            .for_each(|(x, mut out)| {
-                buffers.with_buffer(|buffer| {
-                    let lowered = lower_images(&windows, x, &mut buffer[..lowered_len]);
-                    let pixels = out.len() / outputs;
-                    let mut y = as_matrix_mut(out.as_slice_mut().expect("contiguous"), (pixels, outputs));
-                    matmul(lowered.slice_axis(Axis(0), (0..pixels).into()), self.w.t(), y.view_mut());
-                    add_bias_and_activate(y, b, activation);
-                })
-            });
+        forward_by_group(self.group(), x, out, b, activation, buffers, |x, mut out, buffer| {
+            if self.by_taps() {
+                return self.forward_by_taps(x, out, buffer);
+            }
+            let lowered = lower_images(&windows, x, buffer);
+            let pixels = out.len() / outputs;
+            let y = as_matrix_mut(out.as_slice_mut().expect("contiguous"), (pixels, outputs));
+            matmul(lowered.slice_axis(Axis(0), (0..pixels).into()), self.w.t(), y);
+        });
     }
 
     /// Backward: `dW = δᵀ·lower(X)`, `db = Σ_pixels δ`, and, given the previous layer's
@@ -207,6 +191,34 @@ impl Conv2d {
         }
         y
     }
+}
+
+/// Runs `product(x, out, buffer)` on every group of `group` images in parallel, with its
+/// thread's buffer (its first `lowered` numbers), then adds the biases `b` to the group's output
+/// rows and applies the activation while they are still in cache.
+pub(crate) fn forward_by_group<F>(
+    (group, lowered): (usize, usize),
+    x: ArrayView2<f32>,
+    mut out: ArrayViewMut2<f32>,
+    b: &[f32],
+    activation: Option<Activation>,
+    buffers: &Buffers,
+    product: F,
+) where
+    F: Fn(ArrayView2<f32>, ArrayViewMut2<f32>, &mut [f32]) + Sync,
+{
+    let outputs = b.len();
+    (x.axis_chunks_iter(Axis(0), group), out.axis_chunks_iter_mut(Axis(0), group)).into_par_iter().for_each(
+        |(x, mut out)| {
+            buffers.with_buffer(|buffer| product(x, out.view_mut(), &mut buffer[..lowered]));
+            let pixels = out.len() / outputs;
+            add_bias_and_activate(
+                as_matrix_mut(out.as_slice_mut().expect("contiguous"), (pixels, outputs)),
+                b,
+                activation,
+            );
+        },
+    );
 }
 
 /// Runs `each(x, δ, partial, prev, buffer)` on every group of `group` images in parallel, each
@@ -356,7 +368,7 @@ pub(crate) fn raise_images(windows: &Windows, lowered: ArrayView2<f32>, mut imag
 }
 
 /// `y += b` on every row of `y` `(P, O)`, then the activation.
-pub(crate) fn add_bias_and_activate(mut y: ArrayViewMut2<f32>, b: &[f32], activation: Option<Activation>) {
+fn add_bias_and_activate(mut y: ArrayViewMut2<f32>, b: &[f32], activation: Option<Activation>) {
     for mut row in y.rows_mut() {
         let row = row.as_slice_mut().expect("contiguous rows");
         row.iter_mut().zip(b).for_each(|(v, b)| *v += b);

@@ -15,11 +15,10 @@ use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
 use ndarray_rand::RandomExt;
 use rand::Rng;
 use rand_distr::Uniform;
-use rayon::prelude::*;
 
 use crate::engine::activation::Activation;
 use crate::engine::conv::{
-    PrevGroup, add_bias_and_activate, as_matrix, as_matrix_mut, backward_by_group, column_sums, itertools3,
+    PrevGroup, as_matrix, as_matrix_mut, backward_by_group, column_sums, forward_by_group, itertools3,
     lower_images, raise_images,
 };
 use crate::engine::gemm::matmul;
@@ -93,26 +92,18 @@ impl ConvTranspose2d {
     pub fn forward(
         &self,
         x: ArrayView2<f32>,
-        mut out: ArrayViewMut2<f32>,
+        out: ArrayViewMut2<f32>,
         activation: Option<Activation>,
         buffers: &Buffers,
     ) {
-        let (windows, (group, lowered_len)) = (self.windows(), self.group());
-        let (channels, outputs) = (self.input.channels, self.b.len());
+        let (windows, channels) = (self.windows(), self.input.channels);
         let b = self.b.as_slice().expect("contiguous");
-        (x.axis_chunks_iter(Axis(0), group), out.axis_chunks_iter_mut(Axis(0), group))
-            .into_par_iter()
-            .for_each(|(x, mut out)| {
-                buffers.with_buffer(|buffer| {
-                    let pixels = x.len() / channels;
-                    let mut patches = as_matrix_mut(&mut buffer[..lowered_len], (pixels, self.w.ncols()));
-                    matmul(as_matrix(&x, (pixels, channels)), self.w.view(), patches.view_mut());
-                    raise_images(&windows, patches.view(), out.view_mut());
-                    let out_pixels = out.len() / outputs;
-                    let y = as_matrix_mut(out.as_slice_mut().expect("contiguous"), (out_pixels, outputs));
-                    add_bias_and_activate(y, b, activation);
-                })
-            });
+        forward_by_group(self.group(), x, out, b, activation, buffers, |x, out, buffer| {
+            let pixels = x.len() / channels;
+            let mut patches = as_matrix_mut(buffer, (pixels, self.w.ncols()));
+            matmul(as_matrix(&x, (pixels, channels)), self.w.view(), patches.view_mut());
+            raise_images(&windows, patches.view(), out);
+        });
     }
 
     /// Backward: `dW = Xᵀ·lower(δ)`, `db = Σ_pixels δ`, and, given the previous layer's

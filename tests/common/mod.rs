@@ -1,10 +1,14 @@
-//! Small generated data sets, so that tests need neither the network nor real MNIST.
+//! Small generated data sets, so that tests need neither the network nor real MNIST, and the
+//! gradient checks' tools: random inputs, central differences, normwise errors.
 
 #![allow(dead_code)] // each test binary uses its own part of this module
 
 use dae::data::mnist::{Images, Mnist, Split};
+use ndarray::Array2;
+use ndarray_rand::RandomExt;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rand_distr::Uniform;
 
 /// `count` images of `side × side` pixels: each a bright horizontal or vertical bar at a random
 /// place on a faint random background, labelled 0 (horizontal) or 1 (vertical).
@@ -63,4 +67,36 @@ pub fn write_dataset(dir: &std::path::Path, data: &Mnist) {
         std::fs::write(dir.join(images), idx_gz(&dims, &i.pixels)).unwrap();
         std::fs::write(dir.join(labels), idx_gz(&[split.labels.len() as u32], &split.labels)).unwrap();
     }
+}
+
+/// Uniform random entries in `[lo, hi)` of the given shape, from `seed`.
+pub fn random(shape: (usize, usize), lo: f32, hi: f32, seed: u64) -> Array2<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    Array2::random_using(shape, Uniform::new(lo, hi).unwrap(), &mut rng)
+}
+
+/// `‖analytic − numeric‖∞ / ‖numeric‖∞`, printed with the name of what was checked.
+pub fn relative_error(name: &str, analytic: &[f32], numeric: &[f64]) -> f64 {
+    assert_eq!(analytic.len(), numeric.len());
+    let max_diff = analytic.iter().zip(numeric).map(|(&a, &n)| (f64::from(a) - n).abs()).fold(0.0, f64::max);
+    let scale = numeric.iter().map(|n| n.abs()).fold(0.0, f64::max);
+    assert!(scale > 1e-6, "{name}: the gradient is too small to check anything");
+    let err = max_diff / scale;
+    println!("{name}: maxdiff {max_diff:.3e}, max |grad| {scale:.3e}, relative {err:.3e}");
+    err
+}
+
+/// Central differences `(f(θ + h) − f(θ − h)) / 2h` of `loss` for every entry of `theta`.
+pub fn numeric_gradient(theta: &mut [f32], h: f32, mut loss: impl FnMut(&[f32]) -> f64) -> Vec<f64> {
+    (0..theta.len())
+        .map(|i| {
+            let orig = theta[i];
+            theta[i] = orig + h;
+            let plus = loss(theta);
+            theta[i] = orig - h;
+            let minus = loss(theta);
+            theta[i] = orig;
+            (plus - minus) / (2.0 * f64::from(h))
+        })
+        .collect()
 }
