@@ -9,15 +9,10 @@ mod common;
 use common::{in_pool, random};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use dae::engine::activation::Activation;
-use dae::engine::adam::Adam;
-use dae::engine::loss::Loss;
 use dae::engine::model::{Model, Workspace};
-use dae::train::profile::Profile;
-use dae::train::train_step;
 use ndarray::Array2;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use std::hint::black_box;
 
 const BATCH: usize = 256;
 
@@ -50,30 +45,13 @@ fn layers(c: &mut Criterion) {
     }
 }
 
-/// A whole training step of the convolutional model on a batch of 256: forward, BCE, backward,
-/// Adam.
+/// A whole training step of the convolutional model on a batch of 256.
 fn training_step(c: &mut Criterion) {
-    let mut model = Model::conv_autoencoder(28, 28, &mut ChaCha8Rng::seed_from_u64(2));
-    let mut adam = Adam::new(1e-3, model.param_sizes());
-    let mut ws = Workspace::new(&model, BATCH);
-    let mut profile = Profile::default();
-    let (input, target) = (random((BATCH, 784)), random((BATCH, 784)));
-    let mut group = c.benchmark_group("conv_train_step");
-    group.throughput(Throughput::Elements(BATCH as u64));
-    group.bench_function(format!("batch256_{}threads", rayon::current_num_threads()), |b| {
-        in_pool(b, || {
-            black_box(train_step(
-                &mut model,
-                &mut adam,
-                Loss::Bce,
-                input.view(),
-                target.view(),
-                &mut ws,
-                &mut profile,
-            ));
-        })
-    });
-    group.finish();
+    common::bench_training_step(
+        c,
+        "conv_train_step",
+        Model::conv_autoencoder(28, 28, &mut ChaCha8Rng::seed_from_u64(2)),
+    );
 }
 
 criterion_group! {

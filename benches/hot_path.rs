@@ -8,17 +8,12 @@ mod common;
 
 use common::{in_pool, random};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use dae::engine::adam::Adam;
 use dae::engine::dense::Dense;
 use dae::engine::gemm::{matmul, matmul_naive, par_matmul};
-use dae::engine::loss::Loss;
-use dae::engine::model::{Model, Workspace};
-use dae::train::profile::Profile;
-use dae::train::train_step;
+use dae::engine::model::Model;
 use ndarray::Array2;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use std::hint::black_box;
 
 const BATCH: usize = 256;
 /// The reference model's layers, (inputs, outputs).
@@ -96,28 +91,11 @@ fn dense_layer(c: &mut Criterion) {
 /// A whole training step of the reference model on a batch of 256: forward, BCE, backward,
 /// Adam. The rate is in images per second; one epoch is 60,000 images.
 fn training_step(c: &mut Criterion) {
-    let mut rng = ChaCha8Rng::seed_from_u64(2);
-    let mut model = Model::autoencoder(784, &[128, 64, 32], &mut rng);
-    let mut adam = Adam::new(1e-3, model.param_sizes());
-    let mut ws = Workspace::new(&model, BATCH);
-    let mut profile = Profile::default();
-    let (input, target) = (random((BATCH, 784)), random((BATCH, 784)));
-    let mut group = c.benchmark_group("train_step");
-    group.throughput(Throughput::Elements(BATCH as u64));
-    group.bench_function(format!("batch256_{}threads", rayon::current_num_threads()), |b| {
-        in_pool(b, || {
-            black_box(train_step(
-                &mut model,
-                &mut adam,
-                Loss::Bce,
-                input.view(),
-                target.view(),
-                &mut ws,
-                &mut profile,
-            ));
-        })
-    });
-    group.finish();
+    common::bench_training_step(
+        c,
+        "train_step",
+        Model::autoencoder(784, &[128, 64, 32], &mut ChaCha8Rng::seed_from_u64(2)),
+    );
 }
 
 criterion_group! {
