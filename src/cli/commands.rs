@@ -125,7 +125,16 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
     if plan.profile {
         let (m, k, n) = profile::typical_product(&trainer.model, trainer.batch_rows());
         let sgemm = profile::sgemm_gflops(m, k, n, 0.5);
-        println!("{}", trainer.profile.report(&trainer.model, sgemm));
+        let mut seconds: Vec<f64> = metrics.history.iter().map(|e| e.seconds).collect();
+        seconds.sort_by(f64::total_cmp);
+        let median = if seconds.is_empty() {
+            0.0
+        } else {
+            (seconds[(seconds.len() - 1) / 2] + seconds[seconds.len() / 2]) / 2.0
+        };
+        let (train, test) = (data.train.images.count, data.test.images.count);
+        let floor = profile::Floor::of(&trainer.model, train, test, median);
+        println!("{}", trainer.profile.report(&trainer.model, sgemm).with_floor(floor));
     }
     Ok(())
 }

@@ -65,7 +65,37 @@ impl Profile {
     /// A table of the phases, with the forward and backward passes' achieved GFLOP/s for
     /// `model`, set against `sgemm_gflops`, the kernel's rate on the same threads.
     pub fn report(&self, model: &Model, sgemm_gflops: f64) -> Report<'_> {
-        Report { profile: self, flops_per_image: training_flops_per_image(model), sgemm_gflops }
+        let flops_per_image = training_flops_per_image(model);
+        Report { profile: self, flops_per_image, sgemm_gflops, floor: None }
+    }
+}
+
+/// An epoch's matrix products and the time they need at the kernel's rate: the floor no
+/// epoch can go below without a faster kernel or fewer FLOPs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Floor {
+    /// FLOP of the training steps' products.
+    pub training: f64,
+    /// FLOP of validation's forward products.
+    pub validation: f64,
+    /// The run's median epoch, seconds.
+    pub median_epoch: f64,
+}
+
+impl Floor {
+    /// The floor of an epoch of `model` over `train` training and `test` validation images,
+    /// beside a median epoch of `median_epoch` seconds.
+    pub fn of(model: &Model, train: usize, test: usize, median_epoch: f64) -> Floor {
+        let forward: usize = model.layers.iter().map(|l| l.flops().0).sum();
+        let training = training_flops_per_image(model) * train as f64;
+        Floor { training, validation: (forward * test) as f64, median_epoch }
+    }
+}
+
+impl<'a> Report<'a> {
+    /// The report with the epoch's floor beside it.
+    pub fn with_floor(self, floor: Floor) -> Report<'a> {
+        Report { floor: Some(floor), ..self }
     }
 }
 
@@ -97,6 +127,7 @@ pub struct Report<'a> {
     profile: &'a Profile,
     flops_per_image: f64,
     sgemm_gflops: f64,
+    floor: Option<Floor>,
 }
 
 impl fmt::Display for Report<'_> {
@@ -118,6 +149,20 @@ impl fmt::Display for Report<'_> {
             100.0 * gflops / self.sgemm_gflops,
             self.sgemm_gflops,
         )?;
+        if let Some(floor) = self.floor {
+            let total = floor.training + floor.validation;
+            let seconds = total / (self.sgemm_gflops * 1e9);
+            write!(
+                f,
+                "\nan epoch's products: {:.1} GFLOP ({:.1} training, {:.1} validation); at sgemm's rate \
+                 they need {seconds:.3} s, and the median epoch, {:.3} s, is {:.2}× that floor",
+                total / 1e9,
+                floor.training / 1e9,
+                floor.validation / 1e9,
+                floor.median_epoch,
+                floor.median_epoch / seconds,
+            )?;
+        }
         if gflops > self.sgemm_gflops {
             // The kernel cannot run faster inside training than alone: the machine was busier
             // while it was measured.
