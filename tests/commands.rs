@@ -366,6 +366,15 @@ fn the_conv_model_trains_resumes_and_serves_every_command() {
         checkpoint::load(&model).unwrap()
     );
     assert_eq!(losses(&straight), losses(&resumed));
+    for file in ["metrics.json", "state.safetensors", "reconstructions.png", "loss.svg"] {
+        assert!(straight.join(file).is_file(), "{file}");
+    }
+    // Every noise and loss, and fresh noise, train the convolutional model too.
+    let other = dir.path().join("other");
+    let flags =
+        ["--noise", "masking:0.3", "--loss", "mse", "--fresh-noise", "--epochs", "1", "--out", s(&other)];
+    ok(&[&["--arch", "conv", "--data", d, "--batch-size", "32"][..], &flags].concat());
+    assert_eq!(losses(&other).len(), 1);
 
     let table = ok(&["eval", "--model", s(&model), "--data", d]);
     assert!(table.contains("(288 numbers)"), "{table}");
