@@ -1,6 +1,8 @@
 //! The convolution layer: `k × k` kernels, stride 1, zero "same" padding, with its hand-written
 //! backward pass. Computed by lowering ([`crate::engine::lowering`]): a group of images is copied
-//! window by window into a matrix, and the convolution is one matrix product with the kernel.
+//! window by window into a matrix, and the convolution is one matrix product with the kernel. A
+//! layer with fewer than 8 outputs works tap by tap instead ([`Conv2d::by_taps`]). The
+//! definition by loops, [`Conv2d::forward_naive`], is the reference the tests hold both to.
 //!
 //! Shapes: `B` images of `H × W` pixels, `C` input and `O` output channels, stored channels last:
 //! the input `(B, H·W·C)`, the output `(B, H·W·O)`. The kernel is kept `(O, k·k·C)` with taps in
@@ -169,9 +171,9 @@ impl Conv2d {
         let (p, outputs) = ((k / 2) as isize, self.w.nrows());
         let mut y = Array2::zeros((x.nrows(), height * width * outputs));
         for (image, mut out) in x.rows().into_iter().zip(y.rows_mut()) {
-            for (oy, ox, o) in itertools3(height, width, outputs) {
+            for (oy, ox, o) in indices3(height, width, outputs) {
                 let mut sum = self.b[o];
-                for (ky, kx, c) in itertools3(k, k, channels) {
+                for (ky, kx, c) in indices3(k, k, channels) {
                     let (iy, ix) = (oy as isize + ky as isize - p, ox as isize + kx as isize - p);
                     if (0..height as isize).contains(&iy) && (0..width as isize).contains(&ix) {
                         let at = (iy as usize * width + ix as usize) * channels + c;
@@ -351,7 +353,7 @@ fn dot_into(lanes: &mut [f32; LANES], a: &[f32], b: &[f32]) {
 }
 
 /// Every `(i, j, l)` with `i < a`, `j < b`, `l < c`, in row-major order.
-pub(crate) fn itertools3(a: usize, b: usize, c: usize) -> impl Iterator<Item = (usize, usize, usize)> {
+pub(crate) fn indices3(a: usize, b: usize, c: usize) -> impl Iterator<Item = (usize, usize, usize)> {
     (0..a).flat_map(move |i| (0..b).flat_map(move |j| (0..c).map(move |l| (i, j, l))))
 }
 

@@ -18,7 +18,7 @@ use rand_distr::Uniform;
 
 use crate::engine::activation::Activation;
 use crate::engine::conv::{
-    PrevGroup, as_matrix, as_matrix_mut, backward_by_group, column_sums, forward_by_group, itertools3,
+    PrevGroup, as_matrix, as_matrix_mut, backward_by_group, column_sums, forward_by_group, indices3,
     lower_images, raise_images,
 };
 use crate::engine::gemm::matmul;
@@ -134,11 +134,11 @@ impl ConvTranspose2d {
         let p = (k / 2) as isize;
         let mut y = Array2::zeros((x.nrows(), output.len()));
         for (image, mut out) in x.rows().into_iter().zip(y.rows_mut()) {
-            for (pixel, o) in itertools3(output.pixels(), 1, output.channels).map(|(p, _, o)| (p, o)) {
+            for (pixel, o) in indices3(output.pixels(), 1, output.channels).map(|(p, _, o)| (p, o)) {
                 out[pixel * output.channels + o] = self.b[o];
             }
-            for (iy, ix, c) in itertools3(input.height, input.width, input.channels) {
-                for (ky, kx, o) in itertools3(k, k, output.channels) {
+            for (iy, ix, c) in indices3(input.height, input.width, input.channels) {
+                for (ky, kx, o) in indices3(k, k, output.channels) {
                     let oy = (s * iy) as isize - p + ky as isize;
                     let ox = (s * ix) as isize - p + kx as isize;
                     if (0..output.height as isize).contains(&oy) && (0..output.width as isize).contains(&ox) {
