@@ -165,6 +165,32 @@ fn encode_refuses_to_write_over_its_inputs_or_a_device() {
     assert!(nested.is_file());
 }
 
+/// `eval --sweep`: a row per corruption, the input's PSNR falling as the corruption grows
+/// within each kind, every figure finite; it takes no --noise.
+#[test]
+fn eval_sweep_measures_every_corruption() {
+    let (dir, run) = trained("2", &[]);
+    let model = run.join("model.safetensors");
+    let table = ok(&["eval", "--model", s(&model), "--data", s(dir.path()), "--sweep"]);
+    let rows: Vec<(String, f64, f64)> = table
+        .lines()
+        .skip(2)
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[0].to_string(), f[1].parse().unwrap(), f[3].parse().unwrap())
+        })
+        .collect();
+    assert_eq!(rows.len(), 10 + 9 + 9, "{table}");
+    assert!(rows.iter().all(|(_, a, b)| a.is_finite() && b.is_finite()), "{table}");
+    for kind in ["gaussian", "masking", "salt-pepper"] {
+        let inputs: Vec<f64> = rows.iter().filter(|r| r.0.starts_with(kind)).map(|r| r.1).collect();
+        assert!(inputs.windows(2).all(|w| w[1] < w[0]), "{kind}: {inputs:?}");
+    }
+    let out =
+        dae(&["eval", "--model", s(&model), "--data", s(dir.path()), "--sweep", "--noise", "masking:0.5"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
 #[test]
 fn encode_writes_a_label_and_a_code_per_test_image() {
     let (dir, run) = trained("2", &[]);

@@ -109,6 +109,10 @@ struct EvalArgs {
     /// Seed of the corruption (the training seed gives validation's exact corruption).
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Instead, how much noise the model takes: the PSNR of the corrupted input and of the
+    /// reconstruction for Gaussian σ 0.1 to 1.0, masking and salt-and-pepper 0.1 to 0.9.
+    #[arg(long, conflicts_with = "noise")]
+    sweep: bool,
 }
 
 #[derive(Debug, Args)]
@@ -240,6 +244,7 @@ fn run(cli: Cli, given: Vec<&'static str>, threads: usize) -> Result<(), Failure
             };
             commands::train(&plan)
         }
+        Command::Eval(e) if e.sweep => commands::sweep(&e.model, &e.data, e.seed),
         Command::Eval(e) => commands::eval(&e.model, &e.data, e.noise, e.seed),
         Command::Denoise(d) => commands::denoise(&d.model, &d.images, &d.out, d.noise, d.seed),
         Command::Encode(e) => commands::encode(&e.model, &e.data, &e.out),

@@ -290,6 +290,22 @@ pub fn eval(model: &Path, data: &Path, noise: Noise, seed: u64) -> Result<(), Fa
     Ok(())
 }
 
+/// Prints how much noise the model in `model` takes on the test set in `data`: a row per
+/// corruption of [`evaluate::sweep_noises`].
+pub fn sweep(model: &Path, data: &Path, seed: u64) -> Result<(), Failure> {
+    let data = Mnist::load(data)?;
+    let net = checkpoint::load(model)?;
+    check_fits(&net, &data, model)?;
+    let images = plural(data.test.images.count, "test image");
+    println!("PSNR against the clean image, mean over {images} (corruption seed {seed})");
+    println!("{:<16} {:>11} {:>15}", "corruption", "input", "reconstruction");
+    for row in evaluate::sweep(&net, &data, seed) {
+        let noise = row.noise.to_string();
+        println!("{noise:<16} {:>8.2} dB {:>12.2} dB", row.noisy, row.reconstructed);
+    }
+    Ok(())
+}
+
 fn table(e: &Evaluation, model: &Model, data: &Mnist, noise: Noise) -> String {
     let count = data.test.images.count;
     let row = |name: &str, q: &crate::eval::quality::Quality| {
