@@ -3,8 +3,10 @@
 //! files, data sets or the command line.
 //!
 //! Read it bottom up: [`gemm`] multiplies (with [`fastmath`] for the elementwise functions),
-//! [`dense`] is a layer built on it, [`activation`] follows each layer, [`model`] chains them,
-//! [`loss`] scores the output and [`adam`] takes the step.
+//! [`dense`] is a layer built on it; [`lowering`] turns a convolution into products for
+//! [`conv`] and [`conv_transpose`], and [`pool`] needs none; [`layer`] puts the four behind one
+//! interface, [`activation`] follows each layer, [`model`] chains them, [`loss`] scores the
+//! output and [`adam`] takes the step.
 
 pub mod activation;
 pub mod adam;
