@@ -10,9 +10,8 @@ use dae::engine::activation::Activation;
 use dae::engine::conv::Conv2d;
 use dae::engine::conv_transpose::ConvTranspose2d;
 use dae::engine::layer::Layer;
-use dae::engine::loss::Loss;
 use dae::engine::lowering::{Image, Scratch};
-use dae::engine::model::{Model, Workspace};
+use dae::engine::model::Model;
 use dae::engine::pool::MaxPool2d;
 use ndarray::{Array1, Array2, ArrayView2};
 use rand::SeedableRng;
@@ -289,23 +288,5 @@ fn whole_conv_network_gradients() {
     let (batch, d) = (3, 64);
     let x = random((batch, d), 0.0, 1.0, 40);
     let y = random((batch, d), 0.0, 1.0, 41);
-    let mut model = small_conv_autoencoder();
-    let mut ws = Workspace::new(&model, batch);
-    model.forward(x.view(), &mut ws);
-    let loss = model.loss_and_delta(Loss::Bce, y.view(), &mut ws) / (batch * d) as f64;
-    let reference = reference_loss_f64(&model, &x, &y);
-    assert!((loss - reference).abs() < 1e-6, "forward: {loss} vs f64 reference {reference}");
-    model.backward(x.view(), &mut ws);
-    let analytic: Vec<Vec<f32>> = model.params_and_grads().map(|(_, g)| g.to_vec()).collect();
-    assert_eq!(analytic.len(), 10);
-    for (t, grad) in analytic.iter().enumerate() {
-        let mut probe_model = model.clone();
-        let mut theta = probe_model.params_and_grads().nth(t).unwrap().0.to_vec();
-        let numeric = numeric_gradient(&mut theta, 1e-3, |theta| {
-            probe_model.params_and_grads().nth(t).unwrap().0.copy_from_slice(theta);
-            reference_loss_f64(&probe_model, &x, &y)
-        });
-        let name = format!("tensor {t} ({})", if t % 2 == 0 { "weight" } else { "bias" });
-        assert!(relative_error(&name, grad, &numeric) < 1e-4, "{name}");
-    }
+    assert_eq!(common::check_whole_model(small_conv_autoencoder(), &x, &y, reference_loss_f64), 10);
 }

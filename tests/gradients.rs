@@ -10,7 +10,7 @@ use common::{numeric_gradient, random, relative_error};
 use dae::engine::activation::Activation;
 use dae::engine::dense::Dense;
 use dae::engine::loss::Loss;
-use dae::engine::model::{Model, Workspace};
+use dae::engine::model::Model;
 use ndarray::{Array1, Array2, ArrayView2};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -161,22 +161,5 @@ fn whole_network_gradients() {
         let layer = layer.as_dense_mut().unwrap();
         layer.b = Array1::from_iter(random((1, layer.b.len()), -0.3, 0.3, 33 + l as u64));
     }
-    let mut ws = Workspace::new(&model, batch);
-    model.forward(x.view(), &mut ws);
-    let loss = model.loss_and_delta(Loss::Bce, y.view(), &mut ws) / (batch * d) as f64;
-    let reference = reference_loss_f64(&model, &x, &y);
-    assert!((loss - reference).abs() < 1e-6, "forward: {loss} vs f64 reference {reference}");
-    model.backward(x.view(), &mut ws);
-    let analytic: Vec<Vec<f32>> = model.params_and_grads().map(|(_, g)| g.to_vec()).collect();
-
-    for (t, grad) in analytic.iter().enumerate() {
-        let mut probe_model = model.clone();
-        let mut theta = probe_model.params_and_grads().nth(t).unwrap().0.to_vec();
-        let numeric = numeric_gradient(&mut theta, 1e-3, |theta| {
-            probe_model.params_and_grads().nth(t).unwrap().0.copy_from_slice(theta);
-            reference_loss_f64(&probe_model, &x, &y)
-        });
-        let name = format!("layers.{}.{}", t / 2, if t % 2 == 0 { "weight" } else { "bias" });
-        assert!(relative_error(&name, grad, &numeric) < 1e-4, "{name}");
-    }
+    assert_eq!(common::check_whole_model(model, &x, &y, reference_loss_f64), 12);
 }

@@ -100,3 +100,34 @@ pub fn numeric_gradient(theta: &mut [f32], h: f32, mut loss: impl FnMut(&[f32]) 
         })
         .collect()
 }
+
+/// Checks every parameter of `model` through the mean BCE the trainer minimises on `x` against
+/// `y`: the engine's forward against `reference` (an f64 re-implementation), then each gradient
+/// against central differences of `reference`, normwise within 1e-4. Returns the tensors checked.
+pub fn check_whole_model(
+    mut model: dae::engine::model::Model,
+    x: &Array2<f32>,
+    y: &Array2<f32>,
+    reference: impl Fn(&dae::engine::model::Model, &Array2<f32>, &Array2<f32>) -> f64,
+) -> usize {
+    use dae::engine::loss::Loss;
+    use dae::engine::model::Workspace;
+    let mut ws = Workspace::new(&model, x.nrows());
+    model.forward(x.view(), &mut ws);
+    let loss = model.loss_and_delta(Loss::Bce, y.view(), &mut ws) / y.len() as f64;
+    let expected = reference(&model, x, y);
+    assert!((loss - expected).abs() < 1e-6, "forward: {loss} vs f64 reference {expected}");
+    model.backward(x.view(), &mut ws);
+    let analytic: Vec<Vec<f32>> = model.params_and_grads().map(|(_, g)| g.to_vec()).collect();
+    for (t, grad) in analytic.iter().enumerate() {
+        let mut probe = model.clone();
+        let mut theta = probe.params_and_grads().nth(t).unwrap().0.to_vec();
+        let numeric = numeric_gradient(&mut theta, 1e-3, |theta| {
+            probe.params_and_grads().nth(t).unwrap().0.copy_from_slice(theta);
+            reference(&probe, x, y)
+        });
+        let name = format!("tensor {t} ({})", if t % 2 == 0 { "weight" } else { "bias" });
+        assert!(relative_error(&name, grad, &numeric) < 1e-4, "{name}");
+    }
+    analytic.len()
+}
