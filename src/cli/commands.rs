@@ -125,15 +125,8 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
     if plan.profile {
         let (m, k, n) = profile::typical_product(&trainer.model, trainer.batch_rows());
         let sgemm = profile::sgemm_gflops(m, k, n, 0.5);
-        let mut seconds: Vec<f64> = metrics.history.iter().map(|e| e.seconds).collect();
-        seconds.sort_by(f64::total_cmp);
-        let median = if seconds.is_empty() {
-            0.0
-        } else {
-            (seconds[(seconds.len() - 1) / 2] + seconds[seconds.len() / 2]) / 2.0
-        };
         let (train, test) = (data.train.images.count, data.test.images.count);
-        let floor = profile::Floor::of(&trainer.model, train, test, median);
+        let floor = profile::Floor::of(&trainer.model, train, test, &metrics.history);
         println!("{}", trainer.profile.report(&trainer.model, sgemm).with_floor(floor));
     }
     Ok(())
@@ -151,11 +144,7 @@ fn resume<'a>(dir: &Path, plan: &Training, data: &'a Mnist) -> Result<(Trainer<'
     check_fits(&model, data, dir)?;
     check_agrees(&metrics.config, &model, data).map_err(|m| anyhow!("{}: {m}", path.display()))?;
     let print = DataPrint::of(data, &plan.data);
-    if let Some(saved) = metrics
-        .data
-        .as_ref()
-        .filter(|saved| (saved.images, saved.size, saved.crc32) != (print.images, print.size, print.crc32))
-    {
+    if let Some(saved) = metrics.data.as_ref().filter(|saved| !saved.same_data(&print)) {
         let message = format!(
             "the run was trained on the data in {} ({}+{} images, CRC-32 {:08x}); --data {} holds other data ({}+{} images, CRC-32 {:08x})",
             saved.path,
@@ -213,10 +202,11 @@ fn check_given(plan: &Training, saved: &Config, dir: &Path) -> Result<(), Failur
 
 /// An error unless the model in a run's state is the one its settings describe.
 fn check_agrees(config: &Config, model: &Model, data: &Mnist) -> Result<(), String> {
-    let conv = model.layers.iter().any(|l| !matches!(l, Layer::Dense(_)));
     match config.arch {
-        Arch::Conv if !conv => Err("arch 'conv', but state.safetensors holds a dense model".to_string()),
-        Arch::Dense if conv => {
+        Arch::Conv if model.is_dense() => {
+            Err("arch 'conv', but state.safetensors holds a dense model".to_string())
+        }
+        Arch::Dense if !model.is_dense() => {
             Err("arch 'dense', but state.safetensors holds a convolutional model".to_string())
         }
         Arch::Dense => {

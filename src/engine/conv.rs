@@ -97,7 +97,7 @@ impl Conv2d {
         let b = self.b.as_slice().expect("contiguous");
         forward_by_group(self.group(), x, out, b, activation, buffers, |x, mut out, buffer| {
             if self.by_taps() {
-                return self.forward_by_taps(x, out, buffer);
+                return self.forward_by_taps(x, out);
             }
             let lowered = lower_images(&windows, x, buffer);
             let pixels = out.len() / outputs;
@@ -111,7 +111,10 @@ impl Conv2d {
     /// `δ_prev = raise(δ·W) ⊙ f′(a_prev)`.
     ///
     /// Shapes: `x` (B, H·W·C), `delta` (B, H·W·O) → `dw` (O, k·k·C), `db` (O,), `delta_prev`
-    /// (B, H·W·C). Each group's `dW` and `db` are summed in group order.
+    /// (B, H·W·C). Each group's `dW` and `db` are summed in group order. `lower(X)` is made
+    /// again, group by group, rather than kept from the forward pass: kept, it would be a 58 MB
+    /// array for the model's second layer at batch 256, read back from memory, where lowering
+    /// again reads the 6 MB input into a buffer that stays in cache (reasoned, not measured).
     pub fn backward(
         &mut self,
         x: ArrayView2<f32>,
@@ -142,9 +145,9 @@ impl Conv2d {
 
     /// The forward product of a group multiplied by taps, directly: for every pixel `p` and
     /// output `o`, `y[p, o] = Σ_tap Taps[(o, tap), ·] · x[p + tap, ·]` (no bias), a dot product
-    /// along the input channels kept in 16 partial sums. (A product `X·Tapsᵀ` here would pack
-    /// all of `X` for a result 9 wide.)
-    fn forward_by_taps(&self, x: ArrayView2<f32>, mut out: ArrayViewMut2<f32>, _buffer: &mut [f32]) {
+    /// along the input channels kept in [`LANES`] partial sums. (A product `X·Tapsᵀ` here would
+    /// pack all of `X` for a result 9 wide.)
+    fn forward_by_taps(&self, x: ArrayView2<f32>, mut out: ArrayViewMut2<f32>) {
         let (windows, c, outputs) = (self.windows(), self.input.channels, self.w.nrows());
         let (_, grid_w) = windows.grid();
         for (x, mut y) in x.rows().into_iter().zip(out.rows_mut()) {

@@ -94,6 +94,11 @@ impl Model {
         Model { layers, activations: vec![relu, none, relu, none, relu, relu, sigmoid] }
     }
 
+    /// Whether every layer is dense (the model of [`Model::autoencoder`]).
+    pub fn is_dense(&self) -> bool {
+        self.layers.iter().all(|l| matches!(l, Layer::Dense(_)))
+    }
+
     /// The widths from input to output, e.g. `[784, 128, 64, 32, 64, 128, 784]`.
     pub fn widths(&self) -> Vec<usize> {
         let mut widths = vec![self.layers[0].inputs()];

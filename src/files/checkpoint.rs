@@ -111,7 +111,7 @@ fn model_tensors(model: &Model, (rows, cols): (usize, usize)) -> (Vec<Named<'_>>
         ("widths".to_string(), widths.join(",")),
         ("image".to_string(), format!("{rows}x{cols}")),
     ]);
-    if model.layers.iter().any(|l| !matches!(l, Layer::Dense(_))) {
+    if !model.is_dense() {
         let kinds: Vec<&str> = model.layers.iter().map(Layer::kind).collect();
         metadata.insert("layers".to_string(), kinds.join(","));
     }

@@ -112,6 +112,11 @@ pub struct DataPrint {
 }
 
 impl DataPrint {
+    /// Whether `other` prints the same data, wherever it was read from.
+    pub fn same_data(&self, other: &DataPrint) -> bool {
+        (self.images, self.size, self.crc32) == (other.images, other.size, other.crc32)
+    }
+
     /// The print of `data`, read from `path`.
     pub fn of(data: &crate::data::mnist::Mnist, path: &Path) -> DataPrint {
         let mut crc = flate2::Crc::new();

@@ -9,6 +9,7 @@ use ndarray::Array2;
 use crate::engine::gemm::par_matmul;
 use crate::engine::layer::Layer;
 use crate::engine::model::Model;
+use crate::train::EpochStats;
 
 /// The phases of an epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,10 +85,16 @@ pub struct Floor {
 
 impl Floor {
     /// The floor of an epoch of `model` over `train` training and `test` validation images,
-    /// beside a median epoch of `median_epoch` seconds.
-    pub fn of(model: &Model, train: usize, test: usize, median_epoch: f64) -> Floor {
+    /// beside the median of the epochs in `history` (0 if there are none).
+    pub fn of(model: &Model, train: usize, test: usize, history: &[EpochStats]) -> Floor {
         let forward: usize = model.layers.iter().map(|l| l.flops().0).sum();
         let training = training_flops_per_image(model) * train as f64;
+        let mut seconds: Vec<f64> = history.iter().map(|e| e.seconds).collect();
+        seconds.sort_by(f64::total_cmp);
+        let median_epoch = match seconds.len() {
+            0 => 0.0,
+            n => (seconds[(n - 1) / 2] + seconds[n / 2]) / 2.0,
+        };
         Floor { training, validation: (forward * test) as f64, median_epoch }
     }
 }
