@@ -37,5 +37,5 @@ fn main() {
     let e = evaluate(&trainer.model, &data, config.noise, config.seed);
     println!("PSNR {:.2} dB noisy -> {:.2} dB reconstructed", e.noisy.psnr, e.reconstructed.psnr);
     println!("SSIM {:.3} noisy -> {:.3} reconstructed", e.noisy.ssim, e.reconstructed.ssim);
-    println!("5-NN accuracy on the 4-number codes {:.3}, on the 144 pixels {:.3}", e.knn_codes, e.knn_pixels);
+    println!("5-NN accuracy on the 4-number codes {:.3}, on the 144 pixels {:.3}", e.knn.codes, e.knn.pixels);
 }

@@ -9,8 +9,9 @@
 //!    fast `exp` and `ln`);
 //! 3. [`train`]: the training loop and its profile;
 //! 4. [`eval`]: what a trained model is worth;
-//! 5. [`files`]: model, state, metrics, images and plots on disk;
-//! 6. [`cli`]: the flags and the commands.
+//! 5. [`files`]: model, state, metrics, images and charts on disk;
+//! 6. [`report`]: the page that shows what a run's network learned;
+//! 7. [`cli`]: the flags and the commands.
 //!
 //! The derivations are in `docs/backprop.md`, the reasons for the speed in
 //! `docs/performance.md`.
@@ -22,4 +23,5 @@ pub mod data;
 pub mod engine;
 pub mod eval;
 pub mod files;
+pub mod report;
 pub mod train;

@@ -258,7 +258,8 @@ fn sigkill_mid_epoch_leaves_a_loadable_state_of_a_finished_epoch() {
     std::thread::sleep(Duration::from_millis(7));
     signal(&child, "KILL");
     child.wait().unwrap();
-    let (model, _, progress) = checkpoint::load_state(&out.join("state.safetensors"), 1e-3).unwrap();
+    let state = checkpoint::load_state(&out.join("state.safetensors"), 1e-3).unwrap();
+    let (model, progress) = (state.model, state.progress);
     assert_eq!(progress.step, 0, "saved at an epoch's end");
     // metrics.json showed two epochs; the state, written after it, has at least the first.
     assert!(progress.epoch >= 1);
@@ -519,7 +520,7 @@ fn ctrl_c_saves_and_resume_matches_an_uninterrupted_run() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted after ") && stderr.contains("--resume"), "{stderr}");
-    let (_, _, progress) = checkpoint::load_state(&interrupted.join("state.safetensors"), 1e-3).unwrap();
+    let progress = checkpoint::load_state(&interrupted.join("state.safetensors"), 1e-3).unwrap().progress;
     let epochs = (progress.epoch + 2).to_string();
 
     let (d, i) = (path_str(data.path()), path_str(&interrupted));
@@ -531,14 +532,16 @@ fn ctrl_c_saves_and_resume_matches_an_uninterrupted_run() {
 
     let load = |dir: &Path| checkpoint::load_state(&dir.join("state.safetensors"), 1e-3).unwrap();
     let (a, b) = (load(&interrupted), load(&straight));
-    assert_eq!(a.0, b.0, "weights");
-    assert_eq!((a.1.m, a.1.v, a.1.t), (b.1.m, b.1.v, b.1.t), "Adam's state");
+    assert_eq!(a.model, b.model, "weights");
+    assert_eq!((a.adam.m, a.adam.v, a.adam.t), (b.adam.m, b.adam.v, b.adam.t), "Adam's state");
+    assert_eq!(a.snapshots, b.snapshots, "the report's reconstructions");
     let (ma, mb) = (
         Metrics::read(&interrupted.join("metrics.json")).unwrap(),
         Metrics::read(&straight.join("metrics.json")).unwrap(),
     );
     let losses = |m: &Metrics| m.history.iter().map(|e| (e.train_loss, e.val_loss)).collect::<Vec<_>>();
     assert_eq!(losses(&ma), losses(&mb), "every epoch's losses");
+    assert_eq!(ma.dead_units, mb.dead_units, "every epoch's dead units");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The command line: the flags of each command, and how a run's end becomes an exit status.
 //!
 //! `dae [FLAGS]` trains (the reference experiment by default); `dae eval`, `dae denoise` and
-//! `dae encode` use a trained model. What each command does is in [`crate::cli::commands`].
+//! `dae encode` use a trained model; `dae report` writes a run's page again. What each command does is in [`crate::cli::commands`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,7 +19,7 @@ use crate::train::{Arch, Config};
 /// clip(x + 0.5·N(0,1), 0, 1), a 784→128→64→32→64→128→784 network (ReLU inside, sigmoid out),
 /// binary cross-entropy against the clean image, Adam, batch 256, 10 epochs, validation on the
 /// corrupted test set. Writes metrics.json, model.safetensors, state.safetensors,
-/// reconstructions.png and loss.svg into --out after every epoch.
+/// reconstructions.png, loss.svg and report.html into --out after every epoch.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about, args_conflicts_with_subcommands = true)]
 pub struct Cli {
@@ -45,6 +45,11 @@ enum Command {
     Denoise(DenoiseArgs),
     /// Write the label and bottleneck code of every test image to a CSV file.
     Encode(EncodeArgs),
+    /// Write DIR/report.html anew for a run: its settings and loss curves, test digits after
+    /// every epoch, first-layer features, codes, dead units and a noise sweep. Training writes
+    /// it too; this measures the sweep and the k-NN accuracy again and fills in a report that an
+    /// interrupted run left without them.
+    Report(ReportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -148,6 +153,16 @@ struct EncodeArgs {
     out: PathBuf,
 }
 
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// The folder of a run (training's --out).
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+    /// Folder with the data set the run was trained on.
+    #[arg(long, default_value = "data")]
+    data: PathBuf,
+}
+
 fn positive(s: &str) -> Result<f32, String> {
     match s.parse::<f32>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
@@ -248,5 +263,6 @@ fn run(cli: Cli, given: Vec<&'static str>, threads: usize) -> Result<(), Failure
         Command::Eval(e) => commands::eval(&e.model, &e.data, e.noise, e.seed),
         Command::Denoise(d) => commands::denoise(&d.model, &d.images, &d.out, d.noise, d.seed),
         Command::Encode(e) => commands::encode(&e.model, &e.data, &e.out),
+        Command::Report(r) => commands::report(&r.dir, &r.data),
     }
 }

@@ -7,19 +7,20 @@ use std::sync::atomic::Ordering;
 
 use anyhow::{Context, anyhow};
 use indicatif::{ProgressBar, ProgressStyle};
-use ndarray::{Array2, Axis};
+use ndarray::{Array2, ArrayView2, Axis};
 
 use crate::data::mnist::{self, Mnist};
-use crate::data::noise::{Noise, NoiseStream};
+use crate::data::noise::{Noise, NoiseStream, corrupt_set};
 use crate::data::rng::Purpose;
 use crate::engine::layer::Layer;
 use crate::engine::model::{Model, Workspace, autoencoder_widths};
 use crate::eval::evaluate::{self, Evaluation};
-use crate::files::checkpoint;
+use crate::files::checkpoint::{self, Snapshots, State};
 use crate::files::figure;
-use crate::files::output::{DataPrint, Metrics, RunLock};
+use crate::files::output::{DataPrint, DeadShares, Metrics, RunLock};
 use crate::files::plot;
 use crate::files::pngio;
+use crate::report::{self, Measured};
 use crate::train::profile;
 use crate::train::{Arch, Config, TrainError, Trainer};
 
@@ -60,7 +61,11 @@ pub struct Training {
     pub threads: usize,
 }
 
-/// Trains (or resumes), printing one line per epoch and saving the run after each.
+/// Test images whose reconstructions are drawn in the figure and kept after every epoch.
+const SHOWN: usize = 10;
+
+/// Trains (or resumes), printing one line per epoch and saving the run after each; at the end,
+/// measures the noise sweep and the k-NN accuracy for the report.
 pub fn train(plan: &Training) -> Result<(), Failure> {
     let out = plan.resume.clone().unwrap_or_else(|| plan.out.clone());
     let flag = if plan.resume.is_some() { "--resume" } else { "--out" };
@@ -72,7 +77,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
     let _lock =
         RunLock::acquire(&out).map_err(|e| Failure::Error(anyhow!("{flag} {}: {e}", out.display())))?;
     let data = Mnist::load(&plan.data)?;
-    let (mut trainer, mut metrics) = match &plan.resume {
+    let (mut trainer, mut metrics, mut snapshots) = match &plan.resume {
         None => {
             plan.config.check().map_err(Failure::Usage)?;
             check_arch(&plan.config, &data)?;
@@ -82,8 +87,10 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
                 data: print,
                 threads: plan.threads,
                 history: Vec::new(),
+                dead_units: Vec::new(),
             };
-            (Trainer::new(plan.config.clone(), &data), metrics)
+            let snapshots = Snapshots::new(shown(&data), data.test.images.pixels_per_image(), 1);
+            (Trainer::new(plan.config.clone(), &data), metrics, snapshots)
         }
         Some(dir) => resume(dir, plan, &data)?,
     };
@@ -103,7 +110,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
         let stats = match stats {
             Ok(stats) => stats,
             Err(TrainError::Interrupted(progress)) => {
-                save(&out, &mut trainer, &metrics)?;
+                save(&out, &mut trainer, &metrics, &snapshots)?;
                 let out = out.display();
                 eprintln!("interrupted after {progress}; saved in {out}; continue with --resume {out}");
                 return Err(Failure::Interrupted);
@@ -119,8 +126,16 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
             1e3 * stats.seconds / steps as f64,
         );
         metrics.history.push(stats);
-        save(&out, &mut trainer, &metrics)?;
+        let dead = trainer.dead_units();
+        metrics.dead_units.push(DeadShares { epoch, layers: dead.layers(), shares: dead.shares() });
+        let [_, _, reconstructed] = trainer.samples(SHOWN);
+        snapshots.push(reconstructed.view());
+        save(&out, &mut trainer, &metrics, &snapshots)?;
     }
+    let measured = Measured::of(&trainer.model, &data, config.seed);
+    let (clean, noisy) = trainer.test_set();
+    let run = report_of(&out, &metrics, &trainer.model, &data, (clean, noisy), &snapshots, Some(&measured));
+    write_report(&out, &run)?;
     println!("wrote {}", out.display());
     if plan.profile {
         let (m, k, n) = profile::typical_product(&trainer.model, trainer.batch_rows());
@@ -132,18 +147,59 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The trainer and metrics of the run saved in `dir`, set to go on to `plan.config.epochs`.
-fn resume<'a>(dir: &Path, plan: &Training, data: &'a Mnist) -> Result<(Trainer<'a>, Metrics), Failure> {
+/// The test images the figure and the snapshots show: [`SHOWN`], or all if fewer.
+fn shown(data: &Mnist) -> usize {
+    SHOWN.min(data.test.images.count)
+}
+
+/// The trainer, metrics and snapshots of the run saved in `dir`, set to go on to
+/// `plan.config.epochs`.
+fn resume<'a>(
+    dir: &Path,
+    plan: &Training,
+    data: &'a Mnist,
+) -> Result<(Trainer<'a>, Metrics, Snapshots), Failure> {
+    let (mut metrics, state) = open_run(dir, data, &plan.data)?;
+    check_given(plan, &metrics.config, dir)?;
+    let epochs = plan.config.epochs;
+    if state.progress.epoch >= epochs {
+        let message = format!(
+            "--epochs {epochs}: the run in {} has done {} already",
+            dir.display(),
+            state.progress.epoch
+        );
+        return Err(Failure::Usage(message));
+    }
+    metrics.config.epochs = epochs;
+    metrics.threads = plan.threads;
+    let snapshots = snapshots_of(&state, data);
+    let trainer = Trainer::resume(metrics.config.clone(), data, state.model, state.adam, state.progress);
+    Ok((trainer, metrics, snapshots))
+}
+
+/// The snapshots of a run's state, or new ones from its next epoch on if it kept none.
+fn snapshots_of(state: &State, data: &Mnist) -> Snapshots {
+    let pixels = data.test.images.pixels_per_image();
+    state.snapshots.clone().unwrap_or_else(|| Snapshots::new(shown(data), pixels, state.progress.epoch + 1))
+}
+
+/// The metrics and state of the run saved in `dir`, checked against each other and against
+/// `data` (read from `data_path`); the metrics cut to the epochs the state has done.
+fn open_run(dir: &Path, data: &Mnist, data_path: &Path) -> Result<(Metrics, State), Failure> {
     let path = dir.join("metrics.json");
     let mut metrics =
         Metrics::read(&path).with_context(|| format!("{}: cannot read the run", path.display()))?;
     metrics.config.check().map_err(|m| anyhow!("{}: {m}", path.display()))?;
-    check_given(plan, &metrics.config, dir)?;
-    let state = dir.join("state.safetensors");
-    let (model, adam, progress) = checkpoint::load_state(&state, metrics.config.lr)?;
-    check_fits(&model, data, dir)?;
-    check_agrees(&metrics.config, &model, data).map_err(|m| anyhow!("{}: {m}", path.display()))?;
-    let print = DataPrint::of(data, &plan.data);
+    let state_path = dir.join("state.safetensors");
+    let state = checkpoint::load_state(&state_path, metrics.config.lr)?;
+    check_fits(&state.model, data, dir)?;
+    check_agrees(&metrics.config, &state.model, data).map_err(|m| anyhow!("{}: {m}", path.display()))?;
+    if let Some(s) = state.snapshots.as_ref().filter(|s| s.images != shown(data)) {
+        let message =
+            format!("report.reconstructions holds {} images an epoch, {} expected", s.images, shown(data));
+        return Err(anyhow!("{}: {message}", state_path.display()).into());
+    }
+    let print = DataPrint::of(data, data_path);
     if let Some(saved) = metrics.data.as_ref().filter(|saved| !saved.same_data(&print)) {
         let message = format!(
             "the run was trained on the data in {} ({}+{} images, CRC-32 {:08x}); --data {} holds other data ({}+{} images, CRC-32 {:08x})",
@@ -159,17 +215,63 @@ fn resume<'a>(dir: &Path, plan: &Training, data: &'a Mnist) -> Result<(Trainer<'
         return Err(anyhow!("{}: {message}", path.display()).into());
     }
     metrics.data = Some(print);
-    let epochs = plan.config.epochs;
-    if progress.epoch >= epochs {
-        let message =
-            format!("--epochs {epochs}: the run in {} has done {} already", dir.display(), progress.epoch);
-        return Err(Failure::Usage(message));
-    }
     // metrics.json is written before the state, so it may be an epoch ahead of it.
-    metrics.history.truncate(progress.epoch);
-    metrics.config.epochs = epochs;
-    metrics.threads = plan.threads;
-    Ok((Trainer::resume(metrics.config.clone(), data, model, adam, progress), metrics))
+    let done = state.progress.epoch;
+    metrics.history.truncate(done);
+    metrics.dead_units.retain(|d| d.epoch <= done);
+    Ok((metrics, state))
+}
+
+/// Writes the report of the run in `dir` anew, measuring the noise sweep and the k-NN accuracy
+/// of its model on `data` (which must be the data it was trained on).
+pub fn report(dir: &Path, data_path: &Path) -> Result<(), Failure> {
+    if !dir.is_dir() {
+        let what = if dir.exists() { "not a folder" } else { "no such folder" };
+        return Err(Failure::Usage(format!("{}: {what}; name the folder of a run", dir.display())));
+    }
+    let _lock = RunLock::acquire(dir).map_err(|e| Failure::Error(anyhow!("{}: {e}", dir.display())))?;
+    let data = Mnist::load(data_path)?;
+    let (metrics, state) = open_run(dir, &data, data_path)?;
+    let config = &metrics.config;
+    let (clean, noisy) = corrupt_set(&data.test.images, config.noise, config.seed, Purpose::TestNoise);
+    let snapshots = snapshots_of(&state, &data);
+    let measured = Measured::of(&state.model, &data, config.seed);
+    let views = (clean.view(), noisy.view());
+    let run = report_of(dir, &metrics, &state.model, &data, views, &snapshots, Some(&measured));
+    write_report(dir, &run)?;
+    println!("wrote {}", dir.join("report.html").display());
+    Ok(())
+}
+
+/// The report of a run in `dir`; `test` is the clean and the corrupted test set.
+fn report_of<'a>(
+    dir: &'a Path,
+    metrics: &'a Metrics,
+    model: &'a Model,
+    data: &'a Mnist,
+    (clean, noisy): (ArrayView2<'a, f32>, ArrayView2<'a, f32>),
+    snapshots: &'a Snapshots,
+    measured: Option<&'a Measured>,
+) -> report::Run<'a> {
+    let images = &data.test.images;
+    report::Run {
+        dir,
+        metrics,
+        model,
+        image: (images.rows, images.cols),
+        clean,
+        noisy,
+        labels: &data.test.labels,
+        snapshots,
+        measured,
+    }
+}
+
+/// Writes `run`'s report as `report.html` in `dir`.
+fn write_report(dir: &Path, run: &report::Run) -> Result<(), Failure> {
+    let path = dir.join("report.html");
+    report::write(&path, run).with_context(|| cannot_write(&path))?;
+    Ok(())
 }
 
 /// A usage error if a setting given beside `--resume DIR` differs from the run's `saved` one;
@@ -224,8 +326,14 @@ fn check_agrees(config: &Config, model: &Model, data: &Mnist) -> Result<(), Stri
 }
 
 /// The files a run leaves in its folder.
-const RUN_FILES: [&str; 5] =
-    ["metrics.json", "model.safetensors", "state.safetensors", "reconstructions.png", "loss.svg"];
+const RUN_FILES: [&str; 6] = [
+    "metrics.json",
+    "model.safetensors",
+    "state.safetensors",
+    "reconstructions.png",
+    "loss.svg",
+    "report.html",
+];
 
 /// Moves the files of a run already in `out` into a new sibling folder `<out>.<n>` (the first
 /// free `n`), so that a new run neither replaces nor mixes with it; that folder is returned.
@@ -248,13 +356,14 @@ fn set_aside_previous_run(out: &Path) -> Result<Option<PathBuf>, Failure> {
     Ok(Some(aside))
 }
 
-/// Writes the run's files into `out`: the model, the figure, `metrics.json`, the loss curve, and last the
-/// state that `--resume` reads, so that whatever a crash interrupts, the state on disk is whole.
-fn save(out: &Path, trainer: &mut Trainer, metrics: &Metrics) -> Result<(), Failure> {
-    let images = &trainer.data().test.images;
-    let image = (images.rows, images.cols);
+/// Writes the run's files into `out`: the model, the figure, `metrics.json`, the loss curve,
+/// the report, and last the state that `--resume` reads, so that whatever a crash interrupts,
+/// the state on disk is whole.
+fn save(out: &Path, trainer: &mut Trainer, metrics: &Metrics, snapshots: &Snapshots) -> Result<(), Failure> {
+    let data = trainer.data();
+    let image = (data.test.images.rows, data.test.images.cols);
     checkpoint::save(&trainer.model, image, &out.join("model.safetensors"))?;
-    let samples = trainer.samples(10);
+    let samples = trainer.samples(SHOWN);
     let views: Vec<_> = samples.iter().map(|a| a.view()).collect();
     let path = out.join("reconstructions.png");
     figure::write_grid(&path, &views, image, 4).with_context(|| cannot_write(&path))?;
@@ -265,8 +374,10 @@ fn save(out: &Path, trainer: &mut Trainer, metrics: &Metrics) -> Result<(), Fail
         let loss = metrics.config.loss.name().to_uppercase();
         plot::write_loss_curve(&path, &metrics.history, &loss).with_context(|| cannot_write(&path))?;
     }
+    let run = report_of(out, metrics, &trainer.model, data, trainer.test_set(), snapshots, None);
+    write_report(out, &run)?;
     let state = out.join("state.safetensors");
-    checkpoint::save_state(&trainer.model, image, &trainer.adam, trainer.progress, &state)?;
+    checkpoint::save_state(&trainer.model, image, &trainer.adam, trainer.progress, Some(snapshots), &state)?;
     Ok(())
 }
 
@@ -317,9 +428,9 @@ fn table(e: &Evaluation, model: &Model, data: &Mnist, noise: Noise) -> String {
         "SSIM",
         row("noisy input", &e.noisy),
         row("reconstruction", &e.reconstructed),
-        e.k,
-        e.knn_codes,
-        e.knn_pixels,
+        e.knn.k,
+        e.knn.codes,
+        e.knn.pixels,
     )
 }
 

@@ -100,9 +100,23 @@ impl Mnist {
         }
         Ok(Mnist { train, test })
     }
+
+    /// The first `train` training and `test` test images (all, where there are fewer), with
+    /// their labels.
+    pub fn head(&self, train: usize, test: usize) -> Mnist {
+        Mnist { train: self.train.head(train), test: self.test.head(test) }
+    }
 }
 
 impl Split {
+    /// The first `n` images (all, if fewer) and their labels.
+    pub fn head(&self, n: usize) -> Split {
+        let n = n.min(self.images.count);
+        let pixels = self.images.pixels[..n * self.images.pixels_per_image()].to_vec();
+        let images = Images { count: n, pixels, ..self.images };
+        Split { images, labels: self.labels[..n].to_vec() }
+    }
+
     fn load(dir: &Path, images: &str, labels: &str) -> Result<Split, DataError> {
         let images_path = find(dir, images)?;
         let images = read_images(&images_path)?;

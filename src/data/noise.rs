@@ -159,6 +159,24 @@ pub fn corrupt_set(images: &Images, noise: Noise, seed: u64, purpose: Purpose) -
     (clean, noisy)
 }
 
+impl Noise {
+    /// The kind, as the command line writes it: `gaussian`, `masking` or `salt-pepper`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Noise::Gaussian(_) => "gaussian",
+            Noise::Masking(_) => "masking",
+            Noise::SaltPepper(_) => "salt-pepper",
+        }
+    }
+
+    /// The strength: `σ` for Gaussian noise, `p` for the others.
+    pub fn level(&self) -> f32 {
+        match *self {
+            Noise::Gaussian(level) | Noise::Masking(level) | Noise::SaltPepper(level) => level,
+        }
+    }
+}
+
 impl fmt::Display for Noise {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {

@@ -72,6 +72,18 @@ impl Layer {
         }
     }
 
+    /// The units of one output row: a dense layer's outputs, or an image's channels (a
+    /// channel's unit is the same filter at every pixel). Output `j` belongs to unit
+    /// `j % units()`, since images are stored channels last.
+    pub fn units(&self) -> usize {
+        match self {
+            Layer::Dense(d) => d.outputs(),
+            Layer::Conv2d(c) => c.output().channels,
+            Layer::ConvTranspose2d(c) => c.output().channels,
+            Layer::MaxPool2d(p) => p.output().channels,
+        }
+    }
+
     /// Forward: `out = f(layer(x))`, or the layer's output alone when `activation` is `None`.
     ///
     /// Shapes: `x` (B, I) → `out` (B, O).

@@ -28,12 +28,19 @@ pub struct Evaluation {
     pub noisy: Quality,
     /// The reconstructions against the clean images.
     pub reconstructed: Quality,
+    /// The codes as features.
+    pub knn: Knn,
+}
+
+/// How well a nearest-neighbour classifier tells the test digits apart, on codes and on pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Knn {
     /// The neighbours that voted: [`K`], or the whole training set if smaller.
     pub k: usize,
-    /// k-NN accuracy on the bottleneck codes.
-    pub knn_codes: f64,
-    /// k-NN accuracy on the raw pixels.
-    pub knn_pixels: f64,
+    /// Accuracy on the bottleneck codes of the clean images.
+    pub codes: f64,
+    /// Accuracy on the raw pixels.
+    pub pixels: f64,
 }
 
 /// Evaluates `model` on `data`'s test set corrupted by `noise` from `seed`'s test-noise
@@ -50,17 +57,21 @@ pub fn evaluate(model: &Model, data: &Mnist, noise: Noise, seed: u64) -> Evaluat
             .collect();
         Quality::mean(&per_image)
     };
-    let train = scaled(&data.train.images);
-    let (train_codes, test_codes) = (encode(model, train.view()), encode(model, clean.view()));
+    Evaluation { noisy: quality(&noisy), reconstructed: quality(&reconstructed), knn: features(model, data) }
+}
+
+/// The k-NN accuracy on the test set, the training set as reference, of `model`'s codes of the
+/// clean images and of their raw pixels.
+pub fn features(model: &Model, data: &Mnist) -> Knn {
+    let (train, test) = (scaled(&data.train.images), scaled(&data.test.images));
+    let (train_codes, test_codes) = (encode(model, train.view()), encode(model, test.view()));
     let (train_labels, test_labels) = (&data.train.labels, &data.test.labels);
     // A training set smaller than K votes with all it has.
     let k = K.min(train.nrows());
-    Evaluation {
-        noisy: quality(&noisy),
-        reconstructed: quality(&reconstructed),
+    Knn {
         k,
-        knn_codes: knn::accuracy(train_codes.view(), train_labels, test_codes.view(), test_labels, k),
-        knn_pixels: knn::accuracy(train.view(), train_labels, clean.view(), test_labels, k),
+        codes: knn::accuracy(train_codes.view(), train_labels, test_codes.view(), test_labels, k),
+        pixels: knn::accuracy(train.view(), train_labels, test.view(), test_labels, k),
     }
 }
 

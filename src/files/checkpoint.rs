@@ -9,7 +9,8 @@
 //!   tensors as they are into an `nn.ModuleList` of the same layers.
 //! - `state.safetensors`: everything `--resume` needs in one file, written last after every
 //!   epoch: the same layers, Adam's moments `adam.m.{t}` and `adam.v.{t}` for each parameter
-//!   tensor `t` in file order, and Adam's step count and the run's [`Progress`] in the metadata.
+//!   tensor `t` in file order, Adam's step count and the run's [`Progress`] in the metadata,
+//!   and the report's [`Snapshots`] as `report.reconstructions`, u8 (epochs, images, D).
 //!
 //! Loading checks every name, shape and dtype and says what it found.
 
@@ -47,14 +48,38 @@ fn error(path: &Path, message: impl ToString) -> CheckpointError {
 }
 
 /// A tensor to write: its name, shape and values.
-type Named<'a> = (String, Vec<usize>, std::borrow::Cow<'a, [f32]>);
+type Named<'a> = (String, Vec<usize>, Values<'a>);
+
+/// The values of a tensor to write.
+enum Values<'a> {
+    F32(std::borrow::Cow<'a, [f32]>),
+    U8(&'a [u8]),
+}
+
+impl<'a> From<&'a [f32]> for Values<'a> {
+    fn from(values: &'a [f32]) -> Values<'a> {
+        Values::F32(values.into())
+    }
+}
+
+impl From<Vec<f32>> for Values<'_> {
+    fn from(values: Vec<f32>) -> Values<'static> {
+        Values::F32(values.into())
+    }
+}
 
 /// Writes `tensors` and `metadata` to `path` as safetensors, atomically.
 fn write(path: &Path, tensors: Vec<Named>, metadata: HashMap<String, String>) -> Result<(), CheckpointError> {
-    let bytes: Vec<Vec<u8>> =
-        tensors.iter().map(|(_, _, values)| values.iter().flat_map(|v| v.to_le_bytes()).collect()).collect();
-    let views = tensors.iter().zip(&bytes).map(|((name, shape, _), data)| {
-        let view = TensorView::new(Dtype::F32, shape.clone(), data).expect("shape matches data");
+    let bytes: Vec<std::borrow::Cow<[u8]>> = tensors
+        .iter()
+        .map(|(_, _, values)| match values {
+            Values::F32(v) => v.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>().into(),
+            Values::U8(v) => (*v).into(),
+        })
+        .collect();
+    let views = tensors.iter().zip(&bytes).map(|((name, shape, values), data)| {
+        let dtype = if let Values::U8(_) = values { Dtype::U8 } else { Dtype::F32 };
+        let view = TensorView::new(dtype, shape.clone(), data).expect("shape matches data");
         (name.clone(), view)
     });
     let mut file = safetensors::serialize(views, Some(metadata)).map_err(|e| error(path, e))?;
@@ -132,18 +157,80 @@ fn channels_last(values: Vec<f32>, rows: usize, channels: usize, taps: usize) ->
     Array2::from_shape_vec((rows, taps * channels), w).expect("the same count")
 }
 
-/// Writes the model, Adam's moments and step count, and the run's progress to `path`.
+/// The same test images reconstructed after each epoch, kept small (8-bit gray levels) for the
+/// report's "learning to denoise" figure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshots {
+    /// Images per epoch.
+    pub images: usize,
+    /// Pixels per image.
+    pub pixels: usize,
+    /// The epoch of the first snapshot, 1-based (later than 1 for a run begun before they
+    /// were kept).
+    pub first: usize,
+    /// `epochs · images · pixels` gray levels, epoch by epoch.
+    pub gray: Vec<u8>,
+}
+
+impl Snapshots {
+    /// Room for `images` images of `pixels` pixels per epoch from epoch `first` on, none taken yet.
+    pub fn new(images: usize, pixels: usize, first: usize) -> Snapshots {
+        Snapshots { images, pixels, first, gray: Vec::new() }
+    }
+
+    /// The epochs recorded.
+    pub fn epochs(&self) -> usize {
+        self.gray.len().checked_div(self.images * self.pixels).unwrap_or(0)
+    }
+
+    /// Records the next epoch's reconstructions `x̂` (images, pixels), values in `[0, 1]`.
+    pub fn push(&mut self, reconstructions: ndarray::ArrayView2<f32>) {
+        assert_eq!(reconstructions.dim(), (self.images, self.pixels), "one epoch's images");
+        self.gray.extend(reconstructions.iter().map(|&v| crate::files::pngio::gray_level(v)));
+    }
+
+    /// Epoch `e`'s (0-based) reconstructions, (images, pixels), values in `[0, 1]`.
+    pub fn epoch(&self, e: usize) -> Array2<f32> {
+        let size = self.images * self.pixels;
+        let gray = &self.gray[e * size..(e + 1) * size];
+        Array2::from_shape_fn((self.images, self.pixels), |(i, j)| {
+            f32::from(gray[i * self.pixels + j]) / 255.0
+        })
+    }
+}
+
+/// Everything `--resume` needs, as `state.safetensors` holds it.
+#[derive(Debug, Clone)]
+pub struct State {
+    /// The model.
+    pub model: Model,
+    /// Its optimizer.
+    pub adam: Adam,
+    /// How far the run had come.
+    pub progress: Progress,
+    /// The reconstructions after each finished epoch; `None` in files from before they were kept.
+    pub snapshots: Option<Snapshots>,
+}
+
+/// Writes the model, Adam's moments and step count, the run's progress and the snapshots to
+/// `path`.
 pub fn save_state(
     model: &Model,
     image: (usize, usize),
     adam: &Adam,
     progress: Progress,
+    snapshots: Option<&Snapshots>,
     path: &Path,
 ) -> Result<(), CheckpointError> {
     let (mut tensors, mut metadata) = model_tensors(model, image);
     for (t, (m, v)) in adam.m.iter().zip(&adam.v).enumerate() {
         tensors.push((format!("adam.m.{t}"), vec![m.len()], m[..].into()));
         tensors.push((format!("adam.v.{t}"), vec![v.len()], v[..].into()));
+    }
+    if let Some(snapshots) = snapshots {
+        let shape = vec![snapshots.epochs(), snapshots.images, snapshots.pixels];
+        tensors.push(("report.reconstructions".to_string(), shape, Values::U8(&snapshots.gray)));
+        metadata.insert("report.first_epoch".to_string(), snapshots.first.to_string());
     }
     metadata.extend([
         ("adam.t".to_string(), adam.t.to_string()),
@@ -331,7 +418,7 @@ fn read_layer(
 
 /// Reads a state written by [`save_state`]; Adam gets learning rate `lr` and its default betas
 /// and epsilon.
-pub fn load_state(path: &Path, lr: f32) -> Result<(Model, Adam, Progress), CheckpointError> {
+pub fn load_state(path: &Path, lr: f32) -> Result<State, CheckpointError> {
     let file = File::read(path)?;
     let model = read_model(&file, path)?;
     let sizes = model.param_sizes();
@@ -350,7 +437,8 @@ pub fn load_state(path: &Path, lr: f32) -> Result<(Model, Adam, Progress), Check
             *moment = values;
         }
     }
-    if st.len() != 3 * sizes.len() {
+    let snapshots = read_snapshots(&file, path, model.widths()[0])?;
+    if st.len() != 3 * sizes.len() + usize::from(snapshots.is_some()) {
         return Err(error(path, format!("{} tensors for {} parameter tensors", st.len(), sizes.len())));
     }
     let progress = Progress {
@@ -358,7 +446,33 @@ pub fn load_state(path: &Path, lr: f32) -> Result<(Model, Adam, Progress), Check
         step: file.meta(path, "step")?,
         loss_sum: file.meta(path, "loss_sum")?,
     };
-    Ok((model, adam, progress))
+    if let Some(s) = snapshots.as_ref().filter(|s| s.first + s.epochs() != progress.epoch + 1) {
+        let (first, last) = (s.first, s.first + s.epochs() - 1);
+        let message = format!(
+            "report.reconstructions holds epochs {first} to {last}, but the run has done {}",
+            progress.epoch
+        );
+        return Err(error(path, message));
+    }
+    Ok(State { model, adam, progress, snapshots })
+}
+
+/// The snapshots in a state file, of images of `pixels` pixels; `None` if the file has none.
+fn read_snapshots(file: &File, path: &Path, pixels: usize) -> Result<Option<Snapshots>, CheckpointError> {
+    let st = file.tensors();
+    let Ok(t) = st.tensor("report.reconstructions") else { return Ok(None) };
+    let first: usize = file.meta(path, "report.first_epoch")?;
+    match (t.dtype(), t.shape()) {
+        (Dtype::U8, &[_, images, p]) if p == pixels && images > 0 && first > 0 => {
+            Ok(Some(Snapshots { images, pixels, first, gray: t.data().to_vec() }))
+        }
+        (dtype, shape) => {
+            let message = format!(
+                "'report.reconstructions' is {dtype:?} of shape {shape:?} from epoch {first}, expected U8 (epochs, images, {pixels}) from epoch 1 or later"
+            );
+            Err(error(path, message))
+        }
+    }
 }
 
 /// The tensor `name`: f32 of rank `rank`, as its shape and values.

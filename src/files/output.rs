@@ -145,6 +145,21 @@ pub struct Metrics {
     pub threads: usize,
     /// One entry per finished epoch.
     pub history: Vec<EpochStats>,
+    /// The dead ReLU units after each epoch (absent in files from before they were recorded).
+    #[serde(default)]
+    pub dead_units: Vec<DeadShares>,
+}
+
+/// After one epoch, the share of each ReLU layer's units that output 0 on every validation
+/// image ([`crate::train::dead_units`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadShares {
+    /// 1-based.
+    pub epoch: usize,
+    /// The watched layers' indices in the model, input first.
+    pub layers: Vec<usize>,
+    /// For each, the share of its units that never fired, in `[0, 1]`.
+    pub shares: Vec<f64>,
 }
 
 impl Metrics {

@@ -82,13 +82,19 @@ pub fn gray_level(v: f32) -> u8 {
 
 /// Writes 8-bit grayscale `bytes` as a PNG of `rows × cols`.
 pub fn write_bytes(path: &Path, (rows, cols): (usize, usize), bytes: &[u8]) -> io::Result<()> {
+    let png = encode((rows, cols), bytes)?;
+    write_atomic(path, |w| w.write_all(&png))
+}
+
+/// 8-bit grayscale `bytes` of `rows × cols` as the bytes of a PNG file.
+pub fn encode((rows, cols): (usize, usize), bytes: &[u8]) -> io::Result<Vec<u8>> {
     assert_eq!(bytes.len(), rows * cols, "one byte a pixel");
-    write_atomic(path, |w| {
-        let mut encoder = png::Encoder::new(w, cols as u32, rows as u32);
-        encoder.set_color(png::ColorType::Grayscale);
-        encoder.set_depth(png::BitDepth::Eight);
-        let mut writer = encoder.write_header().map_err(io::Error::other)?;
-        writer.write_image_data(bytes).map_err(io::Error::other)?;
-        writer.finish().map_err(io::Error::other)
-    })
+    let mut png = Vec::new();
+    let mut encoder = png::Encoder::new(&mut png, cols as u32, rows as u32);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().map_err(io::Error::other)?;
+    writer.write_image_data(bytes).map_err(io::Error::other)?;
+    writer.finish().map_err(io::Error::other)?;
+    Ok(png)
 }

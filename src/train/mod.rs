@@ -1,6 +1,8 @@
-//! Training: the loop that shuffles, corrupts, steps and validates ([`trainer`]), and the clock
-//! that times its phases ([`profile`]).
+//! Training: the loop that shuffles, corrupts, steps and validates ([`trainer`]), the clock
+//! that times its phases ([`profile`]), and the watch on units that stopped firing
+//! ([`dead_units`]).
 
+pub mod dead_units;
 pub mod profile;
 pub mod trainer;
 

@@ -20,6 +20,7 @@ use crate::data::rng::{self, Purpose};
 use crate::engine::adam::Adam;
 use crate::engine::loss::Loss;
 use crate::engine::model::{Model, Workspace};
+use crate::train::dead_units::DeadUnits;
 use crate::train::profile::{Phase, Profile};
 
 /// The settings of a run; [`Config::default`] is the notebook's experiment.
@@ -217,6 +218,8 @@ pub struct Trainer<'a> {
     interrupt: Arc<AtomicBool>,
     /// Time per phase, over all epochs so far.
     pub profile: Profile,
+    /// Which ReLU units fired during the last validation.
+    dead: DeadUnits,
 }
 
 /// How far a run has come: enough, with the seed, to continue it exactly where it stopped,
@@ -255,6 +258,7 @@ impl<'a> Trainer<'a> {
         let ws = Workspace::new(&model, rows);
         let (test_clean, test_noisy) =
             corrupt_set(&data.test.images, config.noise, config.seed, Purpose::TestNoise);
+        let dead = DeadUnits::new(&model);
         Trainer {
             adam,
             ws,
@@ -269,6 +273,7 @@ impl<'a> Trainer<'a> {
             progress,
             interrupt: Arc::new(AtomicBool::new(false)),
             profile: Profile::default(),
+            dead,
         }
     }
 
@@ -337,14 +342,17 @@ impl<'a> Trainer<'a> {
         Ok(EpochStats { epoch, train_loss, val_loss, seconds })
     }
 
-    /// The mean loss of the reconstructions of the corrupted test set against the clean one.
+    /// The mean loss of the reconstructions of the corrupted test set against the clean one;
+    /// also watches which ReLU units stay silent on all of it ([`Trainer::dead_units`]).
     pub fn validate(&mut self) -> f64 {
         let rows = self.test_clean.nrows();
         let mut total = 0.0;
+        self.dead.reset();
         for start in (0..rows).step_by(self.ws.capacity()) {
             let end = (start + self.ws.capacity()).min(rows);
             let x = self.test_noisy.slice(s![start..end, ..]);
             self.model.forward(x, &mut self.ws);
+            self.dead.observe(&self.ws.outputs, end - start);
             let target = self.test_clean.slice(s![start..end, ..]);
             // The gradient it also writes is not used; one fused pass costs less than two.
             total += self.model.loss_and_delta(self.config.loss, target, &mut self.ws);
@@ -352,13 +360,23 @@ impl<'a> Trainer<'a> {
         total / self.test_clean.len() as f64
     }
 
-    /// The first `n` test images: clean, corrupted and reconstructed, each (n, D).
-    pub fn samples(&mut self, n: usize) -> [Array2<f32>; 3] {
-        let n = n.min(self.test_clean.nrows()).min(self.ws.capacity());
+    /// The ReLU units that output 0 on every image of the last validation.
+    pub fn dead_units(&self) -> &DeadUnits {
+        &self.dead
+    }
+
+    /// The test set: clean (N_test, D), and corrupted as validation corrupts it (N_test, D).
+    pub fn test_set(&self) -> (ArrayView2<'_, f32>, ArrayView2<'_, f32>) {
+        (self.test_clean.view(), self.test_noisy.view())
+    }
+
+    /// The first `n` test images (all, if fewer): clean, corrupted and reconstructed, each (n, D).
+    pub fn samples(&self, n: usize) -> [Array2<f32>; 3] {
+        let n = n.min(self.test_clean.nrows());
         let clean = self.test_clean.slice(s![..n, ..]).to_owned();
         let noisy = self.test_noisy.slice(s![..n, ..]).to_owned();
         let mut out = Array2::zeros(noisy.raw_dim());
-        self.model.reconstruct(noisy.view(), &mut self.ws, out.view_mut());
+        self.model.reconstruct(noisy.view(), &mut Workspace::new(&self.model, n), out.view_mut());
         [clean, noisy, out]
     }
 }
