@@ -181,7 +181,11 @@ fn a_conv_runs_report_draws_its_kernels_and_their_responses() {
     let features = pngs(section(&page, "features"));
     assert_eq!(features.len(), 2, "kernels, then responses");
     let ((kw, kh, kernels), (rw, rh, responses)) = (&features[0], &features[1]);
-    assert_eq!((*kw, *kh), (16 * (3 + 4) + 4, 2 * (3 + 4) + 4), "32 kernels of 3×3");
+    assert_eq!(
+        (*kw, *kh),
+        (16 * (3 * 8 + 4) + 4, 2 * (3 * 8 + 4) + 4),
+        "32 kernels of 3×3, magnified 8 times"
+    );
     assert_eq!((*rw, *rh), (16 * (12 + 4) + 4, 2 * (12 + 4) + 4), "32 maps of 12×12");
     assert!(varied(kernels) && varied(responses));
     let dead = table_rows(section(&page, "dead-units"), "dead");

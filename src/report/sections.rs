@@ -164,20 +164,22 @@ pub fn first_layer(run: &Run) -> io::Result<String> {
                      largest weight. A unit's input is the dot product of the image with this \
                      picture, so it responds to digits that cover its light parts and avoid its dark \
                      ones. Look for strokes and blobs — pieces of digits, often light beside dark \
-                     (edge detectors); a unit that still looks like noise learned little.",
+                     (edge detectors). A unit that still looks like the random noise it started as \
+                     has learned nothing: most likely it is one of the first layer's dead units \
+                     (section 5), which get no gradient.",
                     dense.outputs()
                 ),
             )
         }
         Layer::Conv2d(conv) if conv.input.channels == 1 => {
             let k = conv.kernel();
-            let kernels = pictures::signed(conv.w.view(), (k, k), 1);
+            let kernels = pictures::signed(conv.w.view(), (k, k), 8);
             let responses =
                 pictures::responses(run.model, run.clean.slice(s![..1, ..]), 1).expect("a convolution");
             figure(
                 &format!(
                     "{}<br>\n{}",
-                    html::png(&kernels, 10, "first-layer kernels")?,
+                    html::png(&kernels, 1, "first-layer kernels")?,
                     html::png(&responses, 2, "responses to the first test digit")?
                 ),
                 &format!(
@@ -220,8 +222,8 @@ pub fn codes(run: &Run) -> io::Result<String> {
                 "The codes — the output of layer {code}, {} ({width} numbers) — of the first {n} \
                  corrupted test images, projected on their two principal components (computed by this \
                  program) and coloured by the digit's label, which the network never sees. Look for \
-                 one cloud per digit: ones, zeros and sixes usually stand apart, while 4/9 and 3/5/8 \
-                 overlap. Two of {width} directions keep only part of the codes' variance; the k-NN \
+                 a region per digit: ones and zeros usually sit at opposite ends, while 4, 7 and 9 \
+                 share one region and 3, 5 and 8 another. Two of {width} directions keep only part of the codes' variance; the k-NN \
                  accuracy below measures all of it.",
                 escape(&describe(&run.model.layers[code]))
             ),
@@ -277,9 +279,11 @@ pub fn dead_units(run: &Run) -> io::Result<String> {
                 &format!(
                     "For each hidden ReLU layer, the share of its units (a convolution's unit is a \
                      channel) that output 0 on every one of the {} validation images after each \
-                     epoch. A dead unit passes no gradient back, so training cannot revive it, and \
-                     Adam's moments for its weights decay towards zero. A few percent is common; a \
-                     share that keeps growing points to a learning rate too high for the layer.",
+                     epoch. A silent unit passes no gradient back, so its own weights stop changing \
+                     and Adam's moments for them decay towards zero; only a change in the layers \
+                     before it can wake it again, which is why a share can also fall. A share \
+                     that keeps growing epoch after epoch means units die faster than they learn — \
+                     a learning rate too high for the layer is the usual cause.",
                     run.noisy.nrows()
                 ),
             ) + &table("dead", &["layer", "units", &format!("dead after epoch {}", last.epoch)], &rows)
