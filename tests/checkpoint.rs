@@ -165,3 +165,40 @@ fn the_same_model_gives_the_same_file() {
     assert!(files.windows(2).all(|w| w[0] == w[1]), "every save gives the same bytes");
     assert_eq!(load(&dir.path().join("m0.safetensors")).unwrap(), model());
 }
+
+/// The report's snapshots ride in the state file: they load back as saved, a state without them
+/// (written before they were kept) still loads, and snapshots that disagree with the run's
+/// progress — a file edited by hand — are refused, naming the tensor.
+#[test]
+fn the_states_snapshots_load_back_and_must_match_the_runs_progress() {
+    use dae::engine::adam::Adam;
+    use dae::files::checkpoint::{Snapshots, load_state, save_state};
+    use dae::train::Progress;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.safetensors");
+    let m = model();
+    let adam = Adam::new(1e-3, m.param_sizes());
+    let mut snapshots = Snapshots::new(3, 20, 2);
+    for e in 0..2 {
+        snapshots.push(ndarray::Array2::from_shape_fn((3, 20), |(i, j)| (e + i + j) as f32 / 30.0).view());
+    }
+    let progress = |epoch| Progress { epoch, step: 0, loss_sum: 0.0 };
+
+    save_state(&m, (4, 5), &adam, progress(3), Some(&snapshots), &path).unwrap();
+    let state = load_state(&path, 1e-3).unwrap();
+    assert_eq!(state.snapshots.as_ref(), Some(&snapshots));
+    assert_eq!(state.snapshots.unwrap().epoch(1)[(2, 19)], (1.0f32 + 2.0 + 19.0) / 30.0);
+
+    save_state(&m, (4, 5), &adam, progress(3), None, &path).unwrap();
+    assert_eq!(load_state(&path, 1e-3).unwrap().snapshots, None);
+
+    // Epochs 2 and 3 kept, but the run claims five done.
+    save_state(&m, (4, 5), &adam, progress(5), Some(&snapshots), &path).unwrap();
+    let message = load_state(&path, 1e-3).unwrap_err().to_string();
+    assert!(
+        message.contains("state.safetensors")
+            && message.contains("report.reconstructions holds epochs 2 to 3"),
+        "{message}"
+    );
+}

@@ -252,3 +252,27 @@ fn dead_units_are_the_ones_silent_on_every_image() {
     dead.reset();
     assert_eq!(dead.shares(), [1.0, 1.0, 1.0]);
 }
+
+#[test]
+fn a_run_begun_before_snapshots_were_kept_reports_the_epochs_it_has() {
+    use dae::files::checkpoint::{load_state, save_state};
+    let dir = tempfile::tempdir().unwrap();
+    common::write_dataset(dir.path(), &common::bars_dataset_of_side(256, 8, 64));
+    let (d, run) = (s(dir.path()), dir.path().join("run"));
+    let train = |epochs: &str, flag: &str| {
+        let out = dae(&["--data", d, flag, s(&run), "--epochs", epochs, "--layers", "16,8"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    train("1", "--out");
+    // The state as a version without snapshots wrote it.
+    let path = run.join("state.safetensors");
+    let state = load_state(&path, 1e-3).unwrap();
+    save_state(&state.model, (8, 8), &state.adam, state.progress, None, &path).unwrap();
+    train("2", "--resume");
+    let page = std::fs::read_to_string(run.join("report.html")).unwrap();
+    let denoising = section(&page, "denoising");
+    assert!(denoising.contains("after epoch 2") && !denoising.contains("after epoch 1"), "{denoising}");
+    assert!(denoising.contains("Epochs before 2 ran before this program kept reconstructions"));
+    assert_eq!(pngs(denoising).len(), 3);
+    assert_eq!(load_state(&path, 1e-3).unwrap().snapshots.unwrap().first, 2);
+}
