@@ -1,7 +1,8 @@
 //! The command line: the flags of each command, and how a run's end becomes an exit status.
 //!
 //! `dae [FLAGS]` trains (the reference experiment by default); `dae eval`, `dae denoise` and
-//! `dae encode` use a trained model; `dae report` writes a run's page again. What each command does is in [`crate::cli::commands`].
+//! `dae encode` use a trained model; `dae report` writes a run's page again. What each command
+//! does is in [`crate::cli::commands`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;

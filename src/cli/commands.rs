@@ -110,7 +110,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
         let stats = match stats {
             Ok(stats) => stats,
             Err(TrainError::Interrupted(progress)) => {
-                save(&out, &mut trainer, &metrics, &snapshots)?;
+                save(&out, &trainer, &metrics, &snapshots, &trainer.samples(SHOWN))?;
                 let out = out.display();
                 eprintln!("interrupted after {progress}; saved in {out}; continue with --resume {out}");
                 return Err(Failure::Interrupted);
@@ -128,9 +128,9 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
         metrics.history.push(stats);
         let dead = trainer.dead_units();
         metrics.dead_units.push(DeadShares { epoch, layers: dead.layers(), shares: dead.shares() });
-        let [_, _, reconstructed] = trainer.samples(SHOWN);
-        snapshots.push(reconstructed.view());
-        save(&out, &mut trainer, &metrics, &snapshots)?;
+        let samples = trainer.samples(SHOWN);
+        snapshots.push(samples[2].view());
+        save(&out, &trainer, &metrics, &snapshots, &samples)?;
     }
     let measured = Measured::of(&trainer.model, &data, config.seed);
     let (clean, noisy) = trainer.test_set();
@@ -356,14 +356,20 @@ fn set_aside_previous_run(out: &Path) -> Result<Option<PathBuf>, Failure> {
     Ok(Some(aside))
 }
 
-/// Writes the run's files into `out`: the model, the figure, `metrics.json`, the loss curve,
-/// the report, and last the state that `--resume` reads, so that whatever a crash interrupts,
-/// the state on disk is whole.
-fn save(out: &Path, trainer: &mut Trainer, metrics: &Metrics, snapshots: &Snapshots) -> Result<(), Failure> {
+/// Writes the run's files into `out`: the model, the figure of `samples` (clean, corrupted and
+/// reconstructed test images, [`Trainer::samples`]), `metrics.json`, the loss curve, the report,
+/// and last the state that `--resume` reads, so that whatever a crash interrupts, the state on
+/// disk is whole.
+fn save(
+    out: &Path,
+    trainer: &Trainer,
+    metrics: &Metrics,
+    snapshots: &Snapshots,
+    samples: &[Array2<f32>; 3],
+) -> Result<(), Failure> {
     let data = trainer.data();
     let image = (data.test.images.rows, data.test.images.cols);
     checkpoint::save(&trainer.model, image, &out.join("model.safetensors"))?;
-    let samples = trainer.samples(SHOWN);
     let views: Vec<_> = samples.iter().map(|a| a.view()).collect();
     let path = out.join("reconstructions.png");
     figure::write_grid(&path, &views, image, 4).with_context(|| cannot_write(&path))?;

@@ -1,6 +1,6 @@
-//! Dead ReLU units: those that output 0 for every validation image. A dead unit passes no
-//! gradient back, so nothing it feeds from changes it again; Adam's moments of its incoming
-//! weights decay towards zero, step by step.
+//! Dead ReLU units: those that output 0 for every validation image. A unit silent on every
+//! image passes no gradient back, so its own weights stop changing and Adam's moments for them
+//! decay towards zero; only a change in the layers before it can wake it again.
 //!
 //! Watched during validation, at the cost of a scan of the units still silent: a unit that fires
 //! is found at its first positive output and not looked at again.
