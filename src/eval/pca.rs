@@ -2,10 +2,10 @@
 //! points varies most, and each point's coordinates along them, to draw codes on a page.
 //!
 //! Computed here, by orthogonal (subspace) iteration on the centred points `X` (N, F): two
-//! vectors are multiplied by the covariance `C = XᵀX / (N − 1)` — as `Xᵀ(X·V)`, never forming the
-//! F × F matrix — and made orthonormal again, until the plane they span stops moving. A
-//! Rayleigh–Ritz step (the exact eigenvectors of `C` restricted to that plane, a 2 × 2 problem)
-//! after each multiplication sorts the two directions within the plane. In f64.
+//! vectors are multiplied by the covariance `C = XᵀX / (N − 1)` — a pass over the points, never
+//! forming the F × F matrix — and made orthonormal again, until the plane they span stops
+//! moving. A Rayleigh–Ritz step (the exact eigenvectors of `C` restricted to that plane, a 2 × 2
+//! problem) after each multiplication sorts the two directions within the plane. In f64.
 
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rand::{Rng, SeedableRng};
@@ -57,48 +57,70 @@ pub fn project(x: ArrayView2<f32>) -> Projection {
     let x = x.mapv(f64::from);
     let mean = x.mean_axis(Axis(0)).expect("n ≥ 2");
     let x = x - &mean;
-    let covariance_times = |v: &Array2<f64>| x.t().dot(&x.dot(v)) / (n - 1) as f64;
-    // A fixed start, so the same points always give the same signs.
+    // Directions are rows here, (2, F). A fixed start, so the same points give the same signs.
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let mut v = orthonormal(Array2::from_shape_fn((f, 2), |_| rng.random::<f64>() - 0.5));
+    let mut v = orthonormal(Array2::from_shape_fn((2, f), |_| rng.random::<f64>() - 0.5));
+    let mut ritz = v.clone();
     for _ in 0..MAX_ITERATIONS {
-        let next = rayleigh_ritz(&orthonormal(covariance_times(&v)), &covariance_times);
-        let settled = (0..2).all(|j| 1.0 - next.column(j).dot(&v.column(j)).abs() < TOLERANCE);
-        v = next;
+        let cv = covariance_times(&x, &v);
+        let turn = ritz_turn(&v, &cv);
+        let next = turn.dot(&v);
+        let settled = (0..2).all(|j| 1.0 - next.row(j).dot(&ritz.row(j)).abs() < TOLERANCE);
+        ritz = next;
         if settled {
             break;
         }
+        // C·(turn·V) = turn·(C·V): the next plane without another pass over the points.
+        v = orthonormal(turn.dot(&cv));
     }
-    for mut column in v.columns_mut() {
-        let largest = column.iter().copied().fold(0.0f64, |m, c| if c.abs() > m.abs() { c } else { m });
+    for mut direction in ritz.rows_mut() {
+        let largest = direction.iter().copied().fold(0.0f64, |m, c| if c.abs() > m.abs() { c } else { m });
         if largest < 0.0 {
-            column.mapv_inplace(|c| -c);
+            direction.mapv_inplace(|c| -c);
         }
     }
-    let points = x.dot(&v);
+    let points = x.dot(&ritz.t());
     let variance = |j: usize| points.column(j).dot(&points.column(j)) / (n - 1) as f64;
     let total_variance = x.iter().map(|v| v * v).sum::<f64>() / (n - 1) as f64;
-    Projection { variances: [variance(0), variance(1)], points, components: v, total_variance }
+    Projection {
+        variances: [variance(0), variance(1)],
+        points,
+        components: ritz.t().to_owned(),
+        total_variance,
+    }
 }
 
-/// The two columns of `v` (F, 2) made orthonormal by Gram–Schmidt.
+/// `C·V` for directions `v` (2, F) as rows: `(X·Vᵀ)ᵀ·X / (N − 1)`, (2, F), in one pass over the
+/// points `x` (N, F). Each point `xᵢ` adds `(xᵢ·vⱼ)·xᵢ` to row `j` while it is in cache; two
+/// matrix products would read all of `x` twice, and with two columns they are bound by memory.
+fn covariance_times(x: &Array2<f64>, v: &Array2<f64>) -> Array2<f64> {
+    let mut cv = Array2::zeros(v.raw_dim());
+    for point in x.rows() {
+        for (mut out, direction) in cv.rows_mut().into_iter().zip(v.rows()) {
+            out.scaled_add(point.dot(&direction), &point);
+        }
+    }
+    cv / (x.nrows() - 1) as f64
+}
+
+/// The two rows of `v` (2, F) made orthonormal by Gram–Schmidt.
 fn orthonormal(mut v: Array2<f64>) -> Array2<f64> {
-    let first: Array1<f64> = v.column(0).to_owned();
+    let first: Array1<f64> = v.row(0).to_owned();
     let first = &first / first.dot(&first).sqrt();
-    let mut second: Array1<f64> = v.column(1).to_owned();
+    let mut second: Array1<f64> = v.row(1).to_owned();
     second = &second - &(&first * first.dot(&second));
     let second = &second / second.dot(&second).sqrt();
-    v.column_mut(0).assign(&first);
-    v.column_mut(1).assign(&second);
+    v.row_mut(0).assign(&first);
+    v.row_mut(1).assign(&second);
     v
 }
 
-/// The orthonormal `v` (F, 2) turned within its plane onto the eigenvectors of `C` restricted
-/// to it, the larger eigenvalue first: for `H = VᵀCV = [[a, b], [b, d]]` the turn is by
-/// `θ = ½·atan2(2b, a − d)`.
-fn rayleigh_ritz(v: &Array2<f64>, covariance_times: &impl Fn(&Array2<f64>) -> Array2<f64>) -> Array2<f64> {
-    let h = v.t().dot(&covariance_times(v));
+/// The turn (2, 2) that takes the orthonormal rows of `v` (2, F) within their plane onto the
+/// eigenvectors of `C` restricted to it, the larger eigenvalue first, given `cv = C·v`: for
+/// `H = V·(C·V)ᵀ = [[a, b], [b, d]]` it turns by `θ = ½·atan2(2b, a − d)` (Rayleigh–Ritz).
+fn ritz_turn(v: &Array2<f64>, cv: &Array2<f64>) -> Array2<f64> {
+    let h = v.dot(&cv.t());
     let theta = 0.5 * (2.0 * h[(0, 1)]).atan2(h[(0, 0)] - h[(1, 1)]);
     let (s, c) = theta.sin_cos();
-    v.dot(&ndarray::array![[c, -s], [s, c]])
+    ndarray::array![[c, s], [-s, c]]
 }
