@@ -183,8 +183,8 @@ fn a_conv_runs_report_draws_its_kernels_and_their_responses() {
     let ((kw, kh, kernels), (rw, rh, responses)) = (&features[0], &features[1]);
     assert_eq!(
         (*kw, *kh),
-        (16 * (3 * 8 + 4) + 4, 2 * (3 * 8 + 4) + 4),
-        "32 kernels of 3×3, magnified 8 times"
+        (16 * (3 * 9 + 4) + 4, 2 * (3 * 9 + 4) + 4),
+        "32 kernels of 3×3, magnified to the width of their responses (2·12 + 4 = 28, by 9)"
     );
     assert_eq!((*rw, *rh), (16 * (12 + 4) + 4, 2 * (12 + 4) + 4), "32 maps of 12×12");
     assert!(varied(kernels) && varied(responses));

@@ -10,7 +10,7 @@ use ndarray::ArrayView2;
 use crate::files::pngio::{gray_level, write_bytes};
 
 /// Pixels between digits and around the edge.
-const GAP: usize = 4;
+pub const GAP: usize = 4;
 
 /// An 8-bit grayscale picture, row-major.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,6 +7,7 @@ use ndarray::s;
 use crate::engine::layer::Layer;
 use crate::eval::evaluate;
 use crate::eval::pca;
+use crate::files::figure::GAP;
 use crate::files::plot;
 use crate::report::html::{self, escape, figure, spread, table};
 use crate::report::{Run, pictures};
@@ -173,7 +174,10 @@ pub fn first_layer(run: &Run) -> io::Result<String> {
         }
         Layer::Conv2d(conv) if conv.input.channels == 1 => {
             let k = conv.kernel();
-            let kernels = pictures::signed(conv.w.view(), (k, k), 8);
+            // Each kernel as wide as its response below it (shown twice its size), as near as a
+            // whole magnification allows.
+            let zoom = (2 * conv.input.width + GAP) / k;
+            let kernels = pictures::signed(conv.w.view(), (k, k), zoom);
             let responses =
                 pictures::responses(run.model, run.clean.slice(s![..1, ..]), 1).expect("a convolution");
             figure(
@@ -184,8 +188,8 @@ pub fn first_layer(run: &Run) -> io::Result<String> {
                 ),
                 &format!(
                     "Top: the first convolution's {} kernels, {k}×{k} weights each (mid-gray 0, lighter \
-                     positive, darker negative, each scaled to its own largest weight). Bottom: each \
-                     kernel's response to the first clean test digit after the ReLU, in the same order, \
+                     positive, darker negative, each scaled to its own largest weight). Bottom, below \
+                     each kernel: its response to the first clean test digit after the ReLU, \
                      each scaled to its own largest value (black is 0). Look for kernels that are \
                      light on one side and dark on the other — edge detectors — lighting up along the \
                      edges of one orientation; a map that is black everywhere is a channel this digit \
