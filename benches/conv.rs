@@ -38,7 +38,7 @@ fn layers(c: &mut Criterion) {
         group.bench_function("backward", |b| {
             in_pool(b, || {
                 let prev = (l > 0).then(|| (Activation::Relu, x.view(), dx.view_mut()));
-                layer.backward(x.view(), delta.view(), prev, &mut scratch)
+                layer.backward(x.view(), delta.view(), prev, &mut scratch, None)
             })
         });
         group.finish();

@@ -77,7 +77,7 @@ fn dense_layer(c: &mut Criterion) {
     group.bench_function("forward_backward", |b| {
         b.iter(|| {
             dense.forward(x.view(), y.view_mut(), Some(dae::engine::activation::Activation::Relu));
-            dense.backward_params(x.view(), delta.view());
+            dense.backward_params(x.view(), delta.view(), None);
             dense.backward_input(
                 delta.view(),
                 (dae::engine::activation::Activation::Relu, a_prev.view()),

@@ -54,3 +54,37 @@ fn first_step_is_lr_times_sign_on_large_tensors() {
         assert!((step - 1e-3 * g.signum()).abs() < 1e-6, "step {step} for gradient {g}");
     }
 }
+
+/// Training takes Adam's step inside the backward pass, each layer as soon as its gradients
+/// exist; that must be exactly the step taken over all tensors afterwards, for every kind of
+/// layer, over several steps (so that the moments matter).
+#[test]
+fn a_step_fused_into_backward_is_the_step_after_it() {
+    use dae::engine::loss::Loss;
+    use dae::engine::model::{Model, Workspace};
+    use ndarray::Array2;
+    use rand::SeedableRng;
+
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let models = [Model::autoencoder(64, &[24, 8], &mut rng), Model::conv_autoencoder(8, 8, &mut rng)];
+    for model in models {
+        let x = Array2::from_shape_fn((40, 64), |(i, j)| ((i * 7 + j * 3) % 11) as f32 / 10.0);
+        let (mut fused, mut apart) = (model.clone(), model);
+        let mut adam_fused = Adam::new(1e-2, fused.param_sizes());
+        let mut adam_apart = adam_fused.clone();
+        let mut ws = Workspace::new(&fused, x.nrows());
+        for _ in 0..3 {
+            fused.forward(x.view(), &mut ws);
+            fused.loss_and_delta(Loss::Bce, x.view(), &mut ws);
+            fused.backward(x.view(), &mut ws, Some(&mut adam_fused));
+
+            apart.forward(x.view(), &mut ws);
+            apart.loss_and_delta(Loss::Bce, x.view(), &mut ws);
+            apart.backward(x.view(), &mut ws, None);
+            adam_apart.step(apart.params_and_grads());
+        }
+        assert_eq!(fused, apart, "the models after three steps");
+        assert_eq!(adam_fused, adam_apart, "Adam's moments and step count");
+        assert_ne!(adam_fused.m[0], vec![0.0; adam_fused.m[0].len()], "the moments moved");
+    }
+}

@@ -130,7 +130,7 @@ fn check_layer(name: &str, layer: Layer, batch: usize) {
     let mut scratch = Scratch::new(2, lowered, partials);
     let mut dz0 = Array2::from_elem(z0.dim(), f32::NAN);
     let prev = Some((Activation::Relu, a0.view(), dz0.view_mut()));
-    analytic.backward(a0.view(), c.view(), prev, &mut scratch);
+    analytic.backward(a0.view(), c.view(), prev, &mut scratch, None);
 
     let mut z = z0.clone();
     let numeric = numeric_gradient(z.as_slice_mut().unwrap(), 1e-2, |z| {

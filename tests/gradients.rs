@@ -35,7 +35,7 @@ fn dense_weight_and_bias_gradients() {
     let c = random((batch, outputs), -1.0, 1.0, 2);
     let mut dense = layer(inputs, outputs, 3);
     let mut z = Array2::zeros((batch, outputs));
-    dense.backward_params(x.view(), c.view());
+    dense.backward_params(x.view(), c.view(), None);
 
     let mut w = dense.w.clone();
     let numeric = numeric_gradient(w.as_slice_mut().unwrap(), 1e-2, |w| {

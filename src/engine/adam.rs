@@ -3,6 +3,11 @@
 //! One moment pair `(m, v)` per parameter tensor, indexed in the order the model lists its
 //! tensors. The update is the paper's Algorithm 1 with `ε` added to `√v̂`, as PyTorch does;
 //! Keras adds `ε` to `√v` before the bias correction, which differs only while `√v ≈ ε`.
+//!
+//! A step is two parts: [`Adam::next_step`] advances `t` and fixes the step's numbers, then
+//! [`Step::update`] moves each tensor. Training calls the second part from inside the backward
+//! pass, on each layer as soon as its gradients exist ([`crate::engine::model::Model::backward`]);
+//! [`Adam::step`] does both parts over a list of tensors.
 
 use rayon::prelude::*;
 
@@ -28,6 +33,18 @@ pub struct Adam {
     pub v: Vec<Vec<f32>>,
 }
 
+/// One tensor's moments, to update along with it.
+#[derive(Debug)]
+pub struct Moments<'a> {
+    /// The first moment `m`.
+    pub m: &'a mut [f32],
+    /// The second moment `v`.
+    pub v: &'a mut [f32],
+}
+
+/// Adam's step for one layer: the step's numbers and the moments of its weights and biases.
+pub type LayerStep<'a> = (Step, [Moments<'a>; 2]);
+
 impl Adam {
     /// Keras's defaults but for the learning rate: `β₁ = 0.9, β₂ = 0.999, ε = 1e-7`; zero moments
     /// for tensors of the given sizes.
@@ -36,34 +53,32 @@ impl Adam {
         Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-7, t: 0, m, v }
     }
 
-    /// One step over all tensors: `params[i] -= update(grads[i])`.
-    pub fn step<'a>(&mut self, tensors: impl Iterator<Item = (&'a mut [f32], &'a [f32])>) {
+    /// Starts step `t + 1`: counts it and returns the numbers its updates use.
+    pub fn next_step(&mut self) -> Step {
         self.t += 1;
         let t = self.t as i32;
         let bias1 = 1.0 - self.beta1.powi(t); // m̂ = m / (1 − β₁ᵗ)
         let bias2 = 1.0 - self.beta2.powi(t); // v̂ = v / (1 − β₂ᵗ)
-        let h = Hyper { lr: self.lr, beta1: self.beta1, beta2: self.beta2, eps: self.eps, bias1, bias2 };
-        for ((w, g), (m, v)) in tensors.zip(self.m.iter_mut().zip(&mut self.v)) {
-            assert_eq!((w.len(), g.len(), m.len()), (v.len(), v.len(), v.len()), "tensor sizes");
-            if w.len() < 2 * CHUNK {
-                h.update(w, g, m, v);
-            } else {
-                (
-                    w.par_chunks_mut(CHUNK),
-                    g.par_chunks(CHUNK),
-                    m.par_chunks_mut(CHUNK),
-                    v.par_chunks_mut(CHUNK),
-                )
-                    .into_par_iter()
-                    .for_each(|(w, g, m, v)| h.update(w, g, m, v));
-            }
+        Step { lr: self.lr, beta1: self.beta1, beta2: self.beta2, eps: self.eps, bias1, bias2 }
+    }
+
+    /// Every tensor's moments, in the model's order of tensors.
+    pub fn moments(&mut self) -> impl DoubleEndedIterator<Item = Moments<'_>> {
+        self.m.iter_mut().zip(&mut self.v).map(|(m, v)| Moments { m, v })
+    }
+
+    /// One whole step over all tensors: `params[i] -= update(grads[i])`.
+    pub fn step<'a>(&mut self, tensors: impl Iterator<Item = (&'a mut [f32], &'a [f32])>) {
+        let step = self.next_step();
+        for ((w, g), moments) in tensors.zip(self.moments()) {
+            step.update_par(w, g, moments);
         }
     }
 }
 
 /// The numbers one step needs, bias corrections included.
-#[derive(Clone, Copy)]
-struct Hyper {
+#[derive(Debug, Clone, Copy)]
+pub struct Step {
     lr: f32,
     beta1: f32,
     beta2: f32,
@@ -72,8 +87,11 @@ struct Hyper {
     bias2: f32,
 }
 
-impl Hyper {
-    fn update(&self, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+impl Step {
+    /// Updates the weights `w` from their gradient `g` and moments `(m, v)`, all the same length,
+    /// on the calling thread.
+    pub fn update(&self, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+        assert_eq!((w.len(), g.len(), m.len()), (v.len(), v.len(), v.len()), "tensor sizes");
         for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m).zip(v) {
             *m = self.beta1 * *m + (1.0 - self.beta1) * g; // m ← β₁·m + (1 − β₁)·g
             *v = self.beta2 * *v + (1.0 - self.beta2) * g * g; // v ← β₂·v + (1 − β₂)·g²
@@ -81,5 +99,15 @@ impl Hyper {
             let v_hat = *v / self.bias2; // v̂ ← v / (1 − β₂ᵗ)
             *w -= self.lr * m_hat / (v_hat.sqrt() + self.eps); // w ← w − lr·m̂ / (√v̂ + ε)
         }
+    }
+
+    /// [`Step::update`] on a whole tensor, in parallel chunks if it is large.
+    pub fn update_par(&self, w: &mut [f32], g: &[f32], Moments { m, v }: Moments) {
+        if w.len() < 2 * CHUNK {
+            return self.update(w, g, m, v);
+        }
+        (w.par_chunks_mut(CHUNK), g.par_chunks(CHUNK), m.par_chunks_mut(CHUNK), v.par_chunks_mut(CHUNK))
+            .into_par_iter()
+            .for_each(|(w, g, m, v)| self.update(w, g, m, v));
     }
 }

@@ -8,9 +8,11 @@ use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
 use ndarray_rand::RandomExt;
 use rand::Rng;
 use rand_distr::Uniform;
+use rayon::prelude::*;
 
 use crate::engine::activation::Activation;
-use crate::engine::gemm::par_matmul;
+use crate::engine::adam::LayerStep;
+use crate::engine::gemm::{par_matmul, par_matmul_with, rows_per_block};
 
 /// A dense layer's parameters and the gradients of the last backward pass.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,17 +70,32 @@ impl Dense {
         });
     }
 
-    /// Backward, parameters: `dW = δᵀ·X` and `db = Σ_rows δ`, where `δ = ∂L/∂Z`.
+    /// Backward, parameters: `dW = δᵀ·X` and `db = Σ_rows δ`, where `δ = ∂L/∂Z`; given Adam's
+    /// `step` and this layer's moments `[W's, b's]`, also the update of `W` and `b`, each block
+    /// of `W`'s rows right after its block of `dW` is computed, while both are in cache.
     ///
     /// Shapes: `x` (B, I), `delta` (B, O) → `dw` (O, I), `db` (O,). The product is split over
     /// the outputs (rows of `dW`), so no thread sums another's partial results.
-    pub fn backward_params(&mut self, x: ArrayView2<f32>, delta: ArrayView2<f32>) {
+    pub fn backward_params(&mut self, x: ArrayView2<f32>, delta: ArrayView2<f32>, adam: Option<LayerStep>) {
         debug_assert_eq!((x.nrows(), x.ncols()), (delta.nrows(), self.inputs()));
-        par_matmul(delta.t(), x, self.dw.view_mut(), |_, _| {});
         self.db.fill(0.0);
         for row in delta.axis_iter(Axis(0)) {
             self.db += &row;
         }
+        let Some((step, [weights, biases])) = adam else {
+            return par_matmul(delta.t(), x, self.dw.view_mut(), |_, _| {});
+        };
+        let rows = rows_per_block(self.outputs()) * self.inputs();
+        let side = (
+            self.w.as_slice_mut().expect("contiguous").par_chunks_mut(rows),
+            weights.m.par_chunks_mut(rows),
+            weights.v.par_chunks_mut(rows),
+        );
+        par_matmul_with(delta.t(), x, self.dw.view_mut(), side.into_par_iter(), |_, dw, (w, m, v)| {
+            step.update(w, dw.as_slice().expect("contiguous"), m, v)
+        });
+        let b = self.b.as_slice_mut().expect("contiguous");
+        step.update(b, self.db.as_slice().expect("contiguous"), biases.m, biases.v);
     }
 
     /// Backward, input: `∂L/∂X = δ·W`, then through the previous layer's activation:

@@ -88,24 +88,37 @@ fn strides(s: &[isize]) -> [isize; 2] {
 /// epilogue can read the matching rows of other matrices.
 ///
 /// Shapes: `a` (M, K), `b` (K, N), `c` (M, N).
-pub fn par_matmul<F>(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>, epilogue: F)
+pub fn par_matmul<F>(a: ArrayView2<f32>, b: ArrayView2<f32>, c: ArrayViewMut2<f32>, epilogue: F)
 where
     F: Fn(usize, ArrayViewMut2<f32>) + Sync,
 {
-    let m = c.nrows();
-    let block = rows_per_block(m);
-    if block >= m {
-        matmul(a, b, c.view_mut());
-        epilogue(0, c);
-        return;
-    }
-    c.axis_chunks_iter_mut(Axis(0), block).into_par_iter().enumerate().for_each(|(i, mut c_block)| {
-        let first = i * block;
-        let rows = c_block.nrows();
-        let a_block = a.slice_axis(Axis(0), (first..first + rows).into());
-        matmul(a_block, b, c_block.view_mut());
-        epilogue(first, c_block);
-    });
+    let blocks = c.nrows().div_ceil(rows_per_block(c.nrows()));
+    par_matmul_with(a, b, c, rayon::iter::repeat_n((), blocks), |first, block, ()| epilogue(first, block));
+}
+
+/// [`par_matmul`] whose epilogue also gets the block's own item of `side`, a parallel iterator
+/// with one item per block of [`rows_per_block`]`(M)` rows, in order: the matching rows of
+/// matrices the epilogue writes (a loss's gradient, a layer's weights and optimizer moments).
+pub fn par_matmul_with<S, F>(
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    mut c: ArrayViewMut2<f32>,
+    side: S,
+    epilogue: F,
+) where
+    S: IndexedParallelIterator,
+    F: Fn(usize, ArrayViewMut2<f32>, S::Item) + Sync,
+{
+    let block = rows_per_block(c.nrows());
+    assert_eq!(side.len(), c.nrows().div_ceil(block), "par_matmul_with: one side item per block");
+    (c.axis_chunks_iter_mut(Axis(0), block), side).into_par_iter().enumerate().for_each(
+        |(i, (mut c_block, item))| {
+            let first = i * block;
+            let a_block = a.slice_axis(Axis(0), (first..first + c_block.nrows()).into());
+            matmul(a_block, b, c_block.view_mut());
+            epilogue(first, c_block, item);
+        },
+    );
 }
 
 /// Rows per block so that each thread of the current pool gets one block, but no block is

@@ -9,6 +9,7 @@
 use ndarray::{ArrayView2, ArrayViewMut2};
 
 use crate::engine::activation::Activation;
+use crate::engine::adam::LayerStep;
 use crate::engine::conv::Conv2d;
 use crate::engine::conv_transpose::ConvTranspose2d;
 use crate::engine::dense::Dense;
@@ -105,19 +106,22 @@ impl Layer {
     /// Backward from `δ = ∂L/∂Z` (B, O) for the input `x` (B, I): overwrites the parameters'
     /// gradients, and with `prev = (f, a_prev, delta_prev)` writes `δ_prev = ∂L/∂Z_prev` (B, I),
     /// the gradient before the previous layer's activation `f`, whose output was `a_prev`.
+    /// Given Adam's step and the layer's moments, it then updates the parameters too; `δ_prev`
+    /// is always computed from the weights as they were.
     pub fn backward(
         &mut self,
         x: ArrayView2<f32>,
         delta: ArrayView2<f32>,
         prev: Option<(Activation, ArrayView2<f32>, ArrayViewMut2<f32>)>,
         scratch: &mut Scratch,
+        adam: Option<LayerStep>,
     ) {
         match self {
             Layer::Dense(d) => {
-                d.backward_params(x, delta);
                 if let Some((f, a_prev, delta_prev)) = prev {
                     d.backward_input(delta, (f, a_prev), delta_prev);
                 }
+                return d.backward_params(x, delta, adam);
             }
             Layer::Conv2d(c) => c.backward(x, delta, prev, scratch),
             Layer::ConvTranspose2d(c) => c.backward(x, delta, prev, scratch),
@@ -125,6 +129,11 @@ impl Layer {
                 if let Some((f, a_prev, delta_prev)) = prev {
                     p.backward_input(delta, (f, a_prev), delta_prev);
                 }
+            }
+        }
+        if let (Some((step, moments)), Some(tensors)) = (adam, self.params_and_grads()) {
+            for ((w, g), moments) in tensors.into_iter().zip(moments) {
+                step.update_par(w, g, moments);
             }
         }
     }

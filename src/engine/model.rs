@@ -15,6 +15,7 @@ use rand::Rng;
 use rayon::prelude::*;
 
 use crate::engine::activation::Activation;
+use crate::engine::adam::Adam;
 use crate::engine::conv::Conv2d;
 use crate::engine::conv_transpose::ConvTranspose2d;
 use crate::engine::dense::Dense;
@@ -163,16 +164,29 @@ impl Model {
     }
 
     /// Backward pass for the batch `x` (B, D) of the last forward pass, from `ws.deltas[last]`:
-    /// overwrites every layer's `dw` and `db`.
-    pub fn backward(&mut self, x: ArrayView2<f32>, ws: &mut Workspace) {
+    /// overwrites every layer's `dw` and `db`. Given `adam`, also takes Adam's next step, each
+    /// layer as soon as its gradients exist (while they are in cache) rather than in a pass of
+    /// its own at the end; the result is the same as [`Adam::step`] after the backward pass.
+    pub fn backward(&mut self, x: ArrayView2<f32>, ws: &mut Workspace, mut adam: Option<&mut Adam>) {
         let rows = x.nrows();
+        let step = adam.as_mut().map(|adam| adam.next_step());
+        // The layers go last to first, so their moments are taken from the end.
+        let mut moments = adam.map(|adam| adam.moments().rev());
         for l in (0..self.layers.len()).rev() {
             let (below, here) = ws.deltas.split_at_mut(l);
             let delta = here[0].slice(s![..rows, ..]);
             let input = if l == 0 { x } else { ws.outputs[l - 1].slice(s![..rows, ..]) };
             let prev =
                 (l > 0).then(|| (self.activations[l - 1], input, below[l - 1].slice_mut(s![..rows, ..])));
-            self.layers[l].backward(input, delta, prev, &mut ws.scratch);
+            let layer_step = match (step, moments.as_mut()) {
+                (Some(step), Some(moments)) if self.layers[l].param_sizes().is_some() => {
+                    let biases = moments.next().expect("moments for every tensor");
+                    let weights = moments.next().expect("moments for every tensor");
+                    Some((step, [weights, biases]))
+                }
+                _ => None,
+            };
+            self.layers[l].backward(input, delta, prev, &mut ws.scratch, layer_step);
         }
     }
 

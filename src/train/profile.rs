@@ -20,21 +20,19 @@ pub enum Phase {
     Forward,
     /// Loss and its gradient at the output.
     Loss,
-    /// The backward pass: `dW`, `db`, and `δ` through each activation.
+    /// The backward pass: `dW`, `db`, `δ` through each activation, and Adam's update of each
+    /// layer as soon as its gradients exist.
     Backward,
-    /// Adam.
-    Optimizer,
     /// Forward and loss over the corrupted test set.
     Validation,
 }
 
-const PHASES: [Phase; 6] =
-    [Phase::Data, Phase::Forward, Phase::Loss, Phase::Backward, Phase::Optimizer, Phase::Validation];
+const PHASES: [Phase; 5] = [Phase::Data, Phase::Forward, Phase::Loss, Phase::Backward, Phase::Validation];
 
 /// Seconds spent in each phase, and the images trained on.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Profile {
-    seconds: [f64; 6],
+    seconds: [f64; 5],
     /// Training images processed.
     pub images: usize,
 }

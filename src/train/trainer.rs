@@ -396,7 +396,6 @@ pub fn train_step(
 ) -> f64 {
     profile.time(Phase::Forward, || model.forward(input, ws));
     let total = profile.time(Phase::Loss, || model.loss_and_delta(loss, target, ws));
-    profile.time(Phase::Backward, || model.backward(input, ws));
-    profile.time(Phase::Optimizer, || adam.step(model.params_and_grads()));
+    profile.time(Phase::Backward, || model.backward(input, ws, Some(adam)));
     total
 }

@@ -117,7 +117,7 @@ pub fn check_whole_model(
     let loss = model.loss_and_delta(Loss::Bce, y.view(), &mut ws) / y.len() as f64;
     let expected = reference(&model, x, y);
     assert!((loss - expected).abs() < 1e-6, "forward: {loss} vs f64 reference {expected}");
-    model.backward(x.view(), &mut ws);
+    model.backward(x.view(), &mut ws, None);
     let analytic: Vec<Vec<f32>> = model.params_and_grads().map(|(_, g)| g.to_vec()).collect();
     for (t, grad) in analytic.iter().enumerate() {
         let mut probe = model.clone();
