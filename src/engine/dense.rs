@@ -57,45 +57,68 @@ impl Dense {
     ///
     /// Shapes: `x` (B, I) → `out` (B, O). Bias and activation are fused into the product.
     pub fn forward(&self, x: ArrayView2<f32>, out: ArrayViewMut2<f32>, activation: Option<Activation>) {
+        let blocks = rayon::iter::repeat_n((), x.nrows().div_ceil(rows_per_block(x.nrows())));
+        self.forward_with(x, out, blocks, |_, z, _| {
+            if let Some(f) = activation {
+                f.forward(z);
+            }
+        });
+    }
+
+    /// Forward with an epilogue of the caller's: `Z = X·Wᵀ + b`, then `epilogue(i, z, item)` on
+    /// each row `z` of `Z` while it is in cache, with `i` its index within its block of
+    /// [`rows_per_block`]`(B)` rows and `item` that block's item of `side` (see
+    /// [`par_matmul_with`]).
+    ///
+    /// Shapes: `x` (B, I) → `out` (B, O).
+    pub fn forward_with<S, F>(&self, x: ArrayView2<f32>, out: ArrayViewMut2<f32>, side: S, epilogue: F)
+    where
+        S: IndexedParallelIterator,
+        F: Fn(usize, &mut [f32], &mut S::Item) + Sync,
+    {
         debug_assert_eq!((x.ncols(), out.dim()), (self.inputs(), (x.nrows(), self.outputs())));
         let b = self.b.as_slice().expect("biases are contiguous");
-        par_matmul(x, self.w.t(), out, |_, mut block| {
-            for mut row in block.rows_mut() {
-                let row = row.as_slice_mut().expect("rows are contiguous");
-                row.iter_mut().zip(b).for_each(|(z, b)| *z += b);
-                if let Some(f) = activation {
-                    f.forward(row);
-                }
+        par_matmul_with(x, self.w.t(), out, side, |_, mut block, mut item| {
+            for (i, mut row) in block.rows_mut().into_iter().enumerate() {
+                let z = row.as_slice_mut().expect("rows are contiguous");
+                z.iter_mut().zip(b).for_each(|(z, b)| *z += b);
+                epilogue(i, z, &mut item);
             }
         });
     }
 
     /// Backward, parameters: `dW = δᵀ·X` and `db = Σ_rows δ`, where `δ = ∂L/∂Z`; given Adam's
-    /// `step` and this layer's moments `[W's, b's]`, also the update of `W` and `b`, each block
-    /// of `W`'s rows right after its block of `dW` is computed, while both are in cache.
+    /// `step` and this layer's moments `[W's, b's]`, also the update of `W` and `b`. Each block
+    /// of outputs gets its rows of `dW`, its entries of `db` and, right after, their update,
+    /// while all of it is in cache.
     ///
-    /// Shapes: `x` (B, I), `delta` (B, O) → `dw` (O, I), `db` (O,). The product is split over
-    /// the outputs (rows of `dW`), so no thread sums another's partial results.
+    /// Shapes: `x` (B, I), `delta` (B, O) → `dw` (O, I), `db` (O,). The work is split over the
+    /// outputs (rows of `dW`), so no thread sums another's partial results.
     pub fn backward_params(&mut self, x: ArrayView2<f32>, delta: ArrayView2<f32>, adam: Option<LayerStep>) {
         debug_assert_eq!((x.nrows(), x.ncols()), (delta.nrows(), self.inputs()));
-        self.db.fill(0.0);
-        for row in delta.axis_iter(Axis(0)) {
-            self.db += &row;
-        }
-        let Some((step, [weights, biases])) = adam else {
-            return par_matmul(delta.t(), x, self.dw.view_mut(), |_, _| {});
+        let outputs = rows_per_block(self.outputs());
+        let weights = outputs * self.inputs();
+        let db = self.db.as_slice_mut().expect("contiguous").par_chunks_mut(outputs);
+        let Some((step, [wm, bm])) = adam else {
+            return par_matmul_with(delta.t(), x, self.dw.view_mut(), db, |first, _, db| {
+                column_sums(delta, first, db)
+            });
         };
-        let rows = rows_per_block(self.outputs()) * self.inputs();
         let side = (
-            self.w.as_slice_mut().expect("contiguous").par_chunks_mut(rows),
-            weights.m.par_chunks_mut(rows),
-            weights.v.par_chunks_mut(rows),
+            db,
+            self.w.as_slice_mut().expect("contiguous").par_chunks_mut(weights),
+            wm.m.par_chunks_mut(weights),
+            wm.v.par_chunks_mut(weights),
+            self.b.as_slice_mut().expect("contiguous").par_chunks_mut(outputs),
+            bm.m.par_chunks_mut(outputs),
+            bm.v.par_chunks_mut(outputs),
         );
-        par_matmul_with(delta.t(), x, self.dw.view_mut(), side.into_par_iter(), |_, dw, (w, m, v)| {
-            step.update(w, dw.as_slice().expect("contiguous"), m, v)
+        par_matmul_with(delta.t(), x, self.dw.view_mut(), side.into_par_iter(), |first, dw, params| {
+            let (db, w, w_m, w_v, b, b_m, b_v) = params;
+            column_sums(delta, first, db);
+            step.update(w, dw.as_slice().expect("contiguous"), w_m, w_v);
+            step.update(b, db, b_m, b_v);
         });
-        let b = self.b.as_slice_mut().expect("contiguous");
-        step.update(b, self.db.as_slice().expect("contiguous"), biases.m, biases.v);
     }
 
     /// Backward, input: `∂L/∂X = δ·W`, then through the previous layer's activation:
@@ -118,5 +141,14 @@ impl Dense {
                 f.backward(a.as_slice().expect("rows are contiguous"), d);
             }
         });
+    }
+}
+
+/// `sums[j] = Σ_rows δ[row, first + j]`: the columns of `δ` from `first` on, summed in row order.
+fn column_sums(delta: ArrayView2<f32>, first: usize, sums: &mut [f32]) {
+    sums.fill(0.0);
+    for row in delta.rows() {
+        let row = &row.as_slice().expect("rows are contiguous")[first..first + sums.len()];
+        sums.iter_mut().zip(row).for_each(|(s, d)| *s += d);
     }
 }

@@ -121,19 +121,53 @@ impl Model {
     /// activated output, except the last, which holds the logits `z` (B, D): the output sigmoid
     /// is left to the loss, which needs `z` for its stable form, or to [`Model::reconstruct`].
     pub fn forward(&self, x: ArrayView2<f32>, ws: &mut Workspace) {
-        self.forward_layers(x, ws, self.layers.len());
+        (0..self.layers.len()).for_each(|l| self.forward_layer(l, x, ws));
     }
 
-    /// The forward pass through the first `count` layers only.
-    fn forward_layers(&self, x: ArrayView2<f32>, ws: &mut Workspace, count: usize) {
+    /// Layer `l`'s forward pass, from `x` (B, D) if it is the first, else from the layer before.
+    fn forward_layer(&self, l: usize, x: ArrayView2<f32>, ws: &mut Workspace) {
         let rows = x.nrows();
+        let (done, rest) = ws.outputs.split_at_mut(l);
+        let input = if l == 0 { x } else { done[l - 1].slice(s![..rows, ..]) };
+        let activation = (l + 1 < self.layers.len()).then_some(self.activations[l]);
+        self.layers[l].forward(input, rest[0].slice_mut(s![..rows, ..]), activation, &ws.scratch.buffers);
+    }
+
+    /// The forward pass and then [`Model::loss_and_delta`]: returns the loss summed over all
+    /// entries and leaves `∂L/∂z` in `ws.deltas[last]`. When the output layer is dense, the loss
+    /// is its product's epilogue: each row of logits becomes its loss and gradient while it is
+    /// still in cache, instead of in a pass of its own (the same numbers either way).
+    pub fn forward_loss(
+        &self,
+        x: ArrayView2<f32>,
+        loss: Loss,
+        target: ArrayView2<f32>,
+        ws: &mut Workspace,
+    ) -> f64 {
         let last = self.layers.len() - 1;
-        for (l, layer) in self.layers.iter().enumerate().take(count) {
-            let (done, rest) = ws.outputs.split_at_mut(l);
-            let input = if l == 0 { x } else { done[l - 1].slice(s![..rows, ..]) };
-            let activation = (l < last).then_some(self.activations[l]);
-            layer.forward(input, rest[0].slice_mut(s![..rows, ..]), activation, &ws.scratch.buffers);
-        }
+        (0..last).for_each(|l| self.forward_layer(l, x, ws));
+        let Layer::Dense(output) = &self.layers[last] else {
+            self.forward_layer(last, x, ws);
+            return self.loss_and_delta(loss, target, ws);
+        };
+        let (rows, d) = target.dim();
+        let scale = 1.0 / (rows * d) as f32;
+        let block = rows_per_block(rows);
+        let (done, z) = ws.outputs.split_at_mut(last);
+        let input = if last == 0 { x } else { done[last - 1].slice(s![..rows, ..]) };
+        let mut delta = ws.deltas[last].slice_mut(s![..rows, ..]);
+        let side = (
+            target.axis_chunks_iter(Axis(0), block),
+            delta.axis_chunks_iter_mut(Axis(0), block),
+            ws.row_loss[..rows].par_chunks_mut(block),
+        );
+        let z = z[0].slice_mut(s![..rows, ..]);
+        output.forward_with(input, z, side.into_par_iter(), |i, z, (y, dz, row_loss)| {
+            let (y, mut dz) = (y.row(i), dz.row_mut(i));
+            let (y, dz) = (y.as_slice().expect("row"), dz.as_slice_mut().expect("row"));
+            row_loss[i] = loss.forward_backward(z, y, scale, dz);
+        });
+        sum_in_order(&ws.row_loss[..rows])
     }
 
     /// The loss of the last forward pass against `target` (B, D), summed over all entries, and
@@ -208,7 +242,7 @@ impl Model {
     /// The codes `h` (B, H_code) of `x` (B, D), written into `out`: the encoder alone.
     pub fn encode(&self, x: ArrayView2<f32>, ws: &mut Workspace, mut out: ArrayViewMut2<f32>) {
         let code = self.bottleneck();
-        self.forward_layers(x, ws, code + 1);
+        (0..=code).for_each(|l| self.forward_layer(l, x, ws));
         out.assign(&ws.outputs[code].slice(s![..x.nrows(), ..]));
     }
 }

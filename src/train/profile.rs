@@ -16,10 +16,9 @@ use crate::train::EpochStats;
 pub enum Phase {
     /// Gathering a batch, scaling it to `[0, 1]` and corrupting it.
     Data,
-    /// The forward pass: matrix products with bias and activation fused in.
+    /// The forward pass: matrix products with bias and activation fused in, and the loss and
+    /// its gradient at the output.
     Forward,
-    /// Loss and its gradient at the output.
-    Loss,
     /// The backward pass: `dW`, `db`, `δ` through each activation, and Adam's update of each
     /// layer as soon as its gradients exist.
     Backward,
@@ -27,12 +26,12 @@ pub enum Phase {
     Validation,
 }
 
-const PHASES: [Phase; 5] = [Phase::Data, Phase::Forward, Phase::Loss, Phase::Backward, Phase::Validation];
+const PHASES: [Phase; 4] = [Phase::Data, Phase::Forward, Phase::Backward, Phase::Validation];
 
 /// Seconds spent in each phase, and the images trained on.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Profile {
-    seconds: [f64; 5],
+    seconds: [f64; 4],
     /// Training images processed.
     pub images: usize,
 }

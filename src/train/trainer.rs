@@ -351,11 +351,11 @@ impl<'a> Trainer<'a> {
         for start in (0..rows).step_by(self.ws.capacity()) {
             let end = (start + self.ws.capacity()).min(rows);
             let x = self.test_noisy.slice(s![start..end, ..]);
-            self.model.forward(x, &mut self.ws);
-            self.dead.observe(&self.ws.outputs, end - start);
             let target = self.test_clean.slice(s![start..end, ..]);
-            // The gradient it also writes is not used; one fused pass costs less than two.
-            total += self.model.loss_and_delta(self.config.loss, target, &mut self.ws);
+            // The gradient it also writes is not used; computing it with the loss, in the output
+            // layer's epilogue, costs less than a pass for the loss alone.
+            total += self.model.forward_loss(x, self.config.loss, target, &mut self.ws);
+            self.dead.observe(&self.ws.outputs, end - start);
         }
         total / self.test_clean.len() as f64
     }
@@ -394,8 +394,7 @@ pub fn train_step(
     ws: &mut Workspace,
     profile: &mut Profile,
 ) -> f64 {
-    profile.time(Phase::Forward, || model.forward(input, ws));
-    let total = profile.time(Phase::Loss, || model.loss_and_delta(loss, target, ws));
+    let total = profile.time(Phase::Forward, || model.forward_loss(input, loss, target, ws));
     profile.time(Phase::Backward, || model.backward(input, ws, Some(adam)));
     total
 }
