@@ -234,12 +234,23 @@ pub fn group_size(per_image: usize) -> usize {
     (FLOATS / per_image.max(1)).clamp(1, 32)
 }
 
-/// `to ← from`, element by element: a channel or a few, too short for a call to `memcpy`.
+/// `to ← from`: a channel or a few, too short for a call to `memcpy` to pay, so one number as
+/// one number, more in blocks of eight (one 256-bit move each) and then one by one.
 #[inline]
 fn copy(from: &[f32], to: &mut [f32]) {
     if let ([f], [t]) = (from, &mut *to) {
         *t = *f;
-    } else {
-        to.copy_from_slice(from);
+        return;
+    }
+    let (from_blocks, to_blocks) = (from.chunks_exact(8), to.chunks_exact_mut(8));
+    let from_rest = from_blocks.remainder();
+    let mut to_blocks = to_blocks;
+    for (f, t) in from_blocks.zip(to_blocks.by_ref()) {
+        let f: &[f32; 8] = f.try_into().expect("blocks of eight");
+        let t: &mut [f32; 8] = t.try_into().expect("blocks of eight");
+        *t = *f;
+    }
+    for (t, f) in to_blocks.into_remainder().iter_mut().zip(from_rest) {
+        *t = *f;
     }
 }
