@@ -132,17 +132,21 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
         snapshots.push(samples[2].view());
         save(&out, &trainer, &metrics, &snapshots, &samples)?;
     }
-    let measured = Measured::of(&trainer.model, &data, config.seed);
-    let (clean, noisy) = trainer.test_set();
-    let run = report_of(&out, &metrics, &trainer.model, &data, (clean, noisy), &snapshots, Some(&measured));
-    write_report(&out, &run)?;
-    println!("wrote {}", out.display());
-    if plan.profile {
+    let profile = plan.profile.then(|| {
         let (m, k, n) = profile::typical_product(&trainer.model, trainer.batch_rows());
         let sgemm = profile::sgemm_gflops(m, k, n, 0.5);
         let (train, test) = (data.train.images.count, data.test.images.count);
         let floor = profile::Floor::of(&trainer.model, train, test, &metrics.history);
-        println!("{}", trainer.profile.report(&trainer.model, sgemm).with_floor(floor));
+        trainer.profile.report(&trainer.model, sgemm).with_floor(floor).to_string()
+    });
+    let (model, clean, noisy) = trainer.finish();
+    let measured = Measured::of(&model, &data, config.seed);
+    let test_set = (clean.view(), noisy.view());
+    let run = report_of(&out, &metrics, &model, &data, test_set, &snapshots, Some(&measured));
+    write_report(&out, &run)?;
+    println!("wrote {}", out.display());
+    if let Some(profile) = profile {
+        println!("{profile}");
     }
     Ok(())
 }

@@ -286,6 +286,12 @@ impl Workspace {
         Workspace { outputs: buffers(), deltas: buffers(), row_loss: vec![0.0; capacity], scratch }
     }
 
+    /// The bytes a batch row adds to the buffers of `model`: its outputs and deltas.
+    pub fn bytes_per_row(model: &Model) -> usize {
+        let widths: usize = model.layers.iter().map(Layer::outputs).sum();
+        std::mem::size_of::<f32>() * (2 * widths + 1)
+    }
+
     /// The largest batch these buffers hold.
     pub fn capacity(&self) -> usize {
         self.row_loss.len()

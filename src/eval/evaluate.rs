@@ -16,8 +16,11 @@ use crate::engine::model::{Model, Workspace};
 use crate::eval::knn;
 use crate::eval::quality::{Quality, mse, psnr};
 
-/// Rows per forward pass.
+/// Rows per forward pass, at most.
 const BATCH: usize = 1000;
+/// The most a forward pass's buffers may take: 1000 rows of the convolutional model's would
+/// take 572 MB, more than the whole training run.
+const WORKSPACE_BYTES: usize = 32 << 20;
 /// Neighbours that vote in the k-NN check.
 pub const K: usize = 5;
 
@@ -124,17 +127,19 @@ pub fn encode(model: &Model, x: ArrayView2<f32>) -> Array2<f32> {
     apply(model, x, Model::encode, width)
 }
 
-/// Runs `f` (reconstruct or encode) over `x` (N, D) in batches, into an (N, `width`) array.
+/// Runs `f` (reconstruct or encode) over `x` (N, D) in batches whose buffers fit in
+/// [`WORKSPACE_BYTES`], into an (N, `width`) array.
 fn apply(
     model: &Model,
     x: ArrayView2<f32>,
     f: fn(&Model, ArrayView2<f32>, &mut Workspace, ndarray::ArrayViewMut2<f32>),
     width: usize,
 ) -> Array2<f32> {
-    let mut ws = Workspace::new(model, BATCH.min(x.nrows()));
+    let rows_per_batch = (WORKSPACE_BYTES / Workspace::bytes_per_row(model)).clamp(1, BATCH);
+    let mut ws = Workspace::new(model, rows_per_batch.min(x.nrows()));
     let mut out = Array2::zeros((x.nrows(), width));
-    for (i, batch) in x.axis_chunks_iter(Axis(0), BATCH).enumerate() {
-        let rows = s![i * BATCH..i * BATCH + batch.nrows(), ..];
+    for (i, batch) in x.axis_chunks_iter(Axis(0), rows_per_batch).enumerate() {
+        let rows = s![i * rows_per_batch..i * rows_per_batch + batch.nrows(), ..];
         f(model, batch, &mut ws, out.slice_mut(rows));
     }
     out
