@@ -8,8 +8,10 @@
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
+use dae::data::mnist::Mnist;
 use dae::train::{Arch, Config, Trainer};
 
 struct Counting;
@@ -37,16 +39,21 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// The counters are global: the tests take turns.
+/// The counters are global: the tests take turns, from before they make their data, so that
+/// one test's setup is never counted in the other's epoch.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Trains `config` on `data` for an epoch on two threads, then counts the allocations of a
-/// second epoch: (ours, the kernel's packing buffers).
-fn second_epoch_allocations(config: Config, data: &dae::data::mnist::Mnist) -> (usize, usize) {
+/// Trains `config` on the data `make_data` makes for an epoch on two threads, then counts the
+/// allocations of a second epoch: (ours, the kernel's packing buffers).
+fn second_epoch_allocations(config: Config, make_data: impl FnOnce() -> Mnist) -> (usize, usize) {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let data = make_data();
+    // One pool for both tests: a pool of their own, dropped, would end its threads while the
+    // next test counts, and a thread's exit allocates (about one run in fifteen caught one).
+    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
+    let pool = POOL.get_or_init(|| rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap());
     pool.install(|| {
-        let mut trainer = Trainer::new(config, data);
+        let mut trainer = Trainer::new(config, &data);
         trainer.train_epoch(|_, _| {}).unwrap();
         let (ours, packing) = (OURS.load(Relaxed), PACKING.load(Relaxed));
         trainer.train_epoch(|_, _| {}).unwrap();
@@ -57,7 +64,7 @@ fn second_epoch_allocations(config: Config, data: &dae::data::mnist::Mnist) -> (
 #[test]
 fn an_epoch_after_the_first_allocates_only_the_kernels_packing_buffers() {
     let config = Config { batch_size: 64, hidden: vec![32, 16, 8], ..Config::default() };
-    let (ours, packing) = second_epoch_allocations(config, &common::bars_dataset(640, 200));
+    let (ours, packing) = second_epoch_allocations(config, || common::bars_dataset(640, 200));
     println!("second epoch: {ours} allocations of ours, {packing} packing buffers");
     assert_eq!(ours, 0, "allocations in the steady-state training loop");
     // One buffer per kernel call. An epoch has 10 steps of 17 products (6 forward, 6 dW,
@@ -70,7 +77,7 @@ fn an_epoch_after_the_first_allocates_only_the_kernels_packing_buffers() {
 #[test]
 fn a_conv_epoch_after_the_first_allocates_only_the_kernels_packing_buffers() {
     let config = Config { batch_size: 64, arch: Arch::Conv, ..Config::default() };
-    let (ours, packing) = second_epoch_allocations(config, &common::bars_dataset_of_side(300, 12, 100));
+    let (ours, packing) = second_epoch_allocations(config, || common::bars_dataset_of_side(300, 12, 100));
     println!("second conv epoch: {ours} allocations of ours, {packing} packing buffers");
     assert_eq!(ours, 0, "allocations in the steady-state training loop");
     assert!(packing > 0, "the lowered layers multiply through the kernel");
