@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use crate::engine::activation::Activation;
 use crate::engine::adam::LayerStep;
-use crate::engine::gemm::{par_matmul, par_matmul_with, rows_per_block};
+use crate::engine::gemm::{par_matmul, par_matmul_with, row_blocks, rows_per_block};
 
 /// A dense layer's parameters and the gradients of the last backward pass.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,7 +57,7 @@ impl Dense {
     ///
     /// Shapes: `x` (B, I) → `out` (B, O). Bias and activation are fused into the product.
     pub fn forward(&self, x: ArrayView2<f32>, out: ArrayViewMut2<f32>, activation: Option<Activation>) {
-        let blocks = rayon::iter::repeat_n((), x.nrows().div_ceil(rows_per_block(x.nrows())));
+        let blocks = rayon::iter::repeat_n((), row_blocks(x.nrows()));
         self.forward_with(x, out, blocks, |_, z, _| {
             if let Some(f) = activation {
                 f.forward(z);

@@ -92,8 +92,8 @@ pub fn par_matmul<F>(a: ArrayView2<f32>, b: ArrayView2<f32>, c: ArrayViewMut2<f3
 where
     F: Fn(usize, ArrayViewMut2<f32>) + Sync,
 {
-    let blocks = c.nrows().div_ceil(rows_per_block(c.nrows()));
-    par_matmul_with(a, b, c, rayon::iter::repeat_n((), blocks), |first, block, ()| epilogue(first, block));
+    let blocks = rayon::iter::repeat_n((), row_blocks(c.nrows()));
+    par_matmul_with(a, b, c, blocks, |first, block, ()| epilogue(first, block));
 }
 
 /// [`par_matmul`] whose epilogue also gets the block's own item of `side`, a parallel iterator
@@ -110,7 +110,7 @@ pub fn par_matmul_with<S, F>(
     F: Fn(usize, ArrayViewMut2<f32>, S::Item) + Sync,
 {
     let block = rows_per_block(c.nrows());
-    assert_eq!(side.len(), c.nrows().div_ceil(block), "par_matmul_with: one side item per block");
+    assert_eq!(side.len(), row_blocks(c.nrows()), "par_matmul_with: one side item per block");
     (c.axis_chunks_iter_mut(Axis(0), block), side).into_par_iter().enumerate().for_each(
         |(i, (mut c_block, item))| {
             let first = i * block;
@@ -125,6 +125,11 @@ pub fn par_matmul_with<S, F>(
 /// smaller than [`MIN_ROWS`]: a task must be worth starting.
 pub fn rows_per_block(rows: usize) -> usize {
     rows.div_ceil(rayon::current_num_threads()).max(MIN_ROWS)
+}
+
+/// The number of blocks of [`rows_per_block`] rows that `rows` rows make.
+pub fn row_blocks(rows: usize) -> usize {
+    rows.div_ceil(rows_per_block(rows))
 }
 
 /// The fewest rows a parallel task is given.
