@@ -16,7 +16,7 @@ use rand_distr::Uniform;
 use rayon::prelude::*;
 
 use crate::engine::activation::Activation;
-use crate::engine::gemm::matmul;
+use crate::engine::gemm::{column_sums, matmul};
 use crate::engine::lowering::{Buffers, Image, Scratch, Windows, group_size, sum_groups};
 
 /// A convolution layer's parameters and the gradients of the last backward pass.
@@ -289,7 +289,7 @@ fn backward_group(
     let (dw, db) = partial.split_at_mut(w.len());
     let lowered = lower_images(windows, x, buffer);
     matmul(delta.t(), lowered.slice_axis(Axis(0), (0..pixels).into()), as_matrix_mut(dw, (outputs, row_len)));
-    column_sums(delta, db);
+    column_sums(delta, 0, db);
     if let Some((f, a_prev, mut delta_prev)) = prev {
         let mut d_lowered = as_matrix_mut(buffer, (pixels, row_len));
         matmul(delta, w, d_lowered.view_mut());
@@ -336,7 +336,7 @@ fn backward_group_by_taps(
     let (dw, db) = partial.split_at_mut(w.len());
     let x = as_matrix(&x, (pixels, c));
     matmul(d_products.t(), x, as_matrix_mut(dw, (per_pixel, c)));
-    column_sums(as_matrix(&delta, (delta.len() / outputs, outputs)), db);
+    column_sums(as_matrix(&delta, (delta.len() / outputs, outputs)), 0, db);
     if let Some((f, a_prev, mut delta_prev)) = prev {
         let mut d = as_matrix_mut(delta_prev.as_slice_mut().expect("contiguous"), (pixels, c));
         matmul(d_products.view(), taps, d.view_mut());
@@ -401,15 +401,6 @@ fn add_bias_and_activate(mut y: ArrayViewMut2<f32>, b: &[f32], activation: Optio
     }
     if let Some(f) = activation {
         f.forward(y.as_slice_mut().expect("contiguous"));
-    }
-}
-
-/// `sums[j] = Σᵢ m[i, j]`, rows added in order. Over the slice of a contiguous `m`: an ndarray
-/// view per row cost more than the additions on a convolution's `(pixels, O)` gradient.
-pub(crate) fn column_sums(m: ArrayView2<f32>, sums: &mut [f32]) {
-    sums.fill(0.0);
-    for row in m.as_slice().expect("contiguous").chunks_exact(m.ncols()) {
-        sums.iter_mut().zip(row).for_each(|(s, v)| *s += v);
     }
 }
 

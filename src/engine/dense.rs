@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use crate::engine::activation::Activation;
 use crate::engine::adam::LayerStep;
-use crate::engine::gemm::{par_matmul, par_matmul_with, row_blocks, rows_per_block};
+use crate::engine::gemm::{column_sums, par_matmul, par_matmul_with, row_blocks, rows_per_block};
 
 /// A dense layer's parameters and the gradients of the last backward pass.
 #[derive(Debug, Clone, PartialEq)]
@@ -141,14 +141,5 @@ impl Dense {
                 f.backward(a.as_slice().expect("rows are contiguous"), d);
             }
         });
-    }
-}
-
-/// `sums[j] = Σ_rows δ[row, first + j]`: the columns of `δ` from `first` on, summed in row order.
-fn column_sums(delta: ArrayView2<f32>, first: usize, sums: &mut [f32]) {
-    sums.fill(0.0);
-    for row in delta.rows() {
-        let row = &row.as_slice().expect("rows are contiguous")[first..first + sums.len()];
-        sums.iter_mut().zip(row).for_each(|(s, d)| *s += d);
     }
 }

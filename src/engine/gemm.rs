@@ -121,6 +121,17 @@ pub fn par_matmul_with<S, F>(
     );
 }
 
+/// `sums[j] = Σᵢ m[i, first + j]`: the bias gradient `δᵀ·1` of the columns of `m` from `first`
+/// on, rows added in order. Walks the slice of a contiguous `m`: an ndarray view per row cost
+/// more than the additions on a convolution's `(pixels, O)` gradient.
+pub fn column_sums(m: ArrayView2<f32>, first: usize, sums: &mut [f32]) {
+    let columns = first..first + sums.len();
+    sums.fill(0.0);
+    for row in m.as_slice().expect("column_sums: a contiguous matrix").chunks_exact(m.ncols()) {
+        sums.iter_mut().zip(&row[columns.clone()]).for_each(|(s, v)| *s += v);
+    }
+}
+
 /// Rows per block so that each thread of the current pool gets one block, but no block is
 /// smaller than [`MIN_ROWS`]: a task must be worth starting.
 pub fn rows_per_block(rows: usize) -> usize {

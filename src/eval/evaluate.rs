@@ -104,7 +104,7 @@ pub fn sweep_noises() -> Vec<Noise> {
 /// mean infinite.
 pub fn sweep(model: &Model, data: &Mnist, seed: u64) -> Vec<SweepRow> {
     let images = &data.test.images;
-    let psnr = |x: &Array2<f32>, clean: &Array2<f32>| {
+    let mean_psnr = |x: &Array2<f32>, clean: &Array2<f32>| {
         let per_image: Vec<f64> = (x.axis_iter(Axis(0)), clean.axis_iter(Axis(0)))
             .into_par_iter()
             .map(|(x, c)| psnr(mse(x.as_slice().expect("row"), c.as_slice().expect("row")).max(1e-10)))
@@ -116,7 +116,11 @@ pub fn sweep(model: &Model, data: &Mnist, seed: u64) -> Vec<SweepRow> {
         .map(|noise| {
             let (clean, noisy) = corrupt_set(images, noise, seed, Purpose::TestNoise);
             let reconstructed = apply(model, noisy.view(), Model::reconstruct, images.pixels_per_image());
-            SweepRow { noise, noisy: psnr(&noisy, &clean), reconstructed: psnr(&reconstructed, &clean) }
+            SweepRow {
+                noise,
+                noisy: mean_psnr(&noisy, &clean),
+                reconstructed: mean_psnr(&reconstructed, &clean),
+            }
         })
         .collect()
 }
