@@ -46,10 +46,20 @@ fn run(layer: &Layer, x: ArrayView2<f32>, activation: Option<Activation>) -> Arr
 #[test]
 fn conv2d_matches_the_definition_on_odd_sizes() {
     // Odd sides, one channel and several, kernels 1, 3 and 5, batches of 1 and of more than
-    // one group (a 5×7 image's group holds 32 images at most).
-    for (h, w, c, o, k, batch) in
-        [(5, 7, 3, 4, 3, 1), (5, 7, 3, 4, 3, 70), (1, 1, 1, 1, 3, 2), (6, 5, 2, 3, 5, 3), (4, 3, 2, 2, 1, 2)]
-    {
+    // one group (a 5×7 image's group holds 32 images at most); fewer than 8 outputs (by taps)
+    // and more (lowered).
+    for (h, w, c, o, k, batch) in [
+        (5, 7, 3, 4, 3, 1),
+        (5, 7, 3, 4, 3, 70),
+        (1, 1, 1, 1, 3, 2),
+        (6, 5, 2, 3, 5, 3),
+        (4, 3, 2, 2, 1, 2),
+        (5, 7, 3, 9, 3, 1),
+        (5, 4, 3, 8, 3, 70),
+        (1, 1, 1, 8, 3, 2),
+        (6, 5, 2, 8, 5, 3),
+        (4, 3, 2, 8, 1, 2),
+    ] {
         let layer = conv(Image::new(h, w, c), o, k, 1);
         let x = random((batch, h * w * c), -1.0, 1.0, 2);
         let fast = run(&Layer::Conv2d(layer.clone()), x.view(), None);
@@ -171,6 +181,11 @@ fn conv2d_gradients_over_many_groups() {
 fn conv_transpose2d_gradients() {
     let layer = Layer::ConvTranspose2d(conv_t(Image::new(3, 2, 3), 2, 2, 10));
     check_layer("conv_transpose2d 3×2×3 → 6×4×2", layer, 3);
+    // Stride 3 (nine phases of δ) and stride 1 (one), over several groups and a short one.
+    let layer = Layer::ConvTranspose2d(conv_t(Image::new(2, 3, 2), 3, 3, 11));
+    check_layer("conv_transpose2d 2×3×2 → 6×9×3", layer, 3);
+    let layer = Layer::ConvTranspose2d(conv_t(Image::new(3, 3, 2), 2, 1, 12));
+    check_layer("conv_transpose2d 3×3×2 → 3×3×2, 70 images", layer, 70);
 }
 
 #[test]

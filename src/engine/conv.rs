@@ -69,8 +69,8 @@ impl Conv2d {
         Windows { big: self.input, kernel, stride: 1, padding: kernel / 2 }
     }
 
-    /// Images per group, and the numbers of a group's lowered matrix (or, for a layer that
-    /// multiplies [by taps](Conv2d::by_taps), of its tap products).
+    /// Images per group, and the numbers of a group's buffer: its lowered matrix and the input's
+    /// phases (or, for a layer that multiplies [by taps](Conv2d::by_taps), its tap products).
     pub fn group(&self) -> (usize, usize) {
         let windows = self.windows();
         let per_image = if self.by_taps() {
@@ -79,7 +79,8 @@ impl Conv2d {
             windows.count() * windows.row_len()
         };
         let images = group_size(per_image.max(self.input.len()).max(self.output().len()));
-        (images, images * per_image)
+        let phases = if self.by_taps() { 0 } else { self.input.len() };
+        (images, images * (per_image + phases))
     }
 
     /// Forward: `Y = lower(X)·Wᵀ + b`, then the activation if any.
@@ -99,10 +100,10 @@ impl Conv2d {
             if self.by_taps() {
                 return self.forward_by_taps(x, out);
             }
-            let lowered = lower_images(&windows, x, buffer);
+            let lowered_t = lower_images_transposed(&windows, x, buffer);
             let pixels = out.len() / outputs;
             let y = as_matrix_mut(out.as_slice_mut().expect("contiguous"), (pixels, outputs));
-            matmul(lowered.slice_axis(Axis(0), (0..pixels).into()), self.w.t(), y);
+            matmul(lowered_t.t(), self.w.t(), y);
         });
     }
 
@@ -382,6 +383,21 @@ pub(crate) fn lower_images<'a>(
     }
     let rows = buffer.len() / windows.row_len();
     ArrayView2::from_shape((rows, windows.row_len()), &*buffer).expect("whole rows")
+}
+
+/// Lowers the images (rows) of `x` into the head of `buffer` transposed, `(k·k·C, rows·windows)`
+/// ([`Windows::lower_transposed`]), splitting them into phases in the numbers after it first.
+pub(crate) fn lower_images_transposed<'a>(
+    windows: &Windows,
+    x: ArrayView2<f32>,
+    buffer: &'a mut [f32],
+) -> ArrayView2<'a, f32> {
+    let (rows, columns) = (windows.row_len(), x.nrows() * windows.count());
+    let (lowered_t, rest) = buffer.split_at_mut(rows * columns);
+    let phases = &mut rest[..x.len()];
+    windows.split_phases(x, phases);
+    windows.lower_transposed(phases, x.nrows(), lowered_t);
+    ArrayView2::from_shape((rows, columns), &*lowered_t).expect("whole rows")
 }
 
 /// Raises each image's block of rows of `lowered` into the matching row of `images`.
