@@ -1,7 +1,7 @@
 //! The fast matrix product against the naive triple loop, on awkward sizes (0, 1, primes, sizes
 //! that are no multiple of the kernel's tile) and strided layouts, and its bits across threads.
 
-use dae::engine::gemm::{matmul, matmul_naive, par_matmul};
+use dae::engine::gemm::{matmul, matmul_naive, par_matmul, sgemm};
 use ndarray::{Array2, ArrayView2, ShapeBuilder};
 use ndarray_rand::RandomExt;
 use rand::SeedableRng;
@@ -79,6 +79,36 @@ fn par_matmul_gives_the_same_bits_for_any_thread_count() {
                 v.to_bits(),
                 (one[[i, j]] + expected_offset(i)).to_bits(),
                 "{threads} threads at {i},{j}"
+            );
+        }
+    }
+}
+
+/// Our kernel sums in `matrixmultiply`'s order (blocks of 256 along `k`), so the two give the
+/// same bits: on every tail of the 12×32 tile, several blocks along `k`, and each layout of `A`
+/// and `B` (a `B` with columns contiguous is copied row by row first).
+#[test]
+fn matmul_gives_the_bits_of_matrixmultiply() {
+    for (m, k, n) in
+        [(1, 1, 1), (13, 257, 17), (25, 300, 33), (12, 784, 128), (7, 513, 64), (40, 9, 32), (3, 1024, 784)]
+    {
+        let (a, b) = (random((m, k), 7), random((k, n), 8));
+        let a_t = a.t().to_owned();
+        let b_cm = Array2::from_shape_vec((k, n).f(), b.t().iter().copied().collect()).unwrap();
+        assert_eq!(b_cm, b);
+        for (a, b) in
+            [(a.view(), b.view()), (a_t.t(), b.view()), (a.view(), b_cm.view()), (a_t.t(), b_cm.view())]
+        {
+            let (mut ours, mut theirs) = (Array2::from_elem((m, n), f32::NAN), Array2::zeros((m, n)));
+            matmul(a, b, ours.view_mut());
+            sgemm(a, b, theirs.view_mut());
+            let same = ours.iter().zip(theirs.iter()).all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(
+                same,
+                "{m}×{k}×{n}, strides {:?} {:?}: max diff {}",
+                a.strides(),
+                b.strides(),
+                max_diff(ours.view(), theirs.view())
             );
         }
     }

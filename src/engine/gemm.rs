@@ -10,8 +10,12 @@
 //! `k` in the same order whichever rows a thread is given, so splitting the rows of `C` never
 //! changes a result. Nothing here splits `k`.
 
+use std::cell::RefCell;
+
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
+
+use crate::engine::kernel;
 
 /// `C ← A·B` by the definition `C[i,j] = Σₖ A[i,k]·B[k,j]`. The reference for [`matmul`].
 ///
@@ -31,7 +35,9 @@ pub fn matmul_naive(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2
     }
 }
 
-/// `C ← A·B` on one thread through `matrixmultiply::sgemm`, any strides.
+/// `C ← A·B` on one thread, any strides: through our [`kernel`] when `C`'s rows are contiguous
+/// (a `B` whose rows are not is copied row by row first, into a buffer of the thread's), else
+/// through `matrixmultiply::sgemm`. Both give the same bits.
 ///
 /// Shapes: `a` (M, K), `b` (K, N), `c` (M, N).
 ///
@@ -47,10 +53,81 @@ pub fn matmul_naive(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2
 /// matmul(x.view(), w.t(), y.view_mut()); // Y = X·Wᵀ
 /// assert_eq!(y, array![[1.0, 3.0, 4.0], [3.0, 7.0, 8.0]]);
 /// ```
-pub fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>) {
+pub fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>, c: ArrayViewMut2<f32>) {
     let (m, k) = a.dim();
     let n = b.ncols();
     assert_eq!((b.nrows(), c.dim()), (k, (m, n)), "matmul: shapes disagree");
+    if !kernel::AVAILABLE || c.strides()[1] != 1 || m == 0 || n == 0 {
+        return sgemm(a, b, c);
+    }
+    if b.strides()[1] == 1 || n == 1 {
+        return own_kernel(a, b, c);
+    }
+    ROW_MAJOR.with(|buffer| match buffer.try_borrow_mut() {
+        Ok(mut buffer) => own_kernel(a, row_major(b, &mut buffer), c),
+        Err(_) => sgemm(a, b, c),
+    });
+}
+
+thread_local! {
+    /// A thread's copy of a right operand whose rows are not contiguous (a transposed weight
+    /// matrix), for [`matmul`]; it grows to the largest such operand once and is reused.
+    static ROW_MAJOR: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `b` copied into `buffer` row by row, and seen as a matrix there.
+fn row_major<'a>(b: ArrayView2<f32>, buffer: &'a mut Vec<f32>) -> ArrayView2<'a, f32> {
+    let (k, n) = b.dim();
+    buffer.resize(k * n, 0.0);
+    copy_rows(b, buffer);
+    ArrayView2::from_shape((k, n), &buffer[..]).expect("K·N numbers")
+}
+
+/// `b` (K, N) into `out` row by row: a `b` whose columns are contiguous (the transpose of a
+/// row-major matrix, such as `Wᵀ`) through [`kernel::transpose`], any other number by number.
+fn copy_rows(b: ArrayView2<f32>, out: &mut [f32]) {
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+    if b.strides()[0] == 1 {
+        let (k, n, ld) = (b.nrows(), b.ncols(), b.strides()[1] as usize);
+        // SAFETY: `b` is a live view whose column `j` holds its K rows contiguously from `ld·j`;
+        // `out` holds `K·N` numbers.
+        return unsafe { kernel::transpose(b.as_ptr(), ld, n, k, out) };
+    }
+    out.iter_mut().zip(b.iter()).for_each(|(o, v)| *o = *v);
+}
+
+/// [`matmul`] through [`kernel::gemm`]; `b`'s and `c`'s rows are contiguous.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+fn own_kernel(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>) {
+    let [rsa, csa] = strides(a.strides());
+    let (rsb, rsc) = (b.strides()[0], c.strides()[0]);
+    // SAFETY: the pointers come from live views whose dimensions were checked by `matmul`, each
+    // stride is the view's own and `B`'s and `C`'s rows are contiguous (`n == 1` needs no column
+    // stride); `c` is borrowed mutably, so it aliases neither `a` nor `b`.
+    unsafe {
+        kernel::gemm(
+            (a.nrows(), a.ncols(), b.ncols()),
+            a.as_ptr(),
+            (rsa, csa),
+            b.as_ptr(),
+            rsb,
+            c.as_mut_ptr(),
+            rsc,
+        )
+    }
+}
+
+/// Never called: without AVX-512 [`matmul`] always takes `sgemm`.
+#[cfg(not(all(target_arch = "x86_64", target_feature = "avx512f")))]
+fn own_kernel(a: ArrayView2<f32>, b: ArrayView2<f32>, c: ArrayViewMut2<f32>) {
+    sgemm(a, b, c)
+}
+
+/// `C ← A·B` through `matrixmultiply::sgemm`, any strides. Shapes as [`matmul`]'s.
+pub fn sgemm(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>) {
+    let (m, k) = a.dim();
+    let n = b.ncols();
+    assert_eq!((b.nrows(), c.dim()), (k, (m, n)), "sgemm: shapes disagree");
     let [rsa, csa] = strides(a.strides());
     let [rsb, csb] = strides(b.strides());
     let [rsc, csc] = strides(c.strides());
@@ -102,10 +179,19 @@ where
 pub fn par_matmul_with<S, F>(
     a: ArrayView2<f32>,
     b: ArrayView2<f32>,
-    mut c: ArrayViewMut2<f32>,
+    c: ArrayViewMut2<f32>,
     side: S,
     epilogue: F,
 ) where
+    S: IndexedParallelIterator,
+    F: Fn(usize, ArrayViewMut2<f32>, S::Item) + Sync,
+{
+    par_blocks(a, b, c, side, epilogue)
+}
+
+/// [`par_matmul_with`], its blocks.
+fn par_blocks<S, F>(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>, side: S, epilogue: F)
+where
     S: IndexedParallelIterator,
     F: Fn(usize, ArrayViewMut2<f32>, S::Item) + Sync,
 {

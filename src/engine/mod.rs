@@ -15,6 +15,7 @@ pub mod conv_transpose;
 pub mod dense;
 pub mod fastmath;
 pub mod gemm;
+pub mod kernel;
 pub mod layer;
 pub mod loss;
 pub mod lowering;

@@ -1,0 +1,242 @@
+//! Our own matrix-product kernel, for the products whose right operand `B` and output `C` are
+//! stored row by row: `C ← A·B` with AVX-512, the left operand read where it lies.
+//!
+//! `matrixmultiply` copies ("packs") both operands into its tile layout on every call and on
+//! every thread; a row-major `A` is gathered one number at a time, and for this model's thin
+//! products (`K` or `N` of 32 to 288) the copies cost up to a third of the product. Here nothing
+//! is copied: a tile of `C`, [`MR`] rows by [`NR`] columns, lives in 24 registers; each step
+//! along `k` loads two 16-wide vectors of a row of `B` and multiplies them by one number of each
+//! of the tile's rows of `A`, broadcast — any strides of `A` serve, a row-major one as well as a
+//! transposed view. The rows of `B` must be contiguous.
+//!
+//! The same numbers as `matrixmultiply`, bit for bit: every output is summed over `k` in blocks
+//! of [`KC`], each block from zero with one fused multiply-add per term in order, and the
+//! blocks added to `C` one after another, which is what its AVX-512 kernel does. Without
+//! AVX-512 (a build for another CPU), `gemm` is not compiled and callers use `matrixmultiply`.
+
+/// Rows of `C` in a tile.
+pub const MR: usize = 12;
+/// Columns of `C` in a tile: two 16-wide vectors.
+pub const NR: usize = 32;
+/// The length of a block along `k`, `matrixmultiply`'s for `f32`.
+pub const KC: usize = 256;
+
+/// Whether this build has the kernel (it was compiled for a CPU with AVX-512).
+pub const AVAILABLE: bool = cfg!(all(target_arch = "x86_64", target_feature = "avx512f"));
+
+/// `C ← A·B`. Shapes: `A` (M, K) at `a` with strides `(rsa, csa)`; `B` (K, N) at `b`, row
+/// stride `rsb`, its rows contiguous; `C` (M, N) at `c`, row stride `rsc`, rows contiguous.
+///
+/// # Safety
+/// Every element the shapes and strides name must lie inside live allocations, `C`'s must be
+/// writable and overlap neither `A` nor `B`.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm(
+    (m, k, n): (usize, usize, usize),
+    a: *const f32,
+    (rsa, csa): (isize, isize),
+    b: *const f32,
+    rsb: isize,
+    c: *mut f32,
+    rsc: isize,
+) {
+    if k == 0 {
+        for i in 0..m {
+            // SAFETY: row `i` of `C` has `n` writable numbers (the caller's contract).
+            unsafe { std::ptr::write_bytes(c.offset(i as isize * rsc), 0, n) };
+        }
+        return;
+    }
+    for first in (0..k).step_by(KC) {
+        let depth = KC.min(k - first);
+        // SAFETY (all offsets below): inside the operands by the caller's contract.
+        let (a, b) = unsafe { (a.offset(first as isize * csa), b.offset(first as isize * rsb)) };
+        for j in (0..n).step_by(NR) {
+            let columns = Columns::new(NR.min(n - j));
+            for i in (0..m).step_by(MR) {
+                let tile = Tile {
+                    depth,
+                    a: unsafe { a.offset(i as isize * rsa) },
+                    a_strides: (rsa, csa),
+                    b: unsafe { b.add(j) },
+                    rsb,
+                    c: unsafe { c.offset(i as isize * rsc).add(j) },
+                    rsc,
+                    columns,
+                    accumulate: first > 0,
+                };
+                unsafe { tile.run(MR.min(m - i)) };
+            }
+        }
+    }
+}
+
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+use std::arch::x86_64::{__m512, __mmask16, _mm512_add_ps, _mm512_fmadd_ps, _mm512_maskz_loadu_ps};
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+use std::arch::x86_64::{_mm512_mask_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps};
+
+/// Which of a tile's [`NR`] columns exist: one lane mask per 16-wide half.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+#[derive(Clone, Copy)]
+struct Columns([__mmask16; 2]);
+
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+impl Columns {
+    /// The first `width` columns, `1 ≤ width ≤ NR`.
+    fn new(width: usize) -> Columns {
+        let lanes = |w: usize| if w >= 16 { 0xffff } else { ((1u32 << w) - 1) as __mmask16 };
+        Columns([lanes(width), lanes(width.saturating_sub(16))])
+    }
+}
+
+/// One tile of `C`: its first row of `A`, its `depth` rows of `B` (a block along `k`), and
+/// whether to add the block's sums to `C` or to overwrite it.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+struct Tile {
+    depth: usize,
+    a: *const f32,
+    a_strides: (isize, isize),
+    b: *const f32,
+    rsb: isize,
+    c: *mut f32,
+    rsc: isize,
+    columns: Columns,
+    accumulate: bool,
+}
+
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+impl Tile {
+    /// The tile with its first `rows` rows (`1 ≤ rows ≤ MR`); the row count is a constant in
+    /// each case, so the accumulators stay in registers.
+    ///
+    /// # Safety
+    /// As [`gemm`]'s, for the tile.
+    unsafe fn run(&self, rows: usize) {
+        // SAFETY: forwarded.
+        unsafe {
+            match rows {
+                12 => self.rows::<12>(),
+                11 => self.rows::<11>(),
+                10 => self.rows::<10>(),
+                9 => self.rows::<9>(),
+                8 => self.rows::<8>(),
+                7 => self.rows::<7>(),
+                6 => self.rows::<6>(),
+                5 => self.rows::<5>(),
+                4 => self.rows::<4>(),
+                3 => self.rows::<3>(),
+                2 => self.rows::<2>(),
+                _ => self.rows::<1>(),
+            }
+        }
+    }
+
+    /// `acc[r] = Σₚ A[r, p]·B[p, ·]` over the block, one fused multiply-add per term in order of
+    /// `p`; then `C[r, ·] ← acc[r]`, or `C[r, ·] + acc[r]` after the first block.
+    #[inline(always)]
+    unsafe fn rows<const R: usize>(&self) {
+        let [low, high] = self.columns.0;
+        let (rsa, csa) = self.a_strides;
+        // SAFETY: the build has AVX-512 (this module is compiled only then).
+        let mut acc: [[__m512; 2]; R] = [[unsafe { _mm512_setzero_ps() }; 2]; R];
+        let (mut a, mut b) = (self.a, self.b);
+        for _ in 0..self.depth {
+            // SAFETY: row `p` of the block of `B` and column `p` of the tile's rows of `A`.
+            unsafe {
+                let (b_low, b_high) = (_mm512_maskz_loadu_ps(low, b), _mm512_maskz_loadu_ps(high, b.add(16)));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let a_rp = _mm512_set1_ps(*a.offset(r as isize * rsa));
+                    acc[0] = _mm512_fmadd_ps(a_rp, b_low, acc[0]);
+                    acc[1] = _mm512_fmadd_ps(a_rp, b_high, acc[1]);
+                }
+                a = a.offset(csa);
+                b = b.offset(self.rsb);
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            // SAFETY: row `r` of the tile of `C`, its existing columns only (masked).
+            unsafe {
+                let c = self.c.offset(r as isize * self.rsc);
+                let (mut c_low, mut c_high) = (acc[0], acc[1]);
+                if self.accumulate {
+                    c_low = _mm512_add_ps(_mm512_maskz_loadu_ps(low, c), c_low);
+                    c_high = _mm512_add_ps(_mm512_maskz_loadu_ps(high, c.add(16)), c_high);
+                }
+                _mm512_mask_storeu_ps(c, low, c_low);
+                _mm512_mask_storeu_ps(c.add(16), high, c_high);
+            }
+        }
+    }
+}
+
+/// `out[p·n + j] = m[j·ld + p]` for `j < n`, `p < rows`: `Mᵀ` row by row, where `M`
+/// (N, rows) is row-major with row stride `ld`. Blocks of 16×16 are
+/// transposed in registers; a copy one number at a time wrote rows 512 bytes apart for
+/// `N = 128`, all in the same few sets of the L1 cache, and took as long as the product it fed.
+///
+/// # Safety
+/// `m` must hold `M[j, p]` for those `j` and `p`, and `out` `rows · n` numbers.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+pub unsafe fn transpose(m: *const f32, ld: usize, n: usize, rows: usize, out: &mut [f32]) {
+    debug_assert!(out.len() >= rows * n);
+    for j0 in (0..n).step_by(16) {
+        let width = 16.min(n - j0);
+        for p0 in (0..rows).step_by(16) {
+            let height = 16.min(rows - p0);
+            let (load, store) = (Columns::new(height).0[0], Columns::new(width).0[0]);
+            // SAFETY: rows `j0…j0 + width` of `M` at columns `p0…`, `height` of them;
+            // the other lanes are masked off.
+            let mut r: [__m512; 16] = unsafe { [_mm512_setzero_ps(); 16] };
+            for (jj, r) in r.iter_mut().enumerate().take(width) {
+                *r = unsafe { _mm512_maskz_loadu_ps(load, m.add((j0 + jj) * ld + p0)) };
+            }
+            let t = unsafe { transpose16(r) };
+            for (pp, t) in t.iter().enumerate().take(height) {
+                // SAFETY: row `p0 + pp < rows` of `out`, columns `j0…j0 + width < n`.
+                unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr().add((p0 + pp) * n + j0), store, *t) };
+            }
+        }
+    }
+}
+
+/// The transpose of a 16×16 block held as 16 rows: 32-bit, 64-bit and two 128-bit interleaves.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+#[inline(always)]
+unsafe fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
+    use std::arch::x86_64::{
+        _mm512_castpd_ps, _mm512_castps_pd, _mm512_shuffle_f32x4, _mm512_unpackhi_pd, _mm512_unpackhi_ps,
+        _mm512_unpacklo_pd, _mm512_unpacklo_ps,
+    };
+    // SAFETY: register shuffles only; the build has AVX-512.
+    unsafe {
+        let mut t = [_mm512_setzero_ps(); 16];
+        for i in 0..8 {
+            t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
+        let mut u = [_mm512_setzero_ps(); 16];
+        for q in 0..4 {
+            let (a, b, c, d) = (t[4 * q], t[4 * q + 1], t[4 * q + 2], t[4 * q + 3]);
+            let pd = |x: __m512| _mm512_castps_pd(x);
+            u[4 * q] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(a), pd(c)));
+            u[4 * q + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(a), pd(c)));
+            u[4 * q + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(b), pd(d)));
+            u[4 * q + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(b), pd(d)));
+        }
+        let mut v = [_mm512_setzero_ps(); 16];
+        for h in 0..2 {
+            for i in 0..4 {
+                v[8 * h + i] = _mm512_shuffle_f32x4::<0x88>(u[8 * h + i], u[8 * h + 4 + i]);
+                v[8 * h + 4 + i] = _mm512_shuffle_f32x4::<0xdd>(u[8 * h + i], u[8 * h + 4 + i]);
+            }
+        }
+        let mut w = [_mm512_setzero_ps(); 16];
+        for i in 0..8 {
+            w[i] = _mm512_shuffle_f32x4::<0x88>(v[i], v[8 + i]);
+            w[8 + i] = _mm512_shuffle_f32x4::<0xdd>(v[i], v[8 + i]);
+        }
+        w
+    }
+}
