@@ -47,7 +47,7 @@ fn run(layer: &Layer, x: ArrayView2<f32>, activation: Option<Activation>) -> Arr
 fn conv2d_matches_the_definition_on_odd_sizes() {
     // Odd sides, one channel and several, kernels 1, 3 and 5, batches of 1 and of more than
     // one group (a 5×7 image's group holds 32 images at most); fewer than 8 outputs (by taps)
-    // and more (lowered).
+    // and more (lowered), from fewer than 8 channels (lowered transposed) and more (by rows).
     for (h, w, c, o, k, batch) in [
         (5, 7, 3, 4, 3, 1),
         (5, 7, 3, 4, 3, 70),
@@ -59,6 +59,8 @@ fn conv2d_matches_the_definition_on_odd_sizes() {
         (1, 1, 1, 8, 3, 2),
         (6, 5, 2, 8, 5, 3),
         (4, 3, 2, 8, 1, 2),
+        (5, 6, 8, 9, 3, 3),
+        (4, 4, 9, 8, 5, 40),
     ] {
         let layer = conv(Image::new(h, w, c), o, k, 1);
         let x = random((batch, h * w * c), -1.0, 1.0, 2);

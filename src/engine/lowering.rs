@@ -174,10 +174,9 @@ impl Windows {
 }
 
 /// The lowered matrix stored transposed, `(k·k·C, G·windows)`: one row per tap and channel, one
-/// column per window. The kernel packs a product's left operand in panels of consecutive *rows*,
-/// so `lower(X)·Wᵀ` reads it as `(lowered_t)ᵀ` and copies each panel contiguously; from a
-/// row-major `lower(X)` it gathered every number alone, which made the product 1.5× slower
-/// (`(392, 288)·(288, 32)`, one thread).
+/// column per window, for inputs with few channels. By rows, a window's row takes `k·k` copies
+/// of `C` numbers each, one number apiece for a grayscale image; transposed, a whole image's
+/// row of the matrix is one shifted copy. `lower(X)·Wᵀ` then reads it as `(lowered_t)ᵀ`.
 ///
 /// Made in two passes. First the group's images are split into *phases*: with stride `S`, pixel
 /// `(y, x)` belongs to phase `(y mod S, x mod S)` at `(⌊y/S⌋, ⌊x/S⌋)`, and each phase is kept
