@@ -80,8 +80,11 @@ impl Conv2d {
             windows.count() * windows.row_len()
         };
         let images = group_size(per_image.max(self.input.len()).max(self.output().len()));
-        let phases = if self.lowers_transposed() && !self.by_taps() { self.input.len() } else { 0 };
-        (images, images * (per_image + phases))
+        if self.by_taps() || !self.lowers_transposed() {
+            return (images, images * per_image);
+        }
+        // The phases of the input, and `dWᵀ` (see `backward_group`).
+        (images, images * (per_image + self.input.len()) + self.w.len())
     }
 
     /// Forward: `Y = lower(X)·Wᵀ + b`, then the activation if any.
@@ -129,13 +132,14 @@ impl Conv2d {
         scratch: &mut Scratch,
     ) {
         let (windows, group, w, by_taps) = (self.windows(), self.group(), self.w.view(), self.by_taps());
+        let transposed = self.lowers_transposed();
         let (dw, db) =
             (self.dw.as_slice_mut().expect("contiguous"), self.db.as_slice_mut().expect("contiguous"));
         backward_by_group(group, x, delta, prev, scratch, dw, db, |x, delta, partial, prev, buffer| {
             if by_taps {
                 backward_group_by_taps(&windows, w, x, delta, partial, prev, buffer)
             } else {
-                backward_group(&windows, w, x, delta, partial, prev, buffer)
+                backward_group(&windows, transposed, w, x, delta, partial, prev, buffer)
             }
         });
     }
@@ -288,9 +292,12 @@ pub(crate) fn backward_by_group<F>(
 pub(crate) type PrevGroup<'a> = (Activation, ArrayView2<'a, f32>, ArrayViewMut2<'a, f32>);
 
 /// [`Conv2d::backward`] for one group of images: its partial `dW` and `db` into `partial`, and
-/// its rows of `δ_prev` if asked. `buffer` holds the group's lowered input, then `δ·W`.
+/// its rows of `δ_prev` if asked. `buffer` holds the group's lowered input (`transposed` or by
+/// rows, as the forward pass lowered it), then `δ·W`.
+#[allow(clippy::too_many_arguments)]
 fn backward_group(
     windows: &Windows,
+    transposed: bool,
     w: ArrayView2<f32>,
     x: ArrayView2<f32>,
     delta: ArrayView2<f32>,
@@ -302,8 +309,21 @@ fn backward_group(
     let pixels = delta.len() / outputs;
     let delta = as_matrix(&delta, (pixels, outputs));
     let (dw, db) = partial.split_at_mut(w.len());
-    let lowered = lower_images(windows, x, buffer);
-    matmul(delta.t(), lowered.slice_axis(Axis(0), (0..pixels).into()), as_matrix_mut(dw, (outputs, row_len)));
+    if transposed {
+        // `dWᵀ = lower(X)ᵀ·δ`, `(k·k·C, G·H·W)·(G·H·W, O)`: 32 outputs wide where `dW` would be
+        // `k·k·C` (9) wide, the same sums term for term.
+        let (buffer, dw_t) = buffer.split_at_mut(buffer.len() - w.len());
+        let mut dw_t = as_matrix_mut(dw_t, (row_len, outputs));
+        matmul(lower_images_transposed(windows, x, buffer), delta, dw_t.view_mut());
+        as_matrix_mut(dw, (outputs, row_len)).assign(&dw_t.t());
+    } else {
+        let lowered = lower_images(windows, x, buffer);
+        matmul(
+            delta.t(),
+            lowered.slice_axis(Axis(0), (0..pixels).into()),
+            as_matrix_mut(dw, (outputs, row_len)),
+        );
+    }
     column_sums(delta, 0, db);
     if let Some((f, a_prev, mut delta_prev)) = prev {
         let mut d_lowered = as_matrix_mut(buffer, (pixels, row_len));
