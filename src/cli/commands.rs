@@ -134,10 +134,10 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
     }
     let profile = plan.profile.then(|| {
         let (m, k, n) = profile::typical_product(&trainer.model, trainer.batch_rows());
-        let sgemm = profile::sgemm_gflops(m, k, n, 0.5);
+        let kernel = profile::kernel_gflops(m, k, n, 0.5);
         let (train, test) = (data.train.images.count, data.test.images.count);
         let floor = profile::Floor::of(&trainer.model, train, test, &metrics.history);
-        trainer.profile.report(&trainer.model, sgemm).with_floor(floor).to_string()
+        trainer.profile.report(&trainer.model, kernel).with_floor(floor).to_string()
     });
     let (model, clean, noisy) = trainer.finish();
     let measured = Measured::of(&model, &data, config.seed);

@@ -61,10 +61,10 @@ impl Profile {
     }
 
     /// A table of the phases, with the forward and backward passes' achieved GFLOP/s for
-    /// `model`, set against `sgemm_gflops`, the kernel's rate on the same threads.
-    pub fn report(&self, model: &Model, sgemm_gflops: f64) -> Report<'_> {
+    /// `model`, set against `kernel_gflops`, the kernel's rate on the same threads.
+    pub fn report(&self, model: &Model, kernel_gflops: f64) -> Report<'_> {
         let flops_per_image = training_flops_per_image(model);
-        Report { profile: self, flops_per_image, sgemm_gflops, floor: None }
+        Report { profile: self, flops_per_image, kernel_gflops, floor: None }
     }
 }
 
@@ -130,7 +130,7 @@ pub fn typical_product(model: &Model, batch: usize) -> (usize, usize, usize) {
 pub struct Report<'a> {
     profile: &'a Profile,
     flops_per_image: f64,
-    sgemm_gflops: f64,
+    kernel_gflops: f64,
     floor: Option<Floor>,
 }
 
@@ -148,17 +148,17 @@ impl fmt::Display for Report<'_> {
         let gflops = self.flops_per_image * p.images as f64 / products / 1e9;
         write!(
             f,
-            "forward+backward: {gflops:.1} GFLOP/s ({:.2} MFLOP per image), {:.0}% of sgemm's {:.1} GFLOP/s here",
+            "forward+backward: {gflops:.1} GFLOP/s ({:.2} MFLOP per image), {:.0}% of the kernel's {:.1} GFLOP/s here",
             self.flops_per_image / 1e6,
-            100.0 * gflops / self.sgemm_gflops,
-            self.sgemm_gflops,
+            100.0 * gflops / self.kernel_gflops,
+            self.kernel_gflops,
         )?;
         if let Some(floor) = self.floor {
             let total = floor.training + floor.validation;
-            let seconds = total / (self.sgemm_gflops * 1e9);
+            let seconds = total / (self.kernel_gflops * 1e9);
             write!(
                 f,
-                "\nan epoch's products: {:.1} GFLOP ({:.1} training, {:.1} validation); at sgemm's rate \
+                "\nan epoch's products: {:.1} GFLOP ({:.1} training, {:.1} validation); at the kernel's rate \
                  they need {seconds:.3} s, and the median epoch, {:.3} s, is {:.2}× that floor",
                 total / 1e9,
                 floor.training / 1e9,
@@ -167,12 +167,12 @@ impl fmt::Display for Report<'_> {
                 floor.median_epoch / seconds,
             )?;
         }
-        if gflops > self.sgemm_gflops {
+        if gflops > self.kernel_gflops {
             // The kernel cannot run faster inside training than alone: the machine was busier
             // while it was measured.
             write!(
                 f,
-                "\n(the machine was busier while sgemm was measured than during training: the share is unreliable)"
+                "\n(the machine was busier while the kernel was measured than during training: the share is unreliable)"
             )?;
         }
         Ok(())
@@ -181,7 +181,7 @@ impl fmt::Display for Report<'_> {
 
 /// The kernel's rate in GFLOP/s on the current pool, measured for about `seconds` on the
 /// product `(m, k)·(k, n)`: the ceiling that [`Report`] compares the training step with.
-pub fn sgemm_gflops(m: usize, k: usize, n: usize, seconds: f64) -> f64 {
+pub fn kernel_gflops(m: usize, k: usize, n: usize, seconds: f64) -> f64 {
     let a = Array2::from_shape_fn((m, k), |(i, j)| ((i * 7 + j * 3) % 11) as f32 / 11.0);
     let b = Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j) % 13) as f32 / 13.0);
     let mut c = Array2::zeros((m, n));
