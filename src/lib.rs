@@ -1,7 +1,8 @@
 //! A denoising autoencoder for MNIST, trained by backpropagation written out by hand.
 //!
 //! The numeric core is ours: layers, activations, losses and Adam on `ndarray`, matrix products
-//! through `matrixmultiply`, threads through `rayon`, and an IDX reader for the data. The
+//! through our own AVX-512 kernel (`matrixmultiply` without AVX-512), threads through `rayon`,
+//! and an IDX reader for the data. The
 //! folders are the pipeline, each using only the ones listed before it:
 //!
 //! 1. [`engine`]: matrix products, layers, activations, losses, Adam, and the model;

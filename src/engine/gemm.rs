@@ -1,10 +1,12 @@
 //! Matrix products: a naive triple loop kept as the reference, and the fast path that the
-//! engine uses — `matrixmultiply`'s packed SIMD kernel, with the rows of the output split
-//! across the rayon pool.
+//! engine uses — our own AVX-512 kernel ([`kernel`]), or `matrixmultiply`'s where that cannot
+//! serve, with the rows of the output split across the rayon pool.
 //!
 //! Strides first, as in BLAS: a matrix is a pointer plus a row stride and a column stride, so a
-//! transposed operand (`Wᵀ`, `δᵀ`) is the same memory read with its strides swapped — no copy.
-//! `ndarray` views carry exactly that, and [`matmul`] hands them to the kernel as they are.
+//! transposed operand (`Wᵀ`, `δᵀ`) is the same memory read with its strides swapped. `ndarray`
+//! views carry exactly that, and [`matmul`] hands them to the kernel as they are — but for a
+//! right operand whose rows are not contiguous, which our kernel reads a row at a time and so
+//! gets as a copy.
 //!
 //! Bit-for-bit reproducibility across thread counts: the kernel sums every output element over
 //! `k` in the same order whichever rows a thread is given, so splitting the rows of `C` never
@@ -63,11 +65,20 @@ pub fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>, c: ArrayViewMut2<f32>) {
     if b.strides()[1] == 1 || n == 1 {
         return own_kernel(a, b, c);
     }
+    if k * n > MAX_COPY {
+        return sgemm(a, b, c);
+    }
     ROW_MAJOR.with(|buffer| match buffer.try_borrow_mut() {
         Ok(mut buffer) => own_kernel(a, row_major(b, &mut buffer), c),
         Err(_) => sgemm(a, b, c),
     });
 }
+
+/// The most numbers of a right operand [`matmul`] copies row by row (a weight matrix is at most
+/// 100,352): a larger one, such as the 60,000 images a nearest-neighbour search multiplies by,
+/// goes to `sgemm`, which packs it a panel at a time, rather than into a copy that each thread
+/// would keep.
+const MAX_COPY: usize = 1 << 20;
 
 thread_local! {
     /// A thread's copy of a right operand whose rows are not contiguous (a transposed weight
