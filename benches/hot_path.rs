@@ -2,14 +2,16 @@
 //! criterion's "elem/s" reads as FLOP/s (a multiply-add is 2 FLOP); the step benchmark counts
 //! images, so its rate is images per second.
 //!
-//! `cargo bench` runs everything; `cargo bench -- sgemm` only the matrix products.
+//! `cargo bench` runs everything; `cargo bench -- sgemm` only the matrix products (through
+//! `matmul`, our kernel where the CPU has AVX-512), `cargo bench -- kernel_vs` ours beside
+//! `matrixmultiply`'s.
 
 mod common;
 
 use common::{in_pool, random};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use dae::engine::dense::Dense;
-use dae::engine::gemm::{matmul, matmul_naive, par_matmul};
+use dae::engine::gemm::{matmul, matmul_naive, par_matmul, sgemm};
 use dae::engine::model::Model;
 use ndarray::Array2;
 use rand::SeedableRng;
@@ -51,6 +53,34 @@ fn naive_vs_sgemm(c: &mut Criterion) {
     group.throughput(Throughput::Elements((2 * n * n * n) as u64));
     group.bench_function("naive", |bch| bch.iter(|| matmul_naive(a.view(), b.view(), out.view_mut())));
     group.bench_function("sgemm", |bch| bch.iter(|| matmul(a.view(), b.view(), out.view_mut())));
+    group.finish();
+}
+
+/// Our kernel beside `matrixmultiply` on one thread, on each layer's forward product `X·Wᵀ`
+/// (the weights copied by rows first in ours, packed in theirs) and on a convolution's group
+/// `(392, 288)·(288, 32)`: the same bits, different speeds.
+fn kernel_vs_matrixmultiply(c: &mut Criterion) {
+    let mut group = c.benchmark_group("kernel_vs_matrixmultiply");
+    for (i, o) in LAYERS {
+        let (x, w) = (random((BATCH, i)), random((o, i)));
+        let mut y = Array2::zeros((BATCH, o));
+        group.throughput(Throughput::Elements((2 * BATCH * i * o) as u64));
+        group.bench_function(BenchmarkId::new("ours", format!("forward_{i}x{o}")), |b| {
+            b.iter(|| matmul(x.view(), w.t(), y.view_mut()))
+        });
+        group.bench_function(BenchmarkId::new("matrixmultiply", format!("forward_{i}x{o}")), |b| {
+            b.iter(|| sgemm(x.view(), w.t(), y.view_mut()))
+        });
+    }
+    let (lowered, w) = (random((392, 288)), random((32, 288)));
+    let mut y = Array2::zeros((392, 32));
+    group.throughput(Throughput::Elements((2 * 392 * 288 * 32) as u64));
+    group.bench_function(BenchmarkId::new("ours", "conv_group_392x288x32"), |b| {
+        b.iter(|| matmul(lowered.view(), w.t(), y.view_mut()))
+    });
+    group.bench_function(BenchmarkId::new("matrixmultiply", "conv_group_392x288x32"), |b| {
+        b.iter(|| sgemm(lowered.view(), w.t(), y.view_mut()))
+    });
     group.finish();
 }
 
@@ -101,6 +131,6 @@ fn training_step(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = common::config(2, 100);
-    targets = sgemm_shapes, naive_vs_sgemm, sgemm_parallel, dense_layer, training_step
+    targets = sgemm_shapes, naive_vs_sgemm, kernel_vs_matrixmultiply, sgemm_parallel, dense_layer, training_step
 }
 criterion_main!(benches);
