@@ -165,7 +165,7 @@ impl Conv2d {
     /// The forward product of a group multiplied by taps, directly: for every pixel `p` and
     /// output `o`, `y[p, o] = Σ_tap Taps[(o, tap), ·] · x[p + tap, ·]` (no bias), a dot product
     /// along the input channels kept in [`LANES`] partial sums. (A product `X·Tapsᵀ` here would
-    /// pack all of `X` for a result 9 wide.)
+    /// be 9 wide, filling 9 of the kernel's 32 columns.)
     fn forward_by_taps(&self, x: ArrayView2<f32>, mut out: ArrayViewMut2<f32>) {
         let (windows, c, outputs) = (self.windows(), self.input.channels, self.w.nrows());
         let (k, row_len, (_, grid_w)) = (windows.kernel, windows.row_len(), windows.grid());
