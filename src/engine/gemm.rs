@@ -74,8 +74,8 @@ pub fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>, c: ArrayViewMut2<f32>) {
     });
 }
 
-/// The most numbers of a right operand [`matmul`] copies row by row (a weight matrix is at most
-/// 100,352): a larger one, such as the 60,000 images a nearest-neighbour search multiplies by,
+/// The most numbers of a right operand [`matmul`] copies row by row (the reference model's
+/// largest weight matrix has 100,352): a larger one, such as the 60,000 images a nearest-neighbour search multiplies by,
 /// goes to `sgemm`, which packs it a panel at a time, rather than into a copy that each thread
 /// would keep.
 const MAX_COPY: usize = 1 << 20;

@@ -3,7 +3,7 @@
 //!
 //! `matrixmultiply` copies ("packs") both operands into its tile layout on every call and on
 //! every thread; a row-major `A` is gathered one number at a time, and for this model's thin
-//! products (`K` or `N` of 32 to 288) the copies cost up to a third of the product. Here nothing
+//! products (`K` or `N` of 32 to 288) the copies take up to two fifths of the product's time. Here nothing
 //! is copied: a tile of `C`, [`MR`] rows by [`NR`] columns, lives in 24 registers; each step
 //! along `k` loads two 16-wide vectors of a row of `B` and multiplies them by one number of each
 //! of the tile's rows of `A`, broadcast — any strides of `A` serve, a row-major one as well as a
@@ -13,6 +13,11 @@
 //! of [`KC`], each block from zero with one fused multiply-add per term in order, and the
 //! blocks added to `C` one after another, which is what its AVX-512 kernel does. Without
 //! AVX-512 (a build for another CPU), `gemm` is not compiled and callers use `matrixmultiply`.
+
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+use std::arch::x86_64::{__m512, __mmask16, _mm512_add_ps, _mm512_fmadd_ps, _mm512_maskz_loadu_ps};
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+use std::arch::x86_64::{_mm512_mask_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps};
 
 /// Rows of `C` in a tile.
 pub const MR: usize = 12;
@@ -71,11 +76,6 @@ pub unsafe fn gemm(
         }
     }
 }
-
-#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-use std::arch::x86_64::{__m512, __mmask16, _mm512_add_ps, _mm512_fmadd_ps, _mm512_maskz_loadu_ps};
-#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-use std::arch::x86_64::{_mm512_mask_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps};
 
 /// Which of a tile's [`NR`] columns exist: one lane mask per 16-wide half.
 #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
