@@ -323,10 +323,16 @@ pub fn group_size(per_image: usize) -> usize {
 }
 
 /// `to ← from`: a channel or a few, too short for a call to `memcpy` to pay, so one number as
-/// one number, more in blocks of eight (one 256-bit move each) and then one by one.
+/// one number, 32 (the model's channels) as one fixed-size move, more in blocks of eight (one
+/// 256-bit move each) and then one by one. (A loop over blocks of any count, the compiler turns
+/// back into a call to `memcpy`.)
 #[inline]
 fn copy(from: &[f32], to: &mut [f32]) {
     if let ([f], [t]) = (from, &mut *to) {
+        *t = *f;
+        return;
+    }
+    if let (Ok(f), Ok(t)) = (<&[f32; 32]>::try_from(from), <&mut [f32; 32]>::try_from(&mut *to)) {
         *t = *f;
         return;
     }
