@@ -183,7 +183,7 @@ fn conv2d_gradients_over_many_groups() {
 fn conv_transpose2d_gradients() {
     let layer = Layer::ConvTranspose2d(conv_t(Image::new(3, 2, 3), 2, 2, 10));
     check_layer("conv_transpose2d 3×2×3 → 6×4×2", layer, 3);
-    // Stride 3 (nine phases of δ) and stride 1 (one), over several groups and a short one.
+    // Stride 3 and stride 1, over several groups and a short one.
     let layer = Layer::ConvTranspose2d(conv_t(Image::new(2, 3, 2), 3, 3, 11));
     check_layer("conv_transpose2d 2×3×2 → 6×9×3", layer, 3);
     let layer = Layer::ConvTranspose2d(conv_t(Image::new(3, 3, 2), 2, 1, 12));

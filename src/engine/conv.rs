@@ -69,8 +69,8 @@ impl Conv2d {
         Windows { big: self.input, kernel, stride: 1, padding: kernel / 2 }
     }
 
-    /// Images per group, and the numbers of a group's buffer: its lowered matrix, and the input's
-    /// phases if it [lowers transposed](Conv2d::lowers_transposed) (or, for a layer that
+    /// Images per group, and the numbers of a group's buffer: its lowered matrix, and the input
+    /// channels first if it [lowers transposed](Conv2d::lowers_transposed) (or, for a layer that
     /// multiplies [by taps](Conv2d::by_taps), its tap products).
     pub fn group(&self) -> (usize, usize) {
         let windows = self.windows();
@@ -83,14 +83,15 @@ impl Conv2d {
         if self.by_taps() || !self.lowers_transposed() {
             return (images, images * per_image);
         }
-        // The phases of the input, and `dWᵀ` (see `backward_group`).
+        // The input channels first, and `dWᵀ` (see `backward_group`).
         (images, images * (per_image + self.input.len()) + self.w.len())
     }
 
     /// Forward: `Y = lower(X)·Wᵀ + b`, then the activation if any.
     ///
     /// Shapes: `x` (B, H·W·C) → `out` (B, H·W·O); a group of `G` images is lowered to
-    /// `(G·H·W, k·k·C)` and multiplied by `Wᵀ` `(k·k·C, O)` into `(G·H·W, O)`, its output rows.
+    /// `(G·H·W, k·k·C)` (or, with few channels, to its transpose) and multiplied by `Wᵀ`
+    /// `(k·k·C, O)` into `(G·H·W, O)`, its output rows.
     pub fn forward(
         &self,
         x: ArrayView2<f32>,
@@ -420,7 +421,7 @@ pub(crate) fn lower_images<'a>(
 }
 
 /// Lowers the images (rows) of `x` into the head of `buffer` transposed, `(k·k·C, rows·windows)`
-/// ([`Windows::lower_transposed`]), splitting them into phases in the numbers after it first.
+/// ([`Windows::lower_transposed`]), putting their channels first in the numbers after it.
 pub(crate) fn lower_images_transposed<'a>(
     windows: &Windows,
     x: ArrayView2<f32>,
@@ -428,9 +429,9 @@ pub(crate) fn lower_images_transposed<'a>(
 ) -> ArrayView2<'a, f32> {
     let (rows, columns) = (windows.row_len(), x.nrows() * windows.count());
     let (lowered_t, rest) = buffer.split_at_mut(rows * columns);
-    let phases = &mut rest[..x.len()];
-    windows.split_phases(x, phases);
-    windows.lower_transposed(phases, x.nrows(), lowered_t);
+    let planes = &mut rest[..x.len()];
+    windows.channels_first(x, planes);
+    windows.lower_transposed(planes, x.nrows(), lowered_t);
     ArrayView2::from_shape((rows, columns), &*lowered_t).expect("whole rows")
 }
 

@@ -7,6 +7,7 @@
 //! so each tap copies `C` contiguous numbers. This module also splits a batch into fixed groups
 //! of images, the unit of parallel work for the convolution layers.
 
+use std::ops::Range;
 use std::sync::Mutex;
 
 use ndarray::ArrayView2;
@@ -150,7 +151,7 @@ impl Windows {
 
     /// The windows along one axis (`windows` of them, over `size` pixels) whose tap at offset
     /// `offset` falls inside the image: `0 ≤ o·stride − padding + offset < size`.
-    fn inside(&self, offset: usize, windows: usize, size: usize) -> std::ops::Range<usize> {
+    fn inside(&self, offset: usize, windows: usize, size: usize) -> Range<usize> {
         let (s, p) = (self.stride, self.padding);
         let first = p.saturating_sub(offset).div_ceil(s);
         let end = ((size + p).saturating_sub(offset)).div_ceil(s).min(windows);
@@ -173,75 +174,60 @@ impl Windows {
     }
 }
 
-/// The lowered matrix stored transposed, `(k·k·C, G·windows)`: one row per tap and channel, one
-/// column per window, for inputs with few channels. By rows, a window's row takes `k·k` copies
-/// of `C` numbers each, one number apiece for a grayscale image; transposed, a whole image's
-/// row of the matrix is one shifted copy. `lower(X)·Wᵀ` then reads it as `(lowered_t)ᵀ`.
-///
-/// Made in two passes. First the group's images are split into *phases*: with stride `S`, pixel
-/// `(y, x)` belongs to phase `(y mod S, x mod S)` at `(⌊y/S⌋, ⌊x/S⌋)`, and each phase is kept
-/// channel by channel, `(S·S, C, G, H/S · W/S)` (for `S = 1`, a plain transpose to channels
-/// first). Then tap `(ky, kx)` with `ky − p = S·ay + ry` (and the same along `x`) reads window
-/// `(oy, ox)` from phase `(ry, rx)` at `(oy + ay, ox + ax)`: for a whole image, one plane of a
-/// phase shifted by `ay·W_out + ax` — a single copy, then zeros where the shift leaves the plane.
-/// That needs the windows to tile the phases, `(H/S, W/S)` of them, as they do for a "same"
-/// convolution and for a transposed one's output.
+/// The lowered matrix stored transposed, `(k·k·C, G·H·W)`: one row per tap and channel, one
+/// column per window, for a "same" convolution (stride 1, as many windows as pixels) with few
+/// channels. By rows, a window's row takes `k·k` copies of `C` numbers each, one number apiece
+/// for a grayscale image; transposed, a whole image's part of a row is one shifted copy of its
+/// channel: tap `(ky, kx)` of window `(oy, ox)` is pixel `(oy + ky − p, ox + kx − p)`, so the
+/// image's plane moved by `(ky − p)·W + (kx − p)`, then zeros where that leaves the image.
+/// `lower(X)·Wᵀ` reads it as `(lowered_t)ᵀ`.
 impl Windows {
-    /// Splits `images` `(G, H·W·C)` into `phases` `(S·S, C, G, H/S · W/S)`.
-    pub fn split_phases(&self, images: ArrayView2<f32>, phases: &mut [f32]) {
-        let (s, c, (grid_h, grid_w)) = (self.stride, self.big.channels, self.grid());
-        let (plane, count) = (grid_h * grid_w, images.nrows());
-        debug_assert_eq!(
-            (grid_h * s, grid_w * s),
-            (self.big.height, self.big.width),
-            "windows tile the phases"
-        );
-        debug_assert_eq!(phases.len(), s * s * c * count * plane);
+    /// `images` `(G, H·W·C)`, channels last, into `planes` `(C, G, H·W)`, channels first.
+    pub fn channels_first(&self, images: ArrayView2<f32>, planes: &mut [f32]) {
+        let (c, count, pixels) = (self.big.channels, images.nrows(), self.big.pixels());
+        debug_assert_eq!(planes.len(), c * count * pixels);
         for (g, image) in images.rows().into_iter().enumerate() {
             let image = image.as_slice().expect("contiguous rows");
             for (i, pixel) in image.chunks_exact(c).enumerate() {
-                let (y, x) = (i / self.big.width, i % self.big.width);
-                let phase = (y % s) * s + x % s;
-                let at = (phase * c * count + g) * plane + (y / s) * grid_w + x / s;
                 for (channel, &v) in pixel.iter().enumerate() {
-                    phases[at + channel * count * plane] = v;
+                    planes[(channel * count + g) * pixels + i] = v;
                 }
             }
         }
     }
 
-    /// `im2col`, transposed: row `(ky·k + kx)·C + c` of `lowered_t` `(k·k·C, G·windows)` holds
-    /// channel `c` of tap `(ky, kx)` for every window of the `G` images split into `phases` by
-    /// [`Windows::split_phases`]; zeros where the window leaves the image.
-    pub fn lower_transposed(&self, phases: &[f32], count: usize, lowered_t: &mut [f32]) {
-        let (k, s, c, (grid_h, grid_w)) = (self.kernel, self.stride, self.big.channels, self.grid());
-        let plane = grid_h * grid_w;
-        debug_assert_eq!(lowered_t.len(), k * k * c * count * plane);
-        let split = |offset: usize| {
-            let d = offset as isize - self.padding as isize;
-            (d.div_euclid(s as isize), d.rem_euclid(s as isize) as usize)
-        };
-        let mut rows = lowered_t.chunks_exact_mut(count * plane);
+    /// `im2col`, transposed: row `(ky·k + kx)·C + c` of `lowered_t` `(k·k·C, G·H·W)` holds
+    /// channel `c` of tap `(ky, kx)` for every window of the `G` images in `planes` (made by
+    /// [`Windows::channels_first`]); zeros where the window leaves the image.
+    pub fn lower_transposed(&self, planes: &[f32], count: usize, lowered_t: &mut [f32]) {
+        let (k, c, (h, w)) = (self.kernel, self.big.channels, (self.big.height, self.big.width));
+        debug_assert_eq!((self.stride, self.grid()), (1, (h, w)), "a \"same\" convolution");
+        debug_assert_eq!(lowered_t.len(), k * k * c * count * h * w);
+        let mut rows = lowered_t.chunks_exact_mut(count * h * w);
         for (ky, kx) in (0..k).flat_map(|ky| (0..k).map(move |kx| (ky, kx))) {
-            let ((ay, ry), (ax, rx)) = (split(ky), split(kx));
-            let phase = &phases[(ry * s + rx) * c * count * plane..][..c * count * plane];
-            // The phase first: `zip` asks its first iterator first, so no row is taken for nothing.
-            for (source, row) in phase.chunks_exact(count * plane).zip(rows.by_ref()) {
-                for (to, from) in row.chunks_exact_mut(plane).zip(source.chunks_exact(plane)) {
-                    shift_plane(from, to, (grid_h, grid_w), (ay, ax));
+            // The windows where the tap falls inside the image, as `lower` fills them.
+            let inside = (self.inside(ky, h, h), self.inside(kx, w, w));
+            let shift =
+                (ky as isize - self.padding as isize) * w as isize + kx as isize - self.padding as isize;
+            // The planes first: `zip` asks its first iterator first, so no row is taken for nothing.
+            for (source, row) in planes.chunks_exact(count * h * w).zip(rows.by_ref()) {
+                for (to, from) in row.chunks_exact_mut(h * w).zip(source.chunks_exact(h * w)) {
+                    shift_plane(from, to, w, inside.clone(), shift);
                 }
             }
         }
     }
 }
 
-/// `to[oy, ox] = from[oy + ay, ox + ax]` on `(h, w)` planes, zero where that leaves `from`.
-fn shift_plane(from: &[f32], to: &mut [f32], (h, w): (usize, usize), (ay, ax): (isize, isize)) {
-    let inside = |n: usize, a: isize| {
-        (-a).clamp(0, n as isize) as usize..(n as isize - a).clamp(0, n as isize) as usize
-    };
-    let (rows, columns) = (inside(h, ay), inside(w, ax));
-    let shift = ay * w as isize + ax;
+/// `to[i] = from[i + shift]` on a plane `w` wide, for the windows in `rows × columns`; zero
+/// elsewhere.
+fn shift_plane(
+    from: &[f32],
+    to: &mut [f32],
+    w: usize,
+    (rows, columns): (Range<usize>, Range<usize>),
+    shift: isize,
+) {
     // Along the valid rows the shift is one contiguous copy; the numbers it wraps round from the
     // next or previous row fall in the invalid columns, which are zeroed after it.
     let (start, end) = (rows.start * w, rows.end * w);
