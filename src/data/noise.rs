@@ -16,6 +16,7 @@ use crate::data::philox::philox4x32_10;
 use crate::data::rng::Purpose;
 use crate::engine::fastmath::{ln_positive, sin_cos_2pi};
 use crate::engine::gemm::MIN_ROWS;
+use crate::engine::prefetch::prefetch;
 
 /// How an input image is corrupted; pixels are in `[0, 1]`. Written `gaussian:0.5`,
 /// `masking:0.3` or `salt-pepper:0.2` on the command line and in `metrics.json`.
@@ -210,17 +211,4 @@ impl FromStr for Noise {
         }
         Ok(noise)
     }
-}
-
-/// Asks the CPU to bring `bytes` into its cache, without waiting for them.
-fn prefetch(bytes: &[u8]) {
-    #[cfg(target_arch = "x86_64")]
-    for line in bytes.chunks(64) {
-        // SAFETY: a prefetch reads nothing and cannot fault; SSE is part of x86-64.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr().cast())
-        };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = bytes;
 }

@@ -21,3 +21,4 @@ pub mod loss;
 pub mod lowering;
 pub mod model;
 pub mod pool;
+pub mod prefetch;

@@ -1,0 +1,17 @@
+//! A hint to the CPU's caches: fetch this, I will need it soon.
+//!
+//! For memory whose next use the hardware cannot foresee (images in shuffled order) or that
+//! it would fetch too late to hide (weights and moments read after a long product).
+
+/// Asks the CPU to bring `data` into its cache, without waiting for it.
+pub fn prefetch<T>(data: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in data.chunks(64 / size_of::<T>().max(1)) {
+        // SAFETY: a prefetch reads nothing architecturally and cannot fault; SSE is part of x86-64.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr().cast())
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = data;
+}
