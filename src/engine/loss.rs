@@ -83,40 +83,27 @@ fn mse(z: f32, y: f32) -> (f32, f32) {
 
 /// Applies `f(z, y) = (ℓ, ∂ℓ/∂z)` entrywise, writes `scale·∂ℓ/∂z` into `dz` and returns `Σℓ`.
 ///
-/// A running sum inside the loop would keep it from vectorizing (float addition is not
-/// associative, so the compiler may not reorder it). Instead each block of 64 entries writes its
-/// losses to a small buffer — a loop the compiler vectorizes — which [`lane_sum`] then adds.
+/// A single running sum would keep the loop from vectorizing (float addition is not
+/// associative, so the compiler may not reorder it). Instead entry `i` is added to partial sum
+/// `i mod 16`, one vector register's worth, and the sixteen are added at the end: a fixed order,
+/// so the same on every run.
 #[inline]
 fn map_sum(z: &[f32], y: &[f32], scale: f32, dz: &mut [f32], f: impl Fn(f32, f32) -> (f32, f32)) -> f32 {
-    const BLOCK: usize = 64;
-    let mut losses = [0.0f32; BLOCK];
-    let mut total = 0.0;
-    for ((z, y), dz) in z.chunks(BLOCK).zip(y.chunks(BLOCK)).zip(dz.chunks_mut(BLOCK)) {
-        let losses = &mut losses[..z.len()];
-        for (((&z, &y), dz), loss) in z.iter().zip(y).zip(dz).zip(losses.iter_mut()) {
-            let (l, grad) = f(z, y);
-            *loss = l;
+    const LANES: usize = 16;
+    let mut sums = [0.0f32; LANES];
+    let mut entries = |z: &[f32], y: &[f32], dz: &mut [f32]| {
+        for (((&z, &y), dz), sum) in z.iter().zip(y).zip(dz).zip(sums.iter_mut()) {
+            let (loss, grad) = f(z, y);
+            *sum += loss;
             *dz = scale * grad;
         }
-        total += lane_sum(losses);
+    };
+    let (z, y) = (z.chunks_exact(LANES), y.chunks_exact(LANES));
+    let (z_rest, y_rest) = (z.remainder(), y.remainder());
+    let mut dz = dz.chunks_exact_mut(LANES);
+    for ((z, y), dz) in z.zip(y).zip(dz.by_ref()) {
+        entries(z, y, dz);
     }
-    total
-}
-
-/// `Σ x` in eight interleaved partial sums, added at the end: a fixed order, so the same on
-/// every run, and one the compiler can vectorize.
-#[inline]
-fn lane_sum(x: &[f32]) -> f32 {
-    const LANES: usize = 8;
-    let mut sums = [0.0f32; LANES];
-    let mut chunks = x.chunks_exact(LANES);
-    for chunk in chunks.by_ref() {
-        for (s, v) in sums.iter_mut().zip(chunk) {
-            *s += v;
-        }
-    }
-    for (s, v) in sums.iter_mut().zip(chunks.remainder()) {
-        *s += v;
-    }
+    entries(z_rest, y_rest, dz.into_remainder());
     sums.iter().sum()
 }
