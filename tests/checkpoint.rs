@@ -82,7 +82,7 @@ fn layers_that_do_not_chain_are_an_error() {
 #[test]
 fn a_model_with_non_finite_weights_is_refused() {
     let mut m = model();
-    m.layers[2].as_dense_mut().unwrap().w[[1, 3]] = f32::NAN;
+    m.layers[2].as_dense_mut().unwrap().w_mut()[[1, 3]] = f32::NAN;
     let msg = refusal(&m, "nan.safetensors");
     assert!(msg.contains("'layers.2.weight' holds NaN at index 7"), "{msg}");
 }

@@ -1,8 +1,8 @@
 //! The fast matrix product against the naive triple loop, on awkward sizes (0, 1, primes, sizes
 //! that are no multiple of the kernel's tile) and strided layouts, and its bits across threads.
 
-use dae::engine::gemm::{matmul, matmul_naive, par_matmul, sgemm};
-use ndarray::{Array2, ArrayView2, ShapeBuilder};
+use dae::engine::gemm::{copy_into, matmul, matmul_naive, par_matmul, sgemm};
+use ndarray::{Array2, ArrayView2, ShapeBuilder, s};
 use ndarray_rand::RandomExt;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -120,5 +120,18 @@ fn matmul_gives_the_bits_of_matrixmultiply() {
                 max_diff(ours.view(), theirs.view())
             );
         }
+    }
+}
+
+/// `copy_into` writes a transposed matrix into columns of a wider one (as Adam writes a block of
+/// `Wᵀ`) and leaves the other columns alone, on sizes around the 16×16 register blocks.
+#[test]
+fn copy_into_transposes_into_a_slab_of_columns() {
+    for (rows, columns) in [(1, 1), (5, 3), (16, 16), (17, 33), (64, 20)] {
+        let w = random((rows, columns), 7); // (O_block, I), as a block of W
+        let mut wt = Array2::from_elem((columns, rows + 9), f32::NAN); // (I, O): wider than the block
+        copy_into(w.t(), wt.slice_mut(s![.., 4..4 + rows]));
+        assert_eq!(wt.slice(s![.., 4..4 + rows]), w.t(), "{rows}×{columns}");
+        assert!(wt.slice(s![.., ..4]).iter().chain(wt.slice(s![.., 4 + rows..])).all(|v| v.is_nan()));
     }
 }

@@ -37,7 +37,7 @@ fn dense_weight_and_bias_gradients() {
     let mut z = Array2::zeros((batch, outputs));
     dense.backward_params(x.view(), c.view(), None);
 
-    let mut w = dense.w.clone();
+    let mut w = dense.w().to_owned();
     let numeric = numeric_gradient(w.as_slice_mut().unwrap(), 1e-2, |w| {
         let d = Dense::from_parts(
             Array2::from_shape_vec((outputs, inputs), w.to_vec()).unwrap(),
@@ -50,11 +50,30 @@ fn dense_weight_and_bias_gradients() {
 
     let mut b = dense.b.to_vec();
     let numeric = numeric_gradient(&mut b, 1e-2, |b| {
-        let d = Dense::from_parts(dense.w.clone(), Array1::from(b.to_vec()));
+        let d = Dense::from_parts(dense.w().to_owned(), Array1::from(b.to_vec()));
         d.forward(x.view(), z.view_mut(), None);
         probe(&c, z.view())
     });
     assert!(relative_error("db", dense.db.as_slice().unwrap(), &numeric) < TOLERANCE);
+}
+
+/// A layer keeps `Wᵀ` for its forward; weights changed through `w_mut` must be the ones used.
+#[test]
+fn dense_forward_reads_weights_changed_in_place() {
+    let x = random((3, 5), -1.0, 1.0, 4);
+    let mut dense = layer(5, 2, 5);
+    let (mut before, mut after, mut fresh) =
+        (Array2::zeros((3, 2)), Array2::zeros((3, 2)), Array2::zeros((3, 2)));
+    dense.forward(x.view(), before.view_mut(), None);
+    dense.w_mut()[[1, 3]] += 0.5;
+    dense.forward(x.view(), after.view_mut(), None);
+    Dense::from_parts(dense.w().to_owned(), dense.b.clone()).forward(x.view(), fresh.view_mut(), None);
+    assert_eq!(after, fresh);
+    // Only output 1 reads W[1, 3]: it moved by 0.5·x[·, 3], output 0 did not move.
+    for r in 0..3 {
+        assert_eq!(after[[r, 0]], before[[r, 0]]);
+        assert!((after[[r, 1]] - before[[r, 1]] - 0.5 * x[[r, 3]]).abs() < 1e-6);
+    }
 }
 
 /// `∂L/∂z₀` through `a₀ = f(z₀)` and `z = a₀·Wᵀ + b`: checks `backward_input` and `f′` together.
@@ -136,7 +155,7 @@ fn reference_loss_f64(model: &Model, x: &Array2<f32>, y: &Array2<f32>) -> f64 {
     let mut a: Array2<f64> = x.mapv(f64::from);
     let last = model.layers.len() - 1;
     for (l, layer) in model.layers.iter().enumerate() {
-        let mut z = a.dot(&layer.as_dense().unwrap().w.mapv(f64::from).t())
+        let mut z = a.dot(&layer.as_dense().unwrap().w().mapv(f64::from).t())
             + layer.as_dense().unwrap().b.mapv(f64::from);
         if l < last {
             z.mapv_inplace(|v| v.max(0.0));

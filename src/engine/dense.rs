@@ -1,7 +1,9 @@
 //! The dense (fully connected) layer: `Z = X·Wᵀ + b`, with its hand-written backward pass.
 //!
 //! Shapes: `B` rows in the batch, `I` inputs, `O` outputs. `W` is stored `(O, I)` like PyTorch's
-//! `nn.Linear`, so a model file reads the same in both; `Wᵀ` is a stride swap, never a copy.
+//! `nn.Linear`, so a model file reads the same in both. The forward's right operand `Wᵀ` is
+//! also kept row by row, as our kernel reads it: Adam's update writes it beside `W`, once a step,
+//! where otherwise every thread would transpose `W` for every forward product.
 //! Backward overwrites `dw` and `db` (no accumulation across calls).
 
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
@@ -12,19 +14,31 @@ use rayon::prelude::*;
 
 use crate::engine::activation::Activation;
 use crate::engine::adam::LayerStep;
-use crate::engine::gemm::{column_sums, par_matmul, par_matmul_with, row_blocks, rows_per_block};
+use crate::engine::gemm::{column_sums, copy_into, par_matmul, par_matmul_with, row_blocks, rows_per_block};
 
 /// A dense layer's parameters and the gradients of the last backward pass.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Dense {
-    /// Weights, `(O, I)`.
-    pub w: Array2<f32>,
+    /// Weights, `(O, I)`; read with [`Dense::w`], changed with [`Dense::w_mut`].
+    w: Array2<f32>,
+    /// `Wᵀ`, `(I, O)` row-major, when `wt_current`; stale otherwise.
+    wt: Array2<f32>,
+    /// Whether `wt` holds the transpose of `w`: set where both are written together, cleared
+    /// wherever `w` is lent out to be changed.
+    wt_current: bool,
     /// Biases, `(O,)`.
     pub b: Array1<f32>,
     /// `∂L/∂W`, `(O, I)`.
     pub dw: Array2<f32>,
     /// `∂L/∂b`, `(O,)`.
     pub db: Array1<f32>,
+}
+
+/// Two layers are equal when their weights, biases and gradients are; `Wᵀ` is derived from `W`.
+impl PartialEq for Dense {
+    fn eq(&self, other: &Dense) -> bool {
+        (&self.w, &self.b, &self.dw, &self.db) == (&other.w, &other.b, &other.dw, &other.db)
+    }
 }
 
 impl Dense {
@@ -39,8 +53,33 @@ impl Dense {
     /// A layer with the given weights `(O, I)` and biases `(O,)`; gradients start at zero.
     pub fn from_parts(w: Array2<f32>, b: Array1<f32>) -> Dense {
         assert_eq!(w.nrows(), b.len(), "one bias per output");
+        let w = w.as_standard_layout().into_owned();
+        let mut wt = Array2::zeros((w.ncols(), w.nrows()));
+        copy_into(w.t(), wt.view_mut());
         let (dw, db) = (Array2::zeros(w.raw_dim()), Array1::zeros(b.raw_dim()));
-        Dense { w, b, dw, db }
+        Dense { w, wt, wt_current: true, b, dw, db }
+    }
+
+    /// The weights `W`, `(O, I)`.
+    pub fn w(&self) -> ArrayView2<'_, f32> {
+        self.w.view()
+    }
+
+    /// The weights `W`, `(O, I)`, to change. The forward transposes them on every call until the
+    /// next step of Adam writes `Wᵀ` again.
+    pub fn w_mut(&mut self) -> ArrayViewMut2<'_, f32> {
+        self.wt_current = false;
+        self.w.view_mut()
+    }
+
+    /// The weights and biases, each with its gradient, to change (see [`Dense::w_mut`]).
+    pub fn params_and_grads(&mut self) -> [(&mut [f32], &[f32]); 2] {
+        self.wt_current = false;
+        let contiguous = "contiguous";
+        [
+            (self.w.as_slice_mut().expect(contiguous), self.dw.as_slice().expect(contiguous)),
+            (self.b.as_slice_mut().expect(contiguous), self.db.as_slice().expect(contiguous)),
+        ]
     }
 
     /// `I`, the number of inputs.
@@ -78,7 +117,8 @@ impl Dense {
     {
         debug_assert_eq!((x.ncols(), out.dim()), (self.inputs(), (x.nrows(), self.outputs())));
         let b = self.b.as_slice().expect("biases are contiguous");
-        par_matmul_with(x, self.w.t(), out, side, |_, mut block, mut item| {
+        let wt = if self.wt_current { self.wt.view() } else { self.w.t() };
+        par_matmul_with(x, wt, out, side, |_, mut block, mut item| {
             for (i, mut row) in block.rows_mut().into_iter().enumerate() {
                 let z = row.as_slice_mut().expect("rows are contiguous");
                 z.iter_mut().zip(b).for_each(|(z, b)| *z += b);
@@ -88,16 +128,16 @@ impl Dense {
     }
 
     /// Backward, parameters: `dW = δᵀ·X` and `db = Σ_rows δ`, where `δ = ∂L/∂Z`; given Adam's
-    /// `step` and this layer's moments `[W's, b's]`, also the update of `W` and `b`. Each block
-    /// of outputs gets its rows of `dW`, its entries of `db` and, right after, their update,
-    /// while all of it is in cache.
+    /// `step` and this layer's moments `[W's, b's]`, also the update of `W` and `b`, and of the
+    /// row-major `Wᵀ` the forward reads. Each block of outputs gets its rows of `dW`, its entries
+    /// of `db` and, right after, their update, while all of it is in cache.
     ///
     /// Shapes: `x` (B, I), `delta` (B, O) → `dw` (O, I), `db` (O,). The work is split over the
     /// outputs (rows of `dW`), so no thread sums another's partial results.
     pub fn backward_params(&mut self, x: ArrayView2<f32>, delta: ArrayView2<f32>, adam: Option<LayerStep>) {
         debug_assert_eq!((x.nrows(), x.ncols()), (delta.nrows(), self.inputs()));
-        let outputs = rows_per_block(self.outputs());
-        let weights = outputs * self.inputs();
+        let (outputs, inputs) = (rows_per_block(self.outputs()), self.inputs());
+        let weights = outputs * inputs;
         let db = self.db.as_slice_mut().expect("contiguous").par_chunks_mut(outputs);
         let Some((step, [wm, bm])) = adam else {
             return par_matmul_with(delta.t(), x, self.dw.view_mut(), db, |first, _, db| {
@@ -107,6 +147,7 @@ impl Dense {
         let side = (
             db,
             self.w.as_slice_mut().expect("contiguous").par_chunks_mut(weights),
+            self.wt.axis_chunks_iter_mut(Axis(1), outputs),
             wm.m.par_chunks_mut(weights),
             wm.v.par_chunks_mut(weights),
             self.b.as_slice_mut().expect("contiguous").par_chunks_mut(outputs),
@@ -114,11 +155,14 @@ impl Dense {
             bm.v.par_chunks_mut(outputs),
         );
         par_matmul_with(delta.t(), x, self.dw.view_mut(), side.into_par_iter(), |first, dw, params| {
-            let (db, w, w_m, w_v, b, b_m, b_v) = params;
+            let (db, w, wt, w_m, w_v, b, b_m, b_v) = params;
             column_sums(delta, first, db);
             step.update(w, dw.as_slice().expect("contiguous"), w_m, w_v);
             step.update(b, db, b_m, b_v);
+            let w = ArrayView2::from_shape((db.len(), inputs), &*w).expect("the block's rows of W");
+            copy_into(w.t(), wt);
         });
+        self.wt_current = true;
     }
 
     /// Backward, input: `∂L/∂X = δ·W`, then through the previous layer's activation:

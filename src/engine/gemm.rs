@@ -90,21 +90,28 @@ thread_local! {
 fn row_major<'a>(b: ArrayView2<f32>, buffer: &'a mut Vec<f32>) -> ArrayView2<'a, f32> {
     let (k, n) = b.dim();
     buffer.resize(k * n, 0.0);
-    copy_rows(b, buffer);
+    copy_into(b, ArrayViewMut2::from_shape((k, n), &mut buffer[..]).expect("K·N numbers"));
     ArrayView2::from_shape((k, n), &buffer[..]).expect("K·N numbers")
 }
 
-/// `b` (K, N) into `out` row by row: a `b` whose columns are contiguous (the transpose of a
-/// row-major matrix, such as `Wᵀ`) through [`kernel::transpose`], any other number by number.
-fn copy_rows(b: ArrayView2<f32>, out: &mut [f32]) {
+/// `out ← b`, for an `out` whose rows are contiguous: a `b` whose columns are contiguous (the
+/// transpose of a row-major matrix, such as `Wᵀ`) through [`kernel::transpose`], any other
+/// number by number.
+///
+/// Shapes: `b` (K, N), `out` (K, N).
+pub fn copy_into(b: ArrayView2<f32>, mut out: ArrayViewMut2<f32>) {
+    assert_eq!(b.dim(), out.dim(), "copy_into: shapes disagree");
     #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-    if b.strides()[0] == 1 {
-        let (k, n, ld) = (b.nrows(), b.ncols(), b.strides()[1] as usize);
+    if let (&[1, ld], &[ldo, 1]) = (b.strides(), out.strides())
+        && ld >= 0
+        && ldo >= 0
+    {
+        let (k, n) = b.dim();
         // SAFETY: `b` is a live view whose column `j` holds its K rows contiguously from `ld·j`;
-        // `out` holds `K·N` numbers.
-        return unsafe { kernel::transpose(b.as_ptr(), ld, n, k, out) };
+        // `out` is a live, exclusively borrowed view whose row `p` holds N numbers from `ldo·p`.
+        return unsafe { kernel::transpose(b.as_ptr(), ld as usize, n, k, out.as_mut_ptr(), ldo as usize) };
     }
-    out.iter_mut().zip(b.iter()).for_each(|(o, v)| *o = *v);
+    out.assign(&b);
 }
 
 /// [`matmul`] through [`kernel::gemm`]; `b`'s and `c`'s rows are contiguous.

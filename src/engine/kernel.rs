@@ -171,16 +171,16 @@ impl Tile {
     }
 }
 
-/// `out[p·n + j] = m[j·ld + p]` for `j < n`, `p < rows`: `Mᵀ` row by row, where `M`
-/// (N, rows) is row-major with row stride `ld`. Blocks of 16×16 are
+/// `out[p·ldo + j] = m[j·ld + p]` for `j < n`, `p < rows`: `Mᵀ` row by row, where `M`
+/// (N, rows) is row-major with row stride `ld`, into rows `ldo` apart. Blocks of 16×16 are
 /// transposed in registers; a copy one number at a time wrote rows 512 bytes apart for
 /// `N = 128`, all in the same few sets of the L1 cache, and took as long as the product it fed.
 ///
 /// # Safety
-/// `m` must hold `M[j, p]` for those `j` and `p`, and `out` `rows · n` numbers.
+/// `m` must hold `M[j, p]` for those `j` and `p`, and `out` the `n` numbers from `p·ldo` for
+/// each `p < rows`.
 #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-pub unsafe fn transpose(m: *const f32, ld: usize, n: usize, rows: usize, out: &mut [f32]) {
-    debug_assert!(out.len() >= rows * n);
+pub unsafe fn transpose(m: *const f32, ld: usize, n: usize, rows: usize, out: *mut f32, ldo: usize) {
     for j0 in (0..n).step_by(16) {
         let width = 16.min(n - j0);
         for p0 in (0..rows).step_by(16) {
@@ -195,7 +195,7 @@ pub unsafe fn transpose(m: *const f32, ld: usize, n: usize, rows: usize, out: &m
             let t = unsafe { transpose16(r) };
             for (pp, t) in t.iter().enumerate().take(height) {
                 // SAFETY: row `p0 + pp < rows` of `out`, columns `j0…j0 + width < n`.
-                unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr().add((p0 + pp) * n + j0), store, *t) };
+                unsafe { _mm512_mask_storeu_ps(out.add((p0 + pp) * ldo + j0), store, *t) };
             }
         }
     }

@@ -141,7 +141,7 @@ impl Layer {
     /// The weights and biases with their gradients, if the layer has any.
     pub fn params_and_grads(&mut self) -> Option<[ParamAndGrad<'_>; 2]> {
         let (w, b, dw, db) = match self {
-            Layer::Dense(Dense { w, b, dw, db }) => (w, b, dw, db),
+            Layer::Dense(d) => return Some(d.params_and_grads()),
             Layer::Conv2d(Conv2d { w, b, dw, db, .. }) => (w, b, dw, db),
             Layer::ConvTranspose2d(ConvTranspose2d { w, b, dw, db, .. }) => (w, b, dw, db),
             Layer::MaxPool2d(_) => return None,
@@ -156,7 +156,7 @@ impl Layer {
     /// The sizes of the weight and bias tensors, if the layer has any.
     pub fn param_sizes(&self) -> Option<[usize; 2]> {
         match self {
-            Layer::Dense(d) => Some([d.w.len(), d.b.len()]),
+            Layer::Dense(d) => Some([d.w().len(), d.b.len()]),
             Layer::Conv2d(c) => Some([c.w.len(), c.b.len()]),
             Layer::ConvTranspose2d(c) => Some([c.w.len(), c.b.len()]),
             Layer::MaxPool2d(_) => None,

@@ -113,7 +113,7 @@ fn model_tensors(model: &Model, (rows, cols): (usize, usize)) -> (Vec<Named<'_>>
     for (i, layer) in model.layers.iter().enumerate() {
         let (shape, w, b) = match layer {
             Layer::Dense(d) => {
-                (vec![d.outputs(), d.inputs()], d.w.as_slice().expect("contiguous").into(), &d.b)
+                (vec![d.outputs(), d.inputs()], d.w().to_slice().expect("contiguous").into(), &d.b)
             }
             Layer::Conv2d(c) => {
                 let (k, channels) = (c.kernel(), c.input.channels);

@@ -155,7 +155,7 @@ pub fn first_layer(run: &Run) -> io::Result<String> {
     let content = match &run.model.layers[0] {
         Layer::Dense(dense) if dense.inputs() == h * w => {
             let shown = dense.outputs().min(UNITS_SHOWN);
-            let picture = pictures::signed(dense.w.slice(s![..shown, ..]), run.image, 1);
+            let picture = pictures::signed(dense.w().slice(s![..shown, ..]), run.image, 1);
             let of = if shown < dense.outputs() { format!(" (the first {shown})") } else { String::new() };
             figure(
                 &html::png(&picture, 2, "first-layer weights")?,
