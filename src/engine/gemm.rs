@@ -95,7 +95,7 @@ fn row_major<'a>(b: ArrayView2<f32>, buffer: &'a mut Vec<f32>) -> ArrayView2<'a,
 }
 
 /// `out ← b`, for an `out` whose rows are contiguous: a `b` whose columns are contiguous (the
-/// transpose of a row-major matrix, such as `Wᵀ`) through [`kernel::transpose`], any other
+/// transpose of a row-major matrix, such as `Wᵀ`) through `kernel::transpose`, any other
 /// number by number.
 ///
 /// Shapes: `b` (K, N), `out` (K, N).
