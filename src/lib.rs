@@ -2,8 +2,8 @@
 //!
 //! The numeric core is ours: layers, activations, losses and Adam on `ndarray`, matrix products
 //! through our own AVX-512 kernel (`matrixmultiply` without AVX-512), threads through `rayon`,
-//! and an IDX reader for the data. The
-//! folders are the pipeline, each using only the ones listed before it:
+//! and an IDX reader for the data. The folders are the pipeline, each using only the ones
+//! listed before it:
 //!
 //! 1. [`engine`]: matrix products, layers, activations, losses, Adam, and the model;
 //! 2. [`data`]: the IDX reader, the data set and its corruption (which borrows the engine's

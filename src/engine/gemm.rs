@@ -197,19 +197,10 @@ where
 pub fn par_matmul_with<S, F>(
     a: ArrayView2<f32>,
     b: ArrayView2<f32>,
-    c: ArrayViewMut2<f32>,
+    mut c: ArrayViewMut2<f32>,
     side: S,
     epilogue: F,
 ) where
-    S: IndexedParallelIterator,
-    F: Fn(usize, ArrayViewMut2<f32>, S::Item) + Sync,
-{
-    par_blocks(a, b, c, side, epilogue)
-}
-
-/// [`par_matmul_with`], its blocks.
-fn par_blocks<S, F>(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>, side: S, epilogue: F)
-where
     S: IndexedParallelIterator,
     F: Fn(usize, ArrayViewMut2<f32>, S::Item) + Sync,
 {
