@@ -81,8 +81,8 @@ pub fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>, c: ArrayViewMut2<f32>) {
 const MAX_COPY: usize = 1 << 20;
 
 thread_local! {
-    /// A thread's copy of a right operand whose rows are not contiguous (a transposed weight
-    /// matrix), for [`matmul`]; it grows to the largest such operand once and is reused.
+    /// A thread's copy of a right operand whose rows are not contiguous (a convolution's
+    /// transposed kernel), for [`matmul`]; it grows to the largest such operand once and is reused.
     static ROW_MAJOR: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
