@@ -1,7 +1,8 @@
 //! The fast matrix product against the naive triple loop, on awkward sizes (0, 1, primes, sizes
 //! that are no multiple of the kernel's tile) and strided layouts, and its bits across threads.
 
-use dae::engine::gemm::{copy_into, matmul, matmul_naive, par_matmul, sgemm};
+use dae::engine::activation::Activation;
+use dae::engine::gemm::{Finish, copy_into, matmul, matmul_finish, matmul_naive, par_matmul, sgemm};
 use ndarray::{Array2, ArrayView2, ShapeBuilder, s};
 use ndarray_rand::RandomExt;
 use rand::SeedableRng;
@@ -133,5 +134,52 @@ fn copy_into_transposes_into_a_slab_of_columns() {
         copy_into(w.t(), wt.slice_mut(s![.., 4..4 + rows]));
         assert_eq!(wt.slice(s![.., 4..4 + rows]), w.t(), "{rows}×{columns}");
         assert!(wt.slice(s![.., ..4]).iter().chain(wt.slice(s![.., 4 + rows..])).all(|v| v.is_nan()));
+    }
+}
+
+/// A finished product is the product, then the finish's formula as a separate pass, bit for
+/// bit: in our kernel's registers (bias, ReLU, ReLU's derivative), in a pass after it (the
+/// sigmoid's), and after `sgemm` (an output whose rows are strided); on tile tails, several
+/// blocks along `k`, and `k = 0`.
+#[test]
+fn a_finished_product_is_the_product_then_the_formula() {
+    use Activation::{Identity, Relu, Sigmoid};
+    for (m, k, n) in [(1, 1, 1), (13, 40, 37), (5, 0, 20), (30, 300, 33), (25, 17, 16)] {
+        let (a, b, bias) =
+            (random((m, k), 9), random((k, n), 10), random((1, n), 11).into_shape_with_order(n).unwrap());
+        // An activation's output: ReLU's is 0 in about half its entries.
+        let out = random((m, n), 12).mapv(|v| v.max(0.0));
+        let mut product = Array2::zeros((m, n));
+        matmul(a.view(), b.view(), product.view_mut());
+        let finishes = [
+            (Finish::Bias(bias.as_slice().unwrap(), None), None),
+            (Finish::Bias(bias.as_slice().unwrap(), Some(Relu)), Some(Relu)),
+            (Finish::Bias(bias.as_slice().unwrap(), Some(Sigmoid)), Some(Sigmoid)),
+            (Finish::Slope(Relu, out.view()), None),
+            (Finish::Slope(Sigmoid, out.view()), None),
+            (Finish::Slope(Identity, out.view()), None),
+        ];
+        for (finish, activation) in finishes {
+            let mut expected = product.clone();
+            for (mut row, a_row) in expected.rows_mut().into_iter().zip(out.rows()) {
+                let z = row.as_slice_mut().unwrap();
+                match finish {
+                    Finish::Bias(..) => {
+                        z.iter_mut().zip(&bias).for_each(|(z, b)| *z += b);
+                        activation.inspect(|f| f.forward(z));
+                    }
+                    Finish::Slope(f, _) => f.backward(a_row.as_slice().unwrap(), z),
+                    Finish::Plain => unreachable!(),
+                }
+            }
+            let mut ours = Array2::from_elem((m, n), f32::NAN);
+            matmul_finish(a.view(), b.view(), ours.view_mut(), finish);
+            let mut strided = Array2::from_elem((m, 2 * n), f32::NAN);
+            matmul_finish(a.view(), b.view(), strided.slice_mut(s![.., ..;2]), finish);
+            for got in [ours.view(), strided.slice(s![.., ..;2])] {
+                // `==`, not bits: ReLU may give −0 where the pass gives 0.
+                assert!(got.iter().zip(&expected).all(|(x, y)| x == y), "{m}×{k}×{n}, {finish:?}");
+            }
+        }
     }
 }

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use crate::engine::activation::Activation;
 use crate::engine::adam::LayerStep;
-use crate::engine::gemm::{column_sums, copy_into, par_matmul, par_matmul_with, row_blocks, rows_per_block};
+use crate::engine::gemm::{Finish, column_sums, copy_into, par_matmul_with, row_blocks, rows_per_block};
 
 /// A dense layer's parameters and the gradients of the last backward pass.
 #[derive(Debug, Clone)]
@@ -97,32 +97,32 @@ impl Dense {
     /// Shapes: `x` (B, I) → `out` (B, O). Bias and activation are fused into the product.
     pub fn forward(&self, x: ArrayView2<f32>, out: ArrayViewMut2<f32>, activation: Option<Activation>) {
         let blocks = rayon::iter::repeat_n((), row_blocks(x.nrows()));
-        self.forward_with(x, out, blocks, |_, z, _| {
-            if let Some(f) = activation {
-                f.forward(z);
-            }
-        });
+        self.forward_with(x, out, activation, blocks, |_, _, _| {});
     }
 
-    /// Forward with an epilogue of the caller's: `Z = X·Wᵀ + b`, then `epilogue(i, z, item)` on
-    /// each row `z` of `Z` while it is in cache, with `i` its index within its block of
+    /// [`Dense::forward`] with an epilogue of the caller's: `epilogue(i, a, item)` on each row
+    /// `a` of the output while it is in cache, with `i` its index within its block of
     /// [`rows_per_block`]`(B)` rows and `item` that block's item of `side` (see
     /// [`par_matmul_with`]).
     ///
     /// Shapes: `x` (B, I) → `out` (B, O).
-    pub fn forward_with<S, F>(&self, x: ArrayView2<f32>, out: ArrayViewMut2<f32>, side: S, epilogue: F)
-    where
+    pub fn forward_with<S, F>(
+        &self,
+        x: ArrayView2<f32>,
+        out: ArrayViewMut2<f32>,
+        activation: Option<Activation>,
+        side: S,
+        epilogue: F,
+    ) where
         S: IndexedParallelIterator,
         F: Fn(usize, &mut [f32], &mut S::Item) + Sync,
     {
         debug_assert_eq!((x.ncols(), out.dim()), (self.inputs(), (x.nrows(), self.outputs())));
-        let b = self.b.as_slice().expect("biases are contiguous");
+        let finish = Finish::Bias(self.b.as_slice().expect("biases are contiguous"), activation);
         let wt = if self.wt_current { self.wt.view() } else { self.w.t() };
-        par_matmul_with(x, wt, out, side, |_, mut block, mut item| {
+        par_matmul_with(x, wt, out, finish, side, |_, mut block, mut item| {
             for (i, mut row) in block.rows_mut().into_iter().enumerate() {
-                let z = row.as_slice_mut().expect("rows are contiguous");
-                z.iter_mut().zip(b).for_each(|(z, b)| *z += b);
-                epilogue(i, z, &mut item);
+                epilogue(i, row.as_slice_mut().expect("rows are contiguous"), &mut item);
             }
         });
     }
@@ -140,7 +140,7 @@ impl Dense {
         let weights = outputs * inputs;
         let db = self.db.as_slice_mut().expect("contiguous").par_chunks_mut(outputs);
         let Some((step, [wm, bm])) = adam else {
-            return par_matmul_with(delta.t(), x, self.dw.view_mut(), db, |first, _, db| {
+            return par_matmul_with(delta.t(), x, self.dw.view_mut(), Finish::Plain, db, |first, _, db| {
                 column_sums(delta, first, db)
             });
         };
@@ -154,7 +154,8 @@ impl Dense {
             bm.m.par_chunks_mut(outputs),
             bm.v.par_chunks_mut(outputs),
         );
-        par_matmul_with(delta.t(), x, self.dw.view_mut(), side.into_par_iter(), |first, dw, params| {
+        let dw = self.dw.view_mut();
+        par_matmul_with(delta.t(), x, dw, Finish::Plain, side.into_par_iter(), |first, dw, params| {
             let (db, w, wt, w_m, w_v, b, b_m, b_v) = params;
             column_sums(delta, first, db);
             step.update(w, dw.as_slice().expect("contiguous"), w_m, w_v);
@@ -177,13 +178,7 @@ impl Dense {
     ) {
         let (f, a_prev) = prev;
         debug_assert_eq!(delta_prev.dim(), a_prev.dim());
-        par_matmul(delta, self.w.view(), delta_prev, |first, mut block| {
-            let rows = first..first + block.nrows();
-            let a = a_prev.slice_axis(Axis(0), rows.into());
-            for (mut d, a) in block.rows_mut().into_iter().zip(a.rows()) {
-                let d = d.as_slice_mut().expect("rows are contiguous");
-                f.backward(a.as_slice().expect("rows are contiguous"), d);
-            }
-        });
+        let blocks = rayon::iter::repeat_n((), row_blocks(delta.nrows()));
+        par_matmul_with(delta, self.w.view(), delta_prev, Finish::Slope(f, a_prev), blocks, |_, _, ()| {});
     }
 }

@@ -17,6 +17,7 @@ use std::cell::RefCell;
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
+use crate::engine::activation::Activation;
 use crate::engine::kernel;
 
 /// `C ← A·B` by the definition `C[i,j] = Σₖ A[i,k]·B[k,j]`. The reference for [`matmul`].
@@ -56,21 +57,105 @@ pub fn matmul_naive(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2
 /// assert_eq!(y, array![[1.0, 3.0, 4.0], [3.0, 7.0, 8.0]]);
 /// ```
 pub fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>, c: ArrayViewMut2<f32>) {
+    matmul_finish(a, b, c, Finish::Plain);
+}
+
+/// A layer's elementwise work on a product `S = A·B` (M, N), done as its output is stored: in
+/// registers by our kernel where it can (bias, ReLU and ReLU's derivative), else in a pass over
+/// `C` right after the product. The same bits either way.
+#[derive(Debug, Clone, Copy)]
+pub enum Finish<'a> {
+    /// `C = S`.
+    Plain,
+    /// `C = f(S + 1·bᵀ)`: a dense layer's bias `b` (N,), then its activation `f` if any.
+    Bias(&'a [f32], Option<Activation>),
+    /// `C = S ⊙ f′`, with `f′` read off the activation's output `a` (M, N): `δ` of a layer from
+    /// `∂L/∂a`.
+    Slope(Activation, ArrayView2<'a, f32>),
+}
+
+impl<'a> Finish<'a> {
+    /// The finish of rows `first…first + rows` of `C`.
+    pub fn rows(self, first: usize, rows: usize) -> Finish<'a> {
+        match self {
+            Finish::Slope(f, mut a) => {
+                a.slice_axis_inplace(Axis(0), (first..first + rows).into());
+                Finish::Slope(f, a)
+            }
+            other => other,
+        }
+    }
+
+    /// The finish as a pass over `c` (M, N), row by row; a row whose numbers are not
+    /// contiguous (a strided `C` or `a`) is done number by number.
+    fn apply(self, mut c: ArrayViewMut2<f32>) {
+        use std::slice::{from_mut, from_ref};
+        match self {
+            Finish::Plain => {}
+            Finish::Bias(b, f) => c.rows_mut().into_iter().for_each(|mut z| {
+                z.iter_mut().zip(b).for_each(|(z, b)| *z += b);
+                match (f, z.as_slice_mut()) {
+                    (None, _) => {}
+                    (Some(f), Some(z)) => f.forward(z),
+                    (Some(f), None) => z.iter_mut().for_each(|z| f.forward(from_mut(z))),
+                }
+            }),
+            Finish::Slope(f, a) => c.rows_mut().into_iter().zip(a.rows()).for_each(|(mut d, a)| {
+                match (a.as_slice(), d.as_slice_mut()) {
+                    (Some(a), Some(d)) => f.backward(a, d),
+                    _ => d.iter_mut().zip(a).for_each(|(d, a)| f.backward(from_ref(a), from_mut(d))),
+                }
+            }),
+        }
+    }
+
+    /// The part our kernel does in registers, and the rest, for a pass afterwards.
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+    fn split(self) -> (kernel::Finish, Finish<'a>) {
+        match self {
+            Finish::Bias(b, None | Some(Activation::Identity)) => {
+                (kernel::Finish::Bias(b.as_ptr()), Finish::Plain)
+            }
+            Finish::Bias(b, Some(Activation::Relu)) => (kernel::Finish::BiasRelu(b.as_ptr()), Finish::Plain),
+            // No bias left to add (an empty one): the activation alone.
+            Finish::Bias(b, f) => (kernel::Finish::Bias(b.as_ptr()), Finish::Bias(&[], f)),
+            Finish::Slope(Activation::Relu, a) if a.strides()[1] == 1 => {
+                (kernel::Finish::ReluSlope(a.as_ptr(), a.strides()[0]), Finish::Plain)
+            }
+            other => (kernel::Finish::Plain, other),
+        }
+    }
+}
+
+/// [`matmul`], then `finish` (see [`Finish`]).
+///
+/// Shapes: `a` (M, K), `b` (K, N), `c` (M, N), and `finish`'s operands to match `C`.
+pub fn matmul_finish(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>, finish: Finish) {
     let (m, k) = a.dim();
     let n = b.ncols();
     assert_eq!((b.nrows(), c.dim()), (k, (m, n)), "matmul: shapes disagree");
+    match finish {
+        Finish::Bias(b, _) => assert_eq!(b.len(), n, "matmul: one bias per column"),
+        Finish::Slope(_, a) => assert_eq!(a.dim(), (m, n), "matmul: a slope for every output"),
+        Finish::Plain => {}
+    }
     if !kernel::AVAILABLE || c.strides()[1] != 1 || m == 0 || n == 0 {
-        return sgemm(a, b, c);
+        sgemm(a, b, c.view_mut());
+        return finish.apply(c);
     }
     if b.strides()[1] == 1 || n == 1 {
-        return own_kernel(a, b, c);
+        return own_kernel(a, b, c, finish);
     }
     if k * n > MAX_COPY {
-        return sgemm(a, b, c);
+        sgemm(a, b, c.view_mut());
+        return finish.apply(c);
     }
     ROW_MAJOR.with(|buffer| match buffer.try_borrow_mut() {
-        Ok(mut buffer) => own_kernel(a, row_major(b, &mut buffer), c),
-        Err(_) => sgemm(a, b, c),
+        Ok(mut buffer) => own_kernel(a, row_major(b, &mut buffer), c, finish),
+        Err(_) => {
+            sgemm(a, b, c.view_mut());
+            finish.apply(c);
+        }
     });
 }
 
@@ -114,14 +199,16 @@ pub fn copy_into(b: ArrayView2<f32>, mut out: ArrayViewMut2<f32>) {
     out.assign(&b);
 }
 
-/// [`matmul`] through [`kernel::gemm`]; `b`'s and `c`'s rows are contiguous.
+/// [`matmul_finish`] through [`kernel::gemm`]; `b`'s and `c`'s rows are contiguous.
 #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-fn own_kernel(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>) {
+fn own_kernel(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>, finish: Finish) {
     let [rsa, csa] = strides(a.strides());
     let (rsb, rsc) = (b.strides()[0], c.strides()[0]);
-    // SAFETY: the pointers come from live views whose dimensions were checked by `matmul`, each
-    // stride is the view's own and `B`'s and `C`'s rows are contiguous (`n == 1` needs no column
-    // stride); `c` is borrowed mutably, so it aliases neither `a` nor `b`.
+    let (in_kernel, rest) = finish.split();
+    // SAFETY: the pointers come from live views whose dimensions were checked by
+    // `matmul_finish`, as were the finish's (a bias of N numbers, a slope of C's shape with
+    // contiguous rows); each stride is the view's own and `B`'s and `C`'s rows are contiguous
+    // (`n == 1` needs no column stride); `c` is borrowed mutably, so it aliases no other operand.
     unsafe {
         kernel::gemm(
             (a.nrows(), a.ncols(), b.ncols()),
@@ -131,14 +218,17 @@ fn own_kernel(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>)
             rsb,
             c.as_mut_ptr(),
             rsc,
+            in_kernel,
         )
     }
+    rest.apply(c);
 }
 
-/// Never called: without AVX-512 [`matmul`] always takes `sgemm`.
+/// Never called: without AVX-512 [`matmul_finish`] always takes `sgemm`.
 #[cfg(not(all(target_arch = "x86_64", target_feature = "avx512f")))]
-fn own_kernel(a: ArrayView2<f32>, b: ArrayView2<f32>, c: ArrayViewMut2<f32>) {
-    sgemm(a, b, c)
+fn own_kernel(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>, finish: Finish) {
+    sgemm(a, b, c.view_mut());
+    finish.apply(c);
 }
 
 /// `C ← A·B` through `matrixmultiply::sgemm`, any strides. Shapes as [`matmul`]'s.
@@ -188,16 +278,18 @@ where
     F: Fn(usize, ArrayViewMut2<f32>) + Sync,
 {
     let blocks = rayon::iter::repeat_n((), row_blocks(c.nrows()));
-    par_matmul_with(a, b, c, blocks, |first, block, ()| epilogue(first, block));
+    par_matmul_with(a, b, c, Finish::Plain, blocks, |first, block, ()| epilogue(first, block));
 }
 
-/// [`par_matmul`] whose epilogue also gets the block's own item of `side`, a parallel iterator
-/// with one item per block of [`rows_per_block`]`(M)` rows, in order: the matching rows of
-/// matrices the epilogue writes (a loss's gradient, a layer's weights and optimizer moments).
+/// [`par_matmul`] with each block finished as it is stored (see [`Finish`]), and whose
+/// epilogue also gets the block's own item of `side`, a parallel iterator with one item per
+/// block of [`rows_per_block`]`(M)` rows, in order: the matching rows of matrices the epilogue
+/// writes (a loss's gradient, a layer's weights and optimizer moments).
 pub fn par_matmul_with<S, F>(
     a: ArrayView2<f32>,
     b: ArrayView2<f32>,
     mut c: ArrayViewMut2<f32>,
+    finish: Finish,
     side: S,
     epilogue: F,
 ) where
@@ -209,8 +301,9 @@ pub fn par_matmul_with<S, F>(
     (c.axis_chunks_iter_mut(Axis(0), block), side).into_par_iter().enumerate().for_each(
         |(i, (mut c_block, item))| {
             let first = i * block;
-            let a_block = a.slice_axis(Axis(0), (first..first + c_block.nrows()).into());
-            matmul(a_block, b, c_block.view_mut());
+            let rows = c_block.nrows();
+            let a_block = a.slice_axis(Axis(0), (first..first + rows).into());
+            matmul_finish(a_block, b, c_block.view_mut(), finish.rows(first, rows));
             epilogue(first, c_block, item);
         },
     );

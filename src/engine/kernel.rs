@@ -9,6 +9,10 @@
 //! of the tile's rows of `A`, broadcast — any strides of `A` serve, a row-major one as well as a
 //! transposed view. The rows of `B` must be contiguous.
 //!
+//! A tile can also finish its sums before it stores them the last time ([`Finish`]): add a
+//! bias, take ReLU, or zero them where ReLU's output was 0 — a layer's elementwise work done in
+//! registers rather than in a pass over `C` after the product.
+//!
 //! The same numbers as `matrixmultiply`, bit for bit: every output is summed over `k` in blocks
 //! of [`KC`], each block from zero with one fused multiply-add per term in order, and the
 //! blocks added to `C` one after another, which is what its AVX-512 kernel does. Without
@@ -16,6 +20,8 @@
 
 #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
 use std::arch::x86_64::{__m512, __mmask16, _mm512_add_ps, _mm512_fmadd_ps, _mm512_maskz_loadu_ps};
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+use std::arch::x86_64::{_CMP_NLE_UQ, _mm512_cmp_ps_mask, _mm512_maskz_mov_ps, _mm512_max_ps};
 #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
 use std::arch::x86_64::{_mm512_mask_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps};
 
@@ -29,49 +35,133 @@ pub const KC: usize = 256;
 /// Whether this build has the kernel (it was compiled for a CPU with AVX-512).
 pub const AVAILABLE: bool = cfg!(all(target_arch = "x86_64", target_feature = "avx512f"));
 
-/// `C ← A·B`. Shapes: `A` (M, K) at `a` with strides `(rsa, csa)`; `B` (K, N) at `b`, row
-/// stride `rsb`, its rows contiguous; `C` (M, N) at `c`, row stride `rsc`, rows contiguous.
+/// What a tile does to its sums `S = A·B` before it stores them the last time: the formulas
+/// are [`crate::engine::gemm::Finish`]'s, for the work whose pointers are given here.
+#[derive(Debug, Clone, Copy)]
+pub enum Finish {
+    /// `C = S`.
+    Plain,
+    /// `C = S + 1·bᵀ`, with `b`'s `N` numbers at the pointer.
+    Bias(*const f32),
+    /// `C = max(S + 1·bᵀ, 0)`: ReLU after the bias.
+    BiasRelu(*const f32),
+    /// `C = S ⊙ [a > 0]`, with `a` (M, N) at the pointer, rows contiguous and the given stride
+    /// apart: ReLU's derivative, read off its output `a`.
+    ReluSlope(*const f32, isize),
+}
+
+/// `C ← A·B`, finished by `finish`. Shapes: `A` (M, K) at `a` with strides `(rsa, csa)`; `B`
+/// (K, N) at `b`, row stride `rsb`, its rows contiguous; `C` (M, N) at `c`, row stride `rsc`,
+/// rows contiguous.
 ///
 /// # Safety
 /// Every element the shapes and strides name must lie inside live allocations, `C`'s must be
-/// writable and overlap neither `A` nor `B`.
+/// writable and overlap neither `A` nor `B`; so must `finish`'s operands, for `C`'s shape.
 #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn gemm(
-    (m, k, n): (usize, usize, usize),
+    dims: (usize, usize, usize),
     a: *const f32,
-    (rsa, csa): (isize, isize),
+    a_strides: (isize, isize),
     b: *const f32,
     rsb: isize,
     c: *mut f32,
     rsc: isize,
+    finish: Finish,
 ) {
-    if k == 0 {
-        for i in 0..m {
-            // SAFETY: row `i` of `C` has `n` writable numbers (the caller's contract).
-            unsafe { std::ptr::write_bytes(c.offset(i as isize * rsc), 0, n) };
+    let operands = Operands { dims, a, a_strides, b, rsb, c, rsc };
+    // Each finish compiles into a kernel of its own, so none costs the others a register.
+    // SAFETY (all): forwarded; a row `i` and column `j` passed to a finish lie inside `C`, so
+    // inside the bias (N numbers) and `a` (C's shape).
+    unsafe {
+        match finish {
+            Finish::Plain => operands.run(|_, _, _, s| s),
+            Finish::Bias(bias) => operands.run(move |_, j, columns, s| add(s, load(bias.add(j), columns))),
+            Finish::BiasRelu(bias) => operands.run(move |_, j, columns, s| {
+                // `max(z, 0)` is 0 for a NaN `z`, as Rust's `f32::max` is.
+                let [z_low, z_high] = add(s, load(bias.add(j), columns));
+                let zero = _mm512_setzero_ps();
+                [_mm512_max_ps(z_low, zero), _mm512_max_ps(z_high, zero)]
+            }),
+            Finish::ReluSlope(a, rs) => operands.run(move |i, j, columns, s| {
+                // Kept where `a ≤ 0` is false, so also where `a` is NaN, as `Activation::backward` does.
+                let [a_low, a_high] = load(a.offset(i as isize * rs).add(j), columns);
+                let keep = |a| _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(a, _mm512_setzero_ps());
+                [_mm512_maskz_mov_ps(keep(a_low), s[0]), _mm512_maskz_mov_ps(keep(a_high), s[1])]
+            }),
         }
-        return;
     }
-    for first in (0..k).step_by(KC) {
-        let depth = KC.min(k - first);
-        // SAFETY (all offsets below): inside the operands by the caller's contract.
-        let (a, b) = unsafe { (a.offset(first as isize * csa), b.offset(first as isize * rsb)) };
-        for j in (0..n).step_by(NR) {
-            let columns = Columns::new(NR.min(n - j));
-            for i in (0..m).step_by(MR) {
-                let tile = Tile {
-                    depth,
-                    a: unsafe { a.offset(i as isize * rsa) },
-                    a_strides: (rsa, csa),
-                    b: unsafe { b.add(j) },
-                    rsb,
-                    c: unsafe { c.offset(i as isize * rsc).add(j) },
-                    rsc,
-                    columns,
-                    accumulate: first > 0,
-                };
-                unsafe { tile.run(MR.min(m - i)) };
+}
+
+/// The numbers of a row of a tile at `p`, its existing columns only (the others 0).
+///
+/// # Safety
+/// `p` points to the row's first number, and its existing columns are readable.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+#[inline(always)]
+unsafe fn load(p: *const f32, columns: Columns) -> [__m512; 2] {
+    let [low, high] = columns.0;
+    // SAFETY: the caller's contract; the other lanes are masked off.
+    unsafe { [_mm512_maskz_loadu_ps(low, p), _mm512_maskz_loadu_ps(high, p.add(16))] }
+}
+
+/// `x + y`, half by half.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+#[inline(always)]
+fn add(x: [__m512; 2], y: [__m512; 2]) -> [__m512; 2] {
+    // SAFETY: the build has AVX-512.
+    unsafe { [_mm512_add_ps(x[0], y[0]), _mm512_add_ps(x[1], y[1])] }
+}
+
+/// The operands of [`gemm`], as it was given them.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+#[derive(Clone, Copy)]
+struct Operands {
+    dims: (usize, usize, usize),
+    a: *const f32,
+    a_strides: (isize, isize),
+    b: *const f32,
+    rsb: isize,
+    c: *mut f32,
+    rsc: isize,
+}
+
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+impl Operands {
+    /// The product tile by tile; `finish(i, j, columns, s)` gives row `i` of `C` at columns
+    /// `j…` from their sums `s`, when they are stored the last time.
+    ///
+    /// # Safety
+    /// As [`gemm`]'s.
+    #[inline(always)]
+    unsafe fn run<F>(self, finish: F)
+    where
+        F: Fn(usize, usize, Columns, [__m512; 2]) -> [__m512; 2] + Copy,
+    {
+        let Operands { dims: (m, k, n), a, a_strides: (rsa, csa), b, rsb, c, rsc } = self;
+        // One block even when `k` is 0: its tiles, of depth 0, store (finished) zeros.
+        for first in (0..k.max(1)).step_by(KC) {
+            let depth = KC.min(k - first);
+            // SAFETY (all offsets below): inside the operands by the caller's contract.
+            let (a, b) = unsafe { (a.offset(first as isize * csa), b.offset(first as isize * rsb)) };
+            for j in (0..n).step_by(NR) {
+                let columns = Columns::new(NR.min(n - j));
+                for i in (0..m).step_by(MR) {
+                    let tile = Tile {
+                        depth,
+                        a: unsafe { a.offset(i as isize * rsa) },
+                        a_strides: (rsa, csa),
+                        b: unsafe { b.add(j) },
+                        rsb,
+                        c: unsafe { c.offset(i as isize * rsc).add(j) },
+                        rsc,
+                        columns,
+                        accumulate: first > 0,
+                        at: (i, j),
+                        finish: (first + depth == k).then_some(finish),
+                    };
+                    unsafe { tile.run(MR.min(m - i)) };
+                }
             }
         }
     }
@@ -79,7 +169,7 @@ pub unsafe fn gemm(
 
 /// Which of a tile's [`NR`] columns exist: one lane mask per 16-wide half.
 #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 struct Columns([__mmask16; 2]);
 
 #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
@@ -91,10 +181,11 @@ impl Columns {
     }
 }
 
-/// One tile of `C`: its first row of `A`, its `depth` rows of `B` (a block along `k`), and
-/// whether to add the block's sums to `C` or to overwrite it.
+/// One tile of `C`: its first row of `A`, its `depth` rows of `B` (a block along `k`),
+/// whether to add the block's sums to `C` or to overwrite it, and how to finish them (after the
+/// last block).
 #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-struct Tile {
+struct Tile<F> {
     depth: usize,
     a: *const f32,
     a_strides: (isize, isize),
@@ -104,10 +195,17 @@ struct Tile {
     rsc: isize,
     columns: Columns,
     accumulate: bool,
+    /// The row and column of `C` where the tile starts.
+    at: (usize, usize),
+    /// After the last block, the finish of [`Operands::run`].
+    finish: Option<F>,
 }
 
 #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-impl Tile {
+impl<F> Tile<F>
+where
+    F: Fn(usize, usize, Columns, [__m512; 2]) -> [__m512; 2] + Copy,
+{
     /// The tile with its first `rows` rows (`1 ≤ rows ≤ MR`); the row count is a constant in
     /// each case, so the accumulators stay in registers.
     ///
@@ -134,7 +232,7 @@ impl Tile {
     }
 
     /// `acc[r] = Σₚ A[r, p]·B[p, ·]` over the block, one fused multiply-add per term in order of
-    /// `p`; then `C[r, ·] ← acc[r]`, or `C[r, ·] + acc[r]` after the first block.
+    /// `p`; then `C[r, ·] ← acc[r]`, or `C[r, ·] + acc[r]` after the first block, finished.
     #[inline(always)]
     unsafe fn rows<const R: usize>(&self) {
         let [low, high] = self.columns.0;
@@ -163,6 +261,9 @@ impl Tile {
                 if self.accumulate {
                     c_low = _mm512_add_ps(_mm512_maskz_loadu_ps(low, c), c_low);
                     c_high = _mm512_add_ps(_mm512_maskz_loadu_ps(high, c.add(16)), c_high);
+                }
+                if let Some(finish) = self.finish {
+                    [c_low, c_high] = finish(self.at.0 + r, self.at.1, self.columns, [c_low, c_high]);
                 }
                 _mm512_mask_storeu_ps(c, low, c_low);
                 _mm512_mask_storeu_ps(c.add(16), high, c_high);

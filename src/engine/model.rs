@@ -162,7 +162,7 @@ impl Model {
             ws.row_loss[..rows].par_chunks_mut(block),
         );
         let z = z[0].slice_mut(s![..rows, ..]);
-        output.forward_with(input, z, side.into_par_iter(), |i, z, (y, dz, row_loss)| {
+        output.forward_with(input, z, None, side.into_par_iter(), |i, z, (y, dz, row_loss)| {
             let (y, mut dz) = (y.row(i), dz.row_mut(i));
             let (y, dz) = (y.as_slice().expect("row"), dz.as_slice_mut().expect("row"));
             row_loss[i] = loss.forward_backward(z, y, scale, dz);
