@@ -2,8 +2,8 @@
 //! image passes no gradient back, so its own weights stop changing and Adam's moments for them
 //! decay towards zero; only a change in the layers before it can wake it again.
 //!
-//! Watched during validation, at the cost of a scan of the units still silent: a unit that fires
-//! is found at its first positive output and not looked at again.
+//! Watched during validation, at the cost of a pass, row by row, over the outputs of each layer
+//! that still has a silent unit; a layer whose units have all fired is not looked at again.
 
 use ndarray::Array2;
 
@@ -34,11 +34,11 @@ impl DeadUnits {
     /// Looks at the first `rows` rows of each watched layer's output in `outputs` (B, H_l), the
     /// activated outputs of a forward pass.
     pub fn observe(&mut self, outputs: &[Array2<f32>], rows: usize) {
-        for (l, fired) in &mut self.layers {
-            let units = fired.len();
+        for (l, fired) in self.layers.iter_mut().filter(|(_, fired)| fired.contains(&false)) {
             let values = &outputs[*l].as_slice().expect("contiguous")[..rows * outputs[*l].ncols()];
-            for (unit, fired) in fired.iter_mut().enumerate().filter(|(_, fired)| !**fired) {
-                *fired = values.iter().skip(unit).step_by(units).any(|&v| v > 0.0);
+            // A row of a dense layer, or a pixel's channels of a convolution's.
+            for units in values.chunks_exact(fired.len()) {
+                fired.iter_mut().zip(units).for_each(|(fired, &v)| *fired |= v > 0.0);
             }
         }
     }
