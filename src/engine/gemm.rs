@@ -62,7 +62,8 @@ pub fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>, c: ArrayViewMut2<f32>) {
 
 /// A layer's elementwise work on a product `S = A·B` (M, N), done as its output is stored: in
 /// registers by our kernel where it can (bias, ReLU and ReLU's derivative), else in a pass over
-/// `C` right after the product. The same bits either way.
+/// `C` right after the product. The same bits either way, but for the sign of ReLU(−0), which
+/// `f32::max` leaves open and no later sum can see.
 #[derive(Debug, Clone, Copy)]
 pub enum Finish<'a> {
     /// `C = S`.
