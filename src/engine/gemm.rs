@@ -77,7 +77,7 @@ pub enum Finish<'a> {
 
 impl<'a> Finish<'a> {
     /// The finish of rows `first…first + rows` of `C`.
-    pub fn rows(self, first: usize, rows: usize) -> Finish<'a> {
+    fn rows(self, first: usize, rows: usize) -> Finish<'a> {
         match self {
             Finish::Slope(f, mut a) => {
                 a.slice_axis_inplace(Axis(0), (first..first + rows).into());
@@ -212,13 +212,15 @@ fn own_kernel(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>,
     // (`n == 1` needs no column stride); `c` is borrowed mutably, so it aliases no other operand.
     unsafe {
         kernel::gemm(
-            (a.nrows(), a.ncols(), b.ncols()),
-            a.as_ptr(),
-            (rsa, csa),
-            b.as_ptr(),
-            rsb,
-            c.as_mut_ptr(),
-            rsc,
+            kernel::Operands {
+                dims: (a.nrows(), a.ncols(), b.ncols()),
+                a: a.as_ptr(),
+                a_strides: (rsa, csa),
+                b: b.as_ptr(),
+                rsb,
+                c: c.as_mut_ptr(),
+                rsc,
+            },
             in_kernel,
         )
     }

@@ -50,26 +50,13 @@ pub enum Finish {
     ReluSlope(*const f32, isize),
 }
 
-/// `C ← A·B`, finished by `finish`. Shapes: `A` (M, K) at `a` with strides `(rsa, csa)`; `B`
-/// (K, N) at `b`, row stride `rsb`, its rows contiguous; `C` (M, N) at `c`, row stride `rsc`,
-/// rows contiguous.
+/// `C ← A·B`, finished by `finish`; the shapes and layouts are [`Operands`]'.
 ///
 /// # Safety
 /// Every element the shapes and strides name must lie inside live allocations, `C`'s must be
 /// writable and overlap neither `A` nor `B`; so must `finish`'s operands, for `C`'s shape.
 #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn gemm(
-    dims: (usize, usize, usize),
-    a: *const f32,
-    a_strides: (isize, isize),
-    b: *const f32,
-    rsb: isize,
-    c: *mut f32,
-    rsc: isize,
-    finish: Finish,
-) {
-    let operands = Operands { dims, a, a_strides, b, rsb, c, rsc };
+pub unsafe fn gemm(operands: Operands, finish: Finish) {
     // Each finish compiles into a kernel of its own, so none costs the others a register.
     // SAFETY (all): forwarded; a row `i` and column `j` passed to a finish lie inside `C`, so
     // inside the bias (N numbers) and `a` (C's shape).
@@ -105,6 +92,21 @@ unsafe fn load(p: *const f32, columns: Columns) -> [__m512; 2] {
     unsafe { [_mm512_maskz_loadu_ps(low, p), _mm512_maskz_loadu_ps(high, p.add(16))] }
 }
 
+/// Stores a row of a tile at `p`, its existing columns only.
+///
+/// # Safety
+/// `p` points to the row's first number, and its existing columns are writable.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+#[inline(always)]
+unsafe fn store(p: *mut f32, columns: Columns, x: [__m512; 2]) {
+    let [low, high] = columns.0;
+    // SAFETY: the caller's contract; the other lanes are masked off.
+    unsafe {
+        _mm512_mask_storeu_ps(p, low, x[0]);
+        _mm512_mask_storeu_ps(p.add(16), high, x[1]);
+    }
+}
+
 /// `x + y`, half by half.
 #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
 #[inline(always)]
@@ -113,17 +115,21 @@ fn add(x: [__m512; 2], y: [__m512; 2]) -> [__m512; 2] {
     unsafe { [_mm512_add_ps(x[0], y[0]), _mm512_add_ps(x[1], y[1])] }
 }
 
-/// The operands of [`gemm`], as it was given them.
+/// The operands of [`gemm`]: `A` (M, K) at `a` with strides `(rsa, csa)`; `B` (K, N) at `b`,
+/// row stride `rsb`, its rows contiguous; `C` (M, N) at `c`, row stride `rsc`, rows contiguous.
 #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-#[derive(Clone, Copy)]
-struct Operands {
-    dims: (usize, usize, usize),
-    a: *const f32,
-    a_strides: (isize, isize),
-    b: *const f32,
-    rsb: isize,
-    c: *mut f32,
-    rsc: isize,
+#[derive(Debug, Clone, Copy)]
+#[allow(missing_docs)]
+pub struct Operands {
+    /// `(M, K, N)`.
+    pub dims: (usize, usize, usize),
+    pub a: *const f32,
+    /// `(rsa, csa)`.
+    pub a_strides: (isize, isize),
+    pub b: *const f32,
+    pub rsb: isize,
+    pub c: *mut f32,
+    pub rsc: isize,
 }
 
 #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
@@ -235,7 +241,6 @@ where
     /// `p`; then `C[r, ·] ← acc[r]`, or `C[r, ·] + acc[r]` after the first block, finished.
     #[inline(always)]
     unsafe fn rows<const R: usize>(&self) {
-        let [low, high] = self.columns.0;
         let (rsa, csa) = self.a_strides;
         // SAFETY: the build has AVX-512 (this module is compiled only then).
         let mut acc: [[__m512; 2]; R] = [[unsafe { _mm512_setzero_ps() }; 2]; R];
@@ -243,7 +248,7 @@ where
         for _ in 0..self.depth {
             // SAFETY: row `p` of the block of `B` and column `p` of the tile's rows of `A`.
             unsafe {
-                let (b_low, b_high) = (_mm512_maskz_loadu_ps(low, b), _mm512_maskz_loadu_ps(high, b.add(16)));
+                let [b_low, b_high] = load(b, self.columns);
                 for (r, acc) in acc.iter_mut().enumerate() {
                     let a_rp = _mm512_set1_ps(*a.offset(r as isize * rsa));
                     acc[0] = _mm512_fmadd_ps(a_rp, b_low, acc[0]);
@@ -257,16 +262,14 @@ where
             // SAFETY: row `r` of the tile of `C`, its existing columns only (masked).
             unsafe {
                 let c = self.c.offset(r as isize * self.rsc);
-                let (mut c_low, mut c_high) = (acc[0], acc[1]);
+                let mut sums = *acc;
                 if self.accumulate {
-                    c_low = _mm512_add_ps(_mm512_maskz_loadu_ps(low, c), c_low);
-                    c_high = _mm512_add_ps(_mm512_maskz_loadu_ps(high, c.add(16)), c_high);
+                    sums = add(load(c, self.columns), sums);
                 }
                 if let Some(finish) = self.finish {
-                    [c_low, c_high] = finish(self.at.0 + r, self.at.1, self.columns, [c_low, c_high]);
+                    sums = finish(self.at.0 + r, self.at.1, self.columns, sums);
                 }
-                _mm512_mask_storeu_ps(c, low, c_low);
-                _mm512_mask_storeu_ps(c.add(16), high, c_high);
+                store(c, self.columns, sums);
             }
         }
     }
@@ -286,17 +289,17 @@ pub unsafe fn transpose(m: *const f32, ld: usize, n: usize, rows: usize, out: *m
         let width = 16.min(n - j0);
         for p0 in (0..rows).step_by(16) {
             let height = 16.min(rows - p0);
-            let (load, store) = (Columns::new(height).0[0], Columns::new(width).0[0]);
+            let (in_lanes, out_lanes) = (Columns::new(height).0[0], Columns::new(width).0[0]);
             // SAFETY: rows `j0…j0 + width` of `M` at columns `p0…`, `height` of them;
             // the other lanes are masked off.
             let mut r: [__m512; 16] = unsafe { [_mm512_setzero_ps(); 16] };
             for (jj, r) in r.iter_mut().enumerate().take(width) {
-                *r = unsafe { _mm512_maskz_loadu_ps(load, m.add((j0 + jj) * ld + p0)) };
+                *r = unsafe { _mm512_maskz_loadu_ps(in_lanes, m.add((j0 + jj) * ld + p0)) };
             }
             let t = unsafe { transpose16(r) };
             for (pp, t) in t.iter().enumerate().take(height) {
                 // SAFETY: row `p0 + pp < rows` of `out`, columns `j0…j0 + width < n`.
-                unsafe { _mm512_mask_storeu_ps(out.add((p0 + pp) * ldo + j0), store, *t) };
+                unsafe { _mm512_mask_storeu_ps(out.add((p0 + pp) * ldo + j0), out_lanes, *t) };
             }
         }
     }
