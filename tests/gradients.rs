@@ -76,14 +76,15 @@ fn dense_forward_reads_weights_changed_in_place() {
     }
 }
 
-/// `∂L/∂z₀` through `a₀ = f(z₀)` and `z = a₀·Wᵀ + b`: checks `backward_input` and `f′` together.
-fn check_input_gradient(f: Activation) -> f64 {
-    let (batch, inputs, outputs) = (6, 9, 5);
+/// `∂L/∂z₀` through `a₀ = f(z₀)` and `z = a₀·Wᵀ + b`: checks `backward_input` and `f′` together,
+/// for a layer with fewer outputs than the batch has rows, and for one with more (whose `δ·W`
+/// is summed in two halves).
+fn check_input_gradient(f: Activation, (batch, inputs, outputs): (usize, usize, usize)) -> f64 {
     let mut z0 = random((batch, inputs), -2.0, 2.0, 10);
     // Keep every pre-activation away from ReLU's kink, where the derivative does not exist.
     z0.mapv_inplace(|v| if v.abs() < 0.1 { v + 0.2_f32.copysign(v) } else { v });
     let c = random((batch, outputs), -1.0, 1.0, 11);
-    let dense = layer(inputs, outputs, 12);
+    let mut dense = layer(inputs, outputs, 12);
     let mut z = Array2::zeros((batch, outputs));
     let mut a0 = z0.clone();
     f.forward(a0.as_slice_mut().unwrap());
@@ -101,12 +102,14 @@ fn check_input_gradient(f: Activation) -> f64 {
 
 #[test]
 fn dense_input_gradient_through_relu() {
-    assert!(check_input_gradient(Activation::Relu) < TOLERANCE);
+    assert!(check_input_gradient(Activation::Relu, (6, 9, 5)) < TOLERANCE);
+    assert!(check_input_gradient(Activation::Relu, (3, 9, 11)) < TOLERANCE);
 }
 
 #[test]
 fn dense_input_gradient_through_sigmoid() {
-    assert!(check_input_gradient(Activation::Sigmoid) < TOLERANCE);
+    assert!(check_input_gradient(Activation::Sigmoid, (6, 9, 5)) < TOLERANCE);
+    assert!(check_input_gradient(Activation::Sigmoid, (3, 9, 11)) < TOLERANCE);
 }
 
 /// `Σ ℓ(z, y)` over a short row, for finite differences of the loss alone.

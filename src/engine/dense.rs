@@ -14,7 +14,9 @@ use rayon::prelude::*;
 
 use crate::engine::activation::Activation;
 use crate::engine::adam::LayerStep;
-use crate::engine::gemm::{Finish, column_sums, copy_into, par_matmul_with, row_blocks, rows_per_block};
+use crate::engine::gemm::{
+    Finish, column_sums, copy_into, par_matmul_halves, par_matmul_with, row_blocks, rows_per_block,
+};
 
 /// A dense layer's parameters and the gradients of the last backward pass.
 #[derive(Debug, Clone)]
@@ -32,9 +34,12 @@ pub struct Dense {
     pub dw: Array2<f32>,
     /// `∂L/∂b`, `(O,)`.
     pub db: Array1<f32>,
+    /// Room for the partial sums of `δ·W` (see [`Dense::backward_input`]), grown once.
+    partial: Vec<f32>,
 }
 
-/// Two layers are equal when their weights, biases and gradients are; `Wᵀ` is derived from `W`.
+/// Two layers are equal when their weights, biases and gradients are; `Wᵀ` is derived from `W`,
+/// and the partial sums are scratch.
 impl PartialEq for Dense {
     fn eq(&self, other: &Dense) -> bool {
         (&self.w, &self.b, &self.dw, &self.db) == (&other.w, &other.b, &other.dw, &other.db)
@@ -57,7 +62,7 @@ impl Dense {
         let mut wt = Array2::zeros((w.ncols(), w.nrows()));
         copy_into(w.t(), wt.view_mut());
         let (dw, db) = (Array2::zeros(w.raw_dim()), Array1::zeros(b.raw_dim()));
-        Dense { w, wt, wt_current: true, b, dw, db }
+        Dense { w, wt, wt_current: true, b, dw, db, partial: Vec::new() }
     }
 
     /// The weights `W`, `(O, I)`.
@@ -169,16 +174,31 @@ impl Dense {
     /// Backward, input: `∂L/∂X = δ·W`, then through the previous layer's activation:
     /// `δ_prev = (δ·W) ⊙ f′(Z_prev)`, read off that layer's output `a_prev`.
     ///
+    /// When the layer has more outputs than the batch has rows (`O > B`, the output layer of
+    /// the reference model), `W` outweighs `δ_prev`: the sum over outputs is then cut in two
+    /// halves, `δ₁·W₁ + δ₂·W₂`, each thread multiplying by the rows of `W` that its own Adam
+    /// update writes ([`par_matmul_halves`]), rather than every thread reading all of `W`.
+    ///
     /// Shapes: `delta` (B, O), `a_prev` (B, I) → `delta_prev` (B, I).
     pub fn backward_input(
-        &self,
+        &mut self,
         delta: ArrayView2<f32>,
         prev: (Activation, ArrayView2<f32>),
         delta_prev: ArrayViewMut2<f32>,
     ) {
         let (f, a_prev) = prev;
         debug_assert_eq!(delta_prev.dim(), a_prev.dim());
+        let finish = Finish::Slope(f, a_prev);
+        if self.outputs() > delta.nrows() {
+            let n = delta_prev.len();
+            if self.partial.len() < n {
+                self.partial.resize(n, 0.0);
+            }
+            let partial =
+                ArrayViewMut2::from_shape(delta_prev.dim(), &mut self.partial[..n]).expect("B·I numbers");
+            return par_matmul_halves(delta, self.w.view(), delta_prev, partial, finish);
+        }
         let blocks = rayon::iter::repeat_n((), row_blocks(delta.nrows()));
-        par_matmul_with(delta, self.w.view(), delta_prev, Finish::Slope(f, a_prev), blocks, |_, _, ()| {});
+        par_matmul_with(delta, self.w.view(), delta_prev, finish, blocks, |_, _, ()| {});
     }
 }
