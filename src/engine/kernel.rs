@@ -7,7 +7,8 @@
 //! is copied: a tile of `C`, [`MR`] rows by [`NR`] columns, lives in 24 registers; each step
 //! along `k` loads two 16-wide vectors of a row of `B` and multiplies them by one number of each
 //! of the tile's rows of `A`, broadcast — any strides of `A` serve, a row-major one as well as a
-//! transposed view. The rows of `B` must be contiguous.
+//! transposed view. The rows of `B` must be contiguous. A last block of at most 16 columns (784 =
+//! 24·32 + 16) is a tile of one vector, not two of which one is all masked off.
 //!
 //! A tile can also finish its sums before it stores them the last time ([`Finish`]): add a
 //! bias, take ReLU, or zero them where ReLU's output was 0 — a layer's elementwise work done in
@@ -80,39 +81,37 @@ pub unsafe fn gemm(operands: Operands, finish: Finish) {
     }
 }
 
-/// The numbers of a row of a tile at `p`, its existing columns only (the others 0).
+/// The numbers of a row of a tile at `p`, its existing columns only (the others 0), in its
+/// first `V` 16-wide vectors.
 ///
 /// # Safety
 /// `p` points to the row's first number, and its existing columns are readable.
 #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
 #[inline(always)]
-unsafe fn load(p: *const f32, columns: Columns) -> [__m512; 2] {
-    let [low, high] = columns.0;
+unsafe fn load<const V: usize>(p: *const f32, columns: Columns) -> [__m512; V] {
     // SAFETY: the caller's contract; the other lanes are masked off.
-    unsafe { [_mm512_maskz_loadu_ps(low, p), _mm512_maskz_loadu_ps(high, p.add(16))] }
+    std::array::from_fn(|h| unsafe { _mm512_maskz_loadu_ps(columns.0[h], p.add(16 * h)) })
 }
 
-/// Stores a row of a tile at `p`, its existing columns only.
+/// Stores the first `V` vectors of a row of a tile at `p`, its existing columns only.
 ///
 /// # Safety
 /// `p` points to the row's first number, and its existing columns are writable.
 #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
 #[inline(always)]
-unsafe fn store(p: *mut f32, columns: Columns, x: [__m512; 2]) {
-    let [low, high] = columns.0;
-    // SAFETY: the caller's contract; the other lanes are masked off.
-    unsafe {
-        _mm512_mask_storeu_ps(p, low, x[0]);
-        _mm512_mask_storeu_ps(p.add(16), high, x[1]);
+unsafe fn store<const V: usize>(p: *mut f32, columns: Columns, x: [__m512; V]) {
+    for (h, x) in x.into_iter().enumerate() {
+        // SAFETY: the caller's contract; the other lanes are masked off.
+        unsafe { _mm512_mask_storeu_ps(p.add(16 * h), columns.0[h], x) };
     }
 }
 
-/// `x + y`, half by half.
+/// `x + y`, vector by vector.
 #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
 #[inline(always)]
-fn add(x: [__m512; 2], y: [__m512; 2]) -> [__m512; 2] {
+fn add<const V: usize>(x: [__m512; V], y: [__m512; V]) -> [__m512; V] {
     // SAFETY: the build has AVX-512.
-    unsafe { [_mm512_add_ps(x[0], y[0]), _mm512_add_ps(x[1], y[1])] }
+    std::array::from_fn(|h| unsafe { _mm512_add_ps(x[h], y[h]) })
 }
 
 /// The operands of [`gemm`]: `A` (M, K) at `a` with strides `(rsa, csa)`; `B` (K, N) at `b`,
@@ -151,7 +150,8 @@ impl Operands {
             // SAFETY (all offsets below): inside the operands by the caller's contract.
             let (a, b) = unsafe { (a.offset(first as isize * csa), b.offset(first as isize * rsb)) };
             for j in (0..n).step_by(NR) {
-                let columns = Columns::new(NR.min(n - j));
+                let width = NR.min(n - j);
+                let columns = Columns::new(width);
                 for i in (0..m).step_by(MR) {
                     let tile = Tile {
                         depth,
@@ -166,7 +166,14 @@ impl Operands {
                         at: (i, j),
                         finish: (first + depth == k).then_some(finish),
                     };
-                    unsafe { tile.run(MR.min(m - i)) };
+                    // A last block of columns no wider than one vector multiplies that vector
+                    // alone: half the multiply-adds of a full tile, none of them on zeros.
+                    unsafe {
+                        match width {
+                            ..=16 => tile.run::<1>(MR.min(m - i)),
+                            _ => tile.run::<2>(MR.min(m - i)),
+                        }
+                    };
                 }
             }
         }
@@ -212,27 +219,29 @@ impl<F> Tile<F>
 where
     F: Fn(usize, usize, Columns, [__m512; 2]) -> [__m512; 2] + Copy,
 {
-    /// The tile with its first `rows` rows (`1 ≤ rows ≤ MR`); the row count is a constant in
-    /// each case, so the accumulators stay in registers.
+    /// The tile with its first `rows` rows (`1 ≤ rows ≤ MR`) and its first `V` vectors of
+    /// columns (1 or 2); the row count is a constant in each case, so the accumulators stay in
+    /// registers.
     ///
     /// # Safety
-    /// As [`gemm`]'s, for the tile.
-    unsafe fn run(&self, rows: usize) {
+    /// As [`gemm`]'s, for the tile; with `V = 1`, the tile's columns past the first 16 do not
+    /// exist.
+    unsafe fn run<const V: usize>(&self, rows: usize) {
         // SAFETY: forwarded.
         unsafe {
             match rows {
-                12 => self.rows::<12>(),
-                11 => self.rows::<11>(),
-                10 => self.rows::<10>(),
-                9 => self.rows::<9>(),
-                8 => self.rows::<8>(),
-                7 => self.rows::<7>(),
-                6 => self.rows::<6>(),
-                5 => self.rows::<5>(),
-                4 => self.rows::<4>(),
-                3 => self.rows::<3>(),
-                2 => self.rows::<2>(),
-                _ => self.rows::<1>(),
+                12 => self.rows::<12, V>(),
+                11 => self.rows::<11, V>(),
+                10 => self.rows::<10, V>(),
+                9 => self.rows::<9, V>(),
+                8 => self.rows::<8, V>(),
+                7 => self.rows::<7, V>(),
+                6 => self.rows::<6, V>(),
+                5 => self.rows::<5, V>(),
+                4 => self.rows::<4, V>(),
+                3 => self.rows::<3, V>(),
+                2 => self.rows::<2, V>(),
+                _ => self.rows::<1, V>(),
             }
         }
     }
@@ -240,19 +249,20 @@ where
     /// `acc[r] = Σₚ A[r, p]·B[p, ·]` over the block, one fused multiply-add per term in order of
     /// `p`; then `C[r, ·] ← acc[r]`, or `C[r, ·] + acc[r]` after the first block, finished.
     #[inline(always)]
-    unsafe fn rows<const R: usize>(&self) {
+    unsafe fn rows<const R: usize, const V: usize>(&self) {
         let (rsa, csa) = self.a_strides;
         // SAFETY: the build has AVX-512 (this module is compiled only then).
-        let mut acc: [[__m512; 2]; R] = [[unsafe { _mm512_setzero_ps() }; 2]; R];
+        let mut acc: [[__m512; V]; R] = [[unsafe { _mm512_setzero_ps() }; V]; R];
         let (mut a, mut b) = (self.a, self.b);
         for _ in 0..self.depth {
             // SAFETY: row `p` of the block of `B` and column `p` of the tile's rows of `A`.
             unsafe {
-                let [b_low, b_high] = load(b, self.columns);
+                let b_row: [__m512; V] = load(b, self.columns);
                 for (r, acc) in acc.iter_mut().enumerate() {
                     let a_rp = _mm512_set1_ps(*a.offset(r as isize * rsa));
-                    acc[0] = _mm512_fmadd_ps(a_rp, b_low, acc[0]);
-                    acc[1] = _mm512_fmadd_ps(a_rp, b_high, acc[1]);
+                    for (acc, b) in acc.iter_mut().zip(b_row) {
+                        *acc = _mm512_fmadd_ps(a_rp, b, *acc);
+                    }
                 }
                 a = a.offset(csa);
                 b = b.offset(self.rsb);
@@ -267,7 +277,10 @@ where
                     sums = add(load(c, self.columns), sums);
                 }
                 if let Some(finish) = self.finish {
-                    sums = finish(self.at.0 + r, self.at.1, self.columns, sums);
+                    // The finishes work on a whole tile row; a one-vector row's second is empty.
+                    let whole = std::array::from_fn(|h| sums.get(h).copied().unwrap_or(_mm512_setzero_ps()));
+                    let done = finish(self.at.0 + r, self.at.1, self.columns, whole);
+                    sums = std::array::from_fn(|h| done[h]);
                 }
                 store(c, self.columns, sums);
             }
