@@ -10,7 +10,8 @@
 //!
 //! Bit-for-bit reproducibility across thread counts: the kernel sums every output element over
 //! `k` in the same order whichever rows a thread is given, so splitting the rows of `C` never
-//! changes a result. Nothing here splits `k`.
+//! changes a result. Only [`par_matmul_halves`] splits `k`, in two halves fixed by the shapes
+//! alone, so its bits do not depend on the thread count either.
 
 use std::cell::RefCell;
 
