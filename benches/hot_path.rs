@@ -14,7 +14,7 @@ use dae::data::noise::{Noise, NoiseStream};
 use dae::data::rng::Purpose;
 use dae::engine::adam::Adam;
 use dae::engine::dense::Dense;
-use dae::engine::gemm::{matmul, matmul_naive, par_matmul, sgemm};
+use dae::engine::gemm::{Finish, matmul, matmul_naive, par_matmul, par_matmul_halves, sgemm};
 use dae::engine::loss::Loss;
 use dae::engine::model::Model;
 use ndarray::Array2;
@@ -88,14 +88,28 @@ fn kernel_vs_matrixmultiply(c: &mut Criterion) {
     group.finish();
 }
 
-/// The pool's sgemm rate (all cores) on the largest forward product, beside one thread's.
+/// The pool's sgemm rate (all cores) on the largest forward product, beside one thread's; and
+/// the output layer's `δ·W` (256×784 by 784×128) split by rows of the output and in two halves
+/// of `k`. Here `W` never changes, so the halves show only their cost (the extra pass adding
+/// them); in training they pay because `W` stays with the core whose Adam update writes it.
 fn sgemm_parallel(c: &mut Criterion) {
+    let threads = rayon::current_num_threads();
     let (x, w) = (random((BATCH, 784)), random((128, 784)));
     let mut y = Array2::zeros((BATCH, 128));
     let mut group = c.benchmark_group("sgemm_pool");
     group.throughput(Throughput::Elements((2 * BATCH * 784 * 128) as u64));
-    group.bench_function(format!("forward_784x128_{}threads", rayon::current_num_threads()), |b| {
+    group.bench_function(format!("forward_784x128_{threads}threads"), |b| {
         in_pool(b, || par_matmul(x.view(), w.t(), y.view_mut(), |_, _| {}))
+    });
+    let (delta, w_out) = (random((BATCH, 784)), random((784, 128)));
+    let (mut d, mut partial) = (Array2::zeros((BATCH, 128)), Array2::zeros((BATCH, 128)));
+    group.bench_function(format!("dX_128x784_rows_{threads}threads"), |b| {
+        in_pool(b, || par_matmul(delta.view(), w_out.view(), d.view_mut(), |_, _| {}))
+    });
+    group.bench_function(format!("dX_128x784_halves_{threads}threads"), |b| {
+        in_pool(b, || {
+            par_matmul_halves(delta.view(), w_out.view(), d.view_mut(), partial.view_mut(), Finish::Plain)
+        })
     });
     group.finish();
 }
