@@ -24,5 +24,6 @@ pub mod data;
 pub mod engine;
 pub mod eval;
 pub mod files;
+pub mod reference;
 pub mod report;
 pub mod train;

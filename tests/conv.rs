@@ -1,7 +1,8 @@
-//! The convolution layers: the lowered (fast) forward against the loops of the definition on odd
-//! sizes, each layer's gradients against central differences, and a whole small convolutional
+//! The convolution layers: the transposed convolution against PyTorch's numbers, each layer's
+//! gradients against central differences, and a whole small convolutional
 //! autoencoder against an f64 reference written from the definitions. Errors are normwise, as in
-//! `tests/gradients.rs`; run with `-- --nocapture` to see each `maxdiff`.
+//! `tests/gradients.rs`; run with `-- --nocapture` to see each `maxdiff`. The fast layers
+//! against the reference engine's loops, on odd sizes, are in `tests/reference.rs`.
 
 mod common;
 
@@ -17,11 +18,6 @@ use ndarray::{Array1, Array2, ArrayView2};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-
-fn max_diff(a: ArrayView2<f32>, b: ArrayView2<f32>) -> f32 {
-    assert_eq!(a.dim(), b.dim());
-    a.iter().zip(b.iter()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
-}
 
 fn conv(input: Image, outputs: usize, k: usize, seed: u64) -> Conv2d {
     let w = random((outputs, k * k * input.channels), -0.5, 0.5, seed);
@@ -41,46 +37,6 @@ fn run(layer: &Layer, x: ArrayView2<f32>, activation: Option<Activation>) -> Arr
     let mut out = Array2::from_elem((x.nrows(), layer.outputs()), f32::NAN);
     layer.forward(x, out.view_mut(), activation, &scratch.buffers);
     out
-}
-
-#[test]
-fn conv2d_matches_the_definition_on_odd_sizes() {
-    // Odd sides, one channel and several, kernels 1, 3 and 5, batches of 1 and of more than
-    // one group (a 5×7 image's group holds 32 images at most); fewer than 8 outputs (by taps)
-    // and more (lowered), from fewer than 8 channels (lowered transposed) and more (by rows).
-    for (h, w, c, o, k, batch) in [
-        (5, 7, 3, 4, 3, 1),
-        (5, 7, 3, 4, 3, 70),
-        (1, 1, 1, 1, 3, 2),
-        (6, 5, 2, 3, 5, 3),
-        (4, 3, 2, 2, 1, 2),
-        (5, 7, 3, 9, 3, 1),
-        (5, 4, 3, 8, 3, 70),
-        (1, 1, 1, 8, 3, 2),
-        (6, 5, 2, 8, 5, 3),
-        (4, 3, 2, 8, 1, 2),
-        (5, 6, 8, 9, 3, 3),
-        (4, 4, 9, 8, 5, 40),
-    ] {
-        let layer = conv(Image::new(h, w, c), o, k, 1);
-        let x = random((batch, h * w * c), -1.0, 1.0, 2);
-        let fast = run(&Layer::Conv2d(layer.clone()), x.view(), None);
-        let d = max_diff(fast.view(), layer.forward_naive(x.view()).view());
-        assert!(d < 1e-5, "{h}×{w}×{c} → {o}, k {k}, batch {batch}: {d}");
-    }
-}
-
-#[test]
-fn conv_transpose2d_matches_the_definition_on_odd_sizes() {
-    for (h, w, c, o, stride, batch) in
-        [(3, 4, 3, 2, 2, 1), (3, 4, 3, 2, 2, 40), (1, 1, 1, 1, 2, 2), (5, 3, 2, 3, 1, 2), (2, 3, 2, 2, 3, 2)]
-    {
-        let layer = conv_t(Image::new(h, w, c), o, stride, 3);
-        let x = random((batch, h * w * c), -1.0, 1.0, 4);
-        let fast = run(&Layer::ConvTranspose2d(layer.clone()), x.view(), None);
-        let d = max_diff(fast.view(), layer.forward_naive(x.view()).view());
-        assert!(d < 1e-5, "{h}×{w}×{c} → {o}, stride {stride}, batch {batch}: {d}");
-    }
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! backward pass. Computed by lowering ([`crate::engine::lowering`]): a group of images is copied
 //! window by window into a matrix, and the convolution is one matrix product with the kernel. A
 //! layer with fewer than 8 outputs works tap by tap instead ([`Conv2d::by_taps`]). The
-//! definition by loops, [`Conv2d::forward_naive`], is the reference the tests hold both to.
+//! definition by loops is the reference engine's ([`crate::reference::conv`]), which
+//! `tests/reference.rs` holds both to.
 //!
 //! Shapes: `B` images of `H × W` pixels, `C` input and `O` output channels, stored channels last:
 //! the input `(B, H·W·C)`, the output `(B, H·W·O)`. The kernel is kept `(O, k·k·C)` with taps in
@@ -194,29 +195,6 @@ impl Conv2d {
             }
         }
     }
-
-    /// The definition, by loops: `y[b, y, x, o] = b[o] + Σ_{ky, kx, c} w[o, ky, kx, c] ·
-    /// x[b, y + ky − p, x + kx − p, c]`, zero outside the image. The reference for
-    /// [`Conv2d::forward`] in tests.
-    pub fn forward_naive(&self, x: ArrayView2<f32>) -> Array2<f32> {
-        let (k, Image { height, width, channels }) = (self.kernel(), self.input);
-        let (p, outputs) = ((k / 2) as isize, self.w.nrows());
-        let mut y = Array2::zeros((x.nrows(), height * width * outputs));
-        for (image, mut out) in x.rows().into_iter().zip(y.rows_mut()) {
-            for (oy, ox, o) in indices3(height, width, outputs) {
-                let mut sum = self.b[o];
-                for (ky, kx, c) in indices3(k, k, channels) {
-                    let (iy, ix) = (oy as isize + ky as isize - p, ox as isize + kx as isize - p);
-                    if (0..height as isize).contains(&iy) && (0..width as isize).contains(&ix) {
-                        let at = (iy as usize * width + ix as usize) * channels + c;
-                        sum += self.w[[o, (ky * k + kx) * channels + c]] * image[at];
-                    }
-                }
-                out[(oy * width + ox) * outputs + o] = sum;
-            }
-        }
-        y
-    }
 }
 
 /// Runs `product(x, out, buffer)` on every group of `group` images in parallel, with its
@@ -398,11 +376,6 @@ fn dot_into(lanes: &mut [f32; LANES], a: &[f32], b: &[f32]) {
     for (i, (a, b)) in a_rest.iter().zip(b_rest).enumerate() {
         lanes[i] += a * b;
     }
-}
-
-/// Every `(i, j, l)` with `i < a`, `j < b`, `l < c`, in row-major order.
-pub(crate) fn indices3(a: usize, b: usize, c: usize) -> impl Iterator<Item = (usize, usize, usize)> {
-    (0..a).flat_map(move |i| (0..b).flat_map(move |j| (0..c).map(move |l| (i, j, l))))
 }
 
 /// Lowers each image (row) of `x` into consecutive blocks of `buffer`; the lowered matrix

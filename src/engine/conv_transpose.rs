@@ -18,8 +18,7 @@ use rand_distr::Uniform;
 
 use crate::engine::activation::Activation;
 use crate::engine::conv::{
-    PrevGroup, as_matrix, as_matrix_mut, backward_by_group, forward_by_group, indices3, lower_images,
-    raise_images,
+    PrevGroup, as_matrix, as_matrix_mut, backward_by_group, forward_by_group, lower_images, raise_images,
 };
 use crate::engine::gemm::{column_sums, matmul};
 use crate::engine::lowering::{Buffers, Image, Scratch, Windows, group_size};
@@ -124,32 +123,6 @@ impl ConvTranspose2d {
         backward_by_group(group, x, delta, prev, scratch, dw, db, |x, delta, partial, prev, buffer| {
             backward_group(&windows, w, x, delta, partial, prev, buffer)
         });
-    }
-
-    /// The definition, by loops: every input pixel `(iy, ix)` adds `x[b, iy, ix, c] · w[c, ky, kx, o]`
-    /// to output pixel `(S·iy − p + ky, S·ix − p + kx)` where that lies inside the output; then
-    /// `+ b[o]`. The reference for [`ConvTranspose2d::forward`] in tests.
-    pub fn forward_naive(&self, x: ArrayView2<f32>) -> Array2<f32> {
-        let (k, s, input, output) = (self.kernel(), self.stride, self.input, self.output());
-        let p = (k / 2) as isize;
-        let mut y = Array2::zeros((x.nrows(), output.len()));
-        for (image, mut out) in x.rows().into_iter().zip(y.rows_mut()) {
-            for (pixel, o) in indices3(output.pixels(), 1, output.channels).map(|(p, _, o)| (p, o)) {
-                out[pixel * output.channels + o] = self.b[o];
-            }
-            for (iy, ix, c) in indices3(input.height, input.width, input.channels) {
-                for (ky, kx, o) in indices3(k, k, output.channels) {
-                    let oy = (s * iy) as isize - p + ky as isize;
-                    let ox = (s * ix) as isize - p + kx as isize;
-                    if (0..output.height as isize).contains(&oy) && (0..output.width as isize).contains(&ox) {
-                        let at = (oy as usize * output.width + ox as usize) * output.channels + o;
-                        let v = image[(iy * input.width + ix) * input.channels + c];
-                        out[at] += v * self.w[[c, (ky * k + kx) * output.channels + o]];
-                    }
-                }
-            }
-        }
-        y
     }
 }
 

@@ -1,0 +1,350 @@
+//! The fast engine held to the reference engine (`src/reference/`): every forward and backward,
+//! both losses, Adam fused and not, and whole training steps of the dense and the convolutional
+//! model, on random inputs and shapes with ragged tails. Each check prints its `maxdiff`
+//! (`cargo test --test reference -- --nocapture`).
+//!
+//! Equal to the bit where both engines add the same terms in the same order: a dense layer
+//! (the reference's `.dot` is `matrixmultiply`, whose order of sums our kernel keeps), the
+//! activations' slopes and max-pooling. Elsewhere within a stated bar, normwise (the largest
+//! difference over the largest reference value), each for a reason named at its test.
+
+mod common;
+
+use common::random;
+use dae::engine::activation::Activation;
+use dae::engine::adam::Adam;
+use dae::engine::conv::Conv2d;
+use dae::engine::conv_transpose::ConvTranspose2d;
+use dae::engine::dense::Dense;
+use dae::engine::layer::Layer;
+use dae::engine::loss::Loss;
+use dae::engine::lowering::{Image, Scratch};
+use dae::engine::model::{Model, Workspace};
+use dae::engine::pool::MaxPool2d;
+use dae::reference::{self, Gradients, activation, model as reference_model};
+use dae::train::profile::Profile;
+use ndarray::{Array1, Array2, ArrayView2};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+/// The largest `|fast − reference|`, over the largest `|reference|`.
+fn normwise(fast: &[f32], reference: &[f32]) -> (f32, f32) {
+    assert_eq!(fast.len(), reference.len(), "sizes");
+    let max_diff = fast.iter().zip(reference).map(|(f, r)| (f - r).abs()).fold(0.0, f32::max);
+    let scale = reference.iter().map(|r| r.abs()).fold(0.0, f32::max);
+    (max_diff, if scale > 0.0 { max_diff / scale } else { max_diff })
+}
+
+/// Every number of `fast` equal to `reference`'s (as `f32`s: 0 equals −0).
+fn assert_same(what: &str, fast: &[f32], reference: &[f32]) {
+    let (max_diff, _) = normwise(fast, reference);
+    let same = fast.iter().zip(reference).all(|(f, r)| f == r);
+    println!("{what}: maxdiff {max_diff:.3e} {}", if same { "OK (bits)" } else { "NOT OK" });
+    assert!(same, "{what}: not the same numbers");
+    assert!(reference.iter().any(|&r| r != 0.0), "{what}: all zero, which proves nothing");
+}
+
+/// `fast` within `bar` of `reference`, normwise.
+fn assert_close(what: &str, fast: &[f32], reference: &[f32], bar: f32) {
+    let (max_diff, relative) = normwise(fast, reference);
+    let ok = relative <= bar;
+    println!("{what}: maxdiff {max_diff:.3e}, relative {relative:.3e} {}", if ok { "OK" } else { "NOT OK" });
+    assert!(ok, "{what}: relative difference {relative:e} over the bar {bar:e}");
+    assert!(reference.iter().any(|&r| r != 0.0), "{what}: all zero, which proves nothing");
+}
+
+fn slice(a: &Array2<f32>) -> &[f32] {
+    a.as_slice().expect("contiguous")
+}
+
+/// The fast engine's forward through `layer`, then `f`.
+fn fast_forward(layer: &Layer, x: ArrayView2<f32>, f: Option<Activation>) -> Array2<f32> {
+    let (lowered, partials) = layer.scratch_needs(x.nrows());
+    let scratch = Scratch::new(rayon::current_num_threads(), lowered, partials);
+    let mut out = Array2::from_elem((x.nrows(), layer.outputs()), f32::NAN);
+    layer.forward(x, out.view_mut(), f, &scratch.buffers);
+    out
+}
+
+/// The fast engine's backward through `layer` from `delta`, for an input `a_prev` that the
+/// activation `f` output: the parameters' gradients, and `δ_prev`.
+fn fast_backward(
+    layer: &mut Layer,
+    a_prev: ArrayView2<f32>,
+    delta: ArrayView2<f32>,
+    f: Activation,
+) -> (Option<Gradients>, Array2<f32>) {
+    let (lowered, partials) = layer.scratch_needs(a_prev.nrows());
+    let mut scratch = Scratch::new(rayon::current_num_threads(), lowered, partials);
+    let mut delta_prev = Array2::from_elem(a_prev.raw_dim(), f32::NAN);
+    layer.backward(a_prev, delta, Some((f, a_prev, delta_prev.view_mut())), &mut scratch, None);
+    (gradients_of(layer), delta_prev)
+}
+
+/// The reference's backward through `layer`: the parameters' gradients, and `δ_prev`.
+fn reference_backward(
+    layer: &Layer,
+    a_prev: ArrayView2<f32>,
+    delta: ArrayView2<f32>,
+    f: Activation,
+) -> (Option<Gradients>, Array2<f32>) {
+    let grads = reference_model::layer_backward(layer, a_prev, delta);
+    let da_prev = reference_model::layer_backward_input(layer, a_prev, delta);
+    (grads, activation::backward(f, a_prev, da_prev))
+}
+
+/// An input that activation `f` could have output: `f` of random numbers in `[−1, 1)`.
+fn activated(f: Activation, shape: (usize, usize), seed: u64) -> Array2<f32> {
+    activation::forward(f, random(shape, -1.0, 1.0, seed))
+}
+
+/// Compares one layer's forward and backward, fast against reference: to the bit if `bar` is
+/// `None`, else within it.
+fn compare_layer(name: &str, layer: Layer, batch: usize, f: Activation, bar: Option<f32>) {
+    let check = |what: &str, fast: &[f32], reference: &[f32]| match bar {
+        None => assert_same(&format!("{name} {what}"), fast, reference),
+        Some(bar) => assert_close(&format!("{name} {what}"), fast, reference, bar),
+    };
+    let x = activated(f, (batch, layer.inputs()), 1);
+    let relu = Some(Activation::Relu);
+    let z = reference_model::layer_forward(&layer, x.view());
+    if !matches!(layer, Layer::MaxPool2d(_)) {
+        check("forward", slice(&fast_forward(&layer, x.view(), None)), slice(&z));
+    }
+    let a = activation::forward(Activation::Relu, z);
+    check("forward with ReLU", slice(&fast_forward(&layer, x.view(), relu)), slice(&a));
+
+    let delta = random((batch, layer.outputs()), -1.0, 1.0, 2);
+    let (grads, delta_prev) = reference_backward(&layer, x.view(), delta.view(), f);
+    let mut fast = layer.clone();
+    let (fast_grads, fast_delta_prev) = fast_backward(&mut fast, x.view(), delta.view(), f);
+    check(&format!("δ_prev through {f:?}"), slice(&fast_delta_prev), slice(&delta_prev));
+    if let (Some(g), Some(fast_g)) = (grads, fast_grads) {
+        check("dW", slice(&fast_g.dw), slice(&g.dw));
+        check("db", fast_g.db.as_slice().unwrap(), g.db.as_slice().unwrap());
+    }
+}
+
+fn dense(inputs: usize, outputs: usize, seed: u64) -> Layer {
+    let w = random((outputs, inputs), -0.5, 0.5, seed);
+    Layer::Dense(Dense::from_parts(w, Array1::from_iter(random((1, outputs), -0.5, 0.5, seed + 1))))
+}
+
+/// A dense layer with no more outputs than the batch has rows sums every product in the
+/// reference's order: the same bits, forward and backward, through ReLU and the sigmoid, on
+/// shapes with ragged tails (37 rows, 29 and 50 columns, one row, one output).
+#[test]
+fn a_dense_layer_is_the_reference_to_the_bit() {
+    for (batch, inputs, outputs) in [(37, 50, 29), (64, 784, 33), (1, 3, 1), (20, 17, 20)] {
+        for f in [Activation::Relu, Activation::Sigmoid] {
+            let name = format!("dense {batch}×{inputs}→{outputs}");
+            compare_layer(&name, dense(inputs, outputs, 3), batch, f, None);
+        }
+    }
+}
+
+/// With more outputs than the batch has rows, the fast `δ·W` is summed in two halves of the
+/// outputs (`gemm::par_matmul_halves`), then added: the same terms in another order, so a few
+/// units in the last place apart. Its `dW` and `db` are still the same bits.
+#[test]
+fn a_wide_dense_layer_is_the_reference_within_rounding() {
+    let (batch, inputs, outputs) = (16, 40, 97);
+    let layer = dense(inputs, outputs, 5);
+    compare_layer("dense 16×40→97", layer.clone(), batch, Activation::Relu, Some(1e-6));
+    let x = activated(Activation::Relu, (batch, inputs), 1);
+    let delta = random((batch, outputs), -1.0, 1.0, 2);
+    let (grads, _) = reference_backward(&layer, x.view(), delta.view(), Activation::Relu);
+    let (fast_grads, _) = fast_backward(&mut layer.clone(), x.view(), delta.view(), Activation::Relu);
+    let (g, fast_g) = (grads.unwrap(), fast_grads.unwrap());
+    assert_same("dense 16×40→97 dW", slice(&fast_g.dw), slice(&g.dw));
+    assert_same("dense 16×40→97 db", fast_g.db.as_slice().unwrap(), g.db.as_slice().unwrap());
+}
+
+/// The convolutions sum the same products as the reference's loops, but grouped otherwise
+/// (lowered products in blocks of 256 terms, partial gradients per group of images, the output
+/// layer tap by tap), so they agree to rounding: below 1e-6 of the largest value on these sizes,
+/// a bar of 1e-5. Every path: lowered by rows (C ≥ 8) and transposed (C < 8), by taps (O < 8),
+/// kernels of 1, 3 and 5, odd sides, batches of one and of more than one group.
+#[test]
+fn convolutions_are_the_reference_within_rounding() {
+    let conv = |input: Image, outputs: usize, k: usize, seed: u64| {
+        let w = random((outputs, k * k * input.channels), -0.5, 0.5, seed);
+        let b = Array1::from_iter(random((1, outputs), -0.5, 0.5, seed + 1));
+        Layer::Conv2d(Conv2d::from_parts(input, w, b))
+    };
+    let sizes = [
+        (5, 7, 3, 4, 3, 1),
+        (5, 7, 3, 4, 3, 70),
+        (1, 1, 1, 1, 3, 9),
+        (6, 5, 2, 3, 5, 3),
+        (4, 3, 2, 2, 1, 2),
+        (5, 7, 3, 9, 3, 1),
+        (5, 4, 3, 8, 3, 70),
+        (1, 1, 1, 8, 3, 2),
+        (6, 5, 2, 8, 5, 3),
+        (4, 3, 2, 8, 1, 2),
+        (5, 6, 8, 9, 3, 3),
+        (4, 4, 9, 8, 5, 40),
+        (7, 7, 32, 1, 3, 5),
+    ];
+    for (i, (h, w, c, o, k, batch)) in sizes.into_iter().enumerate() {
+        let name = format!("conv2d {h}×{w}×{c}→{o} k{k} batch {batch}");
+        let layer = conv(Image::new(h, w, c), o, k, 7 + 3 * i as u64);
+        compare_layer(&name, layer, batch, Activation::Relu, Some(1e-5));
+    }
+}
+
+/// The transposed convolution: the same sums as its loops, grouped otherwise (the bar of
+/// [`convolutions_are_the_reference_within_rounding`]), for strides 1 to 3.
+#[test]
+fn transposed_convolutions_are_the_reference_within_rounding() {
+    for (h, w, c, o, stride, batch) in [
+        (3, 4, 3, 2, 2, 1),
+        (3, 4, 3, 2, 2, 40),
+        (1, 1, 1, 1, 2, 2),
+        (5, 3, 2, 3, 1, 2),
+        (2, 3, 2, 2, 3, 2),
+        (2, 3, 9, 10, 3, 2),
+    ] {
+        let wt = random((c, 9 * o), -0.5, 0.5, 8);
+        let b = Array1::from_iter(random((1, o), -0.5, 0.5, 9));
+        let layer = Layer::ConvTranspose2d(ConvTranspose2d::from_parts(Image::new(h, w, c), stride, wt, b));
+        let name = format!("conv_transpose2d {h}×{w}×{c}→{o} stride {stride} batch {batch}");
+        compare_layer(&name, layer, batch, Activation::Relu, Some(1e-5));
+    }
+}
+
+/// Max-pooling compares and copies: the same bits, including which of a tie gets the
+/// gradient (the input after a ReLU has many tied zeros).
+#[test]
+fn max_pooling_is_the_reference_to_the_bit() {
+    for (h, w, c, batch) in [(4, 6, 3, 5), (2, 2, 1, 1), (8, 8, 32, 3)] {
+        let pool = Layer::MaxPool2d(MaxPool2d { input: Image::new(h, w, c) });
+        compare_layer(&format!("max_pool2d {h}×{w}×{c}"), pool, batch, Activation::Relu, None);
+    }
+}
+
+/// The fast losses evaluate `e^x` and `ln(1 + x)` by their own polynomials
+/// (`engine::fastmath`, within 2 units in the last place of `std`'s, which the reference
+/// calls), and sum each row in 16 lanes: the loss agrees to 1e-6 relative, `δ` to 1e-6 of its
+/// largest entry.
+#[test]
+fn losses_are_the_reference_within_rounding() {
+    let (rows, d) = (9, 53);
+    let z = random((rows, d), -8.0, 8.0, 10);
+    let y = random((rows, d), 0.0, 1.0, 11);
+    for loss in [Loss::Bce, Loss::Mse] {
+        let (total, delta) = reference::loss::loss_and_delta(loss, z.view(), y.view());
+        let scale = 1.0 / (rows * d) as f32;
+        let mut fast_delta = Array2::zeros((rows, d));
+        let mut fast_total = 0.0;
+        for ((z, y), mut dz) in z.rows().into_iter().zip(y.rows()).zip(fast_delta.rows_mut()) {
+            let (z, y) = (z.as_slice().unwrap(), y.as_slice().unwrap());
+            fast_total += f64::from(loss.forward_backward(z, y, scale, dz.as_slice_mut().unwrap()));
+        }
+        let relative = (fast_total - total).abs() / total;
+        println!("{loss} loss: fast {fast_total}, reference {total}, relative {relative:.3e}");
+        assert!(relative < 1e-6, "{loss}: loss {fast_total} vs {total}");
+        assert_close(&format!("{loss} δ"), slice(&fast_delta), slice(&delta), 1e-6);
+    }
+}
+
+/// Every parameter of `model` as one list of numbers.
+fn parameters(model: &Model) -> Vec<f32> {
+    model.clone().params_and_grads().flat_map(|(w, _)| w.to_vec()).collect()
+}
+
+/// The fast Adam, fused into the backward pass and as a step of its own, against the
+/// reference's step from the same gradients, three steps for each model. The fast step
+/// computes `lr·m̂/(√v̂ + ε)` as `α·m/(c·√v + ε)` with the bias corrections folded into `α` and
+/// `c`: the distance each weight has moved agrees to 1e-5 of the largest, and the moments to
+/// the bit (their formulas are the same).
+#[test]
+fn adam_is_the_reference_fused_or_not() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    for model in [Model::autoencoder(64, &[24, 8], &mut rng), Model::conv_autoencoder(8, 8, &mut rng)] {
+        let x = random((20, 64), 0.0, 1.0, 12);
+        let start = parameters(&model);
+        let (mut fused, mut apart, mut plain) = (model.clone(), model.clone(), model);
+        let mut adam_fused = Adam::new(1e-2, fused.param_sizes());
+        let (mut adam_apart, mut adam_plain) = (adam_fused.clone(), adam_fused.clone());
+        let mut ws = Workspace::new(&fused, x.nrows());
+        for _ in 0..3 {
+            fused.forward_loss(x.view(), Loss::Bce, x.view(), &mut ws);
+            fused.backward(x.view(), &mut ws, Some(&mut adam_fused));
+
+            apart.forward_loss(x.view(), Loss::Bce, x.view(), &mut ws);
+            apart.backward(x.view(), &mut ws, None);
+            adam_apart.step(apart.params_and_grads());
+            // The reference steps from the gradients the fast engine computed: Adam alone is
+            // compared.
+            let grads = apart.layers.iter().map(gradients_of).collect::<Vec<_>>();
+            reference::adam::step(&mut adam_plain, &mut plain, &grads);
+        }
+        let moved = |m: &Model| parameters(m).iter().zip(&start).map(|(w, s)| w - s).collect::<Vec<_>>();
+        assert_close("Adam fused, distance moved", &moved(&fused), &moved(&plain), 1e-5);
+        assert_close("Adam apart, distance moved", &moved(&apart), &moved(&plain), 1e-5);
+        assert_eq!(adam_apart.m, adam_plain.m, "first moments");
+        assert_eq!(adam_apart.v, adam_plain.v, "second moments");
+        assert_eq!((adam_fused.t, adam_plain.t), (3, 3), "steps counted");
+    }
+}
+
+/// The fast engine's gradients of a layer, as the reference holds them.
+fn gradients_of(layer: &Layer) -> Option<Gradients> {
+    match layer {
+        Layer::Dense(d) => Some(Gradients { dw: d.dw.clone(), db: d.db.clone() }),
+        Layer::Conv2d(c) => Some(Gradients { dw: c.dw.clone(), db: c.db.clone() }),
+        Layer::ConvTranspose2d(c) => Some(Gradients { dw: c.dw.clone(), db: c.db.clone() }),
+        Layer::MaxPool2d(_) => None,
+    }
+}
+
+/// Five whole training steps, the fast engine's `train_step` (the loss fused into the output
+/// layer's product, Adam into the backward pass, every product on the pool) against the
+/// reference's, from the same model on the same batches: the losses agree to 1e-5 relative at
+/// every step, and the distance each weight has moved to `bar` of the largest. The differences
+/// are the rounding of the tests above, carried through five steps.
+fn compare_steps(name: &str, model: Model, d: usize, batch: usize, bar: f32) {
+    let (mut fast, mut plain) = (model.clone(), model.clone());
+    let start = parameters(&model);
+    let mut fast_adam = Adam::new(1e-3, model.param_sizes());
+    let mut plain_adam = fast_adam.clone();
+    let mut ws = Workspace::new(&model, batch);
+    let mut profile = Profile::default();
+    for step in 0..5 {
+        let target = random((batch, d), 0.0, 1.0, 20 + step);
+        let input = (&target + &random((batch, d), -0.3, 0.3, 40 + step)).mapv(|v| v.clamp(0.0, 1.0));
+        let (input, target) = (input.view(), target.view());
+        let loss_fast = dae::train::train_step(
+            &mut fast,
+            &mut fast_adam,
+            Loss::Bce,
+            input,
+            target,
+            &mut ws,
+            &mut profile,
+        );
+        let loss_plain = reference::train_step(&mut plain, &mut plain_adam, Loss::Bce, input, target);
+        let relative = (loss_fast - loss_plain).abs() / loss_plain;
+        println!(
+            "{name} step {step}: loss fast {loss_fast}, reference {loss_plain}, relative {relative:.3e}"
+        );
+        assert!(relative < 1e-5, "{name} step {step}: loss {loss_fast} vs {loss_plain}");
+    }
+    let moved = |m: &Model| parameters(m).iter().zip(&start).map(|(w, s)| w - s).collect::<Vec<_>>();
+    assert_close(&format!("{name} after 5 steps, distance moved"), &moved(&fast), &moved(&plain), bar);
+}
+
+#[test]
+fn the_dense_training_step_is_the_reference() {
+    // 48 outputs against 16 rows: the output layer's δ·W is summed in halves.
+    let model = Model::autoencoder(48, &[20, 12, 6], &mut ChaCha8Rng::seed_from_u64(3));
+    compare_steps("dense 48→20→12→6→12→20→48", model, 48, 16, 1e-4);
+}
+
+#[test]
+fn the_convolutional_training_step_is_the_reference() {
+    let model = Model::conv_autoencoder(8, 8, &mut ChaCha8Rng::seed_from_u64(4));
+    compare_steps("conv 8×8", model, 64, 12, 1e-4);
+}
