@@ -210,7 +210,14 @@ fn a_report_written_during_training_says_what_it_still_lacks() {
     let stats = trainer.train_epoch(|_, _| {}).unwrap();
     let mut snapshots = Snapshots::new(10, 64, 1);
     snapshots.push(trainer.samples(10)[2].view());
-    let metrics = Metrics { config, data: None, threads: 1, history: vec![stats], dead_units: Vec::new() };
+    let metrics = Metrics {
+        config,
+        data: None,
+        threads: 1,
+        engine: Default::default(),
+        history: vec![stats],
+        dead_units: Vec::new(),
+    };
     let (clean, noisy) = trainer.test_set();
     let run = Run {
         dir: Path::new("runs/<b>odd</b>"),

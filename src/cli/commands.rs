@@ -22,7 +22,7 @@ use crate::files::plot;
 use crate::files::pngio;
 use crate::report::{self, Measured};
 use crate::train::profile;
-use crate::train::{Arch, Config, TrainError, Trainer};
+use crate::train::{Arch, Config, Engine, TrainError, Trainer};
 
 /// How a command ends when it does not succeed.
 #[derive(Debug)]
@@ -57,6 +57,8 @@ pub struct Training {
     pub given: Vec<&'static str>,
     /// Print the time per phase after training.
     pub profile: bool,
+    /// The engine that computes the steps, recorded in `metrics.json`.
+    pub engine: Engine,
     /// The size of the pool the run is on, recorded in `metrics.json`.
     pub threads: usize,
 }
@@ -86,11 +88,12 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
                 config: plan.config.clone(),
                 data: print,
                 threads: plan.threads,
+                engine: plan.engine,
                 history: Vec::new(),
                 dead_units: Vec::new(),
             };
             let snapshots = Snapshots::new(shown(&data), data.test.images.pixels_per_image(), 1);
-            (Trainer::new(plan.config.clone(), &data), metrics, snapshots)
+            (Trainer::new(plan.config.clone(), &data).with_engine(plan.engine), metrics, snapshots)
         }
         Some(dir) => resume(dir, plan, &data)?,
     };
@@ -176,8 +179,10 @@ fn resume<'a>(
     }
     metrics.config.epochs = epochs;
     metrics.threads = plan.threads;
+    metrics.engine = plan.engine;
     let snapshots = snapshots_of(&state, data);
-    let trainer = Trainer::resume(metrics.config.clone(), data, state.model, state.adam, state.progress);
+    let trainer = Trainer::resume(metrics.config.clone(), data, state.model, state.adam, state.progress)
+        .with_engine(plan.engine);
     Ok((trainer, metrics, snapshots))
 }
 

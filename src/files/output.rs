@@ -11,7 +11,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use tempfile::NamedTempFile;
 
-use crate::train::{Config, EpochStats};
+use crate::train::{Config, Engine, EpochStats};
 
 /// Writes `path` atomically with whatever `write` puts into the temporary file.
 pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
@@ -143,6 +143,10 @@ pub struct Metrics {
     pub data: Option<DataPrint>,
     /// The threads of the latest session of the run.
     pub threads: usize,
+    /// The engine of the latest session of the run (absent in files from before there was a
+    /// choice, which were fast).
+    #[serde(default)]
+    pub engine: Engine,
     /// One entry per finished epoch.
     pub history: Vec<EpochStats>,
     /// The dead ReLU units after each epoch (absent in files from before they were recorded).

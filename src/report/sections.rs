@@ -66,6 +66,7 @@ pub fn the_run(run: &Run) -> io::Result<String> {
         ("corruption", corruption),
         ("loss", config.loss.name().to_uppercase()),
         ("threads", m.threads.to_string()),
+        ("engine", m.engine.to_string()),
     ];
     if let Some(data) = &m.data {
         let [train, test] = data.images;

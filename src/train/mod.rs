@@ -6,4 +6,4 @@ pub mod dead_units;
 pub mod profile;
 pub mod trainer;
 
-pub use trainer::{Arch, Config, EpochStats, Progress, TrainError, Trainer, train_step};
+pub use trainer::{Arch, Config, Engine, EpochStats, Progress, TrainError, Trainer, train_step};

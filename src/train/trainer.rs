@@ -1,6 +1,8 @@
 //! The training loop: shuffle, corrupt, forward, loss, backward, Adam — then validate.
 //!
-//! Everything a step touches is allocated once, in [`Trainer::new`]; a step reuses it. One seed
+//! A step goes through the fast engine ([`train_step`]) or, with [`Engine::Reference`], through
+//! the reference engine ([`crate::reference::train_step`]); both train the same model. Everything
+//! a fast step touches is allocated once, in [`Trainer::new`]; a step reuses it. One seed
 //! drives initial weights, shuffling and corruption through separate named streams, so a run is
 //! reproduced exactly by its seed, whatever the thread count.
 
@@ -20,6 +22,7 @@ use crate::data::rng::{self, Purpose};
 use crate::engine::adam::Adam;
 use crate::engine::loss::Loss;
 use crate::engine::model::{Model, Workspace};
+use crate::reference;
 use crate::train::dead_units::DeadUnits;
 use crate::train::profile::{Phase, Profile};
 
@@ -87,6 +90,40 @@ impl std::str::FromStr for Arch {
             "dense" => Ok(Arch::Dense),
             "conv" => Ok(Arch::Conv),
             _ => Err(format!("unknown architecture '{s}'; expected dense or conv")),
+        }
+    }
+}
+
+/// Which engine computes the steps: written `fast` or `reference`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// [`crate::engine`]: our kernel, the pool's threads, the loss and Adam fused into the
+    /// products.
+    #[default]
+    Fast,
+    /// [`crate::reference`]: plain functions, one thread, nothing fused; the same numbers to
+    /// rounding, far slower.
+    Reference,
+}
+
+impl fmt::Display for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(match self {
+            Engine::Fast => "fast",
+            Engine::Reference => "reference",
+        })
+    }
+}
+
+impl std::str::FromStr for Engine {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Engine, String> {
+        match s {
+            "fast" => Ok(Engine::Fast),
+            "reference" => Ok(Engine::Reference),
+            _ => Err(format!("unknown engine '{s}'; expected fast or reference")),
         }
     }
 }
@@ -220,6 +257,8 @@ pub struct Trainer<'a> {
     pub profile: Profile,
     /// Which ReLU units fired during the last validation.
     dead: DeadUnits,
+    /// The engine that computes the steps and the validation.
+    pub engine: Engine,
 }
 
 /// How far a run has come: enough, with the seed, to continue it exactly where it stopped,
@@ -274,7 +313,13 @@ impl<'a> Trainer<'a> {
             interrupt: Arc::new(AtomicBool::new(false)),
             profile: Profile::default(),
             dead,
+            engine: Engine::Fast,
         }
+    }
+
+    /// The same run, its steps and validation computed by `engine`.
+    pub fn with_engine(self, engine: Engine) -> Trainer<'a> {
+        Trainer { engine, ..self }
     }
 
     /// The rows of the largest batch: `--batch-size`, or the whole training set if smaller.
@@ -319,9 +364,13 @@ impl<'a> Trainer<'a> {
             self.profile.time(Phase::Data, || {
                 corrupt_batch(noise, images, batch, key, clean.view_mut(), noisy.view_mut())
             });
-            let (model, adam, ws) = (&mut self.model, &mut self.adam, &mut self.ws);
-            let batch_loss =
-                train_step(model, adam, self.config.loss, noisy.view(), clean.view(), ws, &mut self.profile);
+            let (model, adam, ws, profile) =
+                (&mut self.model, &mut self.adam, &mut self.ws, &mut self.profile);
+            let (loss, input, target) = (self.config.loss, noisy.view(), clean.view());
+            let batch_loss = match self.engine {
+                Engine::Fast => train_step(model, adam, loss, input, target, ws, profile),
+                Engine::Reference => reference_step(model, adam, loss, input, target, profile),
+            };
             if !batch_loss.is_finite() {
                 return Err(TrainError::NonFinite { epoch, step: step + 1, loss: batch_loss });
             }
@@ -352,6 +401,13 @@ impl<'a> Trainer<'a> {
             let end = (start + self.ws.capacity()).min(rows);
             let x = self.test_noisy.slice(s![start..end, ..]);
             let target = self.test_clean.slice(s![start..end, ..]);
+            if self.engine == Engine::Reference {
+                let outputs = reference::forward(&self.model, x);
+                let logits = outputs.last().expect("at least one layer").view();
+                total += reference::loss::loss_and_delta(self.config.loss, logits, target).0;
+                self.dead.observe(&outputs, end - start);
+                continue;
+            }
             // The gradient it also writes is not used; computing it with the loss, in the output
             // layer's epilogue, costs less than a pass for the loss alone.
             total += self.model.forward_loss(x, self.config.loss, target, &mut self.ws);
@@ -382,6 +438,10 @@ impl<'a> Trainer<'a> {
         let n = n.min(self.test_clean.nrows());
         let clean = self.test_clean.slice(s![..n, ..]).to_owned();
         let noisy = self.test_noisy.slice(s![..n, ..]).to_owned();
+        if self.engine == Engine::Reference {
+            let out = reference::model::reconstruct(&self.model, noisy.view());
+            return [clean, noisy, out];
+        }
         let mut out = Array2::zeros(noisy.raw_dim());
         self.model.reconstruct(noisy.view(), &mut Workspace::new(&self.model, n), out.view_mut());
         [clean, noisy, out]
@@ -403,5 +463,25 @@ pub fn train_step(
 ) -> f64 {
     let total = profile.time(Phase::Forward, || model.forward_loss(input, loss, target, ws));
     profile.time(Phase::Backward, || model.backward(input, ws, Some(adam)));
+    total
+}
+
+/// [`reference::train_step`]'s four calls, each timed into the phase the fast step's part of it
+/// falls in: the forward pass and the loss into [`Phase::Forward`], the backward pass and Adam's
+/// step into [`Phase::Backward`].
+fn reference_step(
+    model: &mut Model,
+    adam: &mut Adam,
+    loss: Loss,
+    input: ArrayView2<f32>,
+    target: ArrayView2<f32>,
+    profile: &mut Profile,
+) -> f64 {
+    let outputs = profile.time(Phase::Forward, || reference::forward(model, input));
+    let logits = outputs.last().expect("at least one layer").view();
+    let (total, delta) =
+        profile.time(Phase::Forward, || reference::loss::loss_and_delta(loss, logits, target));
+    let grads = profile.time(Phase::Backward, || reference::backward(model, input, &outputs, delta));
+    profile.time(Phase::Backward, || reference::adam::step(adam, model, &grads));
     total
 }
