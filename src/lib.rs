@@ -23,6 +23,8 @@ pub mod cli;
 pub mod data;
 pub mod engine;
 pub mod eval;
+#[cfg(feature = "exercises")]
+pub mod exercises;
 pub mod files;
 pub mod reference;
 pub mod report;
