@@ -215,12 +215,18 @@ fn transposed_convolutions_are_the_reference_within_rounding() {
 }
 
 /// Max-pooling compares and copies: the same bits, including which of a tie gets the
-/// gradient (the input after a ReLU has many tied zeros).
+/// gradient. After a ReLU the ties are zeros, whose gradient `f′` then zeroes whoever gets it;
+/// so the ties are also tried on inputs of four levels, without an activation.
 #[test]
 fn max_pooling_is_the_reference_to_the_bit() {
     for (h, w, c, batch) in [(4, 6, 3, 5), (2, 2, 1, 1), (8, 8, 32, 3)] {
         let pool = Layer::MaxPool2d(MaxPool2d { input: Image::new(h, w, c) });
-        compare_layer(&format!("max_pool2d {h}×{w}×{c}"), pool, batch, Activation::Relu, None);
+        compare_layer(&format!("max_pool2d {h}×{w}×{c}"), pool.clone(), batch, Activation::Relu, None);
+        let x = random((batch, h * w * c), 0.0, 4.0, 3).mapv(f32::floor);
+        let delta = random((batch, pool.outputs()), -1.0, 1.0, 4);
+        let (_, delta_prev) = reference_backward(&pool, x.view(), delta.view(), Activation::Identity);
+        let (_, fast) = fast_backward(&mut pool.clone(), x.view(), delta.view(), Activation::Identity);
+        assert_same(&format!("max_pool2d {h}×{w}×{c} δ_prev with ties"), slice(&fast), slice(&delta_prev));
     }
 }
 
@@ -284,8 +290,12 @@ fn adam_is_the_reference_fused_or_not() {
         let moved = |m: &Model| parameters(m).iter().zip(&start).map(|(w, s)| w - s).collect::<Vec<_>>();
         assert_close("Adam fused, distance moved", &moved(&fused), &moved(&plain), 1e-5);
         assert_close("Adam apart, distance moved", &moved(&apart), &moved(&plain), 1e-5);
-        assert_eq!(adam_apart.m, adam_plain.m, "first moments");
-        assert_eq!(adam_apart.v, adam_plain.v, "second moments");
+        // The moments are the gradients' running means, by the same formulas in both engines:
+        // the same bits, fused or not (which also holds the fused path's gradients to the bit).
+        for fast in [&adam_apart, &adam_fused] {
+            assert_eq!(fast.m, adam_plain.m, "first moments");
+            assert_eq!(fast.v, adam_plain.v, "second moments");
+        }
         assert_eq!((adam_fused.t, adam_plain.t), (3, 3), "steps counted");
     }
 }
