@@ -22,7 +22,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 const BATCH: usize = 256;
-/// The reference model's layers, (inputs, outputs).
+/// The notebook's model's layers, (inputs, outputs).
 const LAYERS: [(usize, usize); 6] = [(784, 128), (128, 64), (64, 32), (32, 64), (64, 128), (128, 784)];
 
 /// One thread's sgemm rate on every product of a training step: per layer `I → O`, the forward
@@ -177,7 +177,7 @@ fn elementwise(c: &mut Criterion) {
     group.finish();
 }
 
-/// A whole training step of the reference model on a batch of 256: forward, BCE, backward,
+/// A whole training step of the notebook's model on a batch of 256: forward, BCE, backward,
 /// Adam. The rate is in images per second; one epoch is 60,000 images.
 fn training_step(c: &mut Criterion) {
     common::bench_training_step(

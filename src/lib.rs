@@ -1,21 +1,22 @@
 //! A denoising autoencoder for MNIST, trained by backpropagation written out by hand.
 //!
-//! The numeric core is ours: layers, activations, losses and Adam on `ndarray`, matrix products
-//! through our own AVX-512 kernel (`matrixmultiply` without AVX-512), threads through `rayon`,
-//! and an IDX reader for the data. The folders are the pipeline, each using only the ones
-//! listed before it:
+//! Where to start reading, as README's "Read it" says:
 //!
-//! 1. [`engine`]: matrix products, layers, activations, losses, Adam, and the model;
-//! 2. [`data`]: the IDX reader, the data set and its corruption (which borrows the engine's
-//!    fast `exp` and `ln`);
-//! 3. [`train`]: the training loop and its profile;
-//! 4. [`eval`]: what a trained model is worth;
-//! 5. [`files`]: model, state, metrics, images and charts on disk;
-//! 6. [`report`]: the page that shows what a run's network learned;
-//! 7. [`cli`]: the flags and the commands.
+//! 1. `docs/backprop.md` §2–8: the formulas, with the shapes of a batch at every step;
+//! 2. [`reference`](mod@reference): the same formulas as plain code, each layer's forward and backward side by
+//!    side, the loss, Adam, and [`reference::train_step`], forward, loss, backward and update as
+//!    four calls; then `cargo run --example backprop_by_hand` prints every one of its numbers
+//!    for a tiny network, and `docs/exercises.md` has you write some;
+//! 3. [`train::trainer`]: the loop around the step, shuffling, corrupting and validating;
+//! 4. [`engine`]: the fast engine, which computes what the reference computes, with our own
+//!    matrix kernel, threads, and the loss and Adam fused into the products; with
+//!    `docs/performance.md`, which says why each piece is there and what it buys.
 //!
-//! The derivations are in `docs/backprop.md`, the reasons for the speed in
-//! `docs/performance.md`.
+//! The folders, each using only the ones listed before it: [`engine`] (the fast layers, losses,
+//! Adam and model, and the types both engines share); [`reference`](mod@reference); [`data`] (the IDX reader,
+//! the data set and its corruption); [`train`] (the loop and its profile); [`eval`] (what a
+//! trained model is worth); [`files`] (model, state, metrics, images and charts on disk);
+//! [`report`] (the page that shows what a run learned); [`cli`] (the flags and the commands).
 
 #![warn(missing_docs)]
 

@@ -97,12 +97,12 @@ impl Dense {
         self.w.nrows()
     }
 
-    /// Forward: `A = f(X·Wᵀ + b)`, or the pre-activation `Z` when `activation` is `None`.
+    /// Forward: `A = f(A_prev·Wᵀ + b)`, or the pre-activation `Z` when `activation` is `None`.
     ///
-    /// Shapes: `x` (B, I) → `out` (B, O). Bias and activation are fused into the product.
-    pub fn forward(&self, x: ArrayView2<f32>, out: ArrayViewMut2<f32>, activation: Option<Activation>) {
-        let blocks = rayon::iter::repeat_n((), row_blocks(x.nrows()));
-        self.forward_with(x, out, activation, blocks, |_, _, _| {});
+    /// Shapes: `a_prev` (B, I) → `out` (B, O). Bias and activation are fused into the product.
+    pub fn forward(&self, a_prev: ArrayView2<f32>, out: ArrayViewMut2<f32>, activation: Option<Activation>) {
+        let blocks = rayon::iter::repeat_n((), row_blocks(a_prev.nrows()));
+        self.forward_with(a_prev, out, activation, blocks, |_, _, _| {});
     }
 
     /// [`Dense::forward`] with an epilogue of the caller's: `epilogue(i, a, item)` on each row
@@ -110,10 +110,10 @@ impl Dense {
     /// [`rows_per_block`]`(B)` rows and `item` that block's item of `side` (see
     /// [`par_matmul_with`]).
     ///
-    /// Shapes: `x` (B, I) → `out` (B, O).
+    /// Shapes: `a_prev` (B, I) → `out` (B, O).
     pub fn forward_with<S, F>(
         &self,
-        x: ArrayView2<f32>,
+        a_prev: ArrayView2<f32>,
         out: ArrayViewMut2<f32>,
         activation: Option<Activation>,
         side: S,
@@ -122,32 +122,42 @@ impl Dense {
         S: IndexedParallelIterator,
         F: Fn(usize, &mut [f32], &mut S::Item) + Sync,
     {
-        debug_assert_eq!((x.ncols(), out.dim()), (self.inputs(), (x.nrows(), self.outputs())));
+        debug_assert_eq!((a_prev.ncols(), out.dim()), (self.inputs(), (a_prev.nrows(), self.outputs())));
         let finish = Finish::Bias(self.b.as_slice().expect("biases are contiguous"), activation);
         let wt = if self.wt_current { self.wt.view() } else { self.w.t() };
-        par_matmul_with(x, wt, out, finish, side, |_, mut block, mut item| {
+        par_matmul_with(a_prev, wt, out, finish, side, |_, mut block, mut item| {
             for (i, mut row) in block.rows_mut().into_iter().enumerate() {
                 epilogue(i, row.as_slice_mut().expect("rows are contiguous"), &mut item);
             }
         });
     }
 
-    /// Backward, parameters: `dW = δᵀ·X` and `db = Σ_rows δ`, where `δ = ∂L/∂Z`; given Adam's
+    /// Backward, parameters: `dW = δᵀ·A_prev` and `db = Σ_rows δ`, where `δ = ∂L/∂Z`; given Adam's
     /// `step` and this layer's moments `[W's, b's]`, also the update of `W` and `b`, and of the
     /// row-major `Wᵀ` the forward reads. Each block of outputs gets its rows of `dW`, its entries
     /// of `db` and, right after, their update, while all of it is in cache.
     ///
-    /// Shapes: `x` (B, I), `delta` (B, O) → `dw` (O, I), `db` (O,). The work is split over the
+    /// Shapes: `a_prev` (B, I), `delta` (B, O) → `dw` (O, I), `db` (O,). The work is split over the
     /// outputs (rows of `dW`), so no thread sums another's partial results.
-    pub fn backward_params(&mut self, x: ArrayView2<f32>, delta: ArrayView2<f32>, adam: Option<LayerStep>) {
-        debug_assert_eq!((x.nrows(), x.ncols()), (delta.nrows(), self.inputs()));
+    pub fn backward_params(
+        &mut self,
+        a_prev: ArrayView2<f32>,
+        delta: ArrayView2<f32>,
+        adam: Option<LayerStep>,
+    ) {
+        debug_assert_eq!((a_prev.nrows(), a_prev.ncols()), (delta.nrows(), self.inputs()));
         let (outputs, inputs) = (rows_per_block(self.outputs()), self.inputs());
         let weights = outputs * inputs;
         let db = self.db.as_slice_mut().expect("contiguous").par_chunks_mut(outputs);
         let Some((step, [wm, bm])) = adam else {
-            return par_matmul_with(delta.t(), x, self.dw.view_mut(), Finish::Plain, db, |first, _, db| {
-                column_sums(delta, first, db)
-            });
+            return par_matmul_with(
+                delta.t(),
+                a_prev,
+                self.dw.view_mut(),
+                Finish::Plain,
+                db,
+                |first, _, db| column_sums(delta, first, db),
+            );
         };
         let side = (
             db,
@@ -160,7 +170,7 @@ impl Dense {
             bm.v.par_chunks_mut(outputs),
         );
         let dw = self.dw.view_mut();
-        par_matmul_with(delta.t(), x, dw, Finish::Plain, side.into_par_iter(), |first, dw, params| {
+        par_matmul_with(delta.t(), a_prev, dw, Finish::Plain, side.into_par_iter(), |first, dw, params| {
             let (db, w, wt, w_m, w_v, b, b_m, b_v) = params;
             column_sums(delta, first, db);
             step.update(w, dw.as_slice().expect("contiguous"), w_m, w_v);
@@ -171,13 +181,15 @@ impl Dense {
         self.wt_current = true;
     }
 
-    /// Backward, input: `∂L/∂X = δ·W`, then through the previous layer's activation:
+    /// Backward, input: `∂L/∂A_prev = δ·W`, then through the previous layer's activation:
     /// `δ_prev = (δ·W) ⊙ f′(Z_prev)`, read off that layer's output `a_prev`.
     ///
     /// When the layer has more outputs than the batch has rows (`O > B`, the output layer of
-    /// the reference model), `W` outweighs `δ_prev`: the sum over outputs is then cut in two
-    /// halves, `δ₁·W₁ + δ₂·W₂`, each thread multiplying by the rows of `W` that its own Adam
-    /// update writes ([`par_matmul_halves`]), rather than every thread reading all of `W`.
+    /// the notebook's model), `W` outweighs `δ_prev`: the sum over outputs is then cut in two
+    /// halves, `δ₁·W₁ + δ₂·W₂`, each on a thread of its own ([`par_matmul_halves`]), rather than
+    /// every thread reading all of `W`. On two threads each half is the rows of `W` that the same
+    /// thread's block of `dW` and Adam update write; on more, the blocks are smaller than the
+    /// halves, and nothing ties them.
     ///
     /// Shapes: `delta` (B, O), `a_prev` (B, I) → `delta_prev` (B, I).
     pub fn backward_input(

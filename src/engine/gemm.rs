@@ -161,7 +161,7 @@ pub fn matmul_finish(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut
     });
 }
 
-/// The most numbers of a right operand [`matmul`] copies row by row (the reference model's
+/// The most numbers of a right operand [`matmul`] copies row by row (the notebook's model's
 /// largest weight matrix has 100,352): a larger one, such as the 60,000 images a nearest-neighbour search multiplies by,
 /// goes to `sgemm`, which packs it a panel at a time, rather than into a copy that each thread
 /// would keep.

@@ -1,12 +1,15 @@
-//! The engine: matrix products, layers, activations, losses, the optimizer, and the model that
-//! chains the layers. Everything here works on `ndarray` arrays of `f32` and knows nothing of
-//! files, data sets or the command line.
+//! The fast engine: matrix products, layers, activations, losses, the optimizer, and the model
+//! that chains the layers. Everything here works on `ndarray` arrays of `f32` and knows nothing
+//! of files, data sets or the command line.
 //!
-//! Read it bottom up: [`gemm`] multiplies (through [`kernel`], with [`fastmath`] for the
-//! elementwise functions), [`dense`] is a layer built on it; [`lowering`] turns a convolution
-//! into products for [`conv`] and [`conv_transpose`], and [`pool`] needs none; [`layer`] puts
-//! the four behind one interface, [`activation`] follows each layer, [`model`] chains them,
-//! [`loss`] scores the output and [`adam`] takes the step.
+//! It computes what the reference engine ([`crate::reference`](mod@crate::reference)) computes, which
+//! `tests/reference.rs` checks; read that one first. Here the same steps are fused and spread
+//! over threads for speed. Read it from the model down: [`model`] chains the layers (the loss
+//! fused into the output layer's forward, Adam into each layer's backward); [`dense`] is a layer
+//! built on [`gemm`]'s parallel products, which call our [`kernel`] (with [`fastmath`] for the
+//! elementwise functions); [`conv`] and [`conv_transpose`] turn a convolution into products
+//! through [`lowering`], and [`pool`] needs none; [`layer`] puts the four behind one interface,
+//! [`activation`] follows each layer, [`loss`] scores the output and [`adam`] takes the step.
 
 pub mod activation;
 pub mod adam;

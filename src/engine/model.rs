@@ -7,7 +7,7 @@
 //! - `H₀ … H_{L−2}`: the widths of the hidden layers; layer `l` maps `H_{l−1} → H_l`. A
 //!   convolutional layer's width is its image's `H·W·C` numbers, stored channels last.
 //!
-//! The reference model is dense, `D → 128 → 64 → 32 → 64 → 128 → D`; the convolutional one maps
+//! The notebook's model is dense, `D → 128 → 64 → 32 → 64 → 128 → D`; the convolutional one maps
 //! 28×28×1 → 28×28×32 → 14×14×32 → 14×14×32 → 7×7×32 → 14×14×32 → 28×28×32 → 28×28×1.
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, s};

@@ -63,39 +63,48 @@ impl Conv<'_> {
 
     /// Calls `f(out, w, at)` for every product `W[w]·X[at]` that the forward pass adds to
     /// `Z[out]`, for one image: `out` and `at` are positions in the output and input rows, `w`
-    /// a weight's `[row, column]`.
-    pub fn for_each_product(&self, mut f: impl FnMut(usize, [usize; 2], usize)) {
+    /// a position in `W`'s numbers, row by row.
+    pub fn for_each_product(&self, mut f: impl FnMut(usize, usize, usize)) {
         match *self {
             Conv::Conv2d(conv) => {
-                let (k, Image { height, width, channels }) = (conv.kernel(), conv.input);
-                let outputs = conv.output().channels;
+                let (k, p, Image { height, width, channels }) =
+                    (conv.kernel(), conv.kernel() / 2, conv.input);
+                let (outputs, taps) = (conv.output().channels, conv.w.ncols());
                 for (y, x, o) in indices(height, width, outputs) {
                     let out = (y * width + x) * outputs + o;
-                    for (ky, kx, c) in indices(k, k, channels) {
-                        // The input pixel under tap (ky, kx) of the window centred on (y, x).
-                        let (Some(iy), Some(ix)) =
-                            (inside(y + ky, k / 2, height), inside(x + kx, k / 2, width))
-                        else {
-                            continue;
-                        };
-                        f(out, [o, (ky * k + kx) * channels + c], (iy * width + ix) * channels + c);
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            // The input pixel under tap (ky, kx) of the window centred on (y, x).
+                            let (Some(iy), Some(ix)) = (inside(y + ky, p, height), inside(x + kx, p, width))
+                            else {
+                                continue;
+                            };
+                            for c in 0..channels {
+                                let w = o * taps + (ky * k + kx) * channels + c; // W[o, (ky, kx, c)]
+                                f(out, w, (iy * width + ix) * channels + c);
+                            }
+                        }
                     }
                 }
             }
             Conv::Transposed(conv) => {
-                let (k, s, input, output) = (conv.kernel(), conv.stride, conv.input, conv.output());
+                let (k, p, s) = (conv.kernel(), conv.kernel() / 2, conv.stride);
+                let (input, output, taps) = (conv.input, conv.output(), conv.w.ncols());
                 for (y, x, c) in indices(input.height, input.width, input.channels) {
                     let at = (y * input.width + x) * input.channels + c;
-                    for (ky, kx, o) in indices(k, k, output.channels) {
-                        // The output pixel that tap (ky, kx) of input pixel (y, x)'s patch lands on.
-                        let (Some(oy), Some(ox)) = (
-                            inside(s * y + ky, k / 2, output.height),
-                            inside(s * x + kx, k / 2, output.width),
-                        ) else {
-                            continue;
-                        };
-                        let out = (oy * output.width + ox) * output.channels + o;
-                        f(out, [c, (ky * k + kx) * output.channels + o], at);
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            // The output pixel that tap (ky, kx) of input pixel (y, x)'s patch lands on.
+                            let (Some(oy), Some(ox)) =
+                                (inside(s * y + ky, p, output.height), inside(s * x + kx, p, output.width))
+                            else {
+                                continue;
+                            };
+                            for o in 0..output.channels {
+                                let w = c * taps + (ky * k + kx) * output.channels + o; // W[c, (ky, kx, o)]
+                                f((oy * output.width + ox) * output.channels + o, w, at);
+                            }
+                        }
                     }
                 }
             }
@@ -109,13 +118,14 @@ impl Conv<'_> {
 pub fn forward(layer: Conv, x: ArrayView2<f32>) -> Array2<f32> {
     let (input, output) = layer.images();
     debug_assert_eq!(x.ncols(), input.len());
-    let (w, b) = (layer.w(), layer.b());
+    let (w, b) = (slice(layer.w()), layer.b());
     let mut z = Array2::zeros((x.nrows(), output.len()));
     for (x, mut z) in x.rows().into_iter().zip(z.rows_mut()) {
+        let (x, z) = (x.as_slice().expect("contiguous rows"), z.as_slice_mut().expect("contiguous rows"));
         for (out, z) in z.iter_mut().enumerate() {
             *z = b[out % output.channels];
         }
-        layer.for_each_product(|out, [i, j], at| z[out] += w[[i, j]] * x[at]);
+        layer.for_each_product(|out, w_at, at| z[out] += w[w_at] * x[at]);
     }
     z
 }
@@ -133,7 +143,9 @@ pub fn backward(layer: Conv, x: ArrayView2<f32>, delta: ArrayView2<f32>) -> Grad
     let mut dw = Array2::zeros(layer.w().raw_dim());
     let mut db = Array1::zeros(channels);
     for (x, delta) in x.rows().into_iter().zip(delta.rows()) {
-        layer.for_each_product(|out, [i, j], at| dw[[i, j]] += delta[out] * x[at]);
+        let (x, delta) = (x.as_slice().expect("contiguous rows"), delta.as_slice().expect("contiguous rows"));
+        let dw = dw.as_slice_mut().expect("a new array");
+        layer.for_each_product(|out, w_at, at| dw[w_at] += delta[out] * x[at]);
         for (out, d) in delta.iter().enumerate() {
             db[out % channels] += d;
         }
@@ -145,12 +157,19 @@ pub fn backward(layer: Conv, x: ArrayView2<f32>, delta: ArrayView2<f32>) -> Grad
 ///
 /// Shapes: `delta` (B, H′·W′·O) → `dX` (B, H·W·C).
 pub fn backward_input(layer: Conv, delta: ArrayView2<f32>) -> Array2<f32> {
-    let w = layer.w();
+    let w = slice(layer.w());
     let mut dx = Array2::zeros((delta.nrows(), layer.images().0.len()));
     for (delta, mut dx) in delta.rows().into_iter().zip(dx.rows_mut()) {
-        layer.for_each_product(|out, [i, j], at| dx[at] += delta[out] * w[[i, j]]);
+        let (delta, dx) =
+            (delta.as_slice().expect("contiguous rows"), dx.as_slice_mut().expect("contiguous rows"));
+        layer.for_each_product(|out, w_at, at| dx[at] += delta[out] * w[w_at]);
     }
     dx
+}
+
+/// The numbers of `w`, row by row.
+fn slice(w: &Array2<f32>) -> &[f32] {
+    w.as_slice().expect("weights are contiguous")
 }
 
 /// `position − padding` if that lies in `0..size`: a row or column inside the image.

@@ -102,7 +102,7 @@ pub enum Engine {
     /// products.
     #[default]
     Fast,
-    /// [`crate::reference`]: plain functions, one thread, nothing fused; the same numbers to
+    /// [`crate::reference`](mod@crate::reference): plain functions, one thread, nothing fused; the same numbers to
     /// rounding, far slower.
     Reference,
 }
