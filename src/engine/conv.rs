@@ -157,7 +157,8 @@ impl Conv2d {
 
     /// Whether the layer works tap by tap instead of window by window: with fewer than 8 output
     /// channels (the output layer has one), the lowered product `(·, k·k·C)·(k·k·C, O)` would
-    /// be narrower than the kernel's 8-wide tile and compute mostly padding. Forward, each output
+    /// be a few columns wide, where the kernel's tile is 32 (16 in a last block), and compute
+    /// mostly padding. Forward, each output
     /// is then a dot product along the input channels per tap; backward, the products are
     /// `(O·k·k, ·)·(·, C)` and `(·, O·k·k)·(O·k·k, C)`, wide on one side.
     pub fn by_taps(&self) -> bool {

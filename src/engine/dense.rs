@@ -1,4 +1,4 @@
-//! The dense (fully connected) layer: `Z = X·Wᵀ + b`, with its hand-written backward pass.
+//! The dense (fully connected) layer: `Z = A_prev·Wᵀ + b`, with its hand-written backward pass.
 //!
 //! Shapes: `B` rows in the batch, `I` inputs, `O` outputs. `W` is stored `(O, I)` like PyTorch's
 //! `nn.Linear`, so a model file reads the same in both. The forward's right operand `Wᵀ` is

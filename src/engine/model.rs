@@ -112,6 +112,11 @@ impl Model {
         self.layers.iter_mut().flat_map(|layer| layer.params_and_grads().into_iter().flatten())
     }
 
+    /// Every parameter tensor, to change, in file order (`W₀, b₀, W₁, b₁, …`).
+    pub fn params_mut(&mut self) -> impl Iterator<Item = &mut [f32]> {
+        self.params_and_grads().map(|(w, _)| w)
+    }
+
     /// The number of elements of each parameter tensor, in the order of [`Model::params_and_grads`].
     pub fn param_sizes(&self) -> Vec<usize> {
         self.layers.iter().flat_map(|l| l.param_sizes().into_iter().flatten()).collect()

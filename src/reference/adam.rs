@@ -19,24 +19,24 @@ use crate::reference::Gradients;
 pub fn step(adam: &mut Adam, model: &mut Model, grads: &[Option<Gradients>]) {
     adam.t += 1;
     let t = adam.t as i32;
-    let (beta1, beta2) = (adam.beta1, adam.beta2);
-    // The tensors in file order, W₀, b₀, W₁, b₁, …, as `adam.m` and `adam.v` hold their moments.
-    let grads: Vec<&[f32]> = grads
-        .iter()
-        .flatten()
-        .flat_map(|g| [g.dw.as_slice(), g.db.as_slice()])
-        .map(|g| g.expect("gradients are contiguous"))
-        .collect();
-    assert_eq!(grads.len(), adam.m.len(), "a gradient for every tensor");
-    let params = model.params_and_grads().map(|(w, _)| w);
-    for (((w, g), m), v) in params.zip(grads).zip(&mut adam.m).zip(&mut adam.v) {
-        assert_eq!((w.len(), g.len()), (m.len(), m.len()), "a gradient and moments for every weight");
-        for i in 0..w.len() {
-            m[i] = beta1 * m[i] + (1.0 - beta1) * g[i];
-            v[i] = beta2 * v[i] + (1.0 - beta2) * g[i] * g[i];
-            let m_hat = m[i] / (1.0 - beta1.powi(t));
-            let v_hat = v[i] / (1.0 - beta2.powi(t));
-            w[i] -= adam.lr * m_hat / (v_hat.sqrt() + adam.eps);
+    let (lr, beta1, beta2, eps) = (adam.lr, adam.beta1, adam.beta2, adam.eps);
+    // The gradients in the order the model lists its tensors, W₀, b₀, W₁, b₁, … (layers
+    // without parameters skipped), which is also the order of `adam.m` and `adam.v`.
+    let mut gradients: Vec<&[f32]> = Vec::new();
+    for g in grads.iter().flatten() {
+        gradients.push(g.dw.as_slice().expect("contiguous"));
+        gradients.push(g.db.as_slice().expect("contiguous"));
+    }
+    assert_eq!(gradients.len(), adam.m.len(), "a gradient for every tensor");
+    for (i, w) in model.params_mut().enumerate() {
+        let (g, m, v) = (gradients[i], &mut adam.m[i], &mut adam.v[i]);
+        assert_eq!((g.len(), m.len()), (w.len(), w.len()), "a gradient and moments for every weight");
+        for j in 0..w.len() {
+            m[j] = beta1 * m[j] + (1.0 - beta1) * g[j];
+            v[j] = beta2 * v[j] + (1.0 - beta2) * g[j] * g[j];
+            let m_hat = m[j] / (1.0 - beta1.powi(t));
+            let v_hat = v[j] / (1.0 - beta2.powi(t));
+            w[j] -= lr * m_hat / (v_hat.sqrt() + eps);
         }
     }
 }

@@ -12,8 +12,9 @@
 //! backward    dW[w]   += δ[out]·X[at]        dX[at] += δ[out]·W[w]
 //! ```
 //!
-//! Shapes: `B` images; the input image `(H, W, C)` and the output image `(H′, W′, O)` are
-//! rows of `H·W·C` and `H′·W′·O` numbers, channels last.
+//! `X` is the layer's input (`A_prev` in `docs/backprop.md`) and `dX` its gradient. Shapes: `B`
+//! images; the input image `(H, W, C)` and the output image `(H′, W′, O)` are rows of `H·W·C`
+//! and `H′·W′·O` numbers, channels last.
 
 use ndarray::{Array1, Array2, ArrayView2};
 
@@ -63,7 +64,8 @@ impl Conv<'_> {
 
     /// Calls `f(out, w, at)` for every product `W[w]·X[at]` that the forward pass adds to
     /// `Z[out]`, for one image: `out` and `at` are positions in the output and input rows, `w`
-    /// a position in `W`'s numbers, row by row.
+    /// a position in `W`'s numbers, row by row. (The callback plays the part of a Python
+    /// generator: read `f`'s body as that of `for out, w, at in products(): …`.)
     pub fn for_each_product(&self, mut f: impl FnMut(usize, usize, usize)) {
         match *self {
             Conv::Conv2d(conv) => {
@@ -74,7 +76,8 @@ impl Conv<'_> {
                     let out = (y * width + x) * outputs + o;
                     for ky in 0..k {
                         for kx in 0..k {
-                            // The input pixel under tap (ky, kx) of the window centred on (y, x).
+                            // The input pixel under tap (ky, kx) of the window centred on (y, x);
+                            // a tap on the zero padding outside the image adds nothing.
                             let (Some(iy), Some(ix)) = (inside(y + ky, p, height), inside(x + kx, p, width))
                             else {
                                 continue;
@@ -94,7 +97,8 @@ impl Conv<'_> {
                     let at = (y * input.width + x) * input.channels + c;
                     for ky in 0..k {
                         for kx in 0..k {
-                            // The output pixel that tap (ky, kx) of input pixel (y, x)'s patch lands on.
+                            // The output pixel that tap (ky, kx) of input pixel (y, x)'s patch lands
+                            // on; a tap that lands outside the output is dropped.
                             let (Some(oy), Some(ox)) =
                                 (inside(s * y + ky, p, output.height), inside(s * x + kx, p, output.width))
                             else {
@@ -172,9 +176,10 @@ fn slice(w: &Array2<f32>) -> &[f32] {
     w.as_slice().expect("weights are contiguous")
 }
 
-/// `position − padding` if that lies in `0..size`: a row or column inside the image.
+/// `position − padding` if that lies in `0..size`, a row or column inside the image; `None`
+/// where it falls outside.
 fn inside(position: usize, padding: usize, size: usize) -> Option<usize> {
-    position.checked_sub(padding).filter(|&p| p < size)
+    if position < padding || position - padding >= size { None } else { Some(position - padding) }
 }
 
 /// Every `(i, j, l)` with `i < a`, `j < b`, `l < c`, in row-major order.

@@ -11,6 +11,8 @@ use crate::reference::Gradients;
 ///
 /// Shapes: `a_prev` (B, I) → `Z` (B, O).
 pub fn forward(layer: &Dense, a_prev: ArrayView2<f32>) -> Array2<f32> {
+    // `a_prev @ W.T + b` in NumPy; `+ b` adds the biases to every row. (`w()` reads `W`, which
+    // the fast engine keeps private so that its copy of `Wᵀ` cannot go stale.)
     a_prev.dot(&layer.w().t()) + &layer.b
 }
 

@@ -3,7 +3,7 @@
 //! that binary cross-entropy has its stable form and its gradient collapses to `σ(z) − y`.
 //! `L` is the mean of `ℓ` over all `B·D` entries, as Keras's losses are.
 
-use ndarray::{Array2, ArrayView2, Zip};
+use ndarray::{Array2, ArrayView2};
 
 use crate::engine::loss::Loss;
 use crate::reference::activation::sigmoid;
@@ -15,14 +15,15 @@ use crate::reference::activation::sigmoid;
 pub fn loss_and_delta(loss: Loss, z: ArrayView2<f32>, y: ArrayView2<f32>) -> (f64, Array2<f32>) {
     let scale = 1.0 / z.len() as f32; // 1/(B·D)
     let mut total = 0.0;
-    let delta = Zip::from(&z).and(&y).map_collect(|&z, &y| {
+    let mut delta = Array2::zeros(z.raw_dim());
+    for ((d, &z), &y) in delta.iter_mut().zip(&z).zip(&y) {
         let (l, dl_dz) = match loss {
             Loss::Bce => bce(z, y),
             Loss::Mse => mse(z, y),
         };
-        total += f64::from(l);
-        scale * dl_dz
-    });
+        total += f64::from(l); // Σ ℓ
+        *d = scale * dl_dz; // δ = ∂ℓ/∂z / (B·D)
+    }
     (total, delta)
 }
 

@@ -2,7 +2,9 @@
 //! (`docs/backprop.md` §8): forward, loss, backward, update, each its own call.
 //!
 //! Shapes: `x` (B, D) a batch of inputs; layer `l` maps `A_{l−1}` (B, I_l) to `A_l` (B, O_l),
-//! with `A_0 = x`, and the last layer's output is the logits `Z_L` (B, D).
+//! with `A_0 = x`, and the last layer's output is the logits `Z_L` (B, D). The code counts
+//! layers from 0, like Python lists: layer `l` reads `outputs[l − 1]` (or `x`) and writes
+//! `outputs[l]`, which `docs/backprop.md` calls `A_{l+1}`.
 
 use ndarray::{Array2, ArrayView2};
 
@@ -25,7 +27,7 @@ pub fn train_step(
 ) -> f64 {
     let outputs = forward(model, input); // A₁ … A_{L−1}, and the logits Z_L
     let logits = outputs.last().expect("at least one layer");
-    let (total, delta) = loss::loss_and_delta(loss, logits.view(), target); // L and δ_L = ∂L/∂Z_L
+    let (total, delta) = loss::loss_and_delta(loss, logits.view(), target); // Σℓ, δ_L = ∂L/∂Z_L
     let grads = backward(model, input, &outputs, delta); // dW_l, db_l for every layer
     adam::step(optimizer, model, &grads); // W_l ← W_l − lr·m̂/(√v̂ + ε)
     total
@@ -47,8 +49,8 @@ pub fn forward(model: &Model, x: ArrayView2<f32>) -> Vec<Array2<f32>> {
     outputs
 }
 
-/// Backward: from `δ_L = ∂L/∂Z_L`, for `l = L … 1`, the layer's gradients and then the gradient
-/// before the previous layer's activation:
+/// Backward: from `δ_L = ∂L/∂Z_L`, for each layer from the last to the first, the layer's
+/// gradients and then the gradient before the previous layer's activation:
 ///
 /// ```text
 /// dW_l, db_l    = the layer's backward from δ_l and A_{l−1}
