@@ -22,13 +22,17 @@ fn dataset(train: usize) -> tempfile::TempDir {
     dir
 }
 
-/// Runs `dae` with `args` and checks how it failed: exit `code`, one line on stderr that
-/// contains each of `needles`, and no panic.
+/// Runs `dae` with `args` and checks how it failed: exit `code`, one line on stderr (for a usage
+/// error, then its tips, a line each) that, tips included, contains each of `needles`, and no
+/// panic.
 fn fails(args: &[&str], code: i32, needles: &[&str]) -> Output {
     let out = dae().args(args).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: one line, got: {stderr}");
+    let mut lines = stderr.trim_end().lines();
+    assert!(lines.next().is_some_and(|l| l.starts_with("error: ")), "{args:?}: {stderr}");
+    let tips = lines.inspect(|l| assert!(l.starts_with("  tip: "), "{args:?}: {stderr}")).count();
+    assert!(tips <= if code == 2 { 2 } else { 0 }, "{args:?}: {tips} lines after the first: {stderr}");
     assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     for needle in needles {
         assert!(stderr.contains(needle), "{args:?}: {stderr:?} should mention {needle:?}");
@@ -84,6 +88,37 @@ fn bad_flags_exit_2_naming_the_flag() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("required arguments were not provided: --model <MODEL>"), "{stderr}");
+}
+
+/// A mistyped flag or command, an input without its flag, and a flag before its command or on
+/// the wrong one: the error's line, then clap's suggestion and ours, which says what is where.
+#[test]
+fn usage_errors_say_what_to_type_instead() {
+    let cases: [(&[&str], &[&str]); 6] = [
+        (&["--epoch", "3"], &["unexpected argument '--epoch'", "tip: a similar argument exists: '--epochs'"]),
+        (
+            &["evaluate"],
+            &["'evaluate'", "similar subcommand exists: 'eval'", "train, eval, denoise, encode, report"],
+        ),
+        (
+            &["eval", "runs/x/model.safetensors"],
+            &["'runs/x/model.safetensors'", "--model runs/x/model.safetensors"],
+        ),
+        (
+            &["--model", "m.safetensors", "eval"],
+            &["'--model'", "a command's flags go after it: dae eval --model"],
+        ),
+        (&["--sweep"], &["'--sweep'", "--sweep is a flag of eval; a command's flags go after it"]),
+        (
+            &["eval", "--out", "x", "--model", "m"],
+            &["'--out'", "--out is a flag of train, denoise, encode, not of eval"],
+        ),
+    ];
+    for (args, needles) in cases {
+        let out = fails(args, 2, needles);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.lines().count() >= 2, "{args:?}: a tip: {stderr}");
+    }
 }
 
 #[test]

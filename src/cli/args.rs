@@ -196,14 +196,14 @@ impl TrainArgs {
 
 /// Parses the command line, runs the command on a pool of `--threads` workers, and turns the
 /// outcome into the exit status: 0, 1 for bad data or files, 2 for bad usage, 130 for Ctrl-C.
-/// Errors are one line on stderr.
+/// Errors are one line on stderr, and a usage error's tips a line each after it.
 pub fn main() -> ExitCode {
     let parsed = Cli::command().try_get_matches().and_then(|m| Ok((Cli::from_arg_matches(&m)?, given(&m))));
     let (cli, given) = match parsed {
         Ok(parsed) => parsed,
         Err(e) if !e.use_stderr() => e.exit(), // --help and --version
         Err(e) => {
-            eprintln!("{}", one_line(&e.to_string()));
+            eprintln!("{}", usage_message(&e));
             return ExitCode::from(2);
         }
     };
@@ -230,8 +230,20 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// clap's message in one line: its first, and when that ends in a colon (as "the following
-/// required arguments were not provided:" does), the indented lines it introduces.
+/// clap's message cut to what helps: its first line (with the arguments it lists, when it ends
+/// in a colon), clap's tips, and a tip of ours where the command line put something in the
+/// wrong place; each tip a line of its own.
+fn usage_message(e: &clap::Error) -> String {
+    let message = e.to_string();
+    let mut lines = vec![one_line(&message)];
+    let tips = message.lines().map(str::trim).filter(|l| l.starts_with("tip:"));
+    lines.extend(tips.map(|tip| format!("  {tip}")));
+    lines.extend(our_tip(e, &message).map(|tip| format!("  tip: {tip}")));
+    lines.join("\n")
+}
+
+/// clap's first line, and when that ends in a colon (as "the following required arguments were
+/// not provided:" does), the indented lines it introduces.
 fn one_line(message: &str) -> String {
     let mut lines = message.lines();
     let first = lines.next().unwrap_or("error: bad arguments").to_string();
@@ -240,6 +252,44 @@ fn one_line(message: &str) -> String {
     }
     let listed: Vec<&str> = lines.take_while(|l| l.starts_with(' ')).map(str::trim).collect();
     format!("{first} {}", listed.join(", "))
+}
+
+/// What clap does not say: the commands there are, for a command it does not know; where an
+/// input goes, for a word on its own (`dae eval model.safetensors`); and which command a flag
+/// belongs to, for a flag given before its command or to the wrong one (`dae --model X eval`).
+fn our_tip(e: &clap::Error, message: &str) -> Option<String> {
+    use clap::error::{ContextKind, ErrorKind};
+    let cli = Cli::command();
+    let commands: Vec<&str> = cli.get_subcommands().map(|c| c.get_name()).collect();
+    match e.kind() {
+        ErrorKind::InvalidSubcommand => {
+            Some(format!("the commands are {}; 'dae --help' says what each does", commands.join(", ")))
+        }
+        ErrorKind::UnknownArgument => {
+            let arg = e.get(ContextKind::InvalidArg)?.to_string();
+            if !arg.starts_with('-') {
+                if arg.ends_with(".safetensors") {
+                    return Some(format!("name a model with --model: --model {arg}"));
+                }
+                let usage = message.lines().find_map(|l| l.strip_prefix("Usage: "))?;
+                return Some(format!("every input but denoise's images is named by a flag: {usage}"));
+            }
+            let name = arg.trim_start_matches('-').split('=').next()?;
+            let has = |c: &clap::Command| c.get_arguments().any(|a| a.get_long() == Some(name));
+            let owners: Vec<&str> = cli.get_subcommands().filter(|c| has(c)).map(|c| c.get_name()).collect();
+            let (first, owners) = (owners.first()?, owners.join(", "));
+            // The command the flag was given to, as clap's usage line names it.
+            let usage = message.lines().find_map(|l| l.strip_prefix("Usage: dae "));
+            let given_to = usage.and_then(|u| u.split(' ').next()).filter(|w| commands.contains(w));
+            Some(match given_to {
+                Some(command) => format!("{arg} is a flag of {owners}, not of {command}"),
+                None => {
+                    format!("{arg} is a flag of {owners}; a command's flags go after it: dae {first} {arg} …")
+                }
+            })
+        }
+        _ => None,
+    }
 }
 
 /// The training settings a resumed run keeps, by their flags' ids.
