@@ -117,8 +117,15 @@ fn eval_numbers(table: &str) -> (f64, f64, f64, f64) {
 fn eval_reports_denoising_and_feature_quality() {
     let (dir, run) = trained("25", &[]);
     let model = run.join("model.safetensors");
-    let table = ok(&["eval", "--model", s(&model), "--data", s(dir.path())]);
+    let out = dae(&["eval", "--model", s(&model), "--data", s(dir.path())]);
+    let (table, stderr) = (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap());
     println!("{table}");
+    // Without a terminal, each stage that takes a while is a line on stderr.
+    assert_eq!(
+        stderr,
+        "denoising 256 test images corrupted by gaussian:0.5\n\
+         k-NN accuracy of 256 test images' codes and pixels against 1024 training images\n"
+    );
     let (noisy, reconstructed, codes, pixels) = eval_numbers(&table);
     assert!(noisy > 4.0 && noisy < 12.0, "{table}");
     assert!(reconstructed > noisy + 3.0, "the model denoises: {table}");
@@ -507,4 +514,23 @@ fn the_reference_engine_trains_the_same_run_and_its_files_serve_the_fast_one() {
         let r2 = train("fast", &reference, &["--epochs", "2", "--resume", s(&reference)]);
         assert!((f2[1].1 - r2[1].1).abs() < 1e-6 && f2[1].1 < f2[0].1, "{arch}: {f2:?} vs {r2:?}");
     }
+}
+
+/// Without a terminal, the stages after training that take a while each say what they do on
+/// stderr: the report's measurements, at the end of training and in `report`; stdout keeps the
+/// epochs and the files written.
+#[test]
+fn the_report_measurements_say_what_they_do() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_dataset(dir.path(), &common::bars_dataset_of_side(128, 8, 32));
+    let run = dir.path().join("run");
+    let measuring =
+        "measuring the report's noise sweep and k-NN accuracy on 32 test and 128 training images\n";
+    let out = dae(&["--data", s(dir.path()), "--out", s(&run), "--epochs", "1"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stderr).unwrap(), measuring);
+    assert!(String::from_utf8(out.stdout).unwrap().starts_with("epoch 1/1  loss "));
+    let out = dae(&["report", s(&run), "--data", s(dir.path())]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stderr).unwrap(), measuring);
 }

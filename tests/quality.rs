@@ -91,6 +91,29 @@ fn knn_on_more_queries_than_one_block() {
     assert_eq!(knn::accuracy(reference.view(), &labels, queries.view(), &wrong, 5), 0.0);
 }
 
+/// The reference set fed a block at a time finds the neighbours the whole set does, ties
+/// included: every query's vote is the same, so the accuracy is, for any labelling.
+#[test]
+fn knn_on_the_reference_set_in_blocks_is_knn_on_it_whole() {
+    // Integer coordinates, so that many distances tie; 300 queries, 97 references.
+    let reference = Array2::from_shape_fn((97, 4), |(i, j)| ((i * 7 + j * 3) % 5) as f32);
+    let queries = Array2::from_shape_fn((300, 4), |(i, j)| ((i * 5 + j * 11) % 6) as f32);
+    for seed in 0..4u8 {
+        let labels: Vec<u8> = (0..97).map(|i| ((i as u8).wrapping_mul(31) ^ seed) % 3).collect();
+        let truth: Vec<u8> = (0..300).map(|i| ((i as u8).wrapping_mul(17) ^ seed) % 3).collect();
+        let whole = knn::accuracy(reference.view(), &labels, queries.view(), &truth, 5);
+        for block in [1, 10, 32, 96] {
+            let mut neighbours = knn::Neighbours::new(queries.nrows(), 5);
+            for first in (0..97).step_by(block) {
+                let rows = reference.slice(ndarray::s![first..(first + block).min(97), ..]);
+                neighbours.add(queries.view(), rows, first);
+            }
+            assert_eq!(neighbours.accuracy(&labels, &truth), whole, "blocks of {block}, labels {seed}");
+        }
+        assert!(whole > 0.0 && whole < 1.0, "a labelling that tells something: {whole}");
+    }
+}
+
 #[test]
 fn ssim_of_small_images_uses_one_window_as_wide_as_the_image() {
     let a = [0.1f32, 0.9, 0.4, 0.6];

@@ -20,7 +20,7 @@ use crate::files::figure;
 use crate::files::output::{DataPrint, DeadShares, Metrics, RunLock};
 use crate::files::plot;
 use crate::files::pngio;
-use crate::report::{self, Measured};
+use crate::report::{self, MEASURED_TEST, MEASURED_TRAIN, Measured};
 use crate::train::profile;
 use crate::train::{Arch, Config, Engine, TrainError, Trainer};
 
@@ -108,7 +108,15 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
     let steps = data.train.images.count.div_ceil(config.batch_size);
     for epoch in trainer.progress.epoch + 1..=config.epochs {
         let bar = progress_bar(epoch, config.epochs, steps);
-        let stats = trainer.train_epoch(|done, _| bar.set_position(done as u64));
+        // Without a terminal the bar is hidden: a line every ten seconds instead.
+        let mut said = std::time::Instant::now();
+        let stats = trainer.train_epoch(|done, total| {
+            bar.set_position(done as u64);
+            if bar.is_hidden() && said.elapsed().as_secs() >= 10 {
+                eprintln!("epoch {epoch}/{}: step {done} of {total}", config.epochs);
+                said = std::time::Instant::now();
+            }
+        });
         bar.finish_and_clear();
         let stats = match stats {
             Ok(stats) => stats,
@@ -143,7 +151,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
         trainer.profile.report(&trainer.model, kernel).with_floor(floor).to_string()
     });
     let (model, clean, noisy) = trainer.finish();
-    let measured = Measured::of(&model, &data, config.seed);
+    let measured = measure(&model, &data, config.seed);
     let test_set = (clean.view(), noisy.view());
     let run = report_of(&out, &metrics, &model, &data, test_set, &snapshots, Some(&measured));
     write_report(&out, &run)?;
@@ -244,12 +252,24 @@ pub fn report(dir: &Path, data_path: &Path) -> Result<(), Failure> {
     let config = &metrics.config;
     let (clean, noisy) = corrupt_set(&data.test.images, config.noise, config.seed, Purpose::TestNoise);
     let snapshots = snapshots_of(&state, &data);
-    let measured = Measured::of(&state.model, &data, config.seed);
+    let measured = measure(&state.model, &data, config.seed);
     let views = (clean.view(), noisy.view());
     let run = report_of(dir, &metrics, &state.model, &data, views, &snapshots, Some(&measured));
     write_report(dir, &run)?;
     println!("wrote {}", dir.join("report.html").display());
     Ok(())
+}
+
+/// The report's noise sweep and k-NN accuracy of `model`, saying so while it measures them.
+fn measure(model: &Model, data: &Mnist, seed: u64) -> Measured {
+    let (test, train) =
+        (MEASURED_TEST.min(data.test.images.count), MEASURED_TRAIN.min(data.train.images.count));
+    let doing = stage(&format!(
+        "measuring the report's noise sweep and k-NN accuracy on {test} test and {train} training images"
+    ));
+    let measured = Measured::of(model, data, seed);
+    doing.finish_and_clear();
+    measured
 }
 
 /// The report of a run in `dir`; `test` is the clean and the corrupted test set.
@@ -401,9 +421,31 @@ pub fn eval(model: &Path, data: &Path, noise: Noise, seed: u64) -> Result<(), Fa
     let data = Mnist::load(data)?;
     let net = checkpoint::load(model)?;
     check_fits(&net, &data, model)?;
-    let e = evaluate::evaluate(&net, &data, noise, seed);
+    let (test, train) = (data.test.images.count, data.train.images.count);
+    let doing = stage(&format!("denoising {} corrupted by {noise}", plural(test, "test image")));
+    let (noisy, reconstructed) = evaluate::denoising(&net, &data, noise, seed);
+    doing.finish_and_clear();
+    let doing = stage(&format!(
+        "k-NN accuracy of {test} test images' codes and pixels against {train} training images"
+    ));
+    let knn = evaluate::features(&net, &data);
+    doing.finish_and_clear();
+    let e = Evaluation { noisy, reconstructed, knn };
     print!("{}", table(&e, &net, &data, noise));
     Ok(())
+}
+
+/// Says what a command is doing, for a stage that takes more than a moment: on a terminal, a
+/// spinner with the stage's name until it is finished; elsewhere, a line on stderr as it starts.
+fn stage(what: &str) -> ProgressBar {
+    let spinner = ProgressBar::new_spinner();
+    if spinner.is_hidden() {
+        eprintln!("{what}");
+    } else {
+        spinner.set_message(format!("{what}…"));
+        spinner.enable_steady_tick(std::time::Duration::from_millis(100));
+    }
+    spinner
 }
 
 /// Prints how much noise the model in `model` takes on the test set in `data`: a row per
@@ -415,7 +457,8 @@ pub fn sweep(model: &Path, data: &Path, seed: u64) -> Result<(), Failure> {
     let images = plural(data.test.images.count, "test image");
     println!("PSNR against the clean image, mean over {images} (corruption seed {seed})");
     println!("{:<16} {:>11} {:>15}", "corruption", "input", "reconstruction");
-    for row in evaluate::sweep(&net, &data, seed) {
+    for noise in evaluate::sweep_noises() {
+        let row = evaluate::sweep_row(&net, &data, noise, seed);
         let noise = row.noise.to_string();
         println!("{noise:<16} {:>8.2} dB {:>12.2} dB", row.noisy, row.reconstructed);
     }

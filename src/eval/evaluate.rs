@@ -49,6 +49,14 @@ pub struct Knn {
 /// Evaluates `model` on `data`'s test set corrupted by `noise` from `seed`'s test-noise
 /// streams (the same corruption as validation during training with that seed).
 pub fn evaluate(model: &Model, data: &Mnist, noise: Noise, seed: u64) -> Evaluation {
+    let (noisy, reconstructed) = denoising(model, data, noise, seed);
+    Evaluation { noisy, reconstructed, knn: features(model, data) }
+}
+
+/// The quality of `data`'s test set corrupted by `noise` from `seed`'s test-noise streams, and
+/// of `model`'s reconstruction of it, each against the clean images: the first half of
+/// [`evaluate`].
+pub fn denoising(model: &Model, data: &Mnist, noise: Noise, seed: u64) -> (Quality, Quality) {
     let images = &data.test.images;
     let shape = (images.rows, images.cols);
     let (clean, noisy) = corrupt_set(images, noise, seed, Purpose::TestNoise);
@@ -60,21 +68,33 @@ pub fn evaluate(model: &Model, data: &Mnist, noise: Noise, seed: u64) -> Evaluat
             .collect();
         Quality::mean(&per_image)
     };
-    Evaluation { noisy: quality(&noisy), reconstructed: quality(&reconstructed), knn: features(model, data) }
+    (quality(&noisy), quality(&reconstructed))
 }
 
+/// Training images scaled, encoded and searched at a time by [`features`]: with the
+/// convolutional model's 1,568-number codes, 47 MB.
+const REFERENCE_BLOCK: usize = 5000;
+
 /// The k-NN accuracy on the test set, the training set as reference, of `model`'s codes of the
-/// clean images and of their raw pixels.
+/// clean images and of their raw pixels: the second half of [`evaluate`]. The training set is
+/// scaled and encoded a block at a time, never whole.
 pub fn features(model: &Model, data: &Mnist) -> Knn {
-    let (train, test) = (scaled(&data.train.images), scaled(&data.test.images));
-    let (train_codes, test_codes) = (encode(model, train.view()), encode(model, test.view()));
-    let (train_labels, test_labels) = (&data.train.labels, &data.test.labels);
+    let (train, test) = (&data.train.images, scaled(&data.test.images));
+    let test_codes = encode(model, test.view());
     // A training set smaller than K votes with all it has.
-    let k = K.min(train.nrows());
+    let k = K.min(train.count);
+    let mut codes = knn::Neighbours::new(test.nrows(), k);
+    let mut pixels = knn::Neighbours::new(test.nrows(), k);
+    for first in (0..train.count).step_by(REFERENCE_BLOCK) {
+        let block = scaled_rows(train, first, REFERENCE_BLOCK);
+        codes.add(test_codes.view(), encode(model, block.view()).view(), first);
+        pixels.add(test.view(), block.view(), first);
+    }
+    let (train_labels, test_labels) = (&data.train.labels, &data.test.labels);
     Knn {
         k,
-        codes: knn::accuracy(train_codes.view(), train_labels, test_codes.view(), test_labels, k),
-        pixels: knn::accuracy(train.view(), train_labels, test.view(), test_labels, k),
+        codes: codes.accuracy(train_labels, test_labels),
+        pixels: pixels.accuracy(train_labels, test_labels),
     }
 }
 
@@ -98,11 +118,15 @@ pub fn sweep_noises() -> Vec<Noise> {
     gaussian.chain(levels(9).map(Noise::Masking)).chain(levels(9).map(Noise::SaltPepper)).collect()
 }
 
-/// How much noise `model` takes: for each of [`sweep_noises`], the test set corrupted from
-/// `seed`'s test-noise streams, reconstructed, and both measured by PSNR. Forward passes only.
-/// A per-image error of 0 counts as 1e-10 (100 dB), so one untouched image cannot make the
-/// mean infinite.
+/// How much noise `model` takes: a [`sweep_row`] for each of [`sweep_noises`].
 pub fn sweep(model: &Model, data: &Mnist, seed: u64) -> Vec<SweepRow> {
+    sweep_noises().into_iter().map(|noise| sweep_row(model, data, noise, seed)).collect()
+}
+
+/// The test set corrupted by `noise` from `seed`'s test-noise streams, reconstructed, and both
+/// measured by PSNR. Forward passes only. A per-image error of 0 counts as 1e-10 (100 dB), so
+/// one untouched image cannot make the mean infinite.
+pub fn sweep_row(model: &Model, data: &Mnist, noise: Noise, seed: u64) -> SweepRow {
     let images = &data.test.images;
     let mean_psnr = |x: &Array2<f32>, clean: &Array2<f32>| {
         let per_image: Vec<f64> = (x.axis_iter(Axis(0)), clean.axis_iter(Axis(0)))
@@ -111,18 +135,9 @@ pub fn sweep(model: &Model, data: &Mnist, seed: u64) -> Vec<SweepRow> {
             .collect();
         per_image.iter().sum::<f64>() / per_image.len() as f64
     };
-    sweep_noises()
-        .into_iter()
-        .map(|noise| {
-            let (clean, noisy) = corrupt_set(images, noise, seed, Purpose::TestNoise);
-            let reconstructed = apply(model, noisy.view(), Model::reconstruct, images.pixels_per_image());
-            SweepRow {
-                noise,
-                noisy: mean_psnr(&noisy, &clean),
-                reconstructed: mean_psnr(&reconstructed, &clean),
-            }
-        })
-        .collect()
+    let (clean, noisy) = corrupt_set(images, noise, seed, Purpose::TestNoise);
+    let reconstructed = apply(model, noisy.view(), Model::reconstruct, images.pixels_per_image());
+    SweepRow { noise, noisy: mean_psnr(&noisy, &clean), reconstructed: mean_psnr(&reconstructed, &clean) }
 }
 
 /// The bottleneck codes (N, H_code) of `x` (N, D).
@@ -151,6 +166,12 @@ fn apply(
 
 /// Every image scaled to `[0, 1]`, (N, D).
 pub fn scaled(images: &Images) -> Array2<f32> {
-    let d = images.pixels_per_image();
-    Array2::from_shape_fn((images.count, d), |(i, j)| f32::from(images.pixels[i * d + j]) / 255.0)
+    scaled_rows(images, 0, images.count)
+}
+
+/// Images `first…first + count` (fewer at the end) scaled to `[0, 1]`, (count, D).
+fn scaled_rows(images: &Images, first: usize, count: usize) -> Array2<f32> {
+    let (d, count) = (images.pixels_per_image(), count.min(images.count - first));
+    let pixels = &images.pixels[first * d..(first + count) * d];
+    Array2::from_shape_fn((count, d), |(i, j)| f32::from(pixels[i * d + j]) / 255.0)
 }
