@@ -23,3 +23,69 @@ fn the_loss_curve_survives_losses_that_are_not_finite() {
         assert_eq!(svg.matches("<circle").count(), finite, "history {i}: a point per finite loss");
     }
 }
+
+/// Every `<circle>`'s centre and colour in `svg`.
+fn circles(svg: &str) -> Vec<(String, String)> {
+    let attr = |c: &str, name: &str| {
+        c.split(&format!(" {name}=\"")).nth(1).unwrap().split('"').next().unwrap().to_string()
+    };
+    svg.split("<circle")
+        .skip(1)
+        .map(|c| (format!("{},{}", attr(c, "cx"), attr(c, "cy")), attr(c, "fill")))
+        .collect()
+}
+
+/// Layers that lost the same share of units draw lines that would hide one another: each is
+/// moved a little to the side, so no two layers' points share a place.
+#[test]
+fn equal_lines_of_dead_units_stay_apart() {
+    let names: Vec<String> = (0..3).map(|i| format!("layer {i}")).collect();
+    let shares = vec![vec![0.25, 0.25, 0.1]; 4];
+    let svg = dae::files::plot::dead_units(&names, &shares).unwrap();
+    let points = circles(&svg);
+    assert_eq!(points.len(), 12, "a point per layer and epoch");
+    for (i, (at, colour)) in points.iter().enumerate() {
+        for (other, other_colour) in &points[i + 1..] {
+            assert!(at != other || colour == other_colour, "two layers' points at {at}");
+        }
+    }
+}
+
+/// A sweep panel's axis ends at its strongest corruption: σ up to 1.0, masking to 0.9.
+#[test]
+fn each_sweep_panel_ends_at_its_strongest_level() {
+    use dae::data::noise::Noise;
+    use dae::eval::evaluate::SweepRow;
+    let rows: Vec<SweepRow> = dae::eval::evaluate::sweep_noises()
+        .into_iter()
+        .map(|noise| SweepRow { noise, noisy: 10.0, reconstructed: 15.0 + f64::from(noise.level()) })
+        .collect();
+    assert!(rows.iter().any(|r| r.noise == Noise::Masking(0.9)));
+    let svg = dae::files::plot::noise_sweep(&rows).unwrap();
+    let ticks = |label: &str| svg.matches(&format!(">\n{label}\n</text>")).count();
+    assert_eq!(ticks("1.0"), 1, "only the Gaussian panel's axis reaches 1.0");
+    assert_eq!(ticks("0.9"), 3, "every panel's reaches 0.9");
+}
+
+/// The figure names its rows on the left: a margin as wide as the longest label, text in each
+/// row's band, and the grid beside it unchanged.
+#[test]
+fn the_figure_labels_its_rows() {
+    use dae::files::figure::{GAP, grid, labelled};
+    let images = ndarray::Array2::from_elem((2, 16), 0.5f32);
+    let canvas = grid(&[images.view(), images.view()], (4, 4), 2);
+    let band = 4 * 2 + GAP;
+    let with = labelled(&canvas, &["noisy", "original"], band);
+    let margin = with.width - canvas.width;
+    assert_eq!(margin, 8 * 6 * 2 + 2 * GAP, "room for eight capitals of 6 pixels, doubled");
+    for (row, line) in with.pixels.chunks_exact(with.width).enumerate() {
+        assert_eq!(&line[margin..], &canvas.pixels[row * canvas.width..(row + 1) * canvas.width]);
+    }
+    let lit = |rows: std::ops::Range<usize>| {
+        rows.flat_map(|y| (0..margin).map(move |x| (y, x)))
+            .filter(|&(y, x)| with.pixels[y * with.width + x] > 100)
+            .count()
+    };
+    assert!(lit(0..GAP + band) > 20 && lit(GAP + band..GAP + 2 * band) > 20, "a label in each band");
+    assert_eq!(lit(0..GAP), 0, "none above the first row");
+}

@@ -42,7 +42,8 @@ enum Command {
     /// Measure a model on the test set: BCE, MSE, PSNR and SSIM of the corrupted input and of
     /// the reconstruction, and the k-NN accuracy of its codes beside that of raw pixels.
     Eval(EvalArgs),
-    /// Denoise your own grayscale PNG images of the model's size, writing DIR/<name>.png.
+    /// Denoise your own PNG images, writing DIR/<name>.png: any size and kind (gray or colour,
+    /// with transparency or not), made into digits like the data set's first.
     Denoise(DenoiseArgs),
     /// Write the label and bottleneck code of every test image to a CSV file.
     Encode(EncodeArgs),
@@ -146,6 +147,11 @@ struct DenoiseArgs {
     /// Seed of that corruption.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Take each image's gray levels as they are: not inverted when dark on light, not scaled
+    /// and centred as MNIST's digits were (the image must then be the model's size);
+    /// transparency lies on black.
+    #[arg(long)]
+    as_is: bool,
 }
 
 #[derive(Debug, Args)]
@@ -320,7 +326,7 @@ fn run(cli: Cli, given: Vec<&'static str>, threads: usize) -> Result<(), Failure
         }
         Command::Eval(e) if e.sweep => commands::sweep(&e.model, &e.data, e.seed),
         Command::Eval(e) => commands::eval(&e.model, &e.data, e.noise, e.seed),
-        Command::Denoise(d) => commands::denoise(&d.model, &d.images, &d.out, d.noise, d.seed),
+        Command::Denoise(d) => commands::denoise(&d.model, &d.images, &d.out, (d.noise, d.seed), d.as_is),
         Command::Encode(e) => commands::encode(&e.model, &e.data, &e.out),
         Command::Report(r) => commands::report(&r.dir, &r.data),
     }

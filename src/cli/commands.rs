@@ -9,6 +9,7 @@ use anyhow::{Context, anyhow};
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array2, ArrayView2, Axis};
 
+use crate::data::digit;
 use crate::data::mnist::{self, Mnist};
 use crate::data::noise::{Noise, NoiseStream, corrupt_set};
 use crate::data::rng::Purpose;
@@ -401,7 +402,8 @@ fn save(
     checkpoint::save(&trainer.model, image, &out.join("model.safetensors"))?;
     let views: Vec<_> = samples.iter().map(|a| a.view()).collect();
     let path = out.join("reconstructions.png");
-    figure::write_grid(&path, &views, image, 4).with_context(|| cannot_write(&path))?;
+    let labels = ["original", "noisy", "reconstruction"];
+    figure::write_grid(&path, &views, &labels, image, 4).with_context(|| cannot_write(&path))?;
     let path = out.join("metrics.json");
     metrics.write(&path).with_context(|| cannot_write(&path))?;
     if !metrics.history.is_empty() {
@@ -492,17 +494,23 @@ fn table(e: &Evaluation, model: &Model, data: &Mnist, noise: Noise) -> String {
     )
 }
 
-/// Denoises each of `images` with the model in `model` and writes the results into `out`.
+/// The most pixels `denoise` reads of an image it scales: a 4096×4096 drawing.
+const MAX_PIXELS: usize = 1 << 24;
+
+/// Denoises each of `images` with the model in `model` and writes the results into `out`: each
+/// image made into a digit like the data set's first ([`digit::prepare`]), unless `as_is`, and
+/// with `noise` corrupted by it from its seed first, the corrupted image written beside.
 pub fn denoise(
     model: &Path,
     images: &[PathBuf],
     out: &Path,
-    noise: Option<Noise>,
-    seed: u64,
+    (noise, seed): (Option<Noise>, u64),
+    as_is: bool,
 ) -> Result<(), Failure> {
     let net = checkpoint::load(model)?;
-    let shape = checkpoint::image_shape(model)?;
     let d = net.widths()[0];
+    let side = (d as f64).sqrt().round() as usize;
+    let shape = checkpoint::image_shape(model)?.or((side * side == d).then_some((side, side)));
     let targets = denoise_targets(images, out, noise.is_some())?;
     let mut inputs = images.to_vec();
     inputs.push(model.to_path_buf());
@@ -512,31 +520,53 @@ pub fn denoise(
     for path in images {
         // The size from the header, before a pixel is decoded, and before anything is written.
         let (rows, cols) = pngio::size(path)?;
-        if rows * cols != d || shape.is_some_and(|s| s != (rows, cols)) {
-            let expected = shape.map_or(format!("{d} pixels"), |(r, c)| format!("{c}×{r}"));
-            let message = format!("the image is {cols}×{rows} (width×height); the model takes {expected}");
+        let too_many = rows.saturating_mul(cols) > MAX_PIXELS;
+        if too_many
+            || (as_is || shape.is_none()) && (rows * cols != d || shape.is_some_and(|s| s != (rows, cols)))
+        {
+            let expected = match shape {
+                _ if too_many => format!("at most {MAX_PIXELS} pixels are read"),
+                Some((r, c)) => {
+                    format!("the model takes {c}×{r}{}", if as_is { " with --as-is" } else { "" })
+                }
+                None => format!("the model takes {d} pixels"),
+            };
+            let message = format!("the image is {cols}×{rows} (width×height); {expected}");
             return Err(anyhow!("{}: {message}", path.display()).into());
         }
     }
     prepare_out(out)?;
     let mut ws = Workspace::new(&net, 1);
     for (i, (path, [target, noisy_target])) in images.iter().zip(&targets).enumerate() {
-        let image = pngio::read_gray(path, d)?;
-        let mut input = Array2::from_shape_vec((1, d), image.pixels.clone()).expect("d pixels");
+        let picture = pngio::read_picture(path, MAX_PIXELS)?;
+        let (rows, cols) = shape.unwrap_or((picture.gray.rows, picture.gray.cols));
+        let (pixels, how) = if as_is {
+            let alpha = picture.alpha.as_deref().unwrap_or(&[]);
+            let on_black =
+                picture.gray.pixels.iter().enumerate().map(|(i, y)| y * alpha.get(i).unwrap_or(&1.0));
+            (on_black.collect(), "as it was".to_string())
+        } else {
+            let size = (picture.gray.rows, picture.gray.cols);
+            let (pixels, prepared) =
+                digit::prepare(&picture.gray.pixels, picture.alpha.as_deref(), size, (rows, cols));
+            (pixels, prepared.to_string())
+        };
+        let mut input = Array2::from_shape_vec((1, d), pixels).expect("d pixels");
         if let (Some(noise), Some(noisy_target)) = (noise, noisy_target) {
-            let bytes: Vec<u8> = image.pixels.iter().map(|&v| pngio::gray_level(v)).collect();
+            let bytes: Vec<u8> = input.iter().map(|&v| pngio::gray_level(v)).collect();
             let mut clean = vec![0.0; d];
             let stream = NoiseStream::new(seed, Purpose::TestNoise, 0, i as u32);
             noise.corrupt(&bytes, stream, &mut clean, input.as_slice_mut().expect("contiguous"));
-            pngio::write_gray(noisy_target, (image.rows, image.cols), input.as_slice().expect("contiguous"))
+            pngio::write_gray(noisy_target, (rows, cols), input.as_slice().expect("contiguous"))
                 .with_context(|| cannot_write(noisy_target))?;
+            println!("{} -> {} (corrupted by {noise})", path.display(), noisy_target.display());
         }
         let mut output = Array2::zeros((1, d));
         net.reconstruct(input.view(), &mut ws, output.view_mut());
         let target = target.as_ref().expect("every image has a result");
-        pngio::write_gray(target, (image.rows, image.cols), output.as_slice().expect("contiguous"))
+        pngio::write_gray(target, (rows, cols), output.as_slice().expect("contiguous"))
             .with_context(|| cannot_write(target))?;
-        println!("{} -> {}", path.display(), target.display());
+        println!("{} -> {} ({}, {how})", path.display(), target.display(), picture.kind);
     }
     Ok(())
 }

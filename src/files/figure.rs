@@ -43,13 +43,68 @@ pub fn grid(rows: &[ArrayView2<f32>], (h, w): (usize, usize), zoom: usize) -> Ca
     Canvas { height, width, pixels }
 }
 
-/// Draws [`grid`] of `rows` and writes it to `path` as an 8-bit grayscale PNG.
+/// Draws [`grid`] of `rows`, each row named on its left by its label in `labels`, and writes it
+/// to `path` as an 8-bit grayscale PNG.
 pub fn write_grid(
     path: &Path,
     rows: &[ArrayView2<f32>],
+    labels: &[&str],
     (h, w): (usize, usize),
     zoom: usize,
 ) -> io::Result<()> {
-    let canvas = grid(rows, (h, w), zoom);
+    let canvas = labelled(&grid(rows, (h, w), zoom), labels, h * zoom + GAP);
     write_bytes(path, (canvas.height, canvas.width), &canvas.pixels)
+}
+
+/// `canvas` with a margin on its left where `labels[r]` is written, in capitals, beside the
+/// band of `band` pixels that row `r` of the grid takes.
+pub fn labelled(canvas: &Canvas, labels: &[&str], band: usize) -> Canvas {
+    const SCALE: usize = 2;
+    let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    let margin = if longest == 0 { 0 } else { longest * 6 * SCALE + 2 * GAP };
+    let width = margin + canvas.width;
+    let mut pixels = vec![48u8; width * canvas.height];
+    for (row, line) in pixels.chunks_exact_mut(width).zip(canvas.pixels.chunks_exact(canvas.width)) {
+        row[margin..].copy_from_slice(line);
+    }
+    for (r, label) in labels.iter().enumerate() {
+        let top = GAP + r * band + band.saturating_sub(7 * SCALE + GAP) / 2;
+        for (i, c) in label.chars().enumerate() {
+            let Some(glyph) = glyph(c.to_ascii_uppercase()) else { continue };
+            for (y, bits) in glyph.iter().enumerate() {
+                for x in (0..5).filter(|x| bits & (0x10 >> x) != 0) {
+                    let (py, px) = (top + y * SCALE, GAP + (i * 6 + x) * SCALE);
+                    for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                        if py + dy < canvas.height {
+                            pixels[(py + dy) * width + px + dx] = 220;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Canvas { height: canvas.height, width, pixels }
+}
+
+/// The capitals the figure's labels use, 5×7 pixels each: a row of five bits per line, the
+/// leftmost pixel the highest bit. (A font crate would need a font file; these are all we draw.)
+fn glyph(c: char) -> Option<[u8; 7]> {
+    Some(match c {
+        'A' => [0x0E, 0x11, 0x11, 0x1F, 0x11, 0x11, 0x11],
+        'C' => [0x0E, 0x11, 0x10, 0x10, 0x10, 0x11, 0x0E],
+        'D' => [0x1E, 0x11, 0x11, 0x11, 0x11, 0x11, 0x1E],
+        'E' => [0x1F, 0x10, 0x10, 0x1E, 0x10, 0x10, 0x1F],
+        'G' => [0x0E, 0x11, 0x10, 0x17, 0x11, 0x11, 0x0F],
+        'I' => [0x0E, 0x04, 0x04, 0x04, 0x04, 0x04, 0x0E],
+        'L' => [0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x1F],
+        'N' => [0x11, 0x11, 0x19, 0x15, 0x13, 0x11, 0x11],
+        'O' => [0x0E, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E],
+        'R' => [0x1E, 0x11, 0x11, 0x1E, 0x14, 0x12, 0x11],
+        'S' => [0x0F, 0x10, 0x10, 0x0E, 0x01, 0x01, 0x1E],
+        'T' => [0x1F, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04],
+        'U' => [0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E],
+        'Y' => [0x11, 0x11, 0x11, 0x0A, 0x04, 0x04, 0x04],
+        ' ' => [0; 7],
+        _ => return None,
+    })
 }

@@ -11,6 +11,7 @@ use ndarray::ArrayView2;
 use plotters::chart::MeshStyle;
 use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
+use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
 use crate::eval::evaluate::SweepRow;
@@ -105,7 +106,8 @@ pub fn loss_curve(history: &[EpochStats], loss_name: &str) -> io::Result<String>
         let points = history.iter().map(|e| (e.epoch, if validation { e.val_loss } else { e.train_loss }));
         (name.to_string(), color, points.collect::<Vec<_>>())
     });
-    per_epoch(&format!("{loss_name} per epoch"), loss_name, losses, &series, &|y| format!("{y:.3}"))
+    let label = |y: &f64| format!("{y:.3}");
+    per_epoch(&format!("{loss_name} per epoch"), loss_name, losses, &series, &label, Spread::Exact)
 }
 
 /// The share of dead units of each watched layer (named in `names`) per epoch: `shares[e][i]`
@@ -122,7 +124,19 @@ pub fn dead_units(names: &[String], shares: &[Vec<f64>]) -> io::Result<String> {
     let most = shares.iter().flatten().fold(0.0f64, |m, &s| m.max(100.0 * s));
     // At least 0-10%, so that a few dead units do not look like many; room above for the legend.
     let range = -0.5..(most * 1.6).max(10.0);
-    per_epoch("dead ReLU units per layer", "% of the layer's units", range, &series, &|y| format!("{y:.0}%"))
+    let label = |y: &f64| format!("{y:.0}%");
+    per_epoch("dead ReLU units per layer", "% of the layer's units", range, &series, &label, Spread::Apart)
+}
+
+/// How the lines of a chart over the epochs are drawn: as they are, or each moved a little to
+/// the side and marked by a smaller dot than the one before, so that lines with the same values
+/// (layers that lost the same share of units) stay visible side by side.
+#[derive(Clone, Copy, PartialEq)]
+enum Spread {
+    /// Every point where it is.
+    Exact,
+    /// Series `i` of `n` moved by `(i − (n − 1)/2)·0.06` epochs, its dots a pixel smaller each.
+    Apart,
 }
 
 /// Lines of `(epoch, value)` points over the epochs, with a legend.
@@ -132,6 +146,7 @@ fn per_epoch(
     y_range: Range<f64>,
     series: &[Series],
     y_label: &dyn Fn(&f64) -> String,
+    spread: Spread,
 ) -> io::Result<String> {
     let epochs = series.iter().flat_map(|(_, _, p)| p.iter().map(|(e, _)| *e)).max().unwrap_or(1).max(2);
     svg((640, 400), |root| {
@@ -140,21 +155,25 @@ fn per_epoch(
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(64)
-            .build_cartesian_2d(1.0..epochs as f64, y_range)?;
+            .build_cartesian_2d(0.8..epochs as f64 + 0.2, y_range)?;
         mesh(&mut chart, "epoch", y_name)
             .x_labels(epochs.clamp(2, 20))
             .x_label_formatter(&|x| format!("{x:.0}"))
             .y_label_formatter(y_label)
             .draw()?;
-        for (name, color, points) in series {
+        for (i, (name, color, points)) in series.iter().enumerate() {
+            let (shift, dot) = match spread {
+                Spread::Exact => (0.0, 3),
+                Spread::Apart => ((i as f64 - (series.len() - 1) as f64 / 2.0) * 0.06, 5 - (i as i32).min(3)),
+            };
             let points: Vec<(f64, f64)> =
-                points.iter().filter(|(_, v)| v.is_finite()).map(|&(e, v)| (e as f64, v)).collect();
+                points.iter().filter(|(_, v)| v.is_finite()).map(|&(e, v)| (e as f64 + shift, v)).collect();
             let color = *color;
             chart
                 .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
                 .label(name)
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2)));
-            chart.draw_series(points.into_iter().map(|p| Circle::new(p, 3, color.filled())))?;
+            chart.draw_series(points.into_iter().map(|p| Circle::new(p, dot, color.filled())))?;
         }
         legend(&mut chart)
     })
@@ -171,7 +190,7 @@ pub fn noise_sweep(rows: &[SweepRow]) -> io::Result<String> {
                 .margin(10)
                 .x_label_area_size(32)
                 .y_label_area_size(48)
-                .build_cartesian_2d(0.0..1.05, decibels.clone())?;
+                .build_cartesian_2d(0.0..strongest(rows, kind) + 0.05, decibels.clone())?;
             mesh(&mut chart, name.rsplit(' ').next().unwrap_or(""), "PSNR, dB")
                 .y_label_formatter(&|y| format!("{y:.0}"))
                 .draw()?;
@@ -184,7 +203,9 @@ pub fn noise_sweep(rows: &[SweepRow]) -> io::Result<String> {
             chart
                 .draw_series(DashedLineSeries::new(input.clone(), 6, 4, gray.stroke_width(2)))?
                 .label("corrupted input")
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], gray.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    DashedPathElement::new([(x, y), (x + 20, y)], 6, 4, gray.stroke_width(2))
+                });
             chart.draw_series(input.into_iter().map(|p| Circle::new(p, 2, gray.filled())))?;
             let blue = TEN[0];
             chart
@@ -198,11 +219,21 @@ pub fn noise_sweep(rows: &[SweepRow]) -> io::Result<String> {
     })
 }
 
+/// The strongest level of the corruption `kind` among `rows` (1 if there is none): the end of
+/// its panel's axis.
+fn strongest(rows: &[SweepRow], kind: &str) -> f64 {
+    let levels = rows.iter().filter(|r| r.noise.kind() == kind).map(|r| f64::from(r.noise.level()));
+    let strongest = levels.fold(0.0, f64::max);
+    if strongest > 0.0 { strongest } else { 1.0 }
+}
+
 /// A scatter plot of `points` (N, 2), each coloured by its label in `labels` (N,) with a legend
 /// of the labels present.
 pub fn scatter(points: ArrayView2<f64>, labels: &[u8], (x_name, y_name): (&str, &str)) -> io::Result<String> {
     assert_eq!(points.dim(), (labels.len(), 2), "a label per point, two coordinates each");
+    // A fifth more room on the right, where the legend goes, so that it covers no point.
     let x = finite_range(points.column(0).iter().copied());
+    let x = x.start..x.end + 0.25 * (x.end - x.start);
     let y = finite_range(points.column(1).iter().copied());
     svg((640, 560), |root| {
         let mut chart = ChartBuilder::on(root)

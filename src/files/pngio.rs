@@ -1,7 +1,5 @@
-//! Grayscale PNG files in and out, 8 bits a pixel, values scaled to `[0, 1]` in memory.
-//!
-//! Only 8-bit grayscale is read: a colour image, or another bit depth, is an error that says
-//! what the file is, rather than a conversion nobody asked for.
+//! PNG files in and out, values scaled to `[0, 1]` in memory: any PNG read as gray levels (and
+//! its transparency, if it has one), 8-bit grayscale written.
 
 use std::fs::File;
 use std::io::{self, BufReader};
@@ -41,14 +39,28 @@ pub fn size(path: &Path) -> Result<(usize, usize), PngError> {
     Ok((reader.info().height as usize, reader.info().width as usize))
 }
 
-/// Reads an 8-bit grayscale PNG of at most `max_pixels` pixels. The size is checked in the
-/// header, before anything is decoded, and the decoder may not allocate more than the image
-/// needs: a small file that claims a huge image (a decompression bomb) costs nothing.
-pub fn read_gray(path: &Path, max_pixels: usize) -> Result<Gray, PngError> {
+/// Any PNG as gray levels: luma by Rec. 601's weights for colour, and the opacity kept apart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Picture {
+    /// The gray levels, row-major, in `[0, 1]`.
+    pub gray: Gray,
+    /// Each pixel's opacity in `[0, 1]`, for an image with transparency.
+    pub alpha: Option<Vec<f32>>,
+    /// What the file held, e.g. "RGBA at 8 bits".
+    pub kind: String,
+}
+
+/// Reads any PNG of at most `max_pixels` pixels — grayscale or colour, with or without
+/// transparency, a palette, 1 to 16 bits — as gray levels `Y = 0.299·R + 0.587·G + 0.114·B`
+/// (Rec. 601) and its opacity. The size is checked in the header, before anything is decoded,
+/// and the decoder may not allocate more than the image needs: a small file that claims a huge
+/// image (a decompression bomb) costs nothing.
+pub fn read_picture(path: &Path, max_pixels: usize) -> Result<Picture, PngError> {
     let error = |message: String| PngError { path: path.to_path_buf(), message };
     let file = File::open(path).map_err(|e| error(format!("cannot read: {e}")))?;
-    let limits = png::Limits { bytes: max_pixels.saturating_mul(2).saturating_add(1 << 20) };
-    let decoder = png::Decoder::new_with_limits(BufReader::new(file), limits);
+    let limits = png::Limits { bytes: max_pixels.saturating_mul(8).saturating_add(1 << 20) };
+    let mut decoder = png::Decoder::new_with_limits(BufReader::new(file), limits);
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
     let mut reader = decoder.read_info().map_err(|e| error(format!("not a PNG image: {e}")))?;
     let info = reader.info();
     let (cols, rows) = (info.width as usize, info.height as usize);
@@ -57,16 +69,37 @@ pub fn read_gray(path: &Path, max_pixels: usize) -> Result<Gray, PngError> {
             "the image is {cols}×{rows} (width×height); at most {max_pixels} pixels are read"
         )));
     }
-    if info.color_type != png::ColorType::Grayscale || info.bit_depth != png::BitDepth::Eight {
-        let bits = info.bit_depth as u8;
-        let found = format!("{:?} at {bits} bit{}", info.color_type, if bits == 1 { "" } else { "s" });
-        return Err(error(format!("{found}; only 8-bit grayscale images are read (convert it first)")));
-    }
+    let bits = info.bit_depth as u8;
+    let kind = format!("{} at {bits} bit{}", color_name(info.color_type), if bits == 1 { "" } else { "s" });
     let mut bytes = vec![0; reader.output_buffer_size().ok_or_else(|| error("too large".into()))?];
     let frame = reader.next_frame(&mut bytes).map_err(|e| error(format!("corrupt PNG: {e}")))?;
-    bytes.truncate(frame.buffer_size());
-    let pixels = bytes.iter().map(|&b| f32::from(b) / 255.0).collect();
-    Ok(Gray { rows, cols, pixels })
+    let channels = frame.color_type.samples();
+    let level = |b: u8| f32::from(b) / 255.0;
+    let pixels = bytes[..frame.buffer_size()].chunks_exact(channels);
+    let (gray, alpha): (Vec<f32>, Vec<f32>) = pixels
+        .map(|p| match p {
+            [y] => (level(*y), 1.0),
+            [y, a] => (level(*y), level(*a)),
+            [r, g, b] | [r, g, b, _] => {
+                let luma = 0.299 * level(*r) + 0.587 * level(*g) + 0.114 * level(*b);
+                (luma, p.get(3).map_or(1.0, |a| level(*a)))
+            }
+            _ => unreachable!("a PNG pixel has 1 to 4 samples"),
+        })
+        .unzip();
+    let alpha = alpha.iter().any(|&a| a < 1.0).then_some(alpha);
+    Ok(Picture { gray: Gray { rows, cols, pixels: gray }, alpha, kind })
+}
+
+/// A PNG colour type as people call it.
+fn color_name(color: png::ColorType) -> &'static str {
+    match color {
+        png::ColorType::Grayscale => "grayscale",
+        png::ColorType::GrayscaleAlpha => "grayscale with alpha",
+        png::ColorType::Rgb => "RGB",
+        png::ColorType::Rgba => "RGBA",
+        png::ColorType::Indexed => "a palette",
+    }
 }
 
 /// Writes `pixels` (values in `[0, 1]`, clamped) as an 8-bit grayscale PNG of `rows × cols`.

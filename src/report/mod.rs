@@ -130,7 +130,7 @@ figure { margin: 1em 0; } figcaption { color: #444; max-width: 46em; margin-top:
 img { max-width: 100%; height: auto; } img.pixels { image-rendering: pixelated; }
 table { border-collapse: collapse; margin: .5em 0; font-variant-numeric: tabular-nums; }
 td, th { padding: .15em .7em; text-align: right; border-bottom: 1px solid #eee; }
-td:first-child, th:first-child, table.settings td { text-align: left; }
+td:first-child, th:first-child, table.settings td, table.settings th { text-align: left; }
 table.digits td { padding: 2px .5em; border: none; vertical-align: middle; }
 .pending { color: #777; font-style: italic; }
 @media print { body { max-width: none; } section, figure, table { break-inside: avoid; } }
