@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Ours beside the peers, one sitting: trains the same experiment with dae and with every peer
+# framework whose environment peers/setup.sh made, then prints each one's median epoch over
+# epochs 2..N (JAX's first epoch compiles), its validation loss, and how many times faster ours is.
+#   peers/compare.sh [dense|conv] [EPOCHS]      defaults: dense 3
+# Takes about a minute for dense at 3 epochs; conv at 2 epochs about 7 minutes (PyTorch ~50 s an
+# epoch, JAX ~150 s, on 2 cores). Needs ./data-fetch.sh's data/.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+arch=${1:-dense}
+epochs=${2:-3}
+case $arch in dense|conv) ;; *) echo "usage: peers/compare.sh [dense|conv] [EPOCHS]" >&2; exit 2 ;; esac
+[ "$epochs" -ge 2 ] 2>/dev/null || { echo "EPOCHS must be 2 or more (epoch 1 is left out)" >&2; exit 2; }
+[ -f "$root/data/train-images-idx3-ubyte.gz" ] || { echo "no data/: run ./data-fetch.sh first" >&2; exit 1; }
+PEERS=${PEERS:-$HOME/.cache/dae-peers}
+out="$root/target/compare"
+mkdir -p "$out"
+cd "$root"
+cargo build --release --quiet
+results="$out/$arch.jsonl"
+: > "$results"
+echo "dae --arch $arch --epochs $epochs --threads 2" >&2
+target/release/dae --arch "$arch" --epochs "$epochs" --threads 2 --out "$out/dae-$arch" >&2
+python3 - "$out/dae-$arch/metrics.json" >> "$results" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+h = m["history"]
+print(json.dumps({"framework": "dae", "version": "this checkout", "epoch_s": [e["seconds"] for e in h],
+                  "val_loss": [e["val_loss"] for e in h]}))
+PY
+for framework in torch jax; do
+  if [ -x "$PEERS/$framework/bin/python" ]; then
+    PEER_EPOCHS=$epochs PEER_THREADS=2 peers/run.sh "${framework}_$arch.py" >> "$results"
+  else
+    echo "no $framework environment: peers/setup.sh$([ "$framework" = torch ] && echo " torch") makes it" >&2
+  fi
+done
+python3 - "$results" "$arch" "$epochs" <<'PY'
+import json, platform, statistics, subprocess, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+arch, epochs = sys.argv[2], int(sys.argv[3])
+cpu = [l.split(":", 1)[1].strip() for l in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
+       if l.startswith(("Model name", "Model:"))]
+print(f"{arch}, {epochs} epochs, 2 threads, on {' / model '.join(cpu)}; median of epochs 2..{epochs}")
+ours = statistics.median(rows[0]["epoch_s"][1:])
+print(f"{'run':<16} {'median epoch':>12} {'val loss':>9}  ours is")
+for r in rows:
+    median = statistics.median(r["epoch_s"][1:])
+    ratio = "" if r["framework"] == "dae" else f"{median / ours:.2f}x faster"
+    name = "dae" if r["framework"] == "dae" else r["version"].split(" / ")[0].split("+")[0]
+    print(f"{name:<16} {median:>10.3f} s {r['val_loss'][-1]:>9.4f}  {ratio}")
+PY
