@@ -20,6 +20,7 @@ cargo build --release --quiet
 results="$out/$arch.jsonl"
 : > "$results"
 echo "dae --arch $arch --epochs $epochs --threads 2" >&2
+rm -rf "$out/dae-$arch" "$out/dae-$arch".*  # the last comparison's run, not set aside again
 target/release/dae --arch "$arch" --epochs "$epochs" --threads 2 --out "$out/dae-$arch" >&2
 python3 - "$out/dae-$arch/metrics.json" >> "$results" <<'PY'
 import json, sys

@@ -615,3 +615,38 @@ fn bad_model_files_exit_1_naming_the_file() {
         &["bad.safetensors", "layers.1.weight takes 64 inputs, layer 0 gives 128"],
     );
 }
+
+/// `--model` takes a run folder for its model.safetensors; given the run's state file instead,
+/// it says what that is and names the model; given a folder without a model, says so.
+#[test]
+fn model_flags_take_a_run_folder_and_explain_a_state_file() {
+    let (data, run) = one_epoch();
+    let d = path_str(data.path());
+    let out = dae().args(["eval", "--model", path_str(&run), "--data", d]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("k-NN accuracy"));
+    let encoded = data.path().join("codes.csv");
+    let out =
+        dae().args(["encode", "--model", path_str(&run), "--data", d, "--out", path_str(&encoded)]).output();
+    assert!(out.unwrap().status.success() && encoded.is_file());
+    let state = run.join("state.safetensors");
+    fails(
+        &["eval", "--model", path_str(&state), "--data", d],
+        1,
+        &[
+            "state.safetensors: a run's training state (for --resume), not a model; the model is model.safetensors beside it",
+        ],
+    );
+    fails(&["eval", "--model", d, "--data", d], 2, &["a folder without a model.safetensors"]);
+}
+
+/// Help wraps its lines (to the terminal, or to 100 columns without one).
+#[test]
+fn help_lines_are_wrapped() {
+    for args in [&["-h"][..], &["--help"], &["eval", "--help"]] {
+        let out = dae().args(args).output().unwrap();
+        let help = String::from_utf8(out.stdout).unwrap();
+        let longest = help.lines().map(|l| l.chars().count()).max().unwrap();
+        assert!(longest <= 100, "{args:?}: a line of {longest} characters");
+    }
+}

@@ -14,7 +14,7 @@ use dae::engine::layer::Layer;
 use dae::engine::lowering::{Image, Scratch};
 use dae::engine::model::Model;
 use dae::engine::pool::MaxPool2d;
-use ndarray::{Array1, Array2, ArrayView2};
+use ndarray::{Array1, Array2};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -30,15 +30,6 @@ fn conv_t(input: Image, outputs: usize, stride: usize, seed: u64) -> ConvTranspo
     ConvTranspose2d::from_parts(input, stride, w, b)
 }
 
-/// Scratch and an output for `layer` on batches of `batch`.
-fn run(layer: &Layer, x: ArrayView2<f32>, activation: Option<Activation>) -> Array2<f32> {
-    let (lowered, partials) = layer.scratch_needs(x.nrows());
-    let scratch = Scratch::new(rayon::current_num_threads(), lowered, partials);
-    let mut out = Array2::from_elem((x.nrows(), layer.outputs()), f32::NAN);
-    layer.forward(x, out.view_mut(), activation, &scratch.buffers);
-    out
-}
-
 #[test]
 fn conv_transpose2d_doubles_the_image_as_pytorch_does() {
     // The values PyTorch 2.15 gives for a 2×2 input [[1, 2], [3, 4]], the kernel 1..9 (row
@@ -49,7 +40,7 @@ fn conv_transpose2d_doubles_the_image_as_pytorch_does() {
     let w = Array2::from_shape_vec((1, 9), (1..=9).map(|v| v as f32).collect()).unwrap();
     let layer = ConvTranspose2d::from_parts(Image::new(2, 2, 1), 2, w, Array1::zeros(1));
     let x = Array2::from_shape_vec((1, 4), vec![1.0, 2.0, 3.0, 4.0]).unwrap();
-    let y = run(&Layer::ConvTranspose2d(layer), x.view(), None);
+    let y = common::forward(&Layer::ConvTranspose2d(layer), x.view(), None);
     let expected = [
         5., 14., 10., 12., //
         14., 36., 24., 30., //
@@ -63,7 +54,7 @@ fn conv_transpose2d_doubles_the_image_as_pytorch_does() {
 fn max_pool_takes_the_largest_of_each_block_and_the_first_of_a_tie() {
     let pool = MaxPool2d { input: Image::new(2, 4, 1) };
     let x = Array2::from_shape_vec((1, 8), vec![1.0, 5.0, 7.0, 7.0, 3.0, 2.0, 7.0, 0.0]).unwrap();
-    let y = run(&Layer::MaxPool2d(pool), x.view(), None);
+    let y = common::forward(&Layer::MaxPool2d(pool), x.view(), None);
     assert_eq!(y.as_slice().unwrap(), [5.0, 7.0]);
     let mut d_prev = Array2::from_elem((1, 8), f32::NAN);
     let delta = Array2::from_shape_vec((1, 2), vec![10.0, 20.0]).unwrap();
@@ -103,7 +94,7 @@ fn check_layer(name: &str, layer: Layer, batch: usize) {
     let mut z = z0.clone();
     let numeric = numeric_gradient(z.as_slice_mut().unwrap(), 1e-2, |z| {
         let a = Array2::from_shape_vec(z0.dim(), z.iter().map(|v| v.max(0.0)).collect()).unwrap();
-        probe(&c, &run(&layer, a.view(), None))
+        probe(&c, &common::forward(&layer, a.view(), None))
     });
     assert!(relative_error(&format!("{name} δ_prev"), dz0.as_slice().unwrap(), &numeric) < 1e-3);
 
@@ -114,7 +105,7 @@ fn check_layer(name: &str, layer: Layer, batch: usize) {
         let mut theta = probe_layer.params_and_grads().unwrap()[t].0.to_vec();
         let numeric = numeric_gradient(&mut theta, 1e-2, |theta| {
             probe_layer.params_and_grads().unwrap()[t].0.copy_from_slice(theta);
-            probe(&c, &run(&probe_layer, a0.view(), None))
+            probe(&c, &common::forward(&probe_layer, a0.view(), None))
         });
         let what = if t == 0 { "dW" } else { "db" };
         assert!(relative_error(&format!("{name} {what}"), grad, &numeric) < 1e-3, "{name} {what}");

@@ -57,15 +57,6 @@ fn slice(a: &Array2<f32>) -> &[f32] {
     a.as_slice().expect("contiguous")
 }
 
-/// The fast engine's forward through `layer`, then `f`.
-fn fast_forward(layer: &Layer, x: ArrayView2<f32>, f: Option<Activation>) -> Array2<f32> {
-    let (lowered, partials) = layer.scratch_needs(x.nrows());
-    let scratch = Scratch::new(rayon::current_num_threads(), lowered, partials);
-    let mut out = Array2::from_elem((x.nrows(), layer.outputs()), f32::NAN);
-    layer.forward(x, out.view_mut(), f, &scratch.buffers);
-    out
-}
-
 /// The fast engine's backward through `layer` from `delta`, for an input `a_prev` that the
 /// activation `f` output: the parameters' gradients, and `δ_prev`.
 fn fast_backward(
@@ -109,10 +100,10 @@ fn compare_layer(name: &str, layer: Layer, batch: usize, f: Activation, bar: Opt
     let relu = Some(Activation::Relu);
     let z = reference_model::layer_forward(&layer, x.view());
     if !matches!(layer, Layer::MaxPool2d(_)) {
-        check("forward", slice(&fast_forward(&layer, x.view(), None)), slice(&z));
+        check("forward", slice(&common::forward(&layer, x.view(), None)), slice(&z));
     }
     let a = activation::forward(Activation::Relu, z);
-    check("forward with ReLU", slice(&fast_forward(&layer, x.view(), relu)), slice(&a));
+    check("forward with ReLU", slice(&common::forward(&layer, x.view(), relu)), slice(&a));
 
     let delta = random((batch, layer.outputs()), -1.0, 1.0, 2);
     let (grads, delta_prev) = reference_backward(&layer, x.view(), delta.view(), f);

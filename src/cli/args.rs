@@ -111,7 +111,7 @@ struct TrainArgs {
 
 #[derive(Debug, Args)]
 struct EvalArgs {
-    /// A model.safetensors written by training.
+    /// A model.safetensors written by training, or the run folder that holds it.
     #[arg(long)]
     model: PathBuf,
     /// Folder with the data set (the training set is the k-NN reference).
@@ -131,7 +131,7 @@ struct EvalArgs {
 
 #[derive(Debug, Args)]
 struct DenoiseArgs {
-    /// A model.safetensors written by training.
+    /// A model.safetensors written by training, or the run folder that holds it.
     #[arg(long)]
     model: PathBuf,
     /// Grayscale PNG images of the model's input size.
@@ -156,7 +156,7 @@ struct DenoiseArgs {
 
 #[derive(Debug, Args)]
 struct EncodeArgs {
-    /// A model.safetensors written by training.
+    /// A model.safetensors written by training, or the run folder that holds it.
     #[arg(long)]
     model: PathBuf,
     /// Folder with the data set.
@@ -324,10 +324,12 @@ fn run(cli: Cli, given: Vec<&'static str>, threads: usize) -> Result<(), Failure
             };
             commands::train(&plan)
         }
-        Command::Eval(e) if e.sweep => commands::sweep(&e.model, &e.data, e.seed),
-        Command::Eval(e) => commands::eval(&e.model, &e.data, e.noise, e.seed),
-        Command::Denoise(d) => commands::denoise(&d.model, &d.images, &d.out, (d.noise, d.seed), d.as_is),
-        Command::Encode(e) => commands::encode(&e.model, &e.data, &e.out),
+        Command::Eval(e) if e.sweep => commands::sweep(&commands::model_file(&e.model)?, &e.data, e.seed),
+        Command::Eval(e) => commands::eval(&commands::model_file(&e.model)?, &e.data, e.noise, e.seed),
+        Command::Denoise(d) => {
+            commands::denoise(&commands::model_file(&d.model)?, &d.images, &d.out, (d.noise, d.seed), d.as_is)
+        }
+        Command::Encode(e) => commands::encode(&commands::model_file(&e.model)?, &e.data, &e.out),
         Command::Report(r) => commands::report(&r.dir, &r.data),
     }
 }

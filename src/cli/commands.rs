@@ -494,6 +494,20 @@ fn table(e: &Evaluation, model: &Model, data: &Mnist, noise: Noise) -> String {
     )
 }
 
+/// The model file `--model` names: the file itself, or a run folder's `model.safetensors`.
+pub fn model_file(model: &Path) -> Result<PathBuf, Failure> {
+    if !model.is_dir() {
+        return Ok(model.to_path_buf());
+    }
+    let file = model.join("model.safetensors");
+    match file.is_file() {
+        true => Ok(file),
+        false => {
+            Err(Failure::Usage(format!("--model {}: a folder without a model.safetensors", model.display())))
+        }
+    }
+}
+
 /// The most pixels `denoise` reads of an image it scales: a 4096×4096 drawing.
 const MAX_PIXELS: usize = 1 << 24;
 

@@ -273,6 +273,11 @@ impl File {
 /// Reads a model written by [`save`].
 pub fn load(path: &Path) -> Result<Model, CheckpointError> {
     let file = File::read(path)?;
+    if file.metadata.contains_key("adam.t") {
+        let message =
+            "a run's training state (for --resume), not a model; the model is model.safetensors beside it";
+        return Err(error(path, message.to_string()));
+    }
     let model = read_model(&file, path)?;
     let (tensors, expected) = (file.tensors().len(), model.param_sizes().len());
     if tensors != expected {

@@ -131,3 +131,16 @@ pub fn check_whole_model(
     }
     analytic.len()
 }
+
+/// The fast engine's forward through `layer` (then `activation`), on a scratch of its own.
+pub fn forward(
+    layer: &dae::engine::layer::Layer,
+    x: ndarray::ArrayView2<f32>,
+    activation: Option<dae::engine::activation::Activation>,
+) -> Array2<f32> {
+    let (lowered, partials) = layer.scratch_needs(x.nrows());
+    let scratch = dae::engine::lowering::Scratch::new(rayon::current_num_threads(), lowered, partials);
+    let mut out = Array2::from_elem((x.nrows(), layer.outputs()), f32::NAN);
+    layer.forward(x, out.view_mut(), activation, &scratch.buffers);
+    out
+}
