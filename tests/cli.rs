@@ -302,11 +302,8 @@ fn sigkill_mid_epoch_leaves_a_loadable_state_of_a_finished_epoch() {
     assert!(checkpoint::load(&out.join("model.safetensors")).is_ok());
     let metrics = Metrics::read(&out.join("metrics.json")).unwrap();
     assert!(metrics.history.len() >= progress.epoch);
-    let leftovers: Vec<PathBuf> = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(".tmp-"))
-        .collect();
+    let leftovers: Vec<PathBuf> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().path()).filter(|p| is_our_temp(p)).collect();
     assert!(leftovers.len() <= 1, "at most the one file being written when killed: {leftovers:?}");
 }
 
@@ -344,11 +341,12 @@ fn a_run_folder_is_held_by_one_run_at_a_time() {
     fails(&["--data", d, "--resume", o, "--epochs", "900"], 1, &["--resume", &holder]);
     signal(&child, "KILL");
     child.wait().unwrap();
-    std::fs::write(out.join(".tmp-left-by-a-crash"), b"half a file").unwrap();
+    let left = out.join(format!(".dae-{}-AbC123.partial", dead_pid()));
+    std::fs::write(&left, b"half a file").unwrap();
     let args = ["--data", d, "--resume", o, "--epochs", "1000", "--threads", "1"];
     let resumed = dae().args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while out.join(".tmp-left-by-a-crash").exists() {
+    while left.exists() {
         assert!(Instant::now() < deadline, "the stale temporary file was not cleared");
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -534,12 +532,84 @@ fn the_progress_bar_knows_its_length_from_the_first_frame() {
     assert!(!shown.contains("0/0 steps"), "{shown}");
 }
 
+/// Whether `path` is named as this program names its temporary files.
+fn is_our_temp(path: &Path) -> bool {
+    let name = path.file_name().unwrap().to_string_lossy().to_string();
+    name.starts_with(".dae-") && name.ends_with(".partial")
+}
+
+/// The id of a process that has ended.
+fn dead_pid() -> u32 {
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+/// A link planted at `RUN/.lock` never makes a run write through it: `report`, `--resume` and
+/// `--out` refuse it, naming it, and the file it points to stays byte for byte as it was; a
+/// dangling link creates nothing.
+#[test]
+fn the_run_lock_never_follows_a_link() {
+    let (data, run) = one_epoch();
+    let d = path_str(data.path());
+    let victim = data.path().join("victim.txt");
+    std::fs::write(&victim, "precious").unwrap();
+    std::fs::remove_file(run.join(".lock")).unwrap();
+    std::os::unix::fs::symlink(&victim, run.join(".lock")).unwrap();
+    let r = path_str(&run);
+    for args in [
+        &["report", r, "--data", d][..],
+        &["--data", d, "--resume", r, "--epochs", "2"],
+        &["--data", d, "--out", r],
+    ] {
+        fails(args, 1, &[".lock is a symbolic link"]);
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious", "{args:?}");
+    }
+    std::fs::remove_file(run.join(".lock")).unwrap();
+    let nowhere = data.path().join("created-through-the-link");
+    std::os::unix::fs::symlink(&nowhere, run.join(".lock")).unwrap();
+    fails(&["report", r, "--data", d], 1, &[".lock is a symbolic link"]);
+    assert!(!nowhere.exists(), "a dangling link made no file");
+}
+
+/// Only this program's own temporary files, of writers that have ended, are ever removed, and
+/// only in a folder it recognised: a foreign `.tmp-notes`, and ours of a live writer, stay; a
+/// folder that is not a run gets no `.lock` either.
+#[test]
+fn only_our_dead_writers_temporary_files_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let notes = dir.path().join(".tmp-notes");
+    std::fs::write(&notes, "hi").unwrap();
+    fails(&["report", path_str(dir.path())], 2, &["not a run (no metrics.json)"]);
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "hi");
+    assert!(!dir.path().join(".lock").exists(), "no lock left in a folder that is not a run");
+
+    let (data, run) = one_epoch();
+    let dead = run.join(format!(".dae-{}-XyZ789.partial", dead_pid()));
+    let live = run.join(format!(".dae-{}-XyZ789.partial", std::process::id()));
+    let foreign =
+        [run.join(".tmp-notes"), run.join(".dae-notes.partial"), run.join(".dae-1-toolong.partial")];
+    for file in [&dead, &live].into_iter().chain(&foreign) {
+        std::fs::write(file, "x").unwrap();
+    }
+    let out = dae().args(["report", path_str(&run), "--data", path_str(data.path())]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!dead.exists(), "a dead writer's temporary file is cleared");
+    assert!(live.exists() && foreign.iter().all(|f| f.exists()), "the rest stay");
+
+    // Beside an encoded CSV too, where killed encodes leave theirs.
+    let stale = data.path().join(format!(".dae-{}-Enc001.partial", dead_pid()));
+    std::fs::write(&stale, vec![0u8; 1000]).unwrap();
+    let csv = data.path().join("codes.csv");
+    let args =
+        ["encode", "--model", path_str(&run), "--data", path_str(data.path()), "--out", path_str(&csv)];
+    assert!(dae().args(args).output().unwrap().status.success());
+    assert!(!stale.exists() && csv.is_file());
+}
+
 fn temporary_files(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(".tmp-"))
-        .collect()
+    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| is_our_temp(p)).collect()
 }
 
 /// Ctrl-C finishes the step, saves, exits 130; `--resume` then ends on exactly the weights of a

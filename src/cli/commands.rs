@@ -18,7 +18,7 @@ use crate::engine::model::{Model, Workspace, autoencoder_widths};
 use crate::eval::evaluate::{self, Evaluation};
 use crate::files::checkpoint::{self, Snapshots, State};
 use crate::files::figure;
-use crate::files::output::{DataPrint, DeadShares, Metrics, RunLock};
+use crate::files::output::{DataPrint, DeadShares, Metrics, RunLock, remove_stale_temps};
 use crate::files::plot;
 use crate::files::pngio;
 use crate::report::{self, MEASURED_TEST, MEASURED_TRAIN, Measured};
@@ -79,6 +79,8 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
     prepare_out(&out)?;
     let _lock =
         RunLock::acquire(&out).map_err(|e| Failure::Error(anyhow!("{flag} {}: {e}", out.display())))?;
+    // A run that was killed before renaming its temporary files left them; the folder is ours now.
+    remove_stale_temps(&out).with_context(|| format!("{flag} {}: cannot clear", out.display()))?;
     let data = Mnist::load(&plan.data)?;
     let (mut trainer, mut metrics, mut snapshots) = match &plan.resume {
         None => {
@@ -247,9 +249,14 @@ pub fn report(dir: &Path, data_path: &Path) -> Result<(), Failure> {
         let what = if dir.exists() { "not a folder" } else { "no such folder" };
         return Err(Failure::Usage(format!("{}: {what}; name the folder of a run", dir.display())));
     }
+    if !dir.join("metrics.json").is_file() {
+        let message = format!("{}: not a run (no metrics.json); name the folder of a run", dir.display());
+        return Err(Failure::Usage(message));
+    }
     let _lock = RunLock::acquire(dir).map_err(|e| Failure::Error(anyhow!("{}: {e}", dir.display())))?;
     let data = Mnist::load(data_path)?;
     let (metrics, state) = open_run(dir, &data, data_path)?;
+    remove_stale_temps(dir).with_context(|| format!("{}: cannot clear", dir.display()))?;
     let config = &metrics.config;
     let (clean, noisy) = corrupt_set(&data.test.images, config.noise, config.seed, Purpose::TestNoise);
     let snapshots = snapshots_of(&state, &data);
@@ -550,6 +557,7 @@ pub fn denoise(
         }
     }
     prepare_out(out)?;
+    remove_stale_temps(out).with_context(|| format!("--out {}: cannot clear", out.display()))?;
     let mut ws = Workspace::new(&net, 1);
     for (i, (path, [target, noisy_target])) in images.iter().zip(&targets).enumerate() {
         let picture = pngio::read_picture(path, MAX_PIXELS)?;
@@ -657,10 +665,10 @@ pub fn encode(model: &Path, data: &Path, out: &Path) -> Result<(), Failure> {
     let data = Mnist::load(data)?;
     let net = checkpoint::load(model)?;
     check_fits(&net, &data, model)?;
-    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("--out {}: cannot create", parent.display()))?;
-    }
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).with_context(|| format!("--out {}: cannot create", parent.display()))?;
+    // What encodes killed before renaming their temporary files left beside it.
+    remove_stale_temps(parent).with_context(|| format!("--out {}: cannot clear", parent.display()))?;
     let codes = evaluate::encode(&net, evaluate::scaled(&data.test.images).view());
     crate::files::output::write_atomic(out, |w| {
         let mut csv = csv::Writer::from_writer(w);

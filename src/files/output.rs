@@ -30,17 +30,57 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Resul
     Ok(())
 }
 
-/// A temporary file in `dir`, readable by all like a file made the ordinary way (`rw-r--r--`
-/// before the umask), not `rw-------` as temporary files are by default.
+/// A temporary file in `dir`, named `.dae-<pid>-XXXXXX.partial` after the process writing it
+/// (so that [`remove_stale_temps`] knows whose it is) and readable by all like a file made the
+/// ordinary way (`rw-r--r--` before the umask), not `rw-------` as temporary files are by default.
 fn temp_file_in(dir: &Path) -> io::Result<NamedTempFile> {
     let mut builder = tempfile::Builder::new();
-    builder.prefix(".tmp-");
+    let prefix = format!("{TEMP_PREFIX}{}-", std::process::id());
+    builder.prefix(&prefix).suffix(TEMP_SUFFIX).rand_bytes(6);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         builder.permissions(std::fs::Permissions::from_mode(0o644));
     }
     builder.tempfile_in(dir)
+}
+
+/// How this program's temporary files begin and end: `.dae-<pid>-XXXXXX.partial`.
+const TEMP_PREFIX: &str = ".dae-";
+const TEMP_SUFFIX: &str = ".partial";
+
+/// Removes from `dir` the temporary files that writers of this program left when they were
+/// killed before renaming them: only files named as [`temp_file_in`] names them, only regular
+/// files, and only those whose writer is no longer running. Anything else, however named, is
+/// not ours and stays.
+pub fn remove_stale_temps(dir: &Path) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let Some(pid) = temp_writer(&entry.file_name().to_string_lossy()) else { continue };
+        if entry.file_type()?.is_file() && !is_running(pid) {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// The writer's process id, if `name` is one of our temporary files' names.
+fn temp_writer(name: &str) -> Option<u32> {
+    let middle = name.strip_prefix(TEMP_PREFIX)?.strip_suffix(TEMP_SUFFIX)?;
+    let (pid, random) = middle.split_once('-')?;
+    let ours = random.len() == 6 && random.chars().all(|c| c.is_ascii_alphanumeric());
+    ours.then(|| pid.parse().ok()).flatten()
+}
+
+/// Whether process `pid` is running (or exists but is another user's).
+fn is_running(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+    // SAFETY: signal 0 sends nothing; it only asks whether `pid` could be signalled.
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    alive || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// A run folder held by this process: an exclusive lock on `DIR/.lock`, which the operating
@@ -63,14 +103,28 @@ pub enum LockError {
     /// The lock file could not be made: the folder is not writable.
     #[error("cannot write into it: {0}")]
     Io(#[from] io::Error),
+    /// `DIR/.lock` is something else than a file of ours: what it is.
+    #[error(".lock is {0}; remove it if no run is using the folder")]
+    NotAFile(&'static str),
 }
 
 impl RunLock {
-    /// Takes `dir` for this process, then removes the temporary files that runs killed before
-    /// they could rename them left behind (no other process can be writing them now).
+    /// Takes `dir` for this process. `DIR/.lock` is opened without following a link, and must
+    /// be a regular file: a link there, planted to make the run write elsewhere, is refused.
     pub fn acquire(dir: &Path) -> Result<RunLock, LockError> {
+        use std::os::unix::fs::OpenOptionsExt;
         let path = dir.join(".lock");
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        // Without following a link, and without waiting on a FIFO.
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+        let mut file = options.open(&path).map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => LockError::NotAFile("a symbolic link"),
+            _ => LockError::Io(e),
+        })?;
+        if !file.metadata()?.is_file() {
+            return Err(LockError::NotAFile("not a regular file"));
+        }
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -87,12 +141,6 @@ impl RunLock {
         file.set_len(0)?;
         write!(file, "{}", std::process::id())?;
         file.sync_all()?;
-        for entry in std::fs::read_dir(dir)? {
-            let entry = entry?;
-            if entry.file_name().to_string_lossy().starts_with(".tmp-") && entry.file_type()?.is_file() {
-                std::fs::remove_file(entry.path())?;
-            }
-        }
         Ok(RunLock { _file: file })
     }
 }
