@@ -720,3 +720,37 @@ fn help_lines_are_wrapped() {
         assert!(longest <= 100, "{args:?}: a line of {longest} characters");
     }
 }
+
+/// SIGTERM during the end-of-run work (here the report's measurements of a wide model, seconds
+/// long) ends the process at once with 130, leaving the last epoch's files whole.
+#[test]
+fn sigterm_after_the_last_epoch_ends_the_run_at_once() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    common::write_dataset(dir.path(), &common::bars_dataset_of_side(2000, 28, 2000));
+    let out = dir.path().join("run");
+    let args = [
+        "--data",
+        path_str(dir.path()),
+        "--out",
+        path_str(&out),
+        "--epochs",
+        "1",
+        "--layers",
+        "2048,1024,512",
+    ];
+    let mut child = dae().args(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let line = lines.next().unwrap().unwrap();
+    assert!(line.starts_with("measuring the report's noise sweep"), "{line}");
+    std::thread::sleep(Duration::from_millis(300));
+    let sent = Instant::now();
+    signal(&child, "TERM");
+    let status = child.wait().unwrap();
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    assert_eq!(status.code(), Some(130), "{rest:?}");
+    assert!(sent.elapsed() < Duration::from_secs(1), "ended {:?} after the signal", sent.elapsed());
+    assert!(rest.iter().any(|l| l.starts_with("interrupted after the last epoch")), "{rest:?}");
+    assert_eq!(Metrics::read(&out.join("metrics.json")).unwrap().history.len(), 1);
+    assert!(checkpoint::load(&out.join("model.safetensors")).is_ok());
+}

@@ -13,14 +13,18 @@ fn the_loss_curve_survives_losses_that_are_not_finite() {
         vec![epoch(1, f64::NAN, f64::NAN), epoch(2, f64::NEG_INFINITY, f64::INFINITY)],
         vec![epoch(1, 0.3, 1e30), epoch(2, 0.2, 0.25)],
         vec![epoch(1, 0.2, 0.2)],
+        // Finite, but a range too wide to divide (once a drawing that never ended).
+        vec![epoch(1, -f64::MAX, f64::MAX), epoch(2, 0.2, 0.25)],
+        vec![epoch(1, -1.7e308, 1.7e308)],
+        vec![epoch(1, 1e12, 1e12), epoch(2, 1e12, 1e12)],
     ];
     for (i, history) in histories.iter().enumerate() {
         let path = dir.path().join(format!("loss{i}.svg"));
         write_loss_curve(&path, history, "BCE").unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
-        let finite =
-            history.iter().flat_map(|e| [e.train_loss, e.val_loss]).filter(|v| v.is_finite()).count();
-        assert_eq!(svg.matches("<circle").count(), finite, "history {i}: a point per finite loss");
+        let drawn = history.iter().flat_map(|e| [e.train_loss, e.val_loss]);
+        let drawn = drawn.filter(|v| v.is_finite() && v.abs() <= 1e15).count();
+        assert_eq!(svg.matches("<circle").count(), drawn, "history {i}: a point per drawable loss");
     }
 }
 
@@ -88,4 +92,14 @@ fn the_figure_labels_its_rows() {
     };
     assert!(lit(0..GAP + band) > 20 && lit(GAP + band..GAP + 2 * band) > 20, "a label in each band");
     assert_eq!(lit(0..GAP), 0, "none above the first row");
+}
+
+/// Shares of dead units from a hand-edited file: out of range (1e308, negative, NaN) or fewer
+/// than the layers; the chart is drawn without them, and promptly.
+#[test]
+fn dead_units_out_of_range_are_left_out() {
+    let names: Vec<String> = (0..2).map(|i| format!("layer {i}")).collect();
+    let shares = vec![vec![0.25, 1e308], vec![-1.0, f64::NAN], vec![0.5]];
+    let svg = dae::files::plot::dead_units(&names, &shares).unwrap();
+    assert_eq!(circles(&svg).len(), 2, "0.25 and 0.5 drawn, the rest not");
 }

@@ -3,7 +3,8 @@
 //! [`crate::cli`]; the numeric work is in the library's other modules.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, anyhow};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -107,7 +108,19 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
     }
     let config = trainer.config.clone();
     let interrupt = trainer.interrupt_flag();
-    ctrlc::set_handler(move || interrupt.store(true, Ordering::Relaxed))?;
+    // Once the epochs are done, their files are saved whole: a signal during the end-of-run
+    // work (the report's measurements, a minute for a large model) ends the process at once.
+    let ending = Arc::new(AtomicBool::new(false));
+    let (ended, shown_out) = (Arc::clone(&ending), out.display().to_string());
+    ctrlc::set_handler(move || {
+        if ended.load(Ordering::Relaxed) {
+            eprintln!(
+                "interrupted after the last epoch; saved in {shown_out}; 'dae report {shown_out}' makes its report"
+            );
+            std::process::exit(130);
+        }
+        interrupt.store(true, Ordering::Relaxed)
+    })?;
     let steps = data.train.images.count.div_ceil(config.batch_size);
     for epoch in trainer.progress.epoch + 1..=config.epochs {
         let bar = progress_bar(epoch, config.epochs, steps);
@@ -145,6 +158,11 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
         let samples = trainer.samples(SHOWN);
         snapshots.push(samples[2].view());
         save(&out, &trainer, &metrics, &snapshots, &samples)?;
+    }
+    ending.store(true, Ordering::Relaxed);
+    if trainer.interrupt_flag().load(Ordering::Relaxed) {
+        eprintln!("interrupted after the last epoch; saved in {}", out.display());
+        return Err(Failure::Interrupted);
     }
     let profile = plan.profile.then(|| {
         let (m, k, n) = profile::typical_product(&trainer.model, trainer.batch_rows());

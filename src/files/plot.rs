@@ -83,13 +83,24 @@ fn svg(size: (u32, u32), draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> D
     Ok(text)
 }
 
-/// The range that shows every finite one of `values` with a 5% margin; the unit interval if
-/// there is none. (An infinite value would make the axis endless.)
+/// The largest magnitude a chart draws: a range wider than the plotting library can divide into
+/// ticks (`high − low` overflowing to infinity) would never finish drawing, and no loss, share
+/// or PSNR of a run comes near it.
+const LARGEST: f64 = 1e15;
+
+/// Whether a chart draws `v`: finite, and within [`LARGEST`].
+fn plottable(v: f64) -> bool {
+    v.is_finite() && v.abs() <= LARGEST
+}
+
+/// The range that shows every [`plottable`] one of `values` with a 5% margin; the unit interval
+/// if there is none. The margin is never narrower than a millionth of the values, so that equal
+/// values still make a range the axis can divide.
 fn finite_range(values: impl Iterator<Item = f64>) -> Range<f64> {
-    let finite = values.filter(|v| v.is_finite());
-    let (low, high) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
+    let drawn = values.filter(|&v| plottable(v));
+    let (low, high) = drawn.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
     let (low, high) = if low <= high { (low, high) } else { (0.0, 1.0) };
-    let pad = 0.05 * (high - low).max(1e-3);
+    let pad = 0.05 * (high - low).max(1e-3).max(1e-6 * low.abs().max(high.abs()));
     low - pad..high + pad
 }
 
@@ -117,11 +128,15 @@ pub fn dead_units(names: &[String], shares: &[Vec<f64>]) -> io::Result<String> {
         .iter()
         .enumerate()
         .map(|(i, name)| {
-            let points = shares.iter().enumerate().map(|(e, s)| (e + 1, 100.0 * s[i])).collect();
+            let share =
+                |s: &Vec<f64>| s.get(i).copied().filter(|s| (0.0..=1.0).contains(s)).unwrap_or(f64::NAN);
+            let points = shares.iter().enumerate().map(|(e, s)| (e + 1, 100.0 * share(s))).collect();
             (name.clone(), TEN[i % TEN.len()], points)
         })
         .collect();
-    let most = shares.iter().flatten().fold(0.0f64, |m, &s| m.max(100.0 * s));
+    // Shares are in [0, 1]; anything else in a hand-edited file is not drawn.
+    let most =
+        shares.iter().flatten().filter(|s| (0.0..=1.0).contains(*s)).fold(0.0f64, |m, &s| m.max(100.0 * s));
     // At least 0-10%, so that a few dead units do not look like many; room above for the legend.
     let range = -0.5..(most * 1.6).max(10.0);
     let label = |y: &f64| format!("{y:.0}%");
@@ -167,7 +182,7 @@ fn per_epoch(
                 Spread::Apart => ((i as f64 - (series.len() - 1) as f64 / 2.0) * 0.06, 5 - (i as i32).min(3)),
             };
             let points: Vec<(f64, f64)> =
-                points.iter().filter(|(_, v)| v.is_finite()).map(|&(e, v)| (e as f64 + shift, v)).collect();
+                points.iter().filter(|(_, v)| plottable(*v)).map(|&(e, v)| (e as f64 + shift, v)).collect();
             let color = *color;
             chart
                 .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
@@ -196,7 +211,7 @@ pub fn noise_sweep(rows: &[SweepRow]) -> io::Result<String> {
                 .draw()?;
             let points = |f: fn(&SweepRow) -> f64| -> Vec<(f64, f64)> {
                 let mine = rows.iter().filter(|r| r.noise.kind() == kind);
-                mine.map(|r| (f64::from(r.noise.level()), f(r))).filter(|(_, v)| v.is_finite()).collect()
+                mine.map(|r| (f64::from(r.noise.level()), f(r))).filter(|(_, v)| plottable(*v)).collect()
             };
             let (input, output) = (points(|r| r.noisy), points(|r| r.reconstructed));
             let gray = RGBColor(90, 90, 90);
