@@ -754,3 +754,107 @@ fn sigterm_after_the_last_epoch_ends_the_run_at_once() {
     assert_eq!(Metrics::read(&out.join("metrics.json")).unwrap().history.len(), 1);
     assert!(checkpoint::load(&out.join("model.safetensors")).is_ok());
 }
+
+/// `path`, a safetensors file, with its metadata `key` set to `value` (the header rewritten,
+/// the tensors' bytes as they were).
+fn set_metadata(path: &Path, key: &str, value: &str) {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    header["__metadata__"][key] = serde_json::Value::String(value.to_string());
+    let mut text = serde_json::to_vec(&header).unwrap();
+    while !text.len().is_multiple_of(8) {
+        text.push(b' ');
+    }
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend(text);
+    out.extend(&bytes[8 + n..]);
+    std::fs::write(path, out).unwrap();
+}
+
+/// Numbers in a state or metrics file that no run writes are refused when the file is read,
+/// naming the file and the number, before anything is trained or written: nothing non-finite
+/// ever reaches metrics.json.
+#[test]
+fn numbers_no_run_writes_are_refused_at_load() {
+    let (data, run) = one_epoch();
+    let (d, r) = (path_str(data.path()), path_str(&run));
+    let state = run.join("state.safetensors");
+    let good = std::fs::read(&state).unwrap();
+    for (key, value, needle) in [
+        ("loss_sum", "NaN", "loss_sum = NaN: not a finite sum of losses"),
+        ("loss_sum", "inf", "loss_sum = inf: not a finite sum of losses"),
+        ("adam.t", "3000000000", "adam.t = 3000000000: more steps than Adam counts"),
+        ("step", "1000000000", "step 1000000000 of an epoch of 1 steps"),
+    ] {
+        set_metadata(&state, key, value);
+        fails(&["--data", d, "--resume", r, "--epochs", "2"], 1, &["state.safetensors", needle]);
+        std::fs::write(&state, &good).unwrap();
+    }
+    let metrics_path = run.join("metrics.json");
+    let metrics = std::fs::read_to_string(&metrics_path).unwrap();
+    let (history, dead) = metrics.split_once("\"dead_units\"").unwrap();
+    let dead_at_0 = format!("{history}\"dead_units\"{}", dead.replacen("\"epoch\": 1", "\"epoch\": 0", 1));
+    let cases = [
+        (dead_at_0, "dead_units: epoch 0 after 0"),
+        (metrics.replacen("\"train_loss\": 0.", "\"train_loss\": -0.", 1), "train_loss = -0."),
+    ];
+    for (text, needle) in cases {
+        assert_ne!(text, metrics, "the edit for {needle} applied");
+        std::fs::write(&metrics_path, text).unwrap();
+        fails(&["report", r, "--data", d], 1, &["metrics.json", needle]);
+        fails(&["--data", d, "--resume", r, "--epochs", "2"], 1, &["metrics.json", needle]);
+    }
+}
+
+/// Hand-made models that are not autoencoders, or whose kernel does not fit the image, are
+/// refused at load by every command, instead of panicking in the middle of one.
+#[test]
+fn models_whose_shapes_lie_are_refused_at_load() {
+    use dae::engine::activation::Activation;
+    use dae::engine::conv::Conv2d;
+    use dae::engine::dense::Dense;
+    use dae::engine::layer::Layer;
+    use dae::engine::lowering::Image;
+    use dae::engine::model::Model;
+    use ndarray::{Array1, Array2};
+    let data = dataset(64);
+    let d = path_str(data.path());
+    let (relu, sigmoid) = (Activation::Relu, Activation::Sigmoid);
+    let dense = |i: usize, o: usize| Layer::Dense(Dense::from_parts(Array2::zeros((o, i)), Array1::zeros(o)));
+    let conv = |k: usize, c: usize, o: usize| {
+        let w = Array2::zeros((o, k * k * c));
+        Layer::Conv2d(Conv2d::from_parts(Image::new(8, 8, c), w, Array1::zeros(o)))
+    };
+    let cases = [
+        (
+            Model { layers: vec![dense(64, 16), dense(16, 10)], activations: vec![relu, sigmoid] },
+            "maps 64 numbers to 10",
+        ),
+        (
+            Model { layers: vec![conv(3, 1, 4), conv(3, 4, 2)], activations: vec![relu, sigmoid] },
+            "maps 64 numbers to 128",
+        ),
+        (
+            Model { layers: vec![conv(9, 1, 4), conv(3, 4, 1)], activations: vec![relu, sigmoid] },
+            "layers.0: a 9×9 kernel on 8×8 images",
+        ),
+    ];
+    for (model, needle) in cases {
+        let path = data.path().join("model.safetensors");
+        dae::files::checkpoint::save(&model, (8, 8), &path).unwrap();
+        let m = path_str(&path);
+        let png = data.path().join("in.png");
+        dae::files::pngio::write_gray(&png, (8, 8), &[0.5; 64]).unwrap();
+        let out = data.path().join("out");
+        for args in [
+            &["eval", "--model", m, "--data", d][..],
+            &["eval", "--sweep", "--model", m, "--data", d],
+            &["encode", "--model", m, "--data", d, "--out", path_str(&data.path().join("c.csv"))],
+            &["denoise", "--model", m, path_str(&png), "--out", path_str(&out), "--noise", "gaussian:0.5"],
+        ] {
+            fails(args, 1, &["model.safetensors", needle]);
+        }
+        assert!(!out.exists(), "{needle}: denoise wrote nothing");
+    }
+}

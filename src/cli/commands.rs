@@ -206,6 +206,11 @@ fn resume<'a>(
         );
         return Err(Failure::Usage(message));
     }
+    let steps = data.train.images.count.div_ceil(metrics.config.batch_size);
+    if state.progress.step >= steps {
+        let (step, path) = (state.progress.step, dir.join("state.safetensors"));
+        return Err(anyhow!("{}: step {step} of an epoch of {steps} steps", path.display()).into());
+    }
     metrics.config.epochs = epochs;
     metrics.threads = plan.threads;
     metrics.engine = plan.engine;

@@ -340,6 +340,7 @@ fn read_model(file: &File, path: &Path) -> Result<Model, CheckpointError> {
                 format!("layers.{i}.weight takes {} inputs, layer {} gives {prev}", layer.inputs(), i - 1);
             return Err(error(path, message));
         }
+        check_geometry(&layer).map_err(|m| error(path, format!("layers.{i}: {m}")))?;
         image = match &layer {
             Layer::Dense(_) => None,
             Layer::Conv2d(c) => Some(c.output()),
@@ -349,11 +350,37 @@ fn read_model(file: &File, path: &Path) -> Result<Model, CheckpointError> {
         layers.push(layer);
     }
     let model = Model { layers, activations };
+    let widths_now = model.widths();
+    let (input, output) = (widths_now[0], widths_now[widths_now.len() - 1]);
+    if input != output {
+        let message = format!(
+            "the model maps {input} numbers to {output}: an autoencoder's output is its input's size"
+        );
+        return Err(error(path, message));
+    }
     if let Some(widths) = widths.filter(|w| *w != model.widths()) {
         let message = format!("metadata 'widths' = {widths:?}, the tensors give {:?}", model.widths());
         return Err(error(path, message));
     }
     Ok(model)
+}
+
+/// Whether a convolutional layer's kernel fits its image: odd (a "same" window has a centre)
+/// and no larger than the image's smaller side.
+fn check_geometry(layer: &Layer) -> Result<(), String> {
+    let (kernel, image) = match layer {
+        Layer::Conv2d(c) => (c.kernel(), c.input),
+        Layer::ConvTranspose2d(c) => (c.kernel(), c.output()),
+        Layer::Dense(_) | Layer::MaxPool2d(_) => return Ok(()),
+    };
+    let side = image.height.min(image.width);
+    match kernel {
+        k if k % 2 == 1 && k <= side => Ok(()),
+        k => Err(format!(
+            "a {k}×{k} kernel on {}×{} images; expected an odd size up to {side}",
+            image.height, image.width
+        )),
+    }
 }
 
 /// Layer `i`, of kind `kind`, on images `image` (the previous layer's output, if an image).
@@ -451,6 +478,15 @@ pub fn load_state(path: &Path, lr: f32) -> Result<State, CheckpointError> {
         step: file.meta(path, "step")?,
         loss_sum: file.meta(path, "loss_sum")?,
     };
+    if !(progress.loss_sum.is_finite() && progress.loss_sum >= 0.0) {
+        return Err(error(path, format!("loss_sum = {}: not a finite sum of losses", progress.loss_sum)));
+    }
+    if adam.t > i32::MAX as u32 {
+        return Err(error(
+            path,
+            format!("adam.t = {}: more steps than Adam counts (at most {})", adam.t, i32::MAX),
+        ));
+    }
     if let Some(s) = snapshots.as_ref().filter(|s| s.first + s.epochs() != progress.epoch + 1) {
         let (first, last) = (s.first, s.first + s.epochs() - 1);
         let message = format!(

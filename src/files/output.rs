@@ -215,8 +215,10 @@ pub struct DeadShares {
 }
 
 impl Metrics {
-    /// Writes `metrics.json` at `path`, atomically.
+    /// Writes `metrics.json` at `path`, atomically; never a file [`Metrics::read`] would refuse
+    /// (a NaN would be written as `null`).
     pub fn write(&self, path: &Path) -> io::Result<()> {
+        self.check().map_err(io::Error::other)?;
         write_atomic(path, |w| {
             serde_json::to_writer_pretty(&mut *w, self)?;
             writeln!(w)
@@ -226,6 +228,38 @@ impl Metrics {
     /// Reads a `metrics.json`.
     pub fn read(path: &Path) -> io::Result<Metrics> {
         let text = std::fs::read_to_string(path)?;
-        serde_json::from_str(&text).map_err(io::Error::other)
+        let metrics: Metrics = serde_json::from_str(&text).map_err(io::Error::other)?;
+        metrics.check().map_err(io::Error::other)?;
+        Ok(metrics)
+    }
+
+    /// Whether every number is one a run writes: epochs 1, 2, … in order, losses and seconds
+    /// finite and not negative, dead-unit records for epochs that ran, in order, each with one
+    /// share in `[0, 1]` per layer it names. The first fault, in a line, if not.
+    pub fn check(&self) -> Result<(), String> {
+        for (i, e) in self.history.iter().enumerate() {
+            if e.epoch != i + 1 {
+                return Err(format!("history[{i}] is epoch {}, expected {}", e.epoch, i + 1));
+            }
+            let numbers = [("train_loss", e.train_loss), ("val_loss", e.val_loss), ("seconds", e.seconds)];
+            if let Some((name, v)) = numbers.iter().find(|(_, v)| !(v.is_finite() && *v >= 0.0)) {
+                return Err(format!("epoch {}: {name} = {v}, not a finite number ≥ 0", e.epoch));
+            }
+        }
+        let mut last = 0;
+        for d in &self.dead_units {
+            if d.epoch <= last || d.epoch > self.history.len() {
+                return Err(format!(
+                    "dead_units: epoch {} after {last}, with {} run",
+                    d.epoch,
+                    self.history.len()
+                ));
+            }
+            if d.layers.len() != d.shares.len() || d.shares.iter().any(|s| !(0.0..=1.0).contains(s)) {
+                return Err(format!("dead_units, epoch {}: one share in [0, 1] per layer expected", d.epoch));
+            }
+            last = d.epoch;
+        }
+        Ok(())
     }
 }
