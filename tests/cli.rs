@@ -858,3 +858,27 @@ fn models_whose_shapes_lie_are_refused_at_load() {
         assert!(!out.exists(), "{needle}: denoise wrote nothing");
     }
 }
+
+/// Only regular files are read: a model, state, metrics or data file that is a device, a FIFO
+/// or a folder is refused at once, saying what it is (it used to read /dev/zero until memory
+/// ran out, and wait on a FIFO forever).
+#[test]
+fn only_regular_files_are_read() {
+    let (data, run) = one_epoch();
+    let (d, r) = (path_str(data.path()), path_str(&run));
+    let fifo = data.path().join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    fails(&["eval", "--model", "/dev/zero", "--data", d], 1, &["/dev/zero: a device, not a file"]);
+    fails(&["eval", "--model", path_str(&fifo), "--data", d], 1, &["fifo: a FIFO, not a file"]);
+    std::fs::remove_file(run.join("metrics.json")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", run.join("metrics.json")).unwrap();
+    fails(&["report", r, "--data", d], 1, &["metrics.json", "a device, not a file"]);
+    let labels = data.path().join("t10k-labels-idx1-ubyte.gz");
+    std::fs::remove_file(&labels).unwrap();
+    assert!(Command::new("mkfifo").arg(&labels).status().unwrap().success());
+    fails(
+        &["--data", d, "--out", path_str(&data.path().join("o"))],
+        1,
+        &["t10k-labels-idx1-ubyte.gz: a FIFO, not a data file"],
+    );
+}

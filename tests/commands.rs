@@ -152,9 +152,13 @@ fn encode_refuses_to_write_over_its_inputs_or_a_device() {
     let model = run.join("model.safetensors");
     let before = std::fs::read(&model).unwrap();
     let images = dir.path().join("t10k-images-idx3-ubyte.gz");
+    // A name the data loader would read, though no such file exists (the data are gzipped):
+    // written, it would be read as labels by every later command.
+    let unzipped_labels = dir.path().join("t10k-labels-idx1-ubyte");
     for (out, needle) in [
         (model.clone(), "an input of this command"),
         (images.clone(), "an input of this command"),
+        (unzipped_labels.clone(), "an input of this command"),
         (Path::new("/dev/null").to_path_buf(), "exists and is not a regular file"),
     ] {
         let failed = dae(&["encode", "--model", s(&model), "--data", s(dir.path()), "--out", s(&out)]);
@@ -166,6 +170,7 @@ fn encode_refuses_to_write_over_its_inputs_or_a_device() {
         );
     }
     assert_eq!(std::fs::read(&model).unwrap(), before);
+    assert!(!unzipped_labels.exists());
     assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device());
     let nested = dir.path().join("new").join("codes.csv");
     ok(&["encode", "--model", s(&model), "--data", s(dir.path()), "--out", s(&nested)]);

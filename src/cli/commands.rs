@@ -272,7 +272,7 @@ pub fn report(dir: &Path, data_path: &Path) -> Result<(), Failure> {
         let what = if dir.exists() { "not a folder" } else { "no such folder" };
         return Err(Failure::Usage(format!("{}: {what}; name the folder of a run", dir.display())));
     }
-    if !dir.join("metrics.json").is_file() {
+    if std::fs::symlink_metadata(dir.join("metrics.json")).is_err() {
         let message = format!("{}: not a run (no metrics.json); name the folder of a run", dir.display());
         return Err(Failure::Usage(message));
     }
@@ -650,9 +650,16 @@ fn denoise_targets(
     Ok(targets)
 }
 
-/// Whether `a` and `b` name the same existing file.
+/// Whether `a` and `b` name the same file, existing or not (a data file the loader would read).
 fn same_file(a: &Path, b: &Path) -> bool {
-    matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
+    // A file that does not exist yet is named by its folder's canonical path and its name.
+    let canonical = |p: &Path| {
+        p.canonicalize().ok().or_else(|| {
+            let parent = p.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            Some(parent.canonicalize().ok()?.join(p.file_name()?))
+        })
+    };
+    matches!((canonical(a), canonical(b)), (Some(a), Some(b)) if a == b)
 }
 
 /// A usage error unless `out` may be written by renaming a new file over it: nothing there, or

@@ -145,13 +145,20 @@ pub fn read_images(path: &Path) -> Result<Images, DataError> {
     Ok(Images { count, rows, cols, pixels: idx.data })
 }
 
-/// `dir/NAME.gz` if it exists, else `dir/NAME`.
+/// `dir/NAME.gz` if it exists, else `dir/NAME`; either must be a regular file (a FIFO would
+/// block the reader, a device feed it without end).
 fn find(dir: &Path, name: &str) -> Result<PathBuf, DataError> {
     let gz = dir.join(format!("{name}.gz"));
     let plain = dir.join(name);
-    match (gz.is_file(), plain.is_file()) {
-        (true, _) => Ok(gz),
-        (false, true) => Ok(plain),
-        (false, false) => Err(DataError::Missing(gz)),
-    }
+    let Some(path) = [gz.clone(), plain].into_iter().find(|p| p.exists()) else {
+        return Err(DataError::Missing(gz));
+    };
+    let kind = std::fs::metadata(&path).map(|m| m.file_type());
+    let what = match kind {
+        Ok(k) if k.is_file() => return Ok(path),
+        Ok(k) if k.is_dir() => "a folder",
+        Ok(k) if std::os::unix::fs::FileTypeExt::is_fifo(&k) => "a FIFO",
+        _ => "not a regular file",
+    };
+    Err(DataError::Inconsistent { path, message: format!("{what}, not a data file") })
 }

@@ -250,7 +250,8 @@ struct File {
 
 impl File {
     fn read(path: &Path) -> Result<File, CheckpointError> {
-        let bytes = std::fs::read(path).map_err(|e| error(path, e))?;
+        // The largest state a run writes (`--layers 65536,65536` is refused) is under 4 GiB.
+        let bytes = crate::files::output::read_regular(path, 4 << 30).map_err(|e| error(path, e))?;
         let not_safetensors = |e| error(path, format!("not a safetensors file: {e}"));
         let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(not_safetensors)?;
         SafeTensors::deserialize(&bytes).map_err(not_safetensors)?;

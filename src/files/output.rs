@@ -30,6 +30,36 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Resul
     Ok(())
 }
 
+/// The bytes of the regular file `path`, at most `max` of them: a FIFO, a device, a folder or
+/// a larger file is refused, saying what it is, rather than read until memory runs out (or, for
+/// a FIFO, forever).
+pub fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let refuse = |what: String| Err(io::Error::new(io::ErrorKind::InvalidInput, what));
+    let file = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    let meta = file.metadata()?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        let what = match () {
+            _ if kind.is_dir() => "a folder",
+            _ if kind.is_fifo() => "a FIFO",
+            _ if kind.is_char_device() || kind.is_block_device() => "a device",
+            _ if kind.is_socket() => "a socket",
+            _ => "not a regular file",
+        };
+        return refuse(format!("{what}, not a file"));
+    }
+    if meta.len() > max {
+        return refuse(format!("{} bytes, more than the {max} this file can have", meta.len()));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return refuse(format!("more than {max} bytes"));
+    }
+    Ok(bytes)
+}
+
 /// A temporary file in `dir`, named `.dae-<pid>-XXXXXX.partial` after the process writing it
 /// (so that [`remove_stale_temps`] knows whose it is) and readable by all like a file made the
 /// ordinary way (`rw-r--r--` before the umask), not `rw-------` as temporary files are by default.
@@ -227,8 +257,8 @@ impl Metrics {
 
     /// Reads a `metrics.json`.
     pub fn read(path: &Path) -> io::Result<Metrics> {
-        let text = std::fs::read_to_string(path)?;
-        let metrics: Metrics = serde_json::from_str(&text).map_err(io::Error::other)?;
+        let bytes = read_regular(path, 64 << 20)?;
+        let metrics: Metrics = serde_json::from_slice(&bytes).map_err(io::Error::other)?;
         metrics.check().map_err(io::Error::other)?;
         Ok(metrics)
     }
