@@ -882,3 +882,25 @@ fn only_regular_files_are_read() {
         &["t10k-labels-idx1-ubyte.gz: a FIFO, not a data file"],
     );
 }
+
+/// Settings that cannot go together, and an image given twice, are refused naming why.
+#[test]
+fn contradictions_are_refused_naming_why() {
+    let data = dataset(64);
+    let d = path_str(data.path());
+    fails(
+        &["--data", d, "--arch", "conv", "--layers", "7"],
+        2,
+        &["--layers: the conv model's layers are fixed"],
+    );
+    let (_kept, run) = one_epoch();
+    let png = data.path().join("a.png");
+    dae::files::pngio::write_gray(&png, (8, 8), &[0.5; 64]).unwrap();
+    let again = data.path().join(".").join("a.png");
+    let out = path_str(&data.path().join("out")).to_string();
+    fails(
+        &["denoise", "--model", path_str(&run), path_str(&png), path_str(&again), "--out", &out],
+        2,
+        &["a.png is given twice"],
+    );
+}

@@ -86,6 +86,9 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
     let (mut trainer, mut metrics, mut snapshots) = match &plan.resume {
         None => {
             plan.config.check().map_err(Failure::Usage)?;
+            if plan.config.arch == Arch::Conv && plan.given.contains(&"layers") {
+                return Err(Failure::Usage(CONV_HAS_NO_LAYERS.to_string()));
+            }
             check_arch(&plan.config, &data)?;
             let print = Some(DataPrint::of(&data, &plan.data));
             let metrics = Metrics {
@@ -334,10 +337,17 @@ fn write_report(dir: &Path, run: &report::Run) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Why `--layers` and the convolutional model do not go together.
+const CONV_HAS_NO_LAYERS: &str =
+    "--layers: the conv model's layers are fixed; --layers sets the widths of --arch dense";
+
 /// A usage error if a setting given beside `--resume DIR` differs from the run's `saved` one;
 /// one that agrees is accepted.
 fn check_given(plan: &Training, saved: &Config, dir: &Path) -> Result<(), Failure> {
     let asked = &plan.config;
+    if saved.arch == Arch::Conv && plan.given.contains(&"layers") {
+        return Err(Failure::Usage(CONV_HAS_NO_LAYERS.to_string()));
+    }
     for &id in &plan.given {
         let (flag, asked, saved) = match id {
             "batch_size" => ("--batch-size", asked.batch_size.to_string(), saved.batch_size.to_string()),
@@ -624,6 +634,16 @@ fn denoise_targets(
     out: &Path,
     noisy: bool,
 ) -> Result<Vec<[Option<PathBuf>; 2]>, Failure> {
+    for (i, image) in images.iter().enumerate() {
+        if let Some(earlier) = images[..i].iter().find(|earlier| same_file(earlier, image)) {
+            let message = format!(
+                "{} is given twice (as {} too); name each image once",
+                image.display(),
+                earlier.display()
+            );
+            return Err(Failure::Usage(message));
+        }
+    }
     let mut seen = std::collections::HashSet::new();
     let mut targets = Vec::new();
     for path in images {
