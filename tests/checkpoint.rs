@@ -185,16 +185,16 @@ fn the_states_snapshots_load_back_and_must_match_the_runs_progress() {
     }
     let progress = |epoch| Progress { epoch, step: 0, loss_sum: 0.0 };
 
-    save_state(&m, (4, 5), &adam, progress(3), Some(&snapshots), &path).unwrap();
+    save_state(&m, (4, 5), &adam, progress(3), Some(&snapshots), None, &path).unwrap();
     let state = load_state(&path, 1e-3).unwrap();
     assert_eq!(state.snapshots.as_ref(), Some(&snapshots));
     assert_eq!(state.snapshots.unwrap().epoch(1)[(2, 19)], (1.0f32 + 2.0 + 19.0) / 30.0);
 
-    save_state(&m, (4, 5), &adam, progress(3), None, &path).unwrap();
+    save_state(&m, (4, 5), &adam, progress(3), None, None, &path).unwrap();
     assert_eq!(load_state(&path, 1e-3).unwrap().snapshots, None);
 
     // Epochs 2 and 3 kept, but the run claims five done.
-    save_state(&m, (4, 5), &adam, progress(5), Some(&snapshots), &path).unwrap();
+    save_state(&m, (4, 5), &adam, progress(5), Some(&snapshots), None, &path).unwrap();
     let message = load_state(&path, 1e-3).unwrap_err().to_string();
     assert!(
         message.contains("state.safetensors")

@@ -904,3 +904,24 @@ fn contradictions_are_refused_naming_why() {
         &["a.png is given twice"],
     );
 }
+
+/// A run's state and history carry its name: another run's state.safetensors copied into a run
+/// is refused by --resume and report, naming both runs, and nothing is written.
+#[test]
+fn another_runs_state_is_refused() {
+    let (data, a) = one_epoch();
+    let d = path_str(data.path());
+    let b = data.path().join("b");
+    let args = ["--data", d, "--out", path_str(&b), "--epochs", "1", "--seed", "7", "--lr", "0.01"];
+    assert!(dae().args(args).output().unwrap().status.success());
+    let name = |run: &Path| Metrics::read(&run.join("metrics.json")).unwrap().run.unwrap();
+    let (name_a, name_b) = (name(&a), name(&b));
+    assert_ne!(name_a, name_b);
+    std::fs::copy(b.join("state.safetensors"), a.join("state.safetensors")).unwrap();
+    let metrics_before = std::fs::read(a.join("metrics.json")).unwrap();
+    let needle =
+        format!("is run {name_b}'s state, and {}/metrics.json is run {name_a}'s history", a.display());
+    fails(&["--data", d, "--resume", path_str(&a), "--epochs", "2"], 1, &[&needle]);
+    fails(&["report", path_str(&a), "--data", d], 1, &[&needle]);
+    assert_eq!(std::fs::read(a.join("metrics.json")).unwrap(), metrics_before);
+}

@@ -215,6 +215,7 @@ fn a_report_written_during_training_says_what_it_still_lacks() {
         data: None,
         threads: 1,
         engine: Default::default(),
+        run: None,
         history: vec![stats],
         dead_units: Vec::new(),
     };
@@ -274,7 +275,7 @@ fn a_run_begun_before_snapshots_were_kept_reports_the_epochs_it_has() {
     // The state as a version without snapshots wrote it.
     let path = run.join("state.safetensors");
     let state = load_state(&path, 1e-3).unwrap();
-    save_state(&state.model, (8, 8), &state.adam, state.progress, None, &path).unwrap();
+    save_state(&state.model, (8, 8), &state.adam, state.progress, None, None, &path).unwrap();
     train("2", "--resume");
     let page = std::fs::read_to_string(run.join("report.html")).unwrap();
     let denoising = section(&page, "denoising");

@@ -19,7 +19,7 @@ use crate::engine::model::{Model, Workspace, autoencoder_widths};
 use crate::eval::evaluate::{self, Evaluation};
 use crate::files::checkpoint::{self, Snapshots, State};
 use crate::files::figure;
-use crate::files::output::{DataPrint, DeadShares, Metrics, RunLock, remove_stale_temps};
+use crate::files::output::{DataPrint, DeadShares, Metrics, RunLock, new_run_name, remove_stale_temps};
 use crate::files::plot;
 use crate::files::pngio;
 use crate::report::{self, MEASURED_TEST, MEASURED_TRAIN, Measured};
@@ -96,6 +96,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
                 data: print,
                 threads: plan.threads,
                 engine: plan.engine,
+                run: Some(new_run_name()),
                 history: Vec::new(),
                 dead_units: Vec::new(),
             };
@@ -238,6 +239,14 @@ fn open_run(dir: &Path, data: &Mnist, data_path: &Path) -> Result<(Metrics, Stat
     metrics.config.check().map_err(|m| anyhow!("{}: {m}", path.display()))?;
     let state_path = dir.join("state.safetensors");
     let state = checkpoint::load_state(&state_path, metrics.config.lr)?;
+    if let (Some(ours), Some(theirs)) = (&metrics.run, &state.run)
+        && ours != theirs
+    {
+        let message = format!("is run {theirs}'s state, and {} is run {ours}'s history", path.display());
+        return Err(anyhow!("{}: {message}; they cannot go on together", state_path.display()).into());
+    }
+    // A run from before runs were named takes a name now, which its state takes at the next save.
+    metrics.run = metrics.run.take().or_else(|| state.run.clone()).or_else(|| Some(new_run_name()));
     check_fits(&state.model, data, dir)?;
     check_agrees(&metrics.config, &state.model, data).map_err(|m| anyhow!("{}: {m}", path.display()))?;
     if let Some(s) = state.snapshots.as_ref().filter(|s| s.images != shown(data)) {
@@ -454,7 +463,16 @@ fn save(
     let run = report_of(out, metrics, &trainer.model, data, trainer.test_set(), snapshots, None);
     write_report(out, &run)?;
     let state = out.join("state.safetensors");
-    checkpoint::save_state(&trainer.model, image, &trainer.adam, trainer.progress, Some(snapshots), &state)?;
+    let run = metrics.run.as_deref();
+    checkpoint::save_state(
+        &trainer.model,
+        image,
+        &trainer.adam,
+        trainer.progress,
+        Some(snapshots),
+        run,
+        &state,
+    )?;
     Ok(())
 }
 

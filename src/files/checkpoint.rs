@@ -210,19 +210,26 @@ pub struct State {
     pub progress: Progress,
     /// The reconstructions after each finished epoch; `None` in files from before they were kept.
     pub snapshots: Option<Snapshots>,
+    /// The run it belongs to, as `metrics.json` names it; `None` in files from before runs
+    /// were named.
+    pub run: Option<String>,
 }
 
-/// Writes the model, Adam's moments and step count, the run's progress and the snapshots to
-/// `path`.
+/// Writes the model, Adam's moments and step count, the run's progress, the snapshots and the
+/// run's name to `path`.
 pub fn save_state(
     model: &Model,
     image: (usize, usize),
     adam: &Adam,
     progress: Progress,
     snapshots: Option<&Snapshots>,
+    run: Option<&str>,
     path: &Path,
 ) -> Result<(), CheckpointError> {
     let (mut tensors, mut metadata) = model_tensors(model, image);
+    if let Some(run) = run {
+        metadata.insert("run".to_string(), run.to_string());
+    }
     for (t, (m, v)) in adam.m.iter().zip(&adam.v).enumerate() {
         tensors.push((format!("adam.m.{t}"), vec![m.len()], m[..].into()));
         tensors.push((format!("adam.v.{t}"), vec![v.len()], v[..].into()));
@@ -496,7 +503,7 @@ pub fn load_state(path: &Path, lr: f32) -> Result<State, CheckpointError> {
         );
         return Err(error(path, message));
     }
-    Ok(State { model, adam, progress, snapshots })
+    Ok(State { model, adam, progress, snapshots, run: file.metadata.get("run").cloned() })
 }
 
 /// The snapshots in a state file, of images of `pixels` pixels; `None` if the file has none.

@@ -225,6 +225,10 @@ pub struct Metrics {
     /// choice, which were fast).
     #[serde(default)]
     pub engine: Engine,
+    /// The run's name, which its state file carries too, so that one run's state is never
+    /// resumed under another's history (absent in files from before runs were named).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
     /// One entry per finished epoch.
     pub history: Vec<EpochStats>,
     /// The dead ReLU units after each epoch (absent in files from before they were recorded).
@@ -242,6 +246,13 @@ pub struct DeadShares {
     pub layers: Vec<usize>,
     /// For each, the share of its units that never fired, in `[0, 1]`.
     pub shares: Vec<f64>,
+}
+
+/// A new run's name: 16 hexadecimal digits, drawn from the operating system's randomness (a name,
+/// not a number any result depends on, so not from the run's seed: two runs of one seed are two
+/// runs).
+pub fn new_run_name() -> String {
+    format!("{:016x}", rand::random::<u64>())
 }
 
 impl Metrics {
