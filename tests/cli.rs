@@ -925,3 +925,27 @@ fn another_runs_state_is_refused() {
     fails(&["report", path_str(&a), "--data", d], 1, &[&needle]);
     assert_eq!(std::fs::read(a.join("metrics.json")).unwrap(), metrics_before);
 }
+
+/// A run folder on another filesystem than its parent (here a link to one on /dev/shm, as a
+/// container's volume would be): training into it twice sets the first run aside by copying,
+/// where a rename cannot cross, and leaves no empty folder when it cannot.
+#[test]
+fn a_run_folder_on_another_filesystem_is_set_aside_whole() {
+    use std::os::unix::fs::MetadataExt;
+    let data = dataset(64);
+    let Ok(elsewhere) = tempfile::tempdir_in("/dev/shm") else { return println!("no /dev/shm: skipped") };
+    if std::fs::metadata(elsewhere.path()).unwrap().dev() == std::fs::metadata(data.path()).unwrap().dev() {
+        return println!("/dev/shm is on the same filesystem: skipped");
+    }
+    let m = data.path().join("M");
+    std::os::unix::fs::symlink(elsewhere.path(), &m).unwrap();
+    let args = ["--data", path_str(data.path()), "--out", path_str(&m), "--epochs", "1"];
+    assert!(dae().args(args).output().unwrap().status.success());
+    let first = std::fs::read(m.join("metrics.json")).unwrap();
+    let out = dae().args(args).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let aside = data.path().join("M.1");
+    assert_eq!(std::fs::read(aside.join("metrics.json")).unwrap(), first, "the first run, whole");
+    assert!(aside.join("state.safetensors").is_file() && m.join("state.safetensors").is_file());
+    assert!(!data.path().join("M.2").exists());
+}

@@ -428,11 +428,31 @@ fn set_aside_previous_run(out: &Path) -> Result<Option<PathBuf>, Failure> {
         .find(|p| std::fs::symlink_metadata(p).is_err())
         .expect("a free name");
     std::fs::create_dir(&aside).with_context(|| format!("{}: cannot create", aside.display()))?;
-    for file in present {
-        std::fs::rename(out.join(file), aside.join(file))
-            .with_context(|| format!("{}: cannot move into {}", out.join(file).display(), aside.display()))?;
+    for (i, file) in present.iter().enumerate() {
+        if let Err(e) = move_file(&out.join(file), &aside.join(file)) {
+            // Put back what was moved and remove the new folder: nothing is left behind.
+            for moved in &present[..i] {
+                let _ = move_file(&aside.join(moved), &out.join(moved));
+            }
+            let _ = std::fs::remove_dir(&aside);
+            let message = format!("{}: cannot move into {}: {e}", out.join(file).display(), aside.display());
+            return Err(anyhow!(message).into());
+        }
     }
     Ok(Some(aside))
+}
+
+/// Moves `from` to `to`: a rename, or where they lie on different filesystems (a run folder that
+/// is a mount point, or a link to one), a copy made durable and then the original removed.
+fn move_file(from: &Path, to: &Path) -> std::io::Result<()> {
+    match std::fs::rename(from, to) {
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+            std::fs::copy(from, to)?;
+            std::fs::File::open(to)?.sync_all()?;
+            std::fs::remove_file(from)
+        }
+        moved => moved,
+    }
 }
 
 /// Writes the run's files into `out`: the model, the figure of `samples` (clean, corrupted and
