@@ -13,6 +13,7 @@ fn mse_psnr_and_bce_of_known_images() {
     assert!((mse(&image, &clean) - 0.0125).abs() < 1e-7, "{}", mse(&image, &clean));
     // 10·log₁₀(1 / 0.0125) = 19.0309 dB
     assert!((psnr(0.0125) - 19.030_899_869_919_43).abs() < 1e-9);
+    assert_eq!((psnr(0.0), psnr(1e-12)), (100.0, 100.0), "an exact image counts as 100 dB");
     // −[ln 0.9 + 0.5 ln 0.5·2 + ln 0.8 + (0.25 ln 0.25 + 0.75 ln 0.75)] / 4
     let expected =
         -((0.9f64).ln() + (0.5f64).ln() + (0.8f64).ln() + 0.25 * (0.25f64).ln() + 0.75 * (0.75f64).ln())

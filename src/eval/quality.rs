@@ -46,7 +46,8 @@ pub fn bce(p: &[f32], y: &[f32]) -> f64 {
     p.iter().zip(y).map(|(&p, &y)| entry(f64::from(p), f64::from(y))).sum::<f64>() / p.len() as f64
 }
 
-/// PSNR in dB for data range 1, from the mean squared error; infinite when it is 0.
+/// PSNR in dB for data range 1, from the mean squared error. An error below 1e-10 counts as
+/// 1e-10, 100 dB: one image reproduced exactly cannot make a mean over images infinite.
 ///
 /// ```
 /// use dae::eval::quality::{mse, psnr};
@@ -55,7 +56,7 @@ pub fn bce(p: &[f32], y: &[f32]) -> f64 {
 /// assert!((psnr(mse(&noisy, &clean)) - 20.0).abs() < 1e-4); // an error of 0.1 everywhere
 /// ```
 pub fn psnr(mse: f64) -> f64 {
-    10.0 * (1.0 / mse).log10()
+    10.0 * (1.0 / mse.max(1e-10)).log10()
 }
 
 /// Side of the square window SSIM averages over.
