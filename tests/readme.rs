@@ -99,3 +99,15 @@ fn every_local_link_leads_somewhere() {
     }
     assert!(checked >= 20, "{checked} links checked");
 }
+
+/// `cargo bench -- <criterion's flags>` works only while neither the library nor the binary
+/// has a libtest bench harness of its own, which would take the flags first and refuse them.
+#[test]
+fn only_criterion_runs_under_cargo_bench() {
+    let manifest = read(Path::new("Cargo.toml"));
+    for target in ["[lib]", "[[bin]]"] {
+        let section = manifest.split(target).nth(1).unwrap_or_else(|| panic!("no {target} in Cargo.toml"));
+        let section = section.split("\n[").next().unwrap();
+        assert!(section.contains("bench = false"), "{target} has no `bench = false`: {section}");
+    }
+}

@@ -80,7 +80,7 @@ const TEMP_PREFIX: &str = ".dae-";
 const TEMP_SUFFIX: &str = ".partial";
 
 /// Removes from `dir` the temporary files that writers of this program left when they were
-/// killed before renaming them: only files named as [`temp_file_in`] names them, only regular
+/// killed before renaming them: only files named `.dae-<pid>-XXXXXX.partial`, only regular
 /// files, and only those whose writer is no longer running. Anything else, however named, is
 /// not ours and stays.
 pub fn remove_stale_temps(dir: &Path) -> io::Result<()> {
