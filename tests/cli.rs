@@ -949,3 +949,46 @@ fn a_run_folder_on_another_filesystem_is_set_aside_whole() {
     assert!(aside.join("state.safetensors").is_file() && m.join("state.safetensors").is_file());
     assert!(!data.path().join("M.2").exists());
 }
+
+/// A model whose image size does not multiply to its input, and a history behind its state,
+/// are refused before any work (the first panicked in denoise; the second trained an epoch,
+/// overwrote the model, then failed).
+#[test]
+fn files_that_disagree_with_themselves_are_refused_first() {
+    let (data, run) = one_epoch();
+    let (d, r) = (path_str(data.path()), path_str(&run));
+    let model = data.path().join("lying.safetensors");
+    std::fs::copy(run.join("model.safetensors"), &model).unwrap();
+    for size in ["1x1", "0x0", "100000x100000"] {
+        set_metadata(&model, "image", size);
+        let png = data.path().join("a.png");
+        dae::files::pngio::write_gray(&png, (8, 8), &[0.5; 64]).unwrap();
+        let needle = format!("metadata 'image' = {size}, but the model takes 64 pixels");
+        fails(
+            &[
+                "denoise",
+                "--model",
+                path_str(&model),
+                path_str(&png),
+                "--out",
+                path_str(&data.path().join("o")),
+            ],
+            1,
+            &[&needle],
+        );
+    }
+    let args = ["--data", d, "--resume", r, "--epochs", "2"];
+    assert!(dae().args(args).output().unwrap().status.success());
+    let path = run.join("metrics.json");
+    let mut metrics = Metrics::read(&path).unwrap();
+    metrics.history.truncate(1);
+    metrics.dead_units.truncate(1);
+    metrics.write(&path).unwrap();
+    let model_before = std::fs::read(run.join("model.safetensors")).unwrap();
+    fails(
+        &["--data", d, "--resume", r, "--epochs", "3"],
+        1,
+        &["metrics.json: holds 1 epochs, but the state has done 2"],
+    );
+    assert_eq!(std::fs::read(run.join("model.safetensors")).unwrap(), model_before);
+}

@@ -117,13 +117,14 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
     let ending = Arc::new(AtomicBool::new(false));
     let (ended, shown_out) = (Arc::clone(&ending), out.display().to_string());
     ctrlc::set_handler(move || {
-        if ended.load(Ordering::Relaxed) {
+        // The flag first: whichever of this and the end of the loop sees the other, one acts.
+        interrupt.store(true, Ordering::SeqCst);
+        if ended.load(Ordering::SeqCst) {
             eprintln!(
                 "interrupted after the last epoch; saved in {shown_out}; 'dae report {shown_out}' makes its report"
             );
             std::process::exit(130);
         }
-        interrupt.store(true, Ordering::Relaxed)
     })?;
     let steps = data.train.images.count.div_ceil(config.batch_size);
     for epoch in trainer.progress.epoch + 1..=config.epochs {
@@ -163,8 +164,8 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
         snapshots.push(samples[2].view());
         save(&out, &trainer, &metrics, &snapshots, &samples)?;
     }
-    ending.store(true, Ordering::Relaxed);
-    if trainer.interrupt_flag().load(Ordering::Relaxed) {
+    ending.store(true, Ordering::SeqCst);
+    if trainer.interrupt_flag().load(Ordering::SeqCst) {
         eprintln!("interrupted after the last epoch; saved in {}", out.display());
         return Err(Failure::Interrupted);
     }
@@ -270,8 +271,12 @@ fn open_run(dir: &Path, data: &Mnist, data_path: &Path) -> Result<(Metrics, Stat
         return Err(anyhow!("{}: {message}", path.display()).into());
     }
     metrics.data = Some(print);
-    // metrics.json is written before the state, so it may be an epoch ahead of it.
+    // metrics.json is written before the state, so it may be an epoch ahead of it; never behind.
     let done = state.progress.epoch;
+    if metrics.history.len() < done {
+        let message = format!("holds {} epochs, but the state has done {done}", metrics.history.len());
+        return Err(anyhow!("{}: {message}", path.display()).into());
+    }
     metrics.history.truncate(done);
     metrics.dead_units.retain(|d| d.epoch <= done);
     Ok((metrics, state))
@@ -422,9 +427,11 @@ fn set_aside_previous_run(out: &Path) -> Result<Option<PathBuf>, Failure> {
     if present.is_empty() {
         return Ok(None);
     }
-    let name = out.file_name().map_or("run".into(), |n| n.to_string_lossy().into_owned());
+    // `--out .` has no name of its own: its canonical path does.
+    let out_named = out.canonicalize().unwrap_or_else(|_| out.to_path_buf());
+    let name = out_named.file_name().map_or("run".into(), |n| n.to_string_lossy().into_owned());
     let aside = (1..)
-        .map(|n| out.with_file_name(format!("{name}.{n}")))
+        .map(|n| out_named.with_file_name(format!("{name}.{n}")))
         .find(|p| std::fs::symlink_metadata(p).is_err())
         .expect("a free name");
     std::fs::create_dir(&aside).with_context(|| format!("{}: cannot create", aside.display()))?;
@@ -447,9 +454,13 @@ fn set_aside_previous_run(out: &Path) -> Result<Option<PathBuf>, Failure> {
 fn move_file(from: &Path, to: &Path) -> std::io::Result<()> {
     match std::fs::rename(from, to) {
         Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-            std::fs::copy(from, to)?;
-            std::fs::File::open(to)?.sync_all()?;
-            std::fs::remove_file(from)
+            let copied = std::fs::copy(from, to)
+                .and_then(|_| std::fs::File::open(to)?.sync_all())
+                .and_then(|()| std::fs::remove_file(from));
+            if copied.is_err() {
+                let _ = std::fs::remove_file(to); // no half copy, and the original is still there
+            }
+            copied
         }
         moved => moved,
     }

@@ -358,6 +358,13 @@ fn read_model(file: &File, path: &Path) -> Result<Model, CheckpointError> {
         layers.push(layer);
     }
     let model = Model { layers, activations };
+    if let Some((rows, cols)) = image_of(file, path)?
+        && (rows == 0 || cols == 0 || rows.checked_mul(cols) != Some(model.widths()[0]))
+    {
+        let message =
+            format!("metadata 'image' = {rows}x{cols}, but the model takes {} pixels", model.widths()[0]);
+        return Err(error(path, message));
+    }
     let widths_now = model.widths();
     let (input, output) = (widths_now[0], widths_now[widths_now.len() - 1]);
     if input != output {
@@ -489,7 +496,7 @@ pub fn load_state(path: &Path, lr: f32) -> Result<State, CheckpointError> {
     if !(progress.loss_sum.is_finite() && progress.loss_sum >= 0.0) {
         return Err(error(path, format!("loss_sum = {}: not a finite sum of losses", progress.loss_sum)));
     }
-    if adam.t > i32::MAX as u32 {
+    if adam.t >= i32::MAX as u32 {
         return Err(error(
             path,
             format!("adam.t = {}: more steps than Adam counts (at most {})", adam.t, i32::MAX),

@@ -83,12 +83,13 @@ const TEMP_SUFFIX: &str = ".partial";
 /// killed before renaming them: only files named `.dae-<pid>-XXXXXX.partial`, only regular
 /// files, and only those whose writer is no longer running. Anything else, however named, is
 /// not ours and stays.
+/// Clearing is a courtesy: a file that cannot be removed (another user's, in a shared folder)
+/// is left, not an error.
 pub fn remove_stale_temps(dir: &Path) -> io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
+    for entry in std::fs::read_dir(dir)?.flatten() {
         let Some(pid) = temp_writer(&entry.file_name().to_string_lossy()) else { continue };
-        if entry.file_type()?.is_file() && !is_running(pid) {
-            std::fs::remove_file(entry.path())?;
+        if entry.file_type().is_ok_and(|t| t.is_file()) && !is_running(pid) {
+            let _ = std::fs::remove_file(entry.path());
         }
     }
     Ok(())
