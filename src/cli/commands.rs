@@ -427,8 +427,12 @@ fn set_aside_previous_run(out: &Path) -> Result<Option<PathBuf>, Failure> {
     if present.is_empty() {
         return Ok(None);
     }
-    // `--out .` has no name of its own: its canonical path does.
-    let out_named = out.canonicalize().unwrap_or_else(|_| out.to_path_buf());
+    // `--out .` or `..` has no name of its own: its canonical path does. (A named one keeps its
+    // name, a link's included, so the run goes beside it.)
+    let out_named = match out.file_name() {
+        Some(_) => out.to_path_buf(),
+        None => out.canonicalize().unwrap_or_else(|_| out.to_path_buf()),
+    };
     let name = out_named.file_name().map_or("run".into(), |n| n.to_string_lossy().into_owned());
     let aside = (1..)
         .map(|n| out_named.with_file_name(format!("{name}.{n}")))
