@@ -992,3 +992,30 @@ fn files_that_disagree_with_themselves_are_refused_first() {
     );
     assert_eq!(std::fs::read(run.join("model.safetensors")).unwrap(), model_before);
 }
+
+/// A run folder whose name is not UTF-8, or is as long as a name can be, is set aside like any
+/// other: `<name>.1` byte for byte, cut short where it would exceed 255 bytes.
+#[test]
+fn any_folder_name_is_set_aside() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let data = dataset(64);
+    let long = "a".repeat(255);
+    let cases: [(&[u8], Vec<u8>); 2] = [
+        (b"run-\xff", b"run-\xff.1".to_vec()),
+        (long.as_bytes(), format!("{}.1", &long[..253]).into_bytes()),
+    ];
+    for (name, aside) in cases {
+        let out = data.path().join(OsStr::from_bytes(name));
+        let run = || {
+            let mut command = dae();
+            command.arg("--data").arg(data.path()).arg("--out").arg(&out).args(["--epochs", "1"]);
+            let output = command.output().unwrap();
+            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        };
+        run();
+        run();
+        let aside = data.path().join(OsStr::from_bytes(&aside));
+        assert!(aside.join("metrics.json").is_file() && out.join("metrics.json").is_file(), "{aside:?}");
+    }
+}

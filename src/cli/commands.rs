@@ -2,6 +2,7 @@
 //! watching needs and returns a [`Failure`] that says how it ended. The flags are parsed in
 //! [`crate::cli`]; the numeric work is in the library's other modules.
 
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -433,9 +434,9 @@ fn set_aside_previous_run(out: &Path) -> Result<Option<PathBuf>, Failure> {
         Some(_) => out.to_path_buf(),
         None => out.canonicalize().unwrap_or_else(|_| out.to_path_buf()),
     };
-    let name = out_named.file_name().map_or("run".into(), |n| n.to_string_lossy().into_owned());
+    let name = out_named.file_name().map_or(b"run".as_slice(), |n| n.as_bytes());
     let aside = (1..)
-        .map(|n| out_named.with_file_name(format!("{name}.{n}")))
+        .map(|n| out_named.with_file_name(aside_name(name, n)))
         .find(|p| std::fs::symlink_metadata(p).is_err())
         .expect("a free name");
     std::fs::create_dir(&aside).with_context(|| format!("{}: cannot create", aside.display()))?;
@@ -451,6 +452,16 @@ fn set_aside_previous_run(out: &Path) -> Result<Option<PathBuf>, Failure> {
         }
     }
     Ok(Some(aside))
+}
+
+/// `<name>.<n>`, byte for byte (a name that is not UTF-8 stays what it was), with `name` cut
+/// short where the whole would exceed a file name's 255 bytes.
+fn aside_name(name: &[u8], n: usize) -> std::ffi::OsString {
+    let suffix = format!(".{n}");
+    let keep = name.len().min(255 - suffix.len());
+    let mut bytes = name[..keep].to_vec();
+    bytes.extend(suffix.as_bytes());
+    std::ffi::OsString::from_vec(bytes)
 }
 
 /// Moves `from` to `to`: a rename, or where they lie on different filesystems (a run folder that
