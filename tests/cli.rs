@@ -808,6 +808,22 @@ fn numbers_no_run_writes_are_refused_at_load() {
     }
 }
 
+/// A conv model whose image metadata is no image size is refused naming the image, not a layer.
+#[test]
+fn a_conv_models_image_size_is_named_when_it_is_wrong() {
+    let data = tempfile::tempdir().unwrap();
+    common::write_dataset(data.path(), &common::bars_dataset_of_side(64, 8, 16));
+    let run = data.path().join("run");
+    let args = ["--data", path_str(data.path()), "--out", path_str(&run), "--epochs", "1", "--arch", "conv"];
+    assert!(dae().args(args).output().unwrap().status.success());
+    let model = run.join("model.safetensors");
+    for size in ["0x0", "100000x100000"] {
+        set_metadata(&model, "image", size);
+        let needle = format!("metadata 'image' = {size}: not an image size");
+        fails(&["eval", "--model", path_str(&model), "--data", path_str(data.path())], 1, &[&needle]);
+    }
+}
+
 /// Hand-made models that are not autoencoders, or whose kernel does not fit the image, are
 /// refused at load by every command, instead of panicking in the middle of one.
 #[test]
@@ -960,11 +976,16 @@ fn files_that_disagree_with_themselves_are_refused_first() {
     let (d, r) = (path_str(data.path()), path_str(&run));
     let model = data.path().join("lying.safetensors");
     std::fs::copy(run.join("model.safetensors"), &model).unwrap();
-    for size in ["1x1", "0x0", "100000x100000"] {
+    for (size, why) in [
+        ("1x1", "but the model takes 64 pixels"),
+        ("0x0", "not an image size (1 to 16777216 pixels)"),
+        ("100000x100000", "not an image size (1 to 16777216 pixels)"),
+    ] {
         set_metadata(&model, "image", size);
         let png = data.path().join("a.png");
         dae::files::pngio::write_gray(&png, (8, 8), &[0.5; 64]).unwrap();
-        let needle = format!("metadata 'image' = {size}, but the model takes 64 pixels");
+        let needle =
+            format!("metadata 'image' = {size}{}{why}", if why.starts_with("but") { ", " } else { ": " });
         fails(
             &[
                 "denoise",

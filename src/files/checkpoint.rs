@@ -336,6 +336,12 @@ fn read_model(file: &File, path: &Path) -> Result<Model, CheckpointError> {
         })
         .transpose()?;
     let st = file.tensors();
+    if let Some((rows, cols)) = image_of(file, path)?
+        && (rows == 0 || cols == 0 || rows.saturating_mul(cols) > 1 << 24)
+    {
+        let message = format!("metadata 'image' = {rows}x{cols}: not an image size (1 to 16777216 pixels)");
+        return Err(error(path, message));
+    }
     let mut image = match file.metadata.get("image") {
         Some(_) => image_of(file, path)?.map(|(h, w)| Image::new(h, w, 1)),
         None => None,
