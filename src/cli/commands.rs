@@ -11,7 +11,7 @@ use anyhow::{Context, anyhow};
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array2, ArrayView2, Axis};
 
-use crate::data::digit;
+use crate::data::digit::{self, Background};
 use crate::data::mnist::{self, Mnist};
 use crate::data::noise::{Noise, NoiseStream, corrupt_set};
 use crate::data::rng::Purpose;
@@ -639,9 +639,9 @@ pub fn denoise(
         // The size from the header, before a pixel is decoded, and before anything is written.
         let (rows, cols) = pngio::size(path)?;
         let too_many = rows.saturating_mul(cols) > MAX_PIXELS;
-        if too_many
-            || (as_is || shape.is_none()) && (rows * cols != d || shape.is_some_and(|s| s != (rows, cols)))
-        {
+        // An image taken as it is (or for a model without an image size) must be the model's.
+        let exact = as_is || shape.is_none();
+        if too_many || exact && shape.map_or(rows * cols != d, |s| s != (rows, cols)) {
             let expected = match shape {
                 _ if too_many => format!("at most {MAX_PIXELS} pixels are read"),
                 Some((r, c)) => {
@@ -660,10 +660,10 @@ pub fn denoise(
         let picture = pngio::read_picture(path, MAX_PIXELS)?;
         let (rows, cols) = shape.unwrap_or((picture.gray.rows, picture.gray.cols));
         let (pixels, how) = if as_is {
-            let alpha = picture.alpha.as_deref().unwrap_or(&[]);
-            let on_black =
-                picture.gray.pixels.iter().enumerate().map(|(i, y)| y * alpha.get(i).unwrap_or(&1.0));
-            (on_black.collect(), "as it was".to_string())
+            let gray = &picture.gray.pixels;
+            let pixels =
+                picture.alpha.as_deref().map_or(gray.clone(), |a| digit::laid_on(gray, a, Background::Black));
+            (pixels, "as it was".to_string())
         } else {
             let size = (picture.gray.rows, picture.gray.cols);
             let (pixels, prepared) =

@@ -63,8 +63,7 @@ pub fn prepare(
     let mut pixels = gray.to_vec();
     if let Some(alpha) = alpha {
         let background = background_of(gray, alpha);
-        let under = if background == Background::White { 1.0 } else { 0.0 };
-        pixels.iter_mut().zip(alpha).for_each(|(y, a)| *y = a * *y + (1.0 - a) * under);
+        pixels = laid_on(gray, alpha, background);
         prepared.background = Some(background);
     }
     if border_mean(&pixels, (rows, cols)) > 0.5 {
@@ -76,6 +75,12 @@ pub fn prepare(
         prepared.fitted = true;
     }
     (pixels, prepared)
+}
+
+/// `gray` seen through its opacity `alpha` over `background`: `a·y + (1 − a)·under`.
+pub fn laid_on(gray: &[f32], alpha: &[f32], background: Background) -> Vec<f32> {
+    let under = if background == Background::White { 1.0 } else { 0.0 };
+    gray.iter().zip(alpha).map(|(y, a)| a * y + (1.0 - a) * under).collect()
 }
 
 /// The background that the opaque strokes of an image suggest: white under dark strokes (a
@@ -102,15 +107,14 @@ fn border_mean(pixels: &[f32], (rows, cols): (usize, usize)) -> f32 {
 /// pixel the mean of the old ones it covers (weighted by how much of each), then moved so that
 /// the centre of mass is the centre.
 fn fit(pixels: &[f32], (rows, cols): (usize, usize), (to_rows, to_cols): (usize, usize)) -> Vec<f32> {
-    let lit = |i: &usize| pixels[*i] > 0.1;
-    let (ys, xs): (Vec<usize>, Vec<usize>) =
-        (0..pixels.len()).filter(lit).map(|i| (i / cols, i % cols)).unzip();
-    // A blank image has no digit: the whole of it is scaled.
-    let (top, left, bottom, right) = if ys.is_empty() {
-        (0, 0, rows, cols)
-    } else {
-        (ys[0], *xs.iter().min().expect("lit"), ys[ys.len() - 1] + 1, *xs.iter().max().expect("lit") + 1)
-    };
+    // The bounding box of the lit pixels, in one pass; a blank image has no digit, and the whole
+    // of it is scaled.
+    let lit = (0..pixels.len()).filter(|&i| pixels[i] > 0.1).map(|i| (i / cols, i % cols));
+    let unseen = (rows, cols, 0, 0);
+    let (top, left, bottom, right) =
+        lit.fold(unseen, |(t, l, b, r), (y, x)| (t.min(y), l.min(x), b.max(y + 1), r.max(x + 1)));
+    let (top, left, bottom, right) =
+        if bottom == 0 { (0, 0, rows, cols) } else { (top, left, bottom, right) };
     let (box_rows, box_cols) = (bottom - top, right - left);
     let room = (to_rows.min(to_cols) as f64 * 20.0 / 28.0).round().max(1.0);
     let scale = room / box_rows.max(box_cols) as f64;
