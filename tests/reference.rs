@@ -3,6 +3,9 @@
 //! model, on random inputs and shapes with ragged tails. Each check prints its `maxdiff`
 //! (`cargo test --test reference -- --nocapture`).
 //!
+//! The reference's own gradients are checked against central differences here too, so that
+//! neither engine's correctness rests on the other's.
+//!
 //! Equal to the bit where both engines add the same terms in the same order: a dense layer
 //! (the reference's `.dot` is `matrixmultiply`, whose order of sums our kernel keeps), the
 //! activations' slopes and max-pooling. Elsewhere within a stated bar, normwise (the largest
@@ -348,4 +351,98 @@ fn the_dense_training_step_is_the_reference() {
 fn the_convolutional_training_step_is_the_reference() {
     let model = Model::conv_autoencoder(8, 8, &mut ChaCha8Rng::seed_from_u64(4));
     compare_steps("conv 8×8", model, 64, 12, 1e-4);
+}
+
+/// `Σ c ⊙ z`, a linear probe: its gradient with respect to `z` is exactly `c`.
+fn probe(c: &Array2<f32>, z: &Array2<f32>) -> f64 {
+    c.iter().zip(z).map(|(&c, &z)| f64::from(c) * f64::from(z)).sum()
+}
+
+/// The reference's own gradients against central differences, layer by layer, through the
+/// probe `L = Σ C ⊙ layer(X)` (so `δ = C`): `dW`, `db` and `dX` of a dense layer, both
+/// convolutions and max-pooling (whose inputs are spread apart, so no step swaps a maximum).
+#[test]
+fn the_reference_gradients_are_central_differences() {
+    use common::{numeric_gradient, relative_error};
+    let conv = Conv2d::from_parts(
+        Image::new(4, 5, 2),
+        random((3, 18), -0.5, 0.5, 60),
+        Array1::from(vec![0.1, -0.2, 0.3]),
+    );
+    let conv_t = ConvTranspose2d::from_parts(
+        Image::new(2, 3, 2),
+        2,
+        random((2, 27), -0.5, 0.5, 61),
+        Array1::from(vec![0.2, -0.1, 0.05]),
+    );
+    let layers = [
+        dense(7, 4, 62),
+        Layer::Conv2d(conv),
+        Layer::ConvTranspose2d(conv_t),
+        Layer::MaxPool2d(MaxPool2d { input: Image::new(4, 4, 2) }),
+    ];
+    for layer in layers {
+        let batch = 3;
+        // Inputs a step of 1e-2 cannot reorder: distinct values at least 0.05 apart.
+        let n = batch * layer.inputs();
+        let mut values: Vec<f32> = (0..n).map(|i| ((i * 37) % n) as f32 * 0.05 - 1.0).collect();
+        let x = Array2::from_shape_vec((batch, layer.inputs()), values.clone()).unwrap();
+        let c = random((batch, layer.outputs()), -1.0, 1.0, 63);
+        let name = layer.kind();
+        let dx = reference_model::layer_backward_input(&layer, x.view(), c.view());
+        let numeric = numeric_gradient(&mut values, 1e-2, |v| {
+            let x = Array2::from_shape_vec((batch, layer.inputs()), v.to_vec()).unwrap();
+            probe(&c, &reference_model::layer_forward(&layer, x.view()))
+        });
+        assert!(relative_error(&format!("{name} dX"), slice(&dx), &numeric) < 1e-3);
+        let Some(grads) = reference_model::layer_backward(&layer, x.view(), c.view()) else { continue };
+        let mut layer = layer;
+        let [(w, _), (b, _)] = layer.params_and_grads().unwrap();
+        let (mut w0, mut b0) = (w.to_vec(), b.to_vec());
+        for (theta, analytic, what) in
+            [(&mut w0, slice(&grads.dw), "dW"), (&mut b0, grads.db.as_slice().unwrap(), "db")]
+        {
+            let numeric = numeric_gradient(theta, 1e-2, |t| {
+                let mut probed = layer.clone();
+                let [(w, _), (b, _)] = probed.params_and_grads().unwrap();
+                if what == "dW" {
+                    w.copy_from_slice(t)
+                } else {
+                    b.copy_from_slice(t)
+                }
+                probe(&c, &reference_model::layer_forward(&probed, x.view()))
+            });
+            assert!(relative_error(&format!("{name} {what}"), analytic, &numeric) < 1e-3);
+        }
+    }
+}
+
+/// The reference losses' `δ` against central differences of their sum (in f64 from f32 terms),
+/// and each activation's backward against central differences through a probe.
+#[test]
+fn the_reference_loss_and_activation_gradients_are_central_differences() {
+    use common::{numeric_gradient, relative_error};
+    let y = random((2, 9), 0.0, 1.0, 70);
+    let z = random((2, 9), -4.0, 4.0, 71);
+    for loss in [Loss::Bce, Loss::Mse] {
+        let (_, delta) = reference::loss::loss_and_delta(loss, z.view(), y.view());
+        let mut values = z.as_slice().unwrap().to_vec();
+        let numeric = numeric_gradient(&mut values, 1e-2, |v| {
+            let z = Array2::from_shape_vec((2, 9), v.to_vec()).unwrap();
+            reference::loss::loss_and_delta(loss, z.view(), y.view()).0 / 18.0
+        });
+        assert!(relative_error(&format!("reference {loss} δ"), slice(&delta), &numeric) < 1e-3);
+    }
+    let c = random((2, 9), -1.0, 1.0, 72);
+    // Away from ReLU's kink, where a step of 1e-2 would cross it.
+    let z = z.mapv(|v| if v.abs() < 0.1 { v + 0.2 } else { v });
+    for f in [Activation::Relu, Activation::Sigmoid, Activation::Identity] {
+        let a = activation::forward(f, z.clone());
+        let delta = activation::backward(f, a.view(), c.clone());
+        let mut values = z.as_slice().unwrap().to_vec();
+        let numeric = numeric_gradient(&mut values, 1e-2, |v| {
+            probe(&c, &activation::forward(f, Array2::from_shape_vec((2, 9), v.to_vec()).unwrap()))
+        });
+        assert!(relative_error(&format!("reference {f:?} backward"), slice(&delta), &numeric) < 1e-3);
+    }
 }
