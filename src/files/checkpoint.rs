@@ -18,7 +18,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use ndarray::{Array1, Array2, Array3};
-use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use safetensors::tensor::{Metadata, TensorInfo};
+use safetensors::{Dtype, SafeTensors};
 use thiserror::Error;
 
 use crate::engine::activation::Activation;
@@ -68,37 +69,51 @@ impl From<Vec<f32>> for Values<'_> {
     }
 }
 
-/// Writes `tensors` and `metadata` to `path` as safetensors, atomically.
+/// Writes `tensors` and `metadata` to `path` as safetensors, atomically, each tensor's bytes
+/// straight from where it lives: a state as large as memory allows is written without a second
+/// copy of it. The header is the `safetensors` crate's, its keys sorted (the crate's metadata is
+/// a `HashMap`, whose order changes from run to run; sorted, the same model gives the same bytes).
 fn write(path: &Path, tensors: Vec<Named>, metadata: HashMap<String, String>) -> Result<(), CheckpointError> {
-    let bytes: Vec<std::borrow::Cow<[u8]>> = tensors
+    let mut offset = 0;
+    let infos = tensors
         .iter()
-        .map(|(_, _, values)| match values {
-            Values::F32(v) => v.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>().into(),
-            Values::U8(v) => (*v).into(),
+        .map(|(name, shape, values)| {
+            let (dtype, bytes) = match values {
+                Values::F32(v) => (Dtype::F32, 4 * v.len()),
+                Values::U8(v) => (Dtype::U8, v.len()),
+            };
+            let info = TensorInfo { dtype, shape: shape.clone(), data_offsets: (offset, offset + bytes) };
+            offset += bytes;
+            (name.clone(), info)
         })
         .collect();
-    let views = tensors.iter().zip(&bytes).map(|((name, shape, values), data)| {
-        let dtype = if let Values::U8(_) = values { Dtype::U8 } else { Dtype::F32 };
-        let view = TensorView::new(dtype, shape.clone(), data).expect("shape matches data");
-        (name.clone(), view)
-    });
-    let mut file = safetensors::serialize(views, Some(metadata)).map_err(|e| error(path, e))?;
-    sort_header(&mut file);
-    write_atomic(path, |w| w.write_all(&file)).map_err(|e| error(path, e))
-}
-
-/// Rewrites the JSON header of a serialized safetensors file with its keys sorted, in place.
-/// The `safetensors` crate writes the metadata from a `HashMap`, whose order changes from run to
-/// run; sorted, the same model gives the same bytes. Same keys and values, so the same length.
-fn sort_header(file: &mut [u8]) {
-    let len = u64::from_le_bytes(file[..8].try_into().expect("8 bytes")) as usize;
-    let header = &mut file[8..8 + len];
+    let header = Metadata::new(Some(metadata), infos).map_err(|e| error(path, e))?;
     // serde_json's maps are sorted by key.
-    let value: serde_json::Value = serde_json::from_slice(header).expect("the header just written");
-    let sorted = serde_json::to_vec(&value).expect("JSON");
-    assert!(sorted.len() <= len, "a sorted header is no longer than the original");
-    header[..sorted.len()].copy_from_slice(&sorted);
-    header[sorted.len()..].fill(b' ');
+    let sorted =
+        serde_json::to_value(&header).and_then(|v| serde_json::to_vec(&v)).map_err(|e| error(path, e))?;
+    let mut header = sorted;
+    header.resize(header.len().next_multiple_of(8), b' ');
+    write_atomic(path, |w| {
+        w.write_all(&(header.len() as u64).to_le_bytes())?;
+        w.write_all(&header)?;
+        for (_, _, values) in &tensors {
+            match values {
+                Values::F32(v) => {
+                    let mut bytes = [0u8; 4 * 1024];
+                    for chunk in v.chunks(1024) {
+                        bytes
+                            .chunks_exact_mut(4)
+                            .zip(chunk)
+                            .for_each(|(b, v)| b.copy_from_slice(&v.to_le_bytes()));
+                        w.write_all(&bytes[..4 * chunk.len()])?;
+                    }
+                }
+                Values::U8(v) => w.write_all(v)?,
+            }
+        }
+        Ok(())
+    })
+    .map_err(|e| error(path, e))
 }
 
 /// Writes `model`, trained on images of `image` = (rows, cols) pixels, to `path`.
