@@ -26,7 +26,12 @@ fn dataset(train: usize) -> tempfile::TempDir {
 /// error, then its tips, a line each) that, tips included, contains each of `needles`, and no
 /// panic.
 fn fails(args: &[&str], code: i32, needles: &[&str]) -> Output {
-    let out = dae().args(args).output().unwrap();
+    fails_as(dae(), args, code, needles)
+}
+
+/// [`fails`], for `dae` started as `command` (with an environment of its own).
+fn fails_as(mut command: Command, args: &[&str], code: i32, needles: &[&str]) -> Output {
+    let out = command.args(args).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
     let mut lines = stderr.trim_end().lines();
@@ -1040,4 +1045,93 @@ fn any_folder_name_is_set_aside() {
         let aside = data.path().join(OsStr::from_bytes(&aside));
         assert!(aside.join("metrics.json").is_file() && out.join("metrics.json").is_file(), "{aside:?}");
     }
+}
+
+/// `dae` allowed `limit` of memory (`DAE_MEMORY`).
+fn dae_within(limit: &str) -> Command {
+    let mut command = dae();
+    command.env("DAE_MEMORY", limit);
+    command
+}
+
+/// A run that needs more memory than there is is refused before anything is allocated, with
+/// both figures and the batch size that fits, which then trains (one 4096×4096 image used to
+/// abort in the allocator, asking for 4.8 GB; `--layers 65536,1024` peaked at 10.6 GB).
+#[test]
+fn training_that_needs_more_memory_than_there_is_is_refused_saying_what_fits() {
+    let data = tempfile::tempdir().unwrap();
+    common::write_dataset(data.path(), &common::bars_dataset_of_side(16, 128, 4));
+    let (d, out) = (path_str(data.path()), data.path().join("run"));
+    let o = path_str(&out);
+    let conv = ["--data", d, "--out", o, "--arch", "conv", "--epochs", "1", "--batch-size", "16"];
+    let refused = fails_as(
+        dae_within("48MiB"),
+        &conv,
+        2,
+        &[
+            "--batch-size 16",
+            "training the convolutional model on 128×128 images",
+            "DAE_MEMORY allows 48.0 MiB",
+        ],
+    );
+    assert!(!out.join("model.safetensors").exists(), "nothing trained");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    let fits = stderr.split("--batch-size ").last().and_then(|t| t.split(' ').next()).unwrap();
+    let rows: usize = fits.parse().unwrap_or_else(|_| panic!("a batch size that fits: {stderr}"));
+    assert!((1..16).contains(&rows), "{stderr}");
+    let mut conv = conv.to_vec();
+    conv[9] = fits;
+    let run = dae_within("48MiB").args(&conv).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+
+    let dense = ["--data", d, "--out", o, "--layers", "4096,4096", "--epochs", "1"];
+    fails_as(dae_within("64MiB"), &dense, 2, &["--layers 4096,4096", "not even one image a step fits"]);
+    fails_as(dae_within("8 parsecs"), &dense, 2, &["DAE_MEMORY=8 parsecs: expected a size"]);
+}
+
+/// A hand-made model too large for the memory there is, 1 → 4096 channels of 1×1 kernels (an
+/// eval used to ask for 6.6 GB of it), is refused by every command at load, naming the file,
+/// and denoise writes nothing.
+#[test]
+fn a_model_that_needs_more_memory_than_there_is_is_refused_at_load() {
+    use dae::engine::activation::Activation;
+    use dae::engine::conv::Conv2d;
+    use dae::engine::layer::Layer;
+    use dae::engine::lowering::Image;
+    use dae::engine::model::Model;
+    use ndarray::{Array1, Array2};
+    let data = dataset(64);
+    let d = path_str(data.path());
+    let conv = |c: usize, o: usize| {
+        Layer::Conv2d(Conv2d::from_parts(Image::new(8, 8, c), Array2::zeros((o, c)), Array1::zeros(o)))
+    };
+    let model = Model {
+        layers: vec![conv(1, 4096), conv(4096, 1)],
+        activations: vec![Activation::Relu, Activation::Sigmoid],
+    };
+    let path = data.path().join("wide.safetensors");
+    checkpoint::save(&model, (8, 8), &path).unwrap();
+    let m = path_str(&path);
+    let csv = data.path().join("codes.csv");
+    for args in [
+        &["eval", "--model", m, "--data", d][..],
+        &["eval", "--sweep", "--model", m, "--data", d],
+        &["encode", "--model", m, "--data", d, "--out", path_str(&csv)],
+    ] {
+        fails_as(
+            dae_within("32MiB"),
+            args,
+            1,
+            &["wide.safetensors", "measuring this model on 64 test images needs"],
+        );
+    }
+    assert!(!csv.exists());
+    let png = data.path().join("in.png");
+    dae::files::pngio::write_gray(&png, (8, 8), &[0.5; 64]).unwrap();
+    let out = data.path().join("out");
+    let denoise = ["denoise", "--model", m, path_str(&png), "--out", path_str(&out)];
+    fails_as(dae_within("1MiB"), &denoise, 1, &["wide.safetensors", "one image through this model needs"]);
+    assert!(!out.exists(), "denoise wrote nothing");
+    let run = dae().args(["eval", "--model", m, "--data", d]).output().unwrap();
+    assert!(run.status.success(), "the machine has the memory: {}", String::from_utf8_lossy(&run.stderr));
 }

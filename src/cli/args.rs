@@ -213,6 +213,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(message) = crate::cli::memory::set_limit() {
+        eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = cli.threads.map_or(cores, |t| (t as usize).min(cores));
     // Everything runs on a thread of the pool: a parallel loop started from outside the pool

@@ -11,6 +11,7 @@ use anyhow::{Context, anyhow};
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array2, ArrayView2, Axis};
 
+use crate::cli::memory;
 use crate::data::digit::{self, Background};
 use crate::data::mnist::{self, Mnist};
 use crate::data::noise::{Noise, NoiseStream, corrupt_set};
@@ -24,6 +25,7 @@ use crate::files::output::{DataPrint, DeadShares, Metrics, RunLock, new_run_name
 use crate::files::plot;
 use crate::files::pngio;
 use crate::report::{self, MEASURED_TEST, MEASURED_TRAIN, Measured};
+use crate::train::memory::{model_training_bytes, training_bytes};
 use crate::train::profile;
 use crate::train::{Arch, Config, Engine, TrainError, Trainer};
 
@@ -91,6 +93,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
                 return Err(Failure::Usage(CONV_HAS_NO_LAYERS.to_string()));
             }
             check_arch(&plan.config, &data)?;
+            check_training_memory(&plan.config, &data, |rows| training_bytes(&plan.config, &data, rows))?;
             let print = Some(DataPrint::of(&data, &plan.data));
             let metrics = Metrics {
                 config: plan.config.clone(),
@@ -143,7 +146,8 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
         let stats = match stats {
             Ok(stats) => stats,
             Err(TrainError::Interrupted(progress)) => {
-                save(&out, &trainer, &metrics, &snapshots, &trainer.samples(SHOWN))?;
+                let samples = trainer.samples(SHOWN);
+                save(&out, &trainer, &metrics, &snapshots, &samples)?;
                 let out = out.display();
                 eprintln!("interrupted after {progress}; saved in {out}; continue with --resume {out}");
                 return Err(Failure::Interrupted);
@@ -217,6 +221,11 @@ fn resume<'a>(
         let (step, path) = (state.progress.step, dir.join("state.safetensors"));
         return Err(anyhow!("{}: step {step} of an epoch of {steps} steps", path.display()).into());
     }
+    let bytes = |rows| model_training_bytes(&state.model, data, rows);
+    check_training_memory(&metrics.config, data, bytes).map_err(|e| match e {
+        Failure::Usage(m) => anyhow!("{}: {m}", dir.display()).into(),
+        other => other,
+    })?;
     metrics.config.epochs = epochs;
     metrics.threads = plan.threads;
     metrics.engine = plan.engine;
@@ -498,7 +507,8 @@ fn save(
     let views: Vec<_> = samples.iter().map(|a| a.view()).collect();
     let path = out.join("reconstructions.png");
     let labels = ["original", "noisy", "reconstruction"];
-    figure::write_grid(&path, &views, &labels, image, 4).with_context(|| cannot_write(&path))?;
+    let zoom = figure::magnification(image.0.max(image.1), 112).min(4);
+    figure::write_grid(&path, &views, &labels, image, zoom).with_context(|| cannot_write(&path))?;
     let path = out.join("metrics.json");
     metrics.write(&path).with_context(|| cannot_write(&path))?;
     if !metrics.history.is_empty() {
@@ -626,6 +636,9 @@ pub fn denoise(
     as_is: bool,
 ) -> Result<(), Failure> {
     let net = checkpoint::load(model)?;
+    let need = Workspace::bytes(&net, 1);
+    memory::check(need, || "one image through this model".into())
+        .map_err(|m| anyhow!("{}: {m}", model.display()))?;
     let d = net.widths()[0];
     let side = (d as f64).sqrt().round() as usize;
     let shape = checkpoint::image_shape(model)?.or((side * side == d).then_some((side, side)));
@@ -851,7 +864,43 @@ fn check_fits(model: &Model, data: &Mnist, source: &Path) -> Result<(), Failure>
             return Err(anyhow!("{}: {message}", source.display()).into());
         }
     }
+    let test = data.test.images.count;
+    memory::check(evaluate::bytes_needed(model, data), || {
+        format!("measuring this model on {test} test images")
+    })
+    .map_err(|m| anyhow!("{}: {m}", source.display()))?;
     Ok(())
+}
+
+/// A usage error if a run of `config` on `data`, which needs `bytes(rows)` bytes with batches
+/// of `rows` images, needs more memory than there is: it names the batch size that fits, or
+/// says that none does.
+fn check_training_memory(config: &Config, data: &Mnist, bytes: impl Fn(usize) -> u64) -> Result<(), Failure> {
+    let images = &data.train.images;
+    let rows = config.batch_size.min(images.count);
+    let what = || {
+        let model = match config.arch {
+            Arch::Dense => format!("the dense model --layers {}", join(&config.hidden)),
+            Arch::Conv => "the convolutional model".to_string(),
+        };
+        // A batch is the whole training set when that is smaller than --batch-size.
+        let flag = if rows == config.batch_size { format!("--batch-size {rows}: ") } else { String::new() };
+        format!("{flag}training {model} on {}×{} images, {rows} a step,", images.cols, images.rows)
+    };
+    memory::check(bytes(rows), what).map_err(|message| {
+        let limit = memory::limit().map_or(u64::MAX, |l| l.bytes);
+        let fits = memory::most_rows(&bytes, limit, rows);
+        let hint = match fits {
+            0 => "not even one image a step fits".to_string(),
+            n => format!("--batch-size {n} fits"),
+        };
+        Failure::Usage(format!("{message}; {hint}"))
+    })
+}
+
+/// "128,64,32".
+fn join(widths: &[usize]) -> String {
+    widths.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
 }
 
 /// "1 number", "2 numbers".

@@ -2,5 +2,6 @@
 
 pub mod args;
 pub mod commands;
+pub mod memory;
 
 pub use args::main;

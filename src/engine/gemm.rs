@@ -165,7 +165,7 @@ pub fn matmul_finish(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut
 /// largest weight matrix has 100,352): a larger one, such as the 60,000 images a nearest-neighbour search multiplies by,
 /// goes to `sgemm`, which packs it a panel at a time, rather than into a copy that each thread
 /// would keep.
-const MAX_COPY: usize = 1 << 20;
+pub const MAX_COPY: usize = 1 << 20;
 
 thread_local! {
     /// A thread's copy of a right operand whose rows are not contiguous (a convolution's

@@ -19,7 +19,7 @@ use crate::engine::adam::Adam;
 use crate::engine::conv::Conv2d;
 use crate::engine::conv_transpose::ConvTranspose2d;
 use crate::engine::dense::Dense;
-use crate::engine::gemm::rows_per_block;
+use crate::engine::gemm::{MAX_COPY, rows_per_block};
 use crate::engine::layer::{Layer, ParamAndGrad};
 use crate::engine::loss::Loss;
 use crate::engine::lowering::{Image, Scratch};
@@ -120,6 +120,16 @@ impl Model {
     /// The number of elements of each parameter tensor, in the order of [`Model::params_and_grads`].
     pub fn param_sizes(&self) -> Vec<usize> {
         self.layers.iter().flat_map(|l| l.param_sizes().into_iter().flatten()).collect()
+    }
+
+    /// The bytes the layers hold: parameters, their gradients and, for a dense layer, `Wᵀ`.
+    pub fn bytes(&self) -> u64 {
+        let numbers = |layer: &Layer| match (layer, layer.param_sizes()) {
+            (Layer::Dense(d), _) => 3 * d.w().len() + 2 * d.b.len(),
+            (_, Some([w, b])) => 2 * (w + b),
+            (_, None) => 0,
+        };
+        self.layers.iter().map(|l| FLOAT * numbers(l) as u64).sum()
     }
 
     /// Forward pass over `x` (B, D). Afterwards `ws.outputs[l]` (B, H_l) holds each layer's
@@ -262,6 +272,9 @@ pub fn autoencoder_widths(inputs: usize, hidden: &[usize]) -> Vec<usize> {
     widths
 }
 
+/// The bytes of one number.
+const FLOAT: u64 = std::mem::size_of::<f32>() as u64;
+
 /// Adds per-row sums in row order, so the total does not depend on how rows were split.
 fn sum_in_order(values: &[f32]) -> f64 {
     values.iter().map(|&v| f64::from(v)).sum()
@@ -289,6 +302,24 @@ impl Workspace {
         // A buffer per thread, but no more than 64: a thread without one shares (a lock).
         let scratch = Scratch::new(rayon::current_num_threads().min(64), lowered, partials);
         Workspace { outputs: buffers(), deltas: buffers(), row_loss: vec![0.0; capacity], scratch }
+    }
+
+    /// The bytes [`Workspace::new`] allocates for `model` and batches of `capacity` rows, with
+    /// what the layers grow on their first pass (a wide dense layer's partial sums, each thread's
+    /// copy of a convolution's transposed kernel), counted without allocating any: what a
+    /// command checks against the memory it has before it starts.
+    pub fn bytes(model: &Model, capacity: usize) -> u64 {
+        let rows = capacity as u64;
+        let needs = model.layers.iter().map(|l| l.scratch_needs(capacity));
+        let (lowered, partials) = needs.fold((0, 0), |(a, b), (c, d)| (a.max(c), b.max(d)));
+        let threads = rayon::current_num_threads().min(64) as u64;
+        let dense_partials: usize =
+            model.layers[1..].iter().filter(|l| matches!(l, Layer::Dense(_))).map(Layer::inputs).sum();
+        let per_row = Workspace::bytes_per_row(model) as u64 + FLOAT * dense_partials as u64;
+        let kernels = model.layers.iter().filter(|l| !matches!(l, Layer::Dense(_)));
+        let copy = kernels.filter_map(|l| l.param_sizes()).map(|[w, _]| w.min(MAX_COPY)).max().unwrap_or(0);
+        let per_thread = (lowered + copy) as u64;
+        rows.saturating_mul(per_row) + FLOAT * (threads * per_thread + partials as u64)
     }
 
     /// The bytes a batch row adds to the buffers of `model`: its outputs and deltas.

@@ -71,9 +71,38 @@ pub fn denoising(model: &Model, data: &Mnist, noise: Noise, seed: u64) -> (Quali
     (quality(&noisy), quality(&reconstructed))
 }
 
-/// Training images scaled, encoded and searched at a time by [`features`]: with the
-/// convolutional model's 1,568-number codes, 47 MB.
+/// Training images scaled, encoded and searched at a time by [`features`], at most: 5,000
+/// images, or fewer when their pixels and codes would take more than [`REFERENCE_BYTES`].
 const REFERENCE_BLOCK: usize = 5000;
+/// The most a block of training images and their codes may take: 5,000 images and the
+/// convolutional model's 1,568-number codes take 47 MB.
+const REFERENCE_BYTES: usize = 48 << 20;
+
+/// Training images per block of [`features`] for `model`'s codes of images of `d` pixels.
+fn reference_block(model: &Model, d: usize) -> usize {
+    let code = model.layers[model.bottleneck()].outputs();
+    (REFERENCE_BYTES / (FLOAT * (code + d))).clamp(1, REFERENCE_BLOCK)
+}
+
+/// The bytes of one number.
+const FLOAT: usize = std::mem::size_of::<f32>();
+
+/// The bytes [`evaluate`] holds at its peak for `model` on `data`'s test set, counted before
+/// any is allocated: the larger of [`denoising`]'s (the test set clean, corrupted and
+/// reconstructed) and [`features`]'s (the scaled test set and its codes, a block of training
+/// images and theirs, and the block's products with the queries), each with a forward pass's
+/// buffers. [`sweep_row`] and [`encode`] need no more.
+pub fn bytes_needed(model: &Model, data: &Mnist) -> u64 {
+    let (n, d) = (data.test.images.count as u64, data.test.images.pixels_per_image());
+    let code = model.layers[model.bottleneck()].outputs() as u64;
+    let buffers = Workspace::bytes(model, rows_per_batch(model).min(data.test.images.count));
+    let block = reference_block(model, d).min(data.train.images.count) as u64;
+    let (d, float) = (d as u64, FLOAT as u64);
+    let denoising = float * 3 * n * d;
+    let products = knn::QUERY_BLOCK.min(data.test.images.count) as u64 * block;
+    let features = float * (n * (d + code) + 2 * block * (d + code) + products);
+    denoising.max(features).saturating_add(buffers)
+}
 
 /// The k-NN accuracy on the test set, the training set as reference, of `model`'s codes of the
 /// clean images and of their raw pixels: the second half of [`evaluate`]. The training set is
@@ -85,8 +114,9 @@ pub fn features(model: &Model, data: &Mnist) -> Knn {
     let k = K.min(train.count);
     let mut codes = knn::Neighbours::new(test.nrows(), k);
     let mut pixels = knn::Neighbours::new(test.nrows(), k);
-    for first in (0..train.count).step_by(REFERENCE_BLOCK) {
-        let block = scaled_rows(train, first, REFERENCE_BLOCK);
+    let rows = reference_block(model, train.pixels_per_image());
+    for first in (0..train.count).step_by(rows) {
+        let block = scaled_rows(train, first, rows);
         codes.add(test_codes.view(), encode(model, block.view()).view(), first);
         pixels.add(test.view(), block.view(), first);
     }
@@ -153,7 +183,7 @@ fn apply(
     f: fn(&Model, ArrayView2<f32>, &mut Workspace, ndarray::ArrayViewMut2<f32>),
     width: usize,
 ) -> Array2<f32> {
-    let rows_per_batch = (WORKSPACE_BYTES / Workspace::bytes_per_row(model)).clamp(1, BATCH);
+    let rows_per_batch = rows_per_batch(model);
     let mut ws = Workspace::new(model, rows_per_batch.min(x.nrows()));
     let mut out = Array2::zeros((x.nrows(), width));
     for (i, batch) in x.axis_chunks_iter(Axis(0), rows_per_batch).enumerate() {
@@ -161,6 +191,11 @@ fn apply(
         f(model, batch, &mut ws, out.slice_mut(rows));
     }
     out
+}
+
+/// Rows per forward pass of [`apply`]: as many as fit in [`WORKSPACE_BYTES`], 1 to [`BATCH`].
+fn rows_per_batch(model: &Model) -> usize {
+    (WORKSPACE_BYTES / Workspace::bytes_per_row(model)).clamp(1, BATCH)
 }
 
 /// Every image scaled to `[0, 1]`, (N, D).

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use crate::engine::gemm::par_matmul;
 
 /// Queries handled per matrix product: 256 queries × 5,000 references is 5 MB of products.
-const QUERY_BLOCK: usize = 256;
+pub const QUERY_BLOCK: usize = 256;
 
 /// The fraction of `queries` (Q, F) whose label among `query_labels` is the majority label of
 /// their `k` nearest rows in `reference` (N, F) labelled `labels`. A tie between labels goes to

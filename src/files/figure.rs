@@ -23,6 +23,12 @@ pub struct Canvas {
     pub pixels: Vec<u8>,
 }
 
+/// The whole magnification that shows images of `side` pixels about `width` pixels wide, at
+/// least 1: MNIST's 28-pixel digits 4× in a 112-pixel cell, a 4096-pixel image as it is.
+pub fn magnification(side: usize, width: usize) -> usize {
+    (width / side.max(1)).max(1)
+}
+
 /// Lays out `rows` (each (N, h·w), values in `[0, 1]`) as a grid of `rows.len()` × N images of
 /// `h × w` pixels, each magnified `zoom` times, on a dark gray ground.
 pub fn grid(rows: &[ArrayView2<f32>], (h, w): (usize, usize), zoom: usize) -> Canvas {

@@ -5,7 +5,8 @@
 use ndarray::{Array2, ArrayView2, Axis};
 
 use crate::engine::layer::Layer;
-use crate::engine::model::{Model, Workspace};
+use crate::engine::lowering::Buffers;
+use crate::engine::model::Model;
 use crate::files::figure::{Canvas, grid};
 
 /// Images per row of a grid of weights or responses.
@@ -40,9 +41,12 @@ pub fn signed(w: ArrayView2<f32>, image: (usize, usize), zoom: usize) -> Canvas 
 pub fn responses(model: &Model, x: ArrayView2<f32>, zoom: usize) -> Option<Canvas> {
     let Layer::Conv2d(conv) = &model.layers[0] else { return None };
     let out = conv.output();
-    let mut ws = Workspace::new(model, 1);
-    model.forward(x, &mut ws);
-    let values = ws.outputs[0].row(0);
+    // The first layer alone: the whole forward pass's buffers can be as large as the run's.
+    let (lowered, _) = model.layers[0].scratch_needs(1);
+    let mut output = Array2::zeros((1, out.len()));
+    let activation = Some(model.activations[0]);
+    model.layers[0].forward(x, output.view_mut(), activation, &Buffers::new(1, lowered));
+    let values = output.row(0);
     let mut maps = Array2::from_shape_fn((out.channels, out.pixels()), |(c, p)| values[p * out.channels + c]);
     for mut map in maps.rows_mut() {
         let largest = map.iter().fold(0.0f32, |m, &v| m.max(v));

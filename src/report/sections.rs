@@ -7,7 +7,7 @@ use ndarray::s;
 use crate::engine::layer::Layer;
 use crate::eval::evaluate;
 use crate::eval::pca;
-use crate::files::figure::GAP;
+use crate::files::figure::{GAP, magnification};
 use crate::files::plot;
 use crate::report::html::{self, escape, figure, spread, table};
 use crate::report::{Run, pictures};
@@ -119,7 +119,8 @@ pub fn learning_to_denoise(run: &Run) -> io::Result<String> {
     let n = snapshots.images.min(run.clean.nrows());
     let noise = run.metrics.config.noise;
     let row = |label: String, images: ndarray::ArrayView2<f32>| -> io::Result<Vec<String>> {
-        let picture = html::png(&pictures::digits(images, run.image, 2), 1, &label)?;
+        let zoom = magnification(run.image.0.max(run.image.1), 56).min(2);
+        let picture = html::png(&pictures::digits(images, run.image, zoom), 1, &label)?;
         Ok(vec![escape(&label), picture])
     };
     let mut rows = vec![
@@ -176,8 +177,8 @@ pub fn first_layer(run: &Run) -> io::Result<String> {
         Layer::Conv2d(conv) if conv.input.channels == 1 => {
             let k = conv.kernel();
             // Each kernel as wide as its response below it (shown twice its size), as near as a
-            // whole magnification allows.
-            let zoom = (2 * conv.input.width + GAP) / k;
+            // whole magnification allows, and no wider than 64 pixels.
+            let zoom = magnification(k, (2 * conv.input.width + GAP).min(64));
             let kernels = pictures::signed(conv.w.view(), (k, k), zoom);
             let responses =
                 pictures::responses(run.model, run.clean.slice(s![..1, ..]), 1).expect("a convolution");

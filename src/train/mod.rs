@@ -3,6 +3,7 @@
 //! ([`dead_units`]).
 
 pub mod dead_units;
+pub mod memory;
 pub mod profile;
 pub mod trainer;
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use ndarray::{Array2, ArrayView2, s};
+use ndarray::{Array2, ArrayView2, Axis, s};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -433,8 +433,9 @@ impl<'a> Trainer<'a> {
         (self.model, self.test_clean, self.test_noisy)
     }
 
-    /// The first `n` test images (all, if fewer): clean, corrupted and reconstructed, each (n, D).
-    pub fn samples(&self, n: usize) -> [Array2<f32>; 3] {
+    /// The first `n` test images (all, if fewer): clean, corrupted and reconstructed, each (n, D),
+    /// through the step's buffers (a second set could take as much memory as the run).
+    pub fn samples(&mut self, n: usize) -> [Array2<f32>; 3] {
         let n = n.min(self.test_clean.nrows());
         let clean = self.test_clean.slice(s![..n, ..]).to_owned();
         let noisy = self.test_noisy.slice(s![..n, ..]).to_owned();
@@ -443,7 +444,10 @@ impl<'a> Trainer<'a> {
             return [clean, noisy, out];
         }
         let mut out = Array2::zeros(noisy.raw_dim());
-        self.model.reconstruct(noisy.view(), &mut Workspace::new(&self.model, n), out.view_mut());
+        let rows = self.ws.capacity();
+        for (x, x_hat) in noisy.axis_chunks_iter(Axis(0), rows).zip(out.axis_chunks_iter_mut(Axis(0), rows)) {
+            self.model.reconstruct(x, &mut self.ws, x_hat);
+        }
         [clean, noisy, out]
     }
 }

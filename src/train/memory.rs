@@ -1,0 +1,65 @@
+//! What a run needs in memory, counted before any of it is allocated, so that a model or an
+//! image size that asks for more than the machine has is refused with the figures instead of an
+//! allocation that aborts the process (one 4096×4096 image asks the convolutional model for
+//! 1.1 TB at 256 images a step).
+
+use crate::data::mnist::Mnist;
+use crate::engine::layer::Layer;
+use crate::engine::model::{Model, Workspace, autoencoder_widths};
+use crate::train::{Arch, Config};
+
+/// The bytes of one number.
+const FLOAT: u64 = std::mem::size_of::<f32>() as u64;
+
+/// The bytes a run of `config` on `data` holds at its peak with batches of `rows` images: the
+/// model, its gradients and Adam's two moments; a batch's buffers and the clean and corrupted
+/// batch; the test set clean and corrupted. Not the data set itself, which is loaded by then.
+/// A dense model is counted from its widths, without building it; a convolutional one is
+/// built (its parameters are few whatever the image size) and counted.
+pub fn training_bytes(config: &Config, data: &Mnist, rows: usize) -> u64 {
+    let images = &data.train.images;
+    match config.arch {
+        Arch::Dense => {
+            let widths = autoencoder_widths(images.pixels_per_image(), &config.hidden);
+            let pairs = || widths.windows(2).map(|w| (w[0] as u64, w[1] as u64));
+            let parameters: u64 = pairs().map(|(i, o)| i * o + o).sum();
+            let model = FLOAT * pairs().map(|(i, o)| 3 * i * o + 2 * o).sum::<u64>();
+            // Outputs and deltas of every layer, the row's loss, and the partial sums of `δ·W`
+            // of every layer but the first (as [`Workspace::bytes`] counts them).
+            let outputs: u64 = widths[1..].iter().map(|&w| w as u64).sum();
+            let inputs: u64 = widths[1..widths.len() - 1].iter().map(|&w| w as u64).sum();
+            let workspace = (rows as u64).saturating_mul(FLOAT * (2 * outputs + 1 + inputs));
+            run_bytes(model, parameters, workspace, rows, data)
+        }
+        Arch::Conv => {
+            let mut rng = crate::data::rng::stream(config.seed, crate::data::rng::Purpose::Init, 0);
+            model_training_bytes(&config.arch.model((images.rows, images.cols), &[], &mut rng), data, rows)
+        }
+    }
+}
+
+/// [`training_bytes`] of a run of `model` (one being resumed), with the copies of its
+/// convolutions' kernels that saving it makes (in PyTorch's order; a dense layer's weights are
+/// written as they are).
+pub fn model_training_bytes(model: &Model, data: &Mnist, rows: usize) -> u64 {
+    let parameters = model.param_sizes().iter().map(|&n| n as u64).sum();
+    let kernels = model.layers.iter().filter(|l| !matches!(l, Layer::Dense(_)));
+    let copies: u64 = kernels.filter_map(|l| l.param_sizes()).map(|[w, _]| FLOAT * w as u64).sum();
+    let held = model.bytes() + copies;
+    run_bytes(held, parameters, Workspace::bytes(model, rows), rows, data)
+}
+
+/// The model's `model` bytes, Adam's moments of its `parameters`, a batch's `workspace`, the
+/// clean and corrupted batch of `rows` images, the test set clean and corrupted, and the order
+/// of the training images.
+fn run_bytes(model: u64, parameters: u64, workspace: u64, rows: usize, data: &Mnist) -> u64 {
+    let d = data.train.images.pixels_per_image() as u64;
+    let batches = 2 * FLOAT * d * rows as u64;
+    let test = 2 * FLOAT * d * data.test.images.count as u64 + FLOAT * data.train.images.count as u64;
+    let held = model.saturating_add(2 * FLOAT * parameters).saturating_add(workspace);
+    held.saturating_add(batches + test + SMALL)
+}
+
+/// What the run's small bookkeeping takes at most: the dead-unit watch, the samples the figure
+/// shows, the lists of layers and tensors (a few kilobytes for the notebook's model).
+const SMALL: u64 = 1 << 20;
