@@ -76,7 +76,7 @@ fn bad_flags_exit_2_naming_the_flag() {
         (&["--noise", "masking:1.5"], "out of range"),
         (&["--layers", "128,0"], "--layers"),
         (&["--layers", "4000000000"], "--layers"),
-        (&["--layers", "65536,65536"], "--layers: 8598519872 parameters, at most 268435456"),
+        (&["--layers", "65536,65536"], "--layers 65536,65536: 8598519872 parameters; at most 268435456"),
         (&["--out", path_str(&file)], "a-file"),
         (&["--no-such-flag"], "--no-such-flag"),
     ];

@@ -815,7 +815,8 @@ pub fn encode(model: &Path, data: &Path, out: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The most parameters a model may have: with their gradients and Adam's two moments, 4 GiB.
+/// The most parameters a model may have: its training state (weights and Adam's two moments)
+/// is then 3 GiB, under the 4 GiB `--resume` reads back.
 const MAX_PARAMETERS: u64 = 1 << 28;
 
 /// A usage error if the model `config` asks for cannot be built for `data`'s images.
@@ -839,7 +840,10 @@ fn check_size(hidden: &[usize], d: usize) -> Result<(), Failure> {
     let widths = autoencoder_widths(d, hidden);
     let parameters: u64 = widths.windows(2).map(|w| (w[0] * w[1] + w[1]) as u64).sum();
     if parameters > MAX_PARAMETERS {
-        let message = format!("--layers: {parameters} parameters, at most {MAX_PARAMETERS} fit here");
+        let message = format!(
+            "--layers {}: {parameters} parameters; at most {MAX_PARAMETERS} (a training state of 3 GiB) are supported",
+            join(hidden)
+        );
         return Err(Failure::Usage(message));
     }
     Ok(())
