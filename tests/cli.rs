@@ -576,6 +576,17 @@ fn the_run_lock_never_follows_a_link() {
     std::os::unix::fs::symlink(&nowhere, run.join(".lock")).unwrap();
     fails(&["report", r, "--data", d], 1, &[".lock is a symbolic link"]);
     assert!(!nowhere.exists(), "a dangling link made no file");
+    // A hard link is a regular file, but another name of the victim.
+    std::fs::remove_file(run.join(".lock")).unwrap();
+    std::fs::hard_link(&victim, run.join(".lock")).unwrap();
+    for args in [
+        &["report", r, "--data", d][..],
+        &["--data", d, "--resume", r, "--epochs", "2"],
+        &["--data", d, "--out", r],
+    ] {
+        fails(args, 1, &[".lock is a hard link to another file"]);
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious", "{args:?}");
+    }
 }
 
 /// Only this program's own temporary files, of writers that have ended, are ever removed, and
@@ -1074,7 +1085,7 @@ fn training_that_needs_more_memory_than_there_is_is_refused_saying_what_fits() {
             "DAE_MEMORY allows 48.0 MiB",
         ],
     );
-    assert!(!out.join("model.safetensors").exists(), "nothing trained");
+    assert!(!out.exists(), "a refused run makes no folder");
     let stderr = String::from_utf8_lossy(&refused.stderr);
     let fits = stderr.split("--batch-size ").last().and_then(|t| t.split(' ').next()).unwrap();
     let rows: usize = fits.parse().unwrap_or_else(|_| panic!("a batch size that fits: {stderr}"));

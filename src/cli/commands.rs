@@ -80,20 +80,24 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
         let what = if out.exists() { "not a folder" } else { "no such folder" };
         return Err(Failure::Usage(format!("--resume {}: {what}; name the folder of a run", out.display())));
     }
+    // A new run's settings and data are checked before its folder is made or taken, so that a
+    // refused command leaves nothing behind.
+    let data = Mnist::load(&plan.data)?;
+    if plan.resume.is_none() {
+        plan.config.check().map_err(Failure::Usage)?;
+        if plan.config.arch == Arch::Conv && plan.given.contains(&"layers") {
+            return Err(Failure::Usage(CONV_HAS_NO_LAYERS.to_string()));
+        }
+        check_arch(&plan.config, &data)?;
+        check_training_memory(&plan.config, &data, |rows| training_bytes(&plan.config, &data, rows))?;
+    }
     prepare_out(&out)?;
     let _lock =
         RunLock::acquire(&out).map_err(|e| Failure::Error(anyhow!("{flag} {}: {e}", out.display())))?;
     // A run that was killed before renaming its temporary files left them; the folder is ours now.
     remove_stale_temps(&out).with_context(|| format!("{flag} {}: cannot clear", out.display()))?;
-    let data = Mnist::load(&plan.data)?;
     let (mut trainer, mut metrics, mut snapshots) = match &plan.resume {
         None => {
-            plan.config.check().map_err(Failure::Usage)?;
-            if plan.config.arch == Arch::Conv && plan.given.contains(&"layers") {
-                return Err(Failure::Usage(CONV_HAS_NO_LAYERS.to_string()));
-            }
-            check_arch(&plan.config, &data)?;
-            check_training_memory(&plan.config, &data, |rows| training_bytes(&plan.config, &data, rows))?;
             let print = Some(DataPrint::of(&data, &plan.data));
             let metrics = Metrics {
                 config: plan.config.clone(),
@@ -268,15 +272,11 @@ fn open_run(dir: &Path, data: &Mnist, data_path: &Path) -> Result<(Metrics, Stat
     let print = DataPrint::of(data, data_path);
     if let Some(saved) = metrics.data.as_ref().filter(|saved| !saved.same_data(&print)) {
         let message = format!(
-            "the run was trained on the data in {} ({}+{} images, CRC-32 {:08x}); --data {} holds other data ({}+{} images, CRC-32 {:08x})",
+            "the run was trained on the data in {} ({}); --data {} holds other data ({})",
             saved.path,
-            saved.images[0],
-            saved.images[1],
-            saved.crc32,
+            saved.describe(),
             print.path,
-            print.images[0],
-            print.images[1],
-            print.crc32
+            print.describe()
         );
         return Err(anyhow!("{}: {message}", path.display()).into());
     }

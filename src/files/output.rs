@@ -153,8 +153,14 @@ impl RunLock {
             Some(libc::ELOOP) => LockError::NotAFile("a symbolic link"),
             _ => LockError::Io(e),
         })?;
-        if !file.metadata()?.is_file() {
+        use std::os::unix::fs::MetadataExt;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
             return Err(LockError::NotAFile("not a regular file"));
+        }
+        // A hard link is a regular file too, but another name of a file we would overwrite.
+        if meta.nlink() > 1 {
+            return Err(LockError::NotAFile("a hard link to another file"));
         }
         match file.try_lock() {
             Ok(()) => {}
@@ -191,6 +197,13 @@ pub struct DataPrint {
 }
 
 impl DataPrint {
+    /// "60000+10000 images of 28×28, CRC-32 1a2b3c4d".
+    pub fn describe(&self) -> String {
+        let [train, test] = self.images;
+        let [rows, cols] = self.size;
+        format!("{train}+{test} images of {cols}×{rows}, CRC-32 {:08x}", self.crc32)
+    }
+
     /// Whether `other` prints the same data, wherever it was read from.
     pub fn same_data(&self, other: &DataPrint) -> bool {
         (self.images, self.size, self.crc32) == (other.images, other.size, other.crc32)
