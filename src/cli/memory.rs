@@ -24,19 +24,19 @@ pub fn set_limit() -> Result<(), String> {
                 .ok_or_else(|| format!("DAE_MEMORY={value}: expected a size, such as 8GiB or 512MiB"))?;
             Some(Limit { bytes, from_env: true })
         }
-        Err(_) => machine().map(|bytes| Limit { bytes, from_env: false }),
+        Err(_) => machine(),
     };
     LIMIT.set(limit).map_err(|_| "the memory limit is set once".to_string())
 }
 
 /// The limit [`set_limit`] took, or the machine's if it was not called.
 pub fn limit() -> Option<Limit> {
-    *LIMIT.get_or_init(|| machine().map(|bytes| Limit { bytes, from_env: false }))
+    *LIMIT.get_or_init(machine)
 }
 
-/// The bytes of memory this machine has (`MemTotal` in `/proc/meminfo`), or its control group's
-/// limit if that is lower; `None` where neither can be read.
-fn machine() -> Option<u64> {
+/// The memory this machine has (`MemTotal` in `/proc/meminfo`), or its control group's limit if
+/// that is lower; `None` where neither can be read.
+fn machine() -> Option<Limit> {
     let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|info| {
         let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
         let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -46,10 +46,11 @@ fn machine() -> Option<u64> {
     let group = ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]
         .iter()
         .find_map(|path| std::fs::read_to_string(path).ok()?.trim().parse::<u64>().ok());
-    match (total, group) {
+    let bytes = match (total, group) {
         (Some(t), Some(g)) => Some(t.min(g)),
         (t, g) => t.or(g),
-    }
+    };
+    bytes.map(|bytes| Limit { bytes, from_env: false })
 }
 
 /// `8GiB`, `512 MiB`, `1.5GB`, `4096`: bytes, with an optional binary (KiB…TiB) or decimal
@@ -143,7 +144,7 @@ mod tests {
     #[test]
     #[cfg(target_os = "linux")]
     fn the_machine_says_how_much_it_has() {
-        let bytes = machine().expect("/proc/meminfo");
-        assert!(bytes > 64 << 20, "{bytes}");
+        let limit = machine().expect("/proc/meminfo");
+        assert!(limit.bytes > 64 << 20 && !limit.from_env, "{limit:?}");
     }
 }

@@ -272,8 +272,8 @@ pub fn autoencoder_widths(inputs: usize, hidden: &[usize]) -> Vec<usize> {
     widths
 }
 
-/// The bytes of one number.
-const FLOAT: u64 = std::mem::size_of::<f32>() as u64;
+/// The bytes of one number, for the counts of memory made before allocating it.
+pub const FLOAT: u64 = std::mem::size_of::<f32>() as u64;
 
 /// Adds per-row sums in row order, so the total does not depend on how rows were split.
 fn sum_in_order(values: &[f32]) -> f64 {
@@ -297,10 +297,8 @@ impl Workspace {
     /// Buffers for `model` and batches of up to `capacity` rows.
     pub fn new(model: &Model, capacity: usize) -> Workspace {
         let buffers = || model.layers.iter().map(|l| Array2::zeros((capacity, l.outputs()))).collect();
-        let needs = model.layers.iter().map(|l| l.scratch_needs(capacity));
-        let (lowered, partials) = needs.fold((0, 0), |(a, b), (c, d)| (a.max(c), b.max(d)));
-        // A buffer per thread, but no more than 64: a thread without one shares (a lock).
-        let scratch = Scratch::new(rayon::current_num_threads().min(64), lowered, partials);
+        let (threads, lowered, partials) = Workspace::scratch_sizes(model, capacity);
+        let scratch = Scratch::new(threads, lowered, partials);
         Workspace { outputs: buffers(), deltas: buffers(), row_loss: vec![0.0; capacity], scratch }
     }
 
@@ -310,22 +308,33 @@ impl Workspace {
     /// command checks against the memory it has before it starts.
     pub fn bytes(model: &Model, capacity: usize) -> u64 {
         let rows = capacity as u64;
-        let needs = model.layers.iter().map(|l| l.scratch_needs(capacity));
-        let (lowered, partials) = needs.fold((0, 0), |(a, b), (c, d)| (a.max(c), b.max(d)));
-        let threads = rayon::current_num_threads().min(64) as u64;
+        let (threads, lowered, partials) = Workspace::scratch_sizes(model, capacity);
         let dense_partials: usize =
             model.layers[1..].iter().filter(|l| matches!(l, Layer::Dense(_))).map(Layer::inputs).sum();
-        let per_row = Workspace::bytes_per_row(model) as u64 + FLOAT * dense_partials as u64;
+        let per_row = FLOAT * (Workspace::numbers_per_row(model) + dense_partials) as u64;
         let kernels = model.layers.iter().filter(|l| !matches!(l, Layer::Dense(_)));
         let copy = kernels.filter_map(|l| l.param_sizes()).map(|[w, _]| w.min(MAX_COPY)).max().unwrap_or(0);
         let per_thread = (lowered + copy) as u64;
-        rows.saturating_mul(per_row) + FLOAT * (threads * per_thread + partials as u64)
+        rows.saturating_mul(per_row) + FLOAT * (threads as u64 * per_thread + partials as u64)
     }
 
-    /// The bytes a batch row adds to the buffers of `model`: its outputs and deltas.
+    /// The scratch [`Workspace::new`] makes for `model` and `capacity` rows: `(threads, lowered,
+    /// partials)`, a lowered matrix per thread (but no more than 64 threads: a thread without
+    /// one shares, through a lock) and room for the largest layer's partial gradients.
+    fn scratch_sizes(model: &Model, capacity: usize) -> (usize, usize, usize) {
+        let needs = model.layers.iter().map(|l| l.scratch_needs(capacity));
+        let (lowered, partials) = needs.fold((0, 0), |(a, b), (c, d)| (a.max(c), b.max(d)));
+        (rayon::current_num_threads().min(64), lowered, partials)
+    }
+
+    /// The numbers a batch row adds to the buffers of `model`: its outputs, deltas and loss.
+    fn numbers_per_row(model: &Model) -> usize {
+        2 * model.layers.iter().map(Layer::outputs).sum::<usize>() + 1
+    }
+
+    /// The bytes a batch row adds to the buffers of `model`: its outputs, deltas and loss.
     pub fn bytes_per_row(model: &Model) -> usize {
-        let widths: usize = model.layers.iter().map(Layer::outputs).sum();
-        std::mem::size_of::<f32>() * (2 * widths + 1)
+        FLOAT as usize * Workspace::numbers_per_row(model)
     }
 
     /// The largest batch these buffers hold.

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use crate::data::mnist::{Images, Mnist};
 use crate::data::noise::{Noise, corrupt_set};
 use crate::data::rng::Purpose;
-use crate::engine::model::{Model, Workspace};
+use crate::engine::model::{FLOAT, Model, Workspace};
 use crate::eval::knn;
 use crate::eval::quality::{Quality, mse, psnr};
 
@@ -81,11 +81,8 @@ const REFERENCE_BYTES: usize = 48 << 20;
 /// Training images per block of [`features`] for `model`'s codes of images of `d` pixels.
 fn reference_block(model: &Model, d: usize) -> usize {
     let code = model.layers[model.bottleneck()].outputs();
-    (REFERENCE_BYTES / (FLOAT * (code + d))).clamp(1, REFERENCE_BLOCK)
+    (REFERENCE_BYTES / (FLOAT as usize * (code + d))).clamp(1, REFERENCE_BLOCK)
 }
-
-/// The bytes of one number.
-const FLOAT: usize = std::mem::size_of::<f32>();
 
 /// The bytes [`evaluate`] holds at its peak for `model` on `data`'s test set, counted before
 /// any is allocated: the larger of [`denoising`]'s (the test set clean, corrupted and
@@ -93,14 +90,14 @@ const FLOAT: usize = std::mem::size_of::<f32>();
 /// images and theirs, and the block's products with the queries), each with a forward pass's
 /// buffers. [`sweep_row`] and [`encode`] need no more.
 pub fn bytes_needed(model: &Model, data: &Mnist) -> u64 {
-    let (n, d) = (data.test.images.count as u64, data.test.images.pixels_per_image());
-    let code = model.layers[model.bottleneck()].outputs() as u64;
-    let buffers = Workspace::bytes(model, rows_per_batch(model).min(data.test.images.count));
+    let (n, d) = (data.test.images.count, data.test.images.pixels_per_image());
+    let buffers = Workspace::bytes(model, rows_per_batch(model).min(n));
     let block = reference_block(model, d).min(data.train.images.count) as u64;
-    let (d, float) = (d as u64, FLOAT as u64);
-    let denoising = float * 3 * n * d;
-    let products = knn::QUERY_BLOCK.min(data.test.images.count) as u64 * block;
-    let features = float * (n * (d + code) + 2 * block * (d + code) + products);
+    let code = model.layers[model.bottleneck()].outputs() as u64;
+    let products = knn::QUERY_BLOCK.min(n) as u64 * block;
+    let (n, d) = (n as u64, d as u64);
+    let denoising = FLOAT * 3 * n * d;
+    let features = FLOAT * (n * (d + code) + 2 * block * (d + code) + products);
     denoising.max(features).saturating_add(buffers)
 }
 

@@ -89,9 +89,8 @@ fn write(path: &Path, tensors: Vec<Named>, metadata: HashMap<String, String>) ->
         .collect();
     let header = Metadata::new(Some(metadata), infos).map_err(|e| error(path, e))?;
     // serde_json's maps are sorted by key.
-    let sorted =
+    let mut header =
         serde_json::to_value(&header).and_then(|v| serde_json::to_vec(&v)).map_err(|e| error(path, e))?;
-    let mut header = sorted;
     header.resize(header.len().next_multiple_of(8), b' ');
     write_atomic(path, |w| {
         w.write_all(&(header.len() as u64).to_le_bytes())?;

@@ -5,11 +5,8 @@
 
 use crate::data::mnist::Mnist;
 use crate::engine::layer::Layer;
-use crate::engine::model::{Model, Workspace, autoencoder_widths};
+use crate::engine::model::{FLOAT, Model, Workspace, autoencoder_widths};
 use crate::train::{Arch, Config};
-
-/// The bytes of one number.
-const FLOAT: u64 = std::mem::size_of::<f32>() as u64;
 
 /// The bytes a run of `config` on `data` holds at its peak with batches of `rows` images: the
 /// model, its gradients and Adam's two moments; a batch's buffers and the clean and corrupted
