@@ -1,7 +1,7 @@
 //! The loss curve draws whatever the history holds: infinite, NaN and huge losses are left out
 //! of the axis (an infinite one once made `plotters` loop forever), and the file is written.
 
-use dae::files::plot::write_loss_curve;
+use dae::files::plot::{loss_curve, write_loss_curve};
 use dae::train::EpochStats;
 
 #[test]
@@ -102,4 +102,21 @@ fn dead_units_out_of_range_are_left_out() {
     let shares = vec![vec![0.25, 1e308], vec![-1.0, f64::NAN], vec![0.5]];
     let svg = dae::files::plot::dead_units(&names, &shares).unwrap();
     assert_eq!(circles(&svg).len(), 2, "0.25 and 0.5 drawn, the rest not");
+}
+
+/// A loss that barely moves still gets ticks that read differently (they all read "0.693" for 0.69315 to 0.69312).
+#[test]
+fn a_flat_loss_curve_has_ticks_that_differ() {
+    let epoch = |epoch, loss| EpochStats { epoch, train_loss: loss, val_loss: loss - 2e-5, seconds: 1.0 };
+    for history in [vec![epoch(1, 0.69415), epoch(2, 0.69412)], vec![epoch(1, 0.2), epoch(2, 0.1)]] {
+        let svg = loss_curve(&history, "BCE").unwrap();
+        let ticks: Vec<&str> = svg
+            .split("</text>")
+            .filter_map(|t| t.rsplit('>').next().map(str::trim))
+            .filter(|t| t.starts_with("0."))
+            .collect();
+        assert!(ticks.len() >= 4, "{ticks:?}");
+        let distinct: std::collections::HashSet<_> = ticks.iter().collect();
+        assert_eq!(distinct.len(), ticks.len(), "{ticks:?}");
+    }
 }

@@ -117,7 +117,11 @@ pub fn loss_curve(history: &[EpochStats], loss_name: &str) -> io::Result<String>
         let points = history.iter().map(|e| (e.epoch, if validation { e.val_loss } else { e.train_loss }));
         (name.to_string(), color, points.collect::<Vec<_>>())
     });
-    let label = |y: &f64| format!("{y:.3}");
+    // Three decimals, or as many more as a narrow range needs for its ticks to differ (a loss
+    // that barely moves, 0.69315 to 0.69312, read "0.693" on every tick).
+    let width = losses.end - losses.start;
+    let decimals = ((1.0 - width.log10()).ceil() as usize).clamp(3, 8);
+    let label = |y: &f64| format!("{y:.decimals$}");
     per_epoch(&format!("{loss_name} per epoch"), loss_name, losses, &series, &label, Spread::Exact)
 }
 
