@@ -13,6 +13,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use dae::data::noise::{Noise, NoiseStream};
 use dae::data::rng::Purpose;
 use dae::engine::adam::Adam;
+use dae::engine::data_parallel::Shards;
 use dae::engine::dense::Dense;
 use dae::engine::gemm::{Finish, matmul, matmul_naive, par_matmul, par_matmul_halves, sgemm};
 use dae::engine::loss::Loss;
@@ -20,6 +21,7 @@ use dae::engine::model::Model;
 use ndarray::Array2;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use std::hint::black_box;
 
 const BATCH: usize = 256;
 /// The notebook's model's layers, (inputs, outputs).
@@ -177,6 +179,25 @@ fn elementwise(c: &mut Criterion) {
     group.finish();
 }
 
+/// The two parallel regions of the data-parallel step of the notebook's model on a batch of
+/// 256 (`engine::data_parallel`): every shard's forward, loss and backward pass, and the update
+/// that adds the shards' gradients and takes Adam's step. The rate is in images per second.
+fn data_parallel(c: &mut Criterion) {
+    let mut model = Model::autoencoder(784, &[128, 64, 32], &mut ChaCha8Rng::seed_from_u64(2));
+    let mut adam = Adam::new(1e-3, model.param_sizes());
+    let mut shards = Shards::new(&model, BATCH);
+    let (input, target) = (random((BATCH, 784)), random((BATCH, 784)));
+    let mut group = c.benchmark_group(format!("data_parallel_{}threads", rayon::current_num_threads()));
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("passes", |b| {
+        in_pool(b, || {
+            black_box(shards.passes(&model, Loss::Bce, input.view(), target.view()));
+        })
+    });
+    group.bench_function("update", |b| in_pool(b, || shards.update(&mut model, &mut adam, BATCH)));
+    group.finish();
+}
+
 /// A whole training step of the notebook's model on a batch of 256: forward, BCE, backward,
 /// Adam. The rate is in images per second; one epoch is 60,000 images.
 fn training_step(c: &mut Criterion) {
@@ -190,6 +211,6 @@ fn training_step(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = common::config(2, 100);
-    targets = sgemm_shapes, naive_vs_sgemm, kernel_vs_matrixmultiply, sgemm_parallel, dense_layer, elementwise, training_step
+    targets = sgemm_shapes, naive_vs_sgemm, kernel_vs_matrixmultiply, sgemm_parallel, dense_layer, elementwise, data_parallel, training_step
 }
 criterion_main!(benches);

@@ -73,11 +73,11 @@ fn an_epoch_after_the_first_allocates_nothing_but_matrixmultiplys_packing_buffer
     if kernel::AVAILABLE {
         assert_eq!(packing, 0, "every product through our kernel");
     } else {
-        // One buffer per `sgemm` call. An epoch has 10 steps of 17 products (6 forward, 6 dW,
-        // 5 dX) and 4 validation batches of 6 (64, 64, 64 and 8 rows). Each product is split
-        // in two, one block per thread, unless it has fewer than two blocks of 16 rows: the dW
-        // of the three layers with 16 outputs or fewer, and the last validation batch.
-        assert_eq!(packing, 10 * (2 * 14 + 3) + 3 * 2 * 6 + 6);
+        // One buffer per `sgemm` call. An epoch has 10 steps of one shard (64 rows), each 17
+        // products on one thread (6 forward, 6 dW, 5 dX), and 4 validation batches of 6 products
+        // (64, 64, 64 and 8 rows), each split in two blocks of rows, one per thread, unless it
+        // has fewer than two blocks of 16 rows (the last batch).
+        assert_eq!(packing, 10 * 17 + 3 * 2 * 6 + 6);
     }
 }
 

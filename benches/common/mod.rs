@@ -48,7 +48,7 @@ pub fn config(seconds: u64, samples: usize) -> Criterion {
 pub fn bench_training_step(c: &mut Criterion, name: &str, mut model: Model) {
     const BATCH: usize = 256;
     let mut adam = Adam::new(1e-3, model.param_sizes());
-    let mut ws = Workspace::new(&model, BATCH);
+    let mut ws = Workspace::for_training(&model, BATCH);
     let mut profile = Profile::default();
     let d = model.widths()[0];
     let (input, target) = (random((BATCH, d)), random((BATCH, d)));

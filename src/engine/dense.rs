@@ -15,8 +15,13 @@ use rayon::prelude::*;
 use crate::engine::activation::Activation;
 use crate::engine::adam::LayerStep;
 use crate::engine::gemm::{
-    Finish, column_sums, copy_into, par_matmul_halves, par_matmul_with, row_blocks, rows_per_block,
+    Finish, column_sums, copy_into, matmul, matmul_finish, par_matmul_halves, par_matmul_with, row_blocks,
+    rows_per_block,
 };
+
+/// The weights a task of [`Dense::update`] adds and steps: enough to be worth a task, few
+/// enough that the notebook's largest layer (100,352 weights) makes six.
+const UPDATE_BLOCK: usize = 16 * 1024;
 
 /// A dense layer's parameters and the gradients of the last backward pass.
 #[derive(Debug, Clone)]
@@ -173,6 +178,86 @@ impl Dense {
         par_matmul_with(delta.t(), a_prev, dw, Finish::Plain, side.into_par_iter(), |first, dw, params| {
             let (db, w, wt, w_m, w_v, b, b_m, b_v) = params;
             column_sums(delta, first, db);
+            step.update(w, dw.as_slice().expect("contiguous"), w_m, w_v);
+            step.update(b, db, b_m, b_v);
+            let w = ArrayView2::from_shape((db.len(), inputs), &*w).expect("the block's rows of W");
+            copy_into(w.t(), wt);
+        });
+        self.wt_current = true;
+    }
+
+    /// Forward on the calling thread, for a thread that runs a shard of the batch from start to
+    /// end ([`crate::engine::data_parallel`]): `A = f(A_prev·Wᵀ + b)`, or `Z` when `activation`
+    /// is `None`, bias and activation fused into the product as in [`Dense::forward`].
+    ///
+    /// Shapes: `a_prev` (R, I) → `out` (R, O), `R` the shard's rows.
+    pub fn forward_rows(
+        &self,
+        a_prev: ArrayView2<f32>,
+        out: ArrayViewMut2<f32>,
+        activation: Option<Activation>,
+    ) {
+        let finish = Finish::Bias(self.b.as_slice().expect("biases are contiguous"), activation);
+        let wt = if self.wt_current { self.wt.view() } else { self.w.t() };
+        matmul_finish(a_prev, wt, out, finish);
+    }
+
+    /// Backward on the calling thread, for a shard of the batch, into gradients of the caller's:
+    /// `dW_s = δᵀ·A_prev` and `db_s = Σ_rows δ` over the shard's rows; with `prev`, also
+    /// `δ_prev = (δ·W) ⊙ f′(Z_prev)`, read off the previous layer's output `a_prev`. The layer is
+    /// not changed: [`Dense::update`] adds the shards' gradients and steps.
+    ///
+    /// Shapes: `a_prev` (R, I), `delta` (R, O) → `dw` (O, I), `db` (O,), `delta_prev` (R, I).
+    pub fn backward_rows(
+        &self,
+        a_prev: ArrayView2<f32>,
+        delta: ArrayView2<f32>,
+        (dw, db): (ArrayViewMut2<f32>, &mut [f32]),
+        prev: Option<(Activation, ArrayViewMut2<f32>)>,
+    ) {
+        matmul(delta.t(), a_prev, dw);
+        column_sums(delta, 0, db);
+        if let Some((f, delta_prev)) = prev {
+            matmul_finish(delta, self.w.view(), delta_prev, Finish::Slope(f, a_prev));
+        }
+    }
+
+    /// Adam's step from the shards' gradients: `dW = Σ_s dW_s` and `db = Σ_s db_s`, added in
+    /// shard order, then `W`, `b` and `Wᵀ` updated, in blocks of rows over the pool.
+    /// `shard(s)` lends shard `s`'s `(dW_s, db_s)`, for `s < shards`; `moments` are `[W's, b's]`.
+    ///
+    /// Shapes: each `dW_s` (O, I), each `db_s` (O,).
+    pub fn update<'g, G>(&mut self, shards: usize, shard: G, (step, [wm, bm]): LayerStep)
+    where
+        G: Fn(usize) -> (ArrayView2<'g, f32>, &'g [f32]) + Sync,
+    {
+        let inputs = self.inputs();
+        let outputs = (UPDATE_BLOCK / inputs).clamp(1, self.outputs());
+        let weights = outputs * inputs;
+        let side = (
+            self.dw.axis_chunks_iter_mut(Axis(0), outputs),
+            self.db.as_slice_mut().expect("contiguous").par_chunks_mut(outputs),
+            self.w.as_slice_mut().expect("contiguous").par_chunks_mut(weights),
+            self.wt.axis_chunks_iter_mut(Axis(1), outputs),
+            wm.m.par_chunks_mut(weights),
+            wm.v.par_chunks_mut(weights),
+            self.b.as_slice_mut().expect("contiguous").par_chunks_mut(outputs),
+            bm.m.par_chunks_mut(outputs),
+            bm.v.par_chunks_mut(outputs),
+        );
+        side.into_par_iter().enumerate().for_each(|(i, (mut dw, db, w, wt, w_m, w_v, b, b_m, b_v))| {
+            let rows = i * outputs..i * outputs + db.len();
+            for s in 0..shards {
+                let (dw_s, db_s) = shard(s);
+                let (dw_s, db_s) = (dw_s.slice_axis(Axis(0), rows.clone().into()), &db_s[rows.clone()]);
+                if s == 0 {
+                    dw.assign(&dw_s);
+                    db.copy_from_slice(db_s);
+                } else {
+                    dw += &dw_s;
+                    db.iter_mut().zip(db_s).for_each(|(d, g)| *d += g);
+                }
+            }
             step.update(w, dw.as_slice().expect("contiguous"), w_m, w_v);
             step.update(b, db, b_m, b_v);
             let w = ArrayView2::from_shape((db.len(), inputs), &*w).expect("the block's rows of W");

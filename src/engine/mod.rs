@@ -15,6 +15,7 @@ pub mod activation;
 pub mod adam;
 pub mod conv;
 pub mod conv_transpose;
+pub mod data_parallel;
 pub mod dense;
 pub mod fastmath;
 pub mod gemm;

@@ -18,6 +18,7 @@ use crate::engine::activation::Activation;
 use crate::engine::adam::Adam;
 use crate::engine::conv::Conv2d;
 use crate::engine::conv_transpose::ConvTranspose2d;
+use crate::engine::data_parallel::Shards;
 use crate::engine::dense::Dense;
 use crate::engine::gemm::{MAX_COPY, rows_per_block};
 use crate::engine::layer::{Layer, ParamAndGrad};
@@ -291,6 +292,9 @@ pub struct Workspace {
     pub row_loss: Vec<f32>,
     /// The convolution layers' lowered matrices and partial gradients.
     pub scratch: Scratch,
+    /// A dense model's shards, for its data-parallel training step; made by
+    /// [`Workspace::for_training`] only.
+    pub shards: Option<Shards>,
 }
 
 impl Workspace {
@@ -299,7 +303,25 @@ impl Workspace {
         let buffers = || model.layers.iter().map(|l| Array2::zeros((capacity, l.outputs()))).collect();
         let (threads, lowered, partials) = Workspace::scratch_sizes(model, capacity);
         let scratch = Scratch::new(threads, lowered, partials);
-        Workspace { outputs: buffers(), deltas: buffers(), row_loss: vec![0.0; capacity], scratch }
+        Workspace {
+            outputs: buffers(),
+            deltas: buffers(),
+            row_loss: vec![0.0; capacity],
+            scratch,
+            shards: None,
+        }
+    }
+
+    /// [`Workspace::new`], and for a dense model the [`Shards`] of its training step.
+    pub fn for_training(model: &Model, capacity: usize) -> Workspace {
+        let shards = model.is_dense().then(|| Shards::new(model, capacity));
+        Workspace { shards, ..Workspace::new(model, capacity) }
+    }
+
+    /// The bytes [`Workspace::for_training`] allocates (see [`Workspace::bytes`]).
+    pub fn training_bytes(model: &Model, capacity: usize) -> u64 {
+        let shards = if model.is_dense() { Shards::bytes(&model.widths(), capacity) } else { 0 };
+        Workspace::bytes(model, capacity) + shards
     }
 
     /// The bytes [`Workspace::new`] allocates for `model` and batches of `capacity` rows, with

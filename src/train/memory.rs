@@ -4,6 +4,7 @@
 //! 1.1 TB at 256 images a step).
 
 use crate::data::mnist::Mnist;
+use crate::engine::data_parallel::Shards;
 use crate::engine::layer::Layer;
 use crate::engine::model::{FLOAT, Model, Workspace, autoencoder_widths};
 use crate::train::{Arch, Config};
@@ -26,6 +27,7 @@ pub fn training_bytes(config: &Config, data: &Mnist, rows: usize) -> u64 {
             let outputs: u64 = widths[1..].iter().map(|&w| w as u64).sum();
             let inputs: u64 = widths[1..widths.len() - 1].iter().map(|&w| w as u64).sum();
             let workspace = (rows as u64).saturating_mul(FLOAT * (2 * outputs + 1 + inputs));
+            let workspace = workspace.saturating_add(Shards::bytes(&widths, rows));
             run_bytes(model, parameters, workspace, rows, data)
         }
         Arch::Conv => {
@@ -43,7 +45,7 @@ pub fn model_training_bytes(model: &Model, data: &Mnist, rows: usize) -> u64 {
     let kernels = model.layers.iter().filter(|l| !matches!(l, Layer::Dense(_)));
     let copies: u64 = kernels.filter_map(|l| l.param_sizes()).map(|[w, _]| FLOAT * w as u64).sum();
     let held = model.bytes() + copies;
-    run_bytes(held, parameters, Workspace::bytes(model, rows), rows, data)
+    run_bytes(held, parameters, Workspace::training_bytes(model, rows), rows, data)
 }
 
 /// The model's `model` bytes, Adam's moments of its `parameters`, a batch's `workspace`, the

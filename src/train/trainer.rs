@@ -294,7 +294,7 @@ impl<'a> Trainer<'a> {
         let d = data.train.images.pixels_per_image();
         // No batch is larger than the training set, whatever --batch-size says.
         let rows = config.batch_size.min(data.train.images.count);
-        let ws = Workspace::new(&model, rows);
+        let ws = Workspace::for_training(&model, rows);
         let (test_clean, test_noisy) =
             corrupt_set(&data.test.images, config.noise, config.seed, Purpose::TestNoise);
         let dead = DeadUnits::new(&model);
@@ -465,6 +465,11 @@ pub fn train_step(
     ws: &mut Workspace,
     profile: &mut Profile,
 ) -> f64 {
+    if let Some(shards) = ws.shards.as_mut() {
+        let total = profile.time(Phase::Forward, || shards.passes(model, loss, input, target));
+        profile.time(Phase::Backward, || shards.update(model, adam, input.nrows()));
+        return total;
+    }
     let total = profile.time(Phase::Forward, || model.forward_loss(input, loss, target, ws));
     profile.time(Phase::Backward, || model.backward(input, ws, Some(adam)));
     total
