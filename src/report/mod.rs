@@ -34,9 +34,9 @@ pub struct Run<'a> {
     pub model: &'a Model,
     /// (rows, cols) of an image.
     pub image: (usize, usize),
-    /// The clean test images (N_test, D).
+    /// The first [`TEST_SHOWN`] test images (all, if fewer), clean (n, D).
     pub clean: ArrayView2<'a, f32>,
-    /// The same, corrupted as validation corrupts them (N_test, D).
+    /// The same, corrupted as validation corrupts them (n, D).
     pub noisy: ArrayView2<'a, f32>,
     /// The test labels (N_test,).
     pub labels: &'a [u8],
@@ -45,6 +45,10 @@ pub struct Run<'a> {
     /// The sweep and k-NN accuracy, once measured.
     pub measured: Option<&'a Measured>,
 }
+
+/// Test images the report draws, the first of the set: the codes of 2,000, and the digits and
+/// first-layer responses of a few of them. A run keeps no more of its test set for the report.
+pub const TEST_SHOWN: usize = 2_000;
 
 /// Test images the end-of-run measurements use: the first [`MEASURED_TEST`]; and training
 /// images the k-NN classifier takes as reference: the first [`MEASURED_TRAIN`]. Enough for a

@@ -9,6 +9,7 @@ use crate::eval::evaluate;
 use crate::eval::pca;
 use crate::files::figure::{GAP, magnification};
 use crate::files::plot;
+use crate::report::TEST_SHOWN;
 use crate::report::html::{self, escape, figure, spread, table};
 use crate::report::{Run, pictures};
 use crate::train::dead_units::DeadUnits;
@@ -16,8 +17,6 @@ use crate::train::dead_units::DeadUnits;
 /// Epoch rows shown at most in a table or in the digits figure; a longer run shows an even
 /// selection, first and last included (metrics.json keeps them all).
 const MOST_ROWS: usize = 30;
-/// Test images whose codes are drawn.
-const CODES_SHOWN: usize = 2000;
 /// First-layer units drawn at most.
 const UNITS_SHOWN: usize = 256;
 
@@ -208,7 +207,7 @@ pub fn first_layer(run: &Run) -> io::Result<String> {
 /// Section 4: The codes of corrupted test images projected on their two principal components, and
 /// the k-NN accuracy of codes and pixels.
 pub fn codes(run: &Run) -> io::Result<String> {
-    let n = run.noisy.nrows().min(CODES_SHOWN);
+    let n = run.noisy.nrows().min(TEST_SHOWN);
     let code = run.model.bottleneck();
     let width = run.model.layers[code].outputs();
     let mut content = if n < 2 || width < 2 {
@@ -290,7 +289,7 @@ pub fn dead_units(run: &Run) -> io::Result<String> {
                      before it can wake it again, which is why a share can also fall. A share \
                      that keeps growing epoch after epoch means units die faster than they learn — \
                      a learning rate too high for the layer is the usual cause.",
-                    run.noisy.nrows()
+                    run.labels.len()
                 ),
             ) + &table("dead", &["layer", "units", &format!("dead after epoch {}", last.epoch)], &rows)
         }
