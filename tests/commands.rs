@@ -417,7 +417,7 @@ fn a_batch_larger_than_the_data_set_is_one_step_an_epoch() {
         "4000000000",
         "--profile",
     ]);
-    assert!(out.contains("epoch 3/3") && out.contains("forward+backward"), "{out}");
+    assert!(out.contains("epoch 3/3") && out.contains("passes+update"), "{out}");
     let h = losses(&run);
     assert!(h[2].0 < h[0].0, "{h:?}");
 }

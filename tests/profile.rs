@@ -11,8 +11,8 @@ use std::time::Duration;
 fn the_report_shows_every_phase_and_warns_when_the_share_exceeds_the_kernel() {
     let model = Model::autoencoder(784, &[128, 64, 32], &mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
     let mut profile = Profile::default();
-    profile.add(Phase::Forward, Duration::from_millis(300));
-    profile.add(Phase::Backward, Duration::from_millis(700));
+    profile.add(Phase::Passes, Duration::from_millis(300));
+    profile.add(Phase::Update, Duration::from_millis(700));
     profile.images = 60_000;
     // 1,126,400 FLOP per image × 60,000 images in 1 s: 67.6 GFLOP/s.
     let calm = profile.report(&model, 100.0).to_string();

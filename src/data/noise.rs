@@ -130,8 +130,27 @@ impl Noise {
 }
 
 /// Fills `clean` and `noisy` (B, D) with the images `indices` (B of them), each corrupted from
-/// its own stream `(seed, purpose, offset, image)`; rows are filled in parallel.
+/// its own stream `(seed, purpose, offset, image)`; blocks of rows are filled in parallel.
 pub fn corrupt_batch(
+    noise: Noise,
+    images: &Images,
+    indices: &[u32],
+    key: (u64, Purpose, u32),
+    mut clean: ArrayViewMut2<f32>,
+    mut noisy: ArrayViewMut2<f32>,
+) {
+    debug_assert_eq!((clean.nrows(), noisy.nrows()), (indices.len(), indices.len()));
+    (
+        clean.axis_chunks_iter_mut(Axis(0), MIN_ROWS),
+        noisy.axis_chunks_iter_mut(Axis(0), MIN_ROWS),
+        indices.par_chunks(MIN_ROWS),
+    )
+        .into_par_iter()
+        .for_each(|(clean, noisy, indices)| corrupt_rows(noise, images, indices, key, clean, noisy));
+}
+
+/// [`corrupt_batch`] on the calling thread.
+pub fn corrupt_rows(
     noise: Noise,
     images: &Images,
     indices: &[u32],
@@ -140,18 +159,16 @@ pub fn corrupt_batch(
     mut noisy: ArrayViewMut2<f32>,
 ) {
     debug_assert_eq!((clean.nrows(), noisy.nrows()), (indices.len(), indices.len()));
-    (clean.axis_iter_mut(Axis(0)), noisy.axis_iter_mut(Axis(0)), indices, 1..indices.len() + 1)
-        .into_par_iter()
-        .with_min_len(MIN_ROWS)
-        .for_each(|(mut x, mut x_noisy, &i, next)| {
-            // The images come in shuffled order, so no hardware prefetcher foresees the next.
-            if let Some(&n) = indices.get(next) {
-                prefetch(images.image(n as usize));
-            }
-            let stream = NoiseStream::new(seed, purpose, offset, i);
-            let (x, x_noisy) = (x.as_slice_mut().expect("row"), x_noisy.as_slice_mut().expect("row"));
-            noise.corrupt(images.image(i as usize), stream, x, x_noisy);
-        });
+    let rows = clean.rows_mut().into_iter().zip(noisy.rows_mut()).zip(indices).enumerate();
+    for (row, ((mut x, mut x_noisy), &i)) in rows {
+        // The images come in shuffled order, so no hardware prefetcher foresees the next.
+        if let Some(&n) = indices.get(row + 1) {
+            prefetch(images.image(n as usize));
+        }
+        let stream = NoiseStream::new(seed, purpose, offset, i);
+        let (x, x_noisy) = (x.as_slice_mut().expect("row"), x_noisy.as_slice_mut().expect("row"));
+        noise.corrupt(images.image(i as usize), stream, x, x_noisy);
+    }
 }
 
 /// A whole set scaled to `[0, 1]` and corrupted from the streams of `(seed, purpose)`: the

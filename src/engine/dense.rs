@@ -6,21 +6,23 @@
 //! where otherwise every thread would transpose `W` for every forward product.
 //! Backward overwrites `dw` and `db` (no accumulation across calls).
 
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
+use std::ops::Range;
+
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, ShapeBuilder};
 use ndarray_rand::RandomExt;
 use rand::Rng;
 use rand_distr::Uniform;
 use rayon::prelude::*;
 
 use crate::engine::activation::Activation;
-use crate::engine::adam::LayerStep;
+use crate::engine::adam::{LayerStep, Moments, Step};
 use crate::engine::gemm::{
     Finish, column_sums, copy_into, matmul, matmul_finish, par_matmul_halves, par_matmul_with, row_blocks,
     rows_per_block,
 };
 
-/// The weights a task of [`Dense::update`] adds and steps: enough to be worth a task, few
-/// enough that the notebook's largest layer (100,352 weights) makes six.
+/// The weights [`Update::rows`] adds and steps at a time, with their moments and gradients:
+/// enough to stream, few enough to stay in cache between the passes over them.
 const UPDATE_BLOCK: usize = 16 * 1024;
 
 /// A dense layer's parameters and the gradients of the last backward pass.
@@ -205,7 +207,7 @@ impl Dense {
     /// Backward on the calling thread, for a shard of the batch, into gradients of the caller's:
     /// `dW_s = δᵀ·A_prev` and `db_s = Σ_rows δ` over the shard's rows; with `prev`, also
     /// `δ_prev = (δ·W) ⊙ f′(Z_prev)`, read off the previous layer's output `a_prev`. The layer is
-    /// not changed: [`Dense::update`] adds the shards' gradients and steps.
+    /// not changed: [`Update::rows`] adds the shards' gradients and steps.
     ///
     /// Shapes: `a_prev` (R, I), `delta` (R, O) → `dw` (O, I), `db` (O,), `delta_prev` (R, I).
     pub fn backward_rows(
@@ -222,51 +224,24 @@ impl Dense {
         }
     }
 
-    /// Adam's step from the shards' gradients: `dW = Σ_s dW_s` and `db = Σ_s db_s`, added in
-    /// shard order, then `W`, `b` and `Wᵀ` updated, in blocks of rows over the pool.
-    /// `shard(s)` lends shard `s`'s `(dW_s, db_s)`, for `s < shards`; `moments` are `[W's, b's]`.
-    ///
-    /// Shapes: each `dW_s` (O, I), each `db_s` (O,).
-    pub fn update<'g, G>(&mut self, shards: usize, shard: G, (step, [wm, bm]): LayerStep)
-    where
-        G: Fn(usize) -> (ArrayView2<'g, f32>, &'g [f32]) + Sync,
-    {
-        let inputs = self.inputs();
-        let outputs = (UPDATE_BLOCK / inputs).clamp(1, self.outputs());
-        let weights = outputs * inputs;
-        let side = (
-            self.dw.axis_chunks_iter_mut(Axis(0), outputs),
-            self.db.as_slice_mut().expect("contiguous").par_chunks_mut(outputs),
-            self.w.as_slice_mut().expect("contiguous").par_chunks_mut(weights),
-            self.wt.axis_chunks_iter_mut(Axis(1), outputs),
-            wm.m.par_chunks_mut(weights),
-            wm.v.par_chunks_mut(weights),
-            self.b.as_slice_mut().expect("contiguous").par_chunks_mut(outputs),
-            bm.m.par_chunks_mut(outputs),
-            bm.v.par_chunks_mut(outputs),
-        );
-        side.into_par_iter().enumerate().for_each(|(i, (mut dw, db, w, wt, w_m, w_v, b, b_m, b_v))| {
-            let rows = i * outputs..i * outputs + db.len();
-            for s in 0..shards {
-                let (dw_s, db_s) = shard(s);
-                let (dw_s, db_s) = (dw_s.slice_axis(Axis(0), rows.clone().into()), &db_s[rows.clone()]);
-                if s == 0 {
-                    dw.assign(&dw_s);
-                    db.copy_from_slice(db_s);
-                } else {
-                    dw += &dw_s;
-                    db.iter_mut().zip(db_s).for_each(|(d, g)| *d += g);
-                }
-            }
-            step.update(w, dw.as_slice().expect("contiguous"), w_m, w_v);
-            step.update(b, db, b_m, b_v);
-            let w = ArrayView2::from_shape((db.len(), inputs), &*w).expect("the block's rows of W");
-            copy_into(w.t(), wt);
-        });
+    /// What Adam's step on this layer writes, for a team of threads that each take some rows of
+    /// `W` ([`Update::rows`]): the parameters, their gradients, `Wᵀ` and the moments `[W's, b's]`.
+    /// `Wᵀ` counts as current from here on, as the update writes it.
+    pub fn update_parts(&mut self, [wm, bm]: [Moments; 2]) -> Update {
         self.wt_current = true;
+        let contiguous = "contiguous";
+        Update {
+            shape: (self.outputs(), self.inputs()),
+            w: self.w.as_mut_ptr(),
+            wt: self.wt.as_mut_ptr(),
+            b: self.b.as_slice_mut().expect(contiguous).as_mut_ptr(),
+            dw: self.dw.as_mut_ptr(),
+            db: self.db.as_slice_mut().expect(contiguous).as_mut_ptr(),
+            moments: [wm.m.as_mut_ptr(), wm.v.as_mut_ptr(), bm.m.as_mut_ptr(), bm.v.as_mut_ptr()],
+        }
     }
 
-    /// Backward, input: `∂L/∂A_prev = δ·W`, then through the previous layer's activation:
+    /// Backward, input: `∂L/∂A_prev = δ·W`    /// Backward, input: `∂L/∂A_prev = δ·W`, then through the previous layer's activation:
     /// `δ_prev = (δ·W) ⊙ f′(Z_prev)`, read off that layer's output `a_prev`.
     ///
     /// When the layer has more outputs than the batch has rows (`O > B`, the output layer of
@@ -297,5 +272,88 @@ impl Dense {
         }
         let blocks = rayon::iter::repeat_n((), row_blocks(delta.nrows()));
         par_matmul_with(delta, self.w.view(), delta_prev, finish, blocks, |_, _, ()| {});
+    }
+}
+
+/// A dense layer's parameters, gradients, `Wᵀ` and Adam's moments, lent to a team of threads
+/// for one step of Adam, each thread on rows of its own ([`Dense::update_parts`]).
+#[derive(Debug)]
+pub struct Update {
+    /// `(O, I)`.
+    shape: (usize, usize),
+    w: *mut f32,
+    wt: *mut f32,
+    b: *mut f32,
+    dw: *mut f32,
+    db: *mut f32,
+    /// `W`'s `m` and `v`, then `b`'s.
+    moments: [*mut f32; 4],
+}
+
+// SAFETY: threads write through it to disjoint rows only (the contract of `Update::rows`).
+unsafe impl Sync for Update {}
+// SAFETY: as above.
+unsafe impl Send for Update {}
+
+impl Update {
+    /// `O`, the layer's outputs: the rows of `W` to share out.
+    pub fn outputs(&self) -> usize {
+        self.shape.0
+    }
+
+    /// Adam's step on the layer's rows `rows` (outputs) from the shards' gradients: `dW = Σ_s dW_s`
+    /// and `db = Σ_s db_s`, shards added in order, written into the layer's `dw` and `db`; then
+    /// those rows of `W` and `b`, and the matching columns of `Wᵀ`. `shard(s)` lends shard `s`'s
+    /// `(dW_s, db_s)`, for `s < shards`. Done in blocks of rows that stay in cache.
+    ///
+    /// Shapes: each `dW_s` (O, I), each `db_s` (O,).
+    ///
+    /// # Safety
+    /// The layer and moments given to [`Dense::update_parts`] are not used otherwise until every
+    /// call on this `Update` has returned, and calls that run at once are given disjoint rows.
+    pub unsafe fn rows<'g, G>(&self, rows: Range<usize>, shards: usize, shard: G, step: Step)
+    where
+        G: Fn(usize) -> (ArrayView2<'g, f32>, &'g [f32]),
+    {
+        let (outputs, inputs) = self.shape;
+        assert!(rows.end <= outputs, "rows of the layer");
+        let block = (UPDATE_BLOCK / inputs).max(1);
+        for first in rows.clone().step_by(block) {
+            let n = block.min(rows.end - first);
+            let (r, at) = (first..first + n, first * inputs);
+            // SAFETY: rows `first..first + n` of the layer's (O, I) and (O,) arrays and of its
+            // moments, and columns `first..first + n` of its (I, O) `Wᵀ`, lie inside them; no
+            // other thread touches them (the caller's contract), and nothing else uses the layer.
+            let (w, dw, w_m, w_v, b, db, b_m, b_v, wt) = unsafe {
+                let [w_m, w_v, b_m, b_v] = self.moments;
+                let slice = |p: *mut f32, at, len| std::slice::from_raw_parts_mut(p.add(at), len);
+                (
+                    slice(self.w, at, n * inputs),
+                    slice(self.dw, at, n * inputs),
+                    slice(w_m, at, n * inputs),
+                    slice(w_v, at, n * inputs),
+                    slice(self.b, first, n),
+                    slice(self.db, first, n),
+                    slice(b_m, first, n),
+                    slice(b_v, first, n),
+                    ArrayViewMut2::from_shape_ptr((inputs, n).strides((outputs, 1)), self.wt.add(first)),
+                )
+            };
+            for s in 0..shards {
+                let (dw_s, db_s) = shard(s);
+                let dw_s = dw_s.as_slice().expect("contiguous")[at..at + n * inputs].iter();
+                let db_s = &db_s[r.clone()];
+                if s == 0 {
+                    dw.iter_mut().zip(dw_s).for_each(|(d, g)| *d = *g);
+                    db.copy_from_slice(db_s);
+                } else {
+                    dw.iter_mut().zip(dw_s).for_each(|(d, g)| *d += g);
+                    db.iter_mut().zip(db_s).for_each(|(d, g)| *d += g);
+                }
+            }
+            step.update(w, dw, w_m, w_v);
+            step.update(b, db, b_m, b_v);
+            copy_into(ArrayView2::from_shape((n, inputs), &*w).expect("the block's rows of W").t(), wt);
+        }
     }
 }

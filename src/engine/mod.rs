@@ -26,3 +26,4 @@ pub mod lowering;
 pub mod model;
 pub mod pool;
 pub mod prefetch;
+pub mod team;

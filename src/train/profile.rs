@@ -16,17 +16,18 @@ use crate::train::EpochStats;
 pub enum Phase {
     /// Gathering a batch, scaling it to `[0, 1]` and corrupting it.
     Data,
-    /// The forward pass: matrix products with bias and activation fused in, and the loss and
-    /// its gradient at the output.
-    Forward,
-    /// The backward pass: `dW`, `db`, `δ` through each activation, and Adam's update of each
-    /// layer as soon as its gradients exist.
-    Backward,
+    /// The passes over the batch, where every product is: forward, loss and backward
+    /// (`dW`, `db`, `δ` through each activation). The convolutional model's Adam runs inside
+    /// its backward pass, layer by layer, and is counted here too.
+    Passes,
+    /// Adam's step: for a dense model, after the shards' gradients are added
+    /// ([`crate::engine::data_parallel`]); for the reference engine, its `adam::step`.
+    Update,
     /// Forward and loss over the corrupted test set.
     Validation,
 }
 
-const PHASES: [Phase; 4] = [Phase::Data, Phase::Forward, Phase::Backward, Phase::Validation];
+const PHASES: [Phase; 4] = [Phase::Data, Phase::Passes, Phase::Update, Phase::Validation];
 
 /// Seconds spent in each phase, and the images trained on.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -144,11 +145,11 @@ impl fmt::Display for Report<'_> {
             writeln!(f, "{:<12} {s:>9.3} {:>6.1}%", format!("{phase:?}").to_lowercase(), 100.0 * s / total)?;
         }
         writeln!(f, "{:<12} {total:>9.3}", "total")?;
-        let products = p.seconds(Phase::Forward) + p.seconds(Phase::Backward);
+        let products = p.seconds(Phase::Passes) + p.seconds(Phase::Update);
         let gflops = self.flops_per_image * p.images as f64 / products / 1e9;
         write!(
             f,
-            "forward+backward: {gflops:.1} GFLOP/s ({:.2} MFLOP per image), {:.0}% of the kernel's {:.1} GFLOP/s here",
+            "passes+update: {gflops:.1} GFLOP/s ({:.2} MFLOP per image), {:.0}% of the kernel's {:.1} GFLOP/s here",
             self.flops_per_image / 1e6,
             100.0 * gflops / self.kernel_gflops,
             self.kernel_gflops,

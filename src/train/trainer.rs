@@ -7,19 +7,21 @@
 //! reproduced exactly by its seed, whatever the thread count.
 
 use std::fmt;
+use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-use ndarray::{Array2, ArrayView2, Axis, s};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, s};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::data::mnist::Mnist;
-use crate::data::noise::{Noise, corrupt_batch, corrupt_set};
+use crate::data::noise::{Noise, corrupt_batch, corrupt_rows, corrupt_set};
 use crate::data::rng::{self, Purpose};
 use crate::engine::adam::Adam;
+use crate::engine::data_parallel::Shards;
 use crate::engine::loss::Loss;
 use crate::engine::model::{Model, Workspace};
 use crate::reference;
@@ -358,18 +360,29 @@ impl<'a> Trainer<'a> {
                 return Err(TrainError::Interrupted(self.progress));
             }
             let rows = batch.len();
-            let mut clean = self.clean.slice_mut(s![..rows, ..]);
-            let mut noisy = self.noisy.slice_mut(s![..rows, ..]);
-            let noise = self.config.noise;
-            self.profile.time(Phase::Data, || {
-                corrupt_batch(noise, images, batch, key, clean.view_mut(), noisy.view_mut())
-            });
-            let (model, adam, ws, profile) =
-                (&mut self.model, &mut self.adam, &mut self.ws, &mut self.profile);
-            let (loss, input, target) = (self.config.loss, noisy.view(), clean.view());
-            let batch_loss = match self.engine {
-                Engine::Fast => train_step(model, adam, loss, input, target, ws, profile),
-                Engine::Reference => reference_step(model, adam, loss, input, target, profile),
+            let (noise, loss) = (self.config.noise, self.config.loss);
+            let (model, adam, profile) = (&mut self.model, &mut self.adam, &mut self.profile);
+            let batch_loss = match (self.engine, self.ws.shards.as_mut()) {
+                // The data-parallel step makes each shard's rows of the batch on its own thread.
+                (Engine::Fast, Some(shards)) => {
+                    let corrupt =
+                        |rows: Range<usize>, noisy: ArrayViewMut2<f32>, clean: ArrayViewMut2<f32>| {
+                            corrupt_rows(noise, images, &batch[rows], key, clean, noisy)
+                        };
+                    shards_step(shards, model, adam, loss, rows, corrupt, profile)
+                }
+                (engine, _) => {
+                    let mut clean = self.clean.slice_mut(s![..rows, ..]);
+                    let mut noisy = self.noisy.slice_mut(s![..rows, ..]);
+                    profile.time(Phase::Data, || {
+                        corrupt_batch(noise, images, batch, key, clean.view_mut(), noisy.view_mut())
+                    });
+                    let (input, target) = (noisy.view(), clean.view());
+                    match engine {
+                        Engine::Fast => train_step(model, adam, loss, input, target, &mut self.ws, profile),
+                        Engine::Reference => reference_step(model, adam, loss, input, target, profile),
+                    }
+                }
             };
             if !batch_loss.is_finite() {
                 return Err(TrainError::NonFinite { epoch, step: step + 1, loss: batch_loss });
@@ -453,7 +466,9 @@ impl<'a> Trainer<'a> {
 }
 
 /// One optimisation step on a batch: forward, loss, backward, Adam. Returns the loss summed
-/// over the batch's `B·D` entries.
+/// over the batch's `B·D` entries. A dense model trained from [`Workspace::for_training`]'s
+/// buffers takes the data-parallel step ([`crate::engine::data_parallel`]); any other, the
+/// model's forward and backward passes, Adam fused into the backward.
 ///
 /// Shapes: `input` (B, D) corrupted, `target` (B, D) clean.
 pub fn train_step(
@@ -466,18 +481,50 @@ pub fn train_step(
     profile: &mut Profile,
 ) -> f64 {
     if let Some(shards) = ws.shards.as_mut() {
-        let total = profile.time(Phase::Forward, || shards.passes(model, loss, input, target));
-        profile.time(Phase::Backward, || shards.update(model, adam, input.nrows()));
-        return total;
+        let copy = |rows: Range<usize>, mut x: ArrayViewMut2<f32>, mut y: ArrayViewMut2<f32>| {
+            x.assign(&input.slice(s![rows.clone(), ..]));
+            y.assign(&target.slice(s![rows, ..]));
+        };
+        return shards_step(shards, model, adam, loss, input.nrows(), copy, profile);
     }
-    let total = profile.time(Phase::Forward, || model.forward_loss(input, loss, target, ws));
-    profile.time(Phase::Backward, || model.backward(input, ws, Some(adam)));
+    let total = profile.time(Phase::Passes, || model.forward_loss(input, loss, target, ws));
+    profile.time(Phase::Passes, || model.backward(input, ws, Some(adam)));
     total
 }
 
-/// [`reference::train_step`]'s four calls, each timed into the phase the fast step's part of it
-/// falls in: the forward pass and the loss into [`Phase::Forward`], the backward pass and Adam's
-/// step into [`Phase::Backward`].
+/// The data-parallel step on a batch of `rows` rows whose shards `batch` writes (see
+/// [`Shards::passes`]), timed: the time `batch` took, over the team's threads, into
+/// [`Phase::Data`], the rest of the passes into [`Phase::Passes`], the update into
+/// [`Phase::Update`].
+fn shards_step<F>(
+    shards: &mut Shards,
+    model: &mut Model,
+    adam: &mut Adam,
+    loss: Loss,
+    rows: usize,
+    batch: F,
+    profile: &mut Profile,
+) -> f64
+where
+    F: Fn(Range<usize>, ArrayViewMut2<f32>, ArrayViewMut2<f32>) + Sync,
+{
+    let nanos = AtomicU64::new(0);
+    let timed = |range: Range<usize>, x: ArrayViewMut2<f32>, y: ArrayViewMut2<f32>| {
+        let start = Instant::now();
+        batch(range, x, y);
+        nanos.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    };
+    let start = Instant::now();
+    let total = shards.passes(model, loss, rows, timed);
+    let data = Duration::from_nanos(nanos.into_inner() / shards.threads() as u64);
+    profile.add(Phase::Data, data);
+    profile.add(Phase::Passes, start.elapsed().saturating_sub(data));
+    profile.time(Phase::Update, || shards.update(model, adam, rows));
+    total
+}
+
+/// [`reference::train_step`]'s four calls, each timed into its phase: the forward pass, the
+/// loss and the backward pass into [`Phase::Passes`], Adam's step into [`Phase::Update`].
 fn reference_step(
     model: &mut Model,
     adam: &mut Adam,
@@ -486,11 +533,11 @@ fn reference_step(
     target: ArrayView2<f32>,
     profile: &mut Profile,
 ) -> f64 {
-    let outputs = profile.time(Phase::Forward, || reference::forward(model, input));
+    let outputs = profile.time(Phase::Passes, || reference::forward(model, input));
     let logits = outputs.last().expect("at least one layer").view();
     let (total, delta) =
-        profile.time(Phase::Forward, || reference::loss::loss_and_delta(loss, logits, target));
-    let grads = profile.time(Phase::Backward, || reference::backward(model, input, &outputs, delta));
-    profile.time(Phase::Backward, || reference::adam::step(adam, model, &grads));
+        profile.time(Phase::Passes, || reference::loss::loss_and_delta(loss, logits, target));
+    let grads = profile.time(Phase::Passes, || reference::backward(model, input, &outputs, delta));
+    profile.time(Phase::Update, || reference::adam::step(adam, model, &grads));
     total
 }

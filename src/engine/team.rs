@@ -1,0 +1,212 @@
+//! A team of threads that stays with a training step: the caller and `T − 1` threads of its
+//! own, which wait for the next piece of work by spinning on the CPU, not by yielding it.
+//!
+//! Why not rayon's pool for the step: a rayon worker that runs out of work calls
+//! `sched_yield` a few dozen times before it sleeps, and a yield hands its core to whatever else
+//! is runnable there, for as long as the scheduler gives it (a tick). Work that arrives in the
+//! meantime waits for that thread to come back. On a quiet machine nothing else is runnable; with
+//! a low-priority background job on each core (`nice -n 19`, what a laptop's indexer or a
+//! browser tab looks like), a step of three parallel regions lost 60% of its speed. A team
+//! member between two pieces of a step spins (`spin_loop`), which keeps its core; only after
+//! [`SPIN`] without work does it sleep, and then the next piece wakes it.
+//!
+//! The work is a job `job(t)` run once by each member `t` (the caller is member 0);
+//! [`Team::run`] returns when every member has finished it, so a job may borrow from the
+//! caller's stack. [`Team::for_each_mut`] gives item `i` of a slice to member `i mod T`.
+//!
+//! Use it for work that is split once and for all (a step's shards); rayon's pool stays the
+//! right tool for the rest, where work stealing balances what a fixed split cannot.
+
+use std::cell::UnsafeCell;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long a member spins for work before it sleeps: longer than the gap between two pieces
+/// of a step or two steps (tens of microseconds), short enough that a member does not take a
+/// core from the rayon pool for long after training pauses (to validate, say).
+pub const SPIN: Duration = Duration::from_micros(500);
+
+/// The caller and the threads of a team.
+pub struct Team {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// A job as the members see it: a borrowed closure with its lifetime erased (see [`Team::run`]).
+type Job = *const (dyn Fn(usize) + Sync);
+
+/// What the members share.
+struct Shared {
+    /// Counts the jobs handed out; a member runs a job when it sees the count change.
+    round: AtomicUsize,
+    /// The current job, written by the caller before `round` changes.
+    job: UnsafeCell<Option<Job>>,
+    /// Members other than the caller that have finished the current job.
+    done: AtomicUsize,
+    /// Whether a member's job panicked.
+    panicked: AtomicBool,
+    /// Set when the team is dropped.
+    stop: AtomicBool,
+    /// Members asleep, and where they sleep.
+    sleepers: Mutex<usize>,
+    wake: Condvar,
+}
+
+// SAFETY: `job` is written only by the caller while no member reads it (before `round` changes,
+// after every member has counted itself in `done`), and read by members only in between; the
+// closure it points to is `Sync`.
+unsafe impl Sync for Shared {}
+// SAFETY: as above; the pointer is only dereferenced while `Team::run` keeps the closure alive.
+unsafe impl Send for Shared {}
+
+impl Team {
+    /// A team of `threads` members: the caller and `threads − 1` new threads.
+    pub fn new(threads: usize) -> Team {
+        let shared = Arc::new(Shared {
+            round: AtomicUsize::new(0),
+            job: UnsafeCell::new(None),
+            done: AtomicUsize::new(0),
+            panicked: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            sleepers: Mutex::new(0),
+            wake: Condvar::new(),
+        });
+        let threads = (1..threads.max(1))
+            .map(|member| {
+                let shared = Arc::clone(&shared);
+                std::thread::Builder::new()
+                    .name(format!("dae-team-{member}"))
+                    .spawn(move || shared.serve(member))
+                    .expect("a thread for the team")
+            })
+            .collect();
+        Team { shared, threads }
+    }
+
+    /// `T`, the members, the caller included.
+    pub fn size(&self) -> usize {
+        self.threads.len() + 1
+    }
+
+    /// Runs `job(t)` on every member `t` at once, the caller as member 0, and returns when all
+    /// have finished; a panic in any member is raised here after all have.
+    pub fn run(&self, job: &(dyn Fn(usize) + Sync)) {
+        let others = self.threads.len();
+        if others == 0 {
+            return job(0);
+        }
+        let shared = &*self.shared;
+        // SAFETY: the lifetime is erased only for the members, which call the job before they
+        // count themselves done; this function does not return before all of them have.
+        let erased: Job = unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync), Job>(job) };
+        // SAFETY: no member reads `job` now: all counted the last round done (or there was none).
+        unsafe { *shared.job.get() = Some(erased) };
+        shared.done.store(0, Relaxed);
+        shared.round.fetch_add(1, SeqCst);
+        if *shared.sleepers.lock().unwrap_or_else(|e| e.into_inner()) > 0 {
+            shared.wake.notify_all();
+        }
+        let mine = catch_unwind(AssertUnwindSafe(|| job(0)));
+        while shared.done.load(Acquire) < others {
+            std::hint::spin_loop();
+        }
+        if let Err(panic) = mine {
+            resume_unwind(panic);
+        }
+        assert!(!shared.panicked.swap(false, Relaxed), "a thread of the team panicked");
+    }
+
+    /// `f(i, item)` for every item `i` of `items`, on member `i mod T`.
+    pub fn for_each_mut<T: Send>(&self, items: &mut [T], f: impl Fn(usize, &mut T) + Sync) {
+        let (len, team) = (items.len(), self.size());
+        let items = SharedSlice(items.as_mut_ptr());
+        self.run(&|member| {
+            for i in (member..len).step_by(team) {
+                // SAFETY: `i < len`, inside the borrowed slice; each index belongs to one member
+                // (`i mod T`), so no item is lent twice, and the slice stays borrowed until `run`
+                // returns.
+                f(i, unsafe { &mut *items.at(i) });
+            }
+        });
+    }
+}
+
+/// A slice's first element, for members that each take other elements of it.
+struct SharedSlice<T>(*mut T);
+
+impl<T> SharedSlice<T> {
+    /// The address of element `i`.
+    fn at(&self, i: usize) -> *mut T {
+        self.0.wrapping_add(i)
+    }
+}
+
+// SAFETY: members reach disjoint elements through it (see `Team::for_each_mut`), and `T: Send`.
+unsafe impl<T: Send> Sync for SharedSlice<T> {}
+
+impl Shared {
+    /// A member's life: wait for a round, run its job, count itself done; until the team stops.
+    fn serve(&self, member: usize) {
+        let mut seen = 0;
+        loop {
+            seen = self.next_round(seen);
+            if self.stop.load(Acquire) {
+                return;
+            }
+            // SAFETY: the caller wrote the job before it changed `round` and keeps it alive until
+            // this member counts itself done.
+            let job = unsafe { (*self.job.get()).expect("a job with every round") };
+            // SAFETY: see above.
+            if catch_unwind(AssertUnwindSafe(|| unsafe { (*job)(member) })).is_err() {
+                self.panicked.store(true, Relaxed);
+            }
+            self.done.fetch_add(1, Release);
+        }
+    }
+
+    /// Waits until `round` differs from `seen` and returns it: spinning for [`SPIN`], then
+    /// asleep until the caller wakes the team.
+    fn next_round(&self, seen: usize) -> usize {
+        let start = Instant::now();
+        loop {
+            for _ in 0..64 {
+                let round = self.round.load(Acquire);
+                if round != seen {
+                    return round;
+                }
+                std::hint::spin_loop();
+            }
+            if start.elapsed() > SPIN {
+                break;
+            }
+        }
+        let mut sleepers = self.sleepers.lock().unwrap_or_else(|e| e.into_inner());
+        *sleepers += 1;
+        while self.round.load(SeqCst) == seen {
+            sleepers = self.wake.wait(sleepers).unwrap_or_else(|e| e.into_inner());
+        }
+        *sleepers -= 1;
+        self.round.load(Acquire)
+    }
+}
+
+impl Drop for Team {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Release);
+        self.shared.round.fetch_add(1, SeqCst);
+        drop(self.shared.sleepers.lock().unwrap_or_else(|e| e.into_inner()));
+        self.shared.wake.notify_all();
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for Team {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "Team of {}", self.size())
+    }
+}
