@@ -112,19 +112,41 @@ impl Shards {
     where
         F: Fn(Range<usize>, ArrayViewMut2<f32>, ArrayViewMut2<f32>) + Sync,
     {
+        self.run(model, loss, rows, batch, true)
+    }
+
+    /// [`Shards::passes`] without the backward pass: the loss of a batch, with every layer's
+    /// output left in the shards for [`Shards::outputs`] (validation).
+    pub fn forward_loss<F>(&mut self, model: &Model, loss: Loss, rows: usize, batch: F) -> f64
+    where
+        F: Fn(Range<usize>, ArrayViewMut2<f32>, ArrayViewMut2<f32>) + Sync,
+    {
+        self.run(model, loss, rows, batch, false)
+    }
+
+    /// Each shard's layer outputs (R, H_l) of the last pass over a batch of `rows` rows, and how
+    /// many of their rows it filled, shard by shard.
+    pub fn outputs(&self, rows: usize) -> impl Iterator<Item = (&[Array2<f32>], usize)> {
+        let shards = self.shards[..rows.div_ceil(SHARD_ROWS)].iter().enumerate();
+        shards.map(move |(s, shard)| (&shard.outputs[..], SHARD_ROWS.min(rows - s * SHARD_ROWS)))
+    }
+
+    /// [`Shards::passes`], with the backward pass or without.
+    fn run<F>(&mut self, model: &Model, loss: Loss, rows: usize, batch: F, backward: bool) -> f64
+    where
+        F: Fn(Range<usize>, ArrayViewMut2<f32>, ArrayViewMut2<f32>) + Sync,
+    {
         let scale = 1.0 / (rows * model.layers[0].inputs()) as f32;
-        let shards = &mut self.shards[..rows.div_ceil(SHARD_ROWS)];
-        self.team.for_each_mut(shards, |s, shard| {
-            let first = s * SHARD_ROWS;
-            let range = first..rows.min(first + SHARD_ROWS);
+        self.team.for_each_mut(&mut self.shards[..rows.div_ceil(SHARD_ROWS)], |s, shard| {
+            let range = s * SHARD_ROWS..rows.min((s + 1) * SHARD_ROWS);
             let n = range.len();
             batch(range, shard.input.slice_mut(s![..n, ..]), shard.target.slice_mut(s![..n, ..]));
-            shard.pass(model, loss, n, scale);
+            shard.forward_loss(model, loss, n, scale);
+            if backward {
+                shard.backward(model, n);
+            }
         });
-        let row_losses = shards
-            .iter()
-            .enumerate()
-            .map(|(s, shard)| &shard.row_loss[..SHARD_ROWS.min(rows - s * SHARD_ROWS)]);
+        let row_losses = self.outputs(rows).zip(&self.shards).map(|((_, n), shard)| &shard.row_loss[..n]);
         row_losses.flatten().map(|&v| f64::from(v)).sum()
     }
 
@@ -157,28 +179,36 @@ impl Shards {
 }
 
 impl Shard {
-    /// The forward pass of the shard's first `rows` rows of `input`, the loss against `target`
-    /// with `δ_out = scale·∂ℓ/∂z`, and the backward pass, which writes the shard's `dW_s` and
-    /// `db_s` of every layer.
-    fn pass(&mut self, model: &Model, loss: Loss, rows: usize, scale: f32) {
-        let (x, y) = (self.input.slice(s![..rows, ..]), self.target.slice(s![..rows, ..]));
+    /// The forward pass of the shard's first `rows` rows of `input`, and the loss against
+    /// `target` with `δ_out = scale·∂ℓ/∂z`.
+    fn forward_loss(&mut self, model: &Model, loss: Loss, rows: usize, scale: f32) {
         let last = model.layers.len() - 1;
         for (l, dense) in dense_layers(model).enumerate() {
             let (done, rest) = self.outputs.split_at_mut(l);
-            let a_prev = if l == 0 { x } else { done[l - 1].slice(s![..rows, ..]) };
+            let a_prev =
+                if l == 0 { self.input.slice(s![..rows, ..]) } else { done[l - 1].slice(s![..rows, ..]) };
             let activation = (l < last).then_some(model.activations[l]);
             dense.forward_rows(a_prev, rest[0].slice_mut(s![..rows, ..]), activation);
         }
-        let z = self.outputs[last].slice(s![..rows, ..]);
+        let (z, y) = (self.outputs[last].slice(s![..rows, ..]), self.target.slice(s![..rows, ..]));
         let mut delta = self.deltas[last].slice_mut(s![..rows, ..]);
         let rows_of = z.rows().into_iter().zip(y.rows()).zip(delta.rows_mut()).zip(&mut self.row_loss);
         for (((z, y), mut dz), row_loss) in rows_of {
             let (z, y) = (z.as_slice().expect("row"), y.as_slice().expect("row"));
             *row_loss = loss.forward_backward(z, y, scale, dz.as_slice_mut().expect("row"));
         }
+    }
+
+    /// The backward pass of the last [`Shard::forward_loss`], from `δ_out`: writes the shard's
+    /// `dW_s` and `db_s` of every layer.
+    fn backward(&mut self, model: &Model, rows: usize) {
         for (l, dense) in dense_layers(model).enumerate().rev() {
             let (below, here) = self.deltas.split_at_mut(l);
-            let a_prev = if l == 0 { x } else { self.outputs[l - 1].slice(s![..rows, ..]) };
+            let a_prev = if l == 0 {
+                self.input.slice(s![..rows, ..])
+            } else {
+                self.outputs[l - 1].slice(s![..rows, ..])
+            };
             let prev = (l > 0).then(|| (model.activations[l - 1], below[l - 1].slice_mut(s![..rows, ..])));
             let gradients = (self.dw[l].view_mut(), self.db[l].as_slice_mut().expect("contiguous"));
             dense.backward_rows(a_prev, here[0].slice(s![..rows, ..]), gradients, prev);

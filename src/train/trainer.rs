@@ -421,8 +421,14 @@ impl<'a> Trainer<'a> {
                 self.dead.observe(&outputs, end - start);
                 continue;
             }
-            // The gradient it also writes is not used; computing it with the loss, in the output
-            // layer's epilogue, costs less than a pass for the loss alone.
+            // The gradient it also writes is not used; computing it with the loss costs less
+            // than a pass for the loss alone.
+            if let Some(shards) = self.ws.shards.as_mut() {
+                total +=
+                    shards.forward_loss(&self.model, self.config.loss, end - start, copy_rows(x, target));
+                shards.outputs(end - start).for_each(|(outputs, rows)| self.dead.observe(outputs, rows));
+                continue;
+            }
             total += self.model.forward_loss(x, self.config.loss, target, &mut self.ws);
             self.dead.observe(&self.ws.outputs, end - start);
         }
@@ -481,15 +487,22 @@ pub fn train_step(
     profile: &mut Profile,
 ) -> f64 {
     if let Some(shards) = ws.shards.as_mut() {
-        let copy = |rows: Range<usize>, mut x: ArrayViewMut2<f32>, mut y: ArrayViewMut2<f32>| {
-            x.assign(&input.slice(s![rows.clone(), ..]));
-            y.assign(&target.slice(s![rows, ..]));
-        };
-        return shards_step(shards, model, adam, loss, input.nrows(), copy, profile);
+        return shards_step(shards, model, adam, loss, input.nrows(), copy_rows(input, target), profile);
     }
     let total = profile.time(Phase::Passes, || model.forward_loss(input, loss, target, ws));
     profile.time(Phase::Passes, || model.backward(input, ws, Some(adam)));
     total
+}
+
+/// A batch for [`Shards::passes`] that copies its rows from `input` and `target` (B, D).
+fn copy_rows<'a>(
+    input: ArrayView2<'a, f32>,
+    target: ArrayView2<'a, f32>,
+) -> impl Fn(Range<usize>, ArrayViewMut2<f32>, ArrayViewMut2<f32>) + Sync + 'a {
+    move |rows, mut x, mut y| {
+        x.assign(&input.slice(s![rows.clone(), ..]));
+        y.assign(&target.slice(s![rows, ..]));
+    }
 }
 
 /// The data-parallel step on a batch of `rows` rows whose shards `batch` writes (see

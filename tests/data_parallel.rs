@@ -1,0 +1,86 @@
+//! The data-parallel step's pieces: the team of threads that runs it, and the shards' passes held
+//! to the model's own (the whole step is held to the reference engine in `tests/reference.rs`,
+//! and to itself on 1, 2 and 3 threads in `tests/training.rs`).
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use common::random;
+use dae::engine::data_parallel::{SHARD_ROWS, Shards};
+use dae::engine::loss::Loss;
+use dae::engine::model::{Model, Workspace};
+use dae::engine::team::Team;
+use ndarray::{ArrayViewMut2, s};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+/// Every item is visited once, by member `i mod T`, for teams of 1 to 4 and slices shorter and
+/// longer than the team; the same team serves many rounds.
+#[test]
+fn a_team_gives_each_item_to_one_member() {
+    for size in 1..=4 {
+        let team = Team::new(size);
+        assert_eq!(team.size(), size);
+        for len in [0, 1, 3, 7, 64] {
+            for _ in 0..20 {
+                let mut items = vec![(0usize, usize::MAX); len];
+                let member = AtomicUsize::new(0);
+                team.run(&|m| {
+                    member.fetch_add(m, Relaxed);
+                });
+                assert_eq!(member.into_inner(), (0..size).sum::<usize>(), "every member ran the job once");
+                team.for_each_mut(&mut items, |i, (visits, index)| {
+                    *visits += 1;
+                    *index = i;
+                });
+                let expected: Vec<_> = (0..len).map(|i| (1, i)).collect();
+                assert_eq!(items, expected, "team of {size}, {len} items");
+            }
+        }
+    }
+}
+
+/// A member that panics does not hang the team: the panic reaches the caller once every member
+/// is done, and the team serves the next round.
+#[test]
+fn a_panic_in_a_member_reaches_the_caller() {
+    let team = Team::new(3);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        team.run(&|member| assert_ne!(member, 2, "member 2 fails"));
+    }));
+    assert!(outcome.is_err(), "the panic was raised in the caller");
+    let ran = AtomicUsize::new(0);
+    team.run(&|_| {
+        ran.fetch_add(1, Relaxed);
+    });
+    assert_eq!(ran.into_inner(), 3);
+}
+
+/// The shards' forward pass and loss are the model's, to the bit: the same products row by row,
+/// the same per-row losses added in the same order; on a batch of three shards, the last short.
+#[test]
+fn the_shards_forward_pass_is_the_models_to_the_bit() {
+    let model = Model::autoencoder(48, &[20, 12, 6], &mut ChaCha8Rng::seed_from_u64(5));
+    let rows = 2 * SHARD_ROWS + 44;
+    let (input, target) = (random((rows, 48), 0.0, 1.0, 1), random((rows, 48), 0.0, 1.0, 2));
+    let mut ws = Workspace::new(&model, rows);
+    let expected = model.forward_loss(input.view(), Loss::Bce, target.view(), &mut ws);
+    let mut shards = Shards::new(&model, rows);
+    let copy = |r: std::ops::Range<usize>, mut x: ArrayViewMut2<f32>, mut y: ArrayViewMut2<f32>| {
+        x.assign(&input.slice(s![r.clone(), ..]));
+        y.assign(&target.slice(s![r, ..]));
+    };
+    let loss = shards.forward_loss(&model, Loss::Bce, rows, copy);
+    assert_eq!(loss.to_bits(), expected.to_bits(), "loss {loss} against {expected}");
+    let mut first = 0;
+    for (outputs, n) in shards.outputs(rows) {
+        // Every layer, the last as logits in both.
+        for (l, output) in outputs.iter().enumerate() {
+            let whole = ws.outputs[l].slice(s![first..first + n, ..]);
+            assert_eq!(output.slice(s![..n, ..]), whole, "layer {l}, rows {first}..{}", first + n);
+        }
+        first += n;
+    }
+    assert_eq!(first, rows, "every row in a shard");
+}
