@@ -15,7 +15,7 @@ use dae::data::rng::Purpose;
 use dae::engine::adam::Adam;
 use dae::engine::data_parallel::Shards;
 use dae::engine::dense::Dense;
-use dae::engine::gemm::{Finish, matmul, matmul_naive, par_matmul, par_matmul_halves, sgemm};
+use dae::engine::gemm::{matmul, matmul_naive, par_matmul, sgemm};
 use dae::engine::loss::Loss;
 use dae::engine::model::Model;
 use ndarray::{Array2, ArrayViewMut2, s};
@@ -92,9 +92,7 @@ fn kernel_vs_matrixmultiply(c: &mut Criterion) {
 }
 
 /// The pool's sgemm rate (all cores) on the largest forward product, beside one thread's; and
-/// the output layer's `δ·W` (256×784 by 784×128) split by rows of the output and in two halves
-/// of `k`. Here `W` never changes, so the halves show only their cost (the extra pass adding
-/// them); in training they pay because `W` stays with the core whose Adam update writes it.
+/// on the output layer's `δ·W` (256×784 by 784×128), split by rows of the output.
 fn sgemm_parallel(c: &mut Criterion) {
     let threads = rayon::current_num_threads();
     let (x, w) = (random((BATCH, 784)), random((128, 784)));
@@ -105,19 +103,15 @@ fn sgemm_parallel(c: &mut Criterion) {
         in_pool(b, || par_matmul(x.view(), w.t(), y.view_mut(), |_, _| {}))
     });
     let (delta, w_out) = (random((BATCH, 784)), random((784, 128)));
-    let (mut d, mut partial) = (Array2::zeros((BATCH, 128)), Array2::zeros((BATCH, 128)));
+    let mut d = Array2::zeros((BATCH, 128));
     group.bench_function(format!("dX_128x784_rows_{threads}threads"), |b| {
         in_pool(b, || par_matmul(delta.view(), w_out.view(), d.view_mut(), |_, _| {}))
-    });
-    group.bench_function(format!("dX_128x784_halves_{threads}threads"), |b| {
-        in_pool(b, || {
-            par_matmul_halves(delta.view(), w_out.view(), d.view_mut(), partial.view_mut(), Finish::Plain)
-        })
     });
     group.finish();
 }
 
-/// One dense layer 784 → 128 on a batch: forward with bias and ReLU, then both backward halves.
+/// One dense layer 784 → 128 on a batch: forward with bias and ReLU, then both backward halves,
+/// each product split over the pool; then a shard's pass, 128 rows on one thread.
 fn dense_layer(c: &mut Criterion) {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let mut dense = Dense::glorot(784, 128, &mut rng);
@@ -128,12 +122,26 @@ fn dense_layer(c: &mut Criterion) {
     group.bench_function("forward_backward", |b| {
         b.iter(|| {
             dense.forward(x.view(), y.view_mut(), Some(dae::engine::activation::Activation::Relu));
-            dense.backward_params(x.view(), delta.view(), None);
+            dense.backward_params(x.view(), delta.view());
             dense.backward_input(
                 delta.view(),
                 (dae::engine::activation::Activation::Relu, a_prev.view()),
                 dx.view_mut(),
             );
+        })
+    });
+    // A shard's pass through the layer: half the batch on one thread, into its own gradients.
+    let shard = BATCH / 2;
+    let (mut dw, mut db) = (Array2::zeros((128, 784)), vec![0.0; 128]);
+    let (x, delta, a_prev) =
+        (x.slice(s![..shard, ..]), delta.slice(s![..shard, ..]), a_prev.slice(s![..shard, ..]));
+    group.throughput(Throughput::Elements((3 * 2 * shard * 784 * 128) as u64));
+    group.bench_function("forward_backward_rows_128_1thread", |b| {
+        b.iter(|| {
+            let relu = dae::engine::activation::Activation::Relu;
+            dense.forward_rows(x, y.slice_mut(s![..shard, ..]), Some(relu));
+            let dx = dx.slice_mut(s![..shard, ..]);
+            dense.backward_rows(a_prev, delta, (dw.view_mut(), &mut db), Some((relu, dx)));
         })
     });
     group.finish();

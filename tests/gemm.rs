@@ -2,9 +2,7 @@
 //! that are no multiple of the kernel's tile) and strided layouts, and its bits across threads.
 
 use dae::engine::activation::Activation;
-use dae::engine::gemm::{
-    Finish, copy_into, matmul, matmul_finish, matmul_naive, par_matmul, par_matmul_halves, sgemm,
-};
+use dae::engine::gemm::{Finish, copy_into, matmul, matmul_finish, matmul_naive, par_matmul, sgemm};
 use ndarray::{Array2, ArrayView2, ShapeBuilder, s};
 use ndarray_rand::RandomExt;
 use rand::SeedableRng;
@@ -83,38 +81,6 @@ fn par_matmul_gives_the_same_bits_for_any_thread_count() {
                 (one[[i, j]] + expected_offset(i)).to_bits(),
                 "{threads} threads at {i},{j}"
             );
-        }
-    }
-}
-
-/// The product with its sum over `k` cut in two halves is the sum of the two halves' products,
-/// then the finish, to the bit; and the same bits on any pool (the halves do not move with the
-/// thread count, only the rows split inside them).
-#[test]
-fn a_product_summed_in_two_halves_is_the_same_on_any_pool() {
-    for (m, k, n) in [(37, 301, 19), (3, 784, 128), (20, 1, 5)] {
-        let (a, b) = (random((m, k), 13), random((k, n), 14));
-        let out = random((m, n), 15).mapv(|v| v.max(0.0));
-        let half = k.div_ceil(2);
-        let (mut first, mut second) = (Array2::zeros((m, n)), Array2::zeros((m, n)));
-        matmul(a.slice(s![.., ..half]), b.slice(s![..half, ..]), first.view_mut());
-        matmul(a.slice(s![.., half..]), b.slice(s![half.., ..]), second.view_mut());
-        let mut expected = first + second;
-        for (mut row, a_row) in expected.rows_mut().into_iter().zip(out.rows()) {
-            Activation::Relu.backward(a_row.as_slice().unwrap(), row.as_slice_mut().unwrap());
-        }
-        let mut naive = Array2::zeros((m, n));
-        matmul_naive(a.view(), b.view(), naive.view_mut());
-        Activation::Relu.backward(out.as_slice().unwrap(), naive.as_slice_mut().unwrap());
-        assert!(max_diff(expected.view(), naive.view()) < 1e-4, "{m}×{k}×{n}");
-        for threads in [1, 2, 3, 4, 7] {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            let (mut c, mut partial) =
-                (Array2::from_elem((m, n), f32::NAN), Array2::from_elem((m, n), f32::NAN));
-            let finish = Finish::Slope(Activation::Relu, out.view());
-            pool.install(|| par_matmul_halves(a.view(), b.view(), c.view_mut(), partial.view_mut(), finish));
-            let bits = |x: &Array2<f32>| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&c), bits(&expected), "{m}×{k}×{n} on {threads} threads");
         }
     }
 }

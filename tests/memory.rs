@@ -98,6 +98,7 @@ fn training_takes_what_it_counts() {
 
 #[test]
 fn a_dense_model_is_counted_from_its_widths_as_if_built() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let data = common::bars_dataset_of_side(64, 12, 16);
     let config = Config { hidden: vec![40, 20, 10], ..Config::default() };
     let model = Trainer::new(config.clone(), &data).model;

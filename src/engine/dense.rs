@@ -5,20 +5,25 @@
 //! also kept row by row, as our kernel reads it: Adam's update writes it beside `W`, once a step,
 //! where otherwise every thread would transpose `W` for every forward product.
 //! Backward overwrites `dw` and `db` (no accumulation across calls).
+//!
+//! Two ways to run it: [`Dense::forward`], [`Dense::backward_params`] and
+//! [`Dense::backward_input`] split each product's rows over the rayon pool (evaluation, and any
+//! caller with one large batch); [`Dense::forward_rows`] and [`Dense::backward_rows`] run on the
+//! calling thread, for the training step, where each thread takes a shard of the batch
+//! ([`crate::engine::data_parallel`]) and [`Update`] then takes Adam's step.
 
 use std::ops::Range;
 
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, ShapeBuilder};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, ShapeBuilder};
 use ndarray_rand::RandomExt;
 use rand::Rng;
 use rand_distr::Uniform;
 use rayon::prelude::*;
 
 use crate::engine::activation::Activation;
-use crate::engine::adam::{LayerStep, Moments, Step};
+use crate::engine::adam::{Moments, Step};
 use crate::engine::gemm::{
-    Finish, column_sums, copy_into, matmul, matmul_finish, par_matmul_halves, par_matmul_with, row_blocks,
-    rows_per_block,
+    Finish, column_sums, copy_into, matmul, matmul_finish, par_matmul_with, row_blocks, rows_per_block,
 };
 
 /// The weights [`Update::rows`] adds and steps at a time, with their moments and gradients:
@@ -41,12 +46,9 @@ pub struct Dense {
     pub dw: Array2<f32>,
     /// `∂L/∂b`, `(O,)`.
     pub db: Array1<f32>,
-    /// Room for the partial sums of `δ·W` (see [`Dense::backward_input`]), grown once.
-    partial: Vec<f32>,
 }
 
-/// Two layers are equal when their weights, biases and gradients are; `Wᵀ` is derived from `W`,
-/// and the partial sums are scratch.
+/// Two layers are equal when their weights, biases and gradients are; `Wᵀ` is derived from `W`.
 impl PartialEq for Dense {
     fn eq(&self, other: &Dense) -> bool {
         (&self.w, &self.b, &self.dw, &self.db) == (&other.w, &other.b, &other.dw, &other.db)
@@ -69,7 +71,7 @@ impl Dense {
         let mut wt = Array2::zeros((w.ncols(), w.nrows()));
         copy_into(w.t(), wt.view_mut());
         let (dw, db) = (Array2::zeros(w.raw_dim()), Array1::zeros(b.raw_dim()));
-        Dense { w, wt, wt_current: true, b, dw, db, partial: Vec::new() }
+        Dense { w, wt, wt_current: true, b, dw, db }
     }
 
     /// The weights `W`, `(O, I)`.
@@ -104,88 +106,57 @@ impl Dense {
         self.w.nrows()
     }
 
-    /// Forward: `A = f(A_prev·Wᵀ + b)`, or the pre-activation `Z` when `activation` is `None`.
+    /// Forward: `A = f(A_prev·Wᵀ + b)`, or the pre-activation `Z` when `activation` is `None`,
+    /// the rows split over the rayon pool.
     ///
     /// Shapes: `a_prev` (B, I) → `out` (B, O). Bias and activation are fused into the product.
     pub fn forward(&self, a_prev: ArrayView2<f32>, out: ArrayViewMut2<f32>, activation: Option<Activation>) {
-        let blocks = rayon::iter::repeat_n((), row_blocks(a_prev.nrows()));
-        self.forward_with(a_prev, out, activation, blocks, |_, _, _| {});
-    }
-
-    /// [`Dense::forward`] with an epilogue of the caller's: `epilogue(i, a, item)` on each row
-    /// `a` of the output while it is in cache, with `i` its index within its block of
-    /// [`rows_per_block`]`(B)` rows and `item` that block's item of `side` (see
-    /// [`par_matmul_with`]).
-    ///
-    /// Shapes: `a_prev` (B, I) → `out` (B, O).
-    pub fn forward_with<S, F>(
-        &self,
-        a_prev: ArrayView2<f32>,
-        out: ArrayViewMut2<f32>,
-        activation: Option<Activation>,
-        side: S,
-        epilogue: F,
-    ) where
-        S: IndexedParallelIterator,
-        F: Fn(usize, &mut [f32], &mut S::Item) + Sync,
-    {
         debug_assert_eq!((a_prev.ncols(), out.dim()), (self.inputs(), (a_prev.nrows(), self.outputs())));
         let finish = Finish::Bias(self.b.as_slice().expect("biases are contiguous"), activation);
-        let wt = if self.wt_current { self.wt.view() } else { self.w.t() };
-        par_matmul_with(a_prev, wt, out, finish, side, |_, mut block, mut item| {
-            for (i, mut row) in block.rows_mut().into_iter().enumerate() {
-                epilogue(i, row.as_slice_mut().expect("rows are contiguous"), &mut item);
-            }
+        let blocks = rayon::iter::repeat_n((), row_blocks(a_prev.nrows()));
+        par_matmul_with(a_prev, self.wt(), out, finish, blocks, |_, _, ()| {});
+    }
+
+    /// Backward, parameters: `dW = δᵀ·A_prev` and `db = Σ_rows δ`, where `δ = ∂L/∂Z`, the rows of
+    /// `dW` split over the rayon pool.
+    ///
+    /// Shapes: `a_prev` (B, I), `delta` (B, O) → `dw` (O, I), `db` (O,).
+    pub fn backward_params(&mut self, a_prev: ArrayView2<f32>, delta: ArrayView2<f32>) {
+        debug_assert_eq!((a_prev.nrows(), a_prev.ncols()), (delta.nrows(), self.inputs()));
+        let block = rows_per_block(self.outputs());
+        let db = self.db.as_slice_mut().expect("contiguous").par_chunks_mut(block);
+        let dw = self.dw.view_mut();
+        par_matmul_with(delta.t(), a_prev, dw, Finish::Plain, db, |first, _, db| {
+            column_sums(delta, first, db)
         });
     }
 
-    /// Backward, parameters: `dW = δᵀ·A_prev` and `db = Σ_rows δ`, where `δ = ∂L/∂Z`; given Adam's
-    /// `step` and this layer's moments `[W's, b's]`, also the update of `W` and `b`, and of the
-    /// row-major `Wᵀ` the forward reads. Each block of outputs gets its rows of `dW`, its entries
-    /// of `db` and, right after, their update, while all of it is in cache.
+    /// Backward, input: `∂L/∂A_prev = δ·W`, then through the previous layer's activation:
+    /// `δ_prev = (δ·W) ⊙ f′(Z_prev)`, read off that layer's output `a_prev`; the rows split over
+    /// the rayon pool.
     ///
-    /// Shapes: `a_prev` (B, I), `delta` (B, O) → `dw` (O, I), `db` (O,). The work is split over the
-    /// outputs (rows of `dW`), so no thread sums another's partial results.
-    pub fn backward_params(
-        &mut self,
-        a_prev: ArrayView2<f32>,
+    /// Shapes: `delta` (B, O), `a_prev` (B, I) → `delta_prev` (B, I).
+    pub fn backward_input(
+        &self,
         delta: ArrayView2<f32>,
-        adam: Option<LayerStep>,
+        (f, a_prev): (Activation, ArrayView2<f32>),
+        delta_prev: ArrayViewMut2<f32>,
     ) {
-        debug_assert_eq!((a_prev.nrows(), a_prev.ncols()), (delta.nrows(), self.inputs()));
-        let (outputs, inputs) = (rows_per_block(self.outputs()), self.inputs());
-        let weights = outputs * inputs;
-        let db = self.db.as_slice_mut().expect("contiguous").par_chunks_mut(outputs);
-        let Some((step, [wm, bm])) = adam else {
-            return par_matmul_with(
-                delta.t(),
-                a_prev,
-                self.dw.view_mut(),
-                Finish::Plain,
-                db,
-                |first, _, db| column_sums(delta, first, db),
-            );
-        };
-        let side = (
-            db,
-            self.w.as_slice_mut().expect("contiguous").par_chunks_mut(weights),
-            self.wt.axis_chunks_iter_mut(Axis(1), outputs),
-            wm.m.par_chunks_mut(weights),
-            wm.v.par_chunks_mut(weights),
-            self.b.as_slice_mut().expect("contiguous").par_chunks_mut(outputs),
-            bm.m.par_chunks_mut(outputs),
-            bm.v.par_chunks_mut(outputs),
-        );
-        let dw = self.dw.view_mut();
-        par_matmul_with(delta.t(), a_prev, dw, Finish::Plain, side.into_par_iter(), |first, dw, params| {
-            let (db, w, wt, w_m, w_v, b, b_m, b_v) = params;
-            column_sums(delta, first, db);
-            step.update(w, dw.as_slice().expect("contiguous"), w_m, w_v);
-            step.update(b, db, b_m, b_v);
-            let w = ArrayView2::from_shape((db.len(), inputs), &*w).expect("the block's rows of W");
-            copy_into(w.t(), wt);
-        });
+        debug_assert_eq!(delta_prev.dim(), a_prev.dim());
+        let blocks = rayon::iter::repeat_n((), row_blocks(delta.nrows()));
+        par_matmul_with(delta, self.w.view(), delta_prev, Finish::Slope(f, a_prev), blocks, |_, _, ()| {});
+    }
+
+    /// Writes `Wᵀ` anew from `W`, after a change through [`Dense::w_mut`] or
+    /// [`Dense::params_and_grads`], so that the forward reads it row by row again.
+    pub fn transpose_weights(&mut self) {
+        copy_into(self.w.t(), self.wt.view_mut());
         self.wt_current = true;
+    }
+
+    /// `Wᵀ` (I, O): the row-major copy when it is current, else a transposed view of `W`.
+    fn wt(&self) -> ArrayView2<'_, f32> {
+        if self.wt_current { self.wt.view() } else { self.w.t() }
     }
 
     /// Forward on the calling thread, for a thread that runs a shard of the batch from start to
@@ -200,8 +171,7 @@ impl Dense {
         activation: Option<Activation>,
     ) {
         let finish = Finish::Bias(self.b.as_slice().expect("biases are contiguous"), activation);
-        let wt = if self.wt_current { self.wt.view() } else { self.w.t() };
-        matmul_finish(a_prev, wt, out, finish);
+        matmul_finish(a_prev, self.wt(), out, finish);
     }
 
     /// Backward on the calling thread, for a shard of the batch, into gradients of the caller's:
@@ -239,39 +209,6 @@ impl Dense {
             db: self.db.as_slice_mut().expect(contiguous).as_mut_ptr(),
             moments: [wm.m.as_mut_ptr(), wm.v.as_mut_ptr(), bm.m.as_mut_ptr(), bm.v.as_mut_ptr()],
         }
-    }
-
-    /// Backward, input: `∂L/∂A_prev = δ·W`    /// Backward, input: `∂L/∂A_prev = δ·W`, then through the previous layer's activation:
-    /// `δ_prev = (δ·W) ⊙ f′(Z_prev)`, read off that layer's output `a_prev`.
-    ///
-    /// When the layer has more outputs than the batch has rows (`O > B`, the output layer of
-    /// the notebook's model), `W` outweighs `δ_prev`: the sum over outputs is then cut in two
-    /// halves, `δ₁·W₁ + δ₂·W₂`, each on a thread of its own ([`par_matmul_halves`]), rather than
-    /// every thread reading all of `W`. On two threads each half is the rows of `W` that the same
-    /// thread's block of `dW` and Adam update write; on more, the blocks are smaller than the
-    /// halves, and nothing ties them.
-    ///
-    /// Shapes: `delta` (B, O), `a_prev` (B, I) → `delta_prev` (B, I).
-    pub fn backward_input(
-        &mut self,
-        delta: ArrayView2<f32>,
-        prev: (Activation, ArrayView2<f32>),
-        delta_prev: ArrayViewMut2<f32>,
-    ) {
-        let (f, a_prev) = prev;
-        debug_assert_eq!(delta_prev.dim(), a_prev.dim());
-        let finish = Finish::Slope(f, a_prev);
-        if self.outputs() > delta.nrows() {
-            let n = delta_prev.len();
-            if self.partial.len() < n {
-                self.partial.resize(n, 0.0);
-            }
-            let partial =
-                ArrayViewMut2::from_shape(delta_prev.dim(), &mut self.partial[..n]).expect("B·I numbers");
-            return par_matmul_halves(delta, self.w.view(), delta_prev, partial, finish);
-        }
-        let blocks = rayon::iter::repeat_n((), row_blocks(delta.nrows()));
-        par_matmul_with(delta, self.w.view(), delta_prev, finish, blocks, |_, _, ()| {});
     }
 }
 

@@ -10,8 +10,7 @@
 //!
 //! Bit-for-bit reproducibility across thread counts: the kernel sums every output element over
 //! `k` in the same order whichever rows a thread is given, so splitting the rows of `C` never
-//! changes a result. Only [`par_matmul_halves`] splits `k`, in two halves fixed by the shapes
-//! alone, so its bits do not depend on the thread count either.
+//! changes a result.
 
 use std::cell::RefCell;
 
@@ -311,59 +310,6 @@ pub fn par_matmul_with<S, F>(
             epilogue(first, c_block, item);
         },
     );
-}
-
-/// `C ← finish(A·B)` with the sum over `k` cut in two fixed halves, `C = A₁·B₁ + A₂·B₂`: each
-/// half multiplied on a thread of its own (its rows split further on pools of four threads and
-/// more), the first into `C`, the second into `partial`; then, block of rows by block of rows,
-/// `C ← finish(C + partial)`.
-///
-/// For a `B` with more rows than `C` has (`K > M`), such as a dense layer's `W` in `δ·W` when
-/// the layer has more outputs than the batch has rows: split by rows of `C`, every thread would
-/// read all of `B`; split here, each reads its half of `B`'s rows, and what crosses between
-/// threads is the `M × N` partial sums instead. The halves are the same on any pool, so the bits
-/// are too; they differ from [`par_matmul_with`]'s, which adds the terms in one run.
-///
-/// Shapes: `a` (M, K), `b` (K, N), `c` and `partial` (M, N), and `finish`'s operands to match `C`.
-pub fn par_matmul_halves(
-    a: ArrayView2<f32>,
-    b: ArrayView2<f32>,
-    mut c: ArrayViewMut2<f32>,
-    mut partial: ArrayViewMut2<f32>,
-    finish: Finish,
-) {
-    assert_eq!(c.dim(), partial.dim(), "par_matmul_halves: a partial sum for every output");
-    let half = a.ncols().div_ceil(2);
-    let rows = c.nrows().div_ceil((rayon::current_num_threads() / 2).max(1)).max(MIN_ROWS);
-    let product = |a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>| {
-        (a.axis_chunks_iter(Axis(0), rows), c.axis_chunks_iter_mut(Axis(0), rows))
-            .into_par_iter()
-            .for_each(|(a, c)| matmul(a, b, c));
-    };
-    rayon::join(
-        || {
-            product(
-                a.slice_axis(Axis(1), (..half).into()),
-                b.slice_axis(Axis(0), (..half).into()),
-                c.view_mut(),
-            )
-        },
-        || {
-            product(
-                a.slice_axis(Axis(1), (half..).into()),
-                b.slice_axis(Axis(0), (half..).into()),
-                partial.view_mut(),
-            )
-        },
-    );
-    let block = rows_per_block(c.nrows());
-    (c.axis_chunks_iter_mut(Axis(0), block), partial.axis_chunks_iter(Axis(0), block))
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(i, (mut c, partial))| {
-            c += &partial;
-            finish.rows(i * block, c.nrows()).apply(c);
-        });
 }
 
 /// `sums[j] = Σᵢ m[i, first + j]`: the bias gradient `δᵀ·1` of the columns of `m` from `first`

@@ -121,7 +121,7 @@ impl Layer {
                 if let Some((f, a_prev, delta_prev)) = prev {
                     d.backward_input(delta, (f, a_prev), delta_prev);
                 }
-                return d.backward_params(x, delta, adam);
+                d.backward_params(x, delta);
             }
             Layer::Conv2d(c) => c.backward(x, delta, prev, scratch),
             Layer::ConvTranspose2d(c) => c.backward(x, delta, prev, scratch),
@@ -134,6 +134,9 @@ impl Layer {
         if let (Some((step, moments)), Some(tensors)) = (adam, self.params_and_grads()) {
             for ((w, g), moments) in tensors.into_iter().zip(moments) {
                 step.update_par(w, g, moments);
+            }
+            if let Layer::Dense(d) = self {
+                d.transpose_weights();
             }
         }
     }

@@ -150,9 +150,7 @@ impl Model {
     }
 
     /// The forward pass and then [`Model::loss_and_delta`]: returns the loss summed over all
-    /// entries and leaves `∂L/∂z` in `ws.deltas[last]`. When the output layer is dense, the loss
-    /// is its product's epilogue: each row of logits becomes its loss and gradient while it is
-    /// still in cache, instead of in a pass of its own (the same numbers either way).
+    /// entries and leaves `∂L/∂z` in `ws.deltas[last]`.
     pub fn forward_loss(
         &self,
         x: ArrayView2<f32>,
@@ -160,30 +158,8 @@ impl Model {
         target: ArrayView2<f32>,
         ws: &mut Workspace,
     ) -> f64 {
-        let last = self.layers.len() - 1;
-        (0..last).for_each(|l| self.forward_layer(l, x, ws));
-        let Layer::Dense(output) = &self.layers[last] else {
-            self.forward_layer(last, x, ws);
-            return self.loss_and_delta(loss, target, ws);
-        };
-        let (rows, d) = target.dim();
-        let scale = 1.0 / (rows * d) as f32;
-        let block = rows_per_block(rows);
-        let (done, z) = ws.outputs.split_at_mut(last);
-        let input = if last == 0 { x } else { done[last - 1].slice(s![..rows, ..]) };
-        let mut delta = ws.deltas[last].slice_mut(s![..rows, ..]);
-        let side = (
-            target.axis_chunks_iter(Axis(0), block),
-            delta.axis_chunks_iter_mut(Axis(0), block),
-            ws.row_loss[..rows].par_chunks_mut(block),
-        );
-        let z = z[0].slice_mut(s![..rows, ..]);
-        output.forward_with(input, z, None, side.into_par_iter(), |i, z, (y, dz, row_loss)| {
-            let (y, mut dz) = (y.row(i), dz.row_mut(i));
-            let (y, dz) = (y.as_slice().expect("row"), dz.as_slice_mut().expect("row"));
-            row_loss[i] = loss.forward_backward(z, y, scale, dz);
-        });
-        sum_in_order(&ws.row_loss[..rows])
+        self.forward(x, ws);
+        self.loss_and_delta(loss, target, ws)
     }
 
     /// The loss of the last forward pass against `target` (B, D), summed over all entries, and
@@ -325,15 +301,13 @@ impl Workspace {
     }
 
     /// The bytes [`Workspace::new`] allocates for `model` and batches of `capacity` rows, with
-    /// what the layers grow on their first pass (a wide dense layer's partial sums, each thread's
-    /// copy of a convolution's transposed kernel), counted without allocating any: what a
+    /// what the layers grow on their first pass (each thread's copy of a convolution's transposed
+    /// kernel), counted without allocating any: what a
     /// command checks against the memory it has before it starts.
     pub fn bytes(model: &Model, capacity: usize) -> u64 {
         let rows = capacity as u64;
         let (threads, lowered, partials) = Workspace::scratch_sizes(model, capacity);
-        let dense_partials: usize =
-            model.layers[1..].iter().filter(|l| matches!(l, Layer::Dense(_))).map(Layer::inputs).sum();
-        let per_row = FLOAT * (Workspace::numbers_per_row(model) + dense_partials) as u64;
+        let per_row = FLOAT * Workspace::numbers_per_row(model) as u64;
         let kernels = model.layers.iter().filter(|l| !matches!(l, Layer::Dense(_)));
         let copy = kernels.filter_map(|l| l.param_sizes()).map(|[w, _]| w.min(MAX_COPY)).max().unwrap_or(0);
         let per_thread = (lowered + copy) as u64;

@@ -22,11 +22,10 @@ pub fn training_bytes(config: &Config, data: &Mnist, rows: usize) -> u64 {
             let pairs = || widths.windows(2).map(|w| (w[0] as u64, w[1] as u64));
             let parameters: u64 = pairs().map(|(i, o)| i * o + o).sum();
             let model = FLOAT * pairs().map(|(i, o)| 3 * i * o + 2 * o).sum::<u64>();
-            // Outputs and deltas of every layer, the row's loss, and the partial sums of `δ·W`
-            // of every layer but the first (as [`Workspace::bytes`] counts them).
+            // Outputs and deltas of every layer and the row's loss (as [`Workspace::bytes`]
+            // counts them), and the shards of the data-parallel step.
             let outputs: u64 = widths[1..].iter().map(|&w| w as u64).sum();
-            let inputs: u64 = widths[1..widths.len() - 1].iter().map(|&w| w as u64).sum();
-            let workspace = (rows as u64).saturating_mul(FLOAT * (2 * outputs + 1 + inputs));
+            let workspace = (rows as u64).saturating_mul(FLOAT * (2 * outputs + 1));
             let workspace = workspace.saturating_add(Shards::bytes(&widths, rows));
             run_bytes(model, parameters, workspace, rows, data)
         }
