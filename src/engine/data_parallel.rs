@@ -136,6 +136,7 @@ impl Shards {
     where
         F: Fn(Range<usize>, ArrayViewMut2<f32>, ArrayViewMut2<f32>) + Sync,
     {
+        assert!(rows <= self.shards.len() * SHARD_ROWS, "a batch of {rows} rows in shards made for fewer");
         let scale = 1.0 / (rows * model.layers[0].inputs()) as f32;
         self.team.for_each_mut(&mut self.shards[..rows.div_ceil(SHARD_ROWS)], |s, shard| {
             let range = s * SHARD_ROWS..rows.min((s + 1) * SHARD_ROWS);
@@ -175,6 +176,8 @@ impl Shards {
                 unsafe { update.rows(part, shards.len(), shard, step) };
             }
         });
+        // The pointers are spent: none outlives the borrows they were made from.
+        self.updates.clear();
     }
 }
 
