@@ -506,6 +506,38 @@ fn threads_beyond_the_cores_start_no_more_workers_and_change_no_result() {
     assert_eq!((one.1.to_bits(), &one.2), (many.1.to_bits(), &many.2), "the same loss and model bytes");
 }
 
+/// Every matrix-product path this CPU has (`DAE_KERNEL`) trains the same bits: our kernel sums
+/// in `matrixmultiply`'s order. A path that does not exist, or that this CPU cannot run, is
+/// refused before anything starts.
+#[test]
+fn every_kernel_path_trains_the_same_bits() {
+    use dae::engine::kernel::Path as Kernel;
+    let data = dataset(256);
+    let run = |kernel: Kernel| {
+        let out = data.path().join(kernel.name());
+        let args = ["--data", path_str(data.path()), "--out", path_str(&out), "--epochs", "1", "--profile"];
+        let output = dae().env("DAE_KERNEL", kernel.name()).args(args).output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let used = if kernel == Kernel::Avx512 { "our AVX-512 kernel" } else { "matrixmultiply" };
+        assert!(String::from_utf8_lossy(&output.stdout).contains(&format!("(products through {used})")));
+        std::fs::read(out.join("model.safetensors")).unwrap()
+    };
+    let portable = run(Kernel::Portable);
+    if Kernel::detected() == Kernel::Avx512 {
+        assert_eq!(run(Kernel::Avx512), portable, "the model's bytes on both paths");
+    } else {
+        let refused = dae().env("DAE_KERNEL", "avx512").args(["--epochs", "1"]).output().unwrap();
+        assert_eq!(refused.status.code(), Some(2));
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("DAE_KERNEL=avx512: this CPU has no AVX-512")
+        );
+    }
+    let unknown = dae().env("DAE_KERNEL", "sse9").args(["--epochs", "1"]).output().unwrap();
+    assert_eq!(unknown.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert_eq!(stderr.trim(), "error: DAE_KERNEL=sse9: expected avx512 or portable");
+}
+
 /// A folder that cannot be written is named before any training, not after an epoch.
 #[test]
 fn an_unwritable_out_is_named_before_training() {

@@ -213,7 +213,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(message) = crate::cli::memory::set_limit() {
+    if let Err(message) = crate::cli::memory::set_limit().and(crate::engine::kernel::Path::from_env()) {
         eprintln!("error: {message}");
         return ExitCode::from(2);
     }

@@ -111,7 +111,7 @@ impl<'a> Finish<'a> {
     }
 
     /// The part our kernel does in registers, and the rest, for a pass afterwards.
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+    #[cfg(target_arch = "x86_64")]
     fn split(self) -> (kernel::Finish, Finish<'a>) {
         match self {
             Finish::Bias(b, None | Some(Activation::Identity)) => {
@@ -140,7 +140,7 @@ pub fn matmul_finish(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut
         Finish::Slope(_, a) => assert_eq!(a.dim(), (m, n), "matmul: a slope for every output"),
         Finish::Plain => {}
     }
-    if !kernel::AVAILABLE || c.strides()[1] != 1 || m == 0 || n == 0 {
+    if !kernel::available() || c.strides()[1] != 1 || m == 0 || n == 0 {
         sgemm(a, b, c.view_mut());
         return finish.apply(c);
     }
@@ -187,26 +187,28 @@ fn row_major<'a>(b: ArrayView2<f32>, buffer: &'a mut Vec<f32>) -> ArrayView2<'a,
 /// Shapes: `b` (K, N), `out` (K, N).
 pub fn copy_into(b: ArrayView2<f32>, mut out: ArrayViewMut2<f32>) {
     assert_eq!(b.dim(), out.dim(), "copy_into: shapes disagree");
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-    if let (&[1, ld], &[ldo, 1]) = (b.strides(), out.strides())
+    #[cfg(target_arch = "x86_64")]
+    if let (true, &[1, ld], &[ldo, 1]) = (kernel::available(), b.strides(), out.strides())
         && ld >= 0
         && ldo >= 0
     {
         let (k, n) = b.dim();
-        // SAFETY: `b` is a live view whose column `j` holds its K rows contiguously from `ld·j`;
-        // `out` is a live, exclusively borrowed view whose row `p` holds N numbers from `ldo·p`.
+        // SAFETY: the CPU has AVX-512 (`kernel::available`); `b` is a live view whose column `j`
+        // holds its K rows contiguously from `ld·j`; `out` is a live, exclusively borrowed view
+        // whose row `p` holds N numbers from `ldo·p`.
         return unsafe { kernel::transpose(b.as_ptr(), ld as usize, n, k, out.as_mut_ptr(), ldo as usize) };
     }
     out.assign(&b);
 }
 
-/// [`matmul_finish`] through [`kernel::gemm`]; `b`'s and `c`'s rows are contiguous.
-#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+/// [`matmul_finish`] through [`kernel::gemm`]; `b`'s and `c`'s rows are contiguous, and the CPU
+/// has AVX-512 (`kernel::available`).
+#[cfg(target_arch = "x86_64")]
 fn own_kernel(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>, finish: Finish) {
     let [rsa, csa] = strides(a.strides());
     let (rsb, rsc) = (b.strides()[0], c.strides()[0]);
     let (in_kernel, rest) = finish.split();
-    // SAFETY: the pointers come from live views whose dimensions were checked by
+    // SAFETY: the CPU has AVX-512 (the caller's contract); the pointers come from live views whose dimensions were checked by
     // `matmul_finish`, as were the finish's (a bias of N numbers, a slope of C's shape with
     // contiguous rows); each stride is the view's own and `B`'s and `C`'s rows are contiguous
     // (`n == 1` needs no column stride); `c` is borrowed mutably, so it aliases no other operand.
@@ -227,8 +229,8 @@ fn own_kernel(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>,
     rest.apply(c);
 }
 
-/// Never called: without AVX-512 [`matmul_finish`] always takes `sgemm`.
-#[cfg(not(all(target_arch = "x86_64", target_feature = "avx512f")))]
+/// Never called: off x86-64 [`matmul_finish`] always takes `sgemm`.
+#[cfg(not(target_arch = "x86_64"))]
 fn own_kernel(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>, finish: Finish) {
     sgemm(a, b, c.view_mut());
     finish.apply(c);

@@ -16,14 +16,15 @@
 //!
 //! The same numbers as `matrixmultiply`, bit for bit: every output is summed over `k` in blocks
 //! of [`KC`], each block from zero with one fused multiply-add per term in order, and the
-//! blocks added to `C` one after another, which is what its AVX-512 kernel does. Without
-//! AVX-512 (a build for another CPU), `gemm` is not compiled and callers use `matrixmultiply`.
+//! blocks added to `C` one after another, which is what its AVX-512 kernel does. The kernel is
+//! compiled into every x86-64 build, for AVX-512 whatever the build's target; [`path`] decides
+//! when the program starts whether this CPU runs it, or `matrixmultiply` does the products.
 
-#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+#[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::{__m512, __mmask16, _mm512_add_ps, _mm512_fmadd_ps, _mm512_maskz_loadu_ps};
-#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+#[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::{_CMP_NLE_UQ, _mm512_cmp_ps_mask, _mm512_maskz_mov_ps, _mm512_max_ps};
-#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+#[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::{_mm512_mask_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps};
 
 /// Rows of `C` in a tile.
@@ -33,8 +34,63 @@ pub const NR: usize = 32;
 /// The length of a block along `k`, `matrixmultiply`'s for `f32`.
 pub const KC: usize = 256;
 
-/// Whether this build has the kernel (it was compiled for a CPU with AVX-512).
-pub const AVAILABLE: bool = cfg!(all(target_arch = "x86_64", target_feature = "avx512f"));
+/// Which code multiplies: our AVX-512 kernel, or `matrixmultiply`'s (which picks its own SIMD
+/// for the CPU, and has kernels for ARM too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// [`gemm`], on a CPU with AVX-512.
+    Avx512,
+    /// `matrixmultiply::sgemm`, on any CPU.
+    Portable,
+}
+
+impl Path {
+    /// The name `DAE_KERNEL` and `--profile` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Path::Avx512 => "avx512",
+            Path::Portable => "portable",
+        }
+    }
+
+    /// The fastest path this CPU has, asked of the CPU when the program runs (whatever the build
+    /// was compiled for).
+    pub fn detected() -> Path {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return Path::Avx512;
+        }
+        Path::Portable
+    }
+
+    /// The path the environment variable `DAE_KERNEL` forces, if it is set: `avx512` or
+    /// `portable`; an error names an unknown path, or one this CPU cannot run.
+    pub fn from_env() -> Result<Option<Path>, String> {
+        let Some(name) = std::env::var_os("DAE_KERNEL") else { return Ok(None) };
+        let path = match name.to_str() {
+            Some("avx512") => Path::Avx512,
+            Some("portable") => Path::Portable,
+            _ => return Err(format!("DAE_KERNEL={}: expected avx512 or portable", name.to_string_lossy())),
+        };
+        if path == Path::Avx512 && Path::detected() != Path::Avx512 {
+            return Err("DAE_KERNEL=avx512: this CPU has no AVX-512; portable runs on it".to_string());
+        }
+        Ok(Some(path))
+    }
+}
+
+/// The path every product takes, chosen once: the one `DAE_KERNEL` forces, else the fastest
+/// this CPU has. (A `DAE_KERNEL` that names no path this CPU runs is refused by the command line
+/// before anything is multiplied; here it falls back to the CPU's.)
+pub fn path() -> Path {
+    static PATH: std::sync::OnceLock<Path> = std::sync::OnceLock::new();
+    *PATH.get_or_init(|| Path::from_env().ok().flatten().unwrap_or_else(Path::detected))
+}
+
+/// Whether the products go through our kernel ([`path`] is [`Path::Avx512`]).
+pub fn available() -> bool {
+    path() == Path::Avx512
+}
 
 /// What a tile does to its sums `S = A·B` before it stores them the last time: the formulas
 /// are [`crate::engine::gemm::Finish`]'s, for the work whose pointers are given here.
@@ -56,7 +112,8 @@ pub enum Finish {
 /// # Safety
 /// Every element the shapes and strides name must lie inside live allocations, `C`'s must be
 /// writable and overlap neither `A` nor `B`; so must `finish`'s operands, for `C`'s shape.
-#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
 pub unsafe fn gemm(operands: Operands, finish: Finish) {
     // Each finish compiles into a kernel of its own, so none costs the others a register.
     // SAFETY (all): forwarded; a row `i` and column `j` passed to a finish lie inside `C`, so
@@ -86,8 +143,9 @@ pub unsafe fn gemm(operands: Operands, finish: Finish) {
 ///
 /// # Safety
 /// `p` points to the row's first number, and its existing columns are readable.
-#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-#[inline(always)]
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
 unsafe fn load<const V: usize>(p: *const f32, columns: Columns) -> [__m512; V] {
     // SAFETY: the caller's contract; the other lanes are masked off.
     std::array::from_fn(|h| unsafe { _mm512_maskz_loadu_ps(columns.0[h], p.add(16 * h)) })
@@ -97,8 +155,9 @@ unsafe fn load<const V: usize>(p: *const f32, columns: Columns) -> [__m512; V] {
 ///
 /// # Safety
 /// `p` points to the row's first number, and its existing columns are writable.
-#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-#[inline(always)]
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
 unsafe fn store<const V: usize>(p: *mut f32, columns: Columns, x: [__m512; V]) {
     for (h, x) in x.into_iter().enumerate() {
         // SAFETY: the caller's contract; the other lanes are masked off.
@@ -107,16 +166,16 @@ unsafe fn store<const V: usize>(p: *mut f32, columns: Columns, x: [__m512; V]) {
 }
 
 /// `x + y`, vector by vector.
-#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-#[inline(always)]
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
 fn add<const V: usize>(x: [__m512; V], y: [__m512; V]) -> [__m512; V] {
-    // SAFETY: the build has AVX-512.
-    std::array::from_fn(|h| unsafe { _mm512_add_ps(x[h], y[h]) })
+    std::array::from_fn(|h| _mm512_add_ps(x[h], y[h]))
 }
 
 /// The operands of [`gemm`]: `A` (M, K) at `a` with strides `(rsa, csa)`; `B` (K, N) at `b`,
 /// row stride `rsb`, its rows contiguous; `C` (M, N) at `c`, row stride `rsc`, rows contiguous.
-#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+#[cfg(target_arch = "x86_64")]
 #[derive(Debug, Clone, Copy)]
 #[allow(missing_docs)]
 pub struct Operands {
@@ -131,14 +190,15 @@ pub struct Operands {
     pub rsc: isize,
 }
 
-#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+#[cfg(target_arch = "x86_64")]
 impl Operands {
     /// The product tile by tile; `finish(i, j, columns, s)` gives row `i` of `C` at columns
     /// `j…` from their sums `s`, when they are stored the last time.
     ///
     /// # Safety
     /// As [`gemm`]'s.
-    #[inline(always)]
+    #[target_feature(enable = "avx512f")]
+    #[inline]
     unsafe fn run<F>(self, finish: F)
     where
         F: Fn(usize, usize, Columns, [__m512; 2]) -> [__m512; 2] + Copy,
@@ -181,11 +241,11 @@ impl Operands {
 }
 
 /// Which of a tile's [`NR`] columns exist: one lane mask per 16-wide half.
-#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+#[cfg(target_arch = "x86_64")]
 #[derive(Debug, Clone, Copy)]
 struct Columns([__mmask16; 2]);
 
-#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+#[cfg(target_arch = "x86_64")]
 impl Columns {
     /// The first `width` columns, `1 ≤ width ≤ NR`.
     fn new(width: usize) -> Columns {
@@ -197,7 +257,7 @@ impl Columns {
 /// One tile of `C`: its first row of `A`, its `depth` rows of `B` (a block along `k`),
 /// whether to add the block's sums to `C` or to overwrite it, and how to finish them (after the
 /// last block).
-#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+#[cfg(target_arch = "x86_64")]
 struct Tile<F> {
     depth: usize,
     a: *const f32,
@@ -214,7 +274,7 @@ struct Tile<F> {
     finish: Option<F>,
 }
 
-#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+#[cfg(target_arch = "x86_64")]
 impl<F> Tile<F>
 where
     F: Fn(usize, usize, Columns, [__m512; 2]) -> [__m512; 2] + Copy,
@@ -226,6 +286,7 @@ where
     /// # Safety
     /// As [`gemm`]'s, for the tile; with `V = 1`, the tile's columns past the first 16 do not
     /// exist.
+    #[target_feature(enable = "avx512f")]
     unsafe fn run<const V: usize>(&self, rows: usize) {
         // SAFETY: forwarded.
         unsafe {
@@ -248,11 +309,11 @@ where
 
     /// `acc[r] = Σₚ A[r, p]·B[p, ·]` over the block, one fused multiply-add per term in order of
     /// `p`; then `C[r, ·] ← acc[r]`, or `C[r, ·] + acc[r]` after the first block, finished.
-    #[inline(always)]
+    #[target_feature(enable = "avx512f")]
+    #[inline]
     unsafe fn rows<const R: usize, const V: usize>(&self) {
         let (rsa, csa) = self.a_strides;
-        // SAFETY: the build has AVX-512 (this module is compiled only then).
-        let mut acc: [[__m512; V]; R] = [[unsafe { _mm512_setzero_ps() }; V]; R];
+        let mut acc: [[__m512; V]; R] = [[_mm512_setzero_ps(); V]; R];
         let (mut a, mut b) = (self.a, self.b);
         for _ in 0..self.depth {
             // SAFETY: row `p` of the block of `B` and column `p` of the tile's rows of `A`.
@@ -296,7 +357,8 @@ where
 /// # Safety
 /// `m` must hold `M[j, p]` for those `j` and `p`, and `out` the `n` numbers from `p·ldo` for
 /// each `p < rows`.
-#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
 pub unsafe fn transpose(m: *const f32, ld: usize, n: usize, rows: usize, out: *mut f32, ldo: usize) {
     for j0 in (0..n).step_by(16) {
         let width = 16.min(n - j0);
@@ -305,11 +367,11 @@ pub unsafe fn transpose(m: *const f32, ld: usize, n: usize, rows: usize, out: *m
             let (in_lanes, out_lanes) = (Columns::new(height).0[0], Columns::new(width).0[0]);
             // SAFETY: rows `j0…j0 + width` of `M` at columns `p0…`, `height` of them;
             // the other lanes are masked off.
-            let mut r: [__m512; 16] = unsafe { [_mm512_setzero_ps(); 16] };
+            let mut r: [__m512; 16] = [_mm512_setzero_ps(); 16];
             for (jj, r) in r.iter_mut().enumerate().take(width) {
                 *r = unsafe { _mm512_maskz_loadu_ps(in_lanes, m.add((j0 + jj) * ld + p0)) };
             }
-            let t = unsafe { transpose16(r) };
+            let t = transpose16(r);
             for (pp, t) in t.iter().enumerate().take(height) {
                 // SAFETY: row `p0 + pp < rows` of `out`, columns `j0…j0 + width < n`.
                 unsafe { _mm512_mask_storeu_ps(out.add((p0 + pp) * ldo + j0), out_lanes, *t) };
@@ -319,41 +381,39 @@ pub unsafe fn transpose(m: *const f32, ld: usize, n: usize, rows: usize, out: *m
 }
 
 /// The transpose of a 16×16 block held as 16 rows: 32-bit, 64-bit and two 128-bit interleaves.
-#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-#[inline(always)]
-unsafe fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
     use std::arch::x86_64::{
         _mm512_castpd_ps, _mm512_castps_pd, _mm512_shuffle_f32x4, _mm512_unpackhi_pd, _mm512_unpackhi_ps,
         _mm512_unpacklo_pd, _mm512_unpacklo_ps,
     };
-    // SAFETY: register shuffles only; the build has AVX-512.
-    unsafe {
-        let mut t = [_mm512_setzero_ps(); 16];
-        for i in 0..8 {
-            t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-            t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-        }
-        let mut u = [_mm512_setzero_ps(); 16];
-        for q in 0..4 {
-            let (a, b, c, d) = (t[4 * q], t[4 * q + 1], t[4 * q + 2], t[4 * q + 3]);
-            let pd = |x: __m512| _mm512_castps_pd(x);
-            u[4 * q] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(a), pd(c)));
-            u[4 * q + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(a), pd(c)));
-            u[4 * q + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(b), pd(d)));
-            u[4 * q + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(b), pd(d)));
-        }
-        let mut v = [_mm512_setzero_ps(); 16];
-        for h in 0..2 {
-            for i in 0..4 {
-                v[8 * h + i] = _mm512_shuffle_f32x4::<0x88>(u[8 * h + i], u[8 * h + 4 + i]);
-                v[8 * h + 4 + i] = _mm512_shuffle_f32x4::<0xdd>(u[8 * h + i], u[8 * h + 4 + i]);
-            }
-        }
-        let mut w = [_mm512_setzero_ps(); 16];
-        for i in 0..8 {
-            w[i] = _mm512_shuffle_f32x4::<0x88>(v[i], v[8 + i]);
-            w[8 + i] = _mm512_shuffle_f32x4::<0xdd>(v[i], v[8 + i]);
-        }
-        w
+    let mut t = [_mm512_setzero_ps(); 16];
+    for i in 0..8 {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
     }
+    let mut u = [_mm512_setzero_ps(); 16];
+    for q in 0..4 {
+        let (a, b, c, d) = (t[4 * q], t[4 * q + 1], t[4 * q + 2], t[4 * q + 3]);
+        let pd = |x: __m512| _mm512_castps_pd(x);
+        u[4 * q] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(a), pd(c)));
+        u[4 * q + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(a), pd(c)));
+        u[4 * q + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(b), pd(d)));
+        u[4 * q + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(b), pd(d)));
+    }
+    let mut v = [_mm512_setzero_ps(); 16];
+    for h in 0..2 {
+        for i in 0..4 {
+            v[8 * h + i] = _mm512_shuffle_f32x4::<0x88>(u[8 * h + i], u[8 * h + 4 + i]);
+            v[8 * h + 4 + i] = _mm512_shuffle_f32x4::<0xdd>(u[8 * h + i], u[8 * h + 4 + i]);
+        }
+    }
+    let mut w = [_mm512_setzero_ps(); 16];
+    for i in 0..8 {
+        w[i] = _mm512_shuffle_f32x4::<0x88>(v[i], v[8 + i]);
+        w[8 + i] = _mm512_shuffle_f32x4::<0xdd>(v[i], v[8 + i]);
+    }
+    w
 }

@@ -149,10 +149,15 @@ impl fmt::Display for Report<'_> {
         let gflops = self.flops_per_image * p.images as f64 / products / 1e9;
         write!(
             f,
-            "passes+update: {gflops:.1} GFLOP/s ({:.2} MFLOP per image), {:.0}% of the kernel's {:.1} GFLOP/s here",
+            "passes+update: {gflops:.1} GFLOP/s ({:.2} MFLOP per image), {:.0}% of the kernel's {:.1} GFLOP/s here \
+             (products through {})",
             self.flops_per_image / 1e6,
             100.0 * gflops / self.kernel_gflops,
             self.kernel_gflops,
+            match crate::engine::kernel::path() {
+                crate::engine::kernel::Path::Avx512 => "our AVX-512 kernel",
+                crate::engine::kernel::Path::Portable => "matrixmultiply",
+            },
         )?;
         if let Some(floor) = self.floor {
             let total = floor.training + floor.validation;
