@@ -27,6 +27,7 @@ use ndarray::{Array1, Array2, ArrayViewMut2, s};
 
 use crate::engine::adam::Adam;
 use crate::engine::dense::{Dense, Update};
+use crate::engine::gemm::MAX_COPY;
 use crate::engine::loss::Loss;
 use crate::engine::model::{FLOAT, Model};
 use crate::engine::team::Team;
@@ -90,12 +91,16 @@ impl Shards {
     }
 
     /// The bytes [`Shards::new`] allocates for a dense model of these `widths` (input first) and
-    /// batches of `capacity` rows, counted without allocating them.
+    /// batches of `capacity` rows, with the copy of the largest `Wᵀ` each thread of the team
+    /// makes for its products (see [`crate::engine::gemm::matmul`]), counted without allocating
+    /// any.
     pub fn bytes(widths: &[usize], capacity: usize) -> u64 {
         let per_row: u64 = 2 * widths.iter().map(|&w| w as u64).sum::<u64>() + 1;
         let gradients: u64 = widths.windows(2).map(|w| (w[0] as u64 + 1) * w[1] as u64).sum();
         let shards = capacity.div_ceil(SHARD_ROWS) as u64;
-        FLOAT * shards * (capacity.min(SHARD_ROWS) as u64 * per_row + gradients)
+        let largest = widths.windows(2).map(|w| (w[0] * w[1]).min(MAX_COPY)).max().unwrap_or(0);
+        let copies = (rayon::current_num_threads() - 1) as u64 * largest as u64;
+        FLOAT * (shards * (capacity.min(SHARD_ROWS) as u64 * per_row + gradients) + copies)
     }
 
     /// The threads of its team.

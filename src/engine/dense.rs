@@ -1,9 +1,9 @@
 //! The dense (fully connected) layer: `Z = A_prev·Wᵀ + b`, with its hand-written backward pass.
 //!
 //! Shapes: `B` rows in the batch, `I` inputs, `O` outputs. `W` is stored `(O, I)` like PyTorch's
-//! `nn.Linear`, so a model file reads the same in both. The forward's right operand `Wᵀ` is
-//! also kept row by row, as our kernel reads it: Adam's update writes it beside `W`, once a step,
-//! where otherwise every thread would transpose `W` for every forward product.
+//! `nn.Linear`, so a model file reads the same in both. The forward's right operand is `Wᵀ`,
+//! `W` read with its strides swapped; our kernel reads a right operand row by row, so each
+//! product copies it so into a buffer of its thread first ([`crate::engine::gemm::matmul`]).
 //! Backward overwrites `dw` and `db` (no accumulation across calls).
 //!
 //! Two ways to run it: [`Dense::forward`], [`Dense::backward_params`] and
@@ -14,7 +14,7 @@
 
 use std::ops::Range;
 
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, ShapeBuilder};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2};
 use ndarray_rand::RandomExt;
 use rand::Rng;
 use rand_distr::Uniform;
@@ -23,7 +23,7 @@ use rayon::prelude::*;
 use crate::engine::activation::Activation;
 use crate::engine::adam::{Moments, Step};
 use crate::engine::gemm::{
-    Finish, column_sums, copy_into, matmul, matmul_finish, par_matmul_with, row_blocks, rows_per_block,
+    Finish, column_sums, matmul, matmul_finish, par_matmul_with, row_blocks, rows_per_block,
 };
 
 /// The weights [`Update::rows`] adds and steps at a time, with their moments and gradients:
@@ -31,28 +31,16 @@ use crate::engine::gemm::{
 const UPDATE_BLOCK: usize = 16 * 1024;
 
 /// A dense layer's parameters and the gradients of the last backward pass.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Dense {
-    /// Weights, `(O, I)`; read with [`Dense::w`], changed with [`Dense::w_mut`].
+    /// Weights, `(O, I)`, row-major; read with [`Dense::w`], changed with [`Dense::w_mut`].
     w: Array2<f32>,
-    /// `Wᵀ`, `(I, O)` row-major, when `wt_current`; stale otherwise.
-    wt: Array2<f32>,
-    /// Whether `wt` holds the transpose of `w`: set where both are written together, cleared
-    /// wherever `w` is lent out to be changed.
-    wt_current: bool,
     /// Biases, `(O,)`.
     pub b: Array1<f32>,
     /// `∂L/∂W`, `(O, I)`.
     pub dw: Array2<f32>,
     /// `∂L/∂b`, `(O,)`.
     pub db: Array1<f32>,
-}
-
-/// Two layers are equal when their weights, biases and gradients are; `Wᵀ` is derived from `W`.
-impl PartialEq for Dense {
-    fn eq(&self, other: &Dense) -> bool {
-        (&self.w, &self.b, &self.dw, &self.db) == (&other.w, &other.b, &other.dw, &other.db)
-    }
 }
 
 impl Dense {
@@ -68,10 +56,8 @@ impl Dense {
     pub fn from_parts(w: Array2<f32>, b: Array1<f32>) -> Dense {
         assert_eq!(w.nrows(), b.len(), "one bias per output");
         let w = w.as_standard_layout().into_owned();
-        let mut wt = Array2::zeros((w.ncols(), w.nrows()));
-        copy_into(w.t(), wt.view_mut());
         let (dw, db) = (Array2::zeros(w.raw_dim()), Array1::zeros(b.raw_dim()));
-        Dense { w, wt, wt_current: true, b, dw, db }
+        Dense { w, b, dw, db }
     }
 
     /// The weights `W`, `(O, I)`.
@@ -79,16 +65,13 @@ impl Dense {
         self.w.view()
     }
 
-    /// The weights `W`, `(O, I)`, to change. The forward transposes them on every call until the
-    /// next step of Adam writes `Wᵀ` again.
+    /// The weights `W`, `(O, I)`, to change.
     pub fn w_mut(&mut self) -> ArrayViewMut2<'_, f32> {
-        self.wt_current = false;
         self.w.view_mut()
     }
 
-    /// The weights and biases, each with its gradient, to change (see [`Dense::w_mut`]).
+    /// The weights and biases, each with its gradient, to change.
     pub fn params_and_grads(&mut self) -> [(&mut [f32], &[f32]); 2] {
-        self.wt_current = false;
         let contiguous = "contiguous";
         [
             (self.w.as_slice_mut().expect(contiguous), self.dw.as_slice().expect(contiguous)),
@@ -114,7 +97,7 @@ impl Dense {
         debug_assert_eq!((a_prev.ncols(), out.dim()), (self.inputs(), (a_prev.nrows(), self.outputs())));
         let finish = Finish::Bias(self.b.as_slice().expect("biases are contiguous"), activation);
         let blocks = rayon::iter::repeat_n((), row_blocks(a_prev.nrows()));
-        par_matmul_with(a_prev, self.wt(), out, finish, blocks, |_, _, ()| {});
+        par_matmul_with(a_prev, self.w.t(), out, finish, blocks, |_, _, ()| {});
     }
 
     /// Backward, parameters: `dW = δᵀ·A_prev` and `db = Σ_rows δ`, where `δ = ∂L/∂Z`, the rows of
@@ -147,18 +130,6 @@ impl Dense {
         par_matmul_with(delta, self.w.view(), delta_prev, Finish::Slope(f, a_prev), blocks, |_, _, ()| {});
     }
 
-    /// Writes `Wᵀ` anew from `W`, after a change through [`Dense::w_mut`] or
-    /// [`Dense::params_and_grads`], so that the forward reads it row by row again.
-    pub fn transpose_weights(&mut self) {
-        copy_into(self.w.t(), self.wt.view_mut());
-        self.wt_current = true;
-    }
-
-    /// `Wᵀ` (I, O): the row-major copy when it is current, else a transposed view of `W`.
-    fn wt(&self) -> ArrayView2<'_, f32> {
-        if self.wt_current { self.wt.view() } else { self.w.t() }
-    }
-
     /// Forward on the calling thread, for a thread that runs a shard of the batch from start to
     /// end ([`crate::engine::data_parallel`]): `A = f(A_prev·Wᵀ + b)`, or `Z` when `activation`
     /// is `None`, bias and activation fused into the product as in [`Dense::forward`].
@@ -171,7 +142,7 @@ impl Dense {
         activation: Option<Activation>,
     ) {
         let finish = Finish::Bias(self.b.as_slice().expect("biases are contiguous"), activation);
-        matmul_finish(a_prev, self.wt(), out, finish);
+        matmul_finish(a_prev, self.w.t(), out, finish);
     }
 
     /// Backward on the calling thread, for a shard of the batch, into gradients of the caller's:
@@ -195,15 +166,12 @@ impl Dense {
     }
 
     /// What Adam's step on this layer writes, for a team of threads that each take some rows of
-    /// `W` ([`Update::rows`]): the parameters, their gradients, `Wᵀ` and the moments `[W's, b's]`.
-    /// `Wᵀ` counts as current from here on, as the update writes it.
+    /// `W` ([`Update::rows`]): the parameters, their gradients and the moments `[W's, b's]`.
     pub fn update_parts(&mut self, [wm, bm]: [Moments; 2]) -> Update {
-        self.wt_current = true;
         let contiguous = "contiguous";
         Update {
             shape: (self.outputs(), self.inputs()),
             w: self.w.as_mut_ptr(),
-            wt: self.wt.as_mut_ptr(),
             b: self.b.as_slice_mut().expect(contiguous).as_mut_ptr(),
             dw: self.dw.as_mut_ptr(),
             db: self.db.as_slice_mut().expect(contiguous).as_mut_ptr(),
@@ -212,14 +180,13 @@ impl Dense {
     }
 }
 
-/// A dense layer's parameters, gradients, `Wᵀ` and Adam's moments, lent to a team of threads
+/// A dense layer's parameters, gradients and Adam's moments, lent to a team of threads
 /// for one step of Adam, each thread on rows of its own ([`Dense::update_parts`]).
 #[derive(Debug)]
 pub struct Update {
     /// `(O, I)`.
     shape: (usize, usize),
     w: *mut f32,
-    wt: *mut f32,
     b: *mut f32,
     dw: *mut f32,
     db: *mut f32,
@@ -240,7 +207,7 @@ impl Update {
 
     /// Adam's step on the layer's rows `rows` (outputs) from the shards' gradients: `dW = Σ_s dW_s`
     /// and `db = Σ_s db_s`, shards added in order, written into the layer's `dw` and `db`; then
-    /// those rows of `W` and `b`, and the matching columns of `Wᵀ`. `shard(s)` lends shard `s`'s
+    /// those rows of `W` and `b`. `shard(s)` lends shard `s`'s
     /// `(dW_s, db_s)`, for `s < shards`. Done in blocks of rows that stay in cache.
     ///
     /// Shapes: each `dW_s` (O, I), each `db_s` (O,).
@@ -259,9 +226,9 @@ impl Update {
             let n = block.min(rows.end - first);
             let (r, at) = (first..first + n, first * inputs);
             // SAFETY: rows `first..first + n` of the layer's (O, I) and (O,) arrays and of its
-            // moments, and columns `first..first + n` of its (I, O) `Wᵀ`, lie inside them; no
-            // other thread touches them (the caller's contract), and nothing else uses the layer.
-            let (w, dw, w_m, w_v, b, db, b_m, b_v, wt) = unsafe {
+            // moments lie inside them; no other thread touches them (the caller's contract), and
+            // nothing else uses the layer.
+            let (w, dw, w_m, w_v, b, db, b_m, b_v) = unsafe {
                 let [w_m, w_v, b_m, b_v] = self.moments;
                 let slice = |p: *mut f32, at, len| std::slice::from_raw_parts_mut(p.add(at), len);
                 (
@@ -273,7 +240,6 @@ impl Update {
                     slice(self.db, first, n),
                     slice(b_m, first, n),
                     slice(b_v, first, n),
-                    ArrayViewMut2::from_shape_ptr((inputs, n).strides((outputs, 1)), self.wt.add(first)),
                 )
             };
             for s in 0..shards {
@@ -290,7 +256,6 @@ impl Update {
             }
             step.update(w, dw, w_m, w_v);
             step.update(b, db, b_m, b_v);
-            copy_into(ArrayView2::from_shape((n, inputs), &*w).expect("the block's rows of W").t(), wt);
         }
     }
 }

@@ -167,8 +167,9 @@ pub fn matmul_finish(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut
 pub const MAX_COPY: usize = 1 << 20;
 
 thread_local! {
-    /// A thread's copy of a right operand whose rows are not contiguous (a convolution's
-    /// transposed kernel), for [`matmul`]; it grows to the largest such operand once and is reused.
+    /// A thread's copy of a right operand whose rows are not contiguous (a dense layer's `Wᵀ`, a
+    /// convolution's transposed kernel), for [`matmul`]; it grows to the largest such operand
+    /// once and is reused.
     static ROW_MAJOR: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 

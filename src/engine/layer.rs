@@ -135,9 +135,6 @@ impl Layer {
             for ((w, g), moments) in tensors.into_iter().zip(moments) {
                 step.update_par(w, g, moments);
             }
-            if let Layer::Dense(d) = self {
-                d.transpose_weights();
-            }
         }
     }
 

@@ -123,13 +123,9 @@ impl Model {
         self.layers.iter().flat_map(|l| l.param_sizes().into_iter().flatten()).collect()
     }
 
-    /// The bytes the layers hold: parameters, their gradients and, for a dense layer, `Wᵀ`.
+    /// The bytes the layers hold: parameters and their gradients.
     pub fn bytes(&self) -> u64 {
-        let numbers = |layer: &Layer| match (layer, layer.param_sizes()) {
-            (Layer::Dense(d), _) => 3 * d.w().len() + 2 * d.b.len(),
-            (_, Some([w, b])) => 2 * (w + b),
-            (_, None) => 0,
-        };
+        let numbers = |layer: &Layer| layer.param_sizes().map_or(0, |[w, b]| 2 * (w + b));
         self.layers.iter().map(|l| FLOAT * numbers(l) as u64).sum()
     }
 
@@ -301,15 +297,15 @@ impl Workspace {
     }
 
     /// The bytes [`Workspace::new`] allocates for `model` and batches of `capacity` rows, with
-    /// what the layers grow on their first pass (each thread's copy of a convolution's transposed
-    /// kernel), counted without allocating any: what a
-    /// command checks against the memory it has before it starts.
+    /// what the layers grow on their first pass (each thread's row-by-row copy of a right operand
+    /// read transposed: a dense layer's `Wᵀ`, a convolution's kernel), counted without allocating
+    /// any: what a command checks against the memory it has before it starts.
     pub fn bytes(model: &Model, capacity: usize) -> u64 {
         let rows = capacity as u64;
         let (threads, lowered, partials) = Workspace::scratch_sizes(model, capacity);
         let per_row = FLOAT * Workspace::numbers_per_row(model) as u64;
-        let kernels = model.layers.iter().filter(|l| !matches!(l, Layer::Dense(_)));
-        let copy = kernels.filter_map(|l| l.param_sizes()).map(|[w, _]| w.min(MAX_COPY)).max().unwrap_or(0);
+        let copy = model.layers.iter().filter_map(Layer::param_sizes).map(|[w, _]| w.min(MAX_COPY)).max();
+        let copy = copy.unwrap_or(0);
         let per_thread = (lowered + copy) as u64;
         rows.saturating_mul(per_row) + FLOAT * (threads as u64 * per_thread + partials as u64)
     }

@@ -5,6 +5,7 @@
 
 use crate::data::mnist::Mnist;
 use crate::engine::data_parallel::Shards;
+use crate::engine::gemm::MAX_COPY;
 use crate::engine::layer::Layer;
 use crate::engine::model::{FLOAT, Model, Workspace, autoencoder_widths};
 use crate::train::{Arch, Config};
@@ -21,11 +22,14 @@ pub fn training_bytes(config: &Config, data: &Mnist, rows: usize) -> u64 {
             let widths = autoencoder_widths(images.pixels_per_image(), &config.hidden);
             let pairs = || widths.windows(2).map(|w| (w[0] as u64, w[1] as u64));
             let parameters: u64 = pairs().map(|(i, o)| i * o + o).sum();
-            let model = FLOAT * pairs().map(|(i, o)| 3 * i * o + 2 * o).sum::<u64>();
-            // Outputs and deltas of every layer and the row's loss (as [`Workspace::bytes`]
-            // counts them), and the shards of the data-parallel step.
+            let model = FLOAT * pairs().map(|(i, o)| 2 * i * o + 2 * o).sum::<u64>();
+            // Outputs and deltas of every layer and the row's loss, and each thread's copy of the
+            // largest `Wᵀ` (as [`Workspace::bytes`] counts them); the shards of the data-parallel
+            // step.
             let outputs: u64 = widths[1..].iter().map(|&w| w as u64).sum();
-            let workspace = (rows as u64).saturating_mul(FLOAT * (2 * outputs + 1));
+            let copy = pairs().map(|(i, o)| (i * o).min(MAX_COPY as u64)).max().unwrap_or(0);
+            let threads = rayon::current_num_threads().min(64) as u64;
+            let workspace = (rows as u64).saturating_mul(FLOAT * (2 * outputs + 1)) + FLOAT * threads * copy;
             let workspace = workspace.saturating_add(Shards::bytes(&widths, rows));
             run_bytes(model, parameters, workspace, rows, data)
         }
