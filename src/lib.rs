@@ -10,7 +10,7 @@
 //!    layers follow with backprop.md §10–15: [`reference::conv`], [`reference::pool`];
 //! 3. [`train::trainer`]: the loop around the step, shuffling, corrupting and validating;
 //! 4. [`engine`]: the fast engine, which computes what the reference computes, with our own
-//!    matrix kernel, threads, and the loss and Adam fused into the products; with
+//!    matrix kernel and threads that each run a shard of the batch; with
 //!    `docs/performance.md`, which says why each piece is there and what it buys.
 //!
 //! The folders, each using only the ones listed before it: [`engine`] (the fast layers, losses,

@@ -518,8 +518,8 @@ fn every_kernel_path_trains_the_same_bits() {
         let args = ["--data", path_str(data.path()), "--out", path_str(&out), "--epochs", "1", "--profile"];
         let output = dae().env("DAE_KERNEL", kernel.name()).args(args).output().unwrap();
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        let used = if kernel == Kernel::Avx512 { "our AVX-512 kernel" } else { "matrixmultiply" };
-        assert!(String::from_utf8_lossy(&output.stdout).contains(&format!("(products through {used})")));
+        let used = format!("(products through {})", kernel.describe());
+        assert!(String::from_utf8_lossy(&output.stdout).contains(&used));
         std::fs::read(out.join("model.safetensors")).unwrap()
     };
     let portable = run(Kernel::Portable);

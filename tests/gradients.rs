@@ -213,29 +213,3 @@ fn whole_network_gradients() {
     assert_eq!(common::check_whole_model(model, &x, &y, reference_loss_f64), 12);
 }
 
-/// The loss fused into the output layer's product epilogue gives the same loss and the same
-/// `∂L/∂z`, to the bit, as the forward pass followed by the loss's own pass, for both losses.
-#[test]
-fn loss_fused_into_the_forward_is_the_loss_after_it() {
-    use dae::engine::model::Workspace;
-
-    let model = Model::autoencoder(48, &[20, 6], &mut ChaCha8Rng::seed_from_u64(3));
-    let x = Array2::from_shape_fn((37, 48), |(i, j)| ((i * 5 + j * 11) % 13) as f32 / 12.0);
-    let y = x.mapv(|v| (v * 1.7).fract());
-    for loss in [Loss::Bce, Loss::Mse] {
-        let mut ws = Workspace::new(&model, 64);
-        let fused = model.forward_loss(x.view(), loss, y.view(), &mut ws);
-        let fused_delta = ws.deltas.last().unwrap().clone();
-        model.forward(x.view(), &mut ws);
-        ws.deltas.last_mut().unwrap().fill(f32::NAN);
-        let apart = model.loss_and_delta(loss, y.view(), &mut ws);
-        assert_eq!(fused.to_bits(), apart.to_bits(), "{loss}: loss {fused} vs {apart}");
-        let rows = x.nrows();
-        let (a, b) = (
-            fused_delta.slice(ndarray::s![..rows, ..]),
-            ws.deltas.last().unwrap().slice(ndarray::s![..rows, ..]),
-        );
-        assert!(a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits()), "{loss}: ∂L/∂z differs");
-        assert!(a.iter().any(|&d| d != 0.0), "{loss}: a gradient was written");
-    }
-}

@@ -94,8 +94,8 @@ struct TrainArgs {
     /// After training, print the time per phase and the achieved GFLOP/s.
     #[arg(long)]
     profile: bool,
-    /// Which engine computes the steps and the validation: fast (our kernel, threads, the loss
-    /// and Adam fused into the products) or reference (src/reference/: plain functions, one
+    /// Which engine computes the steps and the validation: fast (our kernel, threads that each
+    /// run a shard of the batch) or reference (src/reference/: plain functions, one
     /// thread, nothing fused; the same numbers to rounding, for reading and stepping through in a
     /// debugger; on a 2-core Intel Xeon 3 times slower than fast on the dense model, 65 times
     /// on the conv one).

@@ -5,7 +5,9 @@
 //! Keras adds `ε` to `√v` before the bias correction, which differs only while `√v ≈ ε`.
 //!
 //! A step is two parts: [`Adam::next_step`] advances `t` and fixes the step's numbers, then
-//! [`Step::update`] moves each tensor. Training calls the second part from inside the backward
+//! [`Step::update`] moves each tensor. The dense model's training step calls the second part on
+//! each thread's rows of each layer, once the shards' gradients are added
+//! ([`crate::engine::dense::Update::rows`]); the convolutional model's, from inside the backward
 //! pass, on each layer as soon as its gradients exist ([`crate::engine::model::Model::backward`]);
 //! [`Adam::step`] does both parts over a list of tensors.
 

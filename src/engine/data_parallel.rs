@@ -1,6 +1,7 @@
 //! The training step of a dense model, data-parallel: the batch is cut into shards of
-//! [`SHARD_ROWS`] rows; each shard's rows are made, and its forward pass, loss and backward pass
-//! run, start to end on one thread, into gradients of the shard's own ([`Shards::passes`]); then
+//! [`SHARD_ROWS`] rows; each shard's rows are written (the trainer corrupts them there), and its
+//! forward pass, loss and backward pass run, start to end on one thread, into gradients of the
+//! shard's own ([`Shards::passes`]); then
 //! every thread adds the shards' gradients for its part of each layer's rows, in shard order, and
 //! takes Adam's step there ([`Shards::update`]).
 //!
@@ -117,7 +118,7 @@ impl Shards {
     where
         F: Fn(Range<usize>, ArrayViewMut2<f32>, ArrayViewMut2<f32>) + Sync,
     {
-        self.run(model, loss, rows, batch, true)
+        self.each_shard(model, loss, rows, batch, true)
     }
 
     /// [`Shards::passes`] without the backward pass: the loss of a batch, with every layer's
@@ -126,7 +127,7 @@ impl Shards {
     where
         F: Fn(Range<usize>, ArrayViewMut2<f32>, ArrayViewMut2<f32>) + Sync,
     {
-        self.run(model, loss, rows, batch, false)
+        self.each_shard(model, loss, rows, batch, false)
     }
 
     /// Each shard's layer outputs (R, H_l) of the last pass over a batch of `rows` rows, and how
@@ -137,7 +138,7 @@ impl Shards {
     }
 
     /// [`Shards::passes`], with the backward pass or without.
-    fn run<F>(&mut self, model: &Model, loss: Loss, rows: usize, batch: F, backward: bool) -> f64
+    fn each_shard<F>(&mut self, model: &Model, loss: Loss, rows: usize, batch: F, backward: bool) -> f64
     where
         F: Fn(Range<usize>, ArrayViewMut2<f32>, ArrayViewMut2<f32>) + Sync,
     {
@@ -195,6 +196,8 @@ impl Shard {
             let (done, rest) = self.outputs.split_at_mut(l);
             let a_prev =
                 if l == 0 { self.input.slice(s![..rows, ..]) } else { done[l - 1].slice(s![..rows, ..]) };
+            // The output layer's sigmoid is left to the loss, which takes the logits `z` for its
+            // stable form (backprop.md §3).
             let activation = (l < last).then_some(model.activations[l]);
             dense.forward_rows(a_prev, rest[0].slice_mut(s![..rows, ..]), activation);
         }

@@ -147,8 +147,9 @@ impl Dense {
 
     /// Backward on the calling thread, for a shard of the batch, into gradients of the caller's:
     /// `dW_s = δᵀ·A_prev` and `db_s = Σ_rows δ` over the shard's rows; with `prev`, also
-    /// `δ_prev = (δ·W) ⊙ f′(Z_prev)`, read off the previous layer's output `a_prev`. The layer is
-    /// not changed: [`Update::rows`] adds the shards' gradients and steps.
+    /// `δ_prev = (δ·W) ⊙ f′(Z_prev)`, read off the previous layer's output `a_prev` (the `⊙ f′` is
+    /// the product's finish, [`Finish::Slope`]). The layer is not changed: [`Update::rows`] adds
+    /// the shards' gradients and steps.
     ///
     /// Shapes: `a_prev` (R, I), `delta` (R, O) → `dw` (O, I), `db` (O,), `delta_prev` (R, I).
     pub fn backward_rows(
@@ -168,12 +169,20 @@ impl Dense {
     /// What Adam's step on this layer writes, for a team of threads that each take some rows of
     /// `W` ([`Update::rows`]): the parameters, their gradients and the moments `[W's, b's]`.
     pub fn update_parts(&mut self, [wm, bm]: [Moments; 2]) -> Update {
+        let (w, b) = (self.w.len(), self.b.len());
+        assert_eq!(
+            [wm.m.len(), wm.v.len(), bm.m.len(), bm.v.len()],
+            [w, w, b, b],
+            "moments of W's and b's sizes"
+        );
+        assert_eq!(self.dw.dim(), self.w.dim(), "dW of W's shape");
+        assert_eq!(self.db.len(), b, "db of b's size");
         let contiguous = "contiguous";
         Update {
             shape: (self.outputs(), self.inputs()),
             w: self.w.as_mut_ptr(),
             b: self.b.as_slice_mut().expect(contiguous).as_mut_ptr(),
-            dw: self.dw.as_mut_ptr(),
+            dw: self.dw.as_slice_mut().expect(contiguous).as_mut_ptr(),
             db: self.db.as_slice_mut().expect(contiguous).as_mut_ptr(),
             moments: [wm.m.as_mut_ptr(), wm.v.as_mut_ptr(), bm.m.as_mut_ptr(), bm.v.as_mut_ptr()],
         }
@@ -199,6 +208,18 @@ unsafe impl Sync for Update {}
 // SAFETY: as above.
 unsafe impl Send for Update {}
 
+/// Rows of a dense layer: of `W` and its gradient and moments (n, I), of `b` and its (n,).
+struct Rows<'a> {
+    w: &'a mut [f32],
+    dw: &'a mut [f32],
+    w_m: &'a mut [f32],
+    w_v: &'a mut [f32],
+    b: &'a mut [f32],
+    db: &'a mut [f32],
+    b_m: &'a mut [f32],
+    b_v: &'a mut [f32],
+}
+
 impl Update {
     /// `O`, the layer's outputs: the rows of `W` to share out.
     pub fn outputs(&self) -> usize {
@@ -207,8 +228,8 @@ impl Update {
 
     /// Adam's step on the layer's rows `rows` (outputs) from the shards' gradients: `dW = Σ_s dW_s`
     /// and `db = Σ_s db_s`, shards added in order, written into the layer's `dw` and `db`; then
-    /// those rows of `W` and `b`. `shard(s)` lends shard `s`'s
-    /// `(dW_s, db_s)`, for `s < shards`. Done in blocks of rows that stay in cache.
+    /// those rows of `W` and `b`. `shard(s)` lends shard `s`'s `(dW_s, db_s)`, for `s < shards`.
+    /// Done in blocks of rows that stay in cache.
     ///
     /// Shapes: each `dW_s` (O, I), each `db_s` (O,).
     ///
@@ -224,30 +245,14 @@ impl Update {
         let block = (UPDATE_BLOCK / inputs).max(1);
         for first in rows.clone().step_by(block) {
             let n = block.min(rows.end - first);
-            let (r, at) = (first..first + n, first * inputs);
-            // SAFETY: rows `first..first + n` of the layer's (O, I) and (O,) arrays and of its
-            // moments lie inside them; no other thread touches them (the caller's contract), and
-            // nothing else uses the layer.
-            let (w, dw, w_m, w_v, b, db, b_m, b_v) = unsafe {
-                let [w_m, w_v, b_m, b_v] = self.moments;
-                let slice = |p: *mut f32, at, len| std::slice::from_raw_parts_mut(p.add(at), len);
-                (
-                    slice(self.w, at, n * inputs),
-                    slice(self.dw, at, n * inputs),
-                    slice(w_m, at, n * inputs),
-                    slice(w_v, at, n * inputs),
-                    slice(self.b, first, n),
-                    slice(self.db, first, n),
-                    slice(b_m, first, n),
-                    slice(b_v, first, n),
-                )
-            };
+            // SAFETY: forwarded; rows `first..first + n` are inside `rows`.
+            let Rows { w, dw, w_m, w_v, b, db, b_m, b_v } = unsafe { self.block(first, n) };
             for s in 0..shards {
                 let (dw_s, db_s) = shard(s);
-                let dw_s = dw_s.as_slice().expect("contiguous")[at..at + n * inputs].iter();
-                let db_s = &db_s[r.clone()];
+                let dw_s = &dw_s.as_slice().expect("contiguous")[first * inputs..(first + n) * inputs];
+                let db_s = &db_s[first..first + n];
                 if s == 0 {
-                    dw.iter_mut().zip(dw_s).for_each(|(d, g)| *d = *g);
+                    dw.copy_from_slice(dw_s);
                     db.copy_from_slice(db_s);
                 } else {
                     dw.iter_mut().zip(dw_s).for_each(|(d, g)| *d += g);
@@ -256,6 +261,30 @@ impl Update {
             }
             step.update(w, dw, w_m, w_v);
             step.update(b, db, b_m, b_v);
+        }
+    }
+
+    /// Rows `first..first + n` of the layer, as slices.
+    ///
+    /// # Safety
+    /// As [`Update::rows`]'s, for these rows, which must be the layer's (`first + n ≤ O`).
+    unsafe fn block(&self, first: usize, n: usize) -> Rows<'_> {
+        let inputs = self.shape.1;
+        let [w_m, w_v, b_m, b_v] = self.moments;
+        // SAFETY: the rows lie inside the layer's (O, I) and (O,) arrays and its moments, which
+        // `update_parts` checked; no other thread touches them and nothing else uses the layer
+        // (the caller's contract).
+        let rows =
+            |p: *mut f32, len: usize| unsafe { std::slice::from_raw_parts_mut(p.add(first * len), n * len) };
+        Rows {
+            w: rows(self.w, inputs),
+            dw: rows(self.dw, inputs),
+            w_m: rows(w_m, inputs),
+            w_v: rows(w_v, inputs),
+            b: rows(self.b, 1),
+            db: rows(self.db, 1),
+            b_m: rows(b_m, 1),
+            b_v: rows(b_v, 1),
         }
     }
 }

@@ -53,6 +53,14 @@ impl Path {
         }
     }
 
+    /// What the products run on, for `--profile`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Path::Avx512 => "our AVX-512 kernel",
+            Path::Portable => "matrixmultiply",
+        }
+    }
+
     /// The fastest path this CPU has, asked of the CPU when the program runs (whatever the build
     /// was compiled for).
     pub fn detected() -> Path {
@@ -110,8 +118,9 @@ pub enum Finish {
 /// `C ← A·B`, finished by `finish`; the shapes and layouts are [`Operands`]'.
 ///
 /// # Safety
-/// Every element the shapes and strides name must lie inside live allocations, `C`'s must be
-/// writable and overlap neither `A` nor `B`; so must `finish`'s operands, for `C`'s shape.
+/// The CPU must have AVX-512F ([`available`]). Every element the shapes and strides name must
+/// lie inside live allocations, `C`'s must be writable and overlap neither `A` nor `B`; so must
+/// `finish`'s operands, for `C`'s shape.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 pub unsafe fn gemm(operands: Operands, finish: Finish) {
@@ -355,8 +364,8 @@ where
 /// `N = 128`, all in the same few sets of the L1 cache, and took as long as the product it fed.
 ///
 /// # Safety
-/// `m` must hold `M[j, p]` for those `j` and `p`, and `out` the `n` numbers from `p·ldo` for
-/// each `p < rows`.
+/// The CPU must have AVX-512F ([`available`]); `m` must hold `M[j, p]` for those `j` and `p`,
+/// and `out` the `n` numbers from `p·ldo` for each `p < rows`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 pub unsafe fn transpose(m: *const f32, ld: usize, n: usize, rows: usize, out: *mut f32, ldo: usize) {

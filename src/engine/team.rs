@@ -63,8 +63,11 @@ unsafe impl Sync for Shared {}
 unsafe impl Send for Shared {}
 
 impl Team {
-    /// A team of `threads` members: the caller and `threads − 1` new threads.
+    /// A team of `threads` members, but no more than the machine has cores (a member that waits
+    /// for one would spin on another's): the caller and up to `threads − 1` new threads.
     pub fn new(threads: usize) -> Team {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = threads.min(cores);
         let shared = Arc::new(Shared {
             round: AtomicUsize::new(0),
             job: UnsafeCell::new(None),
@@ -92,8 +95,9 @@ impl Team {
     }
 
     /// Runs `job(t)` on every member `t` at once, the caller as member 0, and returns when all
-    /// have finished; a panic in any member is raised here after all have.
-    pub fn run(&self, job: &(dyn Fn(usize) + Sync)) {
+    /// have finished; a panic in any member is raised here after all have. `&mut self`: one job
+    /// at a time, and never one from inside another.
+    pub fn run(&mut self, job: &(dyn Fn(usize) + Sync)) {
         let others = self.threads.len();
         if others == 0 {
             return job(0);
@@ -110,17 +114,23 @@ impl Team {
             shared.wake.notify_all();
         }
         let mine = catch_unwind(AssertUnwindSafe(|| job(0)));
+        let start = Instant::now();
         while shared.done.load(Acquire) < others {
+            // A member that lost its core gets it back sooner if the caller stops spinning.
+            if start.elapsed() > SPIN {
+                std::thread::yield_now();
+            }
             std::hint::spin_loop();
         }
+        let theirs = shared.panicked.swap(false, Relaxed);
         if let Err(panic) = mine {
             resume_unwind(panic);
         }
-        assert!(!shared.panicked.swap(false, Relaxed), "a thread of the team panicked");
+        assert!(!theirs, "a thread of the team panicked");
     }
 
     /// `f(i, item)` for every item `i` of `items`, on member `i mod T`.
-    pub fn for_each_mut<T: Send>(&self, items: &mut [T], f: impl Fn(usize, &mut T) + Sync) {
+    pub fn for_each_mut<T: Send>(&mut self, items: &mut [T], f: impl Fn(usize, &mut T) + Sync) {
         let (len, team) = (items.len(), self.size());
         let items = SharedSlice(items.as_mut_ptr());
         self.run(&|member| {

@@ -154,10 +154,7 @@ impl fmt::Display for Report<'_> {
             self.flops_per_image / 1e6,
             100.0 * gflops / self.kernel_gflops,
             self.kernel_gflops,
-            match crate::engine::kernel::path() {
-                crate::engine::kernel::Path::Avx512 => "our AVX-512 kernel",
-                crate::engine::kernel::Path::Portable => "matrixmultiply",
-            },
+            crate::engine::kernel::path().describe(),
         )?;
         if let Some(floor) = self.floor {
             let total = floor.training + floor.validation;

@@ -21,7 +21,7 @@ use crate::data::mnist::Mnist;
 use crate::data::noise::{Noise, corrupt_batch, corrupt_rows, corrupt_set};
 use crate::data::rng::{self, Purpose};
 use crate::engine::adam::Adam;
-use crate::engine::data_parallel::Shards;
+use crate::engine::data_parallel::{SHARD_ROWS, Shards};
 use crate::engine::loss::Loss;
 use crate::engine::model::{Model, Workspace};
 use crate::reference;
@@ -100,8 +100,7 @@ impl std::str::FromStr for Arch {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Engine {
-    /// [`crate::engine`]: our kernel, the pool's threads, the loss and Adam fused into the
-    /// products.
+    /// [`crate::engine`]: our kernel, and threads that each run a shard of the batch.
     #[default]
     Fast,
     /// [`crate::reference`](mod@crate::reference): plain functions, one thread, nothing fused; the same numbers to
@@ -473,8 +472,10 @@ impl<'a> Trainer<'a> {
 
 /// One optimisation step on a batch: forward, loss, backward, Adam. Returns the loss summed
 /// over the batch's `B·D` entries. A dense model trained from [`Workspace::for_training`]'s
-/// buffers takes the data-parallel step ([`crate::engine::data_parallel`]); any other, the
-/// model's forward and backward passes, Adam fused into the backward.
+/// buffers takes the data-parallel step ([`crate::engine::data_parallel`]); any other model, or
+/// one given [`Workspace::new`]'s, the model's forward and backward passes over the whole batch,
+/// each product split over the pool and Adam inside the backward (`dW` then summed in one piece,
+/// as the reference sums it: other bits than the data-parallel step's).
 ///
 /// Shapes: `input` (B, D) corrupted, `target` (B, D) clean.
 pub fn train_step(
@@ -506,7 +507,7 @@ fn copy_rows<'a>(
 }
 
 /// The data-parallel step on a batch of `rows` rows whose shards `batch` writes (see
-/// [`Shards::passes`]), timed: the time `batch` took, over the team's threads, into
+/// [`Shards::passes`]), timed: the time `batch` took, over the threads that ran shards, into
 /// [`Phase::Data`], the rest of the passes into [`Phase::Passes`], the update into
 /// [`Phase::Update`].
 fn shards_step<F>(
@@ -529,7 +530,8 @@ where
     };
     let start = Instant::now();
     let total = shards.passes(model, loss, rows, timed);
-    let data = Duration::from_nanos(nanos.into_inner() / shards.threads() as u64);
+    let busy = shards.threads().min(rows.div_ceil(SHARD_ROWS)) as u64;
+    let data = Duration::from_nanos(nanos.into_inner() / busy);
     profile.add(Phase::Data, data);
     profile.add(Phase::Passes, start.elapsed().saturating_sub(data));
     profile.time(Phase::Update, || shards.update(model, adam, rows));
