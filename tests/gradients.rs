@@ -212,4 +212,3 @@ fn whole_network_gradients() {
     }
     assert_eq!(common::check_whole_model(model, &x, &y, reference_loss_f64), 12);
 }
-
