@@ -3,7 +3,7 @@
 //! images, so its rate is images per second.
 //!
 //! `cargo bench` runs everything; `cargo bench -- sgemm` only the matrix products (through
-//! `matmul`, our kernel where the CPU has AVX-512), `cargo bench -- kernel_vs` ours beside
+//! `matmul`, our kernel where the CPU has AVX-512), `cargo bench -- kernel_paths` every product path side by side
 //! `matrixmultiply`'s, `cargo bench -- elementwise` the loss, Adam and the noise.
 
 mod common;
@@ -13,9 +13,10 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use dae::data::noise::{Noise, NoiseStream};
 use dae::data::rng::Purpose;
 use dae::engine::adam::Adam;
-use dae::engine::data_parallel::Shards;
+use dae::engine::data_parallel::{SHARD_ROWS, Shards};
 use dae::engine::dense::Dense;
-use dae::engine::gemm::{matmul, matmul_naive, par_matmul, sgemm};
+use dae::engine::gemm::{Finish, matmul, matmul_finish_on, matmul_naive, par_matmul};
+use dae::engine::kernel::Path;
 use dae::engine::loss::Loss;
 use dae::engine::model::Model;
 use ndarray::{Array2, ArrayViewMut2, s};
@@ -63,31 +64,32 @@ fn naive_vs_sgemm(c: &mut Criterion) {
     group.finish();
 }
 
-/// Our kernel beside `matrixmultiply` on one thread, on each layer's forward product `X·Wᵀ`
-/// (the weights copied by rows first in ours, packed in theirs) and on a convolution's group
-/// `(392, 288)·(288, 32)`: the same bits, different speeds.
-fn kernel_vs_matrixmultiply(c: &mut Criterion) {
-    let mut group = c.benchmark_group("kernel_vs_matrixmultiply");
+/// Every product path this CPU has, side by side on one thread (`kernel::Path`: our AVX-512 and
+/// AVX2 kernels, `matrixmultiply`'s portable one): each layer's forward product `X·Wᵀ` on a
+/// shard of the batch (128 rows; the weights copied by rows first in ours, packed in theirs),
+/// and a convolution's group `(392, 288)·(288, 32)`. The same bits on every path.
+fn kernel_paths(c: &mut Criterion) {
+    let mut group = c.benchmark_group("kernel_paths");
+    let paths = || Path::ALL.into_iter().filter(|p| p.supported());
+    let rows = SHARD_ROWS;
     for (i, o) in LAYERS {
-        let (x, w) = (random((BATCH, i)), random((o, i)));
-        let mut y = Array2::zeros((BATCH, o));
-        group.throughput(Throughput::Elements((2 * BATCH * i * o) as u64));
-        group.bench_function(BenchmarkId::new("ours", format!("forward_{i}x{o}")), |b| {
-            b.iter(|| matmul(x.view(), w.t(), y.view_mut()))
-        });
-        group.bench_function(BenchmarkId::new("matrixmultiply", format!("forward_{i}x{o}")), |b| {
-            b.iter(|| sgemm(x.view(), w.t(), y.view_mut()))
-        });
+        let (x, w) = (random((rows, i)), random((o, i)));
+        let mut y = Array2::zeros((rows, o));
+        group.throughput(Throughput::Elements((2 * rows * i * o) as u64));
+        for path in paths() {
+            group.bench_function(BenchmarkId::new(path.name(), format!("forward_{rows}x{i}x{o}")), |b| {
+                b.iter(|| matmul_finish_on(path, x.view(), w.t(), y.view_mut(), Finish::Plain))
+            });
+        }
     }
     let (lowered, w) = (random((392, 288)), random((32, 288)));
     let mut y = Array2::zeros((392, 32));
     group.throughput(Throughput::Elements((2 * 392 * 288 * 32) as u64));
-    group.bench_function(BenchmarkId::new("ours", "conv_group_392x288x32"), |b| {
-        b.iter(|| matmul(lowered.view(), w.t(), y.view_mut()))
-    });
-    group.bench_function(BenchmarkId::new("matrixmultiply", "conv_group_392x288x32"), |b| {
-        b.iter(|| sgemm(lowered.view(), w.t(), y.view_mut()))
-    });
+    for path in paths() {
+        group.bench_function(BenchmarkId::new(path.name(), "conv_group_392x288x32"), |b| {
+            b.iter(|| matmul_finish_on(path, lowered.view(), w.t(), y.view_mut(), Finish::Plain))
+        });
+    }
     group.finish();
 }
 
@@ -224,6 +226,6 @@ fn training_step(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = common::config(2, 100);
-    targets = sgemm_shapes, naive_vs_sgemm, kernel_vs_matrixmultiply, sgemm_parallel, dense_layer, elementwise, data_parallel, training_step
+    targets = sgemm_shapes, naive_vs_sgemm, kernel_paths, sgemm_parallel, dense_layer, elementwise, data_parallel, training_step
 }
 criterion_main!(benches);

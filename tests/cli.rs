@@ -523,19 +523,20 @@ fn every_kernel_path_trains_the_same_bits() {
         std::fs::read(out.join("model.safetensors")).unwrap()
     };
     let portable = run(Kernel::Portable);
-    if Kernel::detected() == Kernel::Avx512 {
-        assert_eq!(run(Kernel::Avx512), portable, "the model's bytes on both paths");
-    } else {
-        let refused = dae().env("DAE_KERNEL", "avx512").args(["--epochs", "1"]).output().unwrap();
-        assert_eq!(refused.status.code(), Some(2));
-        assert!(
-            String::from_utf8_lossy(&refused.stderr).contains("DAE_KERNEL=avx512: this CPU has no AVX-512")
-        );
+    for kernel in [Kernel::Avx512, Kernel::Avx2] {
+        if kernel.supported() {
+            assert_eq!(run(kernel), portable, "the model's bytes on {} and portable", kernel.name());
+        } else {
+            let refused = dae().env("DAE_KERNEL", kernel.name()).args(["--epochs", "1"]).output().unwrap();
+            assert_eq!(refused.status.code(), Some(2));
+            let message = format!("DAE_KERNEL={}: this CPU cannot run it", kernel.name());
+            assert!(String::from_utf8_lossy(&refused.stderr).contains(&message));
+        }
     }
     let unknown = dae().env("DAE_KERNEL", "sse9").args(["--epochs", "1"]).output().unwrap();
     assert_eq!(unknown.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&unknown.stderr);
-    assert_eq!(stderr.trim(), "error: DAE_KERNEL=sse9: expected avx512 or portable");
+    assert_eq!(stderr.trim(), "error: DAE_KERNEL=sse9: expected avx512, avx2 or portable");
 }
 
 /// A folder that cannot be written is named before any training, not after an epoch.

@@ -2,7 +2,8 @@
 //! that are no multiple of the kernel's tile) and strided layouts, and its bits across threads.
 
 use dae::engine::activation::Activation;
-use dae::engine::gemm::{Finish, copy_into, matmul, matmul_finish, matmul_naive, par_matmul, sgemm};
+use dae::engine::gemm::{Finish, copy_into, matmul, matmul_finish_on, matmul_naive, par_matmul, sgemm};
+use dae::engine::kernel::Path;
 use ndarray::{Array2, ArrayView2, ShapeBuilder, s};
 use ndarray_rand::RandomExt;
 use rand::SeedableRng;
@@ -85,9 +86,10 @@ fn par_matmul_gives_the_same_bits_for_any_thread_count() {
     }
 }
 
-/// Our kernel sums in `matrixmultiply`'s order (blocks of 256 along `k`), so the two give the
-/// same bits: on every tail of the 12×32 tile, several blocks along `k`, and each layout of `A`
-/// and `B` (a `B` with columns contiguous is copied row by row first).
+/// Our kernels sum in `matrixmultiply`'s order (blocks of 256 along `k`), so every path this CPU
+/// has gives the same bits: on every tail of the AVX-512 kernel's 12×32 tile and the AVX2
+/// kernel's 6×16, several blocks along `k`, and each layout of `A` and `B` (a `B` with columns
+/// contiguous is copied row by row first).
 #[test]
 fn matmul_gives_the_bits_of_matrixmultiply() {
     // The last has a `B` too large to copy (`sgemm` multiplies it when its rows are strided).
@@ -109,17 +111,21 @@ fn matmul_gives_the_bits_of_matrixmultiply() {
         for (a, b) in
             [(a.view(), b.view()), (a_t.t(), b.view()), (a.view(), b_cm.view()), (a_t.t(), b_cm.view())]
         {
-            let (mut ours, mut theirs) = (Array2::from_elem((m, n), f32::NAN), Array2::zeros((m, n)));
-            matmul(a, b, ours.view_mut());
+            let mut theirs = Array2::zeros((m, n));
             sgemm(a, b, theirs.view_mut());
-            let same = ours.iter().zip(theirs.iter()).all(|(x, y)| x.to_bits() == y.to_bits());
-            assert!(
-                same,
-                "{m}×{k}×{n}, strides {:?} {:?}: max diff {}",
-                a.strides(),
-                b.strides(),
-                max_diff(ours.view(), theirs.view())
-            );
+            for path in Path::ALL.into_iter().filter(|p| p.supported()) {
+                let mut ours = Array2::from_elem((m, n), f32::NAN);
+                matmul_finish_on(path, a, b, ours.view_mut(), Finish::Plain);
+                let same = ours.iter().zip(theirs.iter()).all(|(x, y)| x.to_bits() == y.to_bits());
+                assert!(
+                    same,
+                    "{} {m}×{k}×{n}, strides {:?} {:?}: max diff {}",
+                    path.name(),
+                    a.strides(),
+                    b.strides(),
+                    max_diff(ours.view(), theirs.view())
+                );
+            }
         }
     }
 }
@@ -138,9 +144,9 @@ fn copy_into_transposes_into_a_slab_of_columns() {
 }
 
 /// A finished product is the product, then the finish's formula as a separate pass, bit for
-/// bit: in our kernel's registers (bias, ReLU, ReLU's derivative), in a pass after it (the
-/// sigmoid's), and after `sgemm` (an output whose rows are strided); on tile tails, several
-/// blocks along `k`, and `k = 0`.
+/// bit: in our kernels' registers (bias, ReLU, ReLU's derivative), in a pass after them (the
+/// sigmoid's), and after `sgemm` (an output whose rows are strided, or the portable path); on
+/// every path this CPU has, tile tails, several blocks along `k`, and `k = 0`.
 #[test]
 fn a_finished_product_is_the_product_then_the_formula() {
     use Activation::{Identity, Relu, Sigmoid};
@@ -172,13 +178,16 @@ fn a_finished_product_is_the_product_then_the_formula() {
                     Finish::Plain => unreachable!(),
                 }
             }
-            let mut ours = Array2::from_elem((m, n), f32::NAN);
-            matmul_finish(a.view(), b.view(), ours.view_mut(), finish);
-            let mut strided = Array2::from_elem((m, 2 * n), f32::NAN);
-            matmul_finish(a.view(), b.view(), strided.slice_mut(s![.., ..;2]), finish);
-            for got in [ours.view(), strided.slice(s![.., ..;2])] {
-                // `==`, not bits: `f32::max` may give either zero for ReLU(−0), the kernel +0.
-                assert!(got.iter().zip(&expected).all(|(x, y)| x == y), "{m}×{k}×{n}, {finish:?}");
+            for path in Path::ALL.into_iter().filter(|p| p.supported()) {
+                let mut ours = Array2::from_elem((m, n), f32::NAN);
+                matmul_finish_on(path, a.view(), b.view(), ours.view_mut(), finish);
+                let mut strided = Array2::from_elem((m, 2 * n), f32::NAN);
+                matmul_finish_on(path, a.view(), b.view(), strided.slice_mut(s![.., ..;2]), finish);
+                for got in [ours.view(), strided.slice(s![.., ..;2])] {
+                    // `==`, not bits: `f32::max` may give either zero for ReLU(−0), the kernel +0.
+                    let same = got.iter().zip(&expected).all(|(x, y)| x == y);
+                    assert!(same, "{} {m}×{k}×{n}, {finish:?}", path.name());
+                }
             }
         }
     }

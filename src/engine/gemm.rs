@@ -131,7 +131,20 @@ impl<'a> Finish<'a> {
 /// [`matmul`], then `finish` (see [`Finish`]).
 ///
 /// Shapes: `a` (M, K), `b` (K, N), `c` (M, N), and `finish`'s operands to match `C`.
-pub fn matmul_finish(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>, finish: Finish) {
+pub fn matmul_finish(a: ArrayView2<f32>, b: ArrayView2<f32>, c: ArrayViewMut2<f32>, finish: Finish) {
+    matmul_finish_on(kernel::path(), a, b, c, finish);
+}
+
+/// [`matmul_finish`] on the given path rather than the program's ([`kernel::path`]): to compare
+/// the paths in one process (tests, benchmarks). Panics if this CPU cannot run `path`.
+pub fn matmul_finish_on(
+    path: kernel::Path,
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    mut c: ArrayViewMut2<f32>,
+    finish: Finish,
+) {
+    assert!(path.supported(), "matmul: this CPU cannot run {}", path.name());
     let (m, k) = a.dim();
     let n = b.ncols();
     assert_eq!((b.nrows(), c.dim()), (k, (m, n)), "matmul: shapes disagree");
@@ -140,19 +153,19 @@ pub fn matmul_finish(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut
         Finish::Slope(_, a) => assert_eq!(a.dim(), (m, n), "matmul: a slope for every output"),
         Finish::Plain => {}
     }
-    if !kernel::available() || c.strides()[1] != 1 || m == 0 || n == 0 {
+    if path == kernel::Path::Portable || c.strides()[1] != 1 || m == 0 || n == 0 {
         sgemm(a, b, c.view_mut());
         return finish.apply(c);
     }
     if b.strides()[1] == 1 || n == 1 {
-        return own_kernel(a, b, c, finish);
+        return own_kernel(path, a, b, c, finish);
     }
     if k * n > MAX_COPY {
         sgemm(a, b, c.view_mut());
         return finish.apply(c);
     }
     ROW_MAJOR.with(|buffer| match buffer.try_borrow_mut() {
-        Ok(mut buffer) => own_kernel(a, row_major(b, &mut buffer), c, finish),
+        Ok(mut buffer) => own_kernel(path, a, row_major(b, &mut buffer), c, finish),
         Err(_) => {
             sgemm(a, b, c.view_mut());
             finish.apply(c);
@@ -189,12 +202,12 @@ fn row_major<'a>(b: ArrayView2<f32>, buffer: &'a mut Vec<f32>) -> ArrayView2<'a,
 pub fn copy_into(b: ArrayView2<f32>, mut out: ArrayViewMut2<f32>) {
     assert_eq!(b.dim(), out.dim(), "copy_into: shapes disagree");
     #[cfg(target_arch = "x86_64")]
-    if let (true, &[1, ld], &[ldo, 1]) = (kernel::available(), b.strides(), out.strides())
+    if let (kernel::Path::Avx512, &[1, ld], &[ldo, 1]) = (kernel::path(), b.strides(), out.strides())
         && ld >= 0
         && ldo >= 0
     {
         let (k, n) = b.dim();
-        // SAFETY: the CPU has AVX-512 (`kernel::available`); `b` is a live view whose column `j`
+        // SAFETY: the CPU has AVX-512 (`kernel::path`); `b` is a live view whose column `j`
         // holds its K rows contiguously from `ld·j`; `out` is a live, exclusively borrowed view
         // whose row `p` holds N numbers from `ldo·p`.
         return unsafe { kernel::transpose(b.as_ptr(), ld as usize, n, k, out.as_mut_ptr(), ldo as usize) };
@@ -202,37 +215,53 @@ pub fn copy_into(b: ArrayView2<f32>, mut out: ArrayViewMut2<f32>) {
     out.assign(&b);
 }
 
-/// [`matmul_finish`] through [`kernel::gemm`]; `b`'s and `c`'s rows are contiguous, and the CPU
-/// has AVX-512 (`kernel::available`).
+/// [`matmul_finish`] through our kernel for `path` ([`kernel::gemm`],
+/// [`kernel_avx2::gemm`](crate::engine::kernel_avx2::gemm)); `b`'s and `c`'s rows are
+/// contiguous, and the CPU runs `path`, one of ours.
 #[cfg(target_arch = "x86_64")]
-fn own_kernel(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>, finish: Finish) {
+fn own_kernel(
+    path: kernel::Path,
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    mut c: ArrayViewMut2<f32>,
+    finish: Finish,
+) {
     let [rsa, csa] = strides(a.strides());
     let (rsb, rsc) = (b.strides()[0], c.strides()[0]);
     let (in_kernel, rest) = finish.split();
-    // SAFETY: the CPU has AVX-512 (the caller's contract); the pointers come from live views whose dimensions were checked by
-    // `matmul_finish`, as were the finish's (a bias of N numbers, a slope of C's shape with
-    // contiguous rows); each stride is the view's own and `B`'s and `C`'s rows are contiguous
-    // (`n == 1` needs no column stride); `c` is borrowed mutably, so it aliases no other operand.
+    let operands = kernel::Operands {
+        dims: (a.nrows(), a.ncols(), b.ncols()),
+        a: a.as_ptr(),
+        a_strides: (rsa, csa),
+        b: b.as_ptr(),
+        rsb,
+        c: c.as_mut_ptr(),
+        rsc,
+    };
+    // SAFETY: the CPU runs `path` (the caller's contract, which `matmul_finish_on` checks); the
+    // pointers come from live views whose dimensions were checked by `matmul_finish_on`, as were
+    // the finish's (a bias of N numbers, a slope of C's shape with contiguous rows); each stride
+    // is the view's own and `B`'s and `C`'s rows are contiguous (`n == 1` needs no column
+    // stride); `c` is borrowed mutably, so it aliases no other operand.
     unsafe {
-        kernel::gemm(
-            kernel::Operands {
-                dims: (a.nrows(), a.ncols(), b.ncols()),
-                a: a.as_ptr(),
-                a_strides: (rsa, csa),
-                b: b.as_ptr(),
-                rsb,
-                c: c.as_mut_ptr(),
-                rsc,
-            },
-            in_kernel,
-        )
+        match path {
+            kernel::Path::Avx512 => kernel::gemm(operands, in_kernel),
+            kernel::Path::Avx2 => crate::engine::kernel_avx2::gemm(operands, in_kernel),
+            kernel::Path::Portable => unreachable!("matrixmultiply's path takes sgemm"),
+        }
     }
     rest.apply(c);
 }
 
 /// Never called: off x86-64 [`matmul_finish`] always takes `sgemm`.
 #[cfg(not(target_arch = "x86_64"))]
-fn own_kernel(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>, finish: Finish) {
+fn own_kernel(
+    _: kernel::Path,
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    mut c: ArrayViewMut2<f32>,
+    finish: Finish,
+) {
     sgemm(a, b, c.view_mut());
     finish.apply(c);
 }

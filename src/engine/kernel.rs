@@ -17,8 +17,9 @@
 //! The same numbers as `matrixmultiply`, bit for bit: every output is summed over `k` in blocks
 //! of [`KC`], each block from zero with one fused multiply-add per term in order, and the
 //! blocks added to `C` one after another, which is what its AVX-512 kernel does. The kernel is
-//! compiled into every x86-64 build, for AVX-512 whatever the build's target; [`path`] decides
-//! when the program starts whether this CPU runs it, or `matrixmultiply` does the products.
+//! compiled into every x86-64 build, for AVX-512 whatever the build's target, beside its AVX2
+//! twin ([`crate::engine::kernel_avx2`]); [`path`] decides when the program starts which of the
+//! two this CPU runs, or whether `matrixmultiply` does the products.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::{__m512, __mmask16, _mm512_add_ps, _mm512_fmadd_ps, _mm512_maskz_loadu_ps};
@@ -34,21 +35,27 @@ pub const NR: usize = 32;
 /// The length of a block along `k`, `matrixmultiply`'s for `f32`.
 pub const KC: usize = 256;
 
-/// Which code multiplies: our AVX-512 kernel, or `matrixmultiply`'s (which picks its own SIMD
-/// for the CPU, and has kernels for ARM too).
+/// Which code multiplies: one of our kernels, or `matrixmultiply`'s (which picks its own SIMD for
+/// the CPU, and has kernels for ARM too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Path {
     /// [`gemm`], on a CPU with AVX-512.
     Avx512,
+    /// [`crate::engine::kernel_avx2::gemm`], on a CPU with AVX2 and FMA.
+    Avx2,
     /// `matrixmultiply::sgemm`, on any CPU.
     Portable,
 }
 
 impl Path {
-    /// The name `DAE_KERNEL` and `--profile` use.
+    /// Every path, fastest first.
+    pub const ALL: [Path; 3] = [Path::Avx512, Path::Avx2, Path::Portable];
+
+    /// The name `DAE_KERNEL` uses.
     pub fn name(self) -> &'static str {
         match self {
             Path::Avx512 => "avx512",
+            Path::Avx2 => "avx2",
             Path::Portable => "portable",
         }
     }
@@ -57,31 +64,44 @@ impl Path {
     pub fn describe(self) -> &'static str {
         match self {
             Path::Avx512 => "our AVX-512 kernel",
+            Path::Avx2 => "our AVX2 kernel",
             Path::Portable => "matrixmultiply",
         }
     }
 
-    /// The fastest path this CPU has, asked of the CPU when the program runs (whatever the build
-    /// was compiled for).
-    pub fn detected() -> Path {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            return Path::Avx512;
+    /// Whether this CPU can run the path, asked of the CPU when the program runs (whatever the
+    /// build was compiled for).
+    pub fn supported(self) -> bool {
+        match self {
+            Path::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx2 => {
+                std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            Path::Avx512 | Path::Avx2 => false,
         }
-        Path::Portable
     }
 
-    /// The path the environment variable `DAE_KERNEL` forces, if it is set: `avx512` or
+    /// The fastest path this CPU has.
+    pub fn detected() -> Path {
+        Path::ALL.into_iter().find(|p| p.supported()).unwrap_or(Path::Portable)
+    }
+
+    /// The path the environment variable `DAE_KERNEL` forces, if it is set: `avx512`, `avx2` or
     /// `portable`; an error names an unknown path, or one this CPU cannot run.
     pub fn from_env() -> Result<Option<Path>, String> {
         let Some(name) = std::env::var_os("DAE_KERNEL") else { return Ok(None) };
-        let path = match name.to_str() {
-            Some("avx512") => Path::Avx512,
-            Some("portable") => Path::Portable,
-            _ => return Err(format!("DAE_KERNEL={}: expected avx512 or portable", name.to_string_lossy())),
+        let Some(path) = Path::ALL.into_iter().find(|p| name.to_str() == Some(p.name())) else {
+            let name = name.to_string_lossy();
+            return Err(format!("DAE_KERNEL={name}: expected avx512, avx2 or portable"));
         };
-        if path == Path::Avx512 && Path::detected() != Path::Avx512 {
-            return Err("DAE_KERNEL=avx512: this CPU has no AVX-512; portable runs on it".to_string());
+        if !path.supported() {
+            let has = Path::ALL.iter().filter(|p| p.supported()).map(|p| p.name()).collect::<Vec<_>>();
+            let name = path.name();
+            return Err(format!("DAE_KERNEL={name}: this CPU cannot run it; it runs {}", has.join(", ")));
         }
         Ok(Some(path))
     }
@@ -95,9 +115,9 @@ pub fn path() -> Path {
     *PATH.get_or_init(|| Path::from_env().ok().flatten().unwrap_or_else(Path::detected))
 }
 
-/// Whether the products go through our kernel ([`path`] is [`Path::Avx512`]).
+/// Whether the products go through one of our kernels ([`path`] is not [`Path::Portable`]).
 pub fn available() -> bool {
-    path() == Path::Avx512
+    path() != Path::Portable
 }
 
 /// What a tile does to its sums `S = A·B` before it stores them the last time: the formulas

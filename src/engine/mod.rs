@@ -23,6 +23,8 @@ pub mod dense;
 pub mod fastmath;
 pub mod gemm;
 pub mod kernel;
+#[cfg(target_arch = "x86_64")]
+pub mod kernel_avx2;
 pub mod layer;
 pub mod loss;
 pub mod lowering;
