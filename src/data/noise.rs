@@ -66,12 +66,13 @@ impl NoiseStream {
     }
 
     /// The four 32-bit words for pixels `4·block … 4·block + 3`.
-    #[inline]
+    #[inline(always)]
     fn words(&self, block: u32) -> [u32; 4] {
         philox4x32_10([block, self.image, self.purpose as u32, self.offset], self.key)
     }
 
     /// Uniform numbers in `[0, 1)` for the pixels from `first` (a multiple of 4) on.
+    #[inline(always)]
     fn uniforms(&self, first: usize, out: &mut [f32; BLOCK]) {
         for (b, out) in out.chunks_exact_mut(4).enumerate() {
             let words = self.words((first / 4 + b) as u32);
@@ -83,6 +84,7 @@ impl NoiseStream {
 
     /// Standard normal numbers for the pixels from `first` (a multiple of 4) on, by the
     /// Box–Muller transform: `√(−2 ln u)·(cos 2πv, sin 2πv)` for uniform `u ∈ (0, 1]`, `v`.
+    #[inline(always)]
     fn normals(&self, first: usize, out: &mut [f32; BLOCK]) {
         for (b, out) in out.chunks_exact_mut(4).enumerate() {
             let [u1, v1, u2, v2] = self.words((first / 4 + b) as u32);
@@ -97,7 +99,7 @@ impl NoiseStream {
 }
 
 /// The top 24 bits of `w` as a number in `[0, 1)`, a multiple of 2⁻²⁴.
-#[inline]
+#[inline(always)]
 fn unit(w: u32) -> f32 {
     (w >> 8) as f32 * (1.0 / 16_777_216.0)
 }
@@ -106,6 +108,24 @@ impl Noise {
     /// Writes the clean image `x = pixels / 255` and its corruption `x̃`.
     pub fn corrupt(&self, pixels: &[u8], stream: NoiseStream, clean: &mut [f32], noisy: &mut [f32]) {
         debug_assert_eq!((pixels.len(), clean.len()), (noisy.len(), noisy.len()));
+        #[cfg(target_arch = "x86_64")]
+        if crate::engine::fastmath::fma_at_run_time() {
+            // SAFETY: the CPU has AVX2 and FMA.
+            return unsafe { self.corrupt_fma(pixels, stream, clean, noisy) };
+        }
+        self.corrupt_here(pixels, stream, clean, noisy);
+    }
+
+    /// [`Noise::corrupt`] compiled for AVX2 and FMA (see
+    /// [`crate::engine::fastmath::fma_at_run_time`]).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn corrupt_fma(&self, pixels: &[u8], stream: NoiseStream, clean: &mut [f32], noisy: &mut [f32]) {
+        self.corrupt_here(pixels, stream, clean, noisy);
+    }
+
+    #[inline(always)]
+    fn corrupt_here(&self, pixels: &[u8], stream: NoiseStream, clean: &mut [f32], noisy: &mut [f32]) {
         let mut random = [0.0f32; BLOCK];
         let blocks = pixels.chunks(BLOCK).zip(clean.chunks_mut(BLOCK)).zip(noisy.chunks_mut(BLOCK));
         for (b, ((pixels, clean), noisy)) in blocks.enumerate() {

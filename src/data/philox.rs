@@ -13,7 +13,7 @@ const W0: u32 = 0x9E37_79B9;
 const W1: u32 = 0xBB67_AE85;
 
 /// The high and low halves of the 64-bit product `a·b`.
-#[inline]
+#[inline(always)]
 fn mulhilo(a: u32, b: u32) -> (u32, u32) {
     let product = u64::from(a) * u64::from(b);
     ((product >> 32) as u32, product as u32)
@@ -26,7 +26,7 @@ fn mulhilo(a: u32, b: u32) -> (u32, u32) {
 /// let words = dae::data::philox::philox4x32_10([0; 4], [0; 2]);
 /// assert_eq!(words, [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]);
 /// ```
-#[inline]
+#[inline(always)]
 pub fn philox4x32_10(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
     let [mut c0, mut c1, mut c2, mut c3] = counter;
     let [mut k0, mut k1] = key;

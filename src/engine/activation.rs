@@ -41,7 +41,7 @@ impl Activation {
     pub fn forward(self, z: &mut [f32]) {
         match self {
             Activation::Relu => z.iter_mut().for_each(|v| *v = v.max(0.0)),
-            Activation::Sigmoid => z.iter_mut().for_each(|v| *v = sigmoid(*v)),
+            Activation::Sigmoid => sigmoid_all(z),
             Activation::Identity => {}
         }
     }
@@ -67,8 +67,23 @@ impl Activation {
     }
 }
 
+/// `z ← σ(z)` over a slice, compiled for AVX2 and FMA where the build does not target them but
+/// the CPU has them ([`crate::engine::fastmath::fma_at_run_time`]).
+fn sigmoid_all(z: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::engine::fastmath::fma_at_run_time() {
+        #[target_feature(enable = "avx2,fma")]
+        fn with_fma(z: &mut [f32]) {
+            z.iter_mut().for_each(|v| *v = sigmoid(*v));
+        }
+        // SAFETY: the CPU has AVX2 and FMA.
+        return unsafe { with_fma(z) };
+    }
+    z.iter_mut().for_each(|v| *v = sigmoid(*v));
+}
+
 /// `σ(z) = 1 / (1 + e^{−z})`, without overflow: the exponent is never positive.
-#[inline]
+#[inline(always)]
 pub fn sigmoid(z: f32) -> f32 {
     let e = exp_nonpositive(-z.abs());
     let numerator = if z >= 0.0 { 1.0 } else { e };

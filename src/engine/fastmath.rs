@@ -19,7 +19,7 @@ const ROUNDER: f32 = 12_582_912.0;
 ///
 /// `eˣ = 2ⁿ · eʳ` with `n = round(x / ln 2)` and `|r| ≤ ln 2 / 2`; `eʳ` by its Taylor series to
 /// `r⁷/7!`, whose first omitted term is below 1.1e-8 of the result.
-#[inline]
+#[inline(always)]
 pub fn exp_nonpositive(x: f32) -> f32 {
     let underflow = x < -87.0;
     let x = x.max(-87.0);
@@ -40,7 +40,7 @@ pub fn exp_nonpositive(x: f32) -> f32 {
 ///
 /// `ln(1 + x) = 2·atanh(s)` with `s = x / (2 + x) ≤ 1/3`, and
 /// `atanh(s) = s·(1 + s²/3 + s⁴/5 + … + s¹⁴/15)`; the first omitted term is below 1.4e-9 of it.
-#[inline]
+#[inline(always)]
 pub fn ln_1p_unit(x: f32) -> f32 {
     2.0 * atanh_series::<8>(x / (2.0 + x))
 }
@@ -50,7 +50,7 @@ pub fn ln_1p_unit(x: f32) -> f32 {
 /// `x = m·2ᵉ` with `m ∈ [√½, √2)`, read off the bits; `ln x = e·ln 2 + 2·atanh(s)` with
 /// `s = (m − 1)/(m + 1)`, `|s| ≤ 0.172`, where the series to `s⁹/9` suffices: the first omitted
 /// term is below 2.1e-9 of it.
-#[inline]
+#[inline(always)]
 pub fn ln_positive(x: f32) -> f32 {
     // Offsetting the bits by those of √½ puts m in [√½, √2) rather than [1, 2).
     let offset = x.to_bits().wrapping_sub(0x3f35_04f3);
@@ -71,7 +71,7 @@ fn atanh_series<const N: usize>(s: f32) -> f32 {
 /// `v` is reduced to `r = v − q/4` with `q` the nearest quarter turn, so `|2πr| ≤ π/4`, where
 /// Taylor series to the 9th and 10th power are exact to f32 (the first omitted terms are below
 /// 1.8e-9); then rotated by `q` quarter turns.
-#[inline]
+#[inline(always)]
 pub fn sin_cos_2pi(v: f32) -> (f32, f32) {
     let quarters = 4.0 * v;
     let shifted = quarters + ROUNDER;
@@ -93,10 +93,22 @@ fn horner<const N: usize>(x: f32, coefficients: [f32; N]) -> f32 {
     coefficients.into_iter().reduce(|p, c| mul_add(p, x, c)).unwrap_or(0.0)
 }
 
-/// `a·b + c`, fused into one instruction with one rounding where the build targets a CPU with
-/// FMA (this crate's builds for the machine they run on do); a multiply and an add otherwise,
-/// where `f32::mul_add` would be a slow library call. Rust never fuses `a * b + c` on its own.
+/// `a·b + c` with one rounding, so every build gives the same bits: one instruction where the
+/// code is compiled for FMA (a build for the machine it runs on, or a loop compiled for it at run
+/// time, [`fma_at_run_time`]); a library call otherwise (a CPU without FMA, slow but the same
+/// numbers). Rust never fuses `a * b + c` on its own.
 #[inline(always)]
 fn mul_add(a: f32, b: f32, c: f32) -> f32 {
-    if cfg!(target_feature = "fma") { a.mul_add(b, c) } else { a * b + c }
+    a.mul_add(b, c)
+}
+
+/// Whether an elementwise loop should run its copy compiled for AVX2 and FMA: the CPU has them
+/// and the build does not target them (a build without `target-cpu=native`, whose `mul_add`
+/// would otherwise call the library for every term).
+pub fn fma_at_run_time() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if !cfg!(target_feature = "fma") {
+        return std::arch::is_x86_feature_detected!("fma") && std::arch::is_x86_feature_detected!("avx2");
+    }
+    false
 }

@@ -9,7 +9,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::engine::activation::sigmoid;
-use crate::engine::fastmath::{exp_nonpositive, ln_1p_unit};
+use crate::engine::fastmath::{self, exp_nonpositive, ln_1p_unit};
 
 /// Which reconstruction loss to minimise; written `bce` or `mse` on the command line and in
 /// `metrics.json`.
@@ -35,6 +35,23 @@ impl Loss {
     /// Pass `scale = 1/(B·D)` to get the gradient of the mean.
     pub fn forward_backward(self, z: &[f32], y: &[f32], scale: f32, dz: &mut [f32]) -> f32 {
         debug_assert_eq!((z.len(), y.len()), (dz.len(), dz.len()));
+        #[cfg(target_arch = "x86_64")]
+        if fastmath::fma_at_run_time() {
+            // SAFETY: the CPU has AVX2 and FMA.
+            return unsafe { self.forward_backward_fma(z, y, scale, dz) };
+        }
+        self.forward_backward_here(z, y, scale, dz)
+    }
+
+    /// [`Loss::forward_backward`] compiled for AVX2 and FMA (see [`fastmath::fma_at_run_time`]).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn forward_backward_fma(self, z: &[f32], y: &[f32], scale: f32, dz: &mut [f32]) -> f32 {
+        self.forward_backward_here(z, y, scale, dz)
+    }
+
+    #[inline(always)]
+    fn forward_backward_here(self, z: &[f32], y: &[f32], scale: f32, dz: &mut [f32]) -> f32 {
         match self {
             Loss::Bce => map_sum(z, y, scale, dz, bce),
             Loss::Mse => map_sum(z, y, scale, dz, mse),
@@ -64,7 +81,7 @@ impl FromStr for Loss {
 ///
 /// `σ(z)` and the log term share one `e^{−|z|}`, which never overflows. Branch-free, so the
 /// loop over a row vectorizes.
-#[inline]
+#[inline(always)]
 fn bce(z: f32, y: f32) -> (f32, f32) {
     let e = exp_nonpositive(-z.abs());
     let loss = z.max(0.0) - z * y + ln_1p_unit(e);
@@ -74,7 +91,7 @@ fn bce(z: f32, y: f32) -> (f32, f32) {
 }
 
 /// MSE through the sigmoid: `ℓ = (σ(z) − y)²`, `∂ℓ/∂z = 2·(σ(z) − y)·σ(z)·(1 − σ(z))`.
-#[inline]
+#[inline(always)]
 fn mse(z: f32, y: f32) -> (f32, f32) {
     let p = sigmoid(z);
     let r = p - y;
@@ -87,7 +104,7 @@ fn mse(z: f32, y: f32) -> (f32, f32) {
 /// associative, so the compiler may not reorder it). Instead entry `i` is added to partial sum
 /// `i mod 16`, one vector register's worth, and the sixteen are added at the end: a fixed order,
 /// so the same on every run.
-#[inline]
+#[inline(always)]
 fn map_sum(z: &[f32], y: &[f32], scale: f32, dz: &mut [f32], f: impl Fn(f32, f32) -> (f32, f32)) -> f32 {
     const LANES: usize = 16;
     let mut sums = [0.0f32; LANES];
