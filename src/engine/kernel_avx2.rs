@@ -10,8 +10,8 @@
 
 use std::arch::x86_64::{
     __m256, __m256i, _CMP_NLE_UQ, _mm256_add_ps, _mm256_and_ps, _mm256_cmp_ps, _mm256_cmpgt_epi32,
-    _mm256_fmadd_ps, _mm256_maskload_ps, _mm256_maskstore_ps, _mm256_max_ps, _mm256_set1_epi32,
-    _mm256_set1_ps, _mm256_setr_epi32, _mm256_setzero_ps,
+    _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_maskload_ps, _mm256_maskstore_ps, _mm256_max_ps,
+    _mm256_set1_epi32, _mm256_set1_ps, _mm256_setr_epi32, _mm256_setzero_ps,
 };
 
 use crate::engine::kernel::{Finish, KC, Operands};
@@ -84,11 +84,15 @@ where
                     at: (i, j),
                     finish: (first + depth == k).then_some(finish),
                 };
-                // A last block of columns no wider than one vector multiplies that vector alone.
+                // A last block of columns no wider than one vector multiplies that vector alone;
+                // only a block narrower than its vectors loads `B` through masks, whose two
+                // registers a full tile needs for its accumulators (AVX2 has 16).
                 unsafe {
                     match width {
-                        ..=8 => tile.run::<1>(MR.min(m - i)),
-                        _ => tile.run::<2>(MR.min(m - i)),
+                        8 => tile.run::<1, true>(MR.min(m - i)),
+                        ..=8 => tile.run::<1, false>(MR.min(m - i)),
+                        NR => tile.run::<2, true>(MR.min(m - i)),
+                        _ => tile.run::<2, false>(MR.min(m - i)),
                     }
                 };
             }
@@ -165,21 +169,22 @@ where
     F: Fn(usize, usize, Columns, [__m256; 2]) -> [__m256; 2] + Copy,
 {
     /// The tile with its first `rows` rows (`1 ≤ rows ≤ MR`) and its first `V` vectors of
-    /// columns, each row count a kernel of its own so the accumulators stay in registers.
+    /// columns, all of whose columns exist if `FULL`; each row count a kernel of its own so the
+    /// accumulators stay in registers.
     ///
     /// # Safety
     /// As [`gemm`]'s, for the tile; with `V = 1`, the tile's columns past the first 8 do not exist.
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn run<const V: usize>(&self, rows: usize) {
+    unsafe fn run<const V: usize, const FULL: bool>(&self, rows: usize) {
         // SAFETY: forwarded.
         unsafe {
             match rows {
-                6 => self.rows::<6, V>(),
-                5 => self.rows::<5, V>(),
-                4 => self.rows::<4, V>(),
-                3 => self.rows::<3, V>(),
-                2 => self.rows::<2, V>(),
-                _ => self.rows::<1, V>(),
+                6 => self.rows::<6, V, FULL>(),
+                5 => self.rows::<5, V, FULL>(),
+                4 => self.rows::<4, V, FULL>(),
+                3 => self.rows::<3, V, FULL>(),
+                2 => self.rows::<2, V, FULL>(),
+                _ => self.rows::<1, V, FULL>(),
             }
         }
     }
@@ -188,14 +193,18 @@ where
     /// `p`; then `C[r, ·] ← acc[r]`, or `C[r, ·] + acc[r]` after the first block, finished.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    unsafe fn rows<const R: usize, const V: usize>(&self) {
+    unsafe fn rows<const R: usize, const V: usize, const FULL: bool>(&self) {
         let (rsa, csa) = self.a_strides;
         let mut acc: [[__m256; V]; R] = [[_mm256_setzero_ps(); V]; R];
         let (mut a, mut b) = (self.a, self.b);
         for _ in 0..self.depth {
             // SAFETY: row `p` of the block of `B` and column `p` of the tile's rows of `A`.
             unsafe {
-                let b_row: [__m256; V] = load(b, self.columns);
+                let b_row: [__m256; V] = if FULL {
+                    std::array::from_fn(|h| _mm256_loadu_ps(b.add(8 * h)))
+                } else {
+                    load(b, self.columns)
+                };
                 for (r, acc) in acc.iter_mut().enumerate() {
                     let a_rp = _mm256_set1_ps(*a.offset(r as isize * rsa));
                     for (acc, b) in acc.iter_mut().zip(b_row) {
