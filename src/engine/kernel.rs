@@ -4,11 +4,14 @@
 //! `matrixmultiply` copies ("packs") both operands into its tile layout on every call and on
 //! every thread; a row-major `A` is gathered one number at a time, and for this model's thin
 //! products (`K` or `N` of 32 to 288) the copies take up to two fifths of the product's time. Here nothing
-//! is copied: a tile of `C`, [`MR`] rows by [`NR`] columns, lives in 24 registers; each step
+//! is copied: a tile of `C`, 12 rows by 32 columns, lives in 24 registers; each step
 //! along `k` loads two 16-wide vectors of a row of `B` and multiplies them by one number of each
 //! of the tile's rows of `A`, broadcast — any strides of `A` serve, a row-major one as well as a
 //! transposed view. The rows of `B` must be contiguous. A last block of at most 16 columns (784 =
 //! 24·32 + 16) is a tile of one vector, not two of which one is all masked off.
+//!
+//! The tile loop is written once, generic over the instruction set (a `Lanes` trait): AVX-512 here,
+//! AVX2 in [`crate::engine::kernel_avx2`], each compiled into an entry point of its own.
 //!
 //! A tile can also finish its sums before it stores them the last time ([`Finish`]): add a
 //! bias, take ReLU, or zero them where ReLU's output was 0 — a layer's elementwise work done in
@@ -26,12 +29,8 @@ use std::arch::x86_64::{__m512, __mmask16, _mm512_add_ps, _mm512_fmadd_ps, _mm51
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::{_CMP_NLE_UQ, _mm512_cmp_ps_mask, _mm512_maskz_mov_ps, _mm512_max_ps};
 #[cfg(target_arch = "x86_64")]
-use std::arch::x86_64::{_mm512_mask_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps};
+use std::arch::x86_64::{_mm512_loadu_ps, _mm512_mask_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps};
 
-/// Rows of `C` in a tile.
-pub const MR: usize = 12;
-/// Columns of `C` in a tile: two 16-wide vectors.
-pub const NR: usize = 32;
 /// The length of a block along `k`, `matrixmultiply`'s for `f32`.
 pub const KC: usize = 256;
 
@@ -135,71 +134,18 @@ pub enum Finish {
     ReluSlope(*const f32, isize),
 }
 
-/// `C ← A·B`, finished by `finish`; the shapes and layouts are [`Operands`]'.
+/// `C ← A·B`, finished by `finish`, with AVX-512; the shapes and layouts are [`Operands`]'.
 ///
 /// # Safety
-/// The CPU must have AVX-512F ([`available`]). Every element the shapes and strides name must
-/// lie inside live allocations, `C`'s must be writable and overlap neither `A` nor `B`; so must
-/// `finish`'s operands, for `C`'s shape.
+/// The CPU must have AVX-512F. Every element the shapes and strides name must lie inside live
+/// allocations, `C`'s must be writable and overlap neither `A` nor `B`; so must `finish`'s
+/// operands, for `C`'s shape.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 pub unsafe fn gemm(operands: Operands, finish: Finish) {
-    // Each finish compiles into a kernel of its own, so none costs the others a register.
-    // SAFETY (all): forwarded; a row `i` and column `j` passed to a finish lie inside `C`, so
-    // inside the bias (N numbers) and `a` (C's shape).
-    unsafe {
-        match finish {
-            Finish::Plain => operands.run(|_, _, _, s| s),
-            Finish::Bias(bias) => operands.run(move |_, j, columns, s| add(s, load(bias.add(j), columns))),
-            Finish::BiasRelu(bias) => operands.run(move |_, j, columns, s| {
-                // `max(z, 0)` is 0 for a NaN `z`, as Rust's `f32::max` is.
-                let [z_low, z_high] = add(s, load(bias.add(j), columns));
-                let zero = _mm512_setzero_ps();
-                [_mm512_max_ps(z_low, zero), _mm512_max_ps(z_high, zero)]
-            }),
-            Finish::ReluSlope(a, rs) => operands.run(move |i, j, columns, s| {
-                // Kept where `a ≤ 0` is false, so also where `a` is NaN, as `Activation::backward` does.
-                let [a_low, a_high] = load(a.offset(i as isize * rs).add(j), columns);
-                let keep = |a| _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(a, _mm512_setzero_ps());
-                [_mm512_maskz_mov_ps(keep(a_low), s[0]), _mm512_maskz_mov_ps(keep(a_high), s[1])]
-            }),
-        }
-    }
-}
-
-/// The numbers of a row of a tile at `p`, its existing columns only (the others 0), in its
-/// first `V` 16-wide vectors.
-///
-/// # Safety
-/// `p` points to the row's first number, and its existing columns are readable.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-unsafe fn load<const V: usize>(p: *const f32, columns: Columns) -> [__m512; V] {
-    // SAFETY: the caller's contract; the other lanes are masked off.
-    std::array::from_fn(|h| unsafe { _mm512_maskz_loadu_ps(columns.0[h], p.add(16 * h)) })
-}
-
-/// Stores the first `V` vectors of a row of a tile at `p`, its existing columns only.
-///
-/// # Safety
-/// `p` points to the row's first number, and its existing columns are writable.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-unsafe fn store<const V: usize>(p: *mut f32, columns: Columns, x: [__m512; V]) {
-    for (h, x) in x.into_iter().enumerate() {
-        // SAFETY: the caller's contract; the other lanes are masked off.
-        unsafe { _mm512_mask_storeu_ps(p.add(16 * h), columns.0[h], x) };
-    }
-}
-
-/// `x + y`, vector by vector.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-fn add<const V: usize>(x: [__m512; V], y: [__m512; V]) -> [__m512; V] {
-    std::array::from_fn(|h| _mm512_add_ps(x[h], y[h]))
+    // SAFETY: forwarded; the CPU has AVX-512F, which this function is compiled for and into which
+    // the generic kernel and `Avx512`'s operations are inlined.
+    unsafe { gemm_with::<Avx512>(operands, finish) }
 }
 
 /// The operands of [`gemm`]: `A` (M, K) at `a` with strides `(rsa, csa)`; `B` (K, N) at `b`,
@@ -219,67 +165,146 @@ pub struct Operands {
     pub rsc: isize,
 }
 
+/// An instruction set the kernel is written for: its vector of `f32` lanes, a tile's rows, and the
+/// handful of operations a tile needs. Every operation is `#[inline(always)]`, so that it is
+/// compiled into the entry point of its instruction set ([`gemm`],
+/// [`kernel_avx2::gemm`](crate::engine::kernel_avx2::gemm)), whose `#[target_feature]` it
+/// takes; called anywhere else, each is unsafe on a CPU without that instruction set.
 #[cfg(target_arch = "x86_64")]
-impl Operands {
-    /// The product tile by tile; `finish(i, j, columns, s)` gives row `i` of `C` at columns
-    /// `j…` from their sums `s`, when they are stored the last time.
-    ///
-    /// # Safety
-    /// As [`gemm`]'s.
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    unsafe fn run<F>(self, finish: F)
-    where
-        F: Fn(usize, usize, Columns, [__m512; 2]) -> [__m512; 2] + Copy,
-    {
-        let Operands { dims: (m, k, n), a, a_strides: (rsa, csa), b, rsb, c, rsc } = self;
-        // One block even when `k` is 0: its tiles, of depth 0, store (finished) zeros.
-        for first in (0..k.max(1)).step_by(KC) {
-            let depth = KC.min(k - first);
-            // SAFETY (all offsets below): inside the operands by the caller's contract.
-            let (a, b) = unsafe { (a.offset(first as isize * csa), b.offset(first as isize * rsb)) };
-            for j in (0..n).step_by(NR) {
-                let width = NR.min(n - j);
-                let columns = Columns::new(width);
-                for i in (0..m).step_by(MR) {
-                    let tile = Tile {
-                        depth,
-                        a: unsafe { a.offset(i as isize * rsa) },
-                        a_strides: (rsa, csa),
-                        b: unsafe { b.add(j) },
-                        rsb,
-                        c: unsafe { c.offset(i as isize * rsc).add(j) },
-                        rsc,
-                        columns,
-                        accumulate: first > 0,
-                        at: (i, j),
-                        finish: (first + depth == k).then_some(finish),
-                    };
-                    // A last block of columns no wider than one vector multiplies that vector
-                    // alone: half the multiply-adds of a full tile, none of them on zeros.
-                    unsafe {
-                        match width {
-                            ..=16 => tile.run::<1>(MR.min(m - i)),
-                            _ => tile.run::<2>(MR.min(m - i)),
-                        }
-                    };
-                }
+pub(crate) trait Lanes {
+    /// A vector of [`Lanes::LANES`] numbers.
+    type V: Copy;
+    /// Which lanes of a vector hold existing columns.
+    type Mask: Copy;
+    /// Numbers in a vector; a tile is two vectors wide.
+    const LANES: usize;
+    /// Rows of `C` in a tile: as many as keep its accumulators, the two vectors of a row of `B`
+    /// and one broadcast number of `A` in registers.
+    const MR: usize;
+    /// The first `width` lanes (all of them when `width ≥ LANES`).
+    unsafe fn mask(width: usize) -> Self::Mask;
+    /// Every lane 0.
+    unsafe fn zero() -> Self::V;
+    /// Every lane `x`.
+    unsafe fn splat(x: f32) -> Self::V;
+    /// `a·b + c`, one rounding.
+    unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// `x + y`.
+    unsafe fn add(x: Self::V, y: Self::V) -> Self::V;
+    /// `max(z, 0)`, which is 0 for a NaN `z`, as Rust's `f32::max` is.
+    unsafe fn relu(z: Self::V) -> Self::V;
+    /// `s` where `a ≤ 0` is false (so also where `a` is NaN, as `Activation::backward` does), else +0.
+    unsafe fn where_positive(a: Self::V, s: Self::V) -> Self::V;
+    /// The lanes of `mask` from `p`, the others 0.
+    unsafe fn load(p: *const f32, mask: Self::Mask) -> Self::V;
+    /// All lanes from `p`.
+    unsafe fn load_all(p: *const f32) -> Self::V;
+    /// The lanes of `mask` to `p`.
+    unsafe fn store(p: *mut f32, mask: Self::Mask, x: Self::V);
+}
+
+/// The finishes of [`Finish`] as `finish(i, j, columns, s)`: row `i` of `C` at columns `j…` from
+/// their sums `s`, and the product through [`run`] with each, a kernel of its own.
+///
+/// # Safety
+/// As [`gemm`]'s, for the instruction set of `L`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) unsafe fn gemm_with<L: Lanes>(operands: Operands, finish: Finish) {
+    // SAFETY (all): forwarded; a row `i` and column `j` passed to a finish lie inside `C`, so
+    // inside the bias (N numbers) and `a` (C's shape).
+    unsafe {
+        match finish {
+            Finish::Plain => run::<L, _>(operands, |_, _, _, s| s),
+            Finish::Bias(bias) => {
+                run::<L, _>(operands, move |_, j, columns, s| add::<L>(s, load::<L, 2>(bias.add(j), columns)))
             }
+            Finish::BiasRelu(bias) => run::<L, _>(operands, move |_, j, columns, s| {
+                add::<L>(s, load::<L, 2>(bias.add(j), columns)).map(|z| L::relu(z))
+            }),
+            Finish::ReluSlope(a, rs) => run::<L, _>(operands, move |i, j, columns, s| {
+                let a = load::<L, 2>(a.offset(i as isize * rs).add(j), columns);
+                [L::where_positive(a[0], s[0]), L::where_positive(a[1], s[1])]
+            }),
         }
     }
 }
 
-/// Which of a tile's [`NR`] columns exist: one lane mask per 16-wide half.
+/// Which of a tile's columns exist: one lane mask per vector.
 #[cfg(target_arch = "x86_64")]
-#[derive(Debug, Clone, Copy)]
-struct Columns([__mmask16; 2]);
+type Columns<L> = [<L as Lanes>::Mask; 2];
 
+/// The numbers of a row of a tile at `p`, its existing columns only (the others 0), in its
+/// first `V` vectors.
+///
+/// # Safety
+/// `p` points to the row's first number, and its existing columns are readable.
 #[cfg(target_arch = "x86_64")]
-impl Columns {
-    /// The first `width` columns, `1 ≤ width ≤ NR`.
-    fn new(width: usize) -> Columns {
-        let lanes = |w: usize| if w >= 16 { 0xffff } else { ((1u32 << w) - 1) as __mmask16 };
-        Columns([lanes(width), lanes(width.saturating_sub(16))])
+#[inline(always)]
+unsafe fn load<L: Lanes, const V: usize>(p: *const f32, columns: Columns<L>) -> [L::V; V] {
+    // SAFETY: the caller's contract; the other lanes are masked off.
+    std::array::from_fn(|h| unsafe { L::load(p.add(L::LANES * h), columns[h]) })
+}
+
+/// `x + y`, vector by vector.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn add<L: Lanes>(x: [L::V; 2], y: [L::V; 2]) -> [L::V; 2] {
+    // SAFETY: the instruction set's operation, in its kernel.
+    unsafe { [L::add(x[0], y[0]), L::add(x[1], y[1])] }
+}
+
+/// The product tile by tile; `finish(i, j, columns, s)` gives row `i` of `C` at columns `j…`
+/// from their sums `s`, when they are stored the last time.
+///
+/// # Safety
+/// As [`gemm`]'s, for the instruction set of `L`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn run<L: Lanes, F>(operands: Operands, finish: F)
+where
+    F: Fn(usize, usize, Columns<L>, [L::V; 2]) -> [L::V; 2] + Copy,
+{
+    let Operands { dims: (m, k, n), a, a_strides: (rsa, csa), b, rsb, c, rsc } = operands;
+    let (nr, mr) = (2 * L::LANES, L::MR);
+    // One block even when `k` is 0: its tiles, of depth 0, store (finished) zeros.
+    for first in (0..k.max(1)).step_by(KC) {
+        let depth = KC.min(k - first);
+        // SAFETY (all offsets below): inside the operands by the caller's contract.
+        let (a, b) = unsafe { (a.offset(first as isize * csa), b.offset(first as isize * rsb)) };
+        for j in (0..n).step_by(nr) {
+            let width = nr.min(n - j);
+            // SAFETY: the instruction set's operation, in its kernel.
+            let columns = unsafe { [L::mask(width), L::mask(width.saturating_sub(L::LANES))] };
+            for i in (0..m).step_by(mr) {
+                let tile = Tile::<L, F> {
+                    depth,
+                    a: unsafe { a.offset(i as isize * rsa) },
+                    a_strides: (rsa, csa),
+                    b: unsafe { b.add(j) },
+                    rsb,
+                    c: unsafe { c.offset(i as isize * rsc).add(j) },
+                    rsc,
+                    columns,
+                    accumulate: first > 0,
+                    at: (i, j),
+                    finish: (first + depth == k).then_some(finish),
+                };
+                // A last block of columns no wider than one vector multiplies that vector alone:
+                // half the multiply-adds of a full tile, none of them on zeros. Only a block
+                // narrower than its vectors loads `B` through masks (on AVX2 the masks take
+                // registers a full tile needs).
+                let rows = mr.min(m - i);
+                unsafe {
+                    match (width == nr, width > L::LANES, width == L::LANES) {
+                        (true, _, _) => tile.run::<2, true>(rows),
+                        (false, true, _) => tile.run::<2, false>(rows),
+                        (false, false, true) => tile.run::<1, true>(rows),
+                        (false, false, false) => tile.run::<1, false>(rows),
+                    }
+                };
+            }
+        }
     }
 }
 
@@ -287,7 +312,7 @@ impl Columns {
 /// whether to add the block's sums to `C` or to overwrite it, and how to finish them (after the
 /// last block).
 #[cfg(target_arch = "x86_64")]
-struct Tile<F> {
+struct Tile<L: Lanes, F> {
     depth: usize,
     a: *const f32,
     a_strides: (isize, isize),
@@ -295,86 +320,143 @@ struct Tile<F> {
     rsb: isize,
     c: *mut f32,
     rsc: isize,
-    columns: Columns,
+    columns: Columns<L>,
     accumulate: bool,
     /// The row and column of `C` where the tile starts.
     at: (usize, usize),
-    /// After the last block, the finish of [`Operands::run`].
+    /// After the last block, the finish of [`run`].
     finish: Option<F>,
 }
 
 #[cfg(target_arch = "x86_64")]
-impl<F> Tile<F>
+impl<L: Lanes, F> Tile<L, F>
 where
-    F: Fn(usize, usize, Columns, [__m512; 2]) -> [__m512; 2] + Copy,
+    F: Fn(usize, usize, Columns<L>, [L::V; 2]) -> [L::V; 2] + Copy,
 {
-    /// The tile with its first `rows` rows (`1 ≤ rows ≤ MR`) and its first `V` vectors of
-    /// columns (1 or 2); the row count is a constant in each case, so the accumulators stay in
-    /// registers.
+    /// The tile with its first `rows` rows (`1 ≤ rows ≤ MR ≤ 12`) and its first `V` vectors of
+    /// columns (1 or 2), all of whose columns exist if `FULL`; the row count is a constant in
+    /// each case, so the accumulators stay in registers.
     ///
     /// # Safety
-    /// As [`gemm`]'s, for the tile; with `V = 1`, the tile's columns past the first 16 do not
-    /// exist.
-    #[target_feature(enable = "avx512f")]
-    unsafe fn run<const V: usize>(&self, rows: usize) {
+    /// As [`gemm`]'s, for the tile; with `V = 1`, the tile's columns past the first vector do
+    /// not exist.
+    #[inline(always)]
+    unsafe fn run<const V: usize, const FULL: bool>(&self, rows: usize) {
         // SAFETY: forwarded.
         unsafe {
             match rows {
-                12 => self.rows::<12, V>(),
-                11 => self.rows::<11, V>(),
-                10 => self.rows::<10, V>(),
-                9 => self.rows::<9, V>(),
-                8 => self.rows::<8, V>(),
-                7 => self.rows::<7, V>(),
-                6 => self.rows::<6, V>(),
-                5 => self.rows::<5, V>(),
-                4 => self.rows::<4, V>(),
-                3 => self.rows::<3, V>(),
-                2 => self.rows::<2, V>(),
-                _ => self.rows::<1, V>(),
+                12 => self.rows::<12, V, FULL>(),
+                11 => self.rows::<11, V, FULL>(),
+                10 => self.rows::<10, V, FULL>(),
+                9 => self.rows::<9, V, FULL>(),
+                8 => self.rows::<8, V, FULL>(),
+                7 => self.rows::<7, V, FULL>(),
+                6 => self.rows::<6, V, FULL>(),
+                5 => self.rows::<5, V, FULL>(),
+                4 => self.rows::<4, V, FULL>(),
+                3 => self.rows::<3, V, FULL>(),
+                2 => self.rows::<2, V, FULL>(),
+                _ => self.rows::<1, V, FULL>(),
             }
         }
     }
 
     /// `acc[r] = Σₚ A[r, p]·B[p, ·]` over the block, one fused multiply-add per term in order of
     /// `p`; then `C[r, ·] ← acc[r]`, or `C[r, ·] + acc[r]` after the first block, finished.
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    unsafe fn rows<const R: usize, const V: usize>(&self) {
+    #[inline(always)]
+    unsafe fn rows<const R: usize, const V: usize, const FULL: bool>(&self) {
         let (rsa, csa) = self.a_strides;
-        let mut acc: [[__m512; V]; R] = [[_mm512_setzero_ps(); V]; R];
-        let (mut a, mut b) = (self.a, self.b);
-        for _ in 0..self.depth {
-            // SAFETY: row `p` of the block of `B` and column `p` of the tile's rows of `A`.
-            unsafe {
-                let b_row: [__m512; V] = load(b, self.columns);
+        // SAFETY (all): the instruction set's operations, in its kernel; row `p` of the block of
+        // `B`, column `p` of the tile's rows of `A` and row `r` of the tile of `C`, its existing
+        // columns only (masked).
+        unsafe {
+            let mut acc: [[L::V; V]; R] = [[L::zero(); V]; R];
+            let (mut a, mut b) = (self.a, self.b);
+            for _ in 0..self.depth {
+                let b_row: [L::V; V] = if FULL {
+                    std::array::from_fn(|h| L::load_all(b.add(L::LANES * h)))
+                } else {
+                    load::<L, V>(b, self.columns)
+                };
                 for (r, acc) in acc.iter_mut().enumerate() {
-                    let a_rp = _mm512_set1_ps(*a.offset(r as isize * rsa));
+                    let a_rp = L::splat(*a.offset(r as isize * rsa));
                     for (acc, b) in acc.iter_mut().zip(b_row) {
-                        *acc = _mm512_fmadd_ps(a_rp, b, *acc);
+                        *acc = L::fma(a_rp, b, *acc);
                     }
                 }
                 a = a.offset(csa);
                 b = b.offset(self.rsb);
             }
-        }
-        for (r, acc) in acc.iter().enumerate() {
-            // SAFETY: row `r` of the tile of `C`, its existing columns only (masked).
-            unsafe {
+            for (r, acc) in acc.iter().enumerate() {
                 let c = self.c.offset(r as isize * self.rsc);
                 let mut sums = *acc;
                 if self.accumulate {
-                    sums = add(load(c, self.columns), sums);
+                    let old = load::<L, V>(c, self.columns);
+                    sums = std::array::from_fn(|h| L::add(old[h], sums[h]));
                 }
                 if let Some(finish) = self.finish {
                     // The finishes work on a whole tile row; a one-vector row's second is empty.
-                    let whole = std::array::from_fn(|h| sums.get(h).copied().unwrap_or(_mm512_setzero_ps()));
+                    let whole = std::array::from_fn(|h| sums.get(h).copied().unwrap_or(L::zero()));
                     let done = finish(self.at.0 + r, self.at.1, self.columns, whole);
                     sums = std::array::from_fn(|h| done[h]);
                 }
-                store(c, self.columns, sums);
+                for (h, x) in sums.into_iter().enumerate() {
+                    L::store(c.add(L::LANES * h), self.columns[h], x);
+                }
             }
         }
+    }
+}
+
+/// AVX-512: 16 lanes, masks in mask registers, 12 rows a tile (24 accumulators of 32 registers).
+#[cfg(target_arch = "x86_64")]
+struct Avx512;
+
+#[cfg(target_arch = "x86_64")]
+impl Lanes for Avx512 {
+    type V = __m512;
+    type Mask = __mmask16;
+    const LANES: usize = 16;
+    const MR: usize = 12;
+    #[inline(always)]
+    unsafe fn mask(width: usize) -> __mmask16 {
+        if width >= 16 { 0xffff } else { ((1u32 << width) - 1) as __mmask16 }
+    }
+    #[inline(always)]
+    unsafe fn zero() -> __m512 {
+        unsafe { _mm512_setzero_ps() }
+    }
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> __m512 {
+        unsafe { _mm512_set1_ps(x) }
+    }
+    #[inline(always)]
+    unsafe fn fma(a: __m512, b: __m512, c: __m512) -> __m512 {
+        unsafe { _mm512_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    unsafe fn add(x: __m512, y: __m512) -> __m512 {
+        unsafe { _mm512_add_ps(x, y) }
+    }
+    #[inline(always)]
+    unsafe fn relu(z: __m512) -> __m512 {
+        unsafe { _mm512_max_ps(z, _mm512_setzero_ps()) }
+    }
+    #[inline(always)]
+    unsafe fn where_positive(a: __m512, s: __m512) -> __m512 {
+        unsafe { _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_NLE_UQ>(a, _mm512_setzero_ps()), s) }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32, mask: __mmask16) -> __m512 {
+        unsafe { _mm512_maskz_loadu_ps(mask, p) }
+    }
+    #[inline(always)]
+    unsafe fn load_all(p: *const f32) -> __m512 {
+        unsafe { _mm512_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, mask: __mmask16, x: __m512) {
+        unsafe { _mm512_mask_storeu_ps(p, mask, x) }
     }
 }
 
@@ -393,7 +475,8 @@ pub unsafe fn transpose(m: *const f32, ld: usize, n: usize, rows: usize, out: *m
         let width = 16.min(n - j0);
         for p0 in (0..rows).step_by(16) {
             let height = 16.min(rows - p0);
-            let (in_lanes, out_lanes) = (Columns::new(height).0[0], Columns::new(width).0[0]);
+            // SAFETY: a mask of lanes, on a CPU with AVX-512F (the caller's contract).
+            let (in_lanes, out_lanes) = unsafe { (Avx512::mask(height), Avx512::mask(width)) };
             // SAFETY: rows `j0…j0 + width` of `M` at columns `p0…`, `height` of them;
             // the other lanes are masked off.
             let mut r: [__m512; 16] = [_mm512_setzero_ps(); 16];
