@@ -596,14 +596,18 @@ fn the_run_lock_never_follows_a_link() {
     std::fs::remove_file(run.join(".lock")).unwrap();
     std::os::unix::fs::symlink(&victim, run.join(".lock")).unwrap();
     let r = path_str(&run);
-    for args in [
-        &["report", r, "--data", d][..],
-        &["--data", d, "--resume", r, "--epochs", "2"],
-        &["--data", d, "--out", r],
-    ] {
-        fails(args, 1, &[".lock is a symbolic link"]);
-        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious", "{args:?}");
-    }
+    // Every command that takes the folder refuses the link and leaves the victim as it was.
+    let every_command_refuses = |message: &str| {
+        for args in [
+            &["report", r, "--data", d][..],
+            &["--data", d, "--resume", r, "--epochs", "2"],
+            &["--data", d, "--out", r],
+        ] {
+            fails(args, 1, &[message]);
+            assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious", "{args:?}");
+        }
+    };
+    every_command_refuses(".lock is a symbolic link");
     std::fs::remove_file(run.join(".lock")).unwrap();
     let nowhere = data.path().join("created-through-the-link");
     std::os::unix::fs::symlink(&nowhere, run.join(".lock")).unwrap();
@@ -612,14 +616,7 @@ fn the_run_lock_never_follows_a_link() {
     // A hard link is a regular file, but another name of the victim.
     std::fs::remove_file(run.join(".lock")).unwrap();
     std::fs::hard_link(&victim, run.join(".lock")).unwrap();
-    for args in [
-        &["report", r, "--data", d][..],
-        &["--data", d, "--resume", r, "--epochs", "2"],
-        &["--data", d, "--out", r],
-    ] {
-        fails(args, 1, &[".lock is a hard link to another file"]);
-        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious", "{args:?}");
-    }
+    every_command_refuses(".lock is a hard link to another file");
 }
 
 /// Only this program's own temporary files, of writers that have ended, are ever removed, and
