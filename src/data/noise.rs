@@ -12,7 +12,7 @@ use ndarray::{Array2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
 use crate::data::mnist::Images;
-use crate::data::philox::philox4x32_10;
+use crate::data::philox::philox4x32_10_x16;
 use crate::data::rng::Purpose;
 use crate::engine::fastmath::{ln_positive, sin_cos_2pi};
 use crate::engine::gemm::MIN_ROWS;
@@ -65,35 +65,34 @@ impl NoiseStream {
         NoiseStream { key: [seed as u32, (seed >> 32) as u32], image, purpose, offset }
     }
 
-    /// The four 32-bit words for pixels `4·block … 4·block + 3`.
+    /// The random words for the [`BLOCK`] pixels from `first` (a multiple of `BLOCK`) on: word
+    /// `j` of Philox's block `first / 4 + j / 4`, sixteen blocks at once.
     #[inline(always)]
-    fn words(&self, block: u32) -> [u32; 4] {
-        philox4x32_10([block, self.image, self.purpose as u32, self.offset], self.key)
+    fn words(&self, first: usize) -> [u32; BLOCK] {
+        let mut words = [0; BLOCK];
+        let counter = [(first / 4) as u32, self.image, self.purpose as u32, self.offset];
+        philox4x32_10_x16(counter, self.key, &mut words);
+        words
     }
 
-    /// Uniform numbers in `[0, 1)` for the pixels from `first` (a multiple of 4) on.
+    /// Uniform numbers in `[0, 1)` for the pixels from `first` (a multiple of `BLOCK`) on.
     #[inline(always)]
     fn uniforms(&self, first: usize, out: &mut [f32; BLOCK]) {
-        for (b, out) in out.chunks_exact_mut(4).enumerate() {
-            let words = self.words((first / 4 + b) as u32);
-            for (o, w) in out.iter_mut().zip(words) {
-                *o = unit(w);
-            }
+        for (o, w) in out.iter_mut().zip(self.words(first)) {
+            *o = unit(w);
         }
     }
 
-    /// Standard normal numbers for the pixels from `first` (a multiple of 4) on, by the
-    /// Box–Muller transform: `√(−2 ln u)·(cos 2πv, sin 2πv)` for uniform `u ∈ (0, 1]`, `v`.
+    /// Standard normal numbers for the pixels from `first` (a multiple of `BLOCK`) on, by the
+    /// Box–Muller transform: `√(−2 ln u)·(cos 2πv, sin 2πv)` for uniform `u ∈ (0, 1]`, `v`, from
+    /// two words side by side.
     #[inline(always)]
     fn normals(&self, first: usize, out: &mut [f32; BLOCK]) {
-        for (b, out) in out.chunks_exact_mut(4).enumerate() {
-            let [u1, v1, u2, v2] = self.words((first / 4 + b) as u32);
-            for (pair, (u, v)) in out.chunks_exact_mut(2).zip([(u1, v1), (u2, v2)]) {
-                let radius = (-2.0 * ln_positive(1.0 - unit(u))).sqrt();
-                let (sin, cos) = sin_cos_2pi(unit(v));
-                pair[0] = radius * cos;
-                pair[1] = radius * sin;
-            }
+        for (pair, uv) in out.chunks_exact_mut(2).zip(self.words(first).chunks_exact(2)) {
+            let radius = (-2.0 * ln_positive(1.0 - unit(uv[0]))).sqrt();
+            let (sin, cos) = sin_cos_2pi(unit(uv[1]));
+            pair[0] = radius * cos;
+            pair[1] = radius * sin;
         }
     }
 }
