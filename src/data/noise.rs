@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use crate::data::mnist::Images;
 use crate::data::philox::philox4x32_10_x16;
 use crate::data::rng::Purpose;
-use crate::engine::fastmath::{ln_positive, sin_cos_2pi};
+use crate::engine::fastmath::{for_this_cpu, ln_positive, sin_cos_2pi};
 use crate::engine::gemm::MIN_ROWS;
 use crate::engine::prefetch::prefetch;
 
@@ -107,20 +107,7 @@ impl Noise {
     /// Writes the clean image `x = pixels / 255` and its corruption `x̃`.
     pub fn corrupt(&self, pixels: &[u8], stream: NoiseStream, clean: &mut [f32], noisy: &mut [f32]) {
         debug_assert_eq!((pixels.len(), clean.len()), (noisy.len(), noisy.len()));
-        #[cfg(target_arch = "x86_64")]
-        if crate::engine::fastmath::fma_at_run_time() {
-            // SAFETY: the CPU has AVX2 and FMA.
-            return unsafe { self.corrupt_fma(pixels, stream, clean, noisy) };
-        }
-        self.corrupt_here(pixels, stream, clean, noisy);
-    }
-
-    /// [`Noise::corrupt`] compiled for AVX2 and FMA (see
-    /// [`crate::engine::fastmath::fma_at_run_time`]).
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    fn corrupt_fma(&self, pixels: &[u8], stream: NoiseStream, clean: &mut [f32], noisy: &mut [f32]) {
-        self.corrupt_here(pixels, stream, clean, noisy);
+        for_this_cpu!(self.corrupt_here(pixels, stream, clean, noisy));
     }
 
     #[inline(always)]

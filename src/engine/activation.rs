@@ -4,7 +4,7 @@
 //! after the forward pass: ReLU's slope is `[a > 0]`, the sigmoid's is `a·(1 − a)`. Gradients
 //! are overwritten in place, never accumulated.
 
-use crate::engine::fastmath::exp_nonpositive;
+use crate::engine::fastmath::{exp_nonpositive, for_this_cpu};
 
 /// The nonlinearity that follows a dense layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,17 +39,17 @@ impl Activation {
 
     /// `a = f(z)`, in place.
     pub fn forward(self, z: &mut [f32]) {
-        match self {
+        for_this_cpu!(match self {
             Activation::Relu => z.iter_mut().for_each(|v| *v = v.max(0.0)),
-            Activation::Sigmoid => sigmoid_all(z),
+            Activation::Sigmoid => z.iter_mut().for_each(|v| *v = sigmoid(*v)),
             Activation::Identity => {}
-        }
+        })
     }
 
     /// `∂L/∂z = ∂L/∂a · f′(z)`, in place over `da`, with `f′` read off the output `a`.
     pub fn backward(self, a: &[f32], da: &mut [f32]) {
         debug_assert_eq!(a.len(), da.len());
-        match self {
+        for_this_cpu!(match self {
             Activation::Relu => {
                 for (d, &a) in da.iter_mut().zip(a) {
                     if a <= 0.0 {
@@ -63,23 +63,8 @@ impl Activation {
                 }
             }
             Activation::Identity => {}
-        }
+        })
     }
-}
-
-/// `z ← σ(z)` over a slice, compiled for AVX2 and FMA where the build does not target them but
-/// the CPU has them ([`crate::engine::fastmath::fma_at_run_time`]).
-fn sigmoid_all(z: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if crate::engine::fastmath::fma_at_run_time() {
-        #[target_feature(enable = "avx2,fma")]
-        fn with_fma(z: &mut [f32]) {
-            z.iter_mut().for_each(|v| *v = sigmoid(*v));
-        }
-        // SAFETY: the CPU has AVX2 and FMA.
-        return unsafe { with_fma(z) };
-    }
-    z.iter_mut().for_each(|v| *v = sigmoid(*v));
 }
 
 /// `σ(z) = 1 / (1 + e^{−z})`, without overflow: the exponent is never positive.

@@ -13,6 +13,8 @@
 
 use rayon::prelude::*;
 
+use crate::engine::fastmath::for_this_cpu;
+
 /// Elements per parallel task; smaller tensors are updated on the calling thread.
 const CHUNK: usize = 16 * 1024;
 
@@ -101,11 +103,11 @@ impl Step {
     /// one Zen 4 core with all of it in cache.
     pub fn update(&self, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
         assert_eq!((w.len(), g.len(), m.len()), (v.len(), v.len(), v.len()), "tensor sizes");
-        for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m).zip(v) {
+        for_this_cpu!(for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m).zip(v) {
             *m = self.beta1 * *m + (1.0 - self.beta1) * g; // m ← β₁·m + (1 − β₁)·g
             *v = self.beta2 * *v + (1.0 - self.beta2) * g * g; // v ← β₂·v + (1 − β₂)·g²
             *w -= self.alpha * *m / (self.c * v.sqrt() + self.eps); // w ← w − lr·m̂ / (√v̂ + ε)
-        }
+        });
     }
 
     /// [`Step::update`] on a whole tensor, in parallel chunks if it is large.

@@ -17,6 +17,7 @@ use rand_distr::Uniform;
 use rayon::prelude::*;
 
 use crate::engine::activation::Activation;
+use crate::engine::fastmath::for_this_cpu;
 use crate::engine::gemm::{column_sums, matmul};
 use crate::engine::lowering::{Buffers, Image, Scratch, Windows, group_size, sum_groups};
 
@@ -174,7 +175,7 @@ impl Conv2d {
         let (k, row_len, (_, grid_w)) = (windows.kernel, windows.row_len(), windows.grid());
         let (run, line) = (k * c, self.input.width * c);
         let w = self.w.as_slice().expect("contiguous");
-        for (x, mut y) in x.rows().into_iter().zip(out.rows_mut()) {
+        for_this_cpu!(for (x, mut y) in x.rows().into_iter().zip(out.rows_mut()) {
             let (x, y) = (x.as_slice().expect("contiguous"), y.as_slice_mut().expect("contiguous"));
             for (p, y) in y.chunks_exact_mut(outputs).enumerate() {
                 let (oy, ox) = (p / grid_w, p % grid_w);
@@ -194,7 +195,7 @@ impl Conv2d {
                     *y = lanes.iter().sum();
                 }
             }
-        }
+        });
     }
 }
 
@@ -335,8 +336,8 @@ fn backward_group_by_taps(
     let mut d_products = as_matrix_mut(buffer, (pixels, per_pixel));
     let over_delta = Windows { big: Image { channels: outputs, ..windows.big }, ..*windows };
     let per_image = windows.big.pixels();
-    for (delta, mut rows) in delta.rows().into_iter().zip(d_products.axis_chunks_iter_mut(Axis(0), per_image))
-    {
+    let rows = delta.rows().into_iter().zip(d_products.axis_chunks_iter_mut(Axis(0), per_image));
+    for_this_cpu!(for (delta, mut rows) in rows {
         let delta = delta.as_slice().expect("contiguous");
         for (q, row) in rows.as_slice_mut().expect("contiguous").chunks_exact_mut(per_pixel).enumerate() {
             row.fill(0.0);
@@ -347,7 +348,7 @@ fn backward_group_by_taps(
                 }
             });
         }
-    }
+    });
     let (dw, db) = partial.split_at_mut(w.len());
     let x = as_matrix(&x, (pixels, c));
     matmul(d_products.t(), x, as_matrix_mut(dw, (per_pixel, c)));
@@ -365,7 +366,7 @@ fn backward_group_by_taps(
 const LANES: usize = 8;
 
 /// `lanes[i mod LANES] += a[i]·b[i]`: a dot product the compiler vectorizes.
-#[inline]
+#[inline(always)]
 fn dot_into(lanes: &mut [f32; LANES], a: &[f32], b: &[f32]) {
     let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     let (a_rest, b_rest) = (a_chunks.remainder(), b_chunks.remainder());
@@ -420,10 +421,10 @@ pub(crate) fn raise_images(windows: &Windows, lowered: ArrayView2<f32>, mut imag
 
 /// `y += b` on every row of `y` `(P, O)`, then the activation.
 fn add_bias_and_activate(mut y: ArrayViewMut2<f32>, b: &[f32], activation: Option<Activation>) {
-    for mut row in y.rows_mut() {
+    for_this_cpu!(for mut row in y.rows_mut() {
         let row = row.as_slice_mut().expect("contiguous rows");
         row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
-    }
+    });
     if let Some(f) = activation {
         f.forward(y.as_slice_mut().expect("contiguous"));
     }

@@ -22,6 +22,7 @@ use rayon::prelude::*;
 
 use crate::engine::activation::Activation;
 use crate::engine::adam::{Moments, Step};
+use crate::engine::fastmath::for_this_cpu;
 use crate::engine::gemm::{
     Finish, column_sums, matmul, matmul_finish, par_matmul_with, row_blocks, rows_per_block,
 };
@@ -255,7 +256,7 @@ impl Update {
                     dw.copy_from_slice(dw_s);
                     db.copy_from_slice(db_s);
                 } else {
-                    dw.iter_mut().zip(dw_s).for_each(|(d, g)| *d += g);
+                    for_this_cpu!(dw.iter_mut().zip(dw_s).for_each(|(d, g)| *d += g));
                     db.iter_mut().zip(db_s).for_each(|(d, g)| *d += g);
                 }
             }

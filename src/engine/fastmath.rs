@@ -95,17 +95,49 @@ fn horner<const N: usize>(x: f32, coefficients: [f32; N]) -> f32 {
 
 /// `a·b + c` with one rounding, so every build gives the same bits: one instruction where the
 /// code is compiled for FMA (a build for the machine it runs on, or a loop compiled for it at run
-/// time, [`fma_at_run_time`]); a library call otherwise (a CPU without FMA, slow but the same
+/// time, [`for_this_cpu`]); a library call otherwise (a CPU without FMA, slow but the same
 /// numbers). Rust never fuses `a * b + c` on its own.
 #[inline(always)]
 fn mul_add(a: f32, b: f32, c: f32) -> f32 {
     a.mul_add(b, c)
 }
 
-/// Whether an elementwise loop should run its copy compiled for AVX2 and FMA: the CPU has them
-/// and the build does not target them (a build without `target-cpu=native`, whose `mul_add`
-/// would otherwise call the library for every term).
-pub fn fma_at_run_time() -> bool {
+/// Runs `$body` compiled for AVX2 and FMA where the build does not target them but the CPU has
+/// them (a build without `target-cpu=native`, whose `mul_add` would otherwise call the library
+/// for every term and whose loops would use 128-bit vectors), else as the build compiled it. The
+/// same bits either way.
+///
+/// What is compiled for them is the body and what the compiler inlines into it: loops written in
+/// it, or in functions marked `#[inline(always)]`; a function it merely calls runs as built. So
+/// each loop that matters goes through this itself, once per row or block, not once per number.
+/// A macro, not a function taking a closure: the body is written out twice, once in a closure
+/// that only the AVX2 copy calls (and so inlines) and once as it is.
+macro_rules! for_this_cpu {
+    ($body:expr) => {{
+        #[cfg(target_arch = "x86_64")]
+        let result = if $crate::engine::fastmath::fma_at_run_time() {
+            // SAFETY: the CPU has AVX2 and FMA.
+            unsafe { $crate::engine::fastmath::with_avx2_fma(|| $body) }
+        } else {
+            $body
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let result = $body;
+        result
+    }};
+}
+pub(crate) use for_this_cpu;
+
+/// `f()`, with AVX2 and FMA enabled in whatever the compiler inlines into it ([`for_this_cpu`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn with_avx2_fma<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+/// Whether [`for_this_cpu`] runs its body compiled for AVX2 and FMA: the CPU has them and the
+/// build does not target them. Asked of the CPU once; after that, two loads.
+pub(crate) fn fma_at_run_time() -> bool {
     #[cfg(target_arch = "x86_64")]
     if !cfg!(target_feature = "fma") {
         return std::arch::is_x86_feature_detected!("fma") && std::arch::is_x86_feature_detected!("avx2");

@@ -18,6 +18,7 @@ use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
 use crate::engine::activation::Activation;
+use crate::engine::fastmath::for_this_cpu;
 use crate::engine::kernel;
 
 /// `C ← A·B` by the definition `C[i,j] = Σₖ A[i,k]·B[k,j]`. The reference for [`matmul`].
@@ -350,9 +351,11 @@ pub fn par_matmul_with<S, F>(
 pub fn column_sums(m: ArrayView2<f32>, first: usize, sums: &mut [f32]) {
     let columns = first..first + sums.len();
     sums.fill(0.0);
-    for row in m.as_slice().expect("column_sums: a contiguous matrix").chunks_exact(m.ncols()) {
-        sums.iter_mut().zip(&row[columns.clone()]).for_each(|(s, v)| *s += v);
-    }
+    for_this_cpu!(
+        for row in m.as_slice().expect("column_sums: a contiguous matrix").chunks_exact(m.ncols()) {
+            sums.iter_mut().zip(&row[columns.clone()]).for_each(|(s, v)| *s += v);
+        }
+    );
 }
 
 /// Rows per block so that each thread of the current pool gets one block, but no block is

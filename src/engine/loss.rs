@@ -35,19 +35,7 @@ impl Loss {
     /// Pass `scale = 1/(B·D)` to get the gradient of the mean.
     pub fn forward_backward(self, z: &[f32], y: &[f32], scale: f32, dz: &mut [f32]) -> f32 {
         debug_assert_eq!((z.len(), y.len()), (dz.len(), dz.len()));
-        #[cfg(target_arch = "x86_64")]
-        if fastmath::fma_at_run_time() {
-            // SAFETY: the CPU has AVX2 and FMA.
-            return unsafe { self.forward_backward_fma(z, y, scale, dz) };
-        }
-        self.forward_backward_here(z, y, scale, dz)
-    }
-
-    /// [`Loss::forward_backward`] compiled for AVX2 and FMA (see [`fastmath::fma_at_run_time`]).
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    fn forward_backward_fma(self, z: &[f32], y: &[f32], scale: f32, dz: &mut [f32]) -> f32 {
-        self.forward_backward_here(z, y, scale, dz)
+        fastmath::for_this_cpu!(self.forward_backward_here(z, y, scale, dz))
     }
 
     #[inline(always)]

@@ -13,6 +13,8 @@ use std::sync::Mutex;
 use ndarray::ArrayView2;
 use rayon::prelude::*;
 
+use crate::engine::fastmath::for_this_cpu;
+
 /// The geometry of an image: `height × width` pixels of `channels` numbers, stored channels last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Image {
@@ -84,7 +86,7 @@ impl Windows {
     /// Calls `f(tap, offset)` for each tap of window `(oy, ox)` that falls inside the image:
     /// `tap` the tap's index `ky·k + kx`, `offset` its pixel's first number in the image. A
     /// window wholly inside the image, as most are, takes a path without bounds checks.
-    #[inline]
+    #[inline(always)]
     pub fn for_each_tap(&self, oy: usize, ox: usize, mut f: impl FnMut(usize, usize)) {
         let (k, s, p) = (self.kernel, self.stride, self.padding);
         let (h, w, c) = (self.big.height, self.big.width, self.big.channels);
@@ -132,7 +134,7 @@ impl Windows {
             }
         }
         let width = self.big.width;
-        for ky in 0..self.kernel {
+        for_this_cpu!(for ky in 0..self.kernel {
             for kx in 0..self.kernel {
                 let tap = (ky * self.kernel + kx) * c;
                 let columns = self.inside(kx, grid_w, width);
@@ -146,7 +148,7 @@ impl Windows {
                     }
                 }
             }
-        }
+        });
     }
 
     /// The windows along one axis (`windows` of them, over `size` pixels) whose tap at offset
@@ -165,12 +167,12 @@ impl Windows {
         debug_assert_eq!((image.len(), lowered.len()), (self.big.len(), self.count() * row_len));
         let (_, grid_w) = self.grid();
         image.fill(0.0);
-        for (i, row) in lowered.chunks_exact(row_len).enumerate() {
+        for_this_cpu!(for (i, row) in lowered.chunks_exact(row_len).enumerate() {
             self.for_each_tap(i / grid_w, i % grid_w, |tap, at| {
                 let source = &row[tap * c..(tap + 1) * c];
                 image[at..at + c].iter_mut().zip(source).for_each(|(v, s)| *v += s);
             });
-        }
+        });
     }
 }
 
@@ -289,10 +291,10 @@ pub fn sum_groups(partials: &[f32], stride: usize, offset: usize, total: &mut [f
     total.par_chunks_mut(CHUNK).enumerate().for_each(|(i, chunk)| {
         let start = offset + i * CHUNK;
         chunk.fill(0.0);
-        for group in partials.chunks_exact(stride) {
+        for_this_cpu!(for group in partials.chunks_exact(stride) {
             let part = &group[start..start + chunk.len()];
             chunk.iter_mut().zip(part).for_each(|(t, p)| *t += p);
-        }
+        });
     });
 }
 
@@ -312,7 +314,7 @@ pub fn group_size(per_image: usize) -> usize {
 /// one number, 32 (the model's channels) as one fixed-size move, more in blocks of eight (one
 /// 256-bit move each) and then one by one. (A loop over blocks of any count, the compiler turns
 /// back into a call to `memcpy`.)
-#[inline]
+#[inline(always)]
 fn copy(from: &[f32], to: &mut [f32]) {
     if let ([f], [t]) = (from, &mut *to) {
         *t = *f;

@@ -9,6 +9,7 @@ use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
 use crate::engine::activation::Activation;
+use crate::engine::fastmath::for_this_cpu;
 use crate::engine::lowering::Image;
 
 /// The fewest images a parallel task pools.
@@ -35,13 +36,13 @@ impl MaxPool2d {
         let rows = (x.axis_iter(Axis(0)), out.axis_iter_mut(Axis(0))).into_par_iter();
         rows.with_min_len(IMAGES_PER_TASK).for_each(|(x, mut y)| {
             let (x, y) = (x.as_slice().expect("contiguous"), y.as_slice_mut().expect("contiguous"));
-            self.for_each_block(|block, out| {
+            for_this_cpu!(self.for_each_block(|block, out| {
                 let y = &mut y[out..out + self.input.channels];
                 y.copy_from_slice(&x[block[0]..block[0] + y.len()]);
                 for &at in &block[1..] {
                     y.iter_mut().zip(&x[at..]).for_each(|(y, &v)| *y = larger(*y, v));
                 }
-            });
+            }));
         });
     }
 
@@ -66,23 +67,26 @@ impl MaxPool2d {
             .for_each(|(delta, a, mut d_prev)| {
                 let (delta, a) = (delta.as_slice().expect("contiguous"), a.as_slice().expect("contiguous"));
                 let d_prev = d_prev.as_slice_mut().expect("contiguous");
-                self.for_each_block(|[top_left, top_right, bottom_left, bottom_right], out| {
-                    let (top, bottom) = d_prev.split_at_mut(bottom_left);
-                    let (d0, d1) = top[top_left..top_left + 2 * c].split_at_mut(c);
-                    let (d2, d3) = bottom[..2 * c].split_at_mut(c);
-                    let a = |at: usize| &a[at..at + c];
-                    route(
-                        [a(top_left), a(top_right), a(bottom_left), a(bottom_right)],
-                        &delta[out..out + c],
-                        [d0, d1, d2, d3],
-                    );
-                });
+                for_this_cpu!(self.for_each_block(
+                    |[top_left, top_right, bottom_left, bottom_right], out| {
+                        let (top, bottom) = d_prev.split_at_mut(bottom_left);
+                        let (d0, d1) = top[top_left..top_left + 2 * c].split_at_mut(c);
+                        let (d2, d3) = bottom[..2 * c].split_at_mut(c);
+                        let a = |at: usize| &a[at..at + c];
+                        route(
+                            [a(top_left), a(top_right), a(bottom_left), a(bottom_right)],
+                            &delta[out..out + c],
+                            [d0, d1, d2, d3],
+                        );
+                    }
+                ));
                 f.backward(a, d_prev);
             });
     }
 
     /// Calls `f(block, out)` for every 2×2 block of one image: `block` the offsets of its four
     /// pixels in reading order, `out` the offset of the output pixel.
+    #[inline(always)]
     fn for_each_block(&self, mut f: impl FnMut([usize; 4], usize)) {
         let Image { width, channels: c, .. } = self.input;
         let out = self.output();
@@ -99,6 +103,7 @@ impl MaxPool2d {
 /// One block's backward along its channels: `d[i][j] = delta[j]` for the first `i` whose
 /// `a[i][j]` is the largest of the four, 0 for the others. Written with comparisons and selects
 /// on slices of one length, so that the loop vectorizes.
+#[inline(always)]
 fn route(a: [&[f32]; 4], delta: &[f32], d: [&mut [f32]; 4]) {
     let n = delta.len();
     let [a0, a1, a2, a3] = a.map(|a| &a[..n]);
