@@ -102,24 +102,30 @@ fn mul_add(a: f32, b: f32, c: f32) -> f32 {
     a.mul_add(b, c)
 }
 
-/// Runs `$body` compiled for AVX2 and FMA where the build does not target them but the CPU has
-/// them (a build without `target-cpu=native`, whose `mul_add` would otherwise call the library
-/// for every term and whose loops would use 128-bit vectors), else as the build compiled it. The
+/// Runs `$body` compiled for the instruction set of the products' path
+/// ([`crate::engine::kernel::path`]: AVX-512, or AVX2 and FMA) where the build does not target it
+/// (a build without `target-cpu=native`, whose `mul_add` would otherwise call the library for
+/// every term and whose loops would use 128-bit vectors), else as the build compiled it. The
 /// same bits either way.
 ///
-/// What is compiled for them is the body and what the compiler inlines into it: loops written in
+/// What is compiled for it is the body and what the compiler inlines into it: loops written in
 /// it, or in functions marked `#[inline(always)]`; a function it merely calls runs as built. So
 /// each loop that matters goes through this itself, once per row or block, not once per number.
-/// A macro, not a function taking a closure: the body is written out twice, once in a closure
-/// that only the AVX2 copy calls (and so inlines) and once as it is.
+/// A macro, not a function taking a closure: the body is written out once for each instruction
+/// set, in a closure that only that set's function calls (and so inlines), and once as it is.
 macro_rules! for_this_cpu {
     ($body:expr) => {{
         #[cfg(target_arch = "x86_64")]
-        let result = if $crate::engine::fastmath::fma_at_run_time() {
+        let result = match $crate::engine::fastmath::compiled_for() {
+            // SAFETY: the CPU has AVX-512 F, VL, BW and DQ, AVX2 and FMA.
+            $crate::engine::fastmath::Compiled::Avx512 => unsafe {
+                $crate::engine::fastmath::with_avx512(|| $body)
+            },
             // SAFETY: the CPU has AVX2 and FMA.
-            unsafe { $crate::engine::fastmath::with_avx2_fma(|| $body) }
-        } else {
-            $body
+            $crate::engine::fastmath::Compiled::Avx2 => unsafe {
+                $crate::engine::fastmath::with_avx2_fma(|| $body)
+            },
+            $crate::engine::fastmath::Compiled::AsBuilt => $body,
         };
         #[cfg(not(target_arch = "x86_64"))]
         let result = $body;
@@ -128,19 +134,46 @@ macro_rules! for_this_cpu {
 }
 pub(crate) use for_this_cpu;
 
+/// Which copy of a [`for_this_cpu`] body runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Compiled {
+    /// Compiled for AVX-512 (F, VL, BW, DQ) at run time.
+    Avx512,
+    /// Compiled for AVX2 and FMA at run time.
+    Avx2,
+    /// As the build compiled it.
+    AsBuilt,
+}
+
+/// The copy of a [`for_this_cpu`] body for the products' path on this CPU: the path's
+/// instruction set if the build does not target it already, else the build's own code.
+pub(crate) fn compiled_for() -> Compiled {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use crate::engine::kernel::{Path, path};
+        use std::arch::is_x86_feature_detected as has;
+        static AVX512: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let avx512 = || *AVX512.get_or_init(|| has!("avx512vl") && has!("avx512bw") && has!("avx512dq"));
+        match path() {
+            Path::Avx512 if cfg!(target_feature = "avx512f") => {}
+            Path::Avx512 if avx512() => return Compiled::Avx512,
+            Path::Avx512 | Path::Avx2 if !cfg!(target_feature = "fma") => return Compiled::Avx2,
+            _ => {}
+        }
+    }
+    Compiled::AsBuilt
+}
+
+/// `f()`, with AVX-512 enabled in whatever the compiler inlines into it ([`for_this_cpu`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
+pub(crate) fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
 /// `f()`, with AVX2 and FMA enabled in whatever the compiler inlines into it ([`for_this_cpu`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 pub(crate) fn with_avx2_fma<R>(f: impl FnOnce() -> R) -> R {
     f()
-}
-
-/// Whether [`for_this_cpu`] runs its body compiled for AVX2 and FMA: the CPU has them and the
-/// build does not target them. Asked of the CPU once; after that, two loads.
-pub(crate) fn fma_at_run_time() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    if !cfg!(target_feature = "fma") {
-        return std::arch::is_x86_feature_detected!("fma") && std::arch::is_x86_feature_detected!("avx2");
-    }
-    false
 }
