@@ -65,8 +65,8 @@ impl NoiseStream {
         NoiseStream { key: [seed as u32, (seed >> 32) as u32], image, purpose, offset }
     }
 
-    /// The random words for the [`BLOCK`] pixels from `first` (a multiple of `BLOCK`) on: word
-    /// `j` of Philox's block `first / 4 + j / 4`, sixteen blocks at once.
+    /// The random words for the [`BLOCK`] pixels from `first` (a multiple of `BLOCK`) on:
+    /// `words[j]` is word `j % 4` of Philox's block `first / 4 + j / 4`, sixteen blocks at once.
     #[inline(always)]
     fn words(&self, first: usize) -> [u32; BLOCK] {
         let mut words = [0; BLOCK];

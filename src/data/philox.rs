@@ -4,7 +4,8 @@
 //! It is a pure function from a 128-bit counter and a 64-bit key to 128 random bits, so the
 //! noise of pixel `p` of image `i` is computed directly from `(seed, i, p)` — no state to carry,
 //! nothing that depends on which thread asks or in what order, and sixteen counters can run side
-//! by side in vector lanes ([`philox4x32_10_x16`]). Checked against the Random123 known-answer vectors in `tests/noise.rs`.
+//! by side in vector lanes ([`philox4x32_10_x16`]). Checked against the Random123 known-answer
+//! vectors in `tests/noise.rs`.
 
 use crate::engine::kernel::{self, Path};
 
@@ -44,13 +45,14 @@ pub fn philox4x32_10(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
     [c0, c1, c2, c3]
 }
 
-/// Sixteen Philox4x32-10 blocks at once, for the counters `counter[0] + b`, `b = 0 … 15`, the
-/// other three words shared: `out[4b..4b + 4]` is [`philox4x32_10`] of counter `b`.
+/// Sixteen Philox4x32-10 blocks at once: `out[4b..4b + 4]` is [`philox4x32_10`] of the counter
+/// whose first word is `counter[0] + b` (wrapping), `b = 0 … 15`, and whose other three are
+/// `counter`'s.
 ///
 /// The same bits on every path (integer arithmetic); on x86-64 the sixteen run side by side in
 /// vector lanes, chosen like the products' kernel ([`crate::engine::kernel::path`]): one 512-bit
-/// vector per counter word with AVX-512, two rounds of 256-bit ones with AVX2, one block after
-/// another otherwise.
+/// vector per word of the state with AVX-512, two passes of eight counters in 256-bit vectors
+/// with AVX2, one block after another otherwise.
 #[inline]
 pub fn philox4x32_10_x16(counter: [u32; 4], key: [u32; 2], out: &mut [u32; 64]) {
     philox4x32_10_x16_on(kernel::path(), counter, key, out);
@@ -75,11 +77,12 @@ pub fn philox4x32_10_x16_on(path: Path, counter: [u32; 4], key: [u32; 2], out: &
 }
 
 /// [`philox4x32_10_x16`] in vector lanes: lane `i` runs one counter's ten rounds, the four
-/// words of the state in four vectors. Lanes are 32 bits wide, and a vector multiply gives
-/// 64-bit products of every other lane, so each round multiplies the even lanes and the odd
-/// ones apart and blends the halves back (`mulhilo`). At the end a 4 × 4 transposition within
-/// each 128-bit block turns the four word-vectors into whole blocks; the counters are placed so
-/// that the blocks then come out in counter order.
+/// words of the state in four vectors. Lanes are 32 bits wide, and a vector multiply
+/// (`mul_epu32`) multiplies only the even lanes, into 64-bit products; so each round multiplies
+/// the even lanes and (shifted down) the odd ones apart and blends the halves back (`mulhilo`;
+/// the masks `0xAAAA`, `0xAA` take the odd lanes from the second operand). At the end a 4 × 4
+/// transposition within each 128-bit group of lanes turns the four word-vectors into whole
+/// blocks; the counters are placed so that the blocks then come out in counter order.
 #[cfg(target_arch = "x86_64")]
 mod lanes {
     use std::arch::x86_64::*;
@@ -98,7 +101,7 @@ mod lanes {
     /// Sixteen counters in one 512-bit vector per word.
     #[target_feature(enable = "avx512f")]
     pub(super) fn x16_avx512(counter: [u32; 4], key: [u32; 2], out: &mut [u32; 64]) {
-        // Lane 4L + j (block L of four lanes) runs counter 4j + L: after the transposition,
+        // Lane 4L + j (128-bit group L) runs counter 4j + L: after the transposition,
         // vector j holds blocks 4j … 4j + 3.
         let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
         let set = |w: u32| _mm512_set1_epi32(w as i32);

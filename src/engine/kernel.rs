@@ -35,7 +35,8 @@ use std::arch::x86_64::{_mm512_loadu_ps, _mm512_mask_storeu_ps, _mm512_set1_ps, 
 pub const KC: usize = 256;
 
 /// Which code multiplies: one of our kernels, or `matrixmultiply`'s (which picks its own SIMD for
-/// the CPU, and has kernels for ARM too).
+/// the CPU, and has kernels for ARM too); and which instruction set the rest of a step uses
+/// ([`path`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Path {
     /// [`gemm`], on a CPU with AVX-512.
@@ -108,7 +109,10 @@ impl Path {
 
 /// The path every product takes, chosen once: the one `DAE_KERNEL` forces, else the fastest
 /// this CPU has. (A `DAE_KERNEL` that names no path this CPU runs is refused by the command line
-/// before anything is multiplied; here it falls back to the CPU's.)
+/// before anything is multiplied; here it falls back to the CPU's.) The noise's Philox lanes and
+/// the elementwise loops' copies (`fastmath::for_this_cpu!`) follow it too, so
+/// that `DAE_KERNEL=avx2` runs a whole step as an AVX2 machine would (`portable`: as built, which
+/// for a `RUSTFLAGS=""` build is the baseline x86-64, a library call for every `mul_add`).
 pub fn path() -> Path {
     static PATH: std::sync::OnceLock<Path> = std::sync::OnceLock::new();
     *PATH.get_or_init(|| Path::from_env().ok().flatten().unwrap_or_else(Path::detected))
