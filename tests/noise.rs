@@ -100,35 +100,6 @@ fn philox_matches_the_random123_known_answers() {
     );
 }
 
-/// Sixteen blocks at once, on every path this CPU runs, are the sixteen blocks one by one, the
-/// first word of the counter wrapping past `u32::MAX` included.
-#[test]
-fn philox_sixteen_at_once_is_sixteen_one_by_one_on_every_path() {
-    use dae::data::philox::{philox4x32_10, philox4x32_10_x16_on};
-    use dae::engine::kernel::Path;
-    let cases = [
-        ([0; 4], [0; 2]),
-        ([u32::MAX - 5, u32::MAX, 7, 1], [u32::MAX; 2]),
-        ([0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344], [0xa4093822, 0x299f31d0]),
-        ([192, 59_999, 1, 3], [42, 0]),
-    ];
-    let paths: Vec<Path> = Path::ALL.into_iter().filter(|p| p.supported()).collect();
-    assert!(paths.contains(&Path::Portable));
-    for (counter, key) in cases {
-        let expected: Vec<u32> = (0..16)
-            .flat_map(|b: u32| {
-                let [first, c1, c2, c3] = counter;
-                philox4x32_10([first.wrapping_add(b), c1, c2, c3], key)
-            })
-            .collect();
-        for &path in &paths {
-            let mut out = [0; 64];
-            philox4x32_10_x16_on(path, counter, key, &mut out);
-            assert_eq!(out.as_slice(), expected.as_slice(), "{} path, counter {counter:x?}", path.name());
-        }
-    }
-}
-
 /// Box–Muller over Philox gives standard normal numbers: mean, variance, and the share within
 /// one and two standard deviations, over 200,000 draws (each bound is several standard errors
 /// wide).

@@ -12,7 +12,7 @@ use ndarray::{Array2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
 use crate::data::mnist::Images;
-use crate::data::philox::philox4x32_10_x16;
+use crate::data::philox::philox4x32_10;
 use crate::data::rng::Purpose;
 use crate::engine::fastmath::{for_this_cpu, ln_positive, sin_cos_2pi};
 use crate::engine::gemm::MIN_ROWS;
@@ -66,12 +66,16 @@ impl NoiseStream {
     }
 
     /// The random words for the [`BLOCK`] pixels from `first` (a multiple of `BLOCK`) on:
-    /// `words[j]` is word `j % 4` of Philox's block `first / 4 + j / 4`, sixteen blocks at once.
+    /// `words[j]` is word `j % 4` of Philox's block `first / 4 + j / 4`. All of them before any
+    /// is used: sixteen independent blocks in one loop, which the compiler runs side by side in
+    /// vector lanes (one block at a time inside the Box–Muller loop, it could not).
     #[inline(always)]
     fn words(&self, first: usize) -> [u32; BLOCK] {
         let mut words = [0; BLOCK];
-        let counter = [(first / 4) as u32, self.image, self.purpose as u32, self.offset];
-        philox4x32_10_x16(counter, self.key, &mut words);
+        for (block, words) in (first as u32 / 4..).zip(words.chunks_exact_mut(4)) {
+            let counter = [block, self.image, self.purpose as u32, self.offset];
+            words.copy_from_slice(&philox4x32_10(counter, self.key));
+        }
         words
     }
 

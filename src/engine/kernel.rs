@@ -109,10 +109,10 @@ impl Path {
 
 /// The path every product takes, chosen once: the one `DAE_KERNEL` forces, else the fastest
 /// this CPU has. (A `DAE_KERNEL` that names no path this CPU runs is refused by the command line
-/// before anything is multiplied; here it falls back to the CPU's.) The noise's Philox lanes and
-/// the elementwise loops' copies (`fastmath::for_this_cpu!`) follow it too, so
-/// that `DAE_KERNEL=avx2` runs a whole step as an AVX2 machine would (`portable`: as built, which
-/// for a `RUSTFLAGS=""` build is the baseline x86-64, a library call for every `mul_add`).
+/// before anything is multiplied; here it falls back to the CPU's.) The elementwise loops'
+/// copies (`fastmath::for_this_cpu!`) follow it too, so that `DAE_KERNEL=avx2` runs a whole step
+/// as an AVX2 machine would (`portable`: as built, which for a `RUSTFLAGS=""` build is the
+/// baseline x86-64, a library call for every `mul_add`).
 pub fn path() -> Path {
     static PATH: std::sync::OnceLock<Path> = std::sync::OnceLock::new();
     *PATH.get_or_init(|| Path::from_env().ok().flatten().unwrap_or_else(Path::detected))
