@@ -112,38 +112,27 @@ fn sgemm_parallel(c: &mut Criterion) {
     group.finish();
 }
 
-/// One dense layer 784 → 128 on a batch: forward with bias and ReLU, then both backward halves,
-/// each product split over the pool; then a shard's pass, 128 rows on one thread.
+/// One dense layer 784 → 128, as the training step runs it: a shard's forward with bias and
+/// ReLU and its backward, 128 rows on one thread, into the shard's own gradients.
 fn dense_layer(c: &mut Criterion) {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
-    let mut dense = Dense::glorot(784, 128, &mut rng);
-    let (x, delta, a_prev) = (random((BATCH, 784)), random((BATCH, 128)), random((BATCH, 784)));
-    let (mut y, mut dx) = (Array2::zeros((BATCH, 128)), Array2::zeros((BATCH, 784)));
-    let mut group = c.benchmark_group("dense_784x128");
-    group.throughput(Throughput::Elements((3 * 2 * BATCH * 784 * 128) as u64));
-    group.bench_function("forward_backward", |b| {
-        b.iter(|| {
-            dense.forward(x.view(), y.view_mut(), Some(dae::engine::activation::Activation::Relu));
-            dense.backward_params(x.view(), delta.view());
-            dense.backward_input(
-                delta.view(),
-                (dae::engine::activation::Activation::Relu, a_prev.view()),
-                dx.view_mut(),
-            );
-        })
-    });
-    // A shard's pass through the layer: half the batch on one thread, into its own gradients.
+    let dense = Dense::glorot(784, 128, &mut rng);
     let shard = BATCH / 2;
+    let (x, delta, a_prev) = (random((shard, 784)), random((shard, 128)), random((shard, 784)));
+    let (mut y, mut dx) = (Array2::zeros((shard, 128)), Array2::zeros((shard, 784)));
     let (mut dw, mut db) = (Array2::zeros((128, 784)), vec![0.0; 128]);
-    let (x, delta, a_prev) =
-        (x.slice(s![..shard, ..]), delta.slice(s![..shard, ..]), a_prev.slice(s![..shard, ..]));
+    let mut group = c.benchmark_group("dense_784x128");
     group.throughput(Throughput::Elements((3 * 2 * shard * 784 * 128) as u64));
     group.bench_function("forward_backward_rows_128_1thread", |b| {
         b.iter(|| {
             let relu = dae::engine::activation::Activation::Relu;
-            dense.forward_rows(x, y.slice_mut(s![..shard, ..]), Some(relu));
-            let dx = dx.slice_mut(s![..shard, ..]);
-            dense.backward_rows(a_prev, delta, (dw.view_mut(), &mut db), Some((relu, dx)));
+            dense.forward_rows(x.view(), y.view_mut(), Some(relu));
+            dense.backward_rows(
+                a_prev.view(),
+                delta.view(),
+                (dw.view_mut(), &mut db),
+                Some((relu, dx.view_mut())),
+            );
         })
     });
     group.finish();

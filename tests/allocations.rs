@@ -1,8 +1,8 @@
 //! The training loop allocates nothing once it runs: every buffer is made in `Trainer::new`.
 //!
-//! A counting global allocator watches a whole epoch after the first. With AVX-512 every product
-//! goes through our own kernel, which allocates nothing (a dense layer multiplies by the `Wᵀ` it
-//! keeps; a thread's copy of a convolution's transposed kernel is reused once it has grown);
+//! A counting global allocator watches a whole epoch after the first. On our kernels' paths every
+//! product goes through our own kernel, which allocates nothing (a thread's copy of a transposed
+//! right operand, a dense layer's `Wᵀ` or a convolution's kernel, is reused once it has grown);
 //! without, through `matrixmultiply`, which takes a packing
 //! buffer from the heap on every call (its API offers no way to pass one in), recognisable by its
 //! SIMD alignment of 16 bytes or more, which no buffer of ours asks for.

@@ -7,6 +7,7 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use common::random;
+use dae::engine::adam::Adam;
 use dae::engine::data_parallel::{SHARD_ROWS, Shards};
 use dae::engine::loss::Loss;
 use dae::engine::model::{Model, Workspace};
@@ -89,4 +90,45 @@ fn the_shards_forward_pass_is_the_models_to_the_bit() {
         first += n;
     }
     assert_eq!(first, rows, "every row in a shard");
+}
+
+/// The shards' backward pass and the update's sum of their gradients are the model's backward
+/// pass, to the bit, on a batch of one shard (`dW_s = δᵀ·A` over the same rows, by the same
+/// product); on a batch of three, the shards' `Σ_s δ_sᵀ·A_s` differs from `δᵀ·A` by rounding
+/// alone. Adam's step at a learning rate of 0 leaves the weights as they were.
+#[test]
+fn the_shards_gradients_are_the_models() {
+    let model = Model::autoencoder(48, &[20, 12, 6], &mut ChaCha8Rng::seed_from_u64(6));
+    for rows in [SHARD_ROWS - 3, 2 * SHARD_ROWS + 44] {
+        let (input, target) = (random((rows, 48), 0.0, 1.0, 3), random((rows, 48), 0.0, 1.0, 4));
+        let mut expected = model.clone();
+        let mut ws = Workspace::new(&expected, rows);
+        expected.forward_loss(input.view(), Loss::Bce, target.view(), &mut ws);
+        expected.backward(input.view(), &mut ws, None);
+
+        let mut sharded = model.clone();
+        let mut shards = Shards::new(&sharded, rows);
+        let copy = |r: std::ops::Range<usize>, mut x: ArrayViewMut2<f32>, mut y: ArrayViewMut2<f32>| {
+            x.assign(&input.slice(s![r.clone(), ..]));
+            y.assign(&target.slice(s![r, ..]));
+        };
+        shards.passes(&sharded, Loss::Bce, rows, copy);
+        let mut adam = Adam::new(0.0, sharded.param_sizes());
+        shards.update(&mut sharded, &mut adam, rows);
+
+        for (l, (got, want)) in sharded.layers.iter().zip(&expected.layers).enumerate() {
+            let (got, want) = (got.as_dense().unwrap(), want.as_dense().unwrap());
+            assert_eq!(got.w(), model.layers[l].as_dense().unwrap().w(), "layer {l}: W unchanged at lr 0");
+            assert!(want.dw.iter().any(|&g| g != 0.0), "layer {l}: gradients that prove something");
+            if rows <= SHARD_ROWS {
+                assert_eq!((&got.dw, &got.db), (&want.dw, &want.db), "layer {l}, one shard");
+            } else {
+                let scale = want.dw.iter().fold(0.0f32, |m, g| m.max(g.abs()));
+                let worst = got.dw.iter().zip(&want.dw).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+                assert!(worst <= 1e-5 * scale, "layer {l}, three shards: dW off by {worst} of {scale}");
+                let worst = got.db.iter().zip(&want.db).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+                assert!(worst <= 1e-5 * scale.max(1e-3), "layer {l}, three shards: db off by {worst}");
+            }
+        }
+    }
 }

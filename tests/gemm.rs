@@ -130,8 +130,8 @@ fn matmul_gives_the_bits_of_matrixmultiply() {
     }
 }
 
-/// `copy_into` writes a transposed matrix into columns of a wider one (as Adam writes a block of
-/// `Wᵀ`) and leaves the other columns alone, on sizes around the 16×16 register blocks.
+/// `copy_into` writes a transposed matrix into columns of a wider one and leaves the other
+/// columns alone, on sizes around the 16×16 register blocks.
 #[test]
 fn copy_into_transposes_into_a_slab_of_columns() {
     for (rows, columns) in [(1, 1), (5, 3), (16, 16), (17, 33), (64, 20)] {

@@ -35,7 +35,7 @@ fn dense_weight_and_bias_gradients() {
     let c = random((batch, outputs), -1.0, 1.0, 2);
     let mut dense = layer(inputs, outputs, 3);
     let mut z = Array2::zeros((batch, outputs));
-    dense.backward_params(x.view(), c.view());
+    dense.backward(x.view(), c.view(), None);
 
     let mut w = dense.w().to_owned();
     let numeric = numeric_gradient(w.as_slice_mut().unwrap(), 1e-2, |w| {
@@ -57,35 +57,22 @@ fn dense_weight_and_bias_gradients() {
     assert!(relative_error("db", dense.db.as_slice().unwrap(), &numeric) < TOLERANCE);
 }
 
-/// The training step's shard functions, on one thread ([`Dense::forward_rows`],
-/// [`Dense::backward_rows`]), compute the numbers of the pooled ones checked above, to the bit:
-/// the same products, each row's sums in the same order.
+/// The training step's shard forward, on one thread ([`Dense::forward_rows`]), computes the
+/// numbers of the pooled one checked above, to the bit: the same products, each row's sums in
+/// the same order. (Their backward is one function, [`Dense::backward`].)
 #[test]
-fn dense_shard_passes_are_the_pooled_ones_to_the_bit() {
+fn dense_shard_forward_is_the_pooled_one_to_the_bit() {
     let (batch, inputs, outputs) = (37, 50, 29);
-    let (x, delta) = (random((batch, inputs), -1.0, 1.0, 20), random((batch, outputs), -1.0, 1.0, 21));
-    let a_prev = x.mapv(|v| v.max(0.0));
-    let mut dense = layer(inputs, outputs, 22);
+    let x = random((batch, inputs), -1.0, 1.0, 20);
+    let dense = layer(inputs, outputs, 22);
     let (mut y, mut y_rows) = (Array2::zeros((batch, outputs)), Array2::zeros((batch, outputs)));
     dense.forward(x.view(), y.view_mut(), Some(Activation::Relu));
     dense.forward_rows(x.view(), y_rows.view_mut(), Some(Activation::Relu));
     assert_eq!(y, y_rows, "forward");
-    let (mut dx, mut dx_rows) = (Array2::zeros((batch, inputs)), Array2::zeros((batch, inputs)));
-    let (mut dw, mut db) = (Array2::zeros((outputs, inputs)), vec![0.0; outputs]);
-    dense.backward_rows(
-        a_prev.view(),
-        delta.view(),
-        (dw.view_mut(), &mut db),
-        Some((Activation::Relu, dx_rows.view_mut())),
-    );
-    dense.backward_params(a_prev.view(), delta.view());
-    dense.backward_input(delta.view(), (Activation::Relu, a_prev.view()), dx.view_mut());
-    assert_eq!((&dense.dw, dense.db.as_slice().unwrap()), (&dw, &db[..]), "dW and db");
-    assert_eq!(dx, dx_rows, "δ_prev");
-    assert!(dx.iter().any(|&v| v != 0.0) && dw.iter().any(|&v| v != 0.0), "numbers that prove something");
+    assert!(y.iter().any(|&v| v != 0.0), "numbers that prove something");
 }
 
-/// A layer keeps `Wᵀ` for its forward; weights changed through `w_mut` must be the ones used.
+/// Weights changed through `w_mut` must be the ones the next forward uses.
 #[test]
 fn dense_forward_reads_weights_changed_in_place() {
     let x = random((3, 5), -1.0, 1.0, 4);
@@ -104,19 +91,19 @@ fn dense_forward_reads_weights_changed_in_place() {
     }
 }
 
-/// `∂L/∂z₀` through `a₀ = f(z₀)` and `z = a₀·Wᵀ + b`: checks `backward_input` and `f′` together,
+/// `∂L/∂z₀` through `a₀ = f(z₀)` and `z = a₀·Wᵀ + b`: checks `δ·W` and `f′` together,
 /// for a layer with fewer outputs than the batch has rows, and for one with more.
 fn check_input_gradient(f: Activation, (batch, inputs, outputs): (usize, usize, usize)) -> f64 {
     let mut z0 = random((batch, inputs), -2.0, 2.0, 10);
     // Keep every pre-activation away from ReLU's kink, where the derivative does not exist.
     z0.mapv_inplace(|v| if v.abs() < 0.1 { v + 0.2_f32.copysign(v) } else { v });
     let c = random((batch, outputs), -1.0, 1.0, 11);
-    let dense = layer(inputs, outputs, 12);
+    let mut dense = layer(inputs, outputs, 12);
     let mut z = Array2::zeros((batch, outputs));
     let mut a0 = z0.clone();
     f.forward(a0.as_slice_mut().unwrap());
     let mut dz0 = Array2::zeros((batch, inputs));
-    dense.backward_input(c.view(), (f, a0.view()), dz0.view_mut());
+    dense.backward(a0.view(), c.view(), Some((f, dz0.view_mut())));
 
     let numeric = numeric_gradient(z0.as_slice_mut().unwrap(), 1e-2, |z0| {
         let mut a0 = Array2::from_shape_vec((batch, inputs), z0.to_vec()).unwrap();

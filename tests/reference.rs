@@ -287,11 +287,12 @@ fn gradients_of(layer: &Layer) -> Option<Gradients> {
     }
 }
 
-/// Five whole training steps, the fast engine's `train_step` (the loss fused into the output
-/// layer's product, Adam into the backward pass, every product on the pool) against the
-/// reference's, from the same model on the same batches: the losses agree to 1e-5 relative at
-/// every step, and the distance each weight has moved to `bar` of the largest. The differences
-/// are the rounding of the tests above, carried through five steps.
+/// Five whole training steps, the fast engine's `train_step` (a dense model's shards on the team,
+/// then the update that adds their gradients and takes Adam's step; a conv model's products on
+/// the pool, Adam inside its backward pass) against the reference's, from the same model on the
+/// same batches: the losses agree to 1e-5 relative at every step, and the distance each weight
+/// has moved to `bar` of the largest. The differences are the rounding of the tests above,
+/// carried through five steps.
 fn compare_steps(name: &str, model: Model, d: usize, batch: usize, bar: f32) {
     let (mut fast, mut plain) = (model.clone(), model.clone());
     let start = parameters(&model);

@@ -6,11 +6,12 @@
 //! product copies it so into a buffer of its thread first ([`crate::engine::gemm::matmul`]).
 //! Backward overwrites `dw` and `db` (no accumulation across calls).
 //!
-//! Two ways to run it: [`Dense::forward`], [`Dense::backward_params`] and
-//! [`Dense::backward_input`] split each product's rows over the rayon pool (evaluation, and any
-//! caller with one large batch); [`Dense::forward_rows`] and [`Dense::backward_rows`] run on the
-//! calling thread, for the training step, where each thread takes a shard of the batch
-//! ([`crate::engine::data_parallel`]) and [`Update`] then takes Adam's step.
+//! The training step runs [`Dense::forward_rows`] and [`Dense::backward_rows`] on each thread's
+//! shard of the batch ([`crate::engine::data_parallel`]), then [`Update`] takes Adam's step;
+//! [`Dense::forward`] splits the rows of one large batch over the rayon pool (evaluation), and
+//! [`Dense::backward`], the same backward into the layer's own gradients, serves
+//! [`Model::backward`](crate::engine::model::Model::backward), which the tests hold to finite
+//! differences and to the reference engine.
 
 use std::ops::Range;
 
@@ -18,14 +19,11 @@ use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2};
 use ndarray_rand::RandomExt;
 use rand::Rng;
 use rand_distr::Uniform;
-use rayon::prelude::*;
 
 use crate::engine::activation::Activation;
 use crate::engine::adam::{Moments, Step};
 use crate::engine::fastmath::for_this_cpu;
-use crate::engine::gemm::{
-    Finish, column_sums, matmul, matmul_finish, par_matmul_with, row_blocks, rows_per_block,
-};
+use crate::engine::gemm::{Finish, column_sums, matmul, matmul_finish, par_matmul_with};
 
 /// The weights [`Update::rows`] adds and steps at a time, with their moments and gradients:
 /// enough to stream, few enough to stay in cache between the passes over them.
@@ -97,38 +95,7 @@ impl Dense {
     pub fn forward(&self, a_prev: ArrayView2<f32>, out: ArrayViewMut2<f32>, activation: Option<Activation>) {
         debug_assert_eq!((a_prev.ncols(), out.dim()), (self.inputs(), (a_prev.nrows(), self.outputs())));
         let finish = Finish::Bias(self.b.as_slice().expect("biases are contiguous"), activation);
-        let blocks = rayon::iter::repeat_n((), row_blocks(a_prev.nrows()));
-        par_matmul_with(a_prev, self.w.t(), out, finish, blocks, |_, _, ()| {});
-    }
-
-    /// Backward, parameters: `dW = δᵀ·A_prev` and `db = Σ_rows δ`, where `δ = ∂L/∂Z`, the rows of
-    /// `dW` split over the rayon pool.
-    ///
-    /// Shapes: `a_prev` (B, I), `delta` (B, O) → `dw` (O, I), `db` (O,).
-    pub fn backward_params(&mut self, a_prev: ArrayView2<f32>, delta: ArrayView2<f32>) {
-        debug_assert_eq!((a_prev.nrows(), a_prev.ncols()), (delta.nrows(), self.inputs()));
-        let block = rows_per_block(self.outputs());
-        let db = self.db.as_slice_mut().expect("contiguous").par_chunks_mut(block);
-        let dw = self.dw.view_mut();
-        par_matmul_with(delta.t(), a_prev, dw, Finish::Plain, db, |first, _, db| {
-            column_sums(delta, first, db)
-        });
-    }
-
-    /// Backward, input: `∂L/∂A_prev = δ·W`, then through the previous layer's activation:
-    /// `δ_prev = (δ·W) ⊙ f′(Z_prev)`, read off that layer's output `a_prev`; the rows split over
-    /// the rayon pool.
-    ///
-    /// Shapes: `delta` (B, O), `a_prev` (B, I) → `delta_prev` (B, I).
-    pub fn backward_input(
-        &self,
-        delta: ArrayView2<f32>,
-        (f, a_prev): (Activation, ArrayView2<f32>),
-        delta_prev: ArrayViewMut2<f32>,
-    ) {
-        debug_assert_eq!(delta_prev.dim(), a_prev.dim());
-        let blocks = rayon::iter::repeat_n((), row_blocks(delta.nrows()));
-        par_matmul_with(delta, self.w.view(), delta_prev, Finish::Slope(f, a_prev), blocks, |_, _, ()| {});
+        par_matmul_with(a_prev, self.w.t(), out, finish, |_, _| {});
     }
 
     /// Forward on the calling thread, for a thread that runs a shard of the batch from start to
@@ -146,25 +113,36 @@ impl Dense {
         matmul_finish(a_prev, self.w.t(), out, finish);
     }
 
-    /// Backward on the calling thread, for a shard of the batch, into gradients of the caller's:
-    /// `dW_s = δᵀ·A_prev` and `db_s = Σ_rows δ` over the shard's rows; with `prev`, also
-    /// `δ_prev = (δ·W) ⊙ f′(Z_prev)`, read off the previous layer's output `a_prev` (the `⊙ f′` is
-    /// the product's finish, [`Finish::Slope`]). The layer is not changed: [`Update::rows`] adds
-    /// the shards' gradients and steps.
+    /// Backward: `dW = δᵀ·A_prev` and `db = Σ_rows δ` over the rows, into the layer's own
+    /// gradients; with `prev`, also `δ_prev = (δ·W) ⊙ f′(Z_prev)` ([`Dense::backward_rows`]).
+    ///
+    /// Shapes: `a_prev` (B, I), `delta` (B, O) → `dw` (O, I), `db` (O,), `delta_prev` (B, I).
+    pub fn backward(
+        &mut self,
+        a_prev: ArrayView2<f32>,
+        delta: ArrayView2<f32>,
+        prev: Option<(Activation, ArrayViewMut2<f32>)>,
+    ) {
+        let Dense { w, dw, db, .. } = self;
+        let db = db.as_slice_mut().expect("contiguous");
+        backward(w.view(), a_prev, delta, (dw.view_mut(), db), prev);
+    }
+
+    /// Backward on the calling thread into gradients of the caller's, for a shard of the batch
+    /// ([`crate::engine::data_parallel`]): `dW_s = δᵀ·A_prev` and `db_s = Σ_rows δ` over the
+    /// shard's rows; with `prev`, also `δ_prev = (δ·W) ⊙ f′(Z_prev)`, read off the previous
+    /// layer's output `a_prev` (the `⊙ f′` is the product's finish, [`Finish::Slope`]). The layer
+    /// is not changed: [`Update::rows`] adds the shards' gradients and steps.
     ///
     /// Shapes: `a_prev` (R, I), `delta` (R, O) → `dw` (O, I), `db` (O,), `delta_prev` (R, I).
     pub fn backward_rows(
         &self,
         a_prev: ArrayView2<f32>,
         delta: ArrayView2<f32>,
-        (dw, db): (ArrayViewMut2<f32>, &mut [f32]),
+        gradients: (ArrayViewMut2<f32>, &mut [f32]),
         prev: Option<(Activation, ArrayViewMut2<f32>)>,
     ) {
-        matmul(delta.t(), a_prev, dw);
-        column_sums(delta, 0, db);
-        if let Some((f, delta_prev)) = prev {
-            matmul_finish(delta, self.w.view(), delta_prev, Finish::Slope(f, a_prev));
-        }
+        backward(self.w.view(), a_prev, delta, gradients, prev);
     }
 
     /// What Adam's step on this layer writes, for a team of threads that each take some rows of
@@ -187,6 +165,21 @@ impl Dense {
             db: self.db.as_slice_mut().expect(contiguous).as_mut_ptr(),
             moments: [wm.m.as_mut_ptr(), wm.v.as_mut_ptr(), bm.m.as_mut_ptr(), bm.v.as_mut_ptr()],
         }
+    }
+}
+
+/// [`Dense::backward`] and [`Dense::backward_rows`], for weights `w` `(O, I)`.
+fn backward(
+    w: ArrayView2<f32>,
+    a_prev: ArrayView2<f32>,
+    delta: ArrayView2<f32>,
+    (dw, db): (ArrayViewMut2<f32>, &mut [f32]),
+    prev: Option<(Activation, ArrayViewMut2<f32>)>,
+) {
+    matmul(delta.t(), a_prev, dw);
+    column_sums(delta, 0, db);
+    if let Some((f, delta_prev)) = prev {
+        matmul_finish(delta, w, delta_prev, Finish::Slope(f, a_prev));
     }
 }
 

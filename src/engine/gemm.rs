@@ -313,36 +313,27 @@ pub fn par_matmul<F>(a: ArrayView2<f32>, b: ArrayView2<f32>, c: ArrayViewMut2<f3
 where
     F: Fn(usize, ArrayViewMut2<f32>) + Sync,
 {
-    let blocks = rayon::iter::repeat_n((), row_blocks(c.nrows()));
-    par_matmul_with(a, b, c, Finish::Plain, blocks, |first, block, ()| epilogue(first, block));
+    par_matmul_with(a, b, c, Finish::Plain, epilogue);
 }
 
-/// [`par_matmul`] with each block finished as it is stored (see [`Finish`]), and whose
-/// epilogue also gets the block's own item of `side`, a parallel iterator with one item per
-/// block of [`rows_per_block`]`(M)` rows, in order: the matching rows of matrices the epilogue
-/// writes (a loss's gradient, a layer's weights and optimizer moments).
-pub fn par_matmul_with<S, F>(
+/// [`par_matmul`] with each block finished as it is stored (see [`Finish`]).
+pub fn par_matmul_with<F>(
     a: ArrayView2<f32>,
     b: ArrayView2<f32>,
     mut c: ArrayViewMut2<f32>,
     finish: Finish,
-    side: S,
     epilogue: F,
 ) where
-    S: IndexedParallelIterator,
-    F: Fn(usize, ArrayViewMut2<f32>, S::Item) + Sync,
+    F: Fn(usize, ArrayViewMut2<f32>) + Sync,
 {
     let block = rows_per_block(c.nrows());
-    assert_eq!(side.len(), row_blocks(c.nrows()), "par_matmul_with: one side item per block");
-    (c.axis_chunks_iter_mut(Axis(0), block), side).into_par_iter().enumerate().for_each(
-        |(i, (mut c_block, item))| {
-            let first = i * block;
-            let rows = c_block.nrows();
-            let a_block = a.slice_axis(Axis(0), (first..first + rows).into());
-            matmul_finish(a_block, b, c_block.view_mut(), finish.rows(first, rows));
-            epilogue(first, c_block, item);
-        },
-    );
+    c.axis_chunks_iter_mut(Axis(0), block).into_par_iter().enumerate().for_each(|(i, mut c_block)| {
+        let first = i * block;
+        let rows = c_block.nrows();
+        let a_block = a.slice_axis(Axis(0), (first..first + rows).into());
+        matmul_finish(a_block, b, c_block.view_mut(), finish.rows(first, rows));
+        epilogue(first, c_block);
+    });
 }
 
 /// `sums[j] = Σᵢ m[i, first + j]`: the bias gradient `δᵀ·1` of the columns of `m` from `first`
@@ -362,11 +353,6 @@ pub fn column_sums(m: ArrayView2<f32>, first: usize, sums: &mut [f32]) {
 /// smaller than [`MIN_ROWS`]: a task must be worth starting.
 pub fn rows_per_block(rows: usize) -> usize {
     rows.div_ceil(rayon::current_num_threads()).max(MIN_ROWS)
-}
-
-/// The number of blocks of [`rows_per_block`] rows that `rows` rows make.
-pub fn row_blocks(rows: usize) -> usize {
-    rows.div_ceil(rows_per_block(rows))
 }
 
 /// The fewest rows a parallel task is given.

@@ -118,10 +118,12 @@ impl Layer {
     ) {
         match self {
             Layer::Dense(d) => {
-                if let Some((f, a_prev, delta_prev)) = prev {
-                    d.backward_input(delta, (f, a_prev), delta_prev);
-                }
-                d.backward_params(x, delta);
+                // A dense layer reads `f′` off its own input, which is the previous layer's output.
+                let prev = prev.map(|(f, a_prev, delta_prev)| {
+                    debug_assert_eq!(a_prev, x, "the previous layer's output is this layer's input");
+                    (f, delta_prev)
+                });
+                d.backward(x, delta, prev);
             }
             Layer::Conv2d(c) => c.backward(x, delta, prev, scratch),
             Layer::ConvTranspose2d(c) => c.backward(x, delta, prev, scratch),
