@@ -202,12 +202,8 @@ impl Shard {
             dense.forward_rows(a_prev, rest[0].slice_mut(s![..rows, ..]), activation);
         }
         let (z, y) = (self.outputs[last].slice(s![..rows, ..]), self.target.slice(s![..rows, ..]));
-        let mut delta = self.deltas[last].slice_mut(s![..rows, ..]);
-        let rows_of = z.rows().into_iter().zip(y.rows()).zip(delta.rows_mut()).zip(&mut self.row_loss);
-        for (((z, y), mut dz), row_loss) in rows_of {
-            let (z, y) = (z.as_slice().expect("row"), y.as_slice().expect("row"));
-            *row_loss = loss.forward_backward(z, y, scale, dz.as_slice_mut().expect("row"));
-        }
+        let delta = self.deltas[last].slice_mut(s![..rows, ..]);
+        loss.rows(z, y, scale, delta, &mut self.row_loss[..rows]);
     }
 
     /// The backward pass of the last [`Shard::forward_loss`], from `δ_out`: writes the shard's

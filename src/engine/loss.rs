@@ -8,6 +8,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use ndarray::{ArrayView2, ArrayViewMut2};
+
 use crate::engine::activation::sigmoid;
 use crate::engine::fastmath::{self, exp_nonpositive, ln_1p_unit};
 
@@ -27,6 +29,24 @@ impl Loss {
         match self {
             Loss::Bce => "bce",
             Loss::Mse => "mse",
+        }
+    }
+
+    /// [`Loss::forward_backward`] row by row: `row_loss[r] = Σᵢ ℓ(z[r, i], y[r, i])` and
+    /// `dz = scale · ∂ℓ/∂z` (overwritten).
+    ///
+    /// Shapes: `z`, `y`, `dz` (R, D) → `row_loss` (R,).
+    pub fn rows(
+        self,
+        z: ArrayView2<f32>,
+        y: ArrayView2<f32>,
+        scale: f32,
+        mut dz: ArrayViewMut2<f32>,
+        row_loss: &mut [f32],
+    ) {
+        for (((z, y), mut dz), out) in z.rows().into_iter().zip(y.rows()).zip(dz.rows_mut()).zip(row_loss) {
+            let (z, y) = (z.as_slice().expect("row"), y.as_slice().expect("row"));
+            *out = self.forward_backward(z, y, scale, dz.as_slice_mut().expect("row"));
         }
     }
 

@@ -175,13 +175,7 @@ impl Model {
             row_loss.par_chunks_mut(block),
         )
             .into_par_iter()
-            .for_each(|(z, y, mut dz, out)| {
-                for (((z, y), mut dz), out) in z.rows().into_iter().zip(y.rows()).zip(dz.rows_mut()).zip(out)
-                {
-                    let (z, y) = (z.as_slice().expect("row"), y.as_slice().expect("row"));
-                    *out = loss.forward_backward(z, y, scale, dz.as_slice_mut().expect("row"));
-                }
-            });
+            .for_each(|(z, y, dz, out)| loss.rows(z, y, scale, dz, out));
         sum_in_order(row_loss)
     }
 
