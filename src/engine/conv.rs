@@ -73,7 +73,8 @@ impl Conv2d {
 
     /// Images per group, and the numbers of a group's buffer: its lowered matrix, and the input
     /// channels first if it [lowers transposed](Conv2d::lowers_transposed) (or, for a layer that
-    /// multiplies [by taps](Conv2d::by_taps), its tap products).
+    /// multiplies [by taps](Conv2d::by_taps), the gradients of its tap products and its output's
+    /// channels first).
     pub fn group(&self) -> (usize, usize) {
         let windows = self.windows();
         let per_image = if self.by_taps() {
@@ -82,7 +83,11 @@ impl Conv2d {
             windows.count() * windows.row_len()
         };
         let images = group_size(per_image.max(self.input.len()).max(self.output().len()));
-        if self.by_taps() || !self.lowers_transposed() {
+        if self.by_taps() {
+            // `Δᵀ`, then `δ`'s output channels first (see `backward_group_by_taps`).
+            return (images, images * (per_image + self.output().len()));
+        }
+        if !self.lowers_transposed() {
             return (images, images * per_image);
         }
         // The input channels first, and `dWᵀ` (see `backward_group`).
@@ -105,7 +110,7 @@ impl Conv2d {
         let b = self.b.as_slice().expect("contiguous");
         forward_by_group(self.group(), x, out, b, activation, buffers, |x, mut out, buffer| {
             if self.by_taps() {
-                return self.forward_by_taps(x, out);
+                return self.forward_by_taps(x, out, buffer);
             }
             let pixels = out.len() / outputs;
             let y = as_matrix_mut(out.as_slice_mut().expect("contiguous"), (pixels, outputs));
@@ -159,43 +164,25 @@ impl Conv2d {
     /// Whether the layer works tap by tap instead of window by window: with fewer than 8 output
     /// channels (the output layer has one), the lowered product `(·, k·k·C)·(k·k·C, O)` would
     /// be a few columns wide, where the kernel's tile is 32 (16 in a last block), and compute
-    /// mostly padding. Forward, each output
-    /// is then a dot product along the input channels per tap; backward, the products are
-    /// `(O·k·k, ·)·(·, C)` and `(·, O·k·k)·(O·k·k, C)`, wide on one side.
+    /// mostly padding. The products are then `(·, C)·(C, O·k·k)` forward, `(O·k·k, ·)·(·, C)`
+    /// and `(·, O·k·k)·(O·k·k, C)` backward, wide on one side.
     pub fn by_taps(&self) -> bool {
         self.w.nrows() < 8
     }
 
-    /// The forward product of a group multiplied by taps, directly: for every pixel `p` and
-    /// output `o`, `y[p, o] = Σ_tap Taps[(o, tap), ·] · x[p + tap, ·]` (no bias), a dot product
-    /// along the input channels kept in [`LANES`] partial sums. (A product `X·Tapsᵀ` here would
-    /// be 9 wide, filling 9 of the kernel's 32 columns.)
-    fn forward_by_taps(&self, x: ArrayView2<f32>, mut out: ArrayViewMut2<f32>) {
-        let (windows, c, outputs) = (self.windows(), self.input.channels, self.w.nrows());
-        let (k, row_len, (_, grid_w)) = (windows.kernel, windows.row_len(), windows.grid());
-        let (run, line) = (k * c, self.input.width * c);
-        let w = self.w.as_slice().expect("contiguous");
-        for_this_cpu!(for (x, mut y) in x.rows().into_iter().zip(out.rows_mut()) {
-            let (x, y) = (x.as_slice().expect("contiguous"), y.as_slice_mut().expect("contiguous"));
-            for (p, y) in y.chunks_exact_mut(outputs).enumerate() {
-                let (oy, ox) = (p / grid_w, p % grid_w);
-                for (y, w) in y.iter_mut().zip(w.chunks_exact(row_len)) {
-                    let mut lanes = [0.0f32; LANES];
-                    if windows.is_inside(oy, ox) {
-                        // A row of the window is k taps side by side: k·C contiguous numbers.
-                        let first = ((oy - windows.padding) * self.input.width + ox - windows.padding) * c;
-                        for (ky, w) in w.chunks_exact(run).enumerate() {
-                            dot_into(&mut lanes, &x[first + ky * line..][..run], w);
-                        }
-                    } else {
-                        windows.for_each_tap(oy, ox, |tap, at| {
-                            dot_into(&mut lanes, &x[at..at + c], &w[tap * c..(tap + 1) * c])
-                        });
-                    }
-                    *y = lanes.iter().sum();
-                }
-            }
-        });
+    /// The forward product of a group multiplied by taps: the product of every input pixel
+    /// with every tap, `Z = X·Tapsᵀ` `(G·H·W, C)·(C, O·k·k)` into `buffer`, then each output
+    /// adds its window's: `y[p, o] = Σ_tap Z[p + tap, (o, tap)]` (no bias).
+    fn forward_by_taps(&self, x: ArrayView2<f32>, mut out: ArrayViewMut2<f32>, buffer: &mut [f32]) {
+        let c = self.input.channels;
+        let taps = self.w.view().into_shape_with_order((self.w.len() / c, c)).expect("k·k·C per row");
+        let pixels = x.len() / c;
+        let mut z = as_matrix_mut(buffer, (pixels, taps.nrows()));
+        matmul(as_matrix(&x, (pixels, c)), taps.t(), z.view_mut());
+        let (windows, outputs, z) = (self.windows(), self.w.nrows(), z.as_slice().expect("contiguous"));
+        for (z, mut y) in z.chunks_exact(self.input.pixels() * taps.nrows()).zip(out.rows_mut()) {
+            windows.sum_taps(outputs, z, y.as_slice_mut().expect("contiguous rows"));
+        }
     }
 }
 
@@ -317,7 +304,8 @@ fn backward_group(
 /// [`Conv2d::backward`] for one group of images multiplied by taps: the gradient of every
 /// tap product, `Δ[q, (o, tap)] = δ[q − tap, o]` (`δ` read through `q`'s window with the kernel
 /// flipped), then `dW = Δᵀ·X` `(O·k·k, G·H·W)·(G·H·W, C)` and `δ_prev = (Δ·Taps) ⊙ f′(a_prev)`
-/// `(G·H·W, O·k·k)·(O·k·k, C)`. `buffer` holds `Δ`.
+/// `(G·H·W, O·k·k)·(O·k·k, C)`. `buffer` holds `Δᵀ`, made as a transposed lowering of each
+/// output channel's plane of `δ` ([`Windows::lower_transposed_flipped`]), then those planes.
 fn backward_group_by_taps(
     windows: &Windows,
     w: ArrayView2<f32>,
@@ -329,54 +317,24 @@ fn backward_group_by_taps(
 ) {
     let (outputs, c) = (w.nrows(), windows.big.channels);
     let taps = w.into_shape_with_order((w.len() / c, c)).expect("k·k·C per row");
-    let (per_pixel, (_, grid_w), last_tap) =
-        (taps.nrows(), windows.grid(), windows.kernel * windows.kernel - 1);
+    let (per_pixel, pixels) = (taps.nrows(), x.len() / c);
+    let (d_products_t, planes) = buffer.split_at_mut(per_pixel * pixels);
+    let planes = &mut planes[..delta.len()];
+    Windows { big: Image { channels: outputs, ..windows.big }, ..*windows }.channels_first(delta, planes);
+    let per_output = Windows { big: Image { channels: 1, ..windows.big }, ..*windows };
     let kk = per_pixel / outputs;
-    let pixels = x.len() / c;
-    let mut d_products = as_matrix_mut(buffer, (pixels, per_pixel));
-    let over_delta = Windows { big: Image { channels: outputs, ..windows.big }, ..*windows };
-    let per_image = windows.big.pixels();
-    let rows = delta.rows().into_iter().zip(d_products.axis_chunks_iter_mut(Axis(0), per_image));
-    for_this_cpu!(for (delta, mut rows) in rows {
-        let delta = delta.as_slice().expect("contiguous");
-        for (q, row) in rows.as_slice_mut().expect("contiguous").chunks_exact_mut(per_pixel).enumerate() {
-            row.fill(0.0);
-            over_delta.for_each_tap(q / grid_w, q % grid_w, |tap, at| {
-                let flipped = last_tap - tap;
-                for (o, &d) in delta[at..at + outputs].iter().enumerate() {
-                    row[o * kk + flipped] = d;
-                }
-            });
-        }
-    });
+    for (plane, rows) in planes.chunks_exact(pixels).zip(d_products_t.chunks_exact_mut(kk * pixels)) {
+        per_output.lower_transposed_flipped(plane, x.nrows(), rows);
+    }
+    let d_products_t = ArrayView2::from_shape((per_pixel, pixels), &*d_products_t).expect("O·k·k rows");
     let (dw, db) = partial.split_at_mut(w.len());
     let x = as_matrix(&x, (pixels, c));
-    matmul(d_products.t(), x, as_matrix_mut(dw, (per_pixel, c)));
+    matmul(d_products_t, x, as_matrix_mut(dw, (per_pixel, c)));
     column_sums(as_matrix(&delta, (delta.len() / outputs, outputs)), 0, db);
     if let Some((f, a_prev, mut delta_prev)) = prev {
         let mut d = as_matrix_mut(delta_prev.as_slice_mut().expect("contiguous"), (pixels, c));
-        matmul(d_products.view(), taps, d.view_mut());
+        matmul(d_products_t.t(), taps, d.view_mut());
         f.backward(a_prev.as_slice().expect("contiguous"), d.as_slice_mut().expect("contiguous"));
-    }
-}
-
-/// Partial sums per lane in [`dot_into`]: a fixed order, so the same bits on every run. Eight,
-/// one 256-bit register: 16 measured a third slower (the output layer's forward, 7.5 against
-/// 5.6 ms at batch 256), the final sum of the lanes costing more than the second chain saves.
-const LANES: usize = 8;
-
-/// `lanes[i mod LANES] += a[i]·b[i]`: a dot product the compiler vectorizes.
-#[inline(always)]
-fn dot_into(lanes: &mut [f32; LANES], a: &[f32], b: &[f32]) {
-    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let (a_rest, b_rest) = (a_chunks.remainder(), b_chunks.remainder());
-    for (a, b) in a_chunks.zip(b_chunks) {
-        for i in 0..LANES {
-            lanes[i] += a[i] * b[i];
-        }
-    }
-    for (i, (a, b)) in a_rest.iter().zip(b_rest).enumerate() {
-        lanes[i] += a * b;
     }
 }
 

@@ -151,6 +151,39 @@ impl Windows {
         });
     }
 
+    /// The forward sum of a convolution multiplied by taps, for one image of a "same"
+    /// convolution (stride 1): each window adds its taps' products, `y[p, o] = Σ_tap z[p + tap,
+    /// (o, tap)]`, with `z` `(H·W, O·k·k)` the product of every pixel with every tap and `y`
+    /// `(H·W·O,)`; taps in order, and none where the tap leaves the image. Tap by tap over the
+    /// rectangle of windows where it falls inside, as [`Windows::lower`] copies.
+    pub fn sum_taps(&self, outputs: usize, z: &[f32], y: &mut [f32]) {
+        let (k, (grid_h, grid_w)) = (self.kernel, self.grid());
+        let (per_pixel, kk) = (outputs * k * k, k * k);
+        debug_assert_eq!(
+            (self.stride, z.len(), y.len()),
+            (1, self.big.pixels() * per_pixel, self.big.pixels() * outputs)
+        );
+        y.fill(0.0);
+        for_this_cpu!(for ky in 0..k {
+            for kx in 0..k {
+                let columns = self.inside(kx, grid_w, self.big.width);
+                let rows = if columns.is_empty() { 0..0 } else { self.inside(ky, grid_h, self.big.height) };
+                for oy in rows {
+                    let from = ((oy + ky - self.padding) * self.big.width + columns.start + kx
+                        - self.padding)
+                        * per_pixel
+                        + ky * k
+                        + kx;
+                    let to = (oy * grid_w + columns.start) * outputs;
+                    for o in 0..outputs {
+                        let ys = y[to + o..].iter_mut().step_by(outputs).take(columns.len());
+                        ys.zip(z[from + o * kk..].iter().step_by(per_pixel)).for_each(|(y, z)| *y += z);
+                    }
+                }
+            }
+        });
+    }
+
     /// The windows along one axis (`windows` of them, over `size` pixels) whose tap at offset
     /// `offset` falls inside the image: `0 ≤ o·stride − padding + offset < size`.
     fn inside(&self, offset: usize, windows: usize, size: usize) -> Range<usize> {
@@ -202,20 +235,38 @@ impl Windows {
     /// channel `c` of tap `(ky, kx)` for every window of the `G` images in `planes` (made by
     /// [`Windows::channels_first`]); zeros where the window leaves the image.
     pub fn lower_transposed(&self, planes: &[f32], count: usize, lowered_t: &mut [f32]) {
+        self.lower_taps(planes, count, lowered_t, |tap| tap);
+    }
+
+    /// [`Windows::lower_transposed`] with the kernel flipped (rotated half a turn): tap
+    /// `(ky, kx)`'s rows hold tap `(k−1−ky, k−1−kx)`'s numbers. For an odd `k` that tap lies at
+    /// the opposite offset, so row `(ky, kx)` of window `q` holds pixel `q − (ky − p, kx − p)`:
+    /// the windows that pixel `q`'s tap `(ky, kx)` reaches, as a backward pass reads them.
+    pub fn lower_transposed_flipped(&self, planes: &[f32], count: usize, lowered_t: &mut [f32]) {
+        let last = self.kernel * self.kernel - 1;
+        self.lower_taps(planes, count, lowered_t, |tap| last - tap);
+    }
+
+    /// Tap `(ky, kx)`'s shifted planes into the rows of tap `row_of(ky·k + kx)`.
+    fn lower_taps(
+        &self,
+        planes: &[f32],
+        count: usize,
+        lowered_t: &mut [f32],
+        row_of: impl Fn(usize) -> usize,
+    ) {
         let (k, c, (h, w)) = (self.kernel, self.big.channels, (self.big.height, self.big.width));
         debug_assert_eq!((self.stride, self.grid()), (1, (h, w)), "a \"same\" convolution");
         debug_assert_eq!(lowered_t.len(), k * k * c * count * h * w);
-        let mut rows = lowered_t.chunks_exact_mut(count * h * w);
+        let per_tap = c * count * h * w;
         for (ky, kx) in (0..k).flat_map(|ky| (0..k).map(move |kx| (ky, kx))) {
             // The windows where the tap falls inside the image, as `lower` fills them.
             let inside = (self.inside(ky, h, h), self.inside(kx, w, w));
             let shift =
                 (ky as isize - self.padding as isize) * w as isize + kx as isize - self.padding as isize;
-            // The planes first: `zip` asks its first iterator first, so no row is taken for nothing.
-            for (source, row) in planes.chunks_exact(count * h * w).zip(rows.by_ref()) {
-                for (to, from) in row.chunks_exact_mut(h * w).zip(source.chunks_exact(h * w)) {
-                    shift_plane(from, to, w, inside.clone(), shift);
-                }
+            let rows = &mut lowered_t[row_of(ky * k + kx) * per_tap..][..per_tap];
+            for (to, from) in rows.chunks_exact_mut(h * w).zip(planes.chunks_exact(h * w)) {
+                shift_plane(from, to, w, inside.clone(), shift);
             }
         }
     }
