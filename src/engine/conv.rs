@@ -18,7 +18,7 @@ use rayon::prelude::*;
 
 use crate::engine::activation::Activation;
 use crate::engine::fastmath::for_this_cpu;
-use crate::engine::gemm::{column_sums, matmul};
+use crate::engine::gemm::{Finish, column_sums, matmul, matmul_finish};
 use crate::engine::lowering::{Buffers, Image, Scratch, Windows, group_size, sum_groups};
 
 /// A convolution layer's parameters and the gradients of the last backward pass.
@@ -108,17 +108,23 @@ impl Conv2d {
     ) {
         let (windows, outputs) = (self.windows(), self.w.nrows());
         let b = self.b.as_slice().expect("contiguous");
-        forward_by_group(self.group(), x, out, b, activation, buffers, |x, mut out, buffer| {
-            if self.by_taps() {
-                return self.forward_by_taps(x, out, buffer);
-            }
+        forward_by_group(self.group(), x, out, buffers, |x, mut out, buffer| {
             let pixels = out.len() / outputs;
-            let y = as_matrix_mut(out.as_slice_mut().expect("contiguous"), (pixels, outputs));
+            if self.by_taps() {
+                self.forward_by_taps(x, out.view_mut(), buffer);
+                let y = as_matrix_mut(out.as_slice_mut().expect("contiguous"), (pixels, outputs));
+                return add_bias_and_activate(y, b, activation);
+            }
+            // The kernel adds the bias and takes a ReLU in registers, before it stores `Y`.
+            let (y, finish) = (
+                as_matrix_mut(out.as_slice_mut().expect("contiguous"), (pixels, outputs)),
+                Finish::Bias(b, activation),
+            );
             if self.lowers_transposed() {
-                matmul(lower_images_transposed(&windows, x, buffer).t(), self.w.t(), y);
+                matmul_finish(lower_images_transposed(&windows, x, buffer).t(), self.w.t(), y, finish);
             } else {
                 let lowered = lower_images(&windows, x, buffer);
-                matmul(lowered.slice_axis(Axis(0), (0..pixels).into()), self.w.t(), y);
+                matmul_finish(lowered.slice_axis(Axis(0), (0..pixels).into()), self.w.t(), y, finish);
             }
         });
     }
@@ -187,31 +193,20 @@ impl Conv2d {
 }
 
 /// Runs `product(x, out, buffer)` on every group of `group` images in parallel, with its
-/// thread's buffer (its first `lowered` numbers), then adds the biases `b` to the group's output
-/// rows and applies the activation while they are still in cache.
+/// thread's buffer (its first `lowered` numbers); `product` writes the group's output rows,
+/// biases and activation included.
 pub(crate) fn forward_by_group<F>(
     (group, lowered): (usize, usize),
     x: ArrayView2<f32>,
     mut out: ArrayViewMut2<f32>,
-    b: &[f32],
-    activation: Option<Activation>,
     buffers: &Buffers,
     product: F,
 ) where
     F: Fn(ArrayView2<f32>, ArrayViewMut2<f32>, &mut [f32]) + Sync,
 {
-    let outputs = b.len();
-    (x.axis_chunks_iter(Axis(0), group), out.axis_chunks_iter_mut(Axis(0), group)).into_par_iter().for_each(
-        |(x, mut out)| {
-            buffers.with_buffer(|buffer| product(x, out.view_mut(), &mut buffer[..lowered]));
-            let pixels = out.len() / outputs;
-            add_bias_and_activate(
-                as_matrix_mut(out.as_slice_mut().expect("contiguous"), (pixels, outputs)),
-                b,
-                activation,
-            );
-        },
-    );
+    (x.axis_chunks_iter(Axis(0), group), out.axis_chunks_iter_mut(Axis(0), group))
+        .into_par_iter()
+        .for_each(|(x, out)| buffers.with_buffer(|buffer| product(x, out, &mut buffer[..lowered])));
 }
 
 /// Runs `each(x, δ, partial, prev, buffer)` on every group of `group` images in parallel, each
@@ -377,8 +372,9 @@ pub(crate) fn raise_images(windows: &Windows, lowered: ArrayView2<f32>, mut imag
     }
 }
 
-/// `y += b` on every row of `y` `(P, O)`, then the activation.
-fn add_bias_and_activate(mut y: ArrayViewMut2<f32>, b: &[f32], activation: Option<Activation>) {
+/// `y += b` on every row of `y` `(P, O)`, then the activation: over a group's output rows
+/// while they are still in cache.
+pub(crate) fn add_bias_and_activate(mut y: ArrayViewMut2<f32>, b: &[f32], activation: Option<Activation>) {
     for_this_cpu!(for mut row in y.rows_mut() {
         let row = row.as_slice_mut().expect("contiguous rows");
         row.iter_mut().zip(b).for_each(|(v, b)| *v += b);

@@ -18,7 +18,8 @@ use rand_distr::Uniform;
 
 use crate::engine::activation::Activation;
 use crate::engine::conv::{
-    PrevGroup, as_matrix, as_matrix_mut, backward_by_group, forward_by_group, lower_images, raise_images,
+    PrevGroup, add_bias_and_activate, as_matrix, as_matrix_mut, backward_by_group, forward_by_group,
+    lower_images, raise_images,
 };
 use crate::engine::gemm::{column_sums, matmul};
 use crate::engine::lowering::{Buffers, Image, Scratch, Windows, group_size};
@@ -97,11 +98,14 @@ impl ConvTranspose2d {
     ) {
         let (windows, channels) = (self.windows(), self.input.channels);
         let b = self.b.as_slice().expect("contiguous");
-        forward_by_group(self.group(), x, out, b, activation, buffers, |x, out, buffer| {
+        forward_by_group(self.group(), x, out, buffers, |x, mut out, buffer| {
             let pixels = x.len() / channels;
             let mut patches = as_matrix_mut(buffer, (pixels, self.w.ncols()));
             matmul(as_matrix(&x, (pixels, channels)), self.w.view(), patches.view_mut());
-            raise_images(&windows, patches.view(), out);
+            raise_images(&windows, patches.view(), out.view_mut());
+            let rows = (out.len() / b.len(), b.len());
+            let y = as_matrix_mut(out.as_slice_mut().expect("contiguous"), rows);
+            add_bias_and_activate(y, b, activation);
         });
     }
 
