@@ -19,9 +19,9 @@ use rand_distr::Uniform;
 use crate::engine::activation::Activation;
 use crate::engine::conv::{
     PrevGroup, add_bias_and_activate, as_matrix, as_matrix_mut, backward_by_group, forward_by_group,
-    lower_images, raise_images,
+    lower_images, pixel_sums, raise_images,
 };
-use crate::engine::gemm::{column_sums, matmul};
+use crate::engine::gemm::matmul;
 use crate::engine::lowering::{Buffers, Image, Scratch, Windows, group_size};
 
 /// A transposed convolution's parameters and the gradients of the last backward pass.
@@ -149,7 +149,7 @@ fn backward_group(
     let lowered = lower_images(windows, delta, buffer);
     let lowered = lowered.slice_axis(Axis(0), (0..pixels).into());
     matmul(x.t(), lowered, as_matrix_mut(dw, (channels, row_len)));
-    column_sums(as_matrix(&delta, (delta.len() / outputs, outputs)), 0, db);
+    pixel_sums(as_matrix(&delta, (delta.len() / outputs, outputs)), db);
     if let Some((f, a_prev, mut delta_prev)) = prev {
         let mut d = as_matrix_mut(delta_prev.as_slice_mut().expect("contiguous"), (pixels, channels));
         matmul(lowered, w.t(), d.view_mut());
