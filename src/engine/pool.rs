@@ -73,14 +73,14 @@ impl MaxPool2d {
                         let (d0, d1) = top[top_left..top_left + 2 * c].split_at_mut(c);
                         let (d2, d3) = bottom[..2 * c].split_at_mut(c);
                         let a = |at: usize| &a[at..at + c];
-                        route(
-                            [a(top_left), a(top_right), a(bottom_left), a(bottom_right)],
-                            &delta[out..out + c],
-                            [d0, d1, d2, d3],
-                        );
+                        let block = [top_left, top_right, bottom_left, bottom_right];
+                        route(block.map(a), &delta[out..out + c], [&mut *d0, &mut *d1, &mut *d2, &mut *d3]);
+                        // `⊙ f′(a_prev)` while the block is in cache.
+                        for (d, at) in [d0, d1, d2, d3].into_iter().zip(block) {
+                            f.backward(a(at), d);
+                        }
                     }
                 ));
-                f.backward(a, d_prev);
             });
     }
 
