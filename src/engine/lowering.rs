@@ -195,17 +195,41 @@ impl Windows {
 
     /// `col2im`, the adjoint of [`Windows::lower`]: `image` `(H·W·C,)` is overwritten with the sum,
     /// over windows, of each lowered row added back onto the pixels its window covers.
+    ///
+    /// A pixel's first number, from the first window that covers it, is stored as `0 + v`
+    /// rather than added to a zero stored before: no pass to zero the image first (where every
+    /// pixel is covered), the same sums. Window `(oy, ox)` is the first on its pixel at tap
+    /// `(ky, kx)` unless the window before it along an axis covers the pixel too, at the tap a
+    /// stride further on: `oy > 0` and `ky + stride < k`, or the same along `x`.
     pub fn raise(&self, lowered: &[f32], image: &mut [f32]) {
-        let (c, row_len) = (self.big.channels, self.row_len());
+        let (c, k, s, row_len) = (self.big.channels, self.kernel, self.stride, self.row_len());
         debug_assert_eq!((image.len(), lowered.len()), (self.big.len(), self.count() * row_len));
         let (_, grid_w) = self.grid();
-        image.fill(0.0);
+        let covered = self.covers_every_pixel();
+        if !covered {
+            image.fill(0.0);
+        }
+        let first = |o: usize, t: usize| covered && (o == 0 || t + s >= k);
         for_this_cpu!(for (i, row) in lowered.chunks_exact(row_len).enumerate() {
-            self.for_each_tap(i / grid_w, i % grid_w, |tap, at| {
-                let source = &row[tap * c..(tap + 1) * c];
-                image[at..at + c].iter_mut().zip(source).for_each(|(v, s)| *v += s);
+            let (oy, ox) = (i / grid_w, i % grid_w);
+            self.for_each_tap(oy, ox, |tap, at| {
+                let (source, pixel) = (&row[tap * c..(tap + 1) * c], &mut image[at..at + c]);
+                if first(oy, tap / k) && first(ox, tap % k) {
+                    pixel.iter_mut().zip(source).for_each(|(v, s)| *v = 0.0 + s);
+                } else {
+                    pixel.iter_mut().zip(source).for_each(|(v, s)| *v += s);
+                }
             });
         });
+    }
+
+    /// Whether every pixel of the image lies under some window: no gaps between windows
+    /// (`stride ≤ k`), and the last windows reach the last row and column.
+    fn covers_every_pixel(&self) -> bool {
+        let (k, s, p) = (self.kernel, self.stride, self.padding);
+        let (grid_h, grid_w) = self.grid();
+        let reaches = |windows: usize, size: usize| windows > 0 && (windows - 1) * s + k >= size + p;
+        s <= k && p < k && reaches(grid_h, self.big.height) && reaches(grid_w, self.big.width)
     }
 }
 
