@@ -112,8 +112,7 @@ impl Conv2d {
             let pixels = out.len() / outputs;
             if self.by_taps() {
                 self.forward_by_taps(x, out.view_mut(), buffer);
-                let y = as_matrix_mut(out.as_slice_mut().expect("contiguous"), (pixels, outputs));
-                return add_bias_and_activate(y, b, activation);
+                return add_bias_and_activate(out.as_slice_mut().expect("contiguous"), b, activation);
             }
             // The kernel adds the bias and takes a ReLU in registers, before it stores `Y`.
             let (y, finish) = (
@@ -291,8 +290,9 @@ fn backward_group(
     if let Some((f, a_prev, mut delta_prev)) = prev {
         let mut d_lowered = as_matrix_mut(buffer, (pixels, row_len));
         matmul(delta, w, d_lowered.view_mut());
-        raise_images(windows, d_lowered.view(), delta_prev.view_mut());
-        f.backward(a_prev.as_slice().expect("contiguous"), delta_prev.as_slice_mut().expect("contiguous"));
+        raise_images(windows, d_lowered.view(), delta_prev.view_mut(), |g, at, d| {
+            f.backward(&a_prev.row(g).as_slice().expect("contiguous rows")[at..at + d.len()], d)
+        });
     }
 }
 
@@ -409,24 +409,31 @@ pub(crate) fn lower_images_transposed<'a>(
     ArrayView2::from_shape((rows, columns), &*lowered_t).expect("whole rows")
 }
 
-/// Raises each image's block of rows of `lowered` into the matching row of `images`.
-pub(crate) fn raise_images(windows: &Windows, lowered: ArrayView2<f32>, mut images: ArrayViewMut2<f32>) {
+/// Raises each image's block of rows of `lowered` into the matching row of `images`, and
+/// calls `finish(image, at, pixels)` on its rows of pixels as they are complete
+/// ([`Windows::raise`]).
+pub(crate) fn raise_images(
+    windows: &Windows,
+    lowered: ArrayView2<f32>,
+    mut images: ArrayViewMut2<f32>,
+    finish: impl Fn(usize, usize, &mut [f32]),
+) {
     let lowered = lowered.as_slice().expect("contiguous");
     let per_image = windows.count() * windows.row_len();
-    for (mut image, block) in images.rows_mut().into_iter().zip(lowered.chunks_exact(per_image)) {
-        windows.raise(block, image.as_slice_mut().expect("contiguous rows"));
+    let images = images.rows_mut().into_iter().zip(lowered.chunks_exact(per_image));
+    for (g, (mut image, block)) in images.enumerate() {
+        windows
+            .raise(block, image.as_slice_mut().expect("contiguous rows"), |at, pixel| finish(g, at, pixel));
     }
 }
 
-/// `y += b` on every row of `y` `(P, O)`, then the activation: over a group's output rows
-/// while they are still in cache.
-pub(crate) fn add_bias_and_activate(mut y: ArrayViewMut2<f32>, b: &[f32], activation: Option<Activation>) {
-    for_this_cpu!(for mut row in y.rows_mut() {
-        let row = row.as_slice_mut().expect("contiguous rows");
+/// `y += b` on every row of `y` `(P, O)`, stored by rows, then the activation.
+pub(crate) fn add_bias_and_activate(y: &mut [f32], b: &[f32], activation: Option<Activation>) {
+    for_this_cpu!(for row in y.chunks_exact_mut(b.len()) {
         row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
     });
     if let Some(f) = activation {
-        f.forward(y.as_slice_mut().expect("contiguous"));
+        f.forward(y);
     }
 }
 

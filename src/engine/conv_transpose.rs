@@ -98,14 +98,11 @@ impl ConvTranspose2d {
     ) {
         let (windows, channels) = (self.windows(), self.input.channels);
         let b = self.b.as_slice().expect("contiguous");
-        forward_by_group(self.group(), x, out, buffers, |x, mut out, buffer| {
+        forward_by_group(self.group(), x, out, buffers, |x, out, buffer| {
             let pixels = x.len() / channels;
             let mut patches = as_matrix_mut(buffer, (pixels, self.w.ncols()));
             matmul(as_matrix(&x, (pixels, channels)), self.w.view(), patches.view_mut());
-            raise_images(&windows, patches.view(), out.view_mut());
-            let rows = (out.len() / b.len(), b.len());
-            let y = as_matrix_mut(out.as_slice_mut().expect("contiguous"), rows);
-            add_bias_and_activate(y, b, activation);
+            raise_images(&windows, patches.view(), out, |_, _, y| add_bias_and_activate(y, b, activation));
         });
     }
 

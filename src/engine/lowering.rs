@@ -194,32 +194,47 @@ impl Windows {
     }
 
     /// `col2im`, the adjoint of [`Windows::lower`]: `image` `(H·W·C,)` is overwritten with the sum,
-    /// over windows, of each lowered row added back onto the pixels its window covers.
+    /// over windows, of each lowered row added back onto the pixels its window covers; then
+    /// `finish(at, pixels)` on every span of whole rows of pixels (`at` its first number's
+    /// offset), as soon as the last window that covers them has added its numbers.
     ///
     /// A pixel's first number, from the first window that covers it, is stored as `0 + v`
     /// rather than added to a zero stored before: no pass to zero the image first (where every
     /// pixel is covered), the same sums. Window `(oy, ox)` is the first on its pixel at tap
     /// `(ky, kx)` unless the window before it along an axis covers the pixel too, at the tap a
-    /// stride further on: `oy > 0` and `ky + stride < k`, or the same along `x`.
-    pub fn raise(&self, lowered: &[f32], image: &mut [f32]) {
+    /// stride further on: `oy > 0` and `ky + stride < k`, or the same along `x`. After the row
+    /// of windows `oy`, the image rows above `(oy + 1)·stride − padding` are complete.
+    pub fn raise(&self, lowered: &[f32], image: &mut [f32], finish: impl Fn(usize, &mut [f32])) {
         let (c, k, s, row_len) = (self.big.channels, self.kernel, self.stride, self.row_len());
         debug_assert_eq!((image.len(), lowered.len()), (self.big.len(), self.count() * row_len));
-        let (_, grid_w) = self.grid();
+        let (grid_h, grid_w) = self.grid();
         let covered = self.covers_every_pixel();
         if !covered {
             image.fill(0.0);
         }
         let first = |o: usize, t: usize| covered && (o == 0 || t + s >= k);
-        for_this_cpu!(for (i, row) in lowered.chunks_exact(row_len).enumerate() {
-            let (oy, ox) = (i / grid_w, i % grid_w);
-            self.for_each_tap(oy, ox, |tap, at| {
-                let (source, pixel) = (&row[tap * c..(tap + 1) * c], &mut image[at..at + c]);
-                if first(oy, tap / k) && first(ox, tap % k) {
-                    pixel.iter_mut().zip(source).for_each(|(v, s)| *v = 0.0 + s);
-                } else {
-                    pixel.iter_mut().zip(source).for_each(|(v, s)| *v += s);
-                }
-            });
+        let line = self.big.width * c;
+        let mut done = 0;
+        for_this_cpu!(for (oy, windows) in lowered.chunks_exact(grid_w * row_len).enumerate() {
+            for (ox, row) in windows.chunks_exact(row_len).enumerate() {
+                self.for_each_tap(oy, ox, |tap, at| {
+                    let (source, pixel) = (&row[tap * c..(tap + 1) * c], &mut image[at..at + c]);
+                    if first(oy, tap / k) && first(ox, tap % k) {
+                        pixel.iter_mut().zip(source).for_each(|(v, s)| *v = 0.0 + s);
+                    } else {
+                        pixel.iter_mut().zip(source).for_each(|(v, s)| *v += s);
+                    }
+                });
+            }
+            let complete = if oy + 1 == grid_h || !covered {
+                self.big.height
+            } else {
+                ((oy + 1) * s).saturating_sub(self.padding).min(self.big.height)
+            };
+            if covered || oy + 1 == grid_h {
+                finish(done * line, &mut image[done * line..complete * line]);
+                done = complete.max(done);
+            }
         });
     }
 
