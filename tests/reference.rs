@@ -163,6 +163,8 @@ fn convolutions_are_the_reference_within_rounding() {
         (5, 6, 8, 9, 3, 3),
         (4, 4, 9, 8, 5, 40),
         (7, 7, 32, 1, 3, 5),
+        // Bias gradients 32 columns at a time and one at a time.
+        (3, 5, 2, 40, 3, 3),
     ];
     for (i, (h, w, c, o, k, batch)) in sizes.into_iter().enumerate() {
         let name = format!("conv2d {h}×{w}×{c}→{o} k{k} batch {batch}");
@@ -172,21 +174,25 @@ fn convolutions_are_the_reference_within_rounding() {
 }
 
 /// The transposed convolution: the same sums as its loops, grouped otherwise (the bar of
-/// [`convolutions_are_the_reference_within_rounding`]), for strides 1 to 3.
+/// [`convolutions_are_the_reference_within_rounding`]), for strides 1 to 3 and kernels of 1, 3 and 5.
 #[test]
 fn transposed_convolutions_are_the_reference_within_rounding() {
-    for (h, w, c, o, stride, batch) in [
-        (3, 4, 3, 2, 2, 1),
-        (3, 4, 3, 2, 2, 40),
-        (1, 1, 1, 1, 2, 2),
-        (5, 3, 2, 3, 1, 2),
-        (2, 3, 2, 2, 3, 2),
-        (2, 3, 9, 10, 3, 2),
+    for (h, w, c, o, k, stride, batch) in [
+        (3, 4, 3, 2, 3, 2, 1),
+        (3, 4, 3, 2, 3, 2, 40),
+        (1, 1, 1, 1, 3, 2, 2),
+        (5, 3, 2, 3, 3, 1, 2),
+        (2, 3, 2, 2, 3, 3, 2),
+        (2, 3, 9, 10, 3, 3, 2),
+        // Three windows on a pixel along an axis; every pixel covered at stride 3; gaps.
+        (3, 4, 2, 3, 5, 2, 3),
+        (3, 2, 2, 2, 5, 3, 2),
+        (3, 4, 2, 3, 1, 2, 2),
     ] {
-        let wt = random((c, 9 * o), -0.5, 0.5, 8);
+        let wt = random((c, k * k * o), -0.5, 0.5, 8);
         let b = Array1::from_iter(random((1, o), -0.5, 0.5, 9));
         let layer = Layer::ConvTranspose2d(ConvTranspose2d::from_parts(Image::new(h, w, c), stride, wt, b));
-        let name = format!("conv_transpose2d {h}×{w}×{c}→{o} stride {stride} batch {batch}");
+        let name = format!("conv_transpose2d {h}×{w}×{c}→{o} k{k} stride {stride} batch {batch}");
         compare_layer(&name, layer, batch, Activation::Relu, Some(1e-5));
     }
 }

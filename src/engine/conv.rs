@@ -73,8 +73,8 @@ impl Conv2d {
 
     /// Images per group, and the numbers of a group's buffer: its lowered matrix, and the input
     /// channels first if it [lowers transposed](Conv2d::lowers_transposed) (or, for a layer that
-    /// multiplies [by taps](Conv2d::by_taps), the gradients of its tap products and its output's
-    /// channels first).
+    /// multiplies [by taps](Conv2d::by_taps), its tap products forward, their gradients and its
+    /// output's channels first backward).
     pub fn group(&self) -> (usize, usize) {
         let windows = self.windows();
         let per_image = if self.by_taps() {
@@ -98,7 +98,8 @@ impl Conv2d {
     ///
     /// Shapes: `x` (B, H·W·C) → `out` (B, H·W·O); a group of `G` images is lowered to
     /// `(G·H·W, k·k·C)` (or, with few channels, to its transpose) and multiplied by `Wᵀ`
-    /// `(k·k·C, O)` into `(G·H·W, O)`, its output rows.
+    /// `(k·k·C, O)` into `(G·H·W, O)`, its output rows. A layer with few outputs multiplies
+    /// [by taps](Conv2d::by_taps) instead, then adds its biases and activation in a pass.
     pub fn forward(
         &self,
         x: ArrayView2<f32>,
@@ -114,7 +115,7 @@ impl Conv2d {
                 self.forward_by_taps(x, out.view_mut(), buffer);
                 return add_bias_and_activate(out.as_slice_mut().expect("contiguous"), b, activation);
             }
-            // The kernel adds the bias and takes a ReLU in registers, before it stores `Y`.
+            // The bias and activation as `Y` is stored: in the kernel's registers for a ReLU.
             let (y, finish) = (
                 as_matrix_mut(out.as_slice_mut().expect("contiguous"), (pixels, outputs)),
                 Finish::Bias(b, activation),
@@ -176,19 +177,26 @@ impl Conv2d {
     }
 
     /// The forward product of a group multiplied by taps: the product of every input pixel
-    /// with every tap, `Z = X·Tapsᵀ` `(G·H·W, C)·(C, O·k·k)` into `buffer`, then each output
-    /// adds its window's: `y[p, o] = Σ_tap Z[p + tap, (o, tap)]` (no bias).
+    /// with every tap, `P = X·Tapsᵀ` `(G·H·W, C)·(C, O·k·k)` into `buffer`, then each output
+    /// adds its window's, `y[q, o] = Σ_t P[q + s_t, (o, t)]` with `s_t` tap `t`'s offset from
+    /// the window's centre (no bias yet).
     fn forward_by_taps(&self, x: ArrayView2<f32>, mut out: ArrayViewMut2<f32>, buffer: &mut [f32]) {
-        let c = self.input.channels;
-        let taps = self.w.view().into_shape_with_order((self.w.len() / c, c)).expect("k·k·C per row");
+        let (c, taps) = (self.input.channels, taps(self.w.view(), self.input.channels));
         let pixels = x.len() / c;
-        let mut z = as_matrix_mut(buffer, (pixels, taps.nrows()));
-        matmul(as_matrix(&x, (pixels, c)), taps.t(), z.view_mut());
-        let (windows, outputs, z) = (self.windows(), self.w.nrows(), z.as_slice().expect("contiguous"));
-        for (z, mut y) in z.chunks_exact(self.input.pixels() * taps.nrows()).zip(out.rows_mut()) {
-            windows.sum_taps(outputs, z, y.as_slice_mut().expect("contiguous rows"));
+        let mut products = as_matrix_mut(buffer, (pixels, taps.nrows()));
+        matmul(as_matrix(&x, (pixels, c)), taps.t(), products.view_mut());
+        let (windows, outputs) = (self.windows(), self.w.nrows());
+        let per_image = self.input.pixels() * taps.nrows();
+        let products = products.as_slice().expect("contiguous").chunks_exact(per_image);
+        for (products, mut y) in products.zip(out.rows_mut()) {
+            windows.sum_taps(outputs, products, y.as_slice_mut().expect("contiguous rows"));
         }
     }
+}
+
+/// The kernel `(O, k·k·C)` read as `Taps` `(O·k·k, C)`: one row per output and tap.
+fn taps(w: ArrayView2<f32>, c: usize) -> ArrayView2<f32> {
+    w.into_shape_with_order((w.len() / c, c)).expect("k·k·C per row")
 }
 
 /// Runs `product(x, out, buffer)` on every group of `group` images in parallel, with its
@@ -297,7 +305,7 @@ fn backward_group(
 }
 
 /// [`Conv2d::backward`] for one group of images multiplied by taps: the gradient of every
-/// tap product, `Δ[q, (o, tap)] = δ[q − tap, o]` (`δ` read through `q`'s window with the kernel
+/// tap product, `Δ[q, (o, t)] = δ[q − s_t, o]` (`δ` read through `q`'s window with the kernel
 /// flipped), then `dW = Δᵀ·X` `(O·k·k, G·H·W)·(G·H·W, C)` and `δ_prev = (Δ·Taps) ⊙ f′(a_prev)`
 /// `(G·H·W, O·k·k)·(O·k·k, C)`. `buffer` holds `Δᵀ`, made as a transposed lowering of each
 /// output channel's plane of `δ` ([`Windows::lower_transposed_flipped`]), then those planes.
@@ -311,7 +319,7 @@ fn backward_group_by_taps(
     buffer: &mut [f32],
 ) {
     let (outputs, c) = (w.nrows(), windows.big.channels);
-    let taps = w.into_shape_with_order((w.len() / c, c)).expect("k·k·C per row");
+    let taps = taps(w, c);
     let (per_pixel, pixels) = (taps.nrows(), x.len() / c);
     let (d_products_t, planes) = buffer.split_at_mut(per_pixel * pixels);
     let planes = &mut planes[..delta.len()];
@@ -336,11 +344,11 @@ fn backward_group_by_taps(
 /// `db[o] = Σ_pixels δ[pixel, o]`, the bias gradient of a group's `δ` `(pixels, O)`, with the
 /// pixels in four interleaved chains (pixel `i` into chain `i mod 4`) added at the end as
 /// `(c₀ + c₁) + (c₂ + c₃)`. In one chain per output, each of a group's tens of thousands of
-/// additions waits for the one before (the first layer's backward spent a third of its time
-/// there); four chains run side by side. A dense layer sums its few hundred rows in one chain
-/// ([`column_sums`](crate::engine::gemm::column_sums)).
+/// additions waits for the one before; four chains run side by side. A dense layer sums its
+/// few hundred rows in one chain ([`column_sums`](crate::engine::gemm::column_sums)).
 pub(crate) fn pixel_sums(delta: ArrayView2<f32>, db: &mut [f32]) {
     let (m, n) = (delta.as_slice().expect("pixel_sums: a contiguous δ"), delta.ncols());
+    debug_assert_eq!(db.len(), n, "one sum per column");
     let blocks = n / 32 * 32;
     for first in (0..blocks).step_by(32) {
         pixel_sums_of::<32>(m, n, first, &mut db[first..first + 32]);

@@ -69,7 +69,7 @@ pub fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>, c: ArrayViewMut2<f32>) {
 pub enum Finish<'a> {
     /// `C = S`.
     Plain,
-    /// `C = f(S + 1·bᵀ)`: a dense layer's bias `b` (N,), then its activation `f` if any.
+    /// `C = f(S + 1·bᵀ)`: a layer's bias `b` (N,), then its activation `f` if any.
     Bias(&'a [f32], Option<Activation>),
     /// `C = S ⊙ f′`, with `f′` read off the activation's output `a` (M, N): `δ` of a layer from
     /// `∂L/∂a`.
@@ -336,9 +336,9 @@ pub fn par_matmul_with<F>(
     });
 }
 
-/// `sums[j] = Σᵢ m[i, first + j]`: the bias gradient `δᵀ·1` of the columns of `m` from `first`
-/// on, rows added in order. Walks the slice of a contiguous `m`: an ndarray view per row cost
-/// more than the additions on a convolution's `(pixels, O)` gradient.
+/// `sums[j] = Σᵢ m[i, first + j]`: the bias gradient `δᵀ·1` of a dense layer, the columns of
+/// `m` from `first` on, rows added in order. Walks the slice of a contiguous `m` (an ndarray
+/// view per row cost more than the additions).
 pub fn column_sums(m: ArrayView2<f32>, first: usize, sums: &mut [f32]) {
     let columns = first..first + sums.len();
     sums.fill(0.0);

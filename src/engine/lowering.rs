@@ -152,16 +152,22 @@ impl Windows {
     }
 
     /// The forward sum of a convolution multiplied by taps, for one image of a "same"
-    /// convolution (stride 1): each window adds its taps' products, `y[p, o] = Σ_tap z[p + tap,
-    /// (o, tap)]`, with `z` `(H·W, O·k·k)` the product of every pixel with every tap and `y`
-    /// `(H·W·O,)`; taps in order, and none where the tap leaves the image. Tap by tap over the
-    /// rectangle of windows where it falls inside, as [`Windows::lower`] copies.
+    /// convolution (stride 1): each window adds its taps' products, `y[q, o] = Σ_t z[q + s_t,
+    /// (o, t)]` with `s_t = (ky − padding, kx − padding)` tap `t`'s offset, `z` `(H·W, O·k·k)`
+    /// the product of every pixel with every tap and `y` `(H·W·O,)`; taps in order, and none
+    /// where the tap leaves the image. Tap by tap over the rectangle of windows where it falls
+    /// inside, as [`Windows::lower`] copies.
     pub fn sum_taps(&self, outputs: usize, z: &[f32], y: &mut [f32]) {
         let (k, (grid_h, grid_w)) = (self.kernel, self.grid());
         let (per_pixel, kk) = (outputs * k * k, k * k);
         debug_assert_eq!(
-            (self.stride, z.len(), y.len()),
-            (1, self.big.pixels() * per_pixel, self.big.pixels() * outputs)
+            (self.stride, (grid_h, grid_w), z.len(), y.len()),
+            (
+                1,
+                (self.big.height, self.big.width),
+                self.big.pixels() * per_pixel,
+                self.big.pixels() * outputs
+            )
         );
         y.fill(0.0);
         for_this_cpu!(for ky in 0..k {
@@ -196,7 +202,8 @@ impl Windows {
     /// `col2im`, the adjoint of [`Windows::lower`]: `image` `(H·W·C,)` is overwritten with the sum,
     /// over windows, of each lowered row added back onto the pixels its window covers; then
     /// `finish(at, pixels)` on every span of whole rows of pixels (`at` its first number's
-    /// offset), as soon as the last window that covers them has added its numbers.
+    /// offset), as soon as the last window that covers them has added its numbers (where the
+    /// windows leave gaps, on the whole image at the end).
     ///
     /// A pixel's first number, from the first window that covers it, is stored as `0 + v`
     /// rather than added to a zero stored before: no pass to zero the image first (where every
@@ -231,9 +238,9 @@ impl Windows {
             } else {
                 ((oy + 1) * s).saturating_sub(self.padding).min(self.big.height)
             };
-            if covered || oy + 1 == grid_h {
+            if complete > done && (covered || oy + 1 == grid_h) {
                 finish(done * line, &mut image[done * line..complete * line]);
-                done = complete.max(done);
+                done = complete;
             }
         });
     }
@@ -278,9 +285,10 @@ impl Windows {
     }
 
     /// [`Windows::lower_transposed`] with the kernel flipped (rotated half a turn): tap
-    /// `(ky, kx)`'s rows hold tap `(k−1−ky, k−1−kx)`'s numbers. For an odd `k` that tap lies at
-    /// the opposite offset, so row `(ky, kx)` of window `q` holds pixel `q − (ky − p, kx − p)`:
-    /// the windows that pixel `q`'s tap `(ky, kx)` reaches, as a backward pass reads them.
+    /// `(ky, kx)`'s rows hold tap `(k−1−ky, k−1−kx)`'s numbers. That tap lies at the opposite
+    /// offset (`k` is odd in a "same" convolution), so row `(ky, kx)` of window `q` holds pixel
+    /// `q − (ky − p, kx − p)`: the window whose tap `(ky, kx)` reads pixel `q`, as a backward
+    /// pass needs it.
     pub fn lower_transposed_flipped(&self, planes: &[f32], count: usize, lowered_t: &mut [f32]) {
         let last = self.kernel * self.kernel - 1;
         self.lower_taps(planes, count, lowered_t, |tap| last - tap);
