@@ -1,6 +1,10 @@
 //! The training loop allocates nothing once it runs: every buffer is made in `Trainer::new`.
 //!
-//! A counting global allocator watches a whole epoch after the first. On our kernels' paths every
+//! A counting global allocator watches whole epochs after the first. Rayon's own bookkeeping
+//! between its two workers allocates now and then (8 epochs in 100 measured; none with one
+//! worker), which no code of ours can prevent; an allocation in the training loop would come
+//! back every epoch. So of three epochs after the first, the one with the fewest allocations
+//! must have none. On our kernels' paths every
 //! product goes through our own kernel, which allocates nothing (a thread's copy of a transposed
 //! right operand, a dense layer's `Wᵀ` or a convolution's kernel, is reused once it has grown);
 //! without, through `matrixmultiply`, which takes a packing
@@ -47,8 +51,9 @@ static GLOBAL: Counting = Counting;
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Trains `config` on the data `make_data` makes for an epoch on two threads, then counts the
-/// allocations of a second epoch: (ours, the kernel's packing buffers).
-fn second_epoch_allocations(config: Config, make_data: impl FnOnce() -> Mnist) -> (usize, usize) {
+/// allocations of each of three more epochs: (ours, the kernel's packing buffers) of the epoch
+/// with the fewest.
+fn steady_epoch_allocations(config: Config, make_data: impl FnOnce() -> Mnist) -> (usize, usize) {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let data = make_data();
     // One pool for both tests: a pool of their own, dropped, would end its threads while the
@@ -58,17 +63,20 @@ fn second_epoch_allocations(config: Config, make_data: impl FnOnce() -> Mnist) -
     pool.install(|| {
         let mut trainer = Trainer::new(config, &data);
         trainer.train_epoch(|_, _| {}).unwrap();
-        let (ours, packing) = (OURS.load(Relaxed), PACKING.load(Relaxed));
-        trainer.train_epoch(|_, _| {}).unwrap();
-        (OURS.load(Relaxed) - ours, PACKING.load(Relaxed) - packing)
+        let counts = (0..3).map(|_| {
+            let (ours, packing) = (OURS.load(Relaxed), PACKING.load(Relaxed));
+            trainer.train_epoch(|_, _| {}).unwrap();
+            (OURS.load(Relaxed) - ours, PACKING.load(Relaxed) - packing)
+        });
+        counts.min().expect("three epochs")
     })
 }
 
 #[test]
 fn an_epoch_after_the_first_allocates_nothing_but_matrixmultiplys_packing_buffers() {
     let config = Config { batch_size: 64, hidden: vec![32, 16, 8], ..Config::default() };
-    let (ours, packing) = second_epoch_allocations(config, || common::bars_dataset(640, 200));
-    println!("second epoch: {ours} allocations of ours, {packing} packing buffers");
+    let (ours, packing) = steady_epoch_allocations(config, || common::bars_dataset(640, 200));
+    println!("steady epoch: {ours} allocations of ours, {packing} packing buffers");
     assert_eq!(ours, 0, "allocations in the steady-state training loop");
     if kernel::available() {
         assert_eq!(packing, 0, "every product through our kernel");
@@ -83,8 +91,8 @@ fn an_epoch_after_the_first_allocates_nothing_but_matrixmultiplys_packing_buffer
 #[test]
 fn a_conv_epoch_after_the_first_allocates_nothing_but_matrixmultiplys_packing_buffers() {
     let config = Config { batch_size: 64, arch: Arch::Conv, ..Config::default() };
-    let (ours, packing) = second_epoch_allocations(config, || common::bars_dataset_of_side(300, 12, 100));
-    println!("second conv epoch: {ours} allocations of ours, {packing} packing buffers");
+    let (ours, packing) = steady_epoch_allocations(config, || common::bars_dataset_of_side(300, 12, 100));
+    println!("steady conv epoch: {ours} allocations of ours, {packing} packing buffers");
     assert_eq!(ours, 0, "allocations in the steady-state training loop");
     assert_eq!(
         packing == 0,
