@@ -322,8 +322,8 @@ fn backward_group_by_taps(
     let taps = taps(w, c);
     let (per_pixel, pixels) = (taps.nrows(), x.len() / c);
     let (d_products_t, planes) = buffer.split_at_mut(per_pixel * pixels);
-    let planes = &mut planes[..delta.len()];
-    Windows { big: Image { channels: outputs, ..windows.big }, ..*windows }.channels_first(delta, planes);
+    let over_delta = Windows { big: Image { channels: outputs, ..windows.big }, ..*windows };
+    let planes = over_delta.planes_of(delta, &mut planes[..delta.len()]);
     let per_output = Windows { big: Image { channels: 1, ..windows.big }, ..*windows };
     let kk = per_pixel / outputs;
     for (plane, rows) in planes.chunks_exact(pixels).zip(d_products_t.chunks_exact_mut(kk * pixels)) {
@@ -403,7 +403,8 @@ pub(crate) fn lower_images<'a>(
 }
 
 /// Lowers the images (rows) of `x` into the head of `buffer` transposed, `(k·k·C, rows·windows)`
-/// ([`Windows::lower_transposed`]), putting their channels first in the numbers after it.
+/// ([`Windows::lower_transposed`]), putting their channels first in the numbers after it (a
+/// grayscale image's are its own: [`Windows::planes_of`]).
 pub(crate) fn lower_images_transposed<'a>(
     windows: &Windows,
     x: ArrayView2<f32>,
@@ -411,8 +412,7 @@ pub(crate) fn lower_images_transposed<'a>(
 ) -> ArrayView2<'a, f32> {
     let (rows, columns) = (windows.row_len(), x.nrows() * windows.count());
     let (lowered_t, rest) = buffer.split_at_mut(rows * columns);
-    let planes = &mut rest[..x.len()];
-    windows.channels_first(x, planes);
+    let planes = windows.planes_of(x, &mut rest[..x.len()]);
     windows.lower_transposed(planes, x.nrows(), lowered_t);
     ArrayView2::from_shape((rows, columns), &*lowered_t).expect("whole rows")
 }

@@ -277,6 +277,18 @@ impl Windows {
         }
     }
 
+    /// [`Windows::channels_first`] into `planes`, or, for images of one channel, which are
+    /// their own planes, the images' numbers themselves (no copy).
+    pub fn planes_of<'a>(&self, images: ArrayView2<'a, f32>, planes: &'a mut [f32]) -> &'a [f32] {
+        match images.to_slice() {
+            Some(images) if self.big.channels == 1 => images,
+            _ => {
+                self.channels_first(images, planes);
+                planes
+            }
+        }
+    }
+
     /// `im2col`, transposed: row `(ky·k + kx)·C + c` of `lowered_t` `(k·k·C, G·H·W)` holds
     /// channel `c` of tap `(ky, kx)` for every window of the `G` images in `planes` (made by
     /// [`Windows::channels_first`]); zeros where the window leaves the image.
