@@ -173,6 +173,7 @@ pub(crate) fn compiled_for() -> Compiled {
         _ => Compiled::AsBuilt,
     }
 }
+
 /// `f()`, with AVX-512 enabled in whatever the compiler inlines into it ([`for_this_cpu`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]

@@ -233,12 +233,14 @@ impl Windows {
                     }
                 });
             }
-            let complete = if oy + 1 == grid_h || !covered {
+            let complete = if oy + 1 == grid_h {
                 self.big.height
-            } else {
+            } else if covered {
                 ((oy + 1) * s).saturating_sub(self.padding).min(self.big.height)
+            } else {
+                done
             };
-            if complete > done && (covered || oy + 1 == grid_h) {
+            if complete > done {
                 finish(done * line, &mut image[done * line..complete * line]);
                 done = complete;
             }
