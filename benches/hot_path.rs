@@ -9,7 +9,7 @@
 mod common;
 
 use common::{in_pool, random};
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use dae::data::noise::{Noise, NoiseStream};
 use dae::data::rng::Purpose;
 use dae::engine::adam::Adam;
@@ -139,8 +139,10 @@ fn dense_layer(c: &mut Criterion) {
 }
 
 /// One thread's rate on the work outside the products, in elements a second: Adam's update of
-/// the first layer's 100,352 weights (in cache, as the fused update finds the gradient), the
-/// BCE loss with its gradient on a batch's 256×784 logits, and the Gaussian corruption of 256
+/// the first layer's 100,352 weights (in cache, as the fused update finds the gradient), and the
+/// same late in a run with a third of them silent (gradient 0, `m` between 1.2e-38 and 1.2e-33,
+/// where `α·m` can be subnormal, as a dead unit's moments are; each iteration from the same
+/// moments), the BCE loss with its gradient on a batch's 256×784 logits, and the Gaussian corruption of 256
 /// images.
 fn elementwise(c: &mut Criterion) {
     let mut group = c.benchmark_group("elementwise_1thread");
@@ -152,6 +154,23 @@ fn elementwise(c: &mut Criterion) {
     group.throughput(Throughput::Elements(n as u64));
     group.bench_function("adam_100352", |b| {
         b.iter(|| step.update(w.as_slice_mut().unwrap(), g.as_slice().unwrap(), m, v))
+    });
+    // Late in a run (t = 1000): a silent weight's `m` between 1.2e-38 and 1.2e-33, its `v` 1e-8.
+    let late_step = Adam { t: 999, ..Adam::new(1e-3, []) }.next_step();
+    let silent = |i: usize| i.is_multiple_of(3);
+    let g_silent: Vec<f32> = g.iter().enumerate().map(|(i, &g)| if silent(i) { 0.0 } else { g }).collect();
+    let v_silent: Vec<f32> = v.iter().enumerate().map(|(i, &v)| if silent(i) { 1e-8 } else { v }).collect();
+    let m_silent: Vec<f32> = m
+        .iter()
+        .enumerate()
+        .map(|(i, &m)| if silent(i) { 1.2e-38 * 1e5f32.powf((i as f32 * 0.618).fract()) } else { m })
+        .collect();
+    group.bench_function("adam_100352_third_silent", |b| {
+        b.iter_batched_ref(
+            || (m_silent.clone(), v_silent.clone()),
+            |(m, v)| late_step.update(w.as_slice_mut().unwrap(), &g_silent, m, v),
+            BatchSize::LargeInput,
+        )
     });
     let (z, y) = (random((BATCH, 784)).mapv(|z| 20.0 * z - 10.0), random((BATCH, 784)));
     let mut dz = Array2::zeros((BATCH, 784));

@@ -15,7 +15,7 @@ mod common;
 
 use common::random;
 use dae::engine::activation::Activation;
-use dae::engine::adam::Adam;
+use dae::engine::adam::{Adam, m_floor};
 use dae::engine::conv::Conv2d;
 use dae::engine::conv_transpose::ConvTranspose2d;
 use dae::engine::dense::Dense;
@@ -281,6 +281,42 @@ fn adam_is_the_reference_fused_or_not() {
         }
         assert_eq!((adam_fused.t, adam_plain.t), (3, 3), "steps counted");
     }
+}
+
+/// Gradients that fall silent, as a dead ReLU unit's do: after one step of gradients in
+/// `[−1, 1]`, a thousand of zeros. Each `m` shrinks by β₁ a step, and `lr·m` would be subnormal
+/// (slow on Intel CPUs) from about step 720, `m` itself from about 800; both engines set `m` to 0
+/// once it is below `m_floor(lr)`. At every step no moment is below its floor, the two engines'
+/// moments are the same bits, and at the end every `m` is 0 while `v`, which shrinks by β₂, is
+/// not.
+#[test]
+fn silent_gradients_leave_moments_zero_not_subnormal() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let (mut fast, mut plain) = {
+        let model = Model::autoencoder(16, &[8], &mut rng);
+        (model.clone(), model)
+    };
+    let mut adam_fast = Adam::new(1e-3, fast.param_sizes());
+    let mut adam_plain = adam_fast.clone();
+    let small = |floor: f32| move |x: &f32| *x != 0.0 && x.abs() < floor;
+    for step in 0..1000 {
+        for (l, layer) in fast.layers.iter_mut().enumerate() {
+            let dense = layer.as_dense_mut().expect("a dense model");
+            let (o, i) = dense.dw.dim();
+            let size = if step == 0 { 1.0 } else { 0.0 };
+            dense.dw.assign(&(random((o, i), -1.0, 1.0, 40 + l as u64) * size));
+            dense.db.assign(&(random((1, o), -1.0, 1.0, 50 + l as u64).row(0).to_owned() * size));
+        }
+        let grads = fast.layers.iter().map(gradients_of).collect::<Vec<_>>();
+        adam_fast.step(fast.params_and_grads());
+        reference::adam::step(&mut adam_plain, &mut plain, &grads);
+        let (m, v) = (adam_fast.m.iter().chain(&adam_plain.m), adam_fast.v.iter().chain(&adam_plain.v));
+        assert!(!m.flatten().any(small(m_floor(1e-3))), "an m below its floor after step {}", step + 1);
+        assert!(!v.flatten().any(small(f32::MIN_POSITIVE)), "a subnormal v after step {}", step + 1);
+        assert_eq!((&adam_fast.m, &adam_fast.v), (&adam_plain.m, &adam_plain.v), "step {}", step + 1);
+    }
+    assert!(adam_fast.m.iter().flatten().all(|&m| m == 0.0), "every m decayed to 0");
+    assert!(adam_fast.v.iter().flatten().filter(|&&v| v > 0.0).count() > 100, "v still positive");
 }
 
 /// The fast engine's gradients of a layer, as the reference holds them.
