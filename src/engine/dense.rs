@@ -241,17 +241,28 @@ impl Update {
             let n = block.min(rows.end - first);
             // SAFETY: forwarded; rows `first..first + n` are inside `rows`.
             let Rows { w, dw, w_m, w_v, b, db, b_m, b_v } = unsafe { self.block(first, n) };
-            for s in 0..shards {
+            let rows_of = |s: usize| {
                 let (dw_s, db_s) = shard(s);
-                let dw_s = &dw_s.as_slice().expect("contiguous")[first * inputs..(first + n) * inputs];
-                let db_s = &db_s[first..first + n];
-                if s == 0 {
-                    dw.copy_from_slice(dw_s);
-                    db.copy_from_slice(db_s);
-                } else {
-                    for_this_cpu!(dw.iter_mut().zip(dw_s).for_each(|(d, g)| *d += g));
-                    db.iter_mut().zip(db_s).for_each(|(d, g)| *d += g);
-                }
+                (
+                    &dw_s.to_slice().expect("contiguous")[first * inputs..(first + n) * inputs],
+                    &db_s[first..first + n],
+                )
+            };
+            // dW = dW₀ + dW₁ in one pass (the sum that copying dW₀ and adding dW₁ makes), then the
+            // other shards added in order.
+            let (dw_0, db_0) = rows_of(0);
+            if shards == 1 {
+                dw.copy_from_slice(dw_0);
+                db.copy_from_slice(db_0);
+            } else {
+                let (dw_1, db_1) = rows_of(1);
+                for_this_cpu!(dw.iter_mut().zip(dw_0).zip(dw_1).for_each(|((d, a), b)| *d = a + b));
+                db.iter_mut().zip(db_0).zip(db_1).for_each(|((d, a), b)| *d = a + b);
+            }
+            for s in 2..shards {
+                let (dw_s, db_s) = rows_of(s);
+                for_this_cpu!(dw.iter_mut().zip(dw_s).for_each(|(d, g)| *d += g));
+                db.iter_mut().zip(db_s).for_each(|(d, g)| *d += g);
             }
             step.update(w, dw, w_m, w_v);
             step.update(b, db, b_m, b_v);
