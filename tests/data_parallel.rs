@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use common::random;
 use dae::engine::adam::Adam;
-use dae::engine::data_parallel::{SHARD_ROWS, Shards};
+use dae::engine::data_parallel::{MIN_SHARD_ROWS, SHARD_ROWS, Shards, shard_rows};
 use dae::engine::loss::Loss;
 use dae::engine::model::{Model, Workspace};
 use dae::engine::team::Team;
@@ -99,7 +99,7 @@ fn the_shards_forward_pass_is_the_models_to_the_bit() {
 #[test]
 fn the_shards_gradients_are_the_models() {
     let model = Model::autoencoder(48, &[20, 12, 6], &mut ChaCha8Rng::seed_from_u64(6));
-    for rows in [SHARD_ROWS - 3, 2 * SHARD_ROWS + 44] {
+    for rows in [MIN_SHARD_ROWS - 3, 2 * SHARD_ROWS + 44] {
         let (input, target) = (random((rows, 48), 0.0, 1.0, 3), random((rows, 48), 0.0, 1.0, 4));
         let mut expected = model.clone();
         let mut ws = Workspace::new(&expected, rows);
@@ -120,7 +120,7 @@ fn the_shards_gradients_are_the_models() {
             let (got, want) = (got.as_dense().unwrap(), want.as_dense().unwrap());
             assert_eq!(got.w(), model.layers[l].as_dense().unwrap().w(), "layer {l}: W unchanged at lr 0");
             assert!(want.dw.iter().any(|&g| g != 0.0), "layer {l}: gradients that prove something");
-            if rows <= SHARD_ROWS {
+            if shard_rows(rows) == rows {
                 assert_eq!((&got.dw, &got.db), (&want.dw, &want.db), "layer {l}, one shard");
             } else {
                 let scale = want.dw.iter().fold(0.0f32, |m, g| m.max(g.abs()));

@@ -56,13 +56,19 @@ fn fixed_seed_trajectory() {
 #[test]
 fn same_seed_same_weights_for_any_thread_count() {
     // Batches of 300 and a last one of 200: three shards of the data-parallel step, then two,
-    // each with a short last shard.
+    // each with a short last shard. Batches of 50: two shards of 25.
     let data = common::bars_dataset(500, 100);
-    let config = Config { epochs: 2, batch_size: 300, ..tiny_config() };
+    for batch_size in [300, 50] {
+        same_weights_for_any_thread_count(&data, Config { epochs: 2, batch_size, ..tiny_config() });
+    }
+}
+
+/// Trains `config` on 1, 2 and 3 threads: the same losses and parameters, to the bit.
+fn same_weights_for_any_thread_count(data: &dae::data::mnist::Mnist, config: Config) {
     let run = |threads| {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| {
-            let (history, trainer) = losses(&config, &data);
+            let (history, trainer) = losses(&config, data);
             (history, trainer.model)
         })
     };

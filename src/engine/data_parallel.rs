@@ -1,5 +1,5 @@
 //! The training step of a dense model, data-parallel: the batch is cut into shards of
-//! [`SHARD_ROWS`] rows; each shard's rows are written (the trainer corrupts them there), and its
+//! [`shard_rows`] rows; each shard's rows are written (the trainer corrupts them there), and its
 //! forward pass, loss and backward pass run, start to end on one thread, into gradients of the
 //! shard's own ([`Shards::passes`]); then
 //! every thread adds the shards' gradients for its part of each layer's rows, in shard order, and
@@ -19,8 +19,9 @@
 //! `dW = Σ_s δ_sᵀ·A_s` rather than `δᵀ·A`, so `dW` and `db` are a few units in the last place
 //! from the reference engine's (`tests/reference.rs` holds them within a bar).
 //!
-//! Shapes: a batch of `B` rows makes `⌈B / R⌉` shards of `R` = [`SHARD_ROWS`] rows (the last
-//! may have fewer); layer `l` maps `H_{l−1} → H_l`; `D` pixels an image.
+//! Shapes: a batch of `B` rows makes `⌈B / R⌉` shards of `R` rows (the last may have fewer),
+//! where `R` = [`shard_rows`] of the largest batch; layer `l` maps `H_{l−1} → H_l`; `D` pixels an
+//! image.
 
 use std::ops::Range;
 
@@ -33,18 +34,38 @@ use crate::engine::loss::Loss;
 use crate::engine::model::{FLOAT, Model};
 use crate::engine::team::Team;
 
-/// The rows of a shard: a batch of 256 makes two, one for each of two threads. Measured on a
-/// 2-core Intel Xeon (model 167), two threads, an epoch of the notebook's model: shards of 64
+/// The most rows of a shard: a batch of 256 makes two, one for each of two threads. Measured on
+/// a 2-core Intel Xeon (model 167), two threads, an epoch of the notebook's model: shards of 64
 /// rows took 0.66 + 0.13 s of products and updates over two epochs, shards of 128 0.62 + 0.12 s
 /// (smaller products and one more set of gradients to add). More than two threads have no more
 /// shards to share at batch 256; a larger batch makes more.
 pub const SHARD_ROWS: usize = 128;
 
-/// The buffers of a data-parallel step, one shard per [`SHARD_ROWS`] rows of the largest batch,
+/// The fewest rows of a shard that is not the whole batch: a batch of 32 or more is halved.
+pub const MIN_SHARD_ROWS: usize = 16;
+
+/// The rows of each shard for batches of up to `capacity` rows: half the batch, but no more than
+/// [`SHARD_ROWS`] and no fewer than [`MIN_SHARD_ROWS`] (or the whole batch, if it is smaller).
+/// A function of the batch size alone, so the shards, and the bits, are the same for any number
+/// of threads; and two threads share any batch of 32 or more (with shards of 128 rows, a batch of
+/// 128 was one shard on one thread: 0.72 s an epoch against 0.43 s in two shards of 64, Intel
+/// Xeon model 167).
+///
+/// ```
+/// use dae::engine::data_parallel::shard_rows;
+/// assert_eq!([shard_rows(1024), shard_rows(256), shard_rows(100), shard_rows(20), shard_rows(8)], [128, 128, 50, 16, 8]);
+/// ```
+pub fn shard_rows(capacity: usize) -> usize {
+    capacity.div_ceil(2).clamp(MIN_SHARD_ROWS, SHARD_ROWS).min(capacity)
+}
+
+/// The buffers of a data-parallel step, one shard per [`shard_rows`] rows of the largest batch,
 /// and the team of threads that runs it; made once.
 #[derive(Debug)]
 pub struct Shards {
     shards: Vec<Shard>,
+    /// The rows of each shard, [`shard_rows`] of the largest batch.
+    rows: usize,
     team: Team,
     /// Each layer's [`Update`] during a step's update; kept for its room.
     updates: Vec<Update>,
@@ -75,7 +96,7 @@ impl Shards {
     /// rows, with a team of as many threads as the current rayon pool has.
     pub fn new(model: &Model, capacity: usize) -> Shards {
         let layers: Vec<&Dense> = dense_layers(model).collect();
-        let (rows, d) = (capacity.min(SHARD_ROWS), model.layers[0].inputs());
+        let (rows, d) = (shard_rows(capacity), model.layers[0].inputs());
         let buffers = || layers.iter().map(|d| Array2::zeros((rows, d.outputs()))).collect();
         let shard = || Shard {
             input: Array2::zeros((rows, d)),
@@ -86,9 +107,9 @@ impl Shards {
             dw: layers.iter().map(|d| Array2::zeros(d.w().raw_dim())).collect(),
             db: layers.iter().map(|d| Array1::zeros(d.b.raw_dim())).collect(),
         };
-        let shards = (0..capacity.div_ceil(SHARD_ROWS)).map(|_| shard()).collect();
+        let shards = (0..capacity.div_ceil(rows)).map(|_| shard()).collect();
         let team = Team::new(rayon::current_num_threads());
-        Shards { shards, team, updates: Vec::with_capacity(layers.len()) }
+        Shards { shards, rows, team, updates: Vec::with_capacity(layers.len()) }
     }
 
     /// The bytes [`Shards::new`] allocates for a dense model of these `widths` (input first) and
@@ -98,15 +119,21 @@ impl Shards {
     pub fn bytes(widths: &[usize], capacity: usize) -> u64 {
         let per_row: u64 = 2 * widths.iter().map(|&w| w as u64).sum::<u64>() + 1;
         let gradients: u64 = widths.windows(2).map(|w| (w[0] as u64 + 1) * w[1] as u64).sum();
-        let shards = capacity.div_ceil(SHARD_ROWS) as u64;
+        let rows = shard_rows(capacity);
+        let shards = capacity.div_ceil(rows) as u64;
         let largest = widths.windows(2).map(|w| (w[0] * w[1]).min(MAX_COPY)).max().unwrap_or(0);
         let copies = (rayon::current_num_threads() - 1) as u64 * largest as u64;
-        FLOAT * (shards * (capacity.min(SHARD_ROWS) as u64 * per_row + gradients) + copies)
+        FLOAT * (shards * (rows as u64 * per_row + gradients) + copies)
     }
 
     /// The threads of its team.
     pub fn threads(&self) -> usize {
         self.team.size()
+    }
+
+    /// The shards a batch of `rows` rows makes.
+    pub fn count(&self, rows: usize) -> usize {
+        rows.div_ceil(self.rows)
     }
 
     /// The first piece of a step on a batch of `rows` rows, each shard on one thread of the team:
@@ -133,8 +160,8 @@ impl Shards {
     /// Each shard's layer outputs (R, H_l) of the last pass over a batch of `rows` rows, and how
     /// many of their rows it filled, shard by shard.
     pub fn outputs(&self, rows: usize) -> impl Iterator<Item = (&[Array2<f32>], usize)> {
-        let shards = self.shards[..rows.div_ceil(SHARD_ROWS)].iter().enumerate();
-        shards.map(move |(s, shard)| (&shard.outputs[..], SHARD_ROWS.min(rows - s * SHARD_ROWS)))
+        let shards = self.shards[..self.count(rows)].iter().enumerate();
+        shards.map(move |(s, shard)| (&shard.outputs[..], self.rows.min(rows - s * self.rows)))
     }
 
     /// [`Shards::passes`], with the backward pass or without.
@@ -142,10 +169,10 @@ impl Shards {
     where
         F: Fn(Range<usize>, ArrayViewMut2<f32>, ArrayViewMut2<f32>) + Sync,
     {
-        assert!(rows <= self.shards.len() * SHARD_ROWS, "a batch of {rows} rows in shards made for fewer");
-        let scale = 1.0 / (rows * model.layers[0].inputs()) as f32;
-        self.team.for_each_mut(&mut self.shards[..rows.div_ceil(SHARD_ROWS)], |s, shard| {
-            let range = s * SHARD_ROWS..rows.min((s + 1) * SHARD_ROWS);
+        assert!(rows <= self.shards.len() * self.rows, "a batch of {rows} rows in shards made for fewer");
+        let (scale, r, count) = (1.0 / (rows * model.layers[0].inputs()) as f32, self.rows, self.count(rows));
+        self.team.for_each_mut(&mut self.shards[..count], |s, shard| {
+            let range = s * r..rows.min((s + 1) * r);
             let n = range.len();
             batch(range, shard.input.slice_mut(s![..n, ..]), shard.target.slice_mut(s![..n, ..]));
             shard.forward_loss(model, loss, n, scale);
@@ -162,7 +189,7 @@ impl Shards {
     /// shards' `dW_s` and `db_s` there in shard order, and takes Adam's step on them
     /// ([`Update::rows`]). Afterwards each layer's `dw` and `db` hold the batch's gradients.
     pub fn update(&mut self, model: &mut Model, adam: &mut Adam, rows: usize) {
-        let shards = &self.shards[..rows.div_ceil(SHARD_ROWS)];
+        let shards = &self.shards[..self.count(rows)];
         let step = adam.next_step();
         let mut moments = adam.moments();
         self.updates.clear();

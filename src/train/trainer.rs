@@ -21,7 +21,7 @@ use crate::data::mnist::Mnist;
 use crate::data::noise::{Noise, corrupt_batch, corrupt_rows, corrupt_set};
 use crate::data::rng::{self, Purpose};
 use crate::engine::adam::Adam;
-use crate::engine::data_parallel::{SHARD_ROWS, Shards};
+use crate::engine::data_parallel::Shards;
 use crate::engine::loss::Loss;
 use crate::engine::model::{Model, Workspace};
 use crate::reference;
@@ -530,7 +530,7 @@ where
     };
     let start = Instant::now();
     let total = shards.passes(model, loss, rows, timed);
-    let busy = shards.threads().min(rows.div_ceil(SHARD_ROWS)) as u64;
+    let busy = shards.threads().min(shards.count(rows)) as u64;
     let data = Duration::from_nanos(nanos.into_inner() / busy);
     profile.add(Phase::Data, data);
     profile.add(Phase::Passes, start.elapsed().saturating_sub(data));
