@@ -361,7 +361,7 @@ pub(crate) fn pixel_sums(delta: ArrayView2<f32>, db: &mut [f32]) {
 /// [`pixel_sums`] of the `W` columns from `first` on: a fixed width, whose chains the compiler
 /// keeps in registers.
 fn pixel_sums_of<const W: usize>(m: &[f32], n: usize, first: usize, db: &mut [f32]) {
-    let [c0, c1, c2, c3] = for_this_cpu!({
+    for_this_cpu!({
         // Local to the loop, so that no bounds check's panic can see them: kept in registers.
         let mut chains = [[0.0f32; W]; 4];
         let rows = m.chunks_exact(n * 4);
@@ -380,11 +380,11 @@ fn pixel_sums_of<const W: usize>(m: &[f32], n: usize, first: usize, db: &mut [f3
         for (chain, row) in chains.iter_mut().zip(last.chunks_exact(n)) {
             chain.iter_mut().zip(&row[first..first + W]).for_each(|(s, v)| *s += v);
         }
-        chains
+        let [c0, c1, c2, c3] = chains;
+        for (j, db) in db.iter_mut().enumerate() {
+            *db = (c0[j] + c1[j]) + (c2[j] + c3[j]);
+        }
     });
-    for (j, db) in db.iter_mut().enumerate() {
-        *db = (c0[j] + c1[j]) + (c2[j] + c3[j]);
-    }
 }
 
 /// Lowers each image (row) of `x` into consecutive blocks of `buffer`; the lowered matrix

@@ -63,10 +63,14 @@ pub fn ln_positive(x: f32) -> f32 {
 }
 
 /// `atanh(s) = s·(1 + s²/3 + s⁴/5 + …)`, its first `N` terms.
-#[inline]
+#[inline(always)]
 fn atanh_series<const N: usize>(s: f32) -> f32 {
-    let odd: [f32; N] = std::array::from_fn(|i| 1.0 / (2 * (N - i) - 1) as f32);
-    s * horner(s * s, odd)
+    // Horner's rule on s² with the coefficients 1/(2N − 1), …, 1/3, 1.
+    let mut p = 1.0 / (2 * N - 1) as f32;
+    for k in (0..N - 1).rev() {
+        p = mul_add(p, s * s, 1.0 / (2 * k + 1) as f32);
+    }
+    s * p
 }
 
 /// `(sin 2πv, cos 2πv)` for any finite `v`.
@@ -93,7 +97,11 @@ pub fn sin_cos_2pi(v: f32) -> (f32, f32) {
 /// multiply-add per coefficient.
 #[inline(always)]
 fn horner<const N: usize>(x: f32, coefficients: [f32; N]) -> f32 {
-    coefficients.into_iter().reduce(|p, c| mul_add(p, x, c)).unwrap_or(0.0)
+    let mut p = coefficients[0];
+    for &c in &coefficients[1..] {
+        p = mul_add(p, x, c);
+    }
+    p
 }
 
 /// `a·b + c` with one rounding, so every build gives the same bits: one instruction where the
@@ -115,7 +123,13 @@ fn mul_add(a: f32, b: f32, c: f32) -> f32 {
 /// `#[inline(always)]` functions), so wrap a whole loop, once per row or block, not each number.
 ///
 /// Why a macro: a closure is one function, compiled once for the baseline, so a function taking
-/// a closure cannot compile it anew (tried: a dense epoch 0.40 → 1.75 s). The macro writes
+/// a closure cannot compile it anew (tried: a dense epoch 0.40 → 1.75 s). The closure still has to
+/// be inlined into `with_avx512` for its code to use AVX-512, and LLVM refuses when the body, as
+/// it stands after its own inlining, calls a function that returns an array or a pair by value
+/// ("conflicting attributes" under `-C remark=inline`): so compute slices before the body, return
+/// nothing from it, and keep library iterators that may stay calls (`array::from_fn`,
+/// `Iterator::reduce`) out of it. [`Noise::corrupt`](crate::data::noise::Noise::corrupt), the
+/// largest body, has `#[target_feature]` functions of its own instead. The macro writes
 /// `$body` three times: in a closure only `with_avx512` calls, in one only `with_avx2_fma`
 /// calls (each inlined there, being called once), and as it is. So the body must not `return`
 /// or use `?`: in the closures' copies they would leave the closure alone.

@@ -341,12 +341,11 @@ pub fn par_matmul_with<F>(
 /// view per row cost more than the additions).
 pub fn column_sums(m: ArrayView2<f32>, first: usize, sums: &mut [f32]) {
     let columns = first..first + sums.len();
+    let (m, n) = (m.as_slice().expect("column_sums: a contiguous matrix"), m.ncols());
     sums.fill(0.0);
-    for_this_cpu!(
-        for row in m.as_slice().expect("column_sums: a contiguous matrix").chunks_exact(m.ncols()) {
-            sums.iter_mut().zip(&row[columns.clone()]).for_each(|(s, v)| *s += v);
-        }
-    );
+    for_this_cpu!(for row in m.chunks_exact(n) {
+        sums.iter_mut().zip(&row[columns.clone()]).for_each(|(s, v)| *s += v);
+    });
 }
 
 /// Rows per block so that each thread of the current pool gets one block, but no block is
