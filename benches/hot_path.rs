@@ -139,7 +139,7 @@ fn dense_layer(c: &mut Criterion) {
 }
 
 /// One thread's rate on the work outside the products, in elements a second: Adam's update of
-/// the first layer's 100,352 weights (in cache, as the fused update finds the gradient), and the
+/// the first layer's 100,352 weights (in cache, as the fused update finds the gradient); the
 /// same late in a run with a third of them silent (gradient 0, `m` between 1.2e-38 and 1.2e-33,
 /// where `α·m` can be subnormal, as a dead unit's moments are; each iteration from the same
 /// moments), the BCE loss with its gradient on a batch's 256×784 logits, and the Gaussian corruption of 256

@@ -121,8 +121,9 @@ impl Noise {
         debug_assert_eq!((pixels.len(), clean.len()), (noisy.len(), noisy.len()));
         #[cfg(target_arch = "x86_64")]
         match compiled_for() {
-            // SAFETY: the CPU has every feature these enable (`compiled_for`).
+            // SAFETY: the CPU has AVX-512 (F, VL, BW, DQ), AVX2 and FMA (`compiled_for`).
             Compiled::Avx512 => unsafe { self.corrupt_avx512(pixels, stream, clean, noisy) },
+            // SAFETY: the CPU has AVX2 and FMA (`compiled_for`).
             Compiled::Avx2 => unsafe { self.corrupt_avx2_fma(pixels, stream, clean, noisy) },
             Compiled::AsBuilt => self.corrupt_here(pixels, stream, clean, noisy),
         }

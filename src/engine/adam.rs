@@ -110,8 +110,10 @@ impl Step {
     pub fn update(&self, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
         assert_eq!((w.len(), g.len(), m.len()), (v.len(), v.len(), v.len()), "tensor sizes");
         for_this_cpu!(for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m).zip(v) {
-            *m = zero_below(self.m_floor, self.beta1 * *m + (1.0 - self.beta1) * g); // m ← β₁·m + (1 − β₁)·g
-            *v = zero_below(f32::MIN_POSITIVE, self.beta2 * *v + (1.0 - self.beta2) * g * g); // v ← β₂·v + (1 − β₂)·g²
+            // m ← β₁·m + (1 − β₁)·g, 0 below its floor
+            *m = zero_below(self.m_floor, self.beta1 * *m + (1.0 - self.beta1) * g);
+            // v ← β₂·v + (1 − β₂)·g², 0 if subnormal
+            *v = zero_below(f32::MIN_POSITIVE, self.beta2 * *v + (1.0 - self.beta2) * g * g);
             *w -= self.alpha * *m / (self.c * v.sqrt() + self.eps); // w ← w − lr·m̂ / (√v̂ + ε)
         });
     }
@@ -127,16 +129,18 @@ impl Step {
     }
 }
 
-/// The smallest `|m|` Adam keeps, `f32::MIN_POSITIVE / lr` (for `lr ≤ 1`): below it, `m` is set
-/// to 0. Both engines use it, so they hold the same moments.
+/// The smallest `|m|` Adam keeps, `f32::MIN_POSITIVE / min(lr, 1)`: below it, `m` is set to 0. Both engines use it, so they hold the same moments.
 ///
 /// Why: a weight whose gradient stays 0 (a weight of a ReLU unit that has stopped firing) has
-/// its `m` shrink by `β₁` every step. Some 750 steps on, the step's numerator `α·m` (`α ≥ lr`) is
-/// smaller than `f32::MIN_POSITIVE ≈ 1.2e-38`, a subnormal number, and soon `m` is too; Intel
-/// CPUs multiply and divide subnormal numbers in slow microcode (30× slower on a Xeon). By the fourth epoch of the notebook's
-/// run a third of the first layer's moments were there, and Adam's step took 0.48 ms instead of
-/// 0.13 (`docs/performance.md`). Set to 0, `m` stays 0 until a gradient arrives, and `α·m` is
-/// either 0 or a normal number. The step such an `m` makes is below `10·1.2e-38 / ε ≈ 1.2e-30`
+/// its `m` shrink by `β₁` every step. After `ln(lr·|m₀| / 1.2e-38) / ln(1/β₁)` steps (742 from
+/// `m₀ = 0.1` at `lr = 1e-3`), the step's numerator `α·m` (`α ≥ lr`) is smaller than
+/// `f32::MIN_POSITIVE ≈ 1.2e-38`, a subnormal number; 66 steps later `m` is too, and it never
+/// reaches 0: `β₁·m` rounds back to the same few smallest subnormals for good. Intel CPUs
+/// multiply and divide subnormal numbers in slow microcode (30× slower on a Xeon): before this
+/// floor, a third of the first layer's moments were there from the fourth epoch of the
+/// notebook's run to its end, and Adam's step took 0.48 ms instead of 0.13
+/// (`docs/performance.md`). Set to 0, `m` stays 0 until a gradient arrives, and `α·m` is either
+/// 0 or a normal number. The step such an `m` makes is below `10·1.2e-38 / ε ≈ 1.2e-30`
 /// (`α ≤ 10·lr`): it moves no weight larger than 1e-22, less than half of whose last bit it is.
 pub fn m_floor(lr: f32) -> f32 {
     f32::MIN_POSITIVE / lr.min(1.0)

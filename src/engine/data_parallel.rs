@@ -41,22 +41,23 @@ use crate::engine::team::Team;
 /// shards to share at batch 256; a larger batch makes more.
 pub const SHARD_ROWS: usize = 128;
 
-/// The fewest rows of a shard that is not the whole batch: a batch of 32 or more is halved.
+/// The fewest rows [`shard_rows`] gives a shard, unless the whole batch has fewer: a batch of
+/// more than 16 rows makes two shards or more.
 pub const MIN_SHARD_ROWS: usize = 16;
 
 /// The rows of each shard for batches of up to `capacity` rows: half the batch, but no more than
 /// [`SHARD_ROWS`] and no fewer than [`MIN_SHARD_ROWS`] (or the whole batch, if it is smaller).
 /// A function of the batch size alone, so the shards, and the bits, are the same for any number
-/// of threads; and two threads share any batch of 32 or more (with shards of 128 rows, a batch of
-/// 128 was one shard on one thread: 0.72 s an epoch against 0.43 s in two shards of 64, Intel
-/// Xeon model 167).
+/// of threads; and two threads share any batch of more than 16 rows (with shards of 128 rows, a
+/// batch of 128 was one shard on one thread: 0.72 s an epoch against 0.42 s in two shards of 64,
+/// Intel Xeon model 167). At least 1, so that an empty batch makes no shards.
 ///
 /// ```
 /// use dae::engine::data_parallel::shard_rows;
 /// assert_eq!([shard_rows(1024), shard_rows(256), shard_rows(100), shard_rows(20), shard_rows(8)], [128, 128, 50, 16, 8]);
 /// ```
 pub fn shard_rows(capacity: usize) -> usize {
-    capacity.div_ceil(2).clamp(MIN_SHARD_ROWS, SHARD_ROWS).min(capacity)
+    capacity.div_ceil(2).clamp(MIN_SHARD_ROWS, SHARD_ROWS).min(capacity).max(1)
 }
 
 /// The buffers of a data-parallel step, one shard per [`shard_rows`] rows of the largest batch,

@@ -236,6 +236,7 @@ impl Update {
     {
         let (outputs, inputs) = self.shape;
         assert!(rows.end <= outputs, "rows of the layer");
+        assert!(shards > 0, "gradients of at least one shard");
         let block = (UPDATE_BLOCK / inputs).max(1);
         for first in rows.clone().step_by(block) {
             let n = block.min(rows.end - first);

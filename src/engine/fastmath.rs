@@ -127,7 +127,7 @@ fn mul_add(a: f32, b: f32, c: f32) -> f32 {
 /// be inlined into `with_avx512` for its code to use AVX-512, and LLVM refuses when the body, as
 /// it stands after its own inlining, calls a function that returns an array or a pair by value
 /// ("conflicting attributes" under `-C remark=inline`): so compute slices before the body, return
-/// nothing from it, and keep library iterators that may stay calls (`array::from_fn`,
+/// nothing from it, and keep library functions that may stay calls (`array::from_fn`,
 /// `Iterator::reduce`) out of it. [`Noise::corrupt`](crate::data::noise::Noise::corrupt), the
 /// largest body, has `#[target_feature]` functions of its own instead. The macro writes
 /// `$body` three times: in a closure only `with_avx512` calls, in one only `with_avx2_fma`

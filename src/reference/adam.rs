@@ -18,7 +18,8 @@ use crate::reference::Gradients;
 /// ```
 ///
 /// The moments never hold subnormal numbers, slow on Intel CPUs: an `m` below
-/// [`m_floor`]`(lr)`, where `lr·m` would be one, and a `v` below `f32::MIN_POSITIVE` are set to 0.
+/// [`m_floor`]`(lr) = f32::MIN_POSITIVE / min(lr, 1)`, where `lr·m` would be subnormal, and a `v`
+/// below `f32::MIN_POSITIVE` are set to 0.
 pub fn step(adam: &mut Adam, model: &mut Model, grads: &[Option<Gradients>]) {
     adam.t += 1;
     let t = adam.t as i32;
