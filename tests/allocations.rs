@@ -81,10 +81,10 @@ fn an_epoch_after_the_first_allocates_nothing_but_matrixmultiplys_packing_buffer
     if kernel::available() {
         assert_eq!(packing, 0, "every product through our kernel");
     } else {
-        // One buffer per `sgemm` call. An epoch has 10 steps of one shard (64 rows), each 17
-        // products on one thread (6 forward, 6 dW, 5 dX), and 4 validation batches (64, 64, 64
-        // and 8 rows) of one shard, 6 products each.
-        assert_eq!(packing, 10 * 17 + 4 * 6);
+        // One buffer per `sgemm` call. An epoch has 10 steps of two shards (32 rows each), each
+        // shard 17 products (6 forward, 6 dW, 5 dX), and 4 validation batches: three of 64 rows
+        // in two shards and one of 8 rows in one, 6 products a shard.
+        assert_eq!(packing, 10 * 2 * 17 + (3 * 2 + 1) * 6);
     }
 }
 
