@@ -129,7 +129,8 @@ impl Step {
     }
 }
 
-/// The smallest `|m|` Adam keeps, `f32::MIN_POSITIVE / min(lr, 1)`: below it, `m` is set to 0. Both engines use it, so they hold the same moments.
+/// The smallest `|m|` Adam keeps, `f32::MIN_POSITIVE / min(lr, 1)`: below it, `m` is set to 0.
+/// Both engines use it, so they hold the same moments.
 ///
 /// Why: a weight whose gradient stays 0 (a weight of a ReLU unit that has stopped firing) has
 /// its `m` shrink by `β₁` every step. After `ln(lr·|m₀| / 1.2e-38) / ln(1/β₁)` steps (742 from
