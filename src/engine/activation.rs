@@ -48,8 +48,15 @@ impl Activation {
 
     /// `∂L/∂z = ∂L/∂a · f′(z)`, in place over `da`, with `f′` read off the output `a`.
     pub fn backward(self, a: &[f32], da: &mut [f32]) {
+        for_this_cpu!(self.backward_here(a, da))
+    }
+
+    /// [`Activation::backward`] compiled as its caller is: for a loop already inside
+    /// [`for_this_cpu`] that calls it on a few numbers at a time.
+    #[inline(always)]
+    pub(crate) fn backward_here(self, a: &[f32], da: &mut [f32]) {
         debug_assert_eq!(a.len(), da.len());
-        for_this_cpu!(match self {
+        match self {
             Activation::Relu => {
                 for (d, &a) in da.iter_mut().zip(a) {
                     if a <= 0.0 {
@@ -63,7 +70,7 @@ impl Activation {
                 }
             }
             Activation::Identity => {}
-        })
+        }
     }
 }
 

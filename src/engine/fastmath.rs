@@ -171,21 +171,25 @@ pub(crate) enum Compiled {
 /// The copy of a [`for_this_cpu`] body for the products' path on this CPU: the path's
 /// instruction set, unless the build targets it already (then the build's own code); on the
 /// AVX-512 path of a CPU without VL, BW or DQ, the AVX2 copy; on the portable path, as built.
+/// Decided once (a body may run for a few numbers: a max-pool's block of one pixel).
 #[cfg(target_arch = "x86_64")]
+#[inline]
 pub(crate) fn compiled_for() -> Compiled {
-    use std::arch::is_x86_feature_detected as has;
+    static COMPILED: std::sync::OnceLock<Compiled> = std::sync::OnceLock::new();
+    *COMPILED.get_or_init(|| {
+        use std::arch::is_x86_feature_detected as has;
 
-    use crate::engine::kernel::{Path, path};
-    // `is_x86_feature_detected!` asks the CPU once and then reads a cached answer.
-    let avx2 = || has!("avx2") && has!("fma");
-    let avx512 = || avx2() && has!("avx512f") && has!("avx512vl") && has!("avx512bw") && has!("avx512dq");
-    match path() {
-        Path::Avx512 if cfg!(target_feature = "avx512f") => Compiled::AsBuilt,
-        Path::Avx512 if avx512() => Compiled::Avx512,
-        Path::Avx512 | Path::Avx2 if cfg!(target_feature = "fma") => Compiled::AsBuilt,
-        Path::Avx512 | Path::Avx2 if avx2() => Compiled::Avx2,
-        _ => Compiled::AsBuilt,
-    }
+        use crate::engine::kernel::{Path, path};
+        let avx2 = || has!("avx2") && has!("fma");
+        let avx512 = || avx2() && has!("avx512f") && has!("avx512vl") && has!("avx512bw") && has!("avx512dq");
+        match path() {
+            Path::Avx512 if cfg!(target_feature = "avx512f") => Compiled::AsBuilt,
+            Path::Avx512 if avx512() => Compiled::Avx512,
+            Path::Avx512 | Path::Avx2 if cfg!(target_feature = "fma") => Compiled::AsBuilt,
+            Path::Avx512 | Path::Avx2 if avx2() => Compiled::Avx2,
+            _ => Compiled::AsBuilt,
+        }
+    })
 }
 
 /// `f()`, with AVX-512 enabled in whatever the compiler inlines into it ([`for_this_cpu`]).

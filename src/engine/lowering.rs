@@ -83,31 +83,17 @@ impl Windows {
         self.kernel * self.kernel * self.big.channels
     }
 
-    /// Calls `f(tap, offset)` for each tap of window `(oy, ox)` that falls inside the image:
-    /// `tap` the tap's index `ky·k + kx`, `offset` its pixel's first number in the image. A
-    /// window wholly inside the image, as most are, takes a path without bounds checks.
-    #[inline(always)]
-    pub fn for_each_tap(&self, oy: usize, ox: usize, mut f: impl FnMut(usize, usize)) {
+    /// The taps of window `(oy, ox)` that fall inside the image, a rectangle: rows `ky` and
+    /// columns `kx` with `0 ≤ oy·stride − padding + ky < H` and `0 ≤ ox·stride − padding + kx < W`.
+    /// Tap `(ky, kx)`'s pixel is `(oy·stride − padding + ky, ox·stride − padding + kx)`.
+    pub fn taps_inside(&self, oy: usize, ox: usize) -> (Range<usize>, Range<usize>) {
         let (k, s, p) = (self.kernel, self.stride, self.padding);
-        let (h, w, c) = (self.big.height, self.big.width, self.big.channels);
-        let (top, left) = (oy * s, ox * s); // the window's first row and column, plus p
-        if self.is_inside(oy, ox) {
-            let first = ((top - p) * w + left - p) * c;
-            for ky in 0..k {
-                for kx in 0..k {
-                    f(ky * k + kx, first + (ky * w + kx) * c);
-                }
-            }
-            return;
-        }
-        for ky in 0..k {
-            let Some(y) = (top + ky).checked_sub(p).filter(|&y| y < h) else { continue };
-            for kx in 0..k {
-                if let Some(x) = (left + kx).checked_sub(p).filter(|&x| x < w) {
-                    f(ky * k + kx, (y * w + x) * c);
-                }
-            }
-        }
+        let along = |o: usize, size: usize| {
+            let start = o * s; // the window's first pixel, plus p
+            let first = p.saturating_sub(start);
+            first..(size + p).saturating_sub(start).min(k).max(first)
+        };
+        (along(oy, self.big.height), along(ox, self.big.width))
     }
 
     /// Whether window `(oy, ox)` lies wholly inside the image.
@@ -209,29 +195,45 @@ impl Windows {
     /// rather than added to a zero stored before: no pass to zero the image first (where every
     /// pixel is covered), the same sums. Window `(oy, ox)` is the first on its pixel at tap
     /// `(ky, kx)` unless the window before it along an axis covers the pixel too, at the tap a
-    /// stride further on: `oy > 0` and `ky + stride < k`, or the same along `x`. After the row
-    /// of windows `oy`, the image rows above `(oy + 1)·stride − padding` are complete.
+    /// stride further on: along `x`, the first at taps `kx ≥ k − stride` (every tap if `ox = 0`),
+    /// and the same along `y`. After the row of windows `oy`, the image rows above
+    /// `(oy + 1)·stride − padding` are complete.
+    ///
+    /// A window's taps `(ky, kx₀..kx₁)` inside the image are `(kx₁ − kx₀)·C` numbers in a row
+    /// of both `lowered` and `image`: added (or stored) as one span.
     pub fn raise(&self, lowered: &[f32], image: &mut [f32], finish: impl Fn(usize, &mut [f32])) {
-        let (c, k, s, row_len) = (self.big.channels, self.kernel, self.stride, self.row_len());
+        let (c, k, s, p, row_len) =
+            (self.big.channels, self.kernel, self.stride, self.padding, self.row_len());
         debug_assert_eq!((image.len(), lowered.len()), (self.big.len(), self.count() * row_len));
         let (grid_h, grid_w) = self.grid();
         let covered = self.covers_every_pixel();
         if !covered {
             image.fill(0.0);
         }
-        let first = |o: usize, t: usize| covered && (o == 0 || t + s >= k);
+        // Window `o`'s taps `t ≥ first_tap(o)` are the first on their pixels along an axis.
+        let first_tap = |o: usize| match (covered, o) {
+            (false, _) => k,
+            (true, 0) => 0,
+            (true, _) => k - s,
+        };
         let line = self.big.width * c;
         let mut done = 0;
         for_this_cpu!(for (oy, windows) in lowered.chunks_exact(grid_w * row_len).enumerate() {
             for (ox, row) in windows.chunks_exact(row_len).enumerate() {
-                self.for_each_tap(oy, ox, |tap, at| {
-                    let (source, pixel) = (&row[tap * c..(tap + 1) * c], &mut image[at..at + c]);
-                    if first(oy, tap / k) && first(ox, tap % k) {
-                        pixel.iter_mut().zip(source).for_each(|(v, s)| *v = 0.0 + s);
-                    } else {
-                        pixel.iter_mut().zip(source).for_each(|(v, s)| *v += s);
-                    }
-                });
+                let (rows, columns) = self.taps_inside(oy, ox);
+                for ky in rows {
+                    let from = (ky * k + columns.start) * c;
+                    let at = ((oy * s + ky - p) * self.big.width + ox * s + columns.start - p) * c;
+                    let len = columns.len() * c;
+                    let (source, pixels) = (&row[from..from + len], &mut image[at..at + len]);
+                    let stored_from = match ky >= first_tap(oy) {
+                        true => first_tap(ox).clamp(columns.start, columns.end) - columns.start,
+                        false => columns.len(),
+                    };
+                    let (added, stored) = pixels.split_at_mut(stored_from * c);
+                    added.iter_mut().zip(source).for_each(|(v, x)| *v += x);
+                    stored.iter_mut().zip(&source[stored_from * c..]).for_each(|(v, x)| *v = 0.0 + x);
+                }
             }
             let complete = if oy + 1 == grid_h {
                 self.big.height

@@ -73,11 +73,11 @@ impl MaxPool2d {
                         let (d0, d1) = top[top_left..top_left + 2 * c].split_at_mut(c);
                         let (d2, d3) = bottom[..2 * c].split_at_mut(c);
                         let a = |at: usize| &a[at..at + c];
-                        let block = [top_left, top_right, bottom_left, bottom_right];
-                        route(block.map(a), &delta[out..out + c], [&mut *d0, &mut *d1, &mut *d2, &mut *d3]);
+                        let a_block = [a(top_left), a(top_right), a(bottom_left), a(bottom_right)];
+                        route(a_block, &delta[out..out + c], [&mut *d0, &mut *d1, &mut *d2, &mut *d3]);
                         // `⊙ f′(a_prev)` while the block is in cache.
-                        for (d, at) in [d0, d1, d2, d3].into_iter().zip(block) {
-                            f.backward(a(at), d);
+                        for (d, a) in [d0, d1, d2, d3].into_iter().zip(a_block) {
+                            f.backward_here(a, d);
                         }
                     }
                 ));
@@ -106,8 +106,10 @@ impl MaxPool2d {
 #[inline(always)]
 fn route(a: [&[f32]; 4], delta: &[f32], d: [&mut [f32]; 4]) {
     let n = delta.len();
-    let [a0, a1, a2, a3] = a.map(|a| &a[..n]);
-    let [d0, d1, d2, d3] = d.map(|d| &mut d[..n]);
+    let [a0, a1, a2, a3] = a;
+    let [d0, d1, d2, d3] = d;
+    let (a0, a1, a2, a3) = (&a0[..n], &a1[..n], &a2[..n], &a3[..n]);
+    let (d0, d1, d2, d3) = (&mut d0[..n], &mut d1[..n], &mut d2[..n], &mut d3[..n]);
     for j in 0..n {
         let max = larger(larger(a0[j], a1[j]), larger(a2[j], a3[j]));
         // The gradient `g` goes to the first that holds the maximum and is then used up.
