@@ -17,6 +17,7 @@ use rand::Rng;
 use rand_distr::Uniform;
 
 use crate::engine::activation::Activation;
+use crate::engine::aligned;
 use crate::engine::conv::{
     PrevGroup, add_bias_and_activate, as_matrix, as_matrix_mut, backward_by_group, forward_by_group,
     lower_images, pixel_sums, raise_images,
@@ -54,7 +55,8 @@ impl ConvTranspose2d {
     /// A layer on `input` images with kernels `w` `(C, k·k·O)` and biases `b` `(O,)`.
     pub fn from_parts(input: Image, stride: usize, w: Array2<f32>, b: Array1<f32>) -> Self {
         assert_eq!(w.nrows(), input.channels, "one kernel row per input channel");
-        let (dw, db) = (Array2::zeros(w.raw_dim()), Array1::zeros(b.raw_dim()));
+        let (w, db) = (aligned::copy_of(&w), Array1::zeros(b.raw_dim()));
+        let dw = aligned::zeros(w.dim());
         let layer = ConvTranspose2d { w, b, dw, db, input, stride };
         assert_eq!(layer.kernel().pow(2) * layer.b.len(), layer.w.ncols(), "k·k·O taps per kernel");
         layer

@@ -28,6 +28,7 @@ use std::ops::Range;
 use ndarray::{Array1, Array2, ArrayViewMut2, s};
 
 use crate::engine::adam::Adam;
+use crate::engine::aligned;
 use crate::engine::dense::{Dense, Update};
 use crate::engine::gemm::MAX_COPY;
 use crate::engine::loss::Loss;
@@ -98,14 +99,14 @@ impl Shards {
     pub fn new(model: &Model, capacity: usize) -> Shards {
         let layers: Vec<&Dense> = dense_layers(model).collect();
         let (rows, d) = (shard_rows(capacity), model.layers[0].inputs());
-        let buffers = || layers.iter().map(|d| Array2::zeros((rows, d.outputs()))).collect();
+        let buffers = || layers.iter().map(|d| aligned::zeros((rows, d.outputs()))).collect();
         let shard = || Shard {
-            input: Array2::zeros((rows, d)),
-            target: Array2::zeros((rows, d)),
+            input: aligned::zeros((rows, d)),
+            target: aligned::zeros((rows, d)),
             outputs: buffers(),
             deltas: buffers(),
             row_loss: vec![0.0; rows],
-            dw: layers.iter().map(|d| Array2::zeros(d.w().raw_dim())).collect(),
+            dw: layers.iter().map(|d| aligned::zeros(d.w().dim())).collect(),
             db: layers.iter().map(|d| Array1::zeros(d.b.raw_dim())).collect(),
         };
         let shards = (0..capacity.div_ceil(rows)).map(|_| shard()).collect();

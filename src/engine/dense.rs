@@ -22,6 +22,7 @@ use rand_distr::Uniform;
 
 use crate::engine::activation::Activation;
 use crate::engine::adam::{Moments, Step};
+use crate::engine::aligned;
 use crate::engine::fastmath::for_this_cpu;
 use crate::engine::gemm::{Finish, column_sums, matmul, matmul_finish, par_matmul_with};
 
@@ -54,8 +55,8 @@ impl Dense {
     /// A layer with the given weights `(O, I)` and biases `(O,)`; gradients start at zero.
     pub fn from_parts(w: Array2<f32>, b: Array1<f32>) -> Dense {
         assert_eq!(w.nrows(), b.len(), "one bias per output");
-        let w = w.as_standard_layout().into_owned();
-        let (dw, db) = (Array2::zeros(w.raw_dim()), Array1::zeros(b.raw_dim()));
+        let w = aligned::copy_of(&w);
+        let (dw, db) = (aligned::zeros(w.dim()), Array1::zeros(b.raw_dim()));
         Dense { w, b, dw, db }
     }
 

@@ -18,6 +18,7 @@ use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
 use crate::engine::activation::Activation;
+use crate::engine::aligned;
 use crate::engine::fastmath::for_this_cpu;
 use crate::engine::kernel;
 
@@ -190,9 +191,9 @@ thread_local! {
 /// `b` copied into `buffer` row by row, and seen as a matrix there.
 fn row_major<'a>(b: ArrayView2<f32>, buffer: &'a mut Vec<f32>) -> ArrayView2<'a, f32> {
     let (k, n) = b.dim();
-    buffer.resize(k * n, 0.0);
-    copy_into(b, ArrayViewMut2::from_shape((k, n), &mut buffer[..]).expect("K·N numbers"));
-    ArrayView2::from_shape((k, n), &buffer[..]).expect("K·N numbers")
+    let buffer = aligned::slice_of(buffer, k * n);
+    copy_into(b, ArrayViewMut2::from_shape((k, n), &mut *buffer).expect("K·N numbers"));
+    ArrayView2::from_shape((k, n), &*buffer).expect("K·N numbers")
 }
 
 /// `out ← b`, for an `out` whose rows are contiguous: a `b` whose columns are contiguous (the

@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use ndarray::ArrayView2;
 use rayon::prelude::*;
 
+use crate::engine::aligned;
 use crate::engine::fastmath::for_this_cpu;
 
 /// The geometry of an image: `height × width` pixels of `channels` numbers, stored channels last.
@@ -364,20 +365,28 @@ fn shift_plane(
 
 /// One buffer per worker thread, for the lowered matrix of the group of images it works on.
 #[derive(Debug)]
-pub struct Buffers(Vec<Mutex<Vec<f32>>>);
+pub struct Buffers {
+    buffers: Vec<Mutex<Vec<f32>>>,
+    len: usize,
+}
 
 impl Buffers {
-    /// `threads` buffers of `len` numbers each.
+    /// `threads` buffers of `len` numbers each, from a cache line's start ([`aligned`]).
     pub fn new(threads: usize, len: usize) -> Buffers {
-        Buffers((0..threads.max(1)).map(|_| Mutex::new(vec![0.0; len])).collect())
+        let buffer = || {
+            let mut buffer = Vec::new();
+            aligned::slice_of(&mut buffer, len);
+            Mutex::new(buffer)
+        };
+        Buffers { buffers: (0..threads.max(1)).map(|_| buffer()).collect(), len }
     }
 
     /// Runs `f` with the calling thread's buffer. A thread holds its buffer only while `f` runs
     /// and `f` starts no parallel work, so the lock is never contended.
     pub fn with_buffer<R>(&self, f: impl FnOnce(&mut [f32]) -> R) -> R {
-        let i = rayon::current_thread_index().unwrap_or(0) % self.0.len();
-        let mut buffer = self.0[i].lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        f(&mut buffer)
+        let i = rayon::current_thread_index().unwrap_or(0) % self.buffers.len();
+        let mut buffer = self.buffers[i].lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(aligned::slice_of(&mut buffer, self.len))
     }
 }
 

@@ -16,6 +16,7 @@
 
 pub mod activation;
 pub mod adam;
+pub mod aligned;
 pub mod conv;
 pub mod conv_transpose;
 pub mod data_parallel;

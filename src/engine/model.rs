@@ -16,6 +16,7 @@ use rayon::prelude::*;
 
 use crate::engine::activation::Activation;
 use crate::engine::adam::Adam;
+use crate::engine::aligned;
 use crate::engine::conv::Conv2d;
 use crate::engine::conv_transpose::ConvTranspose2d;
 use crate::engine::data_parallel::Shards;
@@ -266,7 +267,7 @@ pub struct Workspace {
 impl Workspace {
     /// Buffers for `model` and batches of up to `capacity` rows.
     pub fn new(model: &Model, capacity: usize) -> Workspace {
-        let buffers = || model.layers.iter().map(|l| Array2::zeros((capacity, l.outputs()))).collect();
+        let buffers = || model.layers.iter().map(|l| aligned::zeros((capacity, l.outputs()))).collect();
         let (threads, lowered, partials) = Workspace::scratch_sizes(model, capacity);
         let scratch = Scratch::new(threads, lowered, partials);
         Workspace {
