@@ -9,8 +9,9 @@ mod common;
 use common::{in_pool, random};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use dae::engine::activation::Activation;
+use dae::engine::aligned;
 use dae::engine::model::{Model, Workspace};
-use ndarray::Array2;
+
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -25,8 +26,8 @@ fn layers(c: &mut Criterion) {
     for (l, layer) in model.layers.iter_mut().enumerate() {
         let name = format!("conv_layers/{l}_{}_{}to{}", layer.kind(), layer.inputs(), layer.outputs());
         let (x, delta) = (random((BATCH, layer.inputs())), random((BATCH, layer.outputs())));
-        let mut y = Array2::zeros((BATCH, layer.outputs()));
-        let mut dx = Array2::zeros((BATCH, layer.inputs()));
+        let mut y = aligned::zeros((BATCH, layer.outputs()));
+        let mut dx = aligned::zeros((BATCH, layer.inputs()));
         let (forward, dw, d_input) = layer.flops();
         let mut group = c.benchmark_group(&name);
         group.throughput(Throughput::Elements((BATCH * forward) as u64));

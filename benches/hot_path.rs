@@ -13,13 +13,14 @@ use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, 
 use dae::data::noise::{Noise, NoiseStream};
 use dae::data::rng::Purpose;
 use dae::engine::adam::Adam;
+use dae::engine::aligned;
 use dae::engine::data_parallel::{SHARD_ROWS, Shards};
 use dae::engine::dense::Dense;
 use dae::engine::gemm::{Finish, matmul, matmul_finish_on, matmul_naive, par_matmul};
 use dae::engine::kernel::Path;
 use dae::engine::loss::Loss;
 use dae::engine::model::Model;
-use ndarray::{Array2, ArrayViewMut2, s};
+use ndarray::{ArrayViewMut2, s};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::hint::black_box;
@@ -36,15 +37,15 @@ fn sgemm_shapes(c: &mut Criterion) {
     for (i, o) in LAYERS {
         let (x, w, delta) = (random((BATCH, i)), random((o, i)), random((BATCH, o)));
         group.throughput(Throughput::Elements((2 * BATCH * i * o) as u64));
-        let mut y = Array2::zeros((BATCH, o));
+        let mut y = aligned::zeros((BATCH, o));
         group.bench_function(BenchmarkId::new("forward", format!("{i}x{o}")), |b| {
             b.iter(|| matmul(x.view(), w.t(), y.view_mut()))
         });
-        let mut dw = Array2::zeros((o, i));
+        let mut dw = aligned::zeros((o, i));
         group.bench_function(BenchmarkId::new("dW", format!("{i}x{o}")), |b| {
             b.iter(|| matmul(delta.t(), x.view(), dw.view_mut()))
         });
-        let mut dx = Array2::zeros((BATCH, i));
+        let mut dx = aligned::zeros((BATCH, i));
         group.bench_function(BenchmarkId::new("dX", format!("{i}x{o}")), |b| {
             b.iter(|| matmul(delta.view(), w.view(), dx.view_mut()))
         });
@@ -56,7 +57,7 @@ fn sgemm_shapes(c: &mut Criterion) {
 fn naive_vs_sgemm(c: &mut Criterion) {
     let n = 64;
     let (a, b) = (random((n, n)), random((n, n)));
-    let mut out = Array2::zeros((n, n));
+    let mut out = aligned::zeros((n, n));
     let mut group = c.benchmark_group("naive_vs_sgemm_64");
     group.throughput(Throughput::Elements((2 * n * n * n) as u64));
     group.bench_function("naive", |bch| bch.iter(|| matmul_naive(a.view(), b.view(), out.view_mut())));
@@ -74,7 +75,7 @@ fn kernel_paths(c: &mut Criterion) {
     let rows = SHARD_ROWS;
     for (i, o) in LAYERS {
         let (x, w) = (random((rows, i)), random((o, i)));
-        let mut y = Array2::zeros((rows, o));
+        let mut y = aligned::zeros((rows, o));
         group.throughput(Throughput::Elements((2 * rows * i * o) as u64));
         for path in paths() {
             group.bench_function(BenchmarkId::new(path.name(), format!("forward_{rows}x{i}x{o}")), |b| {
@@ -83,7 +84,7 @@ fn kernel_paths(c: &mut Criterion) {
         }
     }
     let (lowered, w) = (random((392, 288)), random((32, 288)));
-    let mut y = Array2::zeros((392, 32));
+    let mut y = aligned::zeros((392, 32));
     group.throughput(Throughput::Elements((2 * 392 * 288 * 32) as u64));
     for path in paths() {
         group.bench_function(BenchmarkId::new(path.name(), "conv_group_392x288x32"), |b| {
@@ -98,14 +99,14 @@ fn kernel_paths(c: &mut Criterion) {
 fn sgemm_parallel(c: &mut Criterion) {
     let threads = rayon::current_num_threads();
     let (x, w) = (random((BATCH, 784)), random((128, 784)));
-    let mut y = Array2::zeros((BATCH, 128));
+    let mut y = aligned::zeros((BATCH, 128));
     let mut group = c.benchmark_group("sgemm_pool");
     group.throughput(Throughput::Elements((2 * BATCH * 784 * 128) as u64));
     group.bench_function(format!("forward_784x128_{threads}threads"), |b| {
         in_pool(b, || par_matmul(x.view(), w.t(), y.view_mut(), |_, _| {}))
     });
     let (delta, w_out) = (random((BATCH, 784)), random((784, 128)));
-    let mut d = Array2::zeros((BATCH, 128));
+    let mut d = aligned::zeros((BATCH, 128));
     group.bench_function(format!("dX_128x784_rows_{threads}threads"), |b| {
         in_pool(b, || par_matmul(delta.view(), w_out.view(), d.view_mut(), |_, _| {}))
     });
@@ -119,8 +120,8 @@ fn dense_layer(c: &mut Criterion) {
     let dense = Dense::glorot(784, 128, &mut rng);
     let shard = BATCH / 2;
     let (x, delta, a_prev) = (random((shard, 784)), random((shard, 128)), random((shard, 784)));
-    let (mut y, mut dx) = (Array2::zeros((shard, 128)), Array2::zeros((shard, 784)));
-    let (mut dw, mut db) = (Array2::zeros((128, 784)), vec![0.0; 128]);
+    let (mut y, mut dx) = (aligned::zeros((shard, 128)), aligned::zeros((shard, 784)));
+    let (mut dw, mut db) = (aligned::zeros((128, 784)), vec![0.0; 128]);
     let mut group = c.benchmark_group("dense_784x128");
     group.throughput(Throughput::Elements((3 * 2 * shard * 784 * 128) as u64));
     group.bench_function("forward_backward_rows_128_1thread", |b| {
@@ -173,7 +174,7 @@ fn elementwise(c: &mut Criterion) {
         )
     });
     let (z, y) = (random((BATCH, 784)).mapv(|z| 20.0 * z - 10.0), random((BATCH, 784)));
-    let mut dz = Array2::zeros((BATCH, 784));
+    let mut dz = aligned::zeros((BATCH, 784));
     group.throughput(Throughput::Elements((BATCH * 784) as u64));
     group.bench_function("bce_256x784", |b| {
         b.iter(|| {

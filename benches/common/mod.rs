@@ -3,6 +3,7 @@
 
 use criterion::{Bencher, Criterion, Throughput};
 use dae::engine::adam::Adam;
+use dae::engine::aligned;
 use dae::engine::loss::Loss;
 use dae::engine::model::{Model, Workspace};
 use dae::train::profile::Profile;
@@ -18,7 +19,8 @@ use std::time::{Duration, Instant};
 /// Uniform random entries in `[0, 1)` of the given shape.
 pub fn random(shape: (usize, usize)) -> Array2<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    Array2::random_using(shape, Uniform::new(0.0, 1.0).unwrap(), &mut rng)
+    // On a cache line's start, as the engine's own buffers are (`dae::engine::aligned`).
+    aligned::copy_of(&Array2::random_using(shape, Uniform::new(0.0, 1.0).unwrap(), &mut rng))
 }
 
 /// Times `routine` with the timing loop on a thread of the rayon pool, as the binary runs

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use ndarray::Array2;
 
+use crate::engine::aligned;
 use crate::engine::gemm::par_matmul;
 use crate::engine::layer::Layer;
 use crate::engine::model::Model;
@@ -185,9 +186,10 @@ impl fmt::Display for Report<'_> {
 /// The kernel's rate in GFLOP/s on the current pool, measured for about `seconds` on the
 /// product `(m, k)·(k, n)`: the ceiling that [`Report`] compares the training step with.
 pub fn kernel_gflops(m: usize, k: usize, n: usize, seconds: f64) -> f64 {
-    let a = Array2::from_shape_fn((m, k), |(i, j)| ((i * 7 + j * 3) % 11) as f32 / 11.0);
-    let b = Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j) % 13) as f32 / 13.0);
-    let mut c = Array2::zeros((m, n));
+    // On a cache line's start, as the engine's own buffers are.
+    let a = aligned::copy_of(&Array2::from_shape_fn((m, k), |(i, j)| ((i * 7 + j * 3) % 11) as f32 / 11.0));
+    let b = aligned::copy_of(&Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j) % 13) as f32 / 13.0));
+    let mut c = aligned::zeros((m, n));
     // The best of five slices: a neighbour's burst on a shared machine slows one slice, not all.
     let mut slice = || {
         let start = Instant::now();
