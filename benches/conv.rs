@@ -11,7 +11,6 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use dae::engine::activation::Activation;
 use dae::engine::aligned;
 use dae::engine::model::{Model, Workspace};
-
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 

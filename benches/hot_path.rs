@@ -149,7 +149,7 @@ fn elementwise(c: &mut Criterion) {
     let mut group = c.benchmark_group("elementwise_1thread");
     let n = 784 * 128;
     let mut adam = Adam::new(1e-3, [n]);
-    let (mut w, g) = (random((1, n)), random((1, n)).mapv(|g| g - 0.5));
+    let (mut w, g) = (random((1, n)), aligned::copy_of(&random((1, n)).mapv(|g| g - 0.5)));
     let step = adam.next_step();
     let [(m, v)] = [(&mut adam.m[0], &mut adam.v[0])];
     group.throughput(Throughput::Elements(n as u64));
@@ -173,7 +173,7 @@ fn elementwise(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
-    let (z, y) = (random((BATCH, 784)).mapv(|z| 20.0 * z - 10.0), random((BATCH, 784)));
+    let (z, y) = (aligned::copy_of(&random((BATCH, 784)).mapv(|z| 20.0 * z - 10.0)), random((BATCH, 784)));
     let mut dz = aligned::zeros((BATCH, 784));
     group.throughput(Throughput::Elements((BATCH * 784) as u64));
     group.bench_function("bce_256x784", |b| {

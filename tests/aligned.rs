@@ -21,6 +21,7 @@ fn matrices_start_on_a_cache_line_and_hold_what_they_should() {
         // A transposed view copies into rows too.
         let t = copy_of(&m.t().to_owned());
         assert_eq!(t, m.t());
+        assert!(t.is_standard_layout() && starts_a_line(t.as_ptr()));
     }
 }
 

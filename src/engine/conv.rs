@@ -364,8 +364,8 @@ pub(crate) fn pixel_sums(delta: ArrayView2<f32>, db: &mut [f32]) {
 
 /// [`pixel_sums`] of the `W` columns from `first` on: a fixed width, whose chains the compiler
 /// keeps in registers. Compiled for the products' path on this CPU by `#[target_feature]`
-/// functions of its own, not [`for_this_cpu`]: its body,
-/// a closure there, was left a call compiled for the baseline (1.2% of a conv step).
+/// functions of its own, not [`for_this_cpu`]: its body, a closure there, was left a call
+/// compiled for the baseline (1.2% of a conv step).
 fn pixel_sums_of<const W: usize>(m: &[f32], n: usize, first: usize, db: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     match compiled_for() {
@@ -393,6 +393,7 @@ fn pixel_sums_avx2_fma<const W: usize>(m: &[f32], n: usize, first: usize, db: &m
     pixel_sums_here::<W>(m, n, first, db)
 }
 
+/// [`pixel_sums_of`]'s body, inlined into each copy.
 #[inline(always)]
 fn pixel_sums_here<const W: usize>(m: &[f32], n: usize, first: usize, db: &mut [f32]) {
     // Local to the loop, so that no bounds check's panic can see them: kept in registers.

@@ -125,7 +125,11 @@ impl Shards {
         let shards = capacity.div_ceil(rows) as u64;
         let largest = widths.windows(2).map(|w| (w[0] * w[1]).min(MAX_COPY)).max().unwrap_or(0);
         let copies = (rayon::current_num_threads() - 1) as u64 * largest as u64;
-        FLOAT * (shards * (rows as u64 * per_row + gradients) + copies)
+        // Each shard's input, target, outputs, deltas and `dW`s start on a line, as each copy.
+        let layers = widths.len().saturating_sub(1) as u64;
+        let buffers = shards * (2 + 3 * layers) + (rayon::current_num_threads() - 1) as u64;
+        let aligned = buffers * aligned::SLACK_BYTES;
+        FLOAT * (shards * (rows as u64 * per_row + gradients) + copies) + aligned
     }
 
     /// The threads of its team.

@@ -171,7 +171,7 @@ pub(crate) enum Compiled {
 /// The copy of a [`for_this_cpu`] body for the products' path on this CPU: the path's
 /// instruction set, unless the build targets it already (then the build's own code); on the
 /// AVX-512 path of a CPU without VL, BW or DQ, the AVX2 copy; on the portable path, as built.
-/// Decided once (a body may run for a few numbers: a max-pool's block of one pixel).
+/// Decided once: asked each time a body runs, some of which run on a few numbers.
 #[cfg(target_arch = "x86_64")]
 #[inline]
 pub(crate) fn compiled_for() -> Compiled {

@@ -84,17 +84,21 @@ impl Windows {
         self.kernel * self.kernel * self.big.channels
     }
 
-    /// The taps of window `(oy, ox)` that fall inside the image, a rectangle: rows `ky` and
-    /// columns `kx` with `0 ≤ oy·stride − padding + ky < H` and `0 ≤ ox·stride − padding + kx < W`.
-    /// Tap `(ky, kx)`'s pixel is `(oy·stride − padding + ky, ox·stride − padding + kx)`.
+    /// The taps of window `(oy, ox)` that fall inside the image, a rectangle: rows `ky < k` and
+    /// columns `kx < k` with `0 ≤ oy·stride − padding + ky < H` and `0 ≤ ox·stride − padding + kx
+    /// < W`. Tap `(ky, kx)`'s pixel is `(oy·stride − padding + ky, ox·stride − padding + kx)`.
+    /// Both ranges are empty if either is (a window wholly in the padding).
     pub fn taps_inside(&self, oy: usize, ox: usize) -> (Range<usize>, Range<usize>) {
         let (k, s, p) = (self.kernel, self.stride, self.padding);
         let along = |o: usize, size: usize| {
             let start = o * s; // the window's first pixel, plus p
-            let first = p.saturating_sub(start);
+            let first = p.saturating_sub(start).min(k);
             first..(size + p).saturating_sub(start).min(k).max(first)
         };
-        (along(oy, self.big.height), along(ox, self.big.width))
+        match (along(oy, self.big.height), along(ox, self.big.width)) {
+            (rows, columns) if rows.is_empty() || columns.is_empty() => (0..0, 0..0),
+            inside => inside,
+        }
     }
 
     /// Whether window `(oy, ox)` lies wholly inside the image.
@@ -194,11 +198,11 @@ impl Windows {
     ///
     /// A pixel's first number, from the first window that covers it, is stored as `0 + v`
     /// rather than added to a zero stored before: no pass to zero the image first (where every
-    /// pixel is covered), the same sums. Window `(oy, ox)` is the first on its pixel at tap
-    /// `(ky, kx)` unless the window before it along an axis covers the pixel too, at the tap a
-    /// stride further on: along `x`, the first at taps `kx ≥ k − stride` (every tap if `ox = 0`),
-    /// and the same along `y`. After the row of windows `oy`, the image rows above
-    /// `(oy + 1)·stride − padding` are complete.
+    /// pixel is covered), the same sums. Along `x`, the pixel under tap `kx` of window `ox` is
+    /// also under tap `kx + stride` of window `ox − 1`, if that tap exists (`kx + stride < k`):
+    /// so window `ox` comes first on its pixels at taps `kx ≥ k − stride`, and at every tap if
+    /// `ox = 0`; the same along `y`, and a window stores where it comes first along both. After
+    /// the row of windows `oy`, the image rows above `(oy + 1)·stride − padding` are complete.
     ///
     /// A window's taps `(ky, kx₀..kx₁)` inside the image are `(kx₁ − kx₀)·C` numbers in a row
     /// of both `lowered` and `image`: added (or stored) as one span.
@@ -211,7 +215,9 @@ impl Windows {
         if !covered {
             image.fill(0.0);
         }
-        // Window `o`'s taps `t ≥ first_tap(o)` are the first on their pixels along an axis.
+        // Along one axis, window `o` stores rather than adds at taps `t ≥ first_tap(o)`: every
+        // tap of the first window, the taps the window before cannot reach of the others, and
+        // none where the image was zeroed.
         let first_tap = |o: usize| match (covered, o) {
             (false, _) => k,
             (true, 0) => 0,
@@ -227,9 +233,10 @@ impl Windows {
                     let at = ((oy * s + ky - p) * self.big.width + ox * s + columns.start - p) * c;
                     let len = columns.len() * c;
                     let (source, pixels) = (&row[from..from + len], &mut image[at..at + len]);
-                    let stored_from = match ky >= first_tap(oy) {
-                        true => first_tap(ox).clamp(columns.start, columns.end) - columns.start,
-                        false => columns.len(),
+                    let stored_from = if ky >= first_tap(oy) {
+                        first_tap(ox).clamp(columns.start, columns.end) - columns.start
+                    } else {
+                        columns.len()
                     };
                     let (added, stored) = pixels.split_at_mut(stored_from * c);
                     added.iter_mut().zip(source).for_each(|(v, x)| *v += x);

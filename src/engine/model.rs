@@ -127,7 +127,9 @@ impl Model {
     /// The bytes the layers hold: parameters and their gradients.
     pub fn bytes(&self) -> u64 {
         let numbers = |layer: &Layer| layer.param_sizes().map_or(0, |[w, b]| 2 * (w + b));
-        self.layers.iter().map(|l| FLOAT * numbers(l) as u64).sum()
+        let aligned =
+            |layer: &Layer| if layer.param_sizes().is_some() { 2 * aligned::SLACK_BYTES } else { 0 };
+        self.layers.iter().map(|l| FLOAT * numbers(l) as u64 + aligned(l)).sum()
     }
 
     /// Forward pass over `x` (B, D). Afterwards `ws.outputs[l]` (B, H_l) holds each layer's
@@ -302,7 +304,8 @@ impl Workspace {
         let copy = model.layers.iter().filter_map(Layer::param_sizes).map(|[w, _]| w.min(MAX_COPY)).max();
         let copy = copy.unwrap_or(0);
         let per_thread = (lowered + copy) as u64;
-        rows.saturating_mul(per_row) + FLOAT * (threads as u64 * per_thread + partials as u64)
+        let aligned = (2 * model.layers.len() + 2 * threads) as u64 * aligned::SLACK_BYTES;
+        rows.saturating_mul(per_row) + FLOAT * (threads as u64 * per_thread + partials as u64) + aligned
     }
 
     /// The scratch [`Workspace::new`] makes for `model` and `capacity` rows: `(threads, lowered,

@@ -4,6 +4,7 @@
 //! 1.1 TB at 256 images a step).
 
 use crate::data::mnist::Mnist;
+use crate::engine::aligned;
 use crate::engine::data_parallel::Shards;
 use crate::engine::gemm::MAX_COPY;
 use crate::engine::layer::Layer;
@@ -22,14 +23,18 @@ pub fn training_bytes(config: &Config, data: &Mnist, rows: usize) -> u64 {
             let widths = autoencoder_widths(images.pixels_per_image(), &config.hidden);
             let pairs = || widths.windows(2).map(|w| (w[0] as u64, w[1] as u64));
             let parameters: u64 = pairs().map(|(i, o)| i * o + o).sum();
-            let model = FLOAT * pairs().map(|(i, o)| 2 * i * o + 2 * o).sum::<u64>();
+            // Each `W`, `dW` and buffer below starts on a cache line ([`aligned`]).
+            let (layers, slack) = (widths.len() as u64 - 1, aligned::SLACK_BYTES);
+            let model = FLOAT * pairs().map(|(i, o)| 2 * i * o + 2 * o).sum::<u64>() + 2 * layers * slack;
             // Outputs and deltas of every layer and the row's loss, and each thread's copy of the
             // largest `Wᵀ` (as [`Workspace::bytes`] counts them); the shards of the data-parallel
             // step.
             let outputs: u64 = widths[1..].iter().map(|&w| w as u64).sum();
             let copy = pairs().map(|(i, o)| (i * o).min(MAX_COPY as u64)).max().unwrap_or(0);
             let threads = rayon::current_num_threads().min(64) as u64;
-            let workspace = (rows as u64).saturating_mul(FLOAT * (2 * outputs + 1)) + FLOAT * threads * copy;
+            let workspace = (rows as u64).saturating_mul(FLOAT * (2 * outputs + 1))
+                + FLOAT * threads * copy
+                + (2 * layers + 2 * threads) * slack;
             let workspace = workspace.saturating_add(Shards::bytes(&widths, rows));
             run_bytes(model, parameters, workspace, rows, data)
         }
