@@ -120,7 +120,9 @@ fn mul_add(a: f32, b: f32, c: f32) -> f32 {
 /// either way.
 ///
 /// Only what the compiler inlines into the body is compiled anew (loops written in it,
-/// `#[inline(always)]` functions), so wrap a whole loop, once per row or block, not each number.
+/// `#[inline(always)]` functions), so wrap a whole loop, once per row or block, not each number;
+/// inside a body, call a function's `_here` form (`Activation::backward_here`), not one that
+/// dispatches again for every few numbers (a max-pool's backward did: 7.6% of its time).
 ///
 /// Why a macro: a closure is one function, compiled once for the baseline, so a function taking
 /// a closure cannot compile it anew (tried: a dense epoch 0.40 → 1.75 s). The closure still has to
@@ -128,11 +130,12 @@ fn mul_add(a: f32, b: f32, c: f32) -> f32 {
 /// it stands after its own inlining, calls a function that returns an array or a pair by value
 /// ("conflicting attributes" under `-C remark=inline`): so compute slices before the body, return
 /// nothing from it, and keep library functions that may stay calls (`array::from_fn`,
-/// `Iterator::reduce`) out of it. [`Noise::corrupt`](crate::data::noise::Noise::corrupt), the
-/// largest body, has `#[target_feature]` functions of its own instead. The macro writes
-/// `$body` three times: in a closure only `with_avx512` calls, in one only `with_avx2_fma`
-/// calls (each inlined there, being called once), and as it is. So the body must not `return`
-/// or use `?`: in the closures' copies they would leave the closure alone.
+/// `Iterator::reduce`) out of it. Two bodies left out whatever was tried have `#[target_feature]`
+/// functions of their own instead: [`Noise::corrupt`](crate::data::noise::Noise::corrupt), the
+/// largest, and `conv::pixel_sums_of`. The macro writes `$body` three times: in a closure only
+/// `with_avx512` calls, in one only `with_avx2_fma` calls (each inlined there, being called
+/// once), and as it is. So the body must not `return` or use `?`: in the closures' copies they
+/// would leave the closure alone.
 macro_rules! for_this_cpu {
     ($body:expr) => {{
         #[cfg(target_arch = "x86_64")]

@@ -382,7 +382,7 @@ impl Buffers {
     pub fn new(threads: usize, len: usize) -> Buffers {
         let buffer = || {
             let mut buffer = Vec::new();
-            aligned::slice_of(&mut buffer, len);
+            aligned::slice_of(&mut buffer, len); // sized once, so that a step never grows it
             Mutex::new(buffer)
         };
         Buffers { buffers: (0..threads.max(1)).map(|_| buffer()).collect(), len }

@@ -126,10 +126,9 @@ impl Model {
 
     /// The bytes the layers hold: parameters and their gradients.
     pub fn bytes(&self) -> u64 {
-        let numbers = |layer: &Layer| layer.param_sizes().map_or(0, |[w, b]| 2 * (w + b));
-        let aligned =
-            |layer: &Layer| if layer.param_sizes().is_some() { 2 * aligned::SLACK_BYTES } else { 0 };
-        self.layers.iter().map(|l| FLOAT * numbers(l) as u64 + aligned(l)).sum()
+        // `W` and `dW` each start on a cache line ([`aligned`]).
+        let bytes = |[w, b]: [usize; 2]| FLOAT * 2 * (w + b) as u64 + 2 * aligned::SLACK_BYTES;
+        self.layers.iter().filter_map(Layer::param_sizes).map(bytes).sum()
     }
 
     /// Forward pass over `x` (B, D). Afterwards `ws.outputs[l]` (B, H_l) holds each layer's
