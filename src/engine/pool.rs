@@ -36,11 +36,14 @@ impl MaxPool2d {
         let rows = (x.axis_iter(Axis(0)), out.axis_iter_mut(Axis(0))).into_par_iter();
         rows.with_min_len(IMAGES_PER_TASK).for_each(|(x, mut y)| {
             let (x, y) = (x.as_slice().expect("contiguous"), y.as_slice_mut().expect("contiguous"));
-            for_this_cpu!(self.for_each_block(|block, out| {
-                let y = &mut y[out..out + self.input.channels];
-                y.copy_from_slice(&x[block[0]..block[0] + y.len()]);
-                for &at in &block[1..] {
-                    y.iter_mut().zip(&x[at..]).for_each(|(y, &v)| *y = larger(*y, v));
+            for_this_cpu!(self.for_each_block(|[x0, x1, x2, x3], out| {
+                let c = self.input.channels;
+                let y = &mut y[out..out + c];
+                let (x0, x1, x2, x3) = (&x[x0..x0 + c], &x[x1..x1 + c], &x[x2..x2 + c], &x[x3..x3 + c]);
+                // All four in one pass: a pass per pixel stored `y` and read it straight back,
+                // each masked store stalling the load after it.
+                for ((((y, &v0), &v1), &v2), &v3) in y.iter_mut().zip(x0).zip(x1).zip(x2).zip(x3) {
+                    *y = larger(larger(larger(v0, v1), v2), v3);
                 }
             }));
         });
