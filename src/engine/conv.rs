@@ -468,10 +468,15 @@ pub(crate) fn raise_images(
     }
 }
 
-/// `y += b` on every row of `y` `(P, O)`, stored by rows, then the activation.
+/// `y += b` on every row of `y` `(P, O)`, stored by rows, then the activation. With one output
+/// (`O = 1`) a row is one number, so `y` is added to in one loop, not row by row.
 pub(crate) fn add_bias_and_activate(y: &mut [f32], b: &[f32], activation: Option<Activation>) {
-    for_this_cpu!(for row in y.chunks_exact_mut(b.len()) {
-        row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
+    for_this_cpu!(match b {
+        [b] => y.iter_mut().for_each(|v| *v += b),
+        _ =>
+            for row in y.chunks_exact_mut(b.len()) {
+                row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
+            },
     });
     if let Some(f) = activation {
         f.forward(y);
