@@ -114,9 +114,9 @@ impl Noise {
     ///
     /// The loop is compiled for the products' path (AVX-512, or AVX2 and FMA) in functions of its
     /// own rather than through [`fastmath`](crate::engine::fastmath)'s `for_this_cpu!`: that
-    /// macro's closure was left outside its AVX-512 function by the compiler in some builds, and a
-    /// build without `target-cpu=native` then corrupted at a tenth of the speed (`fmaf` called
-    /// for every multiply-add: a data phase of 1.26 s over 3 epochs against 0.10 s).
+    /// macro's closure was left outside its AVX-512 function by the compiler in some builds, and
+    /// the build for any x86-64 then corrupted at a tenth of the speed (`fmaf` called for every
+    /// multiply-add: a data phase of 1.26 s over 3 epochs against 0.10 s).
     pub fn corrupt(&self, pixels: &[u8], stream: NoiseStream, clean: &mut [f32], noisy: &mut [f32]) {
         debug_assert_eq!((pixels.len(), clean.len()), (noisy.len(), noisy.len()));
         #[cfg(target_arch = "x86_64")]

@@ -115,9 +115,9 @@ fn mul_add(a: f32, b: f32, c: f32) -> f32 {
 
 /// Runs `$body` compiled for the instruction set of the products' path
 /// ([`crate::engine::kernel::path`]: AVX-512, or AVX2 and FMA) when the build does not target it
-/// (a build without `target-cpu=native`, whose `mul_add` would otherwise call the library for
-/// every term and whose loops would use 128-bit vectors); otherwise as built. The same bits
-/// either way.
+/// (the default build, for any x86-64, whose `mul_add` would otherwise call the library for
+/// every term and whose loops would use 128-bit vectors); otherwise (a build with `-C
+/// target-cpu=native` on such a CPU) as built. The same bits either way.
 ///
 /// Only what the compiler inlines into the body is compiled anew (loops written in it,
 /// `#[inline(always)]` functions), so wrap a whole loop, once per row or block, not each number;

@@ -111,8 +111,8 @@ impl Path {
 /// this CPU has. (A `DAE_KERNEL` that names no path this CPU runs is refused by the command line
 /// before anything is multiplied; here it falls back to the CPU's.) The elementwise loops'
 /// copies (`fastmath::for_this_cpu!`) follow it too, so that `DAE_KERNEL=avx2` runs a whole step
-/// as an AVX2 machine would (`portable`: as built, which for a `RUSTFLAGS=""` build is the
-/// baseline x86-64, a library call for every `mul_add`).
+/// as an AVX2 machine would (`portable`: as built, which for the default build is the baseline
+/// x86-64, a library call for every `mul_add`).
 pub fn path() -> Path {
     static PATH: std::sync::OnceLock<Path> = std::sync::OnceLock::new();
     *PATH.get_or_init(|| Path::from_env().ok().flatten().unwrap_or_else(Path::detected))
