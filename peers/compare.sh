@@ -3,8 +3,11 @@
 # framework whose environment peers/setup.sh made, then prints each one's median epoch over
 # epochs 2..N (JAX's first epoch compiles), its validation loss, and how many times faster ours is.
 #   peers/compare.sh [dense|conv] [EPOCHS]      defaults: dense 3
-# Takes about a minute for dense at 3 epochs; conv at 2 epochs about 7 minutes (PyTorch ~50 s an
-# epoch, JAX ~150 s, on 2 cores). Needs ./data-fetch.sh's data/.
+#   ISA=avx2 peers/compare.sh ...               every side limited to AVX2 and FMA, as on a CPU
+#                                               without AVX-512 (ours DAE_KERNEL=avx2, PyTorch
+#                                               ATEN_CPU_CAPABILITY and MKL, JAX XLA's max ISA)
+# Takes about 20 s for dense at 3 epochs; conv at 2 epochs about 10 minutes (PyTorch ~32 s an
+# epoch, JAX ~230 s, on a 2-core Intel Xeon). Needs ./data-fetch.sh's data/.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 arch=${1:-dense}
@@ -12,6 +15,12 @@ epochs=${2:-3}
 case $arch in dense|conv) ;; *) echo "usage: peers/compare.sh [dense|conv] [EPOCHS]" >&2; exit 2 ;; esac
 [ "$epochs" -ge 2 ] 2>/dev/null || { echo "EPOCHS must be 2 or more (epoch 1 is left out)" >&2; exit 2; }
 [ -f "$root/data/train-images-idx3-ubyte.gz" ] || { echo "no data/: run ./data-fetch.sh first" >&2; exit 1; }
+case ${ISA:-} in
+  "") limit="" ;;
+  avx2) limit=", limited to AVX2"
+        export DAE_KERNEL=avx2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 XLA_FLAGS=--xla_cpu_max_isa=AVX2 ;;
+  *) echo "ISA must be avx2 or unset, not '$ISA'" >&2; exit 2 ;;
+esac
 PEERS=${PEERS:-$HOME/.cache/dae-peers}
 out="$root/target/compare"
 mkdir -p "$out"
@@ -19,7 +28,7 @@ cd "$root"
 cargo build --release --quiet
 results="$out/$arch.jsonl"
 : > "$results"
-echo "dae --arch $arch --epochs $epochs --threads 2" >&2
+echo "${DAE_KERNEL:+DAE_KERNEL=$DAE_KERNEL }dae --arch $arch --epochs $epochs --threads 2" >&2
 rm -rf "$out/dae-$arch" "$out/dae-$arch".*  # the last comparison's run, not set aside again
 target/release/dae --arch "$arch" --epochs "$epochs" --threads 2 --out "$out/dae-$arch" >&2
 python3 - "$out/dae-$arch/metrics.json" >> "$results" <<'PY'
@@ -36,13 +45,13 @@ for framework in torch jax; do
     echo "no $framework environment: peers/setup.sh$([ "$framework" = torch ] && echo " torch") makes it" >&2
   fi
 done
-python3 - "$results" "$arch" "$epochs" <<'PY'
+python3 - "$results" "$arch" "$epochs" "$limit" <<'PY'
 import json, platform, statistics, subprocess, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-arch, epochs = sys.argv[2], int(sys.argv[3])
+arch, epochs, limit = sys.argv[2], int(sys.argv[3]), sys.argv[4]
 cpu = [l.split(":", 1)[1].strip() for l in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
        if l.startswith(("Model name", "Model:"))]
-print(f"{arch}, {epochs} epochs, 2 threads, on {' / model '.join(cpu)}; median of epochs 2..{epochs}")
+print(f"{arch}, {epochs} epochs, 2 threads{limit}, on {' / model '.join(cpu)}; median of epochs 2..{epochs}")
 ours = statistics.median(rows[0]["epoch_s"][1:])
 print(f"{'run':<16} {'median epoch':>12} {'val loss':>9}  ours is")
 for r in rows:

@@ -9,4 +9,4 @@ py="$PEERS/${script%%_*}/bin/python"
 [ -x "$py" ] || { echo "no $py: run $here/setup.sh (add torch for the PyTorch scripts)" >&2; exit 1; }
 threads=${PEER_THREADS:-2}
 cd "$here"
-OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads "$py" "$script" | tee /dev/stderr | sed -n 's/^RESULT //p'
+OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads "$py" "$script" | sed -n -e 'w /dev/stderr' -e 's/^RESULT //p'
