@@ -125,8 +125,9 @@ impl Windows {
             }
         }
         for_this_cpu!({
-            // Read into registers here, in the body: read where they are used, in the inner loop,
-            // the compiler loaded them from memory for every copy in some builds.
+            // The closure captures these by reference; read where they are used, in the inner
+            // loop, the compiler loaded them from memory for every copy in some builds. Copied
+            // here, at the top of the body, they stay in registers.
             let (k, s, p, width) = (self.kernel, self.stride, self.padding, self.big.width);
             let (c, row_len, grid_w) = (c, row_len, grid_w);
             for ky in 0..k {
@@ -447,8 +448,9 @@ pub fn group_size(per_image: usize) -> usize {
 /// `to += from`, sixteen numbers at a time (one AVX-512 vector, two AVX2 ones), then the rest
 /// one by one. A span of `raise` is a few hundred numbers or fewer: as one plain loop, a build
 /// not tuned for this CPU planned it 64 at a time and spent most spans in the loop's slower
-/// tail. (One function for both, taking the operation as a closure, was left a call compiled
-/// for the baseline in that build: layer 5's forward took 5.5 ms instead of 3.7.)
+/// tail. (One function for both, taking the operation as a closure, was not inlined into
+/// `for_this_cpu!`'s copies in that build, so it ran as baseline code: layer 5's forward took
+/// 5.5 ms instead of 3.7.)
 #[inline(always)]
 fn add_into(to: &mut [f32], from: &[f32]) {
     let (n, blocks) = (to.len(), to.len() / 16 * 16);
@@ -466,7 +468,8 @@ fn add_into(to: &mut [f32], from: &[f32]) {
     }
 }
 
-/// `to ← 0 + from`, as [`add_into`] adds: `raise`'s first number at a pixel.
+/// `to ← 0 + from`, as [`add_into`] adds: `raise`'s first number at a pixel. `0 + v`, not `v`:
+/// a `−0.0` becomes `+0.0`, as it would added to a pixel zeroed first.
 #[inline(always)]
 fn store_into(to: &mut [f32], from: &[f32]) {
     let (n, blocks) = (to.len(), to.len() / 16 * 16);
