@@ -3,8 +3,9 @@
 //! images, so its rate is images per second.
 //!
 //! `cargo bench` runs everything; `cargo bench -- sgemm` only the matrix products (through
-//! `matmul`, our kernel where the CPU has AVX-512), `cargo bench -- kernel_paths` every product path side by side
-//! `matrixmultiply`'s, `cargo bench -- elementwise` the loss, Adam and the noise.
+//! `matmul`, on the path the program chose: `DAE_KERNEL` forces one), `cargo bench --
+//! kernel_paths` the products on every path this CPU has side by side (our AVX-512 and AVX2
+//! kernels, `matrixmultiply`'s), `cargo bench -- elementwise` the loss, Adam, the noise and `Wᵀ`.
 
 mod common;
 
@@ -16,7 +17,7 @@ use dae::engine::adam::Adam;
 use dae::engine::aligned;
 use dae::engine::data_parallel::{SHARD_ROWS, Shards};
 use dae::engine::dense::Dense;
-use dae::engine::gemm::{Finish, matmul, matmul_finish_on, matmul_naive, par_matmul};
+use dae::engine::gemm::{Finish, copy_into, matmul, matmul_finish_on, matmul_naive, par_matmul};
 use dae::engine::kernel::Path;
 use dae::engine::loss::Loss;
 use dae::engine::model::Model;
@@ -68,7 +69,8 @@ fn naive_vs_sgemm(c: &mut Criterion) {
 /// Every product path this CPU has, side by side on one thread (`kernel::Path`: our AVX-512 and
 /// AVX2 kernels, `matrixmultiply`'s portable one): each layer's forward product `X·Wᵀ` on a
 /// shard of the batch (128 rows; the weights copied by rows first in ours, packed in theirs),
-/// and a convolution's group `(392, 288)·(288, 32)`. The same bits on every path.
+/// all seventeen products of a shard's step, and a convolution's group `(392, 288)·(288, 32)`.
+/// The same bits on every path.
 fn kernel_paths(c: &mut Criterion) {
     let mut group = c.benchmark_group("kernel_paths");
     let paths = || Path::ALL.into_iter().filter(|p| p.supported());
@@ -82,6 +84,31 @@ fn kernel_paths(c: &mut Criterion) {
                 b.iter(|| matmul_finish_on(path, x.view(), w.t(), y.view_mut(), Finish::Plain))
             });
         }
+    }
+    // A shard's every product of a step, as `Shard::forward_loss` and `Shard::backward` run them:
+    // per layer the forward `X·Wᵀ`, the weight gradient `δᵀ·X` and (but for the first layer) the
+    // input gradient `δ·W`.
+    let operands: Vec<_> =
+        LAYERS.iter().map(|&(i, o)| (random((rows, i)), random((o, i)), random((rows, o)))).collect();
+    let flops: usize =
+        LAYERS.iter().enumerate().map(|(l, &(i, o))| 2 * rows * i * o * if l == 0 { 2 } else { 3 }).sum();
+    group.throughput(Throughput::Elements(flops as u64));
+    for path in paths() {
+        let mut outputs: Vec<_> = LAYERS
+            .iter()
+            .map(|&(i, o)| (aligned::zeros((rows, o)), aligned::zeros((o, i)), aligned::zeros((rows, i))))
+            .collect();
+        group.bench_function(BenchmarkId::new(path.name(), format!("shard_products_{rows}")), |b| {
+            b.iter(|| {
+                for (l, ((x, w, delta), (y, dw, dx))) in operands.iter().zip(&mut outputs).enumerate() {
+                    matmul_finish_on(path, x.view(), w.t(), y.view_mut(), Finish::Plain);
+                    matmul_finish_on(path, delta.t(), x.view(), dw.view_mut(), Finish::Plain);
+                    if l > 0 {
+                        matmul_finish_on(path, delta.view(), w.view(), dx.view_mut(), Finish::Plain);
+                    }
+                }
+            })
+        });
     }
     let (lowered, w) = (random((392, 288)), random((32, 288)));
     let mut y = aligned::zeros((392, 32));
@@ -144,7 +171,7 @@ fn dense_layer(c: &mut Criterion) {
 /// same late in a run with a third of them silent (gradient 0, `m` between 1.2e-38 and 1.2e-33,
 /// where `α·m` can be subnormal, as a dead unit's moments are; each iteration from the same
 /// moments), the BCE loss with its gradient on a batch's 256×784 logits, and the Gaussian corruption of 256
-/// images.
+/// images; and the copy of a weight matrix into `Wᵀ`.
 fn elementwise(c: &mut Criterion) {
     let mut group = c.benchmark_group("elementwise_1thread");
     let n = 784 * 128;
@@ -186,6 +213,11 @@ fn elementwise(c: &mut Criterion) {
             .sum::<f32>()
         })
     });
+    // The first layer's `Wᵀ` (784, 128), copied by rows for a shard's forward product through
+    // the transpose of the program's path (`DAE_KERNEL`).
+    let (w1, mut w1_t) = (random((128, 784)), aligned::zeros((784, 128)));
+    group.throughput(Throughput::Elements((128 * 784) as u64));
+    group.bench_function("transpose_128x784", |b| b.iter(|| copy_into(w1.t(), w1_t.view_mut())));
     let pixels: Vec<u8> = (0..BATCH * 784).map(|i| (i * 37 % 256) as u8).collect();
     let (mut clean, mut noisy) = (vec![0.0; 784], vec![0.0; 784]);
     group.bench_function("gaussian_noise_256x784", |b| {
