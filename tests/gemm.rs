@@ -131,10 +131,10 @@ fn matmul_gives_the_bits_of_matrixmultiply() {
 }
 
 /// `copy_into` writes a transposed matrix into columns of a wider one and leaves the other
-/// columns alone, on sizes around the 16×16 register blocks.
+/// columns alone, on sizes around the register blocks (16×16 with AVX-512, 8×8 with AVX2).
 #[test]
 fn copy_into_transposes_into_a_slab_of_columns() {
-    for (rows, columns) in [(1, 1), (5, 3), (16, 16), (17, 33), (64, 20)] {
+    for (rows, columns) in [(1, 1), (5, 3), (8, 8), (9, 7), (3, 24), (16, 16), (17, 33), (64, 20)] {
         let w = random((rows, columns), 7); // (O_block, I), as a block of W
         let mut wt = Array2::from_elem((columns, rows + 9), f32::NAN); // (I, O): wider than the block
         copy_into(w.t(), wt.slice_mut(s![.., 4..4 + rows]));

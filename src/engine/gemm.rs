@@ -197,22 +197,30 @@ fn row_major<'a>(b: ArrayView2<f32>, buffer: &'a mut Vec<f32>) -> ArrayView2<'a,
 }
 
 /// `out ← b`, for an `out` whose rows are contiguous: a `b` whose columns are contiguous (the
-/// transpose of a row-major matrix, such as `Wᵀ`) through `kernel::transpose`, any other
-/// number by number.
+/// transpose of a row-major matrix, such as `Wᵀ`) through the transpose of the path's kernel
+/// ([`kernel::transpose`], [`kernel_avx2::transpose`](crate::engine::kernel_avx2::transpose)),
+/// any other number by number.
 ///
 /// Shapes: `b` (K, N), `out` (K, N).
 pub fn copy_into(b: ArrayView2<f32>, mut out: ArrayViewMut2<f32>) {
     assert_eq!(b.dim(), out.dim(), "copy_into: shapes disagree");
     #[cfg(target_arch = "x86_64")]
-    if let (kernel::Path::Avx512, &[1, ld], &[ldo, 1]) = (kernel::path(), b.strides(), out.strides())
+    if let (&[1, ld], &[ldo, 1]) = (b.strides(), out.strides())
         && ld >= 0
         && ldo >= 0
     {
         let (k, n) = b.dim();
-        // SAFETY: the CPU has AVX-512 (`kernel::path`); `b` is a live view whose column `j`
+        let (m, ld, o, ldo) = (b.as_ptr(), ld as usize, out.as_mut_ptr(), ldo as usize);
+        // SAFETY: the CPU runs the path (`kernel::path`); `b` is a live view whose column `j`
         // holds its K rows contiguously from `ld·j`; `out` is a live, exclusively borrowed view
         // whose row `p` holds N numbers from `ldo·p`.
-        return unsafe { kernel::transpose(b.as_ptr(), ld as usize, n, k, out.as_mut_ptr(), ldo as usize) };
+        match kernel::path() {
+            kernel::Path::Avx512 => return unsafe { kernel::transpose(m, ld, n, k, o, ldo) },
+            kernel::Path::Avx2 => {
+                return unsafe { crate::engine::kernel_avx2::transpose(m, ld, n, k, o, ldo) };
+            }
+            kernel::Path::Portable => {}
+        }
     }
     out.assign(&b);
 }

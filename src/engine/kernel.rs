@@ -29,7 +29,9 @@ use std::arch::x86_64::{__m512, __mmask16, _mm512_add_ps, _mm512_fmadd_ps, _mm51
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::{_CMP_NLE_UQ, _mm512_cmp_ps_mask, _mm512_maskz_mov_ps, _mm512_max_ps};
 #[cfg(target_arch = "x86_64")]
-use std::arch::x86_64::{_mm512_loadu_ps, _mm512_mask_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps};
+use std::arch::x86_64::{
+    _mm512_loadu_ps, _mm512_mask_storeu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
+};
 
 /// The length of a block along `k`, `matrixmultiply`'s for `f32`.
 pub const KC: usize = 256;
@@ -205,10 +207,13 @@ pub(crate) trait Lanes {
     unsafe fn load_all(p: *const f32) -> Self::V;
     /// The lanes of `mask` to `p`.
     unsafe fn store(p: *mut f32, mask: Self::Mask, x: Self::V);
+    /// All lanes to `p`.
+    unsafe fn store_all(p: *mut f32, x: Self::V);
 }
 
-/// The finishes of [`Finish`] as `finish(i, j, columns, s)`: row `i` of `C` at columns `j…` from
-/// their sums `s`, and the product through [`run`] with each, a kernel of its own.
+/// The finishes of [`Finish`] as `finish(i, j, columns, full, s)`: row `i` of `C` at columns `j…`
+/// from their sums `s` (`full`: both vectors' columns all exist), and the product through [`run`]
+/// with each, a kernel of its own.
 ///
 /// # Safety
 /// As [`gemm`]'s, for the instruction set of `L`.
@@ -219,15 +224,15 @@ pub(crate) unsafe fn gemm_with<L: Lanes>(operands: Operands, finish: Finish) {
     // inside the bias (N numbers) and `a` (C's shape).
     unsafe {
         match finish {
-            Finish::Plain => run::<L, _>(operands, |_, _, _, s| s),
-            Finish::Bias(bias) => {
-                run::<L, _>(operands, move |_, j, columns, s| add::<L>(s, load::<L, 2>(bias.add(j), columns)))
-            }
-            Finish::BiasRelu(bias) => run::<L, _>(operands, move |_, j, columns, s| {
-                add::<L>(s, load::<L, 2>(bias.add(j), columns)).map(|z| L::relu(z))
+            Finish::Plain => run::<L, _>(operands, |_, _, _, _, s| s),
+            Finish::Bias(bias) => run::<L, _>(operands, move |_, j, columns, full, s| {
+                add::<L>(s, load::<L, 2>(bias.add(j), columns, full))
             }),
-            Finish::ReluSlope(a, rs) => run::<L, _>(operands, move |i, j, columns, s| {
-                let a = load::<L, 2>(a.offset(i as isize * rs).add(j), columns);
+            Finish::BiasRelu(bias) => run::<L, _>(operands, move |_, j, columns, full, s| {
+                add::<L>(s, load::<L, 2>(bias.add(j), columns, full)).map(|z| L::relu(z))
+            }),
+            Finish::ReluSlope(a, rs) => run::<L, _>(operands, move |i, j, columns, full, s| {
+                let a = load::<L, 2>(a.offset(i as isize * rs).add(j), columns, full);
                 [L::where_positive(a[0], s[0]), L::where_positive(a[1], s[1])]
             }),
         }
@@ -239,15 +244,21 @@ pub(crate) unsafe fn gemm_with<L: Lanes>(operands: Operands, finish: Finish) {
 type Columns<L> = [<L as Lanes>::Mask; 2];
 
 /// The numbers of a row of a tile at `p`, its existing columns only (the others 0), in its
-/// first `V` vectors.
+/// first `V` vectors: without masks if `full` says all of them exist. (AVX2's masked store is
+/// slow on AMD's cores: on a Zen 4 the AVX2 kernel took 7.2 µs for a shard's 64 → 32 product
+/// with every store of `C` masked, 5.4 µs with a full tile's unmasked; its loads are unmasked
+/// too, for the same reason.)
 ///
 /// # Safety
-/// `p` points to the row's first number, and its existing columns are readable.
+/// `p` points to the row's first number, and its existing columns are readable; with `full`,
+/// all of its `V` vectors.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn load<L: Lanes, const V: usize>(p: *const f32, columns: Columns<L>) -> [L::V; V] {
+unsafe fn load<L: Lanes, const V: usize>(p: *const f32, columns: Columns<L>, full: bool) -> [L::V; V] {
     // SAFETY: the caller's contract; the other lanes are masked off.
-    std::array::from_fn(|h| unsafe { L::load(p.add(L::LANES * h), columns[h]) })
+    std::array::from_fn(|h| unsafe {
+        if full { L::load_all(p.add(L::LANES * h)) } else { L::load(p.add(L::LANES * h), columns[h]) }
+    })
 }
 
 /// `x + y`, vector by vector.
@@ -258,8 +269,8 @@ unsafe fn add<L: Lanes>(x: [L::V; 2], y: [L::V; 2]) -> [L::V; 2] {
     unsafe { [L::add(x[0], y[0]), L::add(x[1], y[1])] }
 }
 
-/// The product tile by tile; `finish(i, j, columns, s)` gives row `i` of `C` at columns `j…`
-/// from their sums `s`, when they are stored the last time.
+/// The product tile by tile; `finish(i, j, columns, full, s)` gives row `i` of `C` at columns
+/// `j…` from their sums `s`, when they are stored the last time.
 ///
 /// # Safety
 /// As [`gemm`]'s, for the instruction set of `L`.
@@ -267,7 +278,7 @@ unsafe fn add<L: Lanes>(x: [L::V; 2], y: [L::V; 2]) -> [L::V; 2] {
 #[inline(always)]
 unsafe fn run<L: Lanes, F>(operands: Operands, finish: F)
 where
-    F: Fn(usize, usize, Columns<L>, [L::V; 2]) -> [L::V; 2] + Copy,
+    F: Fn(usize, usize, Columns<L>, bool, [L::V; 2]) -> [L::V; 2] + Copy,
 {
     let Operands { dims: (m, k, n), a, a_strides: (rsa, csa), b, rsb, c, rsc } = operands;
     let (nr, mr) = (2 * L::LANES, L::MR);
@@ -335,7 +346,7 @@ struct Tile<L: Lanes, F> {
 #[cfg(target_arch = "x86_64")]
 impl<L: Lanes, F> Tile<L, F>
 where
-    F: Fn(usize, usize, Columns<L>, [L::V; 2]) -> [L::V; 2] + Copy,
+    F: Fn(usize, usize, Columns<L>, bool, [L::V; 2]) -> [L::V; 2] + Copy,
 {
     /// The tile with its first `rows` rows (`1 ≤ rows ≤ MR ≤ 12`) and its first `V` vectors of
     /// columns (1 or 2), all of whose columns exist if `FULL`; the row count is a constant in
@@ -377,11 +388,7 @@ where
             let mut acc: [[L::V; V]; R] = [[L::zero(); V]; R];
             let (mut a, mut b) = (self.a, self.b);
             for _ in 0..self.depth {
-                let b_row: [L::V; V] = if FULL {
-                    std::array::from_fn(|h| L::load_all(b.add(L::LANES * h)))
-                } else {
-                    load::<L, V>(b, self.columns)
-                };
+                let b_row: [L::V; V] = load::<L, V>(b, self.columns, FULL);
                 for (r, acc) in acc.iter_mut().enumerate() {
                     let a_rp = L::splat(*a.offset(r as isize * rsa));
                     for (acc, b) in acc.iter_mut().zip(b_row) {
@@ -395,17 +402,21 @@ where
                 let c = self.c.offset(r as isize * self.rsc);
                 let mut sums = *acc;
                 if self.accumulate {
-                    let old = load::<L, V>(c, self.columns);
+                    let old = load::<L, V>(c, self.columns, FULL);
                     sums = std::array::from_fn(|h| L::add(old[h], sums[h]));
                 }
                 if let Some(finish) = self.finish {
                     // The finishes work on a whole tile row; a one-vector row's second is empty.
                     let whole = std::array::from_fn(|h| sums.get(h).copied().unwrap_or(L::zero()));
-                    let done = finish(self.at.0 + r, self.at.1, self.columns, whole);
+                    let done = finish(self.at.0 + r, self.at.1, self.columns, FULL && V == 2, whole);
                     sums = std::array::from_fn(|h| done[h]);
                 }
                 for (h, x) in sums.into_iter().enumerate() {
-                    L::store(c.add(L::LANES * h), self.columns[h], x);
+                    if FULL {
+                        L::store_all(c.add(L::LANES * h), x);
+                    } else {
+                        L::store(c.add(L::LANES * h), self.columns[h], x);
+                    }
                 }
             }
         }
@@ -461,6 +472,10 @@ impl Lanes for Avx512 {
     #[inline(always)]
     unsafe fn store(p: *mut f32, mask: __mmask16, x: __m512) {
         unsafe { _mm512_mask_storeu_ps(p, mask, x) }
+    }
+    #[inline(always)]
+    unsafe fn store_all(p: *mut f32, x: __m512) {
+        unsafe { _mm512_storeu_ps(p, x) }
     }
 }
 
