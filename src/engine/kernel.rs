@@ -483,6 +483,8 @@ impl Lanes for Avx512 {
 /// (N, rows) is row-major with row stride `ld`, into rows `ldo` apart. Blocks of 16×16 are
 /// transposed in registers; a copy one number at a time wrote rows 512 bytes apart for
 /// `N = 128`, all in the same few sets of the L1 cache, and took as long as the product it fed.
+/// A whole block moves without masks: masked, even with every lane on, the first layer's `Wᵀ`
+/// took 19–21 µs on a Zen 4, unmasked 8.5–9.3.
 ///
 /// # Safety
 /// The CPU must have AVX-512F ([`available`]); `m` must hold `M[j, p]` for those `j` and `p`,
@@ -496,16 +498,23 @@ pub unsafe fn transpose(m: *const f32, ld: usize, n: usize, rows: usize, out: *m
             let height = 16.min(rows - p0);
             // SAFETY: a mask of lanes, on a CPU with AVX-512F (the caller's contract).
             let (in_lanes, out_lanes) = unsafe { (Avx512::mask(height), Avx512::mask(width)) };
-            // SAFETY: rows `j0…j0 + width` of `M` at columns `p0…`, `height` of them;
-            // the other lanes are masked off.
+            // SAFETY: rows `j0…j0 + width` of `M` at columns `p0…`, `height` of them (all 16 if
+            // `whole`); the other lanes are masked off.
+            let whole = (width, height) == (16, 16);
             let mut r: [__m512; 16] = [_mm512_setzero_ps(); 16];
             for (jj, r) in r.iter_mut().enumerate().take(width) {
-                *r = unsafe { _mm512_maskz_loadu_ps(in_lanes, m.add((j0 + jj) * ld + p0)) };
+                *r = unsafe {
+                    let from = m.add((j0 + jj) * ld + p0);
+                    if whole { _mm512_loadu_ps(from) } else { _mm512_maskz_loadu_ps(in_lanes, from) }
+                };
             }
             let t = transpose16(r);
             for (pp, t) in t.iter().enumerate().take(height) {
                 // SAFETY: row `p0 + pp < rows` of `out`, columns `j0…j0 + width < n`.
-                unsafe { _mm512_mask_storeu_ps(out.add((p0 + pp) * ldo + j0), out_lanes, *t) };
+                unsafe {
+                    let to = out.add((p0 + pp) * ldo + j0);
+                    if whole { _mm512_storeu_ps(to, *t) } else { _mm512_mask_storeu_ps(to, out_lanes, *t) }
+                };
             }
         }
     }
