@@ -5,7 +5,8 @@
 //! `cargo bench` runs everything; `cargo bench -- sgemm` only the matrix products (through
 //! `matmul`, on the path the program chose: `DAE_KERNEL` forces one), `cargo bench --
 //! kernel_paths` the products on every path this CPU has side by side (our AVX-512 and AVX2
-//! kernels, `matrixmultiply`'s), `cargo bench -- elementwise` the loss, Adam, the noise and `Wᵀ`.
+//! kernels, `matrixmultiply`'s), `cargo bench -- elementwise` the loss, Adam, the noise and the
+//! copy into `Wᵀ`.
 
 mod common;
 

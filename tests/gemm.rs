@@ -100,6 +100,7 @@ fn matmul_gives_the_bits_of_matrixmultiply() {
         (12, 784, 128),
         (7, 513, 64),
         (40, 9, 32),
+        (9, 40, 29),
         (3, 1024, 784),
         (2, 1100, 1000),
     ];
@@ -150,7 +151,9 @@ fn copy_into_transposes_into_a_slab_of_columns() {
 #[test]
 fn a_finished_product_is_the_product_then_the_formula() {
     use Activation::{Identity, Relu, Sigmoid};
-    for (m, k, n) in [(1, 1, 1), (13, 40, 37), (5, 0, 20), (30, 300, 33), (25, 17, 16)] {
+    for (m, k, n) in
+        [(1, 1, 1), (13, 40, 37), (5, 0, 20), (30, 300, 33), (25, 17, 16), (13, 300, 24), (7, 40, 29)]
+    {
         let (a, b, bias) =
             (random((m, k), 9), random((k, n), 10), random((1, n), 11).into_shape_with_order(n).unwrap());
         // An activation's output: ReLU's is 0 in about half its entries.

@@ -167,7 +167,7 @@ pub fn matmul_finish_on(
         return finish.apply(c);
     }
     ROW_MAJOR.with(|buffer| match buffer.try_borrow_mut() {
-        Ok(mut buffer) => own_kernel(path, a, row_major(b, &mut buffer), c, finish),
+        Ok(mut buffer) => own_kernel(path, a, row_major(path, b, &mut buffer), c, finish),
         Err(_) => {
             sgemm(a, b, c.view_mut());
             finish.apply(c);
@@ -188,11 +188,11 @@ thread_local! {
     static ROW_MAJOR: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// `b` copied into `buffer` row by row, and seen as a matrix there.
-fn row_major<'a>(b: ArrayView2<f32>, buffer: &'a mut Vec<f32>) -> ArrayView2<'a, f32> {
+/// `b` copied into `buffer` row by row by `path`'s transpose, and seen as a matrix there.
+fn row_major<'a>(path: kernel::Path, b: ArrayView2<f32>, buffer: &'a mut Vec<f32>) -> ArrayView2<'a, f32> {
     let (k, n) = b.dim();
     let buffer = aligned::slice_of(buffer, k * n);
-    copy_into(b, ArrayViewMut2::from_shape((k, n), &mut *buffer).expect("K·N numbers"));
+    copy_into_on(path, b, ArrayViewMut2::from_shape((k, n), &mut *buffer).expect("K·N numbers"));
     ArrayView2::from_shape((k, n), &*buffer).expect("K·N numbers")
 }
 
@@ -202,7 +202,12 @@ fn row_major<'a>(b: ArrayView2<f32>, buffer: &'a mut Vec<f32>) -> ArrayView2<'a,
 /// any other number by number.
 ///
 /// Shapes: `b` (K, N), `out` (K, N).
-pub fn copy_into(b: ArrayView2<f32>, mut out: ArrayViewMut2<f32>) {
+pub fn copy_into(b: ArrayView2<f32>, out: ArrayViewMut2<f32>) {
+    copy_into_on(kernel::path(), b, out);
+}
+
+/// [`copy_into`] by the transpose of the given path (one this CPU runs) rather than the program's.
+fn copy_into_on(path: kernel::Path, b: ArrayView2<f32>, mut out: ArrayViewMut2<f32>) {
     assert_eq!(b.dim(), out.dim(), "copy_into: shapes disagree");
     #[cfg(target_arch = "x86_64")]
     if let (&[1, ld], &[ldo, 1]) = (b.strides(), out.strides())
@@ -211,10 +216,11 @@ pub fn copy_into(b: ArrayView2<f32>, mut out: ArrayViewMut2<f32>) {
     {
         let (k, n) = b.dim();
         let (m, ld, o, ldo) = (b.as_ptr(), ld as usize, out.as_mut_ptr(), ldo as usize);
-        // SAFETY: the CPU runs the path (`kernel::path`); `b` is a live view whose column `j`
+        // SAFETY: the CPU runs the path (`kernel::path`, or checked by `matmul_finish_on`); `b`
+        // is a live view whose column `j`
         // holds its K rows contiguously from `ld·j`; `out` is a live, exclusively borrowed view
         // whose row `p` holds N numbers from `ldo·p`.
-        match kernel::path() {
+        match path {
             kernel::Path::Avx512 => return unsafe { kernel::transpose(m, ld, n, k, o, ldo) },
             kernel::Path::Avx2 => {
                 return unsafe { crate::engine::kernel_avx2::transpose(m, ld, n, k, o, ldo) };

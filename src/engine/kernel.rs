@@ -244,10 +244,9 @@ pub(crate) unsafe fn gemm_with<L: Lanes>(operands: Operands, finish: Finish) {
 type Columns<L> = [<L as Lanes>::Mask; 2];
 
 /// The numbers of a row of a tile at `p`, its existing columns only (the others 0), in its
-/// first `V` vectors: without masks if `full` says all of them exist. (AVX2's masked store is
-/// slow on AMD's cores: on a Zen 4 the AVX2 kernel took 7.2 µs for a shard's 64 → 32 product
-/// with every store of `C` masked, 5.4 µs with a full tile's unmasked; its loads are unmasked
-/// too, for the same reason.)
+/// first `V` vectors: without masks if `full` says all of them exist (a plain load is never
+/// slower than a masked one, and AVX2's masked load is the slower on AMD's cores; see
+/// [`Tile::rows`] for the stores).
 ///
 /// # Safety
 /// `p` points to the row's first number, and its existing columns are readable; with `full`,
@@ -255,9 +254,12 @@ type Columns<L> = [<L as Lanes>::Mask; 2];
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn load<L: Lanes, const V: usize>(p: *const f32, columns: Columns<L>, full: bool) -> [L::V; V] {
-    // SAFETY: the caller's contract; the other lanes are masked off.
-    std::array::from_fn(|h| unsafe {
-        if full { L::load_all(p.add(L::LANES * h)) } else { L::load(p.add(L::LANES * h), columns[h]) }
+    std::array::from_fn(|h| {
+        // A vector with no existing column may start past the row's end: its address is only
+        // computed (wrapping, never dereferenced), and its load is masked off whole.
+        let p = p.wrapping_add(L::LANES * h);
+        // SAFETY: the caller's contract; the other lanes are masked off.
+        unsafe { if full { L::load_all(p) } else { L::load(p, columns[h]) } }
     })
 }
 
@@ -383,7 +385,7 @@ where
         let (rsa, csa) = self.a_strides;
         // SAFETY (all): the instruction set's operations, in its kernel; row `p` of the block of
         // `B`, column `p` of the tile's rows of `A` and row `r` of the tile of `C`, its existing
-        // columns only (masked).
+        // columns only (masked, unless `FULL` says all of them exist).
         unsafe {
             let mut acc: [[L::V; V]; R] = [[L::zero(); V]; R];
             let (mut a, mut b) = (self.a, self.b);
@@ -411,6 +413,9 @@ where
                     let done = finish(self.at.0 + r, self.at.1, self.columns, FULL && V == 2, whole);
                     sums = std::array::from_fn(|h| done[h]);
                 }
+                // A full tile stores without masks: AVX2's masked store is slow on AMD's cores,
+                // even with every lane on (on a Zen 4 the AVX2 kernel took 7.2 µs for a shard's
+                // 64 → 32 product with every store masked, 5.0–5.6 µs without).
                 for (h, x) in sums.into_iter().enumerate() {
                     if FULL {
                         L::store_all(c.add(L::LANES * h), x);
@@ -498,11 +503,12 @@ pub unsafe fn transpose(m: *const f32, ld: usize, n: usize, rows: usize, out: *m
             let height = 16.min(rows - p0);
             // SAFETY: a mask of lanes, on a CPU with AVX-512F (the caller's contract).
             let (in_lanes, out_lanes) = unsafe { (Avx512::mask(height), Avx512::mask(width)) };
-            // SAFETY: rows `j0…j0 + width` of `M` at columns `p0…`, `height` of them (all 16 if
-            // `whole`); the other lanes are masked off.
+            // A whole block moves without masks (see above).
             let whole = (width, height) == (16, 16);
             let mut r: [__m512; 16] = [_mm512_setzero_ps(); 16];
             for (jj, r) in r.iter_mut().enumerate().take(width) {
+                // SAFETY: row `j0 + jj < n` of `M` at columns `p0…`, `height` of them (all 16 if
+                // `whole`); the other lanes are masked off.
                 *r = unsafe {
                     let from = m.add((j0 + jj) * ld + p0);
                     if whole { _mm512_loadu_ps(from) } else { _mm512_maskz_loadu_ps(in_lanes, from) }
@@ -510,7 +516,7 @@ pub unsafe fn transpose(m: *const f32, ld: usize, n: usize, rows: usize, out: *m
             }
             let t = transpose16(r);
             for (pp, t) in t.iter().enumerate().take(height) {
-                // SAFETY: row `p0 + pp < rows` of `out`, columns `j0…j0 + width < n`.
+                // SAFETY: row `p0 + pp < rows` of `out`, columns `j0…j0 + width ≤ n`.
                 unsafe {
                     let to = out.add((p0 + pp) * ldo + j0);
                     if whole { _mm512_storeu_ps(to, *t) } else { _mm512_mask_storeu_ps(to, out_lanes, *t) }
