@@ -3,10 +3,10 @@
 //! images, so its rate is images per second.
 //!
 //! `cargo bench` runs everything; `cargo bench -- sgemm` only the matrix products (through
-//! `matmul`, on the path the program chose: `DAE_KERNEL` forces one), `cargo bench --
-//! kernel_paths` the products on every path this CPU has side by side (our AVX-512 and AVX2
-//! kernels, `matrixmultiply`'s), `cargo bench -- elementwise` the loss, Adam, the noise and the
-//! copy into `Wᵀ`.
+//! `matmul`, on the path the program chose: `DAE_KERNEL` forces one);
+//! `cargo bench -- kernel_paths` the products on every path this CPU has side by side (our
+//! AVX-512 and AVX2 kernels, `matrixmultiply`'s); `cargo bench -- elementwise` the loss, Adam,
+//! the noise and the copy into `Wᵀ`.
 
 mod common;
 
@@ -86,9 +86,9 @@ fn kernel_paths(c: &mut Criterion) {
             });
         }
     }
-    // A shard's every product of a step, as `Shard::forward_loss` and `Shard::backward` run them:
-    // per layer the forward `X·Wᵀ`, the weight gradient `δᵀ·X` and (but for the first layer) the
-    // input gradient `δ·W`.
+    // A shard's every product of a step, of the shapes `Shard::forward_loss` and `Shard::backward`
+    // multiply (without their finishes: bias, ReLU, ReLU's derivative): per layer the forward
+    // `X·Wᵀ`, the weight gradient `δᵀ·X` and (but for the first layer) the input gradient `δ·W`.
     let operands: Vec<_> =
         LAYERS.iter().map(|&(i, o)| (random((rows, i)), random((o, i)), random((rows, o)))).collect();
     let flops: usize =

@@ -217,9 +217,8 @@ fn copy_into_on(path: kernel::Path, b: ArrayView2<f32>, mut out: ArrayViewMut2<f
         let (k, n) = b.dim();
         let (m, ld, o, ldo) = (b.as_ptr(), ld as usize, out.as_mut_ptr(), ldo as usize);
         // SAFETY: the CPU runs the path (`kernel::path`, or checked by `matmul_finish_on`); `b`
-        // is a live view whose column `j`
-        // holds its K rows contiguously from `ld·j`; `out` is a live, exclusively borrowed view
-        // whose row `p` holds N numbers from `ldo·p`.
+        // is a live view whose column `j` holds its K rows contiguously from `ld·j`; `out` is a
+        // live, exclusively borrowed view whose row `p` holds N numbers from `ldo·p`.
         match path {
             kernel::Path::Avx512 => return unsafe { kernel::transpose(m, ld, n, k, o, ldo) },
             kernel::Path::Avx2 => {

@@ -245,8 +245,8 @@ type Columns<L> = [<L as Lanes>::Mask; 2];
 
 /// The numbers of a row of a tile at `p`, its existing columns only (the others 0), in its
 /// first `V` vectors: without masks if `full` says all of them exist (a plain load is never
-/// slower than a masked one, and AVX2's masked load is the slower on AMD's cores; see
-/// [`Tile::rows`] for the stores).
+/// slower than a masked one, and on AMD's cores AVX2's masked load is slower; see [`Tile::rows`]
+/// for the stores).
 ///
 /// # Safety
 /// `p` points to the row's first number, and its existing columns are readable; with `full`,

@@ -95,8 +95,8 @@ impl Lanes for Avx2 {
 /// Zen 4; this takes 16.)
 ///
 /// # Safety
-/// The CPU must have AVX2 and FMA (the path's features); `m` must hold `M[j, p]` for those `j` and `p`, and `out` the `n`
-/// numbers from `p·ldo` for each `p < rows`.
+/// The CPU must have AVX2 and FMA (the path's features); `m` must hold `M[j, p]` for those `j`
+/// and `p`, and `out` the `n` numbers from `p·ldo` for each `p < rows`.
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn transpose(m: *const f32, ld: usize, n: usize, rows: usize, out: *mut f32, ldo: usize) {
     for j0 in (0..n).step_by(8) {
