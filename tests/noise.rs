@@ -3,7 +3,9 @@
 
 use dae::data::mnist::Images;
 use dae::data::noise::{Noise, corrupt_batch};
+use dae::data::philox::philox4x32_10;
 use dae::data::rng::Purpose;
+use dae::engine::fastmath::{ln_positive, sin_cos_2pi};
 use ndarray::Array2;
 
 /// 50 images of 20×20 pixels with every gray level present.
@@ -47,6 +49,28 @@ fn gaussian_noise_is_clipped_and_has_the_right_spread() {
     // P(|N(0, 0.5²)| < 0.45) = 0.632; clipping at ±0.45..0.55 moves a little mass inward.
     assert!(diffs.len() > 500 && mean.abs() < 0.03, "n {} mean {mean}", diffs.len());
     assert!((0.6..0.7).contains(&within_half), "{within_half}");
+}
+
+/// Every pixel's noise, to the last bit, is the Box–Muller transform of its own two Philox words,
+/// computed here one pair at a time: pixels `2q, 2q + 1` of image `i` take words `2q mod 4` and
+/// `2q + 1 mod 4` of the block at counter `(2q / 4, i, purpose, 0)`. However many pixels the
+/// engine handles a pass (it differs by instruction set), and on every path (`DAE_KERNEL`).
+#[test]
+fn each_pixels_noise_is_box_muller_on_its_own_philox_words() {
+    let (seed, image, std) = (0x1234_5678_9abc_def0u64, 13u32, 0.5f32);
+    let (clean, noisy) = corrupt(Noise::Gaussian(std), &[image], seed);
+    let key = [seed as u32, (seed >> 32) as u32];
+    let unit = |w: u32| (w >> 8) as f32 * (1.0 / 16_777_216.0);
+    for q in 0..200 {
+        let words = philox4x32_10([q / 2, image, Purpose::TrainNoise as u32, 0], key);
+        let (u, v) = (words[(2 * q % 4) as usize], words[(2 * q % 4 + 1) as usize]);
+        let radius = (-2.0 * ln_positive(1.0 - unit(u))).sqrt();
+        let (sin, cos) = sin_cos_2pi(unit(v));
+        for (p, normal) in [(2 * q as usize, radius * cos), (2 * q as usize + 1, radius * sin)] {
+            let want = (clean[[0, p]] + std * normal).clamp(0.0, 1.0);
+            assert_eq!(noisy[[0, p]].to_bits(), want.to_bits(), "pixel {p}");
+        }
+    }
 }
 
 #[test]
