@@ -60,7 +60,7 @@ pub struct Training {
     /// The settings given on the command line, by flag id (`lr`, `seed`, …): with `resume`,
     /// each must agree with the run's.
     pub given: Vec<&'static str>,
-    /// Print the time per phase after training.
+    /// Print the time per phase after training, and the median epoch against its products' floor.
     pub profile: bool,
     /// The engine that computes the steps, recorded in `metrics.json`.
     pub engine: Engine,

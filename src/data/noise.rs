@@ -45,14 +45,18 @@ pub enum Noise {
     SaltPepper(f32),
 }
 
-/// Pixels handled per pass with AVX-512 (32 registers): the random numbers for them sit in a
-/// small buffer on the stack, and their Philox blocks run side by side in vector lanes.
-const BLOCK: usize = 64;
+/// Pixels handled per pass with AVX-512's 32 registers of 16 lanes: the random numbers for them
+/// sit in a small buffer on the stack, and their Philox blocks run side by side in vector lanes.
+const WIDE_PASS: usize = 64;
 
-/// Pixels per pass with AVX2, or the build's own vectors (16 registers): with 64, the sixteen
-/// Philox blocks' words did not fit in registers, and the Gaussian noise of 256 images took
-/// 389–401 µs on a Zen 4, with 32 333–351 µs (AVX-512's 255–263 µs became 260–267 with 32).
-const NARROW_BLOCK: usize = 32;
+/// Pixels per pass with narrower vectors (AVX2's 16 registers of 8 lanes, or a baseline build's):
+/// with 64, the words of sixteen Philox blocks did not fit in AVX2's registers, and the Gaussian
+/// noise of 256 images took 389–413 µs on a Zen 4, with 32 331–351 µs (with AVX-512, 32 were
+/// 2% slower than 64).
+const NARROW_PASS: usize = 32;
+
+/// Pixels per pass as the build was compiled: [`WIDE_PASS`] if for AVX-512.
+const AS_BUILT_PASS: usize = if cfg!(target_feature = "avx512f") { WIDE_PASS } else { NARROW_PASS };
 
 /// Where one image's random numbers come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,10 +79,11 @@ impl NoiseStream {
 
     /// The random words for the `N` pixels from `first` (a multiple of `N`, itself a multiple of
     /// 4) on: `words[j]` is word `j % 4` of Philox's block `first / 4 + j / 4`. All of them before any
-    /// is used: sixteen independent blocks in one loop, which the compiler runs side by side in
+    /// is used: `N / 4` independent blocks in one loop, which the compiler runs side by side in
     /// vector lanes (one block at a time inside the Box–Muller loop, it could not).
     #[inline(always)]
     fn words<const N: usize>(&self, first: usize) -> [u32; N] {
+        const { assert!(N.is_multiple_of(4), "whole Philox blocks") };
         let mut words = [0; N];
         for (block, words) in (first as u32 / 4..).zip(words.chunks_exact_mut(4)) {
             let counter = [block, self.image, self.purpose as u32, self.offset];
@@ -131,28 +136,28 @@ impl Noise {
             Compiled::Avx512 => unsafe { self.corrupt_avx512(pixels, stream, clean, noisy) },
             // SAFETY: the CPU has AVX2 and FMA (`compiled_for`).
             Compiled::Avx2 => unsafe { self.corrupt_avx2_fma(pixels, stream, clean, noisy) },
-            Compiled::AsBuilt => self.corrupt_here::<NARROW_BLOCK>(pixels, stream, clean, noisy),
+            Compiled::AsBuilt => self.corrupt_here::<AS_BUILT_PASS>(pixels, stream, clean, noisy),
         }
         #[cfg(not(target_arch = "x86_64"))]
-        self.corrupt_here::<NARROW_BLOCK>(pixels, stream, clean, noisy);
+        self.corrupt_here::<AS_BUILT_PASS>(pixels, stream, clean, noisy);
     }
 
     /// [`Noise::corrupt`] compiled for AVX-512.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
     fn corrupt_avx512(&self, pixels: &[u8], stream: NoiseStream, clean: &mut [f32], noisy: &mut [f32]) {
-        self.corrupt_here::<BLOCK>(pixels, stream, clean, noisy)
+        self.corrupt_here::<WIDE_PASS>(pixels, stream, clean, noisy)
     }
 
     /// [`Noise::corrupt`] compiled for AVX2 and FMA.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     fn corrupt_avx2_fma(&self, pixels: &[u8], stream: NoiseStream, clean: &mut [f32], noisy: &mut [f32]) {
-        self.corrupt_here::<NARROW_BLOCK>(pixels, stream, clean, noisy)
+        self.corrupt_here::<NARROW_PASS>(pixels, stream, clean, noisy)
     }
 
-    /// [`Noise::corrupt`], `N` pixels a pass ([`BLOCK`], [`NARROW_BLOCK`]); the same numbers for
-    /// any `N`.
+    /// [`Noise::corrupt`], `N` pixels a pass ([`WIDE_PASS`], [`NARROW_PASS`]); the same numbers
+    /// for any `N`.
     #[inline(always)]
     fn corrupt_here<const N: usize>(
         &self,
@@ -162,11 +167,11 @@ impl Noise {
         noisy: &mut [f32],
     ) {
         let mut random = [0.0f32; N];
-        let blocks = pixels.chunks(N).zip(clean.chunks_mut(N)).zip(noisy.chunks_mut(N));
-        for (b, ((pixels, clean), noisy)) in blocks.enumerate() {
+        let passes = pixels.chunks(N).zip(clean.chunks_mut(N)).zip(noisy.chunks_mut(N));
+        for (pass, ((pixels, clean), noisy)) in passes.enumerate() {
             match self {
-                Noise::Gaussian(_) => stream.normals(b * N, &mut random),
-                _ => stream.uniforms(b * N, &mut random),
+                Noise::Gaussian(_) => stream.normals(pass * N, &mut random),
+                _ => stream.uniforms(pass * N, &mut random),
             }
             for (x, &p) in clean.iter_mut().zip(pixels) {
                 *x = f32::from(p) / 255.0;

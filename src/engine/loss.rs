@@ -62,10 +62,11 @@ impl Loss {
     fn forward_backward_here(self, z: &[f32], y: &[f32], scale: f32, dz: &mut [f32]) -> f32 {
         match self {
             Loss::Bce => {
-                // `e^{−|z|}` first, into `dz`, then the rest from it: two loops, each a chain of
-                // dependent operations about half as long as one loop's, so the CPU has more
-                // numbers in flight at once. The same bits; on a Zen 4 the BCE of 256×784 logits
-                // took 268–271 µs → 183–184 with AVX2, 141–142 → 125–132 with AVX-512.
+                // `e^{−|z|}` first, into `dz`, then the rest from it: in one loop each logit's
+                // work is one long chain of dependent operations (`exp`, a division, `ln(1 + x)`),
+                // and with AVX2's 16 registers too few logits were in flight to hide it; two
+                // loops, each about half the chain, took a third less time (the same bits).
+                // docs/performance.md has the figures.
                 dz.iter_mut().zip(z).for_each(|(e, &z)| *e = exp_nonpositive(-z.abs()));
                 map_sum(z, y, scale, dz, bce)
             }
@@ -94,8 +95,9 @@ impl FromStr for Loss {
 
 /// BCE from logits: `ℓ = max(z, 0) − z·y + ln(1 + e^{−|z|})`, `∂ℓ/∂z = σ(z) − y`.
 ///
-/// `σ(z)` and the log term share one `e = e^{−|z|}` (given), which never overflows.
-/// Branch-free, so the loop over a row vectorizes.
+/// `σ(z)` and the log term share one `e = e^{−|z|}`, which never overflows; the caller computes
+/// it in a loop of its own ([`Loss::forward_backward`]). Branch-free, so the loop over a row
+/// vectorizes.
 #[inline(always)]
 fn bce(z: f32, y: f32, e: f32) -> (f32, f32) {
     let loss = z.max(0.0) - z * y + ln_1p_unit(e);
@@ -112,8 +114,8 @@ fn mse(z: f32, y: f32) -> (f32, f32) {
     (r * r, 2.0 * r * p * (1.0 - p))
 }
 
-/// Applies `f(z, y, d) = (ℓ, ∂ℓ/∂z)` entrywise, `d` what `dz` held there before, writes
-/// `scale·∂ℓ/∂z` into `dz` and returns `Σℓ`.
+/// Applies `f(z, y, d) = (ℓ, ∂ℓ/∂z)` entrywise, with `d = dz[i]` as the caller left it (the
+/// BCE's `e^{−|z|}`; MSE ignores it), writes `scale·∂ℓ/∂z` into `dz` and returns `Σℓ`.
 ///
 /// A single running sum would keep the loop from vectorizing (float addition is not
 /// associative, so the compiler may not reorder it). Instead entry `i` is added to partial sum
