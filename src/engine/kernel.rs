@@ -485,11 +485,10 @@ impl Lanes for Avx512 {
 }
 
 /// `out[p·ldo + j] = m[j·ld + p]` for `j < n`, `p < rows`: `Mᵀ` row by row, where `M`
-/// (N, rows) is row-major with row stride `ld`, into rows `ldo` apart. Blocks of 16×16 are
-/// transposed in registers; a copy one number at a time wrote rows 512 bytes apart for
-/// `N = 128`, all in the same few sets of the L1 cache, and took as long as the product it fed.
-/// A whole block moves without masks: masked, even with every lane on, the first layer's `Wᵀ`
-/// took 19–21 µs on a Zen 4, unmasked 8.5–9.3.
+/// (N, rows) is row-major with row stride `ld`, into rows `ldo` apart, in blocks of 16×16
+/// transposed in registers (`transpose_with`). A copy one number at a time wrote rows 512 bytes
+/// apart for `N = 128`, all in the same few sets of the L1 cache, and took as long as the product
+/// it fed.
 ///
 /// # Safety
 /// The CPU must have AVX-512F ([`available`]); `m` must hold `M[j, p]` for those `j` and `p`,
@@ -497,30 +496,49 @@ impl Lanes for Avx512 {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 pub unsafe fn transpose(m: *const f32, ld: usize, n: usize, rows: usize, out: *mut f32, ldo: usize) {
-    for j0 in (0..n).step_by(16) {
-        let width = 16.min(n - j0);
-        for p0 in (0..rows).step_by(16) {
-            let height = 16.min(rows - p0);
-            // SAFETY: a mask of lanes, on a CPU with AVX-512F (the caller's contract).
-            let (in_lanes, out_lanes) = unsafe { (Avx512::mask(height), Avx512::mask(width)) };
-            // A whole block moves without masks (see above).
-            let whole = (width, height) == (16, 16);
-            let mut r: [__m512; 16] = [_mm512_setzero_ps(); 16];
-            for (jj, r) in r.iter_mut().enumerate().take(width) {
-                // SAFETY: row `j0 + jj < n` of `M` at columns `p0…`, `height` of them (all 16 if
-                // `whole`); the other lanes are masked off.
-                *r = unsafe {
+    // SAFETY: forwarded; the CPU has AVX-512F, which this function is compiled for.
+    unsafe { transpose_with::<Avx512, 16>(m, ld, n, rows, out, ldo, |r| transpose16(r)) }
+}
+
+/// The transposes' loop for the instruction set of `L`, whose vectors have `W` lanes: blocks of
+/// `W × W` loaded as `W` rows of `M`, turned by `block` into `W` rows of `Mᵀ`, and stored. A
+/// whole block moves without masks: masked, even with every lane on, the first layer's `Wᵀ` took
+/// 19–21 µs on a Zen 4 with AVX-512, unmasked 8.5–9.3 (AVX2's masked moves are slow on AMD's
+/// cores too); a block at the edge is masked to the numbers that exist.
+///
+/// # Safety
+/// As [`transpose`]'s, for the instruction set of `L` (into whose entry point this is inlined).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) unsafe fn transpose_with<L: Lanes, const W: usize>(
+    m: *const f32,
+    ld: usize,
+    n: usize,
+    rows: usize,
+    out: *mut f32,
+    ldo: usize,
+    block: impl Fn([L::V; W]) -> [L::V; W],
+) {
+    debug_assert_eq!(W, L::LANES, "a block as wide as a vector");
+    for j0 in (0..n).step_by(W) {
+        let width = W.min(n - j0);
+        for p0 in (0..rows).step_by(W) {
+            let height = W.min(rows - p0);
+            let whole = (width, height) == (W, W);
+            // SAFETY (all): the instruction set's operations, in its entry point; row `j0 + jj < n`
+            // of `M` at columns `p0…`, `height` of them (all `W` if `whole`), and row
+            // `p0 + pp < rows` of `out` at columns `j0…j0 + width ≤ n`; the other lanes masked off.
+            unsafe {
+                let (in_lanes, out_lanes) = (L::mask(height), L::mask(width));
+                let mut r = [L::zero(); W];
+                for (jj, r) in r.iter_mut().enumerate().take(width) {
                     let from = m.add((j0 + jj) * ld + p0);
-                    if whole { _mm512_loadu_ps(from) } else { _mm512_maskz_loadu_ps(in_lanes, from) }
-                };
-            }
-            let t = transpose16(r);
-            for (pp, t) in t.iter().enumerate().take(height) {
-                // SAFETY: row `p0 + pp < rows` of `out`, columns `j0…j0 + width ≤ n`.
-                unsafe {
+                    *r = if whole { L::load_all(from) } else { L::load(from, in_lanes) };
+                }
+                for (pp, t) in block(r).into_iter().enumerate().take(height) {
                     let to = out.add((p0 + pp) * ldo + j0);
-                    if whole { _mm512_storeu_ps(to, *t) } else { _mm512_mask_storeu_ps(to, out_lanes, *t) }
-                };
+                    if whole { L::store_all(to, t) } else { L::store(to, out_lanes, t) }
+                }
             }
         }
     }

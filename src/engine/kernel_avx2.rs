@@ -14,7 +14,7 @@ use std::arch::x86_64::{
     _mm256_shuffle_ps, _mm256_storeu_ps, _mm256_unpackhi_ps, _mm256_unpacklo_ps,
 };
 
-use crate::engine::kernel::{Finish, Lanes, Operands, gemm_with};
+use crate::engine::kernel::{Finish, Lanes, Operands, gemm_with, transpose_with};
 
 /// `C ← A·B`, finished by `finish`, with AVX2 and FMA; the shapes and layouts are [`Operands`]'.
 ///
@@ -99,33 +99,8 @@ impl Lanes for Avx2 {
 /// and `p`, and `out` the `n` numbers from `p·ldo` for each `p < rows`.
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn transpose(m: *const f32, ld: usize, n: usize, rows: usize, out: *mut f32, ldo: usize) {
-    for j0 in (0..n).step_by(8) {
-        let width = 8.min(n - j0);
-        for p0 in (0..rows).step_by(8) {
-            let height = 8.min(rows - p0);
-            // SAFETY: masks of lanes, on a CPU with AVX2 (the caller's contract).
-            let (in_lanes, out_lanes) = unsafe { (Avx2::mask(height), Avx2::mask(width)) };
-            // A whole block moves without masks, which are slow on AMD's cores (see the kernel's
-            // `load`).
-            let whole = (width, height) == (8, 8);
-            let mut r = [_mm256_setzero_ps(); 8];
-            for (jj, r) in r.iter_mut().enumerate().take(width) {
-                // SAFETY: row `j0 + jj < n` of `M` at columns `p0…`, `height` of them (all 8 if
-                // `whole`); the other lanes are masked off.
-                *r = unsafe {
-                    let from = m.add((j0 + jj) * ld + p0);
-                    if whole { _mm256_loadu_ps(from) } else { _mm256_maskload_ps(from, in_lanes) }
-                };
-            }
-            for (pp, t) in transpose8(r).iter().enumerate().take(height) {
-                // SAFETY: row `p0 + pp < rows` of `out`, columns `j0…j0 + width ≤ n`.
-                unsafe {
-                    let to = out.add((p0 + pp) * ldo + j0);
-                    if whole { _mm256_storeu_ps(to, *t) } else { _mm256_maskstore_ps(to, out_lanes, *t) }
-                };
-            }
-        }
-    }
+    // SAFETY: forwarded; the CPU has AVX2 and FMA, which this function is compiled for.
+    unsafe { transpose_with::<Avx2, 8>(m, ld, n, rows, out, ldo, |r| transpose8(r)) }
 }
 
 /// The transpose of an 8×8 block held as 8 rows: 32-bit and 64-bit interleaves within each
