@@ -14,7 +14,7 @@ use common::{in_pool, random};
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use dae::data::noise::{Noise, NoiseStream};
 use dae::data::rng::Purpose;
-use dae::engine::adam::Adam;
+use dae::engine::adam::{Adam, Moments};
 use dae::engine::aligned;
 use dae::engine::data_parallel::{SHARD_ROWS, Shards};
 use dae::engine::dense::Dense;
@@ -22,7 +22,7 @@ use dae::engine::gemm::{Finish, copy_into, matmul, matmul_finish_on, matmul_naiv
 use dae::engine::kernel::Path;
 use dae::engine::loss::Loss;
 use dae::engine::model::Model;
-use ndarray::{ArrayViewMut2, s};
+use ndarray::{Array1, ArrayViewMut2, s};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::hint::black_box;
@@ -179,7 +179,7 @@ fn elementwise(c: &mut Criterion) {
     let mut adam = Adam::new(1e-3, [n]);
     let (mut w, g) = (random((1, n)), aligned::copy_of(&random((1, n)).mapv(|g| g - 0.5)));
     let step = adam.next_step();
-    let [(m, v)] = [(&mut adam.m[0], &mut adam.v[0])];
+    let Moments { m, v } = adam.moments().next().expect("one tensor");
     group.throughput(Throughput::Elements(n as u64));
     group.bench_function("adam_100352", |b| {
         b.iter(|| step.update(w.as_slice_mut().unwrap(), g.as_slice().unwrap(), m, v))
@@ -187,7 +187,13 @@ fn elementwise(c: &mut Criterion) {
     // Late in a run (t = 1000): a silent weight's `m` between 1.2e-38 and 1.2e-33, its `v` 1e-8.
     let late_step = Adam { t: 999, ..Adam::new(1e-3, []) }.next_step();
     let silent = |i: usize| i.is_multiple_of(3);
-    let g_silent: Vec<f32> = g.iter().enumerate().map(|(i, &g)| if silent(i) { 0.0 } else { g }).collect();
+    // Each on a cache line's start, as the engine's are.
+    let on_line = |x: Vec<f32>| {
+        let mut line = aligned::vector(x.len());
+        line.assign(&Array1::from(x));
+        line
+    };
+    let g_silent = on_line(g.iter().enumerate().map(|(i, &g)| if silent(i) { 0.0 } else { g }).collect());
     let v_silent: Vec<f32> = v.iter().enumerate().map(|(i, &v)| if silent(i) { 1e-8 } else { v }).collect();
     let m_silent: Vec<f32> = m
         .iter()
@@ -196,8 +202,11 @@ fn elementwise(c: &mut Criterion) {
         .collect();
     group.bench_function("adam_100352_third_silent", |b| {
         b.iter_batched_ref(
-            || (m_silent.clone(), v_silent.clone()),
-            |(m, v)| late_step.update(w.as_slice_mut().unwrap(), &g_silent, m, v),
+            || (on_line(m_silent.clone()), on_line(v_silent.clone())),
+            |(m, v)| {
+                let (m, v) = (m.as_slice_mut().unwrap(), v.as_slice_mut().unwrap());
+                late_step.update(w.as_slice_mut().unwrap(), g_silent.as_slice().unwrap(), m, v)
+            },
             BatchSize::LargeInput,
         )
     });

@@ -85,7 +85,7 @@ fn a_step_fused_into_backward_is_the_step_after_it() {
         }
         assert_eq!(fused, apart, "the models after three steps");
         assert_eq!(adam_fused, adam_apart, "Adam's moments and step count");
-        assert_ne!(adam_fused.m[0], vec![0.0; adam_fused.m[0].len()], "the moments moved");
+        assert!(adam_fused.m[0].iter().any(|&m| m != 0.0), "the moments moved");
         // The fused step also rewrote the dense layers' kept `Wᵀ`, which their forward reads;
         // `apart`'s were changed through `params_and_grads`, so its forward transposes `W`.
         let (mut out_fused, mut out_apart) = (Array2::zeros((40, 64)), Array2::zeros((40, 64)));

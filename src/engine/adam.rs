@@ -11,8 +11,10 @@
 //! pass, on each layer as soon as its gradients exist ([`crate::engine::model::Model::backward`]);
 //! [`Adam::step`] does both parts over a list of tensors.
 
+use ndarray::Array1;
 use rayon::prelude::*;
 
+use crate::engine::aligned;
 use crate::engine::fastmath::for_this_cpu;
 
 /// Elements per parallel task; smaller tensors are updated on the calling thread.
@@ -31,10 +33,11 @@ pub struct Adam {
     pub eps: f32,
     /// Steps taken so far.
     pub t: u32,
-    /// First moments, one vector per parameter tensor.
-    pub m: Vec<Vec<f32>>,
-    /// Second moments, one vector per parameter tensor.
-    pub v: Vec<Vec<f32>>,
+    /// First moments, one vector per parameter tensor, each from a cache line's start
+    /// ([`aligned::vector`]).
+    pub m: Vec<Array1<f32>>,
+    /// Second moments, as the first.
+    pub v: Vec<Array1<f32>>,
 }
 
 /// One tensor's moments, to update along with it.
@@ -53,7 +56,10 @@ impl Adam {
     /// Keras's defaults but for the learning rate: `β₁ = 0.9, β₂ = 0.999, ε = 1e-7`; zero moments
     /// for tensors of the given sizes.
     pub fn new(lr: f32, sizes: impl IntoIterator<Item = usize>) -> Adam {
-        let (m, v) = sizes.into_iter().map(|n| (vec![0.0; n], vec![0.0; n])).unzip();
+        // On a line's start, as the weights are: AVX-512's loads and stores that straddle two
+        // lines cost about two, and the update of 100,352 weights took 81 µs instead of 31 on a
+        // Zen 4 (`cargo bench -- adam_100352`).
+        let (m, v) = sizes.into_iter().map(|n| (aligned::vector(n), aligned::vector(n))).unzip();
         Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-7, t: 0, m, v }
     }
 
@@ -70,7 +76,10 @@ impl Adam {
 
     /// Every tensor's moments, in the model's order of tensors.
     pub fn moments(&mut self) -> impl DoubleEndedIterator<Item = Moments<'_>> {
-        self.m.iter_mut().zip(&mut self.v).map(|(m, v)| Moments { m, v })
+        self.m.iter_mut().zip(&mut self.v).map(|(m, v)| Moments {
+            m: m.as_slice_mut().expect("contiguous"),
+            v: v.as_slice_mut().expect("contiguous"),
+        })
     }
 
     /// One whole step over all tensors: `params[i] -= update(grads[i])`.

@@ -21,10 +21,15 @@ pub const SLACK_BYTES: u64 = (SLACK * size_of::<f32>()) as u64;
 /// A `(rows, cols)` matrix of zeros, stored by rows, whose first number starts a cache line.
 pub fn zeros((rows, cols): (usize, usize)) -> Array2<f32> {
     let len = rows.checked_mul(cols).expect("a matrix that fits in memory");
+    vector(len).into_shape_with_order((rows, cols)).expect("a contiguous run")
+}
+
+/// `len` zeros whose first number starts a cache line.
+pub fn vector(len: usize) -> Array1<f32> {
     let mut numbers = Array1::<f32>::zeros(len + SLACK);
     let start = numbers.as_ptr().align_offset(LINE).min(SLACK);
     numbers.slice_collapse(s![start..start + len]);
-    numbers.into_shape_with_order((rows, cols)).expect("a contiguous run")
+    numbers
 }
 
 /// `m`, copied into a matrix from [`zeros`].

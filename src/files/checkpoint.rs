@@ -245,8 +245,8 @@ pub fn save_state(
         metadata.insert("run".to_string(), run.to_string());
     }
     for (t, (m, v)) in adam.m.iter().zip(&adam.v).enumerate() {
-        tensors.push((format!("adam.m.{t}"), vec![m.len()], m[..].into()));
-        tensors.push((format!("adam.v.{t}"), vec![v.len()], v[..].into()));
+        tensors.push((format!("adam.m.{t}"), vec![m.len()], m.as_slice().expect("contiguous").into()));
+        tensors.push((format!("adam.v.{t}"), vec![v.len()], v.as_slice().expect("contiguous").into()));
     }
     if let Some(snapshots) = snapshots {
         let shape = vec![snapshots.epochs(), snapshots.images, snapshots.pixels];
@@ -501,7 +501,7 @@ pub fn load_state(path: &Path, lr: f32) -> Result<State, CheckpointError> {
                     format!("adam.{name}.{t} has {} values, the model needs {size}", shape[0]),
                 ));
             }
-            *moment = values;
+            moment.assign(&Array1::from(values));
         }
     }
     let snapshots = read_snapshots(&file, path, model.widths()[0])?;

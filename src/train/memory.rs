@@ -36,7 +36,7 @@ pub fn training_bytes(config: &Config, data: &Mnist, rows: usize) -> u64 {
                 + FLOAT * threads * copy
                 + (2 * layers + 2 * threads) * slack;
             let workspace = workspace.saturating_add(Shards::bytes(&widths, rows));
-            run_bytes(model, parameters, workspace, rows, data)
+            run_bytes(model, (parameters, 2 * layers), workspace, rows, data)
         }
         Arch::Conv => {
             let mut rng = crate::data::rng::stream(config.seed, crate::data::rng::Purpose::Init, 0);
@@ -49,21 +49,29 @@ pub fn training_bytes(config: &Config, data: &Mnist, rows: usize) -> u64 {
 /// convolutions' kernels that saving it makes (in PyTorch's order; a dense layer's weights are
 /// written as they are).
 pub fn model_training_bytes(model: &Model, data: &Mnist, rows: usize) -> u64 {
-    let parameters = model.param_sizes().iter().map(|&n| n as u64).sum();
+    let sizes = model.param_sizes();
+    let parameters = (sizes.iter().map(|&n| n as u64).sum(), sizes.len() as u64);
     let kernels = model.layers.iter().filter(|l| !matches!(l, Layer::Dense(_)));
     let copies: u64 = kernels.filter_map(|l| l.param_sizes()).map(|[w, _]| FLOAT * w as u64).sum();
     let held = model.bytes() + copies;
     run_bytes(held, parameters, Workspace::training_bytes(model, rows), rows, data)
 }
 
-/// The model's `model` bytes, Adam's moments of its `parameters`, a batch's `workspace`, the
-/// clean and corrupted batch of `rows` images, the test set clean and corrupted, and the order
-/// of the training images.
-fn run_bytes(model: u64, parameters: u64, workspace: u64, rows: usize, data: &Mnist) -> u64 {
+/// The model's `model` bytes, Adam's moments of its `(parameters, tensors)` (each moment on a
+/// cache line), a batch's `workspace`, the clean and corrupted batch of `rows` images, the test
+/// set clean and corrupted, and the order of the training images.
+fn run_bytes(
+    model: u64,
+    (parameters, tensors): (u64, u64),
+    workspace: u64,
+    rows: usize,
+    data: &Mnist,
+) -> u64 {
     let d = data.train.images.pixels_per_image() as u64;
     let batches = 2 * FLOAT * d * rows as u64;
     let test = 2 * FLOAT * d * data.test.images.count as u64 + FLOAT * data.train.images.count as u64;
-    let held = model.saturating_add(2 * FLOAT * parameters).saturating_add(workspace);
+    let moments = 2 * (FLOAT * parameters + tensors * aligned::SLACK_BYTES);
+    let held = model.saturating_add(moments).saturating_add(workspace);
     held.saturating_add(batches + test + SMALL)
 }
 
