@@ -1,6 +1,7 @@
 //! The kernel's buffers start on a cache line, whatever the allocator returned.
 
-use dae::engine::aligned::{LINE, copy_of, slice_of, zeros};
+use dae::engine::adam::Adam;
+use dae::engine::aligned::{LINE, copy_of, slice_of, vector, zeros};
 use ndarray::Array2;
 
 fn starts_a_line(p: *const f32) -> bool {
@@ -38,4 +39,19 @@ fn a_scratch_slice_starts_on_a_cache_line_as_it_grows() {
     let first = slice_of(&mut buffer, 5).as_ptr();
     assert_eq!(slice_of(&mut buffer, 5).as_ptr(), first);
     assert_eq!(slice_of(&mut buffer, 5), &[1.0; 5]);
+}
+
+#[test]
+fn adams_moments_start_on_a_cache_line_as_the_weights_do() {
+    let mut adam = Adam::new(1e-3, [100_352, 128, 3, 0]);
+    for moments in adam.moments() {
+        for (name, x) in [("m", moments.m), ("v", moments.v)] {
+            assert!(x.is_empty() || starts_a_line(x.as_ptr()), "{name} of {} numbers", x.len());
+            assert!(x.iter().all(|&v| v == 0.0));
+        }
+    }
+    assert_eq!(adam.m.iter().map(|m| m.len()).collect::<Vec<_>>(), [100_352, 128, 3, 0]);
+    let v = vector(17);
+    assert_eq!(v.len(), 17);
+    assert!(starts_a_line(v.as_ptr()));
 }
