@@ -1,4 +1,5 @@
-//! Numbers that start on a cache line: the buffers the matrix kernel reads and writes, and Adam's moments.
+//! Numbers that start on a cache line: the buffers the matrix kernel reads and writes, and
+//! Adam's moments.
 //!
 //! The allocator gives a large `Vec<f32>` 16-byte alignment, so every 64-byte AVX-512 load or
 //! store of a row whose length is a multiple of 16 numbers straddles two cache lines, and a
