@@ -1,4 +1,5 @@
-//! The kernel's buffers start on a cache line, whatever the allocator returned.
+//! The kernel's buffers and Adam's moments start on a cache line, whatever the allocator
+//! returned.
 
 use dae::engine::adam::Adam;
 use dae::engine::aligned::{LINE, copy_of, slice_of, vector, zeros};

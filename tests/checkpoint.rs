@@ -202,3 +202,39 @@ fn the_states_snapshots_load_back_and_must_match_the_runs_progress() {
         "{message}"
     );
 }
+
+/// Adam's moments load back bit for bit, each on a cache line's start; a moment of the wrong
+/// size — a file edited by hand — is refused, naming the tensor and both sizes.
+#[test]
+fn the_states_moments_load_back_on_a_line_and_must_fit_the_model() {
+    use dae::engine::adam::Adam;
+    use dae::engine::aligned::{LINE, vector};
+    use dae::files::checkpoint::{load_state, save_state};
+    use dae::train::Progress;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.safetensors");
+    let m = model();
+    let mut adam = Adam::new(1e-3, m.param_sizes());
+    adam.t = 7;
+    for (t, (m, v)) in adam.m.iter_mut().zip(&mut adam.v).enumerate() {
+        m.iter_mut().enumerate().for_each(|(i, x)| *x = (t * 100 + i) as f32 * 1e-3);
+        v.iter_mut().enumerate().for_each(|(i, x)| *x = (t * 100 + i) as f32 * 1e-6);
+    }
+    let progress = Progress { epoch: 1, step: 0, loss_sum: 0.0 };
+    save_state(&m, (4, 5), &adam, progress, None, None, &path).unwrap();
+    let loaded = load_state(&path, 1e-3).unwrap().adam;
+    assert_eq!((&loaded.m, &loaded.v, loaded.t), (&adam.m, &adam.v, 7));
+    let on_a_line = |x: &ndarray::Array1<f32>| (x.as_ptr() as usize).is_multiple_of(LINE);
+    assert!(loaded.m.iter().chain(&loaded.v).all(on_a_line));
+
+    let needed = adam.m[1].len();
+    adam.m[1] = vector(3);
+    save_state(&m, (4, 5), &adam, progress, None, None, &path).unwrap();
+    let message = load_state(&path, 1e-3).unwrap_err().to_string();
+    assert!(
+        message.contains("state.safetensors")
+            && message.contains(&format!("adam.m.1 has 3 values, the model needs {needed}")),
+        "{message}"
+    );
+}

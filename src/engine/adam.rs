@@ -34,7 +34,7 @@ pub struct Adam {
     /// Steps taken so far.
     pub t: u32,
     /// First moments, one vector per parameter tensor, each from a cache line's start
-    /// ([`aligned::vector`]).
+    /// ([`aligned::vector`]; a clone keeps the offset from its allocation, not the alignment).
     pub m: Vec<Array1<f32>>,
     /// Second moments, as the first.
     pub v: Vec<Array1<f32>>,
@@ -56,9 +56,9 @@ impl Adam {
     /// Keras's defaults but for the learning rate: `β₁ = 0.9, β₂ = 0.999, ε = 1e-7`; zero moments
     /// for tensors of the given sizes.
     pub fn new(lr: f32, sizes: impl IntoIterator<Item = usize>) -> Adam {
-        // On a line's start, as the weights are: AVX-512's loads and stores that straddle two
-        // lines cost about two, and the update of 100,352 weights took 81 µs instead of 31 on a
-        // Zen 4 (`cargo bench -- adam_100352`).
+        // On a line's start, as the weights are: with the moments 4 or 16 bytes into a line (where
+        // the allocator put a `Vec`), the AVX-512 update of 100,352 weights took 81 µs instead of
+        // 31 on a Zen 4 (`cargo bench -- adam_100352`; docs/performance.md).
         let (m, v) = sizes.into_iter().map(|n| (aligned::vector(n), aligned::vector(n))).unzip();
         Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-7, t: 0, m, v }
     }

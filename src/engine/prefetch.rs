@@ -1,7 +1,8 @@
 //! A hint to the CPU's caches: fetch this, I will need it soon.
 //!
-//! For memory whose next use the hardware cannot foresee (images in shuffled order) or that
-//! it would fetch too late to hide (weights and moments read after a long product).
+//! For memory whose next use the hardware cannot foresee: the training images, read in shuffled
+//! order ([`crate::data::noise::corrupt_rows`]). (Weights and moments, read in order, the
+//! hardware fetches on its own; prefetching them measured no faster, docs/performance.md.)
 
 /// Asks the CPU to bring `data` into its cache, without waiting for it.
 pub fn prefetch<T>(data: &[T]) {
