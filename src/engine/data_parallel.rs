@@ -191,18 +191,23 @@ impl Shards {
     }
 
     /// The second piece of a step, on the gradients of the last [`Shards::passes`] over a batch
-    /// of `rows` rows: each thread of the team takes its part of every layer's rows, adds the
+    /// of `rows` rows: the first shard's gradients become each layer's `dw` and `db` (exchanged,
+    /// not copied); each thread of the team takes its part of every layer's rows, adds the other
     /// shards' `dW_s` and `db_s` there in shard order, and takes Adam's step on them
     /// ([`Update::rows`]). Afterwards each layer's `dw` and `db` hold the batch's gradients.
     pub fn update(&mut self, model: &mut Model, adam: &mut Adam, rows: usize) {
-        let shards = &self.shards[..self.count(rows)];
         let step = adam.next_step();
         let mut moments = adam.moments();
         self.updates.clear();
-        for dense in model.layers.iter_mut().map(|l| l.as_dense_mut().expect("a dense model")) {
+        let denses = model.layers.iter_mut().map(|l| l.as_dense_mut().expect("a dense model"));
+        let first = &mut self.shards[0];
+        for ((dense, dw), db) in denses.zip(&mut first.dw).zip(&mut first.db) {
+            // The first shard's gradients become the layer's, to which the others are added.
+            dense.swap_gradients(dw, db);
             let pair = [moments.next(), moments.next()].map(|m| m.expect("moments for every tensor"));
             self.updates.push(dense.update_parts(pair));
         }
+        let shards = &self.shards[..self.count(rows)];
         let (updates, team) = (&self.updates, self.team.size());
         self.team.run(&|member| {
             for (l, update) in updates.iter().enumerate() {

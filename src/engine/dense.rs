@@ -146,6 +146,16 @@ impl Dense {
         backward(self.w.view(), a_prev, delta, gradients, prev);
     }
 
+    /// Exchanges the layer's gradients `dW`, `db` with `dw`, `db` of the same shapes: the
+    /// data-parallel step hands the layer its first shard's gradients this way, and the update
+    /// adds the other shards' to them, one array fewer to read and write than summing them into
+    /// a third.
+    pub fn swap_gradients(&mut self, dw: &mut Array2<f32>, db: &mut Array1<f32>) {
+        assert_eq!((dw.dim(), db.len()), (self.dw.dim(), self.db.len()), "gradients of the layer's shapes");
+        std::mem::swap(&mut self.dw, dw);
+        std::mem::swap(&mut self.db, db);
+    }
+
     /// What Adam's step on this layer writes, for a team of threads that each take some rows of
     /// `W` ([`Update::rows`]): the parameters, their gradients and the moments `[W's, b's]`.
     pub fn update_parts(&mut self, [wm, bm]: [Moments; 2]) -> Update {
@@ -221,10 +231,10 @@ impl Update {
         self.shape.0
     }
 
-    /// Adam's step on the layer's rows `rows` (outputs) from the shards' gradients: `dW = Σ_s dW_s`
-    /// and `db = Σ_s db_s`, shards added in order, written into the layer's `dw` and `db`; then
-    /// those rows of `W` and `b`. `shard(s)` lends shard `s`'s `(dW_s, db_s)`, for `s < shards`.
-    /// Done in blocks of rows that stay in cache.
+    /// Adam's step on the layer's rows `rows` (outputs) from the shards' gradients: the layer's
+    /// `dw` and `db` hold the first shard's ([`Dense::swap_gradients`]), and `shard(s)` lends
+    /// shard `s`'s `(dW_s, db_s)` for `1 ≤ s < shards`, added to them in order (`dW = dW₀ + dW₁ +
+    /// …`); then those rows of `W` and `b`. Done in blocks of rows that stay in cache.
     ///
     /// Shapes: each `dW_s` (O, I), each `db_s` (O,).
     ///
@@ -237,34 +247,16 @@ impl Update {
     {
         let (outputs, inputs) = self.shape;
         assert!(rows.end <= outputs, "rows of the layer");
-        assert!(shards > 0, "gradients of at least one shard");
         let block = (UPDATE_BLOCK / inputs).max(1);
         for first in rows.clone().step_by(block) {
             let n = block.min(rows.end - first);
             // SAFETY: forwarded; rows `first..first + n` are inside `rows`.
             let Rows { w, dw, w_m, w_v, b, db, b_m, b_v } = unsafe { self.block(first, n) };
-            let rows_of = |s: usize| {
+            for s in 1..shards {
                 let (dw_s, db_s) = shard(s);
-                (
-                    &dw_s.to_slice().expect("contiguous")[first * inputs..(first + n) * inputs],
-                    &db_s[first..first + n],
-                )
-            };
-            // dW = dW₀ + dW₁ in one pass (the sum that copying dW₀ and adding dW₁ makes), then the
-            // other shards added in order.
-            let (dw_0, db_0) = rows_of(0);
-            if shards == 1 {
-                dw.copy_from_slice(dw_0);
-                db.copy_from_slice(db_0);
-            } else {
-                let (dw_1, db_1) = rows_of(1);
-                for_this_cpu!(dw.iter_mut().zip(dw_0).zip(dw_1).for_each(|((d, a), b)| *d = a + b));
-                db.iter_mut().zip(db_0).zip(db_1).for_each(|((d, a), b)| *d = a + b);
-            }
-            for s in 2..shards {
-                let (dw_s, db_s) = rows_of(s);
+                let dw_s = &dw_s.to_slice().expect("contiguous")[first * inputs..(first + n) * inputs];
                 for_this_cpu!(dw.iter_mut().zip(dw_s).for_each(|(d, g)| *d += g));
-                db.iter_mut().zip(db_s).for_each(|(d, g)| *d += g);
+                db.iter_mut().zip(&db_s[first..first + n]).for_each(|(d, g)| *d += g);
             }
             step.update(w, dw, w_m, w_v);
             step.update(b, db, b_m, b_v);
