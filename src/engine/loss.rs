@@ -60,17 +60,24 @@ impl Loss {
 
     #[inline(always)]
     fn forward_backward_here(self, z: &[f32], y: &[f32], scale: f32, dz: &mut [f32]) -> f32 {
+        // Three loops over the row: a number each entry's loss and gradient share, into `dz`;
+        // the loss from it; the gradient from it, over it. In one loop each entry's work was one
+        // long chain of dependent operations (`exp`, two divisions, `ln(1 + x)`'s series), too
+        // long for enough entries to be in flight (on AVX2's 16 registers above all); in three,
+        // the BCE took a third less time on AVX2 (the same bits; docs/performance.md).
         match self {
             Loss::Bce => {
-                // `e^{−|z|}` first, into `dz`, then the rest from it: in one loop each logit's
-                // work is one long chain of dependent operations (`exp`, a division, `ln(1 + x)`),
-                // and with AVX2's 16 registers too few logits were in flight to hide it; two
-                // loops, each about half the chain, took a third less time (the same bits).
-                // docs/performance.md has the figures.
                 dz.iter_mut().zip(z).for_each(|(e, &z)| *e = exp_nonpositive(-z.abs()));
-                map_sum(z, y, scale, dz, bce)
+                let total = lane_sum(z, y, dz, bce);
+                dz.iter_mut().zip(z).zip(y).for_each(|((d, &z), &y)| *d = scale * bce_slope(z, y, *d));
+                total
             }
-            Loss::Mse => map_sum(z, y, scale, dz, |z, y, _| mse(z, y)),
+            Loss::Mse => {
+                dz.iter_mut().zip(z).for_each(|(p, &z)| *p = sigmoid(z));
+                let total = lane_sum(z, y, dz, |_, y, p| mse(p, y));
+                dz.iter_mut().zip(y).for_each(|(d, &y)| *d = scale * mse_slope(*d, y));
+                total
+            }
         }
     }
 }
@@ -93,51 +100,56 @@ impl FromStr for Loss {
     }
 }
 
-/// BCE from logits: `ℓ = max(z, 0) − z·y + ln(1 + e^{−|z|})`, `∂ℓ/∂z = σ(z) − y`.
-///
-/// `σ(z)` and the log term share one `e = e^{−|z|}`, which never overflows; the caller computes
-/// it in a loop of its own ([`Loss::forward_backward`]). Branch-free, so the loop over a row
-/// vectorizes.
+/// BCE from logits, `ℓ = max(z, 0) − z·y + ln(1 + e^{−|z|})`, given `e = e^{−|z|}` (which never
+/// overflows; [`Loss::forward_backward`] computes it in a loop of its own).
 #[inline(always)]
-fn bce(z: f32, y: f32, e: f32) -> (f32, f32) {
-    let loss = z.max(0.0) - z * y + ln_1p_unit(e);
+fn bce(z: f32, y: f32, e: f32) -> f32 {
+    z.max(0.0) - z * y + ln_1p_unit(e)
+}
+
+/// The BCE's slope `∂ℓ/∂z = σ(z) − y` (the sigmoid's slope cancels against the log's), from the
+/// same `e`: `σ(z) = 1/(1 + e)` for `z ≥ 0`, `e/(1 + e)` below. Branch-free, so the loop over a
+/// row vectorizes.
+#[inline(always)]
+fn bce_slope(z: f32, y: f32, e: f32) -> f32 {
     let numerator = if z >= 0.0 { 1.0 } else { e };
-    let p = numerator / (1.0 + e);
-    (loss, p - y)
+    numerator / (1.0 + e) - y
 }
 
-/// MSE through the sigmoid: `ℓ = (σ(z) − y)²`, `∂ℓ/∂z = 2·(σ(z) − y)·σ(z)·(1 − σ(z))`.
+/// MSE through the sigmoid, `ℓ = (p − y)²` with `p = σ(z)`.
 #[inline(always)]
-fn mse(z: f32, y: f32) -> (f32, f32) {
-    let p = sigmoid(z);
+fn mse(p: f32, y: f32) -> f32 {
     let r = p - y;
-    (r * r, 2.0 * r * p * (1.0 - p))
+    r * r
 }
 
-/// Applies `f(z, y, d) = (ℓ, ∂ℓ/∂z)` entrywise, with `d = dz[i]` as the caller left it (the
-/// BCE's `e^{−|z|}`; MSE ignores it), writes `scale·∂ℓ/∂z` into `dz` and returns `Σℓ`.
+/// MSE's slope `∂ℓ/∂z = 2·(p − y)·p·(1 − p)`, the sigmoid's slope `p·(1 − p)` by the chain rule.
+#[inline(always)]
+fn mse_slope(p: f32, y: f32) -> f32 {
+    2.0 * (p - y) * p * (1.0 - p)
+}
+
+/// `Σ f(z, y, d)` over a row, with `d = dz[i]` as the first loop left it (the BCE's `e^{−|z|}`,
+/// MSE's `σ(z)`).
 ///
 /// A single running sum would keep the loop from vectorizing (float addition is not
 /// associative, so the compiler may not reorder it). Instead entry `i` is added to partial sum
 /// `i mod 16`, one vector register's worth, and the sixteen are added at the end: a fixed order,
 /// so the same on every run.
 #[inline(always)]
-fn map_sum(z: &[f32], y: &[f32], scale: f32, dz: &mut [f32], f: impl Fn(f32, f32, f32) -> (f32, f32)) -> f32 {
+fn lane_sum(z: &[f32], y: &[f32], d: &[f32], f: impl Fn(f32, f32, f32) -> f32) -> f32 {
     const LANES: usize = 16;
     let mut sums = [0.0f32; LANES];
-    let mut entries = |z: &[f32], y: &[f32], dz: &mut [f32]| {
-        for (((&z, &y), dz), sum) in z.iter().zip(y).zip(dz).zip(sums.iter_mut()) {
-            let (loss, grad) = f(z, y, *dz);
-            *sum += loss;
-            *dz = scale * grad;
+    let mut entries = |z: &[f32], y: &[f32], d: &[f32]| {
+        for (((&z, &y), &d), sum) in z.iter().zip(y).zip(d).zip(sums.iter_mut()) {
+            *sum += f(z, y, d);
         }
     };
-    let (z, y) = (z.chunks_exact(LANES), y.chunks_exact(LANES));
-    let (z_rest, y_rest) = (z.remainder(), y.remainder());
-    let mut dz = dz.chunks_exact_mut(LANES);
-    for ((z, y), dz) in z.zip(y).zip(dz.by_ref()) {
-        entries(z, y, dz);
+    let (z, y, d) = (z.chunks_exact(LANES), y.chunks_exact(LANES), d.chunks_exact(LANES));
+    let (z_rest, y_rest, d_rest) = (z.remainder(), y.remainder(), d.remainder());
+    for ((z, y), d) in z.zip(y).zip(d) {
+        entries(z, y, d);
     }
-    entries(z_rest, y_rest, dz.into_remainder());
+    entries(z_rest, y_rest, d_rest);
     sums.iter().sum()
 }
