@@ -87,7 +87,9 @@ struct Shard {
     deltas: Vec<Array2<f32>>,
     /// The loss summed over each row.
     row_loss: Vec<f32>,
-    /// `dW_s` of each layer, (H_l, H_{l−1}).
+    /// `dW_s` of each layer, (H_l, H_{l−1}). The first shard's become the layers' in the update
+    /// ([`Dense::swap_gradients`]), and it gets the layers' previous ones, overwritten by its
+    /// next backward pass.
     dw: Vec<Array2<f32>>,
     /// `db_s` of each layer, (H_l,).
     db: Vec<Array1<f32>>,
@@ -195,7 +197,10 @@ impl Shards {
     /// not copied); each thread of the team takes its part of every layer's rows, adds the other
     /// shards' `dW_s` and `db_s` there in shard order, and takes Adam's step on them
     /// ([`Update::rows`]). Afterwards each layer's `dw` and `db` hold the batch's gradients.
+    /// Once after each [`Shards::passes`]: a second call would add the other shards' gradients
+    /// again.
     pub fn update(&mut self, model: &mut Model, adam: &mut Adam, rows: usize) {
+        assert!(rows > 0, "an update after passes over an empty batch");
         let step = adam.next_step();
         let mut moments = adam.moments();
         self.updates.clear();

@@ -30,7 +30,8 @@ use crate::engine::gemm::{Finish, column_sums, matmul, matmul_finish, par_matmul
 /// enough to stream, few enough to stay in cache between the passes over them.
 const UPDATE_BLOCK: usize = 16 * 1024;
 
-/// A dense layer's parameters and the gradients of the last backward pass.
+/// A dense layer's parameters and the gradients of the last backward pass (of the data-parallel
+/// step: its shards' gradients summed, [`crate::engine::data_parallel::Shards::update`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dense {
     /// Weights, `(O, I)`, row-major; read with [`Dense::w`], changed with [`Dense::w_mut`].
@@ -233,8 +234,9 @@ impl Update {
 
     /// Adam's step on the layer's rows `rows` (outputs) from the shards' gradients: the layer's
     /// `dw` and `db` hold the first shard's ([`Dense::swap_gradients`]), and `shard(s)` lends
-    /// shard `s`'s `(dW_s, db_s)` for `1 ≤ s < shards`, added to them in order (`dW = dW₀ + dW₁ +
-    /// …`); then those rows of `W` and `b`. Done in blocks of rows that stay in cache.
+    /// shard `s`'s `(dW_s, db_s)` for `1 ≤ s < shards` (never `shard(0)`), added to them in
+    /// order (`dW = dW₀ + dW₁ + …`); then those rows of `W` and `b`. Done in blocks of rows that
+    /// stay in cache.
     ///
     /// Shapes: each `dW_s` (O, I), each `db_s` (O,).
     ///

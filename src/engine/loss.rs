@@ -60,22 +60,23 @@ impl Loss {
 
     #[inline(always)]
     fn forward_backward_here(self, z: &[f32], y: &[f32], scale: f32, dz: &mut [f32]) -> f32 {
-        // Three loops over the row: a number each entry's loss and gradient share, into `dz`;
-        // the loss from it; the gradient from it, over it. In one loop each entry's work was one
-        // long chain of dependent operations (`exp`, two divisions, `ln(1 + x)`'s series), too
-        // long for enough entries to be in flight (on AVX2's 16 registers above all); in three,
-        // the BCE took a third less time on AVX2 (the same bits; docs/performance.md).
+        // Three loops over the row: the number each entry's loss and slope share (BCE:
+        // `e = e^{−|z|}`; MSE: `p = σ(z)`), into `dz` for now; the loss from it; the slope from
+        // it, written over it. In one loop each entry's work was one long chain of dependent
+        // operations (`exp`, two divisions, `ln(1 + x)`'s series), too long for enough entries
+        // to be in flight (on AVX2's 16 registers above all); in three, the BCE took a third
+        // less time on AVX2 (the same bits; docs/performance.md). MSE follows the same shape.
         match self {
             Loss::Bce => {
                 dz.iter_mut().zip(z).for_each(|(e, &z)| *e = exp_nonpositive(-z.abs()));
                 let total = lane_sum(z, y, dz, bce);
-                dz.iter_mut().zip(z).zip(y).for_each(|((d, &z), &y)| *d = scale * bce_slope(z, y, *d));
+                dz.iter_mut().zip(z).zip(y).for_each(|((e, &z), &y)| *e = scale * bce_slope(z, y, *e));
                 total
             }
             Loss::Mse => {
                 dz.iter_mut().zip(z).for_each(|(p, &z)| *p = sigmoid(z));
                 let total = lane_sum(z, y, dz, |_, y, p| mse(p, y));
-                dz.iter_mut().zip(y).for_each(|(d, &y)| *d = scale * mse_slope(*d, y));
+                dz.iter_mut().zip(y).for_each(|(p, &y)| *p = scale * mse_slope(*p, y));
                 total
             }
         }
@@ -129,27 +130,27 @@ fn mse_slope(p: f32, y: f32) -> f32 {
     2.0 * (p - y) * p * (1.0 - p)
 }
 
-/// `Σ f(z, y, d)` over a row, with `d = dz[i]` as the first loop left it (the BCE's `e^{−|z|}`,
-/// MSE's `σ(z)`).
+/// `Σᵢ f(zᵢ, yᵢ, sᵢ)` over a row, with `s` the shared numbers the first loop left in `dz` (the
+/// BCE's `e^{−|z|}`, MSE's `σ(z)`).
 ///
 /// A single running sum would keep the loop from vectorizing (float addition is not
 /// associative, so the compiler may not reorder it). Instead entry `i` is added to partial sum
-/// `i mod 16`, one vector register's worth, and the sixteen are added at the end: a fixed order,
-/// so the same on every run.
+/// `i mod 16` (one AVX-512 register's worth, two of AVX2's), and the sixteen are added at the
+/// end: a fixed order, so the same on every run.
 #[inline(always)]
-fn lane_sum(z: &[f32], y: &[f32], d: &[f32], f: impl Fn(f32, f32, f32) -> f32) -> f32 {
+fn lane_sum(z: &[f32], y: &[f32], s: &[f32], f: impl Fn(f32, f32, f32) -> f32) -> f32 {
     const LANES: usize = 16;
     let mut sums = [0.0f32; LANES];
-    let mut entries = |z: &[f32], y: &[f32], d: &[f32]| {
-        for (((&z, &y), &d), sum) in z.iter().zip(y).zip(d).zip(sums.iter_mut()) {
-            *sum += f(z, y, d);
+    let mut entries = |z: &[f32], y: &[f32], s: &[f32]| {
+        for (((&z, &y), &s), sum) in z.iter().zip(y).zip(s).zip(sums.iter_mut()) {
+            *sum += f(z, y, s);
         }
     };
-    let (z, y, d) = (z.chunks_exact(LANES), y.chunks_exact(LANES), d.chunks_exact(LANES));
-    let (z_rest, y_rest, d_rest) = (z.remainder(), y.remainder(), d.remainder());
-    for ((z, y), d) in z.zip(y).zip(d) {
-        entries(z, y, d);
+    let (z, y, s) = (z.chunks_exact(LANES), y.chunks_exact(LANES), s.chunks_exact(LANES));
+    let (z_rest, y_rest, s_rest) = (z.remainder(), y.remainder(), s.remainder());
+    for ((z, y), s) in z.zip(y).zip(s) {
+        entries(z, y, s);
     }
-    entries(z_rest, y_rest, d_rest);
+    entries(z_rest, y_rest, s_rest);
     sums.iter().sum()
 }
