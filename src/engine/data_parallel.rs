@@ -178,6 +178,8 @@ impl Shards {
         F: Fn(Range<usize>, ArrayViewMut2<f32>, ArrayViewMut2<f32>) + Sync,
     {
         assert!(rows <= self.shards.len() * self.rows, "a batch of {rows} rows in shards made for fewer");
+        // The loss is the mean over the whole batch's B·D pixels, not the shard's: so the sum of
+        // the shards' `dW_s` is the batch's gradient (backprop.md §3, §5).
         let (scale, r, count) = (1.0 / (rows * model.layers[0].inputs()) as f32, self.rows, self.count(rows));
         self.team.for_each_mut(&mut self.shards[..count], |s, shard| {
             let range = s * r..rows.min((s + 1) * r);

@@ -116,7 +116,7 @@ impl Dense {
     }
 
     /// Backward: `dW = δᵀ·A_prev` and `db = Σ_rows δ` over the rows, into the layer's own
-    /// gradients; with `prev`, also `δ_prev = (δ·W) ⊙ f′(Z_prev)` ([`Dense::backward_rows`]).
+    /// gradients; with `prev`, also `δ_prev = (δ·W) ⊙ f′(A_prev)`, f′ read off the previous layer's output ([`Dense::backward_rows`]).
     ///
     /// Shapes: `a_prev` (B, I), `delta` (B, O) → `dw` (O, I), `db` (O,), `delta_prev` (B, I).
     pub fn backward(
@@ -132,7 +132,7 @@ impl Dense {
 
     /// Backward on the calling thread into gradients of the caller's, for a shard of the batch
     /// ([`crate::engine::data_parallel`]): `dW_s = δᵀ·A_prev` and `db_s = Σ_rows δ` over the
-    /// shard's rows; with `prev`, also `δ_prev = (δ·W) ⊙ f′(Z_prev)`, read off the previous
+    /// shard's rows; with `prev`, also `δ_prev = (δ·W) ⊙ f′(A_prev)`, read off the previous
     /// layer's output `a_prev` (the `⊙ f′` is the product's finish, [`Finish::Slope`]). The layer
     /// is not changed: [`Update::rows`] adds the shards' gradients and steps.
     ///

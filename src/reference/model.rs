@@ -57,6 +57,9 @@ pub fn forward(model: &Model, x: ArrayView2<f32>) -> Vec<Array2<f32>> {
 /// δ_{l−1}       = dA_{l−1} ⊙ f′_{l−1}(A_{l−1}),   dA_{l−1} = the layer's backward input
 /// ```
 ///
+/// The code counts layers from 0: its loop index, call it `k`, is the formula's `l − 1`, so
+/// `a_prev` is `A_{l−1}` (`outputs[k − 1]`, or `x`) and `f′_{l−1}` is `model.activations[k − 1]`'s.
+///
 /// Shapes: `x` (B, D), `outputs` as [`forward`] returns them, `delta` (B, D). Returns one
 /// entry per layer, `None` for a layer without parameters (a max-pool).
 pub fn backward(
