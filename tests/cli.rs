@@ -433,6 +433,29 @@ fn resume_accepts_settings_that_agree_and_names_the_saved_one_that_differs() {
     assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
 }
 
+/// Without `--epochs`, a resumed run goes on to the epochs it was started with (what the hint
+/// after Ctrl-C, `continue with --resume DIR`, promises), not to the flag's default of 10; and
+/// one that has done them all says so.
+#[test]
+fn resume_without_epochs_keeps_the_runs_own() {
+    let (data, out) = one_epoch();
+    let (d, o) = (path_str(data.path()), path_str(&out));
+    fails(&["--data", d, "--resume", o], 2, &["has done all its 1 epochs", "--epochs N (more than 1)"]);
+    let metrics = out.join("metrics.json");
+    let mut edited = Metrics::read(&metrics).unwrap();
+    edited.config.epochs = 3;
+    edited.write(&metrics).unwrap();
+    let resumed = dae().args(["--data", d, "--resume", o]).output().unwrap();
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    let after = Metrics::read(&metrics).unwrap();
+    assert_eq!((after.history.len(), after.config.epochs), (3, 3));
+    fails(
+        &["--data", d, "--resume", o, "--epochs", "3"],
+        2,
+        &["--epochs 3: the run in", "has done 3 already"],
+    );
+}
+
 /// Paths that are not what they seem get a message that says what they are.
 #[test]
 fn odd_output_paths_are_named_for_what_they_are() {

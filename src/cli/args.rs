@@ -104,7 +104,8 @@ struct TrainArgs {
     #[arg(long, default_value = "fast")]
     engine: Engine,
     /// Continue the run saved in DIR (its settings, weights, optimizer state and progress)
-    /// until --epochs epochs in all are done, appending to its metrics.json.
+    /// until the epochs it was started with, or --epochs if given, are done in all, appending to
+    /// its metrics.json.
     /// A setting given beside it must agree with the run's (only --epochs, --data, --threads,
     /// --engine and --profile are free).
     #[arg(long, value_name = "DIR")]
@@ -304,9 +305,10 @@ fn our_tip(e: &clap::Error, message: &str) -> Option<String> {
     }
 }
 
-/// The training settings a resumed run keeps, by their flags' ids.
-const SETTINGS: [&str; 9] =
-    ["batch_size", "lr", "seed", "noise", "fresh_noise", "loss", "layers", "arch", "out"];
+/// The training settings a resumed run keeps, by their flags' ids, and `epochs`, which it
+/// takes from the run unless given.
+const SETTINGS: [&str; 10] =
+    ["epochs", "batch_size", "lr", "seed", "noise", "fresh_noise", "loss", "layers", "arch", "out"];
 
 /// Which of [`SETTINGS`] were given on the command line (not left at their defaults).
 fn given(matches: &clap::ArgMatches) -> Vec<&'static str> {

@@ -58,7 +58,8 @@ pub struct Training {
     /// A run folder to continue; its settings replace `config` but for `epochs`.
     pub resume: Option<PathBuf>,
     /// The settings given on the command line, by flag id (`lr`, `seed`, …): with `resume`,
-    /// each must agree with the run's.
+    /// each must agree with the run's, but `epochs`, which sets how far it goes on (the run's
+    /// own number when not given).
     pub given: Vec<&'static str>,
     /// Print the time per phase after training, and the median epoch against its products' floor.
     pub profile: bool,
@@ -213,7 +214,7 @@ fn shown(data: &Mnist) -> usize {
 }
 
 /// The trainer, metrics and snapshots of the run saved in `dir`, set to go on to
-/// `plan.config.epochs`.
+/// `plan.config.epochs` if `--epochs` was given, else to the epochs the run was started with.
 fn resume<'a>(
     dir: &Path,
     plan: &Training,
@@ -221,13 +222,17 @@ fn resume<'a>(
 ) -> Result<(Trainer<'a>, Metrics, Snapshots), Failure> {
     let (mut metrics, state) = open_run(dir, data, &plan.data)?;
     check_given(plan, &metrics.config, dir)?;
-    let epochs = plan.config.epochs;
-    if state.progress.epoch >= epochs {
-        let message = format!(
-            "--epochs {epochs}: the run in {} has done {} already",
-            dir.display(),
-            state.progress.epoch
-        );
+    let (done, given) = (state.progress.epoch, plan.given.contains(&"epochs"));
+    let epochs = if given { plan.config.epochs } else { metrics.config.epochs };
+    if done >= epochs {
+        let message = if given {
+            format!("--epochs {epochs}: the run in {} has done {done} already", dir.display())
+        } else {
+            format!(
+                "the run in {} has done all its {epochs} epochs; --epochs N (more than {done}) goes on",
+                dir.display()
+            )
+        };
         return Err(Failure::Usage(message));
     }
     let steps = data.train.images.count.div_ceil(metrics.config.batch_size);
