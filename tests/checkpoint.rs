@@ -238,3 +238,30 @@ fn the_states_moments_load_back_on_a_line_and_must_fit_the_model() {
         "{message}"
     );
 }
+
+/// A second moment below zero (a file edited by hand) is refused, naming the tensor: Adam's
+/// `√v` would make the weights NaN behind a finite loss, and the run would save them.
+#[test]
+fn a_negative_second_moment_is_refused() {
+    use dae::engine::adam::Adam;
+    use dae::files::checkpoint::{load_state, save_state};
+    use dae::train::Progress;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.safetensors");
+    let m = model();
+    let mut adam = Adam::new(1e-3, m.param_sizes());
+    adam.t = 3;
+    let progress = Progress { epoch: 1, step: 0, loss_sum: 0.0 };
+    // A negative first moment is a fine one.
+    adam.m[2][0] = -0.5;
+    save_state(&m, (4, 5), &adam, progress, None, None, &path).unwrap();
+    assert!(load_state(&path, 1e-3).is_ok());
+    adam.v[2][1] = -1.0;
+    save_state(&m, (4, 5), &adam, progress, None, None, &path).unwrap();
+    let message = load_state(&path, 1e-3).unwrap_err().to_string();
+    assert!(
+        message.contains("state.safetensors") && message.contains("adam.v.2 holds -1"),
+        "{message}"
+    );
+}

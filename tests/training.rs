@@ -139,3 +139,18 @@ fn the_conv_model_gives_the_same_bits_for_any_thread_count() {
         assert_eq!(bits(run(threads)), one, "conv parameters with {threads} threads");
     }
 }
+
+/// A weight that is NaN from the start (a state file edited by hand) hides behind a ReLU, whose
+/// `max(NaN, 0)` is 0, and the loss stays finite; the epoch's end finds it, and the epoch is
+/// refused, as a diverged loss is, rather than saved.
+#[test]
+fn a_nan_weight_behind_a_finite_loss_stops_the_epoch() {
+    let data = common::bars_dataset(256, 64);
+    let mut trainer = Trainer::new(Config { epochs: 1, ..tiny_config() }, &data);
+    trainer.model.params_mut().next().expect("W₀")[0] = f32::NAN;
+    let err = trainer.train_epoch(|_, _| {}).expect_err("a NaN weight");
+    assert_eq!(
+        err.to_string(),
+        "parameter tensor 0 (file order) became NaN or infinite in epoch 1; try a smaller --lr"
+    );
+}

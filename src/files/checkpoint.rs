@@ -501,6 +501,12 @@ pub fn load_state(path: &Path, lr: f32) -> Result<State, CheckpointError> {
                     format!("adam.{name}.{t} has {} values, the model needs {size}", shape[0]),
                 ));
             }
+            // A negative second moment would make Adam's `√v` NaN, and the weights with it.
+            if let Some(v) = values.iter().find(|&&v| v < 0.0).filter(|_| name == "v") {
+                let message =
+                    format!("adam.v.{t} holds {v}: a second moment (a mean of squares) is never negative");
+                return Err(error(path, message));
+            }
             moment.assign(&Array1::from(values));
         }
     }

@@ -215,6 +215,16 @@ pub enum TrainError {
         /// The validation loss.
         loss: f64,
     },
+    /// A parameter became NaN or infinite while the losses stayed finite: training diverged.
+    #[error(
+        "parameter tensor {tensor} (file order) became NaN or infinite in epoch {epoch}; try a smaller --lr"
+    )]
+    NonFiniteWeights {
+        /// The epoch (1-based).
+        epoch: usize,
+        /// The tensor's index in file order (`W₀, b₀, W₁, …`).
+        tensor: usize,
+    },
     /// The interrupt flag was found set before a step; how far training had come.
     #[error("interrupted after {0}")]
     Interrupted(Progress),
@@ -397,6 +407,11 @@ impl<'a> Trainer<'a> {
         self.profile.add(Phase::Validation, validation.elapsed());
         if !val_loss.is_finite() {
             return Err(TrainError::NonFiniteValidation { epoch, loss: val_loss });
+        }
+        // A NaN weight can hide behind a finite loss (a ReLU's max(NaN, 0) is 0); a model file
+        // that holds one is refused when loaded, so it is never saved.
+        if let Some(tensor) = self.model.params_mut().position(|p| p.iter().any(|v| !v.is_finite())) {
+            return Err(TrainError::NonFiniteWeights { epoch, tensor });
         }
         self.progress = Progress { epoch, step: 0, loss_sum: 0.0 };
         let seconds = start.elapsed().as_secs_f64();
