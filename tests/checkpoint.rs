@@ -260,8 +260,5 @@ fn a_negative_second_moment_is_refused() {
     adam.v[2][1] = -1.0;
     save_state(&m, (4, 5), &adam, progress, None, None, &path).unwrap();
     let message = load_state(&path, 1e-3).unwrap_err().to_string();
-    assert!(
-        message.contains("state.safetensors") && message.contains("adam.v.2 holds -1"),
-        "{message}"
-    );
+    assert!(message.contains("state.safetensors") && message.contains("adam.v.2 holds -1"), "{message}");
 }

@@ -3,15 +3,19 @@
 //! An IDX file is a 4-byte magic (`0x00 0x00`, a dtype byte, the rank), one big-endian `u32` per
 //! dimension, then the items in row-major order. We read only `u8` data, the dtype of every
 //! MNIST-like set. Every header field is checked against the bytes actually present before the
-//! body is kept, so a lying header cannot make us allocate; bad input is an [`IdxError`], never a
-//! panic. Whether a file is gzipped is decided by its first bytes, not its name.
+//! body is kept, so a lying header cannot make us allocate, and a body larger than the memory
+//! there is (a small gzip file can unpack to gigabytes) is refused before it is read; bad input
+//! is an [`IdxError`], never a panic. Whether a file is gzipped is decided by its first bytes, not
+//! its name; a gzip file may hold several members, one after another, as `gunzip` reads them.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use byteorder::{BigEndian, ReadBytesExt};
-use flate2::read::GzDecoder;
+use flate2::read::MultiGzDecoder;
+
+use crate::cli::memory;
 use thiserror::Error;
 
 /// The dtype byte of unsigned 8-bit data.
@@ -78,6 +82,9 @@ pub enum IdxErrorKind {
         /// The rank in the file.
         found: usize,
     },
+    /// A body larger than the memory a command may take ([`memory::limit`]).
+    #[error("{0}")]
+    OutOfMemory(String),
     /// Dimensions whose product does not fit in memory's address space.
     #[error("header dimensions {dims:?} overflow the address space")]
     TooLarge {
@@ -109,10 +116,11 @@ pub fn read_rank(path: &Path, rank: usize) -> Result<Idx, IdxError> {
     Ok(idx)
 }
 
-/// Reads IDX bytes from any reader, gunzipping them first if they start with gzip's magic.
+/// Reads IDX bytes from any reader, gunzipping them first (every member) if they start with
+/// gzip's magic.
 pub fn read_from(mut reader: impl io::BufRead) -> Result<Idx, IdxErrorKind> {
     if reader.fill_buf()?.starts_with(&GZIP_MAGIC) {
-        let mut gz = BufReader::new(GzDecoder::new(reader));
+        let mut gz = BufReader::new(MultiGzDecoder::new(reader));
         parse(&mut gz, true)
     } else {
         parse(&mut reader, false)
@@ -151,6 +159,8 @@ fn parse(reader: &mut impl Read, gzipped: bool) -> Result<Idx, IdxErrorKind> {
         .try_fold(1u64, |n, &d| n.checked_mul(u64::from(d)))
         .filter(|&n| usize::try_from(n).is_ok())
         .ok_or_else(|| IdxErrorKind::TooLarge { dims: dims32.clone() })?;
+    memory::check(header_len + body_len, || format!("the body of dimensions {dims32:?} its header declares"))
+        .map_err(IdxErrorKind::OutOfMemory)?;
     // Read at most one byte more than promised: the vector grows only as real bytes arrive.
     let mut data = Vec::new();
     reader.take(body_len + 1).read_to_end(&mut data).map_err(io_kind)?;
