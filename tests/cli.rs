@@ -959,6 +959,11 @@ fn only_regular_files_are_read() {
     assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
     fails(&["eval", "--model", "/dev/zero", "--data", d], 1, &["/dev/zero: a device, not a file"]);
     fails(&["eval", "--model", path_str(&fifo), "--data", d], 1, &["fifo: a FIFO, not a file"]);
+    let model = path_str(&run);
+    let denoised = data.path().join("denoised");
+    let denoise = ["denoise", "--model", model, path_str(&fifo), "--out", path_str(&denoised)];
+    fails(&denoise, 1, &["fifo: cannot read: a FIFO, not a file"]);
+    assert!(!denoised.exists());
     std::fs::remove_file(run.join("metrics.json")).unwrap();
     std::os::unix::fs::symlink("/dev/zero", run.join("metrics.json")).unwrap();
     fails(&["report", r, "--data", d], 1, &["metrics.json", "a device, not a file"]);

@@ -616,3 +616,22 @@ fn the_report_measurements_say_what_they_do() {
     assert!(out.status.success());
     assert_eq!(String::from_utf8(out.stderr).unwrap(), measuring);
 }
+
+/// A PNG whose text chunk takes 2 MiB (photo tools write metadata of that size) reads, and its
+/// size too (a limit of 1 MiB called it "not a PNG image").
+#[test]
+fn a_png_with_megabytes_of_metadata_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big_text.png");
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, 4, 4);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.add_text_chunk("Comment".into(), "x".repeat(2 << 20)).unwrap();
+    let mut writer = encoder.write_header().unwrap();
+    writer.write_image_data(&[51; 16]).unwrap();
+    writer.finish().unwrap();
+    std::fs::write(&path, bytes).unwrap();
+    assert_eq!(pngio::size(&path).unwrap(), (4, 4));
+    assert_eq!(pngio::read_picture(&path, 16).unwrap().gray.pixels, [0.2; 16]);
+}

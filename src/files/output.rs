@@ -30,12 +30,11 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Resul
     Ok(())
 }
 
-/// The bytes of the regular file `path`, at most `max` of them: a FIFO, a device, a folder or
-/// a larger file is refused, saying what it is, rather than read until memory runs out (or, for
-/// a FIFO, forever).
-pub fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+/// The regular file `path`, opened to read, and its length: a FIFO, a device or a folder is
+/// refused, saying what it is, rather than read forever (a FIFO) or until memory runs out.
+pub fn open_regular(path: &Path) -> io::Result<(File, u64)> {
     use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-    let refuse = |what: String| Err(io::Error::new(io::ErrorKind::InvalidInput, what));
+    // Without O_NONBLOCK, opening a FIFO waits for a writer; on a regular file it changes nothing.
     let file = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
     let meta = file.metadata()?;
     let kind = meta.file_type();
@@ -47,12 +46,20 @@ pub fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
             _ if kind.is_socket() => "a socket",
             _ => "not a regular file",
         };
-        return refuse(format!("{what}, not a file"));
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{what}, not a file")));
     }
-    if meta.len() > max {
-        return refuse(format!("{} bytes, more than the {max} this file can have", meta.len()));
+    Ok((file, meta.len()))
+}
+
+/// The bytes of the regular file `path` ([`open_regular`]), at most `max` of them: a larger
+/// file is refused rather than read until memory runs out.
+pub fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    let refuse = |what: String| Err(io::Error::new(io::ErrorKind::InvalidInput, what));
+    let (file, len) = open_regular(path)?;
+    if len > max {
+        return refuse(format!("{len} bytes, more than the {max} this file can have"));
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    let mut bytes = Vec::with_capacity(len as usize);
     file.take(max + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max {
         return refuse(format!("more than {max} bytes"));

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::files::output::write_atomic;
+use crate::files::output::{open_regular, write_atomic};
 
 /// A grayscale image, row-major, values in `[0, 1]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,13 +30,34 @@ pub struct PngError {
     pub message: String,
 }
 
+/// The bytes a PNG's chunks other than its pixels (text, colour profiles, EXIF) may take when
+/// it is read: real tools write a few megabytes of them.
+const METADATA_BYTES: usize = 64 << 20;
+
 /// The `(rows, cols)` of the PNG at `path`, from its header alone.
 pub fn size(path: &Path) -> Result<(usize, usize), PngError> {
-    let error = |message: String| PngError { path: path.to_path_buf(), message };
-    let file = File::open(path).map_err(|e| error(format!("cannot read: {e}")))?;
-    let decoder = png::Decoder::new_with_limits(BufReader::new(file), png::Limits { bytes: 1 << 20 });
-    let reader = decoder.read_info().map_err(|e| error(format!("not a PNG image: {e}")))?;
+    let (file, error) = open(path)?;
+    let decoder = png::Decoder::new_with_limits(BufReader::new(file), png::Limits { bytes: METADATA_BYTES });
+    let reader = decoder.read_info().map_err(|e| error(header_problem(e)))?;
     Ok((reader.info().height as usize, reader.info().width as usize))
+}
+
+/// The regular file `path` ([`open_regular`]: a FIFO would block for ever) and a maker of
+/// errors naming it.
+fn open(path: &Path) -> Result<(File, impl Fn(String) -> PngError), PngError> {
+    let error = |message: String| PngError { path: path.to_path_buf(), message };
+    let (file, _) = open_regular(path).map_err(|e| error(format!("cannot read: {e}")))?;
+    Ok((file, error))
+}
+
+/// What was wrong with a PNG's header and the chunks before its pixels.
+fn header_problem(e: png::DecodingError) -> String {
+    match e {
+        png::DecodingError::LimitsExceeded => {
+            format!("its chunks besides the pixels take more than the {} MiB read", METADATA_BYTES >> 20)
+        }
+        e => format!("not a PNG image: {e}"),
+    }
 }
 
 /// Any PNG as gray levels: luma by Rec. 601's weights for colour, and the opacity kept apart.
@@ -56,12 +77,11 @@ pub struct Picture {
 /// and the decoder may not allocate more than the image needs: a small file that claims a huge
 /// image (a decompression bomb) costs nothing.
 pub fn read_picture(path: &Path, max_pixels: usize) -> Result<Picture, PngError> {
-    let error = |message: String| PngError { path: path.to_path_buf(), message };
-    let file = File::open(path).map_err(|e| error(format!("cannot read: {e}")))?;
-    let limits = png::Limits { bytes: max_pixels.saturating_mul(8).saturating_add(1 << 20) };
+    let (file, error) = open(path)?;
+    let limits = png::Limits { bytes: max_pixels.saturating_mul(8).saturating_add(METADATA_BYTES) };
     let mut decoder = png::Decoder::new_with_limits(BufReader::new(file), limits);
     decoder.set_transformations(png::Transformations::normalize_to_color8());
-    let mut reader = decoder.read_info().map_err(|e| error(format!("not a PNG image: {e}")))?;
+    let mut reader = decoder.read_info().map_err(|e| error(header_problem(e)))?;
     let info = reader.info();
     let (cols, rows) = (info.width as usize, info.height as usize);
     if cols.saturating_mul(rows) > max_pixels {
