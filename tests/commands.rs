@@ -250,6 +250,17 @@ fn denoise_writes_cleaner_images_and_refuses_the_wrong_kind() {
         String::from_utf8_lossy(&failed.stderr)
             .contains("wrong.png: the image is 12×12 (width×height); the model takes 10×10 with --as-is")
     );
+    // A corrupt image after a good one: nothing is written, not even the folder.
+    let cut = dir.path().join("cut.png");
+    let whole = std::fs::read(&input).unwrap();
+    let idat = whole.windows(4).position(|w| w == b"IDAT").unwrap();
+    std::fs::write(&cut, &whole[..idat + 6]).unwrap();
+    let fresh = dir.path().join("fresh");
+    let failed = dae(&["denoise", "--model", s(&model), s(&input), s(&cut), "--out", s(&fresh)]);
+    assert_eq!(failed.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(stderr.contains("cut.png: corrupt PNG") && failed.stdout.is_empty(), "{stderr}");
+    assert!(!fresh.exists(), "no folder, and no result of bar.png in it");
     // Never over the original, and never two results to one name.
     let original = std::fs::read(&input).unwrap();
     let failed = dae(&["denoise", "--model", s(&model), s(&input), "--out", s(dir.path())]);

@@ -21,7 +21,9 @@ use crate::engine::model::{Model, Workspace, autoencoder_widths};
 use crate::eval::evaluate::{self, Evaluation};
 use crate::files::checkpoint::{self, Snapshots, State};
 use crate::files::figure;
-use crate::files::output::{DataPrint, DeadShares, Metrics, RunLock, new_run_name, remove_stale_temps};
+use crate::files::output::{
+    DataPrint, DeadShares, Metrics, RunLock, new_run_name, remove_stale_temps, write_atomic,
+};
 use crate::files::plot;
 use crate::files::pngio;
 use crate::report::{self, MEASURED_TEST, MEASURED_TRAIN, Measured, TEST_SHOWN};
@@ -682,8 +684,13 @@ pub fn denoise(
             return Err(anyhow!("{}: {message}", path.display()).into());
         }
     }
-    prepare_out(out)?;
-    remove_stale_temps(out).with_context(|| format!("--out {}: cannot clear", out.display()))?;
+    // Every image is read and denoised, its PNG files made in memory, before anything is
+    // written: a corrupt image among them leaves neither the others' results nor a folder.
+    let mut files = Vec::with_capacity(2 * images.len());
+    let png = |(rows, cols), pixels: &[f32]| {
+        let levels: Vec<u8> = pixels.iter().map(|&v| pngio::gray_level(v)).collect();
+        pngio::encode((rows, cols), &levels).context("encoding a PNG")
+    };
     let mut ws = Workspace::new(&net, 1);
     for (i, (path, [target, noisy_target])) in images.iter().zip(&targets).enumerate() {
         let picture = pngio::read_picture(path, MAX_PIXELS)?;
@@ -705,16 +712,20 @@ pub fn denoise(
             let mut clean = vec![0.0; d];
             let stream = NoiseStream::new(seed, Purpose::TestNoise, 0, i as u32);
             noise.corrupt(&bytes, stream, &mut clean, input.as_slice_mut().expect("contiguous"));
-            pngio::write_gray(noisy_target, (rows, cols), input.as_slice().expect("contiguous"))
-                .with_context(|| cannot_write(noisy_target))?;
-            println!("{} -> {} (corrupted by {noise})", path.display(), noisy_target.display());
+            let said = format!("{} -> {} (corrupted by {noise})", path.display(), noisy_target.display());
+            files.push((noisy_target, png((rows, cols), input.as_slice().expect("contiguous"))?, said));
         }
         let mut output = Array2::zeros((1, d));
         net.reconstruct(input.view(), &mut ws, output.view_mut());
         let target = target.as_ref().expect("every image has a result");
-        pngio::write_gray(target, (rows, cols), output.as_slice().expect("contiguous"))
-            .with_context(|| cannot_write(target))?;
-        println!("{} -> {} ({}, {how})", path.display(), target.display(), picture.kind);
+        let said = format!("{} -> {} ({}, {how})", path.display(), target.display(), picture.kind);
+        files.push((target, png((rows, cols), output.as_slice().expect("contiguous"))?, said));
+    }
+    prepare_out(out)?;
+    remove_stale_temps(out).with_context(|| format!("--out {}: cannot clear", out.display()))?;
+    for (target, bytes, said) in files {
+        write_atomic(target, |w| w.write_all(&bytes)).with_context(|| cannot_write(target))?;
+        println!("{said}");
     }
     Ok(())
 }
