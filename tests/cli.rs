@@ -612,7 +612,7 @@ fn dead_pid() -> u32 {
 
 /// A link planted at `RUN/.lock` never makes a run write through it: `report`, `--resume` and
 /// `--out` refuse it, naming it, and the file it points to stays byte for byte as it was; a
-/// dangling link creates nothing.
+/// dangling link creates nothing; a folder in its place is named as one.
 #[test]
 fn the_run_lock_never_follows_a_link() {
     let (data, run) = one_epoch();
@@ -643,6 +643,10 @@ fn the_run_lock_never_follows_a_link() {
     std::fs::remove_file(run.join(".lock")).unwrap();
     std::fs::hard_link(&victim, run.join(".lock")).unwrap();
     every_command_refuses(".lock is a hard link to another file");
+    // A folder in its place is named as such, not the run's folder as unwritable.
+    std::fs::remove_file(run.join(".lock")).unwrap();
+    std::fs::create_dir(run.join(".lock")).unwrap();
+    every_command_refuses(".lock is a folder; remove it if no run is using the folder");
 }
 
 /// Only this program's own temporary files, of writers that have ended, are ever removed, and

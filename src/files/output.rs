@@ -158,6 +158,8 @@ impl RunLock {
         options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
         let mut file = options.open(&path).map_err(|e| match e.raw_os_error() {
             Some(libc::ELOOP) => LockError::NotAFile("a symbolic link"),
+            // A folder cannot be opened to write.
+            Some(libc::EISDIR) => LockError::NotAFile("a folder"),
             _ => LockError::Io(e),
         })?;
         use std::os::unix::fs::MetadataExt;
