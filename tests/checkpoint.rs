@@ -201,6 +201,11 @@ fn the_states_snapshots_load_back_and_must_match_the_runs_progress() {
             && message.contains("report.reconstructions holds epochs 2 to 3"),
         "{message}"
     );
+    // A first epoch at the top of the numbers: an error, not an overflow.
+    snapshots.first = usize::MAX;
+    save_state(&m, (4, 5), &adam, progress(5), Some(&snapshots), None, &path).unwrap();
+    let message = load_state(&path, 1e-3).unwrap_err().to_string();
+    assert!(message.contains(&format!("holds epochs {0} to {0}", usize::MAX)), "{message}");
 }
 
 /// Adam's moments load back bit for bit, each on a cache line's start; a moment of the wrong

@@ -528,8 +528,10 @@ pub fn load_state(path: &Path, lr: f32) -> Result<State, CheckpointError> {
             format!("adam.t = {}: more steps than Adam counts (at most {})", adam.t, i32::MAX),
         ));
     }
-    if let Some(s) = snapshots.as_ref().filter(|s| s.first + s.epochs() != progress.epoch + 1) {
-        let (first, last) = (s.first, s.first + s.epochs() - 1);
+    // Checked sums: the numbers come from a file that may have been edited.
+    let next = |s: &Snapshots| s.first.checked_add(s.epochs());
+    if let Some(s) = snapshots.as_ref().filter(|s| next(s) != progress.epoch.checked_add(1)) {
+        let (first, last) = (s.first, s.first.saturating_add(s.epochs() - 1));
         let message = format!(
             "report.reconstructions holds epochs {first} to {last}, but the run has done {}",
             progress.epoch
