@@ -86,7 +86,7 @@ fn mutate(bytes: &mut Vec<u8>, rng: &mut ChaCha8Rng) {
 fn content_len(bytes: &[u8]) -> usize {
     if bytes.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
-        let _ = flate2::read::GzDecoder::new(bytes).take(64 << 20).read_to_end(&mut out);
+        let _ = flate2::read::MultiGzDecoder::new(bytes).take(64 << 20).read_to_end(&mut out);
         out.len().max(bytes.len())
     } else {
         bytes.len()

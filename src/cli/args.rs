@@ -56,7 +56,7 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct TrainArgs {
-    /// Passes over the training images.
+    /// Passes over the training images (with --resume, in all; the run's own if not given).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     epochs: u32,
     /// Images per optimisation step.
@@ -104,8 +104,8 @@ struct TrainArgs {
     #[arg(long, default_value = "fast")]
     engine: Engine,
     /// Continue the run saved in DIR (its settings, weights, optimizer state and progress)
-    /// until the epochs it was started with, or --epochs if given, are done in all, appending to
-    /// its metrics.json.
+    /// until --epochs epochs in all are done (if not given: the epochs its metrics.json records,
+    /// those it was started or last resumed with), appending to its metrics.json.
     /// A setting given beside it must agree with the run's (only --epochs, --data, --threads,
     /// --engine and --profile are free).
     #[arg(long, value_name = "DIR")]
@@ -137,7 +137,7 @@ struct DenoiseArgs {
     /// A model.safetensors written by training, or the run folder that holds it.
     #[arg(long)]
     model: PathBuf,
-    /// PNG images, any size and kind (with --as-is: grayscale at the model's input size).
+    /// PNG images, any size and kind (with --as-is: of the model's input size).
     #[arg(required = true, value_name = "IMAGE.png")]
     images: Vec<PathBuf>,
     /// Folder for the denoised images.

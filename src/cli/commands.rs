@@ -57,7 +57,8 @@ pub struct Training {
     pub data: PathBuf,
     /// The folder for the run's files.
     pub out: PathBuf,
-    /// A run folder to continue; its settings replace `config` but for `epochs`.
+    /// A run folder to continue; its settings replace `config`, and its epochs too unless
+    /// `--epochs` was given.
     pub resume: Option<PathBuf>,
     /// The settings given on the command line, by flag id (`lr`, `seed`, …): with `resume`,
     /// each must agree with the run's, but `epochs`, which sets how far it goes on (the run's
@@ -216,7 +217,8 @@ fn shown(data: &Mnist) -> usize {
 }
 
 /// The trainer, metrics and snapshots of the run saved in `dir`, set to go on to
-/// `plan.config.epochs` if `--epochs` was given, else to the epochs the run was started with.
+/// `plan.config.epochs` if `--epochs` was given, else to the epochs its metrics.json records
+/// (those it was started, or last resumed, with).
 fn resume<'a>(
     dir: &Path,
     plan: &Training,
@@ -230,9 +232,9 @@ fn resume<'a>(
         let message = if given {
             format!("--epochs {epochs}: the run in {} has done {done} already", dir.display())
         } else {
+            let dir = dir.display();
             format!(
-                "the run in {} has done all its {epochs} epochs; --epochs N (more than {done}) goes on",
-                dir.display()
+                "the run in {dir} has done all {epochs} of its epochs; give --epochs N with N above {done}"
             )
         };
         return Err(Failure::Usage(message));
@@ -686,10 +688,11 @@ pub fn denoise(
     }
     // Every image is read and denoised, its PNG files made in memory, before anything is
     // written: a corrupt image among them leaves neither the others' results nor a folder.
+    check_out_folder(out)?;
     let mut files = Vec::with_capacity(2 * images.len());
-    let png = |(rows, cols), pixels: &[f32]| {
+    let png = |target: &Path, (rows, cols), pixels: &[f32]| {
         let levels: Vec<u8> = pixels.iter().map(|&v| pngio::gray_level(v)).collect();
-        pngio::encode((rows, cols), &levels).context("encoding a PNG")
+        pngio::encode((rows, cols), &levels).with_context(|| cannot_write(target))
     };
     let mut ws = Workspace::new(&net, 1);
     for (i, (path, [target, noisy_target])) in images.iter().zip(&targets).enumerate() {
@@ -713,13 +716,17 @@ pub fn denoise(
             let stream = NoiseStream::new(seed, Purpose::TestNoise, 0, i as u32);
             noise.corrupt(&bytes, stream, &mut clean, input.as_slice_mut().expect("contiguous"));
             let said = format!("{} -> {} (corrupted by {noise})", path.display(), noisy_target.display());
-            files.push((noisy_target, png((rows, cols), input.as_slice().expect("contiguous"))?, said));
+            files.push((
+                noisy_target,
+                png(noisy_target, (rows, cols), input.as_slice().expect("contiguous"))?,
+                said,
+            ));
         }
         let mut output = Array2::zeros((1, d));
         net.reconstruct(input.view(), &mut ws, output.view_mut());
         let target = target.as_ref().expect("every image has a result");
         let said = format!("{} -> {} ({}, {how})", path.display(), target.display(), picture.kind);
-        files.push((target, png((rows, cols), output.as_slice().expect("contiguous"))?, said));
+        files.push((target, png(target, (rows, cols), output.as_slice().expect("contiguous"))?, said));
     }
     prepare_out(out)?;
     remove_stale_temps(out).with_context(|| format!("--out {}: cannot clear", out.display()))?;
@@ -946,6 +953,13 @@ fn cannot_write(path: &Path) -> String {
 /// Creates `out` unless it exists as a folder; a file, or a link to nothing, there is a usage
 /// error.
 fn prepare_out(out: &Path) -> Result<(), Failure> {
+    check_out_folder(out)?;
+    std::fs::create_dir_all(out).with_context(|| format!("--out {}: cannot create", out.display()))?;
+    Ok(())
+}
+
+/// A usage error unless `out` is a folder, or nothing (not a link to nothing).
+fn check_out_folder(out: &Path) -> Result<(), Failure> {
     let is_link = std::fs::symlink_metadata(out).is_ok_and(|m| m.file_type().is_symlink());
     if is_link && !out.exists() {
         let target = std::fs::read_link(out).map_or("?".into(), |t| t.display().to_string());
@@ -957,7 +971,6 @@ fn prepare_out(out: &Path) -> Result<(), Failure> {
     if out.exists() && !out.is_dir() {
         return Err(Failure::Usage(format!("--out {}: exists and is not a folder", out.display())));
     }
-    std::fs::create_dir_all(out).with_context(|| format!("--out {}: cannot create", out.display()))?;
     Ok(())
 }
 

@@ -3,10 +3,11 @@
 //! An IDX file is a 4-byte magic (`0x00 0x00`, a dtype byte, the rank), one big-endian `u32` per
 //! dimension, then the items in row-major order. We read only `u8` data, the dtype of every
 //! MNIST-like set. Every header field is checked against the bytes actually present before the
-//! body is kept, so a lying header cannot make us allocate, and a body larger than the memory
-//! there is (a small gzip file can unpack to gigabytes) is refused before it is read; bad input
-//! is an [`IdxError`], never a panic. Whether a file is gzipped is decided by its first bytes, not
-//! its name; a gzip file may hold several members, one after another, as `gunzip` reads them.
+//! body is kept, so a lying header cannot make us allocate, and a gzipped body larger than the
+//! memory there is (a small gzip file can unpack to gigabytes) is refused before it is read; bad
+//! input is an [`IdxError`], never a panic. Whether a file is gzipped is decided by its first
+//! bytes, not its name; a gzip file may hold several members, one after another (what `cat a.gz
+//! b.gz` makes), and anything after the last member is an error.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read};
@@ -82,7 +83,7 @@ pub enum IdxErrorKind {
         /// The rank in the file.
         found: usize,
     },
-    /// A body larger than the memory a command may take ([`memory::limit`]).
+    /// A gzipped body larger than the memory a command may take ([`memory::limit`]).
     #[error("{0}")]
     OutOfMemory(String),
     /// Dimensions whose product does not fit in memory's address space.
@@ -154,13 +155,19 @@ fn parse(reader: &mut impl Read, gzipped: bool) -> Result<Idx, IdxErrorKind> {
         })?;
         dims32.push(dim);
     }
+    // The whole file's length, `header_len + body_len + 1` (the byte read past the end) included,
+    // must be a number: a header is free to claim 2⁶⁴ − 1 items.
     let body_len = dims32
         .iter()
         .try_fold(1u64, |n, &d| n.checked_mul(u64::from(d)))
-        .filter(|&n| usize::try_from(n).is_ok())
+        .filter(|&n| usize::try_from(n).is_ok() && n.checked_add(header_len + 1).is_some())
         .ok_or_else(|| IdxErrorKind::TooLarge { dims: dims32.clone() })?;
-    memory::check(header_len + body_len, || format!("the body of dimensions {dims32:?} its header declares"))
-        .map_err(IdxErrorKind::OutOfMemory)?;
+    // A plain file holds its body, and the vector below grows only as its bytes arrive; a small
+    // gzip file can unpack to a thousand times its size.
+    if gzipped {
+        let what = || format!("unpacked, the body of dimensions {dims32:?} its header declares");
+        memory::check(header_len + body_len, what).map_err(IdxErrorKind::OutOfMemory)?;
+    }
     // Read at most one byte more than promised: the vector grows only as real bytes arrive.
     let mut data = Vec::new();
     reader.take(body_len + 1).read_to_end(&mut data).map_err(io_kind)?;

@@ -116,7 +116,8 @@ impl Dense {
     }
 
     /// Backward: `dW = δᵀ·A_prev` and `db = Σ_rows δ` over the rows, into the layer's own
-    /// gradients; with `prev`, also `δ_prev = (δ·W) ⊙ f′(A_prev)`, f′ read off the previous layer's output ([`Dense::backward_rows`]).
+    /// gradients; with `prev`, also `δ_prev = (δ·W) ⊙ f′(A_prev)`, `f′` read off the previous
+    /// layer's output ([`Dense::backward_rows`]).
     ///
     /// Shapes: `a_prev` (B, I), `delta` (B, O) → `dw` (O, I), `db` (O,), `delta_prev` (B, I).
     pub fn backward(

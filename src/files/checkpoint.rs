@@ -502,9 +502,12 @@ pub fn load_state(path: &Path, lr: f32) -> Result<State, CheckpointError> {
                 ));
             }
             // A negative second moment would make Adam's `√v` NaN, and the weights with it.
-            if let Some(v) = values.iter().find(|&&v| v < 0.0).filter(|_| name == "v") {
-                let message =
-                    format!("adam.v.{t} holds {v}: a second moment (a mean of squares) is never negative");
+            let negative = if name == "v" { values.iter().position(|&v| v < 0.0) } else { None };
+            if let Some(at) = negative {
+                let v = values[at];
+                let message = format!(
+                    "adam.v.{t} holds {v} at index {at}: a second moment (a mean of squares) is never negative"
+                );
                 return Err(error(path, message));
             }
             moment.assign(&Array1::from(values));
@@ -529,12 +532,11 @@ pub fn load_state(path: &Path, lr: f32) -> Result<State, CheckpointError> {
         ));
     }
     // Checked sums: the numbers come from a file that may have been edited.
-    let next = |s: &Snapshots| s.first.checked_add(s.epochs());
-    if let Some(s) = snapshots.as_ref().filter(|s| next(s) != progress.epoch.checked_add(1)) {
-        let (first, last) = (s.first, s.first.saturating_add(s.epochs() - 1));
+    let agrees = |s: &&Snapshots| matches!((s.first.checked_add(s.epochs()), progress.epoch.checked_add(1)), (Some(a), Some(b)) if a == b);
+    if let Some(s) = snapshots.as_ref().filter(|s| !agrees(s)) {
+        let (first, epochs, done) = (s.first, s.epochs(), progress.epoch);
         let message = format!(
-            "report.reconstructions holds epochs {first} to {last}, but the run has done {}",
-            progress.epoch
+            "report.reconstructions holds {epochs} epoch(s) from epoch {first} on, but the run has done {done}"
         );
         return Err(error(path, message));
     }

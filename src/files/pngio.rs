@@ -30,15 +30,15 @@ pub struct PngError {
     pub message: String,
 }
 
-/// The bytes a PNG's chunks other than its pixels (text, colour profiles, EXIF) may take when
-/// it is read: real tools write a few megabytes of them.
+/// The bytes a PNG's chunks other than its pixels may take when it is read. Its text and colour
+/// profile, which the pixels never use, are skipped ([`decoder`]); what is left (EXIF, say) is
+/// small.
 const METADATA_BYTES: usize = 64 << 20;
 
 /// The `(rows, cols)` of the PNG at `path`, from its header alone.
 pub fn size(path: &Path) -> Result<(usize, usize), PngError> {
     let (file, error) = open(path)?;
-    let decoder = png::Decoder::new_with_limits(BufReader::new(file), png::Limits { bytes: METADATA_BYTES });
-    let reader = decoder.read_info().map_err(|e| error(header_problem(e)))?;
+    let reader = decoder(file, METADATA_BYTES).read_info().map_err(|e| error(header_problem(e)))?;
     Ok((reader.info().height as usize, reader.info().width as usize))
 }
 
@@ -50,11 +50,19 @@ fn open(path: &Path) -> Result<(File, impl Fn(String) -> PngError), PngError> {
     Ok((file, error))
 }
 
+/// A decoder of `file` that may allocate `bytes`, and skips the text and colour profile chunks.
+fn decoder(file: File, bytes: usize) -> png::Decoder<BufReader<File>> {
+    let mut decoder = png::Decoder::new_with_limits(BufReader::new(file), png::Limits { bytes });
+    decoder.set_ignore_text_chunk(true);
+    decoder.set_ignore_iccp_chunk(true);
+    decoder
+}
+
 /// What was wrong with a PNG's header and the chunks before its pixels.
 fn header_problem(e: png::DecodingError) -> String {
     match e {
         png::DecodingError::LimitsExceeded => {
-            format!("its chunks besides the pixels take more than the {} MiB read", METADATA_BYTES >> 20)
+            format!("its chunks besides the pixels need more than the {} MiB allowed", METADATA_BYTES >> 20)
         }
         e => format!("not a PNG image: {e}"),
     }
@@ -78,8 +86,7 @@ pub struct Picture {
 /// image (a decompression bomb) costs nothing.
 pub fn read_picture(path: &Path, max_pixels: usize) -> Result<Picture, PngError> {
     let (file, error) = open(path)?;
-    let limits = png::Limits { bytes: max_pixels.saturating_mul(8).saturating_add(METADATA_BYTES) };
-    let mut decoder = png::Decoder::new_with_limits(BufReader::new(file), limits);
+    let mut decoder = decoder(file, max_pixels.saturating_mul(8).saturating_add(METADATA_BYTES));
     decoder.set_transformations(png::Transformations::normalize_to_color8());
     let mut reader = decoder.read_info().map_err(|e| error(header_problem(e)))?;
     let info = reader.info();

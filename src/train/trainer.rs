@@ -216,14 +216,12 @@ pub enum TrainError {
         loss: f64,
     },
     /// A parameter became NaN or infinite while the losses stayed finite: training diverged.
-    #[error(
-        "parameter tensor {tensor} (file order) became NaN or infinite in epoch {epoch}; try a smaller --lr"
-    )]
+    #[error("{tensor} became NaN or infinite in epoch {epoch}; try a smaller --lr")]
     NonFiniteWeights {
         /// The epoch (1-based).
         epoch: usize,
-        /// The tensor's index in file order (`W₀, b₀, W₁, …`).
-        tensor: usize,
+        /// The tensor, as model.safetensors names it (`layers.0.weight`).
+        tensor: String,
     },
     /// The interrupt flag was found set before a step; how far training had come.
     #[error("interrupted after {0}")]
@@ -410,7 +408,13 @@ impl<'a> Trainer<'a> {
         }
         // A NaN weight can hide behind a finite loss (a ReLU's max(NaN, 0) is 0); a model file
         // that holds one is refused when loaded, so it is never saved.
-        if let Some(tensor) = self.model.params_mut().position(|p| p.iter().any(|v| !v.is_finite())) {
+        let layers = self.model.layers.iter_mut().enumerate();
+        let bad =
+            layers.filter_map(|(i, layer)| Some((i, layer.params_and_grads()?))).find_map(|(i, pairs)| {
+                let k = pairs.iter().position(|(p, _)| p.iter().any(|v| !v.is_finite()))?;
+                Some(format!("layers.{i}.{}", ["weight", "bias"][k]))
+            });
+        if let Some(tensor) = bad {
             return Err(TrainError::NonFiniteWeights { epoch, tensor });
         }
         self.progress = Progress { epoch, step: 0, loss_sum: 0.0 };
