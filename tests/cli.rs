@@ -461,6 +461,26 @@ fn resume_without_epochs_keeps_the_runs_own() {
     );
 }
 
+/// Standard output and error that cannot be written to (`dae … | head -1`, `> /dev/full`) lose
+/// the lines, not the run: it trains, saves and reports as it would (it used to panic after the
+/// first epoch's line, before saving the epoch).
+#[test]
+fn a_full_standard_output_loses_lines_not_the_run() {
+    let data = dataset(64);
+    let out = data.path().join("run");
+    let (d, o) = (path_str(data.path()), path_str(&out));
+    let full = || Stdio::from(std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap());
+    let args = ["--data", d, "--out", o, "--epochs", "2", "--layers", "8,4,2"];
+    let status = dae().args(args).stdout(full()).stderr(full()).status().unwrap();
+    assert!(status.success(), "{status}");
+    assert_eq!(Metrics::read(&out.join("metrics.json")).unwrap().history.len(), 2);
+    assert!(out.join("report.html").is_file() && out.join("model.safetensors").is_file());
+    for args in [&["eval", "--model", o, "--data", d][..], &["report", o, "--data", d]] {
+        let status = dae().args(args).stdout(full()).stderr(full()).status().unwrap();
+        assert!(status.success(), "{args:?}: {status}");
+    }
+}
+
 /// Paths that are not what they seem get a message that says what they are.
 #[test]
 fn odd_output_paths_are_named_for_what_they_are() {

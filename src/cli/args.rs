@@ -212,12 +212,12 @@ pub fn main() -> ExitCode {
         Ok(parsed) => parsed,
         Err(e) if !e.use_stderr() => e.exit(), // --help and --version
         Err(e) => {
-            eprintln!("{}", usage_message(&e));
+            say_err!("{}", usage_message(&e));
             return ExitCode::from(2);
         }
     };
     if let Err(message) = crate::cli::memory::set_limit().and(crate::engine::kernel::Path::from_env()) {
-        eprintln!("error: {message}");
+        say_err!("error: {message}");
         return ExitCode::from(2);
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -232,11 +232,11 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(message)) => {
-            eprintln!("error: {message}");
+            say_err!("error: {message}");
             ExitCode::from(2)
         }
         Err(Failure::Error(e)) => {
-            eprintln!("error: {e:#}");
+            say_err!("error: {e:#}");
             ExitCode::FAILURE
         }
         Err(Failure::Interrupted) => ExitCode::from(130),

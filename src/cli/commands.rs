@@ -120,7 +120,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
     if plan.resume.is_none()
         && let Some(aside) = set_aside_previous_run(&out)?
     {
-        println!("the run that was in {} is now in {}", out.display(), aside.display());
+        say!("the run that was in {} is now in {}", out.display(), aside.display());
     }
     let config = trainer.config.clone();
     let interrupt = trainer.interrupt_flag();
@@ -132,7 +132,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
         // The flag first: whichever of this and the end of the loop sees the other, one acts.
         interrupt.store(true, Ordering::SeqCst);
         if ended.load(Ordering::SeqCst) {
-            eprintln!(
+            say_err!(
                 "interrupted after the last epoch; saved in {shown_out}; 'dae report {shown_out}' makes its report"
             );
             std::process::exit(130);
@@ -153,7 +153,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
         let stats = trainer.train_epoch(|done, total| {
             bar.set_position(done as u64);
             if bar.is_hidden() && said.elapsed().as_secs() >= 10 {
-                eprintln!("epoch {epoch}/{}: step {done} of {total}", config.epochs);
+                say_err!("epoch {epoch}/{}: step {done} of {total}", config.epochs);
                 said = std::time::Instant::now();
             }
         });
@@ -164,12 +164,12 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
                 let samples = trainer.samples(SHOWN);
                 save(&out, &trainer, &metrics, &snapshots, &samples)?;
                 let out = out.display();
-                eprintln!("interrupted after {progress}; saved in {out}; continue with --resume {out}");
+                say_err!("interrupted after {progress}; saved in {out}; continue with --resume {out}");
                 return Err(Failure::Interrupted);
             }
             Err(e) => return Err(e.into()),
         };
-        println!(
+        say!(
             "epoch {epoch}/{}  loss {:.4}  val_loss {:.4}  {:.2} s  {:.1} ms/step",
             config.epochs,
             stats.train_loss,
@@ -186,7 +186,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
     }
     ending.store(true, Ordering::SeqCst);
     if trainer.interrupt_flag().load(Ordering::SeqCst) {
-        eprintln!("interrupted after the last epoch; saved in {}", out.display());
+        say_err!("interrupted after the last epoch; saved in {}", out.display());
         return Err(Failure::Interrupted);
     }
     let profile = kernel_before.map(|before| {
@@ -204,9 +204,9 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
     let test_set = (clean.view(), noisy.view());
     let run = report_of(&out, &metrics, &model, &data, test_set, &snapshots, Some(&measured));
     write_report(&out, &run)?;
-    println!("wrote {}", out.display());
+    say!("wrote {}", out.display());
     if let Some(profile) = profile {
-        println!("{profile}");
+        say!("{profile}");
     }
     Ok(())
 }
@@ -334,7 +334,7 @@ pub fn report(dir: &Path, data_path: &Path) -> Result<(), Failure> {
     let views = (clean.view(), noisy.view());
     let run = report_of(dir, &metrics, &state.model, &data, views, &snapshots, Some(&measured));
     write_report(dir, &run)?;
-    println!("wrote {}", dir.join("report.html").display());
+    say!("wrote {}", dir.join("report.html").display());
     Ok(())
 }
 
@@ -567,7 +567,7 @@ pub fn eval(model: &Path, data: &Path, noise: Noise, seed: u64) -> Result<(), Fa
     let knn = evaluate::features(&net, &data);
     doing.finish_and_clear();
     let e = Evaluation { noisy, reconstructed, knn };
-    print!("{}", table(&e, &net, &data, noise));
+    say_raw!("{}", table(&e, &net, &data, noise));
     Ok(())
 }
 
@@ -576,7 +576,7 @@ pub fn eval(model: &Path, data: &Path, noise: Noise, seed: u64) -> Result<(), Fa
 fn stage(what: &str) -> ProgressBar {
     let spinner = ProgressBar::new_spinner();
     if spinner.is_hidden() {
-        eprintln!("{what}");
+        say_err!("{what}");
     } else {
         spinner.set_message(format!("{what}…"));
         spinner.enable_steady_tick(std::time::Duration::from_millis(100));
@@ -591,12 +591,12 @@ pub fn sweep(model: &Path, data: &Path, seed: u64) -> Result<(), Failure> {
     let net = checkpoint::load(model)?;
     check_fits(&net, &data, model)?;
     let images = plural(data.test.images.count, "test image");
-    println!("PSNR against the clean image, mean over {images} (corruption seed {seed})");
-    println!("{:<16} {:>11} {:>15}", "corruption", "input", "reconstruction");
+    say!("PSNR against the clean image, mean over {images} (corruption seed {seed})");
+    say!("{:<16} {:>11} {:>15}", "corruption", "input", "reconstruction");
     for noise in evaluate::sweep_noises() {
         let row = evaluate::sweep_row(&net, &data, noise, seed);
         let noise = row.noise.to_string();
-        println!("{noise:<16} {:>8.2} dB {:>12.2} dB", row.noisy, row.reconstructed);
+        say!("{noise:<16} {:>8.2} dB {:>12.2} dB", row.noisy, row.reconstructed);
     }
     Ok(())
 }
@@ -732,7 +732,7 @@ pub fn denoise(
     remove_stale_temps(out).with_context(|| format!("--out {}: cannot clear", out.display()))?;
     for (target, bytes, said) in files {
         write_atomic(target, |w| w.write_all(&bytes)).with_context(|| cannot_write(target))?;
-        println!("{said}");
+        say!("{said}");
     }
     Ok(())
 }
@@ -845,7 +845,7 @@ pub fn encode(model: &Path, data: &Path, out: &Path) -> Result<(), Failure> {
     })
     .with_context(|| cannot_write(out))?;
     let (rows, numbers) = (plural(codes.nrows(), "code"), plural(codes.ncols(), "number"));
-    println!("wrote {rows} of {numbers} to {}", out.display());
+    say!("wrote {rows} of {numbers} to {}", out.display());
     Ok(())
 }
 
