@@ -408,6 +408,27 @@ fn a_model_of_another_shape_is_refused_with_a_clear_message() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("the saved model takes 100 pixels, the images in --data have 64"), "{stderr}");
+
+    // As many pixels in another shape: a dense model records the images it was trained on, and
+    // eval and encode refuse 20×5 images for a model of 10×10 (they used to measure it).
+    let mut wide = common::bars_dataset_of_side(64, 10, 16);
+    for split in [&mut wide.train, &mut wide.test] {
+        (split.images.rows, split.images.cols) = (5, 20);
+    }
+    common::write_dataset(other.path(), &wide);
+    let model = run.join("model.safetensors");
+    let csv = other.path().join("codes.csv");
+    for args in [
+        &["eval", "--model", s(&model), "--data", s(other.path())][..],
+        &["encode", "--model", s(&model), "--data", s(other.path()), "--out", s(&csv)],
+    ] {
+        let out = dae(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let needle = "model.safetensors: the saved model takes 10×10 images, the images in --data are 20×5";
+        assert!(stderr.contains(needle), "{stderr}");
+    }
+    assert!(!csv.exists());
 }
 
 /// A batch bigger than the data set is the whole set, one step an epoch; buffers are sized to

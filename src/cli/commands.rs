@@ -281,7 +281,7 @@ fn open_run(dir: &Path, data: &Mnist, data_path: &Path) -> Result<(Metrics, Stat
     }
     // A run from before runs were named takes a name now, which its state takes at the next save.
     metrics.run = metrics.run.take().or_else(|| state.run.clone()).or_else(|| Some(new_run_name()));
-    check_fits(&state.model, data, dir)?;
+    check_fits(&state.model, None, data, dir)?;
     check_agrees(&metrics.config, &state.model, data).map_err(|m| anyhow!("{}: {m}", path.display()))?;
     if let Some(s) = state.snapshots.as_ref().filter(|s| s.images != shown(data)) {
         let message =
@@ -556,7 +556,7 @@ fn save(
 pub fn eval(model: &Path, data: &Path, noise: Noise, seed: u64) -> Result<(), Failure> {
     let data = Mnist::load(data)?;
     let net = checkpoint::load(model)?;
-    check_fits(&net, &data, model)?;
+    check_fits(&net, checkpoint::image_shape(model)?, &data, model)?;
     let (test, train) = (data.test.images.count, data.train.images.count);
     let doing = stage(&format!("denoising {} corrupted by {noise}", plural(test, "test image")));
     let (noisy, reconstructed) = evaluate::denoising(&net, &data, noise, seed);
@@ -589,7 +589,7 @@ fn stage(what: &str) -> ProgressBar {
 pub fn sweep(model: &Path, data: &Path, seed: u64) -> Result<(), Failure> {
     let data = Mnist::load(data)?;
     let net = checkpoint::load(model)?;
-    check_fits(&net, &data, model)?;
+    check_fits(&net, checkpoint::image_shape(model)?, &data, model)?;
     let images = plural(data.test.images.count, "test image");
     say!("PSNR against the clean image, mean over {images} (corruption seed {seed})");
     say!("{:<16} {:>11} {:>15}", "corruption", "input", "reconstruction");
@@ -825,7 +825,7 @@ pub fn encode(model: &Path, data: &Path, out: &Path) -> Result<(), Failure> {
     check_output_file(out, &inputs)?;
     let data = Mnist::load(data)?;
     let net = checkpoint::load(model)?;
-    check_fits(&net, &data, model)?;
+    check_fits(&net, checkpoint::image_shape(model)?, &data, model)?;
     let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).with_context(|| format!("--out {}: cannot create", parent.display()))?;
     // What encodes killed before renaming their temporary files left beside it.
@@ -884,23 +884,32 @@ fn check_size(hidden: &[usize], d: usize) -> Result<(), Failure> {
 }
 
 /// An error unless `model` takes images of the size in `data`: as many pixels and, for a
-/// convolutional model, the same height and width.
-fn check_fits(model: &Model, data: &Mnist, source: &Path) -> Result<(), Failure> {
+/// convolutional model or one whose file records the images it was trained on (`image`, rows
+/// and columns), the same height and width.
+fn check_fits(
+    model: &Model,
+    image: Option<(usize, usize)>,
+    data: &Mnist,
+    source: &Path,
+) -> Result<(), Failure> {
     let images = &data.test.images;
     let (inputs, pixels) = (model.widths()[0], images.pixels_per_image());
     if inputs != pixels {
         let message = format!("the saved model takes {inputs} pixels, the images in --data have {pixels}");
         return Err(anyhow!("{}: {message}", source.display()).into());
     }
-    if let Some(Layer::Conv2d(first)) = model.layers.first() {
-        let (w, h) = (first.input.width, first.input.height);
-        if (h, w) != (images.rows, images.cols) {
-            let message = format!(
-                "the saved model takes {w}×{h} images, the images in --data are {}×{}",
-                images.cols, images.rows
-            );
-            return Err(anyhow!("{}: {message}", source.display()).into());
-        }
+    let shape = match model.layers.first() {
+        Some(Layer::Conv2d(first)) => Some((first.input.height, first.input.width)),
+        _ => image,
+    };
+    if let Some((h, w)) = shape
+        && (h, w) != (images.rows, images.cols)
+    {
+        let message = format!(
+            "the saved model takes {w}×{h} images, the images in --data are {}×{}",
+            images.cols, images.rows
+        );
+        return Err(anyhow!("{}: {message}", source.display()).into());
     }
     let test = data.test.images.count;
     memory::check(evaluate::bytes_needed(model, data), || {
