@@ -560,6 +560,24 @@ fn the_conv_model_trains_resumes_and_serves_every_command() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--arch conv: the images are 10×10"), "{stderr}");
+
+    // Sides of 4: the second convolution's 3×3 kernel would not fit its 2×2 image, and no command
+    // could load the model (training used to write it all the same).
+    let small = tempfile::tempdir().unwrap();
+    common::write_dataset(small.path(), &common::bars_dataset_of_side(32, 4, 16));
+    let run = small.path().join("run");
+    let out = dae(&["--arch", "conv", "--data", s(small.path()), "--out", s(&run), "--epochs", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the images are 4×4; the convolutional model needs sides of 8 or more"),
+        "{stderr}"
+    );
+    assert!(!run.exists());
+    // Sides of 8 train a model that loads.
+    common::write_dataset(small.path(), &common::bars_dataset_of_side(32, 8, 16));
+    ok(&["--arch", "conv", "--data", s(small.path()), "--out", s(&run), "--epochs", "1"]);
+    ok(&["eval", "--model", s(&run), "--data", s(small.path())]);
 }
 
 /// A PNG that is nearly all header: an 8-bit grayscale image of `width × height` whose pixel

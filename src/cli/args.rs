@@ -79,7 +79,7 @@ struct TrainArgs {
     loss: Loss,
     /// The model: dense (the notebook's 784→128→64→32→64→128→784) or conv (the Keras example's
     /// convolutional autoencoder: 3×3 convolutions and 2×2 max-pooling down to 7×7×32, two
-    /// transposed convolutions back up; for images whose sides divide by 4).
+    /// transposed convolutions back up; for images whose sides divide by 4 and are 8 or more).
     #[arg(long, default_value = "dense")]
     arch: Arch,
     /// The dense model's hidden widths, comma-separated, each 1 to 65,536; the decoder mirrors them.

@@ -858,9 +858,11 @@ fn check_arch(config: &Config, data: &Mnist) -> Result<(), Failure> {
     let images = &data.train.images;
     match config.arch {
         Arch::Dense => check_size(&config.hidden, images.pixels_per_image()),
-        Arch::Conv if !images.rows.is_multiple_of(4) || !images.cols.is_multiple_of(4) => {
+        // Two poolings halve the sides twice, and the second convolution's 3×3 kernel must fit
+        // the half-size image (a model file with a kernel larger than its image is refused).
+        Arch::Conv if [images.rows, images.cols].iter().any(|&s| !s.is_multiple_of(4) || s < 8) => {
             Err(Failure::Usage(format!(
-                "--arch conv: the images are {}×{}; the convolutional model needs sides that divide by 4",
+                "--arch conv: the images are {}×{}; the convolutional model needs sides of 8 or more that divide by 4",
                 images.cols, images.rows
             )))
         }
