@@ -904,6 +904,16 @@ fn numbers_no_run_writes_are_refused_at_load() {
         fails(&["report", r, "--data", d], 1, &["metrics.json", needle]);
         fails(&["--data", d, "--resume", r, "--epochs", "2"], 1, &["metrics.json", needle]);
     }
+    // More epochs done than the run was to do ("2 epochs of 1", the report said).
+    std::fs::write(&metrics_path, &metrics).unwrap();
+    let mut longer = Metrics::read(&metrics_path).unwrap();
+    let mut second = longer.history[0];
+    second.epoch = 2;
+    longer.history.push(second);
+    // (`Metrics::write` refuses to write it.)
+    std::fs::write(&metrics_path, serde_json::to_string(&longer).unwrap()).unwrap();
+    let needle = "history holds 2 epochs, more than the run's config.epochs of 1";
+    fails(&["report", r, "--data", d], 1, &["metrics.json", needle]);
 }
 
 /// A conv model whose image metadata is no image size is refused naming the image, not a layer.

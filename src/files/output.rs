@@ -297,10 +297,17 @@ impl Metrics {
         Ok(metrics)
     }
 
-    /// Whether every number is one a run writes: epochs 1, 2, … in order, losses and seconds
-    /// finite and not negative, dead-unit records for epochs that ran, in order, each with one
-    /// share in `[0, 1]` per layer it names. The first fault, in a line, if not.
+    /// Whether every number is one a run writes: no more epochs done than `config.epochs`,
+    /// epochs 1, 2, … in order, losses and seconds finite and not negative, dead-unit records
+    /// for epochs that ran, in order, each with one share in `[0, 1]` per layer it names. The
+    /// first fault, in a line, if not.
     pub fn check(&self) -> Result<(), String> {
+        if self.history.len() > self.config.epochs {
+            let (done, epochs) = (self.history.len(), self.config.epochs);
+            return Err(format!(
+                "history holds {done} epochs, more than the run's config.epochs of {epochs}"
+            ));
+        }
         for (i, e) in self.history.iter().enumerate() {
             if e.epoch != i + 1 {
                 return Err(format!("history[{i}] is epoch {}, expected {}", e.epoch, i + 1));
