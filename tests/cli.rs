@@ -429,6 +429,11 @@ fn resume_accepts_settings_that_agree_and_names_the_saved_one_that_differs() {
         2,
         &["--batch-size 32", "has 64"],
     );
+    fails(
+        &["--data", d, "--resume", o, "--epochs", "2", "--fresh-noise"],
+        2,
+        &["--fresh-noise: the run in", "draws its noise once"],
+    );
     let agreeing = ["--data", d, "--resume", o, "--epochs", "2", "--seed", "42", "--batch-size", "64"];
     let resumed = dae().args(agreeing).output().unwrap();
     assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
@@ -508,7 +513,20 @@ fn odd_output_paths_are_named_for_what_they_are() {
     fails(
         &["encode", "--model", path_str(&model), "--data", d, "--out", &folder],
         2,
-        &["newdir/: is a folder"],
+        &["newdir/: names a folder (it ends in /); name the CSV file to write"],
+    );
+    let file = data.path().join("plain");
+    std::fs::write(&file, "").unwrap();
+    let under_a_file = format!("{}/codes.csv", file.display());
+    fails(
+        &["encode", "--model", path_str(&model), "--data", d, "--out", &under_a_file],
+        2,
+        &["plain/codes.csv:", "plain is not a folder"],
+    );
+    fails(
+        &["encode", "--model", path_str(&model), "--data", d, "--out", path_str(data.path())],
+        2,
+        &["is a folder; name the CSV file to write"],
     );
 }
 

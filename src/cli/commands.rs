@@ -398,7 +398,13 @@ fn check_given(plan: &Training, saved: &Config, dir: &Path) -> Result<(), Failur
             "lr" => ("--lr", asked.lr.to_string(), saved.lr.to_string()),
             "seed" => ("--seed", asked.seed.to_string(), saved.seed.to_string()),
             "noise" => ("--noise", asked.noise.to_string(), saved.noise.to_string()),
-            "fresh_noise" => ("--fresh-noise", asked.fresh_noise.to_string(), saved.fresh_noise.to_string()),
+            "fresh_noise" if asked.fresh_noise != saved.fresh_noise => {
+                let dir = dir.display();
+                let message = format!(
+                    "--fresh-noise: the run in {dir} draws its noise once, and a resumed run keeps its settings"
+                );
+                return Err(Failure::Usage(message));
+            }
             "loss" => ("--loss", asked.loss.to_string(), saved.loss.to_string()),
             "layers" => ("--layers", format!("{:?}", asked.hidden), format!("{:?}", saved.hidden)),
             "arch" => ("--arch", asked.arch.to_string(), saved.arch.to_string()),
@@ -812,11 +818,14 @@ fn check_output_file(out: &Path, inputs: &[PathBuf]) -> Result<(), Failure> {
 
 /// Writes the label and bottleneck code of every test image in `data` to the CSV file `out`.
 pub fn encode(model: &Path, data: &Path, out: &Path) -> Result<(), Failure> {
+    let what = if out.is_dir() { "is a folder" } else { "names a folder (it ends in /)" };
     if out.is_dir() || out.as_os_str().to_string_lossy().ends_with('/') {
-        return Err(Failure::Usage(format!(
-            "--out {}: is a folder; name the CSV file to write",
-            out.display()
-        )));
+        return Err(Failure::Usage(format!("--out {}: {what}; name the CSV file to write", out.display())));
+    }
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if parent.exists() && !parent.is_dir() {
+        let (out, parent) = (out.display(), parent.display());
+        return Err(Failure::Usage(format!("--out {out}: {parent} is not a folder")));
     }
     let mut inputs = vec![model.to_path_buf()];
     for name in [mnist::TRAIN_IMAGES, mnist::TRAIN_LABELS, mnist::TEST_IMAGES, mnist::TEST_LABELS] {
@@ -826,7 +835,6 @@ pub fn encode(model: &Path, data: &Path, out: &Path) -> Result<(), Failure> {
     let data = Mnist::load(data)?;
     let net = checkpoint::load(model)?;
     check_fits(&net, checkpoint::image_shape(model)?, &data, model)?;
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).with_context(|| format!("--out {}: cannot create", parent.display()))?;
     // What encodes killed before renaming their temporary files left beside it.
     remove_stale_temps(parent).with_context(|| format!("--out {}: cannot clear", parent.display()))?;
