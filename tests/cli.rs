@@ -486,6 +486,19 @@ fn a_full_standard_output_loses_lines_not_the_run() {
     }
 }
 
+/// The epoch line gives a step's time in microseconds when it is under a millisecond (a batch of
+/// one image printed "0.0 ms/step").
+#[test]
+fn a_short_step_is_timed_in_microseconds() {
+    let data = dataset(64);
+    let (d, o) = (path_str(data.path()), data.path().join("run"));
+    let args =
+        ["--data", d, "--out", path_str(&o), "--epochs", "1", "--batch-size", "1", "--layers", "8,4,2"];
+    let run = dae().args(args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success() && stdout.contains("/step") && !stdout.contains(" 0.0 ms/step"), "{stdout}");
+}
+
 /// Paths that are not what they seem get a message that says what they are.
 #[test]
 fn odd_output_paths_are_named_for_what_they_are() {
@@ -1213,6 +1226,7 @@ fn training_that_needs_more_memory_than_there_is_is_refused_saying_what_fits() {
     let dense = ["--data", d, "--out", o, "--layers", "4096,4096", "--epochs", "1"];
     fails_as(dae_within("64MiB"), &dense, 2, &["--layers 4096,4096", "not even one image a step fits"]);
     fails_as(dae_within("8 parsecs"), &dense, 2, &["DAE_MEMORY=8 parsecs: expected a size"]);
+    fails_as(dae_within("0"), &dense, 2, &["DAE_MEMORY=0: expected a size of 1 byte or more"]);
 }
 
 /// A hand-made model too large for the memory there is, 1 → 4096 channels of 1×1 kernels (an

@@ -170,12 +170,12 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
             Err(e) => return Err(e.into()),
         };
         say!(
-            "epoch {epoch}/{}  loss {:.4}  val_loss {:.4}  {:.2} s  {:.1} ms/step",
+            "epoch {epoch}/{}  loss {:.4}  val_loss {:.4}  {:.2} s  {}/step",
             config.epochs,
             stats.train_loss,
             stats.val_loss,
             stats.seconds,
-            1e3 * stats.seconds / steps as f64,
+            duration(stats.seconds / steps as f64),
         );
         metrics.history.push(stats);
         let dead = trainer.dead_units();
@@ -958,6 +958,12 @@ fn check_training_memory(config: &Config, data: &Mnist, bytes: impl Fn(usize) ->
 /// "128,64,32".
 fn join(widths: &[usize]) -> String {
     widths.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// `seconds` as people write a step's time: "1.4 ms", or "85 µs" below a millisecond (a
+/// batch of one image).
+fn duration(seconds: f64) -> String {
+    if seconds < 1e-3 { format!("{:.0} µs", 1e6 * seconds) } else { format!("{:.1} ms", 1e3 * seconds) }
 }
 
 /// "1 number", "2 numbers".

@@ -20,8 +20,9 @@ static LIMIT: OnceLock<Option<Limit>> = OnceLock::new();
 pub fn set_limit() -> Result<(), String> {
     let limit = match std::env::var("DAE_MEMORY") {
         Ok(value) => {
-            let bytes = parse_size(&value)
-                .ok_or_else(|| format!("DAE_MEMORY={value}: expected a size, such as 8GiB or 512MiB"))?;
+            let bytes = parse_size(&value).ok_or_else(|| {
+                format!("DAE_MEMORY={value}: expected a size of 1 byte or more, such as 8GiB or 512MiB")
+            })?;
             Some(Limit { bytes, from_env: true })
         }
         Err(_) => machine(),
