@@ -696,9 +696,8 @@ pub fn denoise(
     // written: a corrupt image among them leaves neither the others' results nor a folder.
     check_out_folder(out)?;
     let mut files = Vec::with_capacity(2 * images.len());
-    let png = |target: &Path, (rows, cols), pixels: &[f32]| {
-        let levels: Vec<u8> = pixels.iter().map(|&v| pngio::gray_level(v)).collect();
-        pngio::encode((rows, cols), &levels).with_context(|| cannot_write(target))
+    let png = |target: &Path, size, pixels: &[f32]| {
+        pngio::encode_gray(size, pixels).with_context(|| cannot_write(target))
     };
     let mut ws = Workspace::new(&net, 1);
     for (i, (path, [target, noisy_target])) in images.iter().zip(&targets).enumerate() {
@@ -818,8 +817,8 @@ fn check_output_file(out: &Path, inputs: &[PathBuf]) -> Result<(), Failure> {
 
 /// Writes the label and bottleneck code of every test image in `data` to the CSV file `out`.
 pub fn encode(model: &Path, data: &Path, out: &Path) -> Result<(), Failure> {
-    let what = if out.is_dir() { "is a folder" } else { "names a folder (it ends in /)" };
     if out.is_dir() || out.as_os_str().to_string_lossy().ends_with('/') {
+        let what = if out.is_dir() { "is a folder" } else { "names a folder (it ends in /)" };
         return Err(Failure::Usage(format!("--out {}: {what}; name the CSV file to write", out.display())));
     }
     let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));

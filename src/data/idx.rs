@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 
 use byteorder::{BigEndian, ReadBytesExt};
 use flate2::read::MultiGzDecoder;
+use thiserror::Error;
 
 use crate::cli::memory;
-use thiserror::Error;
 
 /// The dtype byte of unsigned 8-bit data.
 const DTYPE_U8: u8 = 0x08;

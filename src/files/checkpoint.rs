@@ -532,7 +532,9 @@ pub fn load_state(path: &Path, lr: f32) -> Result<State, CheckpointError> {
         ));
     }
     // Checked sums: the numbers come from a file that may have been edited.
-    let agrees = |s: &&Snapshots| matches!((s.first.checked_add(s.epochs()), progress.epoch.checked_add(1)), (Some(a), Some(b)) if a == b);
+    let agrees = |s: &&Snapshots| {
+        s.first.checked_add(s.epochs()).is_some_and(|n| Some(n) == progress.epoch.checked_add(1))
+    };
     if let Some(s) = snapshots.as_ref().filter(|s| !agrees(s)) {
         let (first, epochs, done) = (s.first, s.epochs(), progress.epoch);
         let message = format!(

@@ -131,8 +131,14 @@ fn color_name(color: png::ColorType) -> &'static str {
 
 /// Writes `pixels` (values in `[0, 1]`, clamped) as an 8-bit grayscale PNG of `rows × cols`.
 pub fn write_gray(path: &Path, (rows, cols): (usize, usize), pixels: &[f32]) -> io::Result<()> {
+    let png = encode_gray((rows, cols), pixels)?;
+    write_atomic(path, |w| w.write_all(&png))
+}
+
+/// [`write_gray`]'s file, as bytes in memory.
+pub fn encode_gray((rows, cols): (usize, usize), pixels: &[f32]) -> io::Result<Vec<u8>> {
     let bytes: Vec<u8> = pixels.iter().map(|&v| gray_level(v)).collect();
-    write_bytes(path, (rows, cols), &bytes)
+    encode((rows, cols), &bytes)
 }
 
 /// The 8-bit gray level of `v` in `[0, 1]` (clamped), to the nearest level.

@@ -408,12 +408,10 @@ impl<'a> Trainer<'a> {
         }
         // A NaN weight can hide behind a finite loss (a ReLU's max(NaN, 0) is 0); a model file
         // that holds one is refused when loaded, so it is never saved.
-        let layers = self.model.layers.iter_mut().enumerate();
-        let bad =
-            layers.filter_map(|(i, layer)| Some((i, layer.params_and_grads()?))).find_map(|(i, pairs)| {
-                let k = pairs.iter().position(|(p, _)| p.iter().any(|v| !v.is_finite()))?;
-                Some(format!("layers.{i}.{}", ["weight", "bias"][k]))
-            });
+        let bad = self.model.layers.iter_mut().enumerate().find_map(|(i, layer)| {
+            let k = layer.params_and_grads()?.iter().position(|(p, _)| p.iter().any(|v| !v.is_finite()))?;
+            Some(format!("layers.{i}.{}", ["weight", "bias"][k]))
+        });
         if let Some(tensor) = bad {
             return Err(TrainError::NonFiniteWeights { epoch, tensor });
         }
