@@ -237,6 +237,13 @@ fn a_report_written_during_training_says_what_it_still_lacks() {
     assert!(section(&page, "dead-units").contains("No epoch has recorded"));
     assert_eq!(pngs(section(&page, "denoising")).len(), 3);
     assert!(page.contains("runs/&lt;b&gt;odd&lt;/b&gt;") && !page.contains("<b>odd"), "text is escaped");
+
+    // A hand-edited metrics.json's absurd but finite numbers stay numbers, not 309 digits.
+    let mut edited = metrics.clone();
+    (edited.history[0].train_loss, edited.history[0].seconds) = (1e308, 2.5e9);
+    let page = report::render(&Run { metrics: &edited, ..run }).unwrap();
+    let cells = &table_rows(section(&page, "run"), "epochs")[0];
+    assert_eq!((cells[1].as_str(), cells[3].as_str()), ("1.0000e308", "2.50e9"));
 }
 
 #[test]

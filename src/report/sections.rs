@@ -31,6 +31,12 @@ pub fn describe(layer: &Layer) -> String {
     }
 }
 
+/// `x` with `places` decimals, or in scientific notation from a million on: a number from a
+/// hand-edited metrics.json (1e308) is a table cell, not 309 digits.
+fn fixed(x: f64, places: usize) -> String {
+    if x.abs() < 1e6 { format!("{x:.places$}") } else { format!("{x:.places$e}") }
+}
+
 fn section(id: &str, title: &str, content: &str) -> String {
     format!("<section id=\"{id}\">\n<h2>{title}</h2>\n{content}</section>\n")
 }
@@ -79,8 +85,8 @@ pub fn the_run(run: &Run) -> io::Result<String> {
         .iter()
         .map(|&i| {
             let e = &m.history[i];
-            let losses = [e.train_loss, e.val_loss].map(|l| format!("{l:.4}"));
-            vec![e.epoch.to_string(), losses[0].clone(), losses[1].clone(), format!("{:.2}", e.seconds)]
+            let [train, val] = [e.train_loss, e.val_loss].map(|l| fixed(l, 4));
+            vec![e.epoch.to_string(), train, val, fixed(e.seconds, 2)]
         })
         .collect();
     let loss = config.loss.name().to_uppercase();
