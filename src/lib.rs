@@ -13,7 +13,8 @@
 //!    matrix kernel and threads that each run a shard of the batch; with
 //!    `docs/performance.md`, which says why each piece is there and what it buys.
 //!
-//! The folders, each using only the ones listed before it: [`engine`] (the fast layers, losses,
+//! The modules, each using only the ones listed before it: [`memory`] (the memory a command may
+//! take, checked before anything large is allocated); [`engine`] (the fast layers, losses,
 //! Adam and model, and the types both engines share); [`reference`](mod@reference); [`data`] (the IDX reader,
 //! the data set and its corruption); [`train`] (the loop and its profile); [`eval`] (what a
 //! trained model is worth); [`files`] (model, state, metrics, images and charts on disk);
@@ -28,6 +29,7 @@ pub mod eval;
 #[cfg(feature = "exercises")]
 pub mod exercises;
 pub mod files;
+pub mod memory;
 pub mod reference;
 pub mod report;
 pub mod train;

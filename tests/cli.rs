@@ -313,20 +313,24 @@ fn sigkill_mid_epoch_leaves_a_loadable_state_of_a_finished_epoch() {
     assert!(leftovers.len() <= 1, "at most the one file being written when killed: {leftovers:?}");
 }
 
-/// SIGTERM (what `kill`, `timeout` and container runtimes send) is Ctrl-C: the step finishes,
-/// the run is saved, no temporary file is left.
+/// SIGTERM (what `kill`, `timeout` and container runtimes send) and SIGHUP (a closed terminal)
+/// are Ctrl-C: the step finishes, the run is saved, no temporary file is left; the exit status is
+/// the shell's for the signal, 128 plus its number.
 #[test]
-fn sigterm_saves_like_ctrl_c_and_leaves_no_temporary_files() {
-    let data = dataset(2048);
-    let out = data.path().join("run");
-    let child = start_and_wait(data.path(), &out, 1);
-    signal(&child, "TERM");
-    let output = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(130), "{stderr}");
-    assert!(stderr.contains("interrupted after ") && stderr.contains("--resume"), "{stderr}");
-    assert!(checkpoint::load_state(&out.join("state.safetensors"), 1e-3).is_ok());
-    assert_eq!(temporary_files(&out), Vec::<PathBuf>::new());
+fn sigterm_and_sighup_save_like_ctrl_c_and_leave_no_temporary_files() {
+    for (name, status) in [("TERM", 143), ("HUP", 129)] {
+        let data = dataset(2048);
+        let out = data.path().join("run");
+        let child = start_and_wait(data.path(), &out, 1);
+        signal(&child, name);
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(status), "{stderr}");
+        let said = format!("interrupted by SIG{name} after ");
+        assert!(stderr.contains(&said) && stderr.contains("--resume"), "{stderr}");
+        assert!(checkpoint::load_state(&out.join("state.safetensors"), 1e-3).is_ok());
+        assert_eq!(temporary_files(&out), Vec::<PathBuf>::new());
+    }
 }
 
 /// A run folder is one run's: a second run into it is refused, naming the process that holds
@@ -753,7 +757,7 @@ fn ctrl_c_saves_and_resume_matches_an_uninterrupted_run() {
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
-    assert!(stderr.contains("interrupted after ") && stderr.contains("--resume"), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGINT after ") && stderr.contains("--resume"), "{stderr}");
     let progress = checkpoint::load_state(&interrupted.join("state.safetensors"), 1e-3).unwrap().progress;
     let epochs = (progress.epoch + 2).to_string();
 
@@ -851,7 +855,7 @@ fn help_lines_are_wrapped() {
 }
 
 /// SIGTERM during the end-of-run work (here the report's measurements of a wide model, seconds
-/// long) ends the process at once with 130, leaving the last epoch's files whole.
+/// long) ends the process at once with SIGTERM's 143, leaving the last epoch's files whole.
 #[test]
 fn sigterm_after_the_last_epoch_ends_the_run_at_once() {
     use std::io::{BufRead, BufReader};
@@ -878,9 +882,9 @@ fn sigterm_after_the_last_epoch_ends_the_run_at_once() {
     signal(&child, "TERM");
     let status = child.wait().unwrap();
     let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
-    assert_eq!(status.code(), Some(130), "{rest:?}");
+    assert_eq!(status.code(), Some(143), "{rest:?}");
     assert!(sent.elapsed() < Duration::from_secs(1), "ended {:?} after the signal", sent.elapsed());
-    assert!(rest.iter().any(|l| l.starts_with("interrupted after the last epoch")), "{rest:?}");
+    assert!(rest.iter().any(|l| l.starts_with("interrupted by SIGTERM after the last epoch")), "{rest:?}");
     assert_eq!(Metrics::read(&out.join("metrics.json")).unwrap().history.len(), 1);
     assert!(checkpoint::load(&out.join("model.safetensors")).is_ok());
 }
@@ -916,6 +920,7 @@ fn numbers_no_run_writes_are_refused_at_load() {
         ("loss_sum", "inf", "loss_sum = inf: not a finite sum of losses"),
         ("adam.t", "3000000000", "adam.t = 3000000000: more steps than Adam counts"),
         ("step", "1000000000", "step 1000000000 of an epoch of 1 steps"),
+        ("config", "{\"seed\": 1}", "metadata 'config' is not a run's settings: missing field"),
     ] {
         set_metadata(&state, key, value);
         fails(&["--data", d, "--resume", r, "--epochs", "2"], 1, &["state.safetensors", needle]);
@@ -1085,6 +1090,33 @@ fn another_runs_state_is_refused() {
     fails(&["--data", d, "--resume", path_str(&a), "--epochs", "2"], 1, &[&needle]);
     fails(&["report", path_str(&a), "--data", d], 1, &[&needle]);
     assert_eq!(std::fs::read(a.join("metrics.json")).unwrap(), metrics_before);
+}
+
+/// A state keeps the settings it was trained with: a metrics.json whose batch size (or seed)
+/// was edited by hand, which would shift where a half-done epoch goes on, is refused by --resume,
+/// naming the setting and both values; the epochs may differ, as --epochs raises them.
+#[test]
+fn a_hand_edited_setting_is_refused_by_resume() {
+    let (data, run) = one_epoch();
+    let (d, r) = (path_str(data.path()), path_str(&run));
+    let path = run.join("metrics.json");
+    let original: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let edit = |name: &str, value: u64| {
+        let mut edited = original.clone();
+        edited["config"][name] = value.into();
+        std::fs::write(&path, edited.to_string()).unwrap();
+    };
+    for (name, value) in [("batch_size", 64), ("seed", 1)] {
+        edit(name, value);
+        let saved = &original["config"][name];
+        let needle = format!(
+            "state.safetensors: was saved with {name} = {saved}, and {} says {value}",
+            path.display()
+        );
+        fails(&["--data", d, "--resume", r, "--epochs", "2"], 1, &[&needle]);
+    }
+    edit("epochs", 5);
+    assert!(dae().args(["--data", d, "--resume", r, "--epochs", "2"]).output().unwrap().status.success());
 }
 
 /// A run folder on another filesystem than its parent (here a link to one on /dev/shm, as a

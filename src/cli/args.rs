@@ -204,7 +204,8 @@ impl TrainArgs {
 }
 
 /// Parses the command line, runs the command on a pool of `--threads` workers, and turns the
-/// outcome into the exit status: 0, 1 for bad data or files, 2 for bad usage, 130 for Ctrl-C.
+/// outcome into the exit status: 0, 1 for bad data or files, 2 for bad usage, 128 plus the signal's number for a run a
+/// signal stopped (130 for Ctrl-C).
 /// Errors are one line on stderr, and a usage error's tips a line each after it.
 pub fn main() -> ExitCode {
     let parsed = Cli::command().try_get_matches().and_then(|m| Ok((Cli::from_arg_matches(&m)?, given(&m))));
@@ -216,7 +217,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(message) = crate::cli::memory::set_limit().and(crate::engine::kernel::Path::from_env()) {
+    if let Err(message) = crate::memory::set_limit().and(crate::engine::kernel::Path::from_env()) {
         say_err!("error: {message}");
         return ExitCode::from(2);
     }
@@ -239,7 +240,7 @@ pub fn main() -> ExitCode {
             say_err!("error: {e:#}");
             ExitCode::FAILURE
         }
-        Err(Failure::Interrupted) => ExitCode::from(130),
+        Err(Failure::Interrupted(signal)) => ExitCode::from((128 + signal) as u8),
     }
 }
 

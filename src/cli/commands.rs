@@ -4,14 +4,13 @@
 
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use anyhow::{Context, anyhow};
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array2, ArrayView2, Axis, s};
 
-use crate::cli::memory;
+use crate::cli::signals::Stopper;
 use crate::data::digit::{self, Background};
 use crate::data::mnist::{self, Mnist};
 use crate::data::noise::{Noise, NoiseStream, corrupt_set};
@@ -19,13 +18,14 @@ use crate::data::rng::Purpose;
 use crate::engine::layer::Layer;
 use crate::engine::model::{Model, Workspace, autoencoder_widths};
 use crate::eval::evaluate::{self, Evaluation};
-use crate::files::checkpoint::{self, Snapshots, State};
+use crate::files::checkpoint::{self, Owner, Snapshots, State};
 use crate::files::figure;
 use crate::files::output::{
     DataPrint, DeadShares, Metrics, RunLock, new_run_name, remove_stale_temps, write_atomic,
 };
 use crate::files::plot;
 use crate::files::pngio;
+use crate::memory;
 use crate::report::{self, MEASURED_TEST, MEASURED_TRAIN, Measured, TEST_SHOWN};
 use crate::train::memory::{model_training_bytes, training_bytes};
 use crate::train::profile;
@@ -38,8 +38,10 @@ pub enum Failure {
     Usage(String),
     /// Bad data or files, or training that diverged: exit status 1.
     Error(anyhow::Error),
-    /// Ctrl-C, after saving: exit status 130.
-    Interrupted,
+    /// A signal that stops a run (Ctrl-C, `kill`, a closed terminal), after saving: exit status
+    /// 128 plus the signal's number, as the shell reports a process the signal ended (130 for
+    /// Ctrl-C's SIGINT, 143 for SIGTERM, 129 for SIGHUP).
+    Interrupted(i32),
 }
 
 impl<E: Into<anyhow::Error>> From<E> for Failure {
@@ -123,21 +125,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
         say!("the run that was in {} is now in {}", out.display(), aside.display());
     }
     let config = trainer.config.clone();
-    let interrupt = trainer.interrupt_flag();
-    // Once the epochs are done, their files are saved whole: a signal during the end-of-run
-    // work (the report's measurements, a minute for a large model) ends the process at once.
-    let ending = Arc::new(AtomicBool::new(false));
-    let (ended, shown_out) = (Arc::clone(&ending), out.display().to_string());
-    ctrlc::set_handler(move || {
-        // The flag first: whichever of this and the end of the loop sees the other, one acts.
-        interrupt.store(true, Ordering::SeqCst);
-        if ended.load(Ordering::SeqCst) {
-            say_err!(
-                "interrupted after the last epoch; saved in {shown_out}; 'dae report {shown_out}' makes its report"
-            );
-            std::process::exit(130);
-        }
-    })?;
+    let stopper = Stopper::install(trainer.interrupt_flag(), &out)?;
     // The kernel's rate is measured before training and again after it, and the higher kept: a
     // neighbour busy while it is measured once would lower the floor it sets and flatter the run.
     let calibrate = |trainer: &Trainer| {
@@ -164,8 +152,11 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
                 let samples = trainer.samples(SHOWN);
                 save(&out, &trainer, &metrics, &snapshots, &samples)?;
                 let out = out.display();
-                say_err!("interrupted after {progress}; saved in {out}; continue with --resume {out}");
-                return Err(Failure::Interrupted);
+                let by = stopper.signal_name();
+                say_err!(
+                    "interrupted by {by} after {progress}; saved in {out}; continue with --resume {out}"
+                );
+                return Err(stopper.failure());
             }
             Err(e) => return Err(e.into()),
         };
@@ -184,10 +175,10 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
         snapshots.push(samples[2].view());
         save(&out, &trainer, &metrics, &snapshots, &samples)?;
     }
-    ending.store(true, Ordering::SeqCst);
+    stopper.epochs_done();
     if trainer.interrupt_flag().load(Ordering::SeqCst) {
-        say_err!("interrupted after the last epoch; saved in {}", out.display());
-        return Err(Failure::Interrupted);
+        say_err!("interrupted by {} after the last epoch; saved in {}", stopper.signal_name(), out.display());
+        return Err(stopper.failure());
     }
     let profile = kernel_before.map(|before| {
         let kernel = calibrate(&trainer).max(before);
@@ -258,6 +249,19 @@ fn resume<'a>(
     Ok((trainer, metrics, snapshots))
 }
 
+/// The first setting other than the epochs (which `--epochs` may raise) in which `a` and `b`
+/// differ: its name and its two values, as metrics.json writes them.
+fn first_difference(a: &Config, b: &Config) -> Option<(String, String, String)> {
+    let (a, b) = (serde_json::to_value(a).ok()?, serde_json::to_value(b).ok()?);
+    let (a, b) = (a.as_object()?, b.as_object()?);
+    a.iter()
+        .filter(|(name, _)| name.as_str() != "epochs")
+        .find(|(name, value)| b.get(*name) != Some(*value))
+        .map(|(name, value)| {
+            (name.clone(), value.to_string(), b.get(name).map_or("nothing".into(), |v| v.to_string()))
+        })
+}
+
 /// The snapshots of a run's state, or new ones from its next epoch on if it kept none.
 fn snapshots_of(state: &State, data: &Mnist) -> Snapshots {
     let pixels = data.test.images.pixels_per_image();
@@ -283,6 +287,17 @@ fn open_run(dir: &Path, data: &Mnist, data_path: &Path) -> Result<(Metrics, Stat
     metrics.run = metrics.run.take().or_else(|| state.run.clone()).or_else(|| Some(new_run_name()));
     check_fits(&state.model, None, data, dir)?;
     check_agrees(&metrics.config, &state.model, data).map_err(|m| anyhow!("{}: {m}", path.display()))?;
+    // The settings the model does not show: a batch size or seed edited by hand would shift
+    // where a half-done epoch goes on.
+    if let Some(saved) = &state.config
+        && let Some((name, ours, theirs)) = first_difference(saved, &metrics.config)
+    {
+        let message = format!(
+            "was saved with {name} = {ours}, and {} says {theirs}; was one edited? they cannot go on together",
+            path.display()
+        );
+        return Err(anyhow!("{}: {message}", state_path.display()).into());
+    }
     if let Some(s) = state.snapshots.as_ref().filter(|s| s.images != shown(data)) {
         let message =
             format!("report.reconstructions holds {} images an epoch, {} expected", s.images, shown(data));
@@ -545,14 +560,14 @@ fn save(
     let run = report_of(out, metrics, &trainer.model, data, trainer.test_set(), snapshots, None);
     write_report(out, &run)?;
     let state = out.join("state.safetensors");
-    let run = metrics.run.as_deref();
+    let owner = metrics.run.as_deref().map(|run| Owner { run, config: &metrics.config });
     checkpoint::save_state(
         &trainer.model,
         image,
         &trainer.adam,
         trainer.progress,
         Some(snapshots),
-        run,
+        owner,
         &state,
     )?;
     Ok(())
@@ -837,8 +852,11 @@ pub fn encode(model: &Path, data: &Path, out: &Path) -> Result<(), Failure> {
     std::fs::create_dir_all(parent).with_context(|| format!("--out {}: cannot create", parent.display()))?;
     // What encodes killed before renaming their temporary files left beside it.
     remove_stale_temps(parent).with_context(|| format!("--out {}: cannot clear", parent.display()))?;
-    let codes = evaluate::encode(&net, evaluate::scaled(&data.test.images).view());
+    // Encoded once the temporary file is made: a folder it cannot be made in fails at once.
+    let mut shape = (0, 0);
     crate::files::output::write_atomic(out, |w| {
+        let codes = evaluate::encode(&net, evaluate::scaled(&data.test.images).view());
+        shape = codes.dim();
         let mut csv = csv::Writer::from_writer(w);
         let mut header = vec!["label".to_string()];
         header.extend((0..codes.ncols()).map(|j| format!("code{j}")));
@@ -851,7 +869,7 @@ pub fn encode(model: &Path, data: &Path, out: &Path) -> Result<(), Failure> {
         csv.flush()
     })
     .with_context(|| cannot_write(out))?;
-    let (rows, numbers) = (plural(codes.nrows(), "code"), plural(codes.ncols(), "number"));
+    let (rows, numbers) = (plural(shape.0, "code"), plural(shape.1, "number"));
     say!("wrote {rows} of {numbers} to {}", out.display());
     Ok(())
 }

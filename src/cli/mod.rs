@@ -27,6 +27,6 @@ macro_rules! say_err {
 
 pub mod args;
 pub mod commands;
-pub mod memory;
+pub mod signals;
 
 pub use args::main;

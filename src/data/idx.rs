@@ -17,7 +17,7 @@ use byteorder::{BigEndian, ReadBytesExt};
 use flate2::read::MultiGzDecoder;
 use thiserror::Error;
 
-use crate::cli::memory;
+use crate::memory;
 
 /// The dtype byte of unsigned 8-bit data.
 const DTYPE_U8: u8 = 0x08;

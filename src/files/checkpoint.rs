@@ -9,8 +9,9 @@
 //!   tensors as they are into an `nn.ModuleList` of the same layers.
 //! - `state.safetensors`: everything `--resume` needs in one file, written last after every
 //!   epoch: the same layers, Adam's moments `adam.m.{t}` and `adam.v.{t}` for each parameter
-//!   tensor `t` in file order, Adam's step count and the run's [`Progress`] in the metadata,
-//!   and the report's [`Snapshots`] as `report.reconstructions`, u8 (epochs, images, D).
+//!   tensor `t` in file order, Adam's step count, the run's [`Progress`], its name and its
+//!   settings ([`Config`], as JSON) in the metadata, and the report's [`Snapshots`] as
+//!   `report.reconstructions`, u8 (epochs, images, D).
 //!
 //! Loading checks every name, shape and dtype and says what it found.
 
@@ -32,7 +33,7 @@ use crate::engine::lowering::Image;
 use crate::engine::model::Model;
 use crate::engine::pool::MaxPool2d;
 use crate::files::output::write_atomic;
-use crate::train::Progress;
+use crate::train::{Config, Progress};
 
 /// Why a model or state file could not be written or read.
 #[derive(Debug, Error)]
@@ -227,22 +228,36 @@ pub struct State {
     /// The run it belongs to, as `metrics.json` names it; `None` in files from before runs
     /// were named.
     pub run: Option<String>,
+    /// The settings it was trained with, as `metrics.json` holds them; `None` in files from
+    /// before states kept them.
+    pub config: Option<Config>,
+}
+
+/// The run a state belongs to: its name and settings, as `metrics.json` holds them.
+#[derive(Debug, Clone, Copy)]
+pub struct Owner<'a> {
+    /// The run's name.
+    pub run: &'a str,
+    /// Its settings.
+    pub config: &'a Config,
 }
 
 /// Writes the model, Adam's moments and step count, the run's progress, the snapshots and the
-/// run's name to `path`.
+/// run's name and settings to `path`.
 pub fn save_state(
     model: &Model,
     image: (usize, usize),
     adam: &Adam,
     progress: Progress,
     snapshots: Option<&Snapshots>,
-    run: Option<&str>,
+    owner: Option<Owner>,
     path: &Path,
 ) -> Result<(), CheckpointError> {
     let (mut tensors, mut metadata) = model_tensors(model, image);
-    if let Some(run) = run {
-        metadata.insert("run".to_string(), run.to_string());
+    if let Some(owner) = owner {
+        metadata.insert("run".to_string(), owner.run.to_string());
+        let config = serde_json::to_string(owner.config).map_err(|e| error(path, e))?;
+        metadata.insert("config".to_string(), config);
     }
     for (t, (m, v)) in adam.m.iter().zip(&adam.v).enumerate() {
         tensors.push((format!("adam.m.{t}"), vec![m.len()], m.as_slice().expect("contiguous").into()));
@@ -542,7 +557,14 @@ pub fn load_state(path: &Path, lr: f32) -> Result<State, CheckpointError> {
         );
         return Err(error(path, message));
     }
-    Ok(State { model, adam, progress, snapshots, run: file.metadata.get("run").cloned() })
+    let config = match file.metadata.get("config") {
+        Some(json) => Some(
+            serde_json::from_str(json)
+                .map_err(|e| error(path, format!("metadata 'config' is not a run's settings: {e}")))?,
+        ),
+        None => None,
+    };
+    Ok(State { model, adam, progress, snapshots, run: file.metadata.get("run").cloned(), config })
 }
 
 /// The snapshots in a state file, of images of `pixels` pixels; `None` if the file has none.
