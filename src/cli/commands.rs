@@ -515,17 +515,15 @@ fn aside_name(name: &[u8], n: usize) -> std::ffi::OsString {
 }
 
 /// Moves `from` to `to`: a rename, or where they lie on different filesystems (a run folder that
-/// is a mount point, or a link to one), a copy made durable and then the original removed.
+/// is a mount point, or a link to one), an atomic copy ([`write_atomic`]: a process killed part
+/// way leaves a temporary file, never half of `to`) and then the original removed.
 fn move_file(from: &Path, to: &Path) -> std::io::Result<()> {
     match std::fs::rename(from, to) {
         Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-            let copied = std::fs::copy(from, to)
-                .and_then(|_| std::fs::File::open(to)?.sync_all())
-                .and_then(|()| std::fs::remove_file(from));
-            if copied.is_err() {
-                let _ = std::fs::remove_file(to); // no half copy, and the original is still there
-            }
-            copied
+            write_atomic(to, |w| std::io::copy(&mut std::fs::File::open(from)?, w).map(drop))?;
+            std::fs::remove_file(from).inspect_err(|_| {
+                let _ = std::fs::remove_file(to); // the original is still there: one copy only
+            })
         }
         moved => moved,
     }
