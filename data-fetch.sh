@@ -77,15 +77,21 @@ for entry in "${files[@]}"; do
     say "$final: already present and correct"
     continue
   fi
+  if [ -e "$final" ] && [ ! -f "$final" ]; then
+    say "$final: exists and is not a file; remove it, and the data will go in its place"
+    missing+=("$name.gz")
+    continue
+  fi
   tmp=$(mktemp "$dir/.$name.gz.XXXXXX")
   trap 'rm -f "$tmp"' EXIT
+  trap 'rm -f "$tmp"; exit 130' INT TERM HUP
   ok=0
   for source in "${mirrors[@]}"; do
     fetch "$source" "$name" "$tmp" 2>/dev/null || continue
     actual=$(content_hash "$tmp")
     if [ "$actual" = "$expected" ]; then
       chmod 644 "$tmp"
-      mv -f "$tmp" "$final"
+      mv -fT "$tmp" "$final"
       say "$final: fetched from $source and verified"
       ok=1
       break
@@ -93,7 +99,7 @@ for entry in "${files[@]}"; do
     say "$name.gz from $source: rejected, content SHA-256 ${actual:-(not gzip)} is not $expected"
   done
   rm -f "$tmp"
-  trap - EXIT
+  trap - EXIT INT TERM HUP
   if [ "$ok" = 0 ]; then
     say "$name.gz: no correct copy from any of ${mirrors[*]}"
     missing+=("$name.gz")

@@ -62,3 +62,24 @@ fn every_missing_file_is_listed_and_a_missing_mirror_is_named() {
     assert_eq!(code, Some(1));
     assert_eq!(stderr.trim_end(), format!("data-fetch: MNIST_MIRROR={}: no such folder", nowhere.display()));
 }
+
+/// A folder where a data file goes is named, and nothing is put inside it (`mv` into a folder
+/// would have called the file fetched and verified).
+#[test]
+fn a_folder_in_a_data_files_place_is_named() {
+    let (mirror, target) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let folder = target.path().join("train-images-idx3-ubyte.gz");
+    std::fs::create_dir(&folder).unwrap();
+    let out = Command::new("bash")
+        .arg("data-fetch.sh")
+        .arg(target.path())
+        .env("MNIST_MIRROR", mirror.path())
+        .env("MNIST_OFFLINE", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let said = format!("{}: exists and is not a file", folder.display());
+    assert!(stderr.contains(&said) && stderr.contains("4 of 4 files missing"), "{stderr}");
+    assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 0, "nothing went into the folder");
+}
