@@ -38,11 +38,12 @@ h = m["history"]
 print(json.dumps({"framework": "dae", "version": "this checkout", "epoch_s": [e["seconds"] for e in h],
                   "val_loss": [e["val_loss"] for e in h]}))
 PY
-for framework in torch jax; do
+for framework in torch jax keras; do
+  [ -f "peers/${framework}_$arch.py" ] || continue  # Keras: the dense notebook only
   if [ -x "$PEERS/$framework/bin/python" ]; then
     PEER_EPOCHS=$epochs PEER_THREADS=2 peers/run.sh "${framework}_$arch.py" >> "$results"
   else
-    echo "no $framework environment: peers/setup.sh$([ "$framework" = torch ] && echo " torch") makes it" >&2
+    echo "no $framework environment: peers/setup.sh$([ "$framework" != jax ] && echo " $framework") makes it" >&2
   fi
 done
 python3 - "$results" "$arch" "$epochs" "$limit" <<'PY'

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs one peer script with 2 threads (or PEER_THREADS) and prints its RESULT line as JSON.
-#   peers/run.sh torch_dense.py | jax_dense.py | torch_conv.py | jax_conv.py     [PEER_EPOCHS=N]
+#   peers/run.sh torch_dense.py | jax_dense.py | keras_dense.py | torch_conv.py | jax_conv.py   [PEER_EPOCHS=N]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 PEERS=${PEERS:-$HOME/.cache/dae-peers}

@@ -3,7 +3,9 @@
 # requirements beside this script.
 #   peers/setup.sh            JAX (CPU, about 300 MB, a minute or two)
 #   peers/setup.sh torch      PyTorch too (its wheels bring CUDA libraries: about 5 GB, several minutes)
-# Environments go to $PEERS (default ~/.cache/dae-peers): $PEERS/jax, $PEERS/torch.
+#   peers/setup.sh keras      Keras 3 too, on JAX (the reference notebook's framework; about 350 MB)
+#   peers/setup.sh torch keras  both
+# Environments go to $PEERS (default ~/.cache/dae-peers): $PEERS/jax, $PEERS/torch, $PEERS/keras.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 PEERS=${PEERS:-$HOME/.cache/dae-peers}
@@ -18,6 +20,9 @@ make() {  # name
   echo "$PEERS/$name: installed $(tr '\n' ' ' < "$here/requirements-$name.txt")"
 }
 make jax
-if [ "${1:-}" = torch ]; then
-  make torch
-fi
+for extra in "$@"; do
+  case $extra in
+    torch|keras) make "$extra" ;;
+    *) echo "usage: peers/setup.sh [torch] [keras]" >&2; exit 2 ;;
+  esac
+done
