@@ -196,10 +196,10 @@ fn a_diverging_run_stops_naming_the_step_and_keeps_the_last_good_files() {
         1,
         &["the loss became NaN at epoch 1, step", "--lr"],
     );
-    // The earlier run was set aside whole before the new one began.
-    let aside = data.path().join("run.1");
-    assert_eq!(std::fs::read(aside.join("state.safetensors")).unwrap(), before, "the good state was kept");
-    assert!(checkpoint::load(&aside.join("model.safetensors")).is_ok());
+    // The new run saved nothing, so the earlier one stays where it was, whole.
+    assert_eq!(std::fs::read(out.join("state.safetensors")).unwrap(), before, "the good state was kept");
+    assert!(checkpoint::load(&out.join("model.safetensors")).is_ok());
+    assert!(!data.path().join("run.1").exists(), "nothing was set aside");
 }
 
 /// A new run into a folder that holds a run moves that run, whole and unchanged, into the first
@@ -484,9 +484,14 @@ fn a_full_standard_output_loses_lines_not_the_run() {
     assert!(status.success(), "{status}");
     assert_eq!(Metrics::read(&out.join("metrics.json")).unwrap().history.len(), 2);
     assert!(out.join("report.html").is_file() && out.join("model.safetensors").is_file());
-    for args in [&["eval", "--model", o, "--data", d][..], &["report", o, "--data", d]] {
-        let status = dae().args(args).stdout(full()).stderr(full()).status().unwrap();
-        assert!(status.success(), "{args:?}: {status}");
+    let status = dae().args(["report", o, "--data", d]).stdout(full()).stderr(full()).status().unwrap();
+    assert!(status.success(), "report: {status}");
+    // eval's and the sweep's lines are their result: a full disk loses it, which is an error.
+    for args in [&["eval", "--model", o, "--data", d][..], &["eval", "--sweep", "--model", o, "--data", d]] {
+        let output = dae().args(args).stdout(full()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains("error: standard output: No space left on device"), "{stderr}");
     }
 }
 
@@ -545,6 +550,16 @@ fn odd_output_paths_are_named_for_what_they_are() {
         2,
         &["is a folder; name the CSV file to write"],
     );
+    // A run's own files: codes written over its state would lose the run, over its lock let a
+    // second run write into it.
+    let (_kept, run) = one_epoch();
+    for name in ["state.safetensors", "metrics.json", ".lock"] {
+        let out = run.join(name);
+        let before = std::fs::read(&out).unwrap();
+        let needle = format!("--out {}: is a file of the run in {}", out.display(), run.display());
+        fails(&["encode", "--model", path_str(&model), "--data", d, "--out", path_str(&out)], 2, &[&needle]);
+        assert_eq!(std::fs::read(&out).unwrap(), before);
+    }
 }
 
 /// A run resumed on other data of the same shape is noticed: `metrics.json` records a CRC-32 of
@@ -764,6 +779,16 @@ fn ctrl_c_saves_and_resume_matches_an_uninterrupted_run() {
     let (d, i) = (path_str(data.path()), path_str(&interrupted));
     let resumed = dae().args(["--data", d, "--resume", i, "--epochs", &epochs]).output().unwrap();
     assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    // The resumed epoch times the steps it ran, and says which.
+    let said = String::from_utf8_lossy(&resumed.stdout);
+    let epoch = progress.epoch + 1;
+    let part = format!("epoch {epoch}/{epochs}");
+    let line = said.lines().find(|l| l.starts_with(&part)).unwrap_or_else(|| panic!("{said}"));
+    if progress.step > 0 {
+        assert!(line.contains(&format!(" s (steps {} to 256) ", progress.step + 1)), "{line}");
+    }
+    let from = Metrics::read(&interrupted.join("metrics.json")).unwrap().history[epoch - 1].from_step;
+    assert_eq!(from, progress.step);
     let straight = data.path().join("straight");
     let args = ["--data", d, "--out", path_str(&straight), "--epochs", &epochs, "--batch-size", "8"];
     assert!(dae().args(args).output().unwrap().status.success());
@@ -891,6 +916,54 @@ fn sigterm_after_the_last_epoch_ends_the_run_at_once() {
 
 /// `path`, a safetensors file, with its metadata `key` set to `value` (the header rewritten,
 /// the tensors' bytes as they were).
+/// Sets every value of the f32 tensor `name` in the safetensors file `path` to `value`.
+fn fill_tensor(path: &Path, name: &str, value: f32) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let offsets = &header[name]["data_offsets"];
+    let (start, end) = (offsets[0].as_u64().unwrap() as usize, offsets[1].as_u64().unwrap() as usize);
+    for chunk in bytes[8 + n + start..8 + n + end].chunks_exact_mut(4) {
+        chunk.copy_from_slice(&value.to_le_bytes());
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// The conv model's layers are fixed by the image size: a state whose conv model differs (here
+/// a first layer with another activation, saved without a run's name) is refused by --resume,
+/// naming the layer.
+#[test]
+fn a_conv_state_of_another_model_is_refused() {
+    use dae::engine::activation::Activation;
+    let data = dataset(64);
+    let run = data.path().join("run");
+    let (d, r) = (path_str(data.path()), path_str(&run));
+    assert!(
+        dae().args(["--data", d, "--out", r, "--epochs", "1", "--arch", "conv"]).status().unwrap().success()
+    );
+    let path = run.join("state.safetensors");
+    let mut state = checkpoint::load_state(&path, 1e-3).unwrap();
+    state.model.activations[0] = Activation::Sigmoid;
+    let (model, adam, progress) = (&state.model, &state.adam, state.progress);
+    checkpoint::save_state(model, (8, 8), adam, progress, state.snapshots.as_ref(), None, &path).unwrap();
+    let needle = "layer 0: arch 'conv' has conv 3×3 → 8×8×32 (relu, 288 + 32 parameters), \
+                  but state.safetensors holds conv 3×3 → 8×8×32 (sigmoid, 288 + 32 parameters)";
+    fails(&["--data", d, "--resume", r, "--epochs", "2"], 1, &["metrics.json: ", needle]);
+}
+
+/// A resumed run that diverges cannot take a smaller --lr (it keeps its settings), so the hint
+/// says what it has and where a smaller one goes.
+#[test]
+fn a_resumed_run_that_diverges_says_its_rate_is_fixed() {
+    let (data, run) = one_epoch();
+    fill_tensor(&run.join("state.safetensors"), "adam.m.0", f32::MAX);
+    let (d, r) = (path_str(data.path()), path_str(&run));
+    let output = fails(&["--data", d, "--resume", r, "--epochs", "2"], 1, &["NaN or infinite", "in epoch 2"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("; the run's --lr is 0.001; a new run may take a smaller one"), "{stderr}");
+    assert!(!stderr.contains("try a smaller"), "{stderr}");
+}
+
 fn set_metadata(path: &Path, key: &str, value: &str) {
     let bytes = std::fs::read(path).unwrap();
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;

@@ -7,7 +7,8 @@ use dae::train::EpochStats;
 #[test]
 fn the_loss_curve_survives_losses_that_are_not_finite() {
     let dir = tempfile::tempdir().unwrap();
-    let epoch = |epoch, train_loss, val_loss| EpochStats { epoch, train_loss, val_loss, seconds: 1.0 };
+    let epoch =
+        |epoch, train_loss, val_loss| EpochStats { epoch, train_loss, val_loss, seconds: 1.0, from_step: 0 };
     let histories = [
         vec![epoch(1, 0.3, f64::INFINITY)],
         vec![epoch(1, f64::NAN, f64::NAN), epoch(2, f64::NEG_INFINITY, f64::INFINITY)],
@@ -107,7 +108,13 @@ fn dead_units_out_of_range_are_left_out() {
 /// A loss that barely moves still gets ticks that read differently (they all read "0.693" for 0.69315 to 0.69312).
 #[test]
 fn a_flat_loss_curve_has_ticks_that_differ() {
-    let epoch = |epoch, loss| EpochStats { epoch, train_loss: loss, val_loss: loss - 2e-5, seconds: 1.0 };
+    let epoch = |epoch, loss| EpochStats {
+        epoch,
+        train_loss: loss,
+        val_loss: loss - 2e-5,
+        seconds: 1.0,
+        from_step: 0,
+    };
     for history in [vec![epoch(1, 0.69415), epoch(2, 0.69412)], vec![epoch(1, 0.2), epoch(2, 0.1)]] {
         let svg = loss_curve(&history, "BCE").unwrap();
         let ticks: Vec<&str> = svg

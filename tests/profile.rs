@@ -20,8 +20,16 @@ fn the_report_shows_every_phase_and_warns_when_the_share_exceeds_the_kernel() {
     assert!(!calm.contains("unreliable"), "{calm}");
     // The floor: 67.6 GFLOP of training products and 4.4 of validation's forward products, at
     // 100 GFLOP/s 0.720 s; an epoch of 1.08 s is 1.50 times it.
-    let epoch = |epoch, seconds| dae::train::EpochStats { epoch, train_loss: 0.2, val_loss: 0.2, seconds };
-    let history = [epoch(1, 1.2), epoch(2, 0.9), epoch(3, 1.08)]; // median 1.08 s
+    let epoch = |epoch, seconds| dae::train::EpochStats {
+        epoch,
+        train_loss: 0.2,
+        val_loss: 0.2,
+        seconds,
+        from_step: 0,
+    };
+    // Median 1.08 s: the epoch resumed at step 100, which timed only its part, is left out.
+    let resumed = dae::train::EpochStats { from_step: 100, ..epoch(4, 0.1) };
+    let history = [epoch(1, 1.2), epoch(2, 0.9), epoch(3, 1.08), resumed];
     let floor = dae::train::profile::Floor::of(&model, 60_000, 10_000, &history);
     let with_floor = profile.report(&model, 100.0).with_floor(floor).to_string();
     let expected = "an epoch's products: 72.0 GFLOP (67.6 training, 4.4 validation); at the kernel's rate they \

@@ -89,6 +89,8 @@ struct TrainArgs {
     #[arg(long, default_value = "data")]
     data: PathBuf,
     /// Folder for the run's files.
+    ///
+    /// A run already there is moved, whole, to OUT.1 (or .2, …) when this one first saves.
     #[arg(long, default_value = "runs/latest")]
     out: PathBuf,
     /// After training, print the time per phase, the achieved GFLOP/s, and the median epoch

@@ -119,11 +119,17 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
         }
         Some(dir) => resume(dir, plan, &data)?,
     };
-    if plan.resume.is_none()
-        && let Some(aside) = set_aside_previous_run(&out)?
-    {
-        say!("the run that was in {} is now in {}", out.display(), aside.display());
-    }
+    // A previous run in the folder is set aside when this one first has something to save: a
+    // run that fails before then (its first epoch diverged, the disk is full) leaves it in place.
+    let mut previous_in_place = plan.resume.is_none();
+    let mut save_run = |trainer: &Trainer, metrics: &Metrics, snapshots: &Snapshots, samples: &[_; 3]| {
+        if std::mem::take(&mut previous_in_place)
+            && let Some(aside) = set_aside_previous_run(&out)?
+        {
+            say!("the run that was in {} is now in {}", out.display(), aside.display());
+        }
+        save(&out, trainer, metrics, snapshots, samples)
+    };
     let config = trainer.config.clone();
     let stopper = Stopper::install(trainer.interrupt_flag(), &out)?;
     // The kernel's rate is measured before training and again after it, and the higher kept: a
@@ -150,7 +156,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
             Ok(stats) => stats,
             Err(TrainError::Interrupted(progress)) => {
                 let samples = trainer.samples(SHOWN);
-                save(&out, &trainer, &metrics, &snapshots, &samples)?;
+                save_run(&trainer, &metrics, &snapshots, &samples)?;
                 let out = out.display();
                 let by = stopper.signal_name();
                 say_err!(
@@ -158,22 +164,33 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
                 );
                 return Err(stopper.failure());
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                // A resumed run keeps its settings: the smaller rate is a new run's.
+                let hint = match plan.resume {
+                    None => "try a smaller --lr".to_string(),
+                    Some(_) => format!("the run's --lr is {}; a new run may take a smaller one", config.lr),
+                };
+                return Err(anyhow!("{e}; {hint}").into());
+            }
+        };
+        let part = match stats.from_step {
+            0 => String::new(),
+            step => format!(" (steps {} to {steps})", step + 1),
         };
         say!(
-            "epoch {epoch}/{}  loss {:.4}  val_loss {:.4}  {:.2} s  {}/step",
+            "epoch {epoch}/{}  loss {:.4}  val_loss {:.4}  {:.2} s{part}  {}/step",
             config.epochs,
             stats.train_loss,
             stats.val_loss,
             stats.seconds,
-            duration(stats.seconds / steps as f64),
+            duration(stats.seconds / (steps - stats.from_step) as f64),
         );
         metrics.history.push(stats);
         let dead = trainer.dead_units();
         metrics.dead_units.push(DeadShares { epoch, layers: dead.layers(), shares: dead.shares() });
         let samples = trainer.samples(SHOWN);
         snapshots.push(samples[2].view());
-        save(&out, &trainer, &metrics, &snapshots, &samples)?;
+        save_run(&trainer, &metrics, &snapshots, &samples)?;
     }
     stopper.epochs_done();
     if trainer.interrupt_flag().load(Ordering::SeqCst) {
@@ -456,7 +473,32 @@ fn check_agrees(config: &Config, model: &Model, data: &Mnist) -> Result<(), Stri
                 )),
             }
         }
-        Arch::Conv => Ok(()),
+        Arch::Conv => {
+            // The conv model's layers are fixed by the image size: the state's must be those.
+            let images = &data.train.images;
+            let init = &mut crate::data::rng::stream(0, Purpose::Init, 0);
+            let expected = Model::conv_autoencoder(images.rows, images.cols, init);
+            let layer = |m: &Model, i: usize| {
+                let (layer, activation) = (&m.layers[i], m.activations[i].name());
+                let sizes = layer
+                    .param_sizes()
+                    .map_or("no parameters".into(), |[w, b]| format!("{w} + {b} parameters"));
+                (report::sections::describe(layer), sizes, activation)
+            };
+            let (ours, theirs) = (expected.layers.len(), model.layers.len());
+            if ours != theirs {
+                return Err(format!("arch 'conv' has {ours} layers, but state.safetensors holds {theirs}"));
+            }
+            match (0..ours).find(|&i| layer(&expected, i) != layer(model, i)) {
+                None => Ok(()),
+                Some(i) => {
+                    let [(a, x, f), (b, y, g)] = [layer(&expected, i), layer(model, i)];
+                    Err(format!(
+                        "layer {i}: arch 'conv' has {a} ({f}, {x}), but state.safetensors holds {b} ({g}, {y})"
+                    ))
+                }
+            }
+        }
     }
 }
 
@@ -586,8 +628,19 @@ pub fn eval(model: &Path, data: &Path, noise: Noise, seed: u64) -> Result<(), Fa
     let knn = evaluate::features(&net, &data);
     doing.finish_and_clear();
     let e = Evaluation { noisy, reconstructed, knn };
-    say_raw!("{}", table(&e, &net, &data, noise));
-    Ok(())
+    print_result(&table(&e, &net, &data, noise))
+}
+
+/// Writes what a command is for (`eval`'s table, the sweep's rows) to standard output. Unlike
+/// [`say!`]'s lines, these are the result: a full disk or a failed write is an error. A reader
+/// that has gone (`| head -1`) took what it wanted, which ends nothing.
+fn print_result(text: &str) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(anyhow!("standard output: {e}").into()),
+        _ => Ok(()),
+    }
 }
 
 /// Says what a command is doing, for a stage that takes more than a moment: on a terminal, a
@@ -610,12 +663,12 @@ pub fn sweep(model: &Path, data: &Path, seed: u64) -> Result<(), Failure> {
     let net = checkpoint::load(model)?;
     check_fits(&net, checkpoint::image_shape(model)?, &data, model)?;
     let images = plural(data.test.images.count, "test image");
-    say!("PSNR against the clean image, mean over {images} (corruption seed {seed})");
-    say!("{:<16} {:>11} {:>15}", "corruption", "input", "reconstruction");
+    print_result(&format!("PSNR against the clean image, mean over {images} (corruption seed {seed})\n"))?;
+    print_result(&format!("{:<16} {:>11} {:>15}\n", "corruption", "input", "reconstruction"))?;
     for noise in evaluate::sweep_noises() {
         let row = evaluate::sweep_row(&net, &data, noise, seed);
         let noise = row.noise.to_string();
-        say!("{noise:<16} {:>8.2} dB {:>12.2} dB", row.noisy, row.reconstructed);
+        print_result(&format!("{noise:<16} {:>8.2} dB {:>12.2} dB\n", row.noisy, row.reconstructed))?;
     }
     Ok(())
 }
@@ -812,8 +865,9 @@ fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 /// A usage error unless `out` may be written by renaming a new file over it: nothing there, or
-/// a regular file that is not one of the command's `inputs`. (Renaming over a device or a link
-/// to one would replace it, as root even `/dev/null`.)
+/// a regular file that is not one of the command's `inputs`, nor one of a run folder's files.
+/// (Renaming over a device or a link to one would replace it, as root even `/dev/null`; over a
+/// run's state, lose the run; over its `.lock`, let a second run write into it.)
 fn check_output_file(out: &Path, inputs: &[PathBuf]) -> Result<(), Failure> {
     let refuse = |why: &str| Err(Failure::Usage(format!("--out {}: {why}", out.display())));
     if let Ok(meta) = std::fs::symlink_metadata(out) {
@@ -824,6 +878,12 @@ fn check_output_file(out: &Path, inputs: &[PathBuf]) -> Result<(), Failure> {
     }
     if let Some(input) = inputs.iter().find(|input| same_file(input, out)) {
         return refuse(&format!("is {}, an input of this command; name another file", input.display()));
+    }
+    let name = out.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let folder = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let a_run = [".lock", "metrics.json", "state.safetensors"].iter().any(|f| folder.join(f).exists());
+    if a_run && (name == ".lock" || RUN_FILES.contains(&name)) {
+        return refuse(&format!("is a file of the run in {}; name another file", folder.display()));
     }
     Ok(())
 }

@@ -1,15 +1,9 @@
 //! The command line: the flags ([`args`]) and what each command does ([`commands`]).
 
-/// `print!` for what a command reports, without its panic: a closed or full standard output
-/// (`dae … | head -1`, `> /dev/full`) loses the lines, not the run, which goes on and saves.
-macro_rules! say_raw {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = write!(std::io::stdout(), $($arg)*);
-    }};
-}
-
-/// `println!`, as [`say_raw!`].
+/// `println!` for what a command reports along the way, without its panic: a closed or full
+/// standard output (`dae … | head -1`, `> /dev/full`) loses the lines, not the run, which goes
+/// on and saves. (A command's result itself, `eval`'s table, is written so that a failed write
+/// is an error.)
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
@@ -17,7 +11,7 @@ macro_rules! say {
     }};
 }
 
-/// `eprintln!`, as [`say_raw!`], for standard error.
+/// `eprintln!`, as [`say!`], for standard error.
 macro_rules! say_err {
     ($($arg:tt)*) => {{
         use std::io::Write as _;

@@ -84,11 +84,13 @@ pub struct Floor {
 
 impl Floor {
     /// The floor of an epoch of `model` over `train` training and `test` validation images,
-    /// beside the median of the epochs in `history` (0 if there are none).
+    /// beside the median of the whole epochs in `history` (0 if there are none): one resumed
+    /// part way timed only its part.
     pub fn of(model: &Model, train: usize, test: usize, history: &[EpochStats]) -> Floor {
         let forward: usize = model.layers.iter().map(|l| l.flops().0).sum();
         let training = training_flops_per_image(model) * train as f64;
-        let mut seconds: Vec<f64> = history.iter().map(|e| e.seconds).collect();
+        let whole = history.iter().filter(|e| e.from_step == 0);
+        let mut seconds: Vec<f64> = whole.map(|e| e.seconds).collect();
         seconds.sort_by(f64::total_cmp);
         let median_epoch = match seconds.len() {
             0 => 0.0,

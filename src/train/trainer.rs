@@ -192,13 +192,21 @@ pub struct EpochStats {
     pub val_loss: f64,
     /// Training plus validation; for an epoch resumed part way, only the part after resuming.
     pub seconds: f64,
+    /// The step this process began the epoch at: 0 for a whole epoch, more for one resumed part
+    /// way, whose `seconds` time only the steps from here on.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub from_step: usize,
+}
+
+fn is_zero(step: &usize) -> bool {
+    *step == 0
 }
 
 /// Why training stopped early.
 #[derive(Debug, Error)]
 pub enum TrainError {
     /// The loss became NaN or infinite: training diverged.
-    #[error("the loss became {loss} at epoch {epoch}, step {step}; try a smaller --lr")]
+    #[error("the loss became {loss} at epoch {epoch}, step {step}")]
     NonFinite {
         /// The epoch (1-based).
         epoch: usize,
@@ -208,7 +216,7 @@ pub enum TrainError {
         loss: f64,
     },
     /// The validation loss became NaN or infinite: training diverged.
-    #[error("the validation loss became {loss} after epoch {epoch}; try a smaller --lr")]
+    #[error("the validation loss became {loss} after epoch {epoch}")]
     NonFiniteValidation {
         /// The epoch (1-based).
         epoch: usize,
@@ -216,7 +224,7 @@ pub enum TrainError {
         loss: f64,
     },
     /// A parameter became NaN or infinite while the losses stayed finite: training diverged.
-    #[error("{tensor} became NaN or infinite in epoch {epoch}; try a smaller --lr")]
+    #[error("{tensor} became NaN or infinite in epoch {epoch}")]
     NonFiniteWeights {
         /// The epoch (1-based).
         epoch: usize,
@@ -350,7 +358,7 @@ impl<'a> Trainer<'a> {
     /// Trains the rest of the current epoch and validates; `on_step(done, total)` is called
     /// after every step.
     pub fn train_epoch(&mut self, mut on_step: impl FnMut(usize, usize)) -> Result<EpochStats, TrainError> {
-        let start = Instant::now();
+        let (start, from_step) = (Instant::now(), self.progress.step);
         let epoch = self.progress.epoch + 1;
         let images = &self.data.train.images;
         // Each epoch's order depends on the seed and the epoch alone, so a resumed run repeats it.
@@ -417,7 +425,7 @@ impl<'a> Trainer<'a> {
         }
         self.progress = Progress { epoch, step: 0, loss_sum: 0.0 };
         let seconds = start.elapsed().as_secs_f64();
-        Ok(EpochStats { epoch, train_loss, val_loss, seconds })
+        Ok(EpochStats { epoch, train_loss, val_loss, seconds, from_step })
     }
 
     /// The mean loss of the reconstructions of the corrupted test set against the clean one;
