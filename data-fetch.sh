@@ -69,6 +69,14 @@ fetch() {
 }
 
 mkdir -p "$dir"
+# A folder (or device) where a data file goes would take the file inside it: refused first.
+for entry in "${files[@]}"; do
+  read -r name _ <<<"$entry"
+  if [ -e "$dir/$name.gz" ] && [ ! -f "$dir/$name.gz" ]; then
+    say "$dir/$name.gz: exists and is not a file; remove it, and the data will go in its place"
+    exit 1
+  fi
+done
 missing=()
 for entry in "${files[@]}"; do
   read -r name expected <<<"$entry"
@@ -77,21 +85,18 @@ for entry in "${files[@]}"; do
     say "$final: already present and correct"
     continue
   fi
-  if [ -e "$final" ] && [ ! -f "$final" ]; then
-    say "$final: exists and is not a file; remove it, and the data will go in its place"
-    missing+=("$name.gz")
-    continue
-  fi
   tmp=$(mktemp "$dir/.$name.gz.XXXXXX")
   trap 'rm -f "$tmp"' EXIT
-  trap 'rm -f "$tmp"; exit 130' INT TERM HUP
+  trap 'rm -f "$tmp"; exit 130' INT
+  trap 'rm -f "$tmp"; exit 143' TERM
+  trap 'rm -f "$tmp"; exit 129' HUP
   ok=0
   for source in "${mirrors[@]}"; do
     fetch "$source" "$name" "$tmp" 2>/dev/null || continue
     actual=$(content_hash "$tmp")
     if [ "$actual" = "$expected" ]; then
       chmod 644 "$tmp"
-      mv -fT "$tmp" "$final"
+      mv -f "$tmp" "$final"
       say "$final: fetched from $source and verified"
       ok=1
       break

@@ -272,7 +272,12 @@ fn bad_state_files_exit_1_naming_the_file() {
 
 /// Starts a long run on `data` into `out`, and waits until it has finished `epochs` epochs.
 fn start_and_wait(data: &Path, out: &Path, epochs: usize) -> Child {
-    let child = dae()
+    start_and_wait_as(dae(), data, out, epochs)
+}
+
+/// [`start_and_wait`], with `command` as the program (`nohup dae`, say).
+fn start_and_wait_as(mut command: Command, data: &Path, out: &Path, epochs: usize) -> Child {
+    let child = command
         .args(["--data", path_str(data), "--out", path_str(out), "--epochs", "1000", "--batch-size", "8"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -331,6 +336,28 @@ fn sigterm_and_sighup_save_like_ctrl_c_and_leave_no_temporary_files() {
         assert!(checkpoint::load_state(&out.join("state.safetensors"), 1e-3).is_ok());
         assert_eq!(temporary_files(&out), Vec::<PathBuf>::new());
     }
+}
+
+/// A signal the run was started ignoring stays ignored: under `nohup`, SIGHUP (a closed
+/// terminal) does not stop it, and SIGTERM still does.
+#[test]
+fn under_nohup_sighup_is_ignored() {
+    let data = dataset(2048);
+    let out = data.path().join("run");
+    let mut nohup = Command::new("nohup");
+    nohup.arg(env!("CARGO_BIN_EXE_dae"));
+    let child = start_and_wait_as(nohup, data.path(), &out, 1);
+    signal(&child, "HUP");
+    let epochs = |m: Metrics| m.history.len();
+    let after_hup = epochs(Metrics::read(&out.join("metrics.json")).unwrap());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Metrics::read(&out.join("metrics.json")).map_or(0, epochs) < after_hup + 2 {
+        assert!(Instant::now() < deadline, "the run stopped at SIGHUP");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    signal(&child, "TERM");
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(143), "{}", String::from_utf8_lossy(&output.stderr));
 }
 
 /// A run folder is one run's: a second run into it is refused, naming the process that holds
@@ -914,8 +941,6 @@ fn sigterm_after_the_last_epoch_ends_the_run_at_once() {
     assert!(checkpoint::load(&out.join("model.safetensors")).is_ok());
 }
 
-/// `path`, a safetensors file, with its metadata `key` set to `value` (the header rewritten,
-/// the tensors' bytes as they were).
 /// Sets every value of the f32 tensor `name` in the safetensors file `path` to `value`.
 fn fill_tensor(path: &Path, name: &str, value: f32) {
     let mut bytes = std::fs::read(path).unwrap();
@@ -964,6 +989,8 @@ fn a_resumed_run_that_diverges_says_its_rate_is_fixed() {
     assert!(!stderr.contains("try a smaller"), "{stderr}");
 }
 
+/// `path`, a safetensors file, with its metadata `key` set to `value` (the header rewritten,
+/// the tensors' bytes as they were).
 fn set_metadata(path: &Path, key: &str, value: &str) {
     let bytes = std::fs::read(path).unwrap();
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
@@ -1170,17 +1197,18 @@ fn another_runs_state_is_refused() {
 /// naming the setting and both values; the epochs may differ, as --epochs raises them.
 #[test]
 fn a_hand_edited_setting_is_refused_by_resume() {
+    use serde_json::json;
     let (data, run) = one_epoch();
     let (d, r) = (path_str(data.path()), path_str(&run));
     let path = run.join("metrics.json");
     let original: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    let edit = |name: &str, value: u64| {
+    let edit = |name: &str, value: serde_json::Value| {
         let mut edited = original.clone();
-        edited["config"][name] = value.into();
+        edited["config"][name] = value;
         std::fs::write(&path, edited.to_string()).unwrap();
     };
-    for (name, value) in [("batch_size", 64), ("seed", 1)] {
-        edit(name, value);
+    for (name, value) in [("batch_size", json!(64)), ("seed", json!(1)), ("lr", json!(0.002))] {
+        edit(name, value.clone());
         let saved = &original["config"][name];
         let needle = format!(
             "state.safetensors: was saved with {name} = {saved}, and {} says {value}",
@@ -1188,7 +1216,7 @@ fn a_hand_edited_setting_is_refused_by_resume() {
         );
         fails(&["--data", d, "--resume", r, "--epochs", "2"], 1, &[&needle]);
     }
-    edit("epochs", 5);
+    edit("epochs", json!(5));
     assert!(dae().args(["--data", d, "--resume", r, "--epochs", "2"]).output().unwrap().status.success());
 }
 

@@ -80,6 +80,6 @@ fn a_folder_in_a_data_files_place_is_named() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let said = format!("{}: exists and is not a file", folder.display());
-    assert!(stderr.contains(&said) && stderr.contains("4 of 4 files missing"), "{stderr}");
+    assert!(stderr.contains(&said) && !stderr.contains("missing"), "{stderr}");
     assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 0, "nothing went into the folder");
 }

@@ -244,6 +244,10 @@ fn a_report_written_during_training_says_what_it_still_lacks() {
     let page = report::render(&Run { metrics: &edited, ..run }).unwrap();
     let cells = &table_rows(section(&page, "run"), "epochs")[0];
     assert_eq!((cells[1].as_str(), cells[3].as_str()), ("1.0000e308", "2.50e9"));
+    // An epoch resumed part way timed only its part, and says so.
+    edited.history[0].from_step = 3;
+    let page = report::render(&Run { metrics: &edited, ..run }).unwrap();
+    assert_eq!(table_rows(section(&page, "run"), "epochs")[0][3], "2.50e9 (resumed: from step 4)");
 }
 
 #[test]

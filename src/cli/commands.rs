@@ -4,7 +4,6 @@
 
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 
 use anyhow::{Context, anyhow};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -21,7 +20,7 @@ use crate::eval::evaluate::{self, Evaluation};
 use crate::files::checkpoint::{self, Owner, Snapshots, State};
 use crate::files::figure;
 use crate::files::output::{
-    DataPrint, DeadShares, Metrics, RunLock, new_run_name, remove_stale_temps, write_atomic,
+    DataPrint, DeadShares, Metrics, RunLock, folder_of, new_run_name, remove_stale_temps, write_atomic,
 };
 use crate::files::plot;
 use crate::files::pngio;
@@ -120,15 +119,24 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
         Some(dir) => resume(dir, plan, &data)?,
     };
     // A previous run in the folder is set aside when this one first has something to save: a
-    // run that fails before then (its first epoch diverged, the disk is full) leaves it in place.
+    // run that fails before then (its first epoch diverged) leaves it in place, and so does one
+    // whose first save fails (a full disk): what it wrote goes, and the previous run comes back.
     let mut previous_in_place = plan.resume.is_none();
     let mut save_run = |trainer: &Trainer, metrics: &Metrics, snapshots: &Snapshots, samples: &[_; 3]| {
-        if std::mem::take(&mut previous_in_place)
-            && let Some(aside) = set_aside_previous_run(&out)?
-        {
-            say!("the run that was in {} is now in {}", out.display(), aside.display());
+        let aside = if std::mem::take(&mut previous_in_place) { set_aside_previous_run(&out)? } else { None };
+        let saved = save(&out, trainer, metrics, snapshots, samples);
+        match (&aside, &saved) {
+            (Some(aside), Ok(())) => {
+                say!("the run that was in {} is now in {}", out.display(), aside.display())
+            }
+            (Some(aside), Err(_)) => {
+                let ours: Vec<&str> = RUN_FILES.iter().copied().filter(|f| out.join(f).exists()).collect();
+                ours.iter().for_each(|f| drop(std::fs::remove_file(out.join(f))));
+                move_back(aside, &out, &RUN_FILES);
+            }
+            (None, _) => {}
         }
-        save(&out, trainer, metrics, snapshots, samples)
+        saved
     };
     let config = trainer.config.clone();
     let stopper = Stopper::install(trainer.interrupt_flag(), &out)?;
@@ -154,6 +162,11 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
         bar.finish_and_clear();
         let stats = match stats {
             Ok(stats) => stats,
+            Err(TrainError::Interrupted(progress)) if progress.epoch == 0 && progress.step == 0 => {
+                // Nothing trained, nothing to save: a previous run in the folder stays.
+                say_err!("interrupted by {} before the first step; nothing was saved", stopper.signal_name());
+                return Err(stopper.failure());
+            }
             Err(TrainError::Interrupted(progress)) => {
                 let samples = trainer.samples(SHOWN);
                 save_run(&trainer, &metrics, &snapshots, &samples)?;
@@ -192,8 +205,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
         snapshots.push(samples[2].view());
         save_run(&trainer, &metrics, &snapshots, &samples)?;
     }
-    stopper.epochs_done();
-    if trainer.interrupt_flag().load(Ordering::SeqCst) {
+    if stopper.epochs_done() {
         say_err!("interrupted by {} after the last epoch; saved in {}", stopper.signal_name(), out.display());
         return Err(stopper.failure());
     }
@@ -269,7 +281,12 @@ fn resume<'a>(
 /// The first setting other than the epochs (which `--epochs` may raise) in which `a` and `b`
 /// differ: its name and its two values, as metrics.json writes them.
 fn first_difference(a: &Config, b: &Config) -> Option<(String, String, String)> {
-    let (a, b) = (serde_json::to_value(a).ok()?, serde_json::to_value(b).ok()?);
+    // Through the text metrics.json holds: an f32 made a JSON value directly would show its
+    // f64 digits (0.0010000000474974513 for 0.001).
+    let json = |c: &Config| {
+        serde_json::to_string(c).and_then(|text| serde_json::from_str::<serde_json::Value>(&text))
+    };
+    let (a, b) = (json(a).ok()?, json(b).ok()?);
     let (a, b) = (a.as_object()?, b.as_object()?);
     a.iter()
         .filter(|(name, _)| name.as_str() != "epochs")
@@ -534,16 +551,21 @@ fn set_aside_previous_run(out: &Path) -> Result<Option<PathBuf>, Failure> {
     std::fs::create_dir(&aside).with_context(|| format!("{}: cannot create", aside.display()))?;
     for (i, file) in present.iter().enumerate() {
         if let Err(e) = move_file(&out.join(file), &aside.join(file)) {
-            // Put back what was moved and remove the new folder: nothing is left behind.
-            for moved in &present[..i] {
-                let _ = move_file(&aside.join(moved), &out.join(moved));
-            }
-            let _ = std::fs::remove_dir(&aside);
+            move_back(&aside, out, &present[..i]);
             let message = format!("{}: cannot move into {}: {e}", out.join(file).display(), aside.display());
             return Err(anyhow!(message).into());
         }
     }
     Ok(Some(aside))
+}
+
+/// Moves the `files` that are in `aside` back into `out` and removes `aside`: a run set aside
+/// by [`set_aside_previous_run`] goes back where it was, and nothing is left behind.
+fn move_back(aside: &Path, out: &Path, files: &[&str]) {
+    for file in files.iter().filter(|f| aside.join(f).exists()) {
+        let _ = move_file(&aside.join(file), &out.join(file));
+    }
+    let _ = std::fs::remove_dir(aside);
 }
 
 /// `<name>.<n>`, byte for byte (a name that is not UTF-8 stays what it was), with `name` cut
@@ -857,7 +879,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
     // A file that does not exist yet is named by its folder's canonical path and its name.
     let canonical = |p: &Path| {
         p.canonicalize().ok().or_else(|| {
-            let parent = p.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let parent = folder_of(p);
             Some(parent.canonicalize().ok()?.join(p.file_name()?))
         })
     };
@@ -880,9 +902,10 @@ fn check_output_file(out: &Path, inputs: &[PathBuf]) -> Result<(), Failure> {
         return refuse(&format!("is {}, an input of this command; name another file", input.display()));
     }
     let name = out.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    let folder = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let folder = folder_of(out);
     let a_run = [".lock", "metrics.json", "state.safetensors"].iter().any(|f| folder.join(f).exists());
     if a_run && (name == ".lock" || RUN_FILES.contains(&name)) {
+        let folder = folder.canonicalize().unwrap_or_else(|_| folder.to_path_buf());
         return refuse(&format!("is a file of the run in {}; name another file", folder.display()));
     }
     Ok(())
@@ -894,7 +917,7 @@ pub fn encode(model: &Path, data: &Path, out: &Path) -> Result<(), Failure> {
         let what = if out.is_dir() { "is a folder" } else { "names a folder (it ends in /)" };
         return Err(Failure::Usage(format!("--out {}: {what}; name the CSV file to write", out.display())));
     }
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = folder_of(out);
     if parent.exists() && !parent.is_dir() {
         let (out, parent) = (out.display(), parent.display());
         return Err(Failure::Usage(format!("--out {out}: {parent} is not a folder")));

@@ -15,11 +15,7 @@ use crate::train::{Config, Engine, EpochStats};
 
 /// Writes `path` atomically with whatever `write` puts into the temporary file.
 pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut file = temp_file_in(dir)?;
+    let mut file = temp_file_in(folder_of(path))?;
     {
         let mut buffered = io::BufWriter::new(file.as_file_mut());
         write(&mut buffered)?;
@@ -28,6 +24,11 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Resul
     file.as_file().sync_all()?;
     file.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// The folder `path` lies in: its parent, or `.` for a bare file name.
+pub fn folder_of(path: &Path) -> &Path {
+    path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
 }
 
 /// The regular file `path`, opened to read, and its length: a FIFO, a device or a folder is

@@ -86,7 +86,11 @@ pub fn the_run(run: &Run) -> io::Result<String> {
         .map(|&i| {
             let e = &m.history[i];
             let [train, val] = [e.train_loss, e.val_loss].map(|l| fixed(l, 4));
-            vec![e.epoch.to_string(), train, val, fixed(e.seconds, 2)]
+            let seconds = match e.from_step {
+                0 => fixed(e.seconds, 2),
+                step => format!("{} (resumed: from step {})", fixed(e.seconds, 2), step + 1),
+            };
+            vec![e.epoch.to_string(), train, val, seconds]
         })
         .collect();
     let loss = config.loss.name().to_uppercase();
