@@ -6,8 +6,8 @@
 #   ISA=avx2 peers/compare.sh ...               every side limited to AVX2 and FMA, as on a CPU
 #                                               without AVX-512 (ours DAE_KERNEL=avx2, PyTorch
 #                                               ATEN_CPU_CAPABILITY and MKL, JAX XLA's max ISA)
-# Takes about 20 s for dense at 3 epochs; conv at 2 epochs about 10 minutes (PyTorch ~32 s an
-# epoch, JAX ~230 s, on a 2-core Intel Xeon). Needs ./data-fetch.sh's data/.
+# Takes about 30 s for dense at 3 epochs; conv at 2 epochs about 16 minutes (on a 2-core Zen 4,
+# an epoch: PyTorch ~53 s, JAX ~171 s, Keras ~155 s). Needs ./data-fetch.sh's data/.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 arch=${1:-dense}
@@ -39,7 +39,7 @@ print(json.dumps({"framework": "dae", "version": "this checkout", "epoch_s": [e[
                   "val_loss": [e["val_loss"] for e in h]}))
 PY
 for framework in torch jax keras; do
-  [ -f "peers/${framework}_$arch.py" ] || continue  # Keras: the dense notebook only
+  [ -f "peers/${framework}_$arch.py" ] || continue
   if [ -x "$PEERS/$framework/bin/python" ]; then
     PEER_EPOCHS=$epochs PEER_THREADS=2 peers/run.sh "${framework}_$arch.py" >> "$results"
   else
