@@ -44,19 +44,24 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self.start)
 
 
-def main():
-    x_train, x_train_noisy, x_test, x_test_noisy = ac.load_denoising_data()
+def dense(inputs):
+    """The notebook's model: 784-128-64-32-64-128-784, relu inside, sigmoid out."""
+    x = inputs
+    for width in (128, 64, 32, 64, 128):
+        x = layers.Dense(width, activation="relu")(x)
+    return layers.Dense(784, activation="sigmoid")(x)
+
+
+def main(model=dense, shape=(784,), framework="keras"):
+    """Trains `model` (a function from the input to the output layer) on images of `shape`, as
+    the notebook does, and prints the RESULT line."""
+    x_train, x_train_noisy, x_test, x_test_noisy = (
+        a.reshape((-1,) + shape) for a in ac.load_denoising_data())
     rss_after_data = ac.peak_rss_mb()
     keras.utils.set_random_seed(0)
 
-    inputs = keras.Input(shape=(784,))
-    x = layers.Dense(128, activation="relu")(inputs)
-    x = layers.Dense(64, activation="relu")(x)
-    x = layers.Dense(32, activation="relu")(x)
-    x = layers.Dense(64, activation="relu")(x)
-    x = layers.Dense(128, activation="relu")(x)
-    outputs = layers.Dense(784, activation="sigmoid")(x)
-    autoencoder = keras.Model(inputs, outputs)
+    inputs = keras.Input(shape=shape)
+    autoencoder = keras.Model(inputs, model(inputs))
     optimizer = keras.optimizers.Adam(learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7)
     autoencoder.compile(optimizer=optimizer, loss="binary_crossentropy")
 
@@ -74,7 +79,7 @@ def main():
     decoded = autoencoder.predict(x_test_noisy, batch_size=256, verbose=0)
 
     ac.print_result(
-        framework="keras",
+        framework=framework,
         version="keras %s / jax %s" % (keras.__version__, jax.__version__),
         threads=THREADS,
         epoch_s=timer.seconds,
@@ -84,6 +89,7 @@ def main():
         psnr_denoised=ac.psnr_db(decoded, x_test),
         loss_form="keras binary_crossentropy on the sigmoid's output, clipped to [1e-7, 1 - 1e-7]",
         rss_after_data_mb=round(rss_after_data, 1),
+        params=autoencoder.count_params(),
     )
 
 
