@@ -1,6 +1,14 @@
 //! `data-fetch.sh` against a local mirror that holds a corrupt file: valid gzip, wrong content.
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// `data-fetch.sh TARGET` with `mirror` as its only source.
+fn fetch_offline(target: &Path, mirror: &Path) -> Output {
+    let mut fetch = Command::new("bash");
+    fetch.arg("data-fetch.sh").arg(target).env("MNIST_MIRROR", mirror).env("MNIST_OFFLINE", "1");
+    fetch.output().unwrap()
+}
 
 #[test]
 fn a_corrupt_file_on_the_mirror_is_rejected_and_never_kept() {
@@ -15,13 +23,7 @@ fn a_corrupt_file_on_the_mirror_is_rejected_and_never_kept() {
         let gz = Command::new("gzip").arg("-c").arg("Cargo.toml").output().unwrap().stdout;
         std::fs::write(mirror.path().join(format!("{name}.gz")), gz).unwrap();
     }
-    let out = Command::new("bash")
-        .arg("data-fetch.sh")
-        .arg(target.path())
-        .env("MNIST_MIRROR", mirror.path())
-        .env("MNIST_OFFLINE", "1")
-        .output()
-        .unwrap();
+    let out = fetch_offline(target.path(), mirror.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("train-images-idx3-ubyte.gz") && stderr.contains("rejected"), "{stderr}");
@@ -49,9 +51,7 @@ fn every_missing_file_is_listed_and_a_missing_mirror_is_named() {
     let mirror = tempfile::tempdir().unwrap();
     let target = tempfile::tempdir().unwrap();
     let run = |mirror: &std::path::Path| {
-        let mut fetch = Command::new("bash");
-        fetch.arg("data-fetch.sh").arg(target.path()).env("MNIST_MIRROR", mirror).env("MNIST_OFFLINE", "1");
-        let out = fetch.output().unwrap();
+        let out = fetch_offline(target.path(), mirror);
         (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
     };
     let (code, stderr) = run(mirror.path());
@@ -70,13 +70,7 @@ fn a_folder_in_a_data_files_place_is_named() {
     let (mirror, target) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let folder = target.path().join("train-images-idx3-ubyte.gz");
     std::fs::create_dir(&folder).unwrap();
-    let out = Command::new("bash")
-        .arg("data-fetch.sh")
-        .arg(target.path())
-        .env("MNIST_MIRROR", mirror.path())
-        .env("MNIST_OFFLINE", "1")
-        .output()
-        .unwrap();
+    let out = fetch_offline(target.path(), mirror.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let said = format!("{}: exists and is not a file", folder.display());
