@@ -315,7 +315,7 @@ fn open_run(dir: &Path, data: &Mnist, data_path: &Path) -> Result<(Metrics, Stat
         && ours != theirs
     {
         let message = format!("is run {theirs}'s state, and {} is run {ours}'s history", path.display());
-        return Err(anyhow!("{}: {message}; they cannot go on together", state_path.display()).into());
+        return Err(anyhow!("{}: {message}: two runs' files in one folder", state_path.display()).into());
     }
     // A run from before runs were named takes a name now, which its state takes at the next save.
     metrics.run = metrics.run.take().or_else(|| state.run.clone()).or_else(|| Some(new_run_name()));
@@ -327,7 +327,7 @@ fn open_run(dir: &Path, data: &Mnist, data_path: &Path) -> Result<(Metrics, Stat
         && let Some((name, ours, theirs)) = first_difference(saved, &metrics.config)
     {
         let message = format!(
-            "was saved with {name} = {ours}, and {} says {theirs}; was one edited? they cannot go on together",
+            "was saved with {name} = {ours}, and {} says {theirs}: one was edited, or they are two runs'",
             path.display()
         );
         return Err(anyhow!("{}: {message}", state_path.display()).into());
