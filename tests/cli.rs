@@ -338,6 +338,39 @@ fn sigterm_and_sighup_save_like_ctrl_c_and_leave_no_temporary_files() {
     }
 }
 
+/// --profile after --resume sets the floor beside the epochs this process trained, not those
+/// of earlier sessions (which may have run on another engine or thread count).
+#[test]
+fn a_resumed_profile_times_its_own_epochs() {
+    let data = dataset(256);
+    let out = data.path().join("run");
+    let (d, o) = (path_str(data.path()), path_str(&out));
+    let first = ["--data", d, "--out", o, "--epochs", "1", "--engine", "reference"];
+    assert!(dae().args(first).status().unwrap().success());
+    let resumed = dae().args(["--data", d, "--resume", o, "--epochs", "2", "--profile"]).output().unwrap();
+    assert!(resumed.status.success());
+    let said = String::from_utf8_lossy(&resumed.stdout);
+    let second = Metrics::read(&out.join("metrics.json")).unwrap().history[1].seconds;
+    assert!(said.contains(&format!("the median epoch, {second:.3} s,")), "{said}");
+}
+
+/// A signal before the first step (here during --profile's half-second calibration) saves
+/// nothing, and the folder the run made goes with it.
+#[test]
+fn a_signal_before_the_first_step_leaves_nothing() {
+    let data = dataset(64);
+    let out = data.path().join("new");
+    let args = ["--data", path_str(data.path()), "--out", path_str(&out), "--epochs", "1", "--profile"];
+    let child = dae().args(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    signal(&child, "TERM");
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGTERM before the first step; nothing was saved"), "{stderr}");
+    assert!(!out.exists(), "the run's folder was removed");
+}
+
 /// A signal the run was started ignoring stays ignored: under `nohup`, SIGHUP (a closed
 /// terminal) does not stop it, and SIGTERM still does.
 #[test]
@@ -577,6 +610,13 @@ fn odd_output_paths_are_named_for_what_they_are() {
         2,
         &["is a folder; name the CSV file to write"],
     );
+    // A link (as /dev/stdout is one): renaming over it would replace the link with a file.
+    let to_file = data.path().join("to-file.csv");
+    std::os::unix::fs::symlink(&file, &to_file).unwrap();
+    let needle =
+        format!("--out {}: is a link to {}, which writing would replace", to_file.display(), file.display());
+    fails(&["encode", "--model", path_str(&model), "--data", d, "--out", path_str(&to_file)], 2, &[&needle]);
+    assert!(std::fs::symlink_metadata(&to_file).unwrap().file_type().is_symlink());
     // A run's own files: codes written over its state would lose the run, over its lock let a
     // second run write into it.
     let (_kept, run) = one_epoch();
@@ -1033,6 +1073,10 @@ fn numbers_no_run_writes_are_refused_at_load() {
     let cases = [
         (dead_at_0, "dead_units: epoch 0 after 0"),
         (metrics.replacen("\"train_loss\": 0.", "\"train_loss\": -0.", 1), "train_loss = -0."),
+        (
+            metrics.replacen("\"train_loss\"", "\"from_step\": 18446744073709551615, \"train_loss\"", 1),
+            "epoch 1: from_step = 18446744073709551615, but an epoch has 1 steps",
+        ),
     ];
     for (text, needle) in cases {
         assert_ne!(text, metrics, "the edit for {needle} applied");

@@ -35,6 +35,10 @@ fn the_report_shows_every_phase_and_warns_when_the_share_exceeds_the_kernel() {
     let expected = "an epoch's products: 72.0 GFLOP (67.6 training, 4.4 validation); at the kernel's rate they \
                     need 0.720 s, and the median epoch, 1.080 s, is 1.50× that floor";
     assert!(with_floor.contains(expected), "{with_floor}");
+    // A run whose only epoch was resumed part way has no median to set beside the floor.
+    let floor = dae::train::profile::Floor::of(&model, 60_000, 10_000, &[resumed]);
+    let partial = profile.report(&model, 100.0).with_floor(floor).to_string();
+    assert!(partial.contains("need 0.720 s, and no whole epoch was trained"), "{partial}");
     let busy = profile.report(&model, 50.0).to_string();
     assert!(busy.contains("135% of the kernel's") && busy.contains("the share is unreliable"), "{busy}");
 }

@@ -96,12 +96,15 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
         check_arch(&plan.config, &data)?;
         check_training_memory(&plan.config, &data, |rows| training_bytes(&plan.config, &data, rows))?;
     }
+    // From here on a signal stops the run cleanly, at the first step if it comes before it.
+    let stopper = Stopper::install(&out)?;
+    let created = !out.exists();
     prepare_out(&out)?;
-    let _lock =
+    let lock =
         RunLock::acquire(&out).map_err(|e| Failure::Error(anyhow!("{flag} {}: {e}", out.display())))?;
     // A run that was killed before renaming its temporary files left them; the folder is ours now.
     remove_stale_temps(&out).with_context(|| format!("{flag} {}: cannot clear", out.display()))?;
-    let (mut trainer, mut metrics, mut snapshots) = match &plan.resume {
+    let (trainer, mut metrics, mut snapshots) = match &plan.resume {
         None => {
             let print = Some(DataPrint::of(&data, &plan.data));
             let metrics = Metrics {
@@ -118,6 +121,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
         }
         Some(dir) => resume(dir, plan, &data)?,
     };
+    let mut trainer = trainer.with_interrupt(stopper.interrupt_flag());
     // A previous run in the folder is set aside when this one first has something to save: a
     // run that fails before then (its first epoch diverged) leaves it in place, and so does one
     // whose first save fails (a full disk): what it wrote goes, and the previous run comes back.
@@ -139,7 +143,6 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
         saved
     };
     let config = trainer.config.clone();
-    let stopper = Stopper::install(trainer.interrupt_flag(), &out)?;
     // The kernel's rate is measured before training and again after it, and the higher kept: a
     // neighbour busy while it is measured once would lower the floor it sets and flatter the run.
     let calibrate = |trainer: &Trainer| {
@@ -148,7 +151,8 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
     };
     let kernel_before = plan.profile.then(|| calibrate(&trainer));
     let steps = data.train.images.count.div_ceil(config.batch_size);
-    for epoch in trainer.progress.epoch + 1..=config.epochs {
+    let first_epoch = trainer.progress.epoch + 1;
+    for epoch in first_epoch..=config.epochs {
         let bar = progress_bar(epoch, config.epochs, steps);
         // Without a terminal the bar is hidden: a line every ten seconds instead.
         let mut said = std::time::Instant::now();
@@ -163,7 +167,13 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
         let stats = match stats {
             Ok(stats) => stats,
             Err(TrainError::Interrupted(progress)) if progress.epoch == 0 && progress.step == 0 => {
-                // Nothing trained, nothing to save: a previous run in the folder stays.
+                // Nothing trained, nothing to save: a previous run in the folder stays, and a
+                // folder this run made goes.
+                if created {
+                    drop(lock);
+                    let _ = std::fs::remove_file(out.join(".lock"));
+                    let _ = std::fs::remove_dir(&out);
+                }
                 say_err!("interrupted by {} before the first step; nothing was saved", stopper.signal_name());
                 return Err(stopper.failure());
             }
@@ -212,7 +222,8 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
     let profile = kernel_before.map(|before| {
         let kernel = calibrate(&trainer).max(before);
         let (train, test) = (data.train.images.count, data.test.images.count);
-        let floor = profile::Floor::of(&trainer.model, train, test, &metrics.history);
+        let ours = &metrics.history[first_epoch - 1..];
+        let floor = profile::Floor::of(&trainer.model, train, test, ours);
         trainer.profile.report(&trainer.model, kernel).with_floor(floor).to_string()
     });
     let (model, clean, noisy) = trainer.finish();
@@ -887,11 +898,17 @@ fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 /// A usage error unless `out` may be written by renaming a new file over it: nothing there, or
-/// a regular file that is not one of the command's `inputs`, nor one of a run folder's files.
-/// (Renaming over a device or a link to one would replace it, as root even `/dev/null`; over a
-/// run's state, lose the run; over its `.lock`, let a second run write into it.)
+/// a regular file (not a link) that is not one of the command's `inputs`, nor one of a run
+/// folder's files. (Renaming over a device or a link would replace it, as root even `/dev/null`
+/// or `/dev/stdout`; over a run's state, lose the run; over its `.lock`, let a second run in.)
 fn check_output_file(out: &Path, inputs: &[PathBuf]) -> Result<(), Failure> {
     let refuse = |why: &str| Err(Failure::Usage(format!("--out {}: {why}", out.display())));
+    if let Ok(target) = std::fs::read_link(out) {
+        // A file is written by renaming a new one over its name: over a link, the link goes
+        // (`/dev/stdout`, a link to the process's output, would become a file for everyone).
+        let target = target.display();
+        return refuse(&format!("is a link to {target}, which writing would replace; name the file itself"));
+    }
     if let Ok(meta) = std::fs::symlink_metadata(out) {
         let is_file = std::fs::metadata(out).is_ok_and(|m| m.is_file());
         if meta.is_dir() || !is_file {

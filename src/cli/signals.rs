@@ -33,9 +33,10 @@ pub struct Stopper {
 
 impl Stopper {
     /// Catches SIGINT, SIGTERM and SIGHUP (those not ignored) from now until the process ends:
-    /// each sets `interrupt`, which the trainer reads before every step. `out` is the run's
-    /// folder, for the message.
-    pub fn install(interrupt: Arc<AtomicBool>, out: &Path) -> std::io::Result<Stopper> {
+    /// each sets [`Stopper::interrupt_flag`], which the trainer reads before every step. `out`
+    /// is the run's folder, for the message.
+    pub fn install(out: &Path) -> std::io::Result<Stopper> {
+        let interrupt = Arc::new(AtomicBool::new(false));
         let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP].into_iter().filter(|&s| !ignored(s)))?;
         let stopper = Stopper {
             signal: Arc::new(AtomicI32::new(0)),
@@ -61,6 +62,11 @@ impl Stopper {
             }
         });
         Ok(stopper)
+    }
+
+    /// The flag a signal sets, for the trainer ([`crate::train::Trainer::with_interrupt`]).
+    pub fn interrupt_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.interrupt)
     }
 
     /// The epochs are done and their files saved whole: from now on a signal ends the process

@@ -317,6 +317,17 @@ impl Metrics {
             if let Some((name, v)) = numbers.iter().find(|(_, v)| !(v.is_finite() && *v >= 0.0)) {
                 return Err(format!("epoch {}: {name} = {v}, not a finite number ≥ 0", e.epoch));
             }
+            // An epoch resumes at a step it has (the data's training images, in batches).
+            let steps = self
+                .data
+                .as_ref()
+                .map_or(usize::MAX, |d| d.images[0].div_ceil(self.config.batch_size.max(1)));
+            if e.from_step >= steps {
+                return Err(format!(
+                    "epoch {}: from_step = {}, but an epoch has {steps} steps",
+                    e.epoch, e.from_step
+                ));
+            }
         }
         let mut last = 0;
         for d in &self.dead_units {

@@ -88,7 +88,7 @@ pub fn the_run(run: &Run) -> io::Result<String> {
             let [train, val] = [e.train_loss, e.val_loss].map(|l| fixed(l, 4));
             let seconds = match e.from_step {
                 0 => fixed(e.seconds, 2),
-                step => format!("{} (resumed: from step {})", fixed(e.seconds, 2), step + 1),
+                step => format!("{} (resumed: from step {})", fixed(e.seconds, 2), step.saturating_add(1)),
             };
             vec![e.epoch.to_string(), train, val, seconds]
         })

@@ -78,14 +78,16 @@ pub struct Floor {
     pub training: f64,
     /// FLOP of validation's forward products.
     pub validation: f64,
-    /// The run's median epoch, seconds.
-    pub median_epoch: f64,
+    /// The median of the whole epochs this process trained, seconds; `None` if it trained
+    /// none whole.
+    pub median_epoch: Option<f64>,
 }
 
 impl Floor {
     /// The floor of an epoch of `model` over `train` training and `test` validation images,
-    /// beside the median of the whole epochs in `history` (0 if there are none): one resumed
-    /// part way timed only its part.
+    /// beside the median of the whole epochs in `history`, the epochs this process trained (an
+    /// earlier one may have run on another engine or thread count; one resumed part way timed
+    /// only its part).
     pub fn of(model: &Model, train: usize, test: usize, history: &[EpochStats]) -> Floor {
         let forward: usize = model.layers.iter().map(|l| l.flops().0).sum();
         let training = training_flops_per_image(model) * train as f64;
@@ -93,8 +95,8 @@ impl Floor {
         let mut seconds: Vec<f64> = whole.map(|e| e.seconds).collect();
         seconds.sort_by(f64::total_cmp);
         let median_epoch = match seconds.len() {
-            0 => 0.0,
-            n => (seconds[(n - 1) / 2] + seconds[n / 2]) / 2.0,
+            0 => None,
+            n => Some((seconds[(n - 1) / 2] + seconds[n / 2]) / 2.0),
         };
         Floor { training, validation: (forward * test) as f64, median_epoch }
     }
@@ -165,13 +167,20 @@ impl fmt::Display for Report<'_> {
             write!(
                 f,
                 "\nan epoch's products: {:.1} GFLOP ({:.1} training, {:.1} validation); at the kernel's rate \
-                 they need {seconds:.3} s, and the median epoch, {:.3} s, is {:.2}× that floor",
+                 they need {seconds:.3} s, ",
                 total / 1e9,
                 floor.training / 1e9,
                 floor.validation / 1e9,
-                floor.median_epoch,
-                floor.median_epoch / seconds,
             )?;
+            match floor.median_epoch {
+                Some(median) => {
+                    write!(f, "and the median epoch, {median:.3} s, is {:.2}× that floor", median / seconds)?
+                }
+                None => write!(
+                    f,
+                    "and no whole epoch was trained to set beside it (a resumed one times its part)"
+                )?,
+            }
         }
         if gflops > self.kernel_gflops {
             // The kernel cannot run faster inside training than alone: the machine was busier

@@ -355,6 +355,13 @@ impl<'a> Trainer<'a> {
         Arc::clone(&self.interrupt)
     }
 
+    /// This trainer, stopped by `flag` rather than a flag of its own: one a signal handler set
+    /// up before the trainer existed.
+    pub fn with_interrupt(mut self, flag: Arc<AtomicBool>) -> Trainer<'a> {
+        self.interrupt = flag;
+        self
+    }
+
     /// Trains the rest of the current epoch and validates; `on_step(done, total)` is called
     /// after every step.
     pub fn train_epoch(&mut self, mut on_step: impl FnMut(usize, usize)) -> Result<EpochStats, TrainError> {
