@@ -12,7 +12,24 @@ use dae::files::checkpoint;
 use dae::files::output::Metrics;
 
 fn dae() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_dae"))
+    default_signals(Command::new(env!("CARGO_BIN_EXE_dae")))
+}
+
+/// `command`, with SIGINT, SIGTERM and SIGHUP at their default actions: tests run in the
+/// background (a shell's `&`, as CI may) inherit SIGINT ignored, which `dae`, like any program,
+/// keeps ignored.
+fn default_signals(mut command: Command) -> Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec only `signal`, which is async-signal-safe, runs.
+    unsafe {
+        command.pre_exec(|| {
+            for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                libc::signal(signal, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
+    command
 }
 
 /// A folder holding a small, valid data set of 8×8 bars.
@@ -377,7 +394,7 @@ fn a_signal_before_the_first_step_leaves_nothing() {
 fn under_nohup_sighup_is_ignored() {
     let data = dataset(2048);
     let out = data.path().join("run");
-    let mut nohup = Command::new("nohup");
+    let mut nohup = default_signals(Command::new("nohup"));
     nohup.arg(env!("CARGO_BIN_EXE_dae"));
     let child = start_and_wait_as(nohup, data.path(), &out, 1);
     signal(&child, "HUP");
