@@ -206,8 +206,8 @@ impl TrainArgs {
 }
 
 /// Parses the command line, runs the command on a pool of `--threads` workers, and turns the
-/// outcome into the exit status: 0, 1 for bad data or files, 2 for bad usage, 128 plus the signal's number for a run a
-/// signal stopped (130 for Ctrl-C).
+/// outcome into the exit status: 0, 1 for bad data or files, 2 for bad usage, 128 plus the
+/// signal's number for a run a signal stopped (130 for Ctrl-C).
 /// Errors are one line on stderr, and a usage error's tips a line each after it.
 pub fn main() -> ExitCode {
     let parsed = Cli::command().try_get_matches().and_then(|m| Ok((Cli::from_arg_matches(&m)?, given(&m))));

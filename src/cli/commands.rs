@@ -134,8 +134,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
                 say!("the run that was in {} is now in {}", out.display(), aside.display())
             }
             (Some(aside), Err(_)) => {
-                let ours: Vec<&str> = RUN_FILES.iter().copied().filter(|f| out.join(f).exists()).collect();
-                ours.iter().for_each(|f| drop(std::fs::remove_file(out.join(f))));
+                RUN_FILES.iter().for_each(|f| drop(std::fs::remove_file(out.join(f))));
                 move_back(aside, &out, &RUN_FILES);
             }
             (None, _) => {}
@@ -909,11 +908,8 @@ fn check_output_file(out: &Path, inputs: &[PathBuf]) -> Result<(), Failure> {
         let target = target.display();
         return refuse(&format!("is a link to {target}, which writing would replace; name the file itself"));
     }
-    if let Ok(meta) = std::fs::symlink_metadata(out) {
-        let is_file = std::fs::metadata(out).is_ok_and(|m| m.is_file());
-        if meta.is_dir() || !is_file {
-            return refuse("exists and is not a regular file; name a new file or one to replace");
-        }
+    if std::fs::metadata(out).is_ok_and(|meta| !meta.is_file()) {
+        return refuse("exists and is not a regular file; name a new file or one to replace");
     }
     if let Some(input) = inputs.iter().find(|input| same_file(input, out)) {
         return refuse(&format!("is {}, an input of this command; name another file", input.display()));
@@ -952,7 +948,7 @@ pub fn encode(model: &Path, data: &Path, out: &Path) -> Result<(), Failure> {
     remove_stale_temps(parent).with_context(|| format!("--out {}: cannot clear", parent.display()))?;
     // Encoded once the temporary file is made: a folder it cannot be made in fails at once.
     let mut shape = (0, 0);
-    crate::files::output::write_atomic(out, |w| {
+    write_atomic(out, |w| {
         let codes = evaluate::encode(&net, evaluate::scaled(&data.test.images).view());
         shape = codes.dim();
         let mut csv = csv::Writer::from_writer(w);

@@ -557,13 +557,10 @@ pub fn load_state(path: &Path, lr: f32) -> Result<State, CheckpointError> {
         );
         return Err(error(path, message));
     }
-    let config = match file.metadata.get("config") {
-        Some(json) => Some(
-            serde_json::from_str(json)
-                .map_err(|e| error(path, format!("metadata 'config' is not a run's settings: {e}")))?,
-        ),
-        None => None,
-    };
+    let settings = |json: &String| serde_json::from_str(json);
+    let config = file.metadata.get("config").map(settings).transpose();
+    let config =
+        config.map_err(|e| error(path, format!("metadata 'config' is not a run's settings: {e}")))?;
     Ok(State { model, adam, progress, snapshots, run: file.metadata.get("run").cloned(), config })
 }
 

@@ -309,6 +309,9 @@ impl Metrics {
                 "history holds {done} epochs, more than the run's config.epochs of {epochs}"
             ));
         }
+        // An epoch resumes at a step it has (the data's training images, in batches).
+        let steps =
+            self.data.as_ref().map_or(usize::MAX, |d| d.images[0].div_ceil(self.config.batch_size.max(1)));
         for (i, e) in self.history.iter().enumerate() {
             if e.epoch != i + 1 {
                 return Err(format!("history[{i}] is epoch {}, expected {}", e.epoch, i + 1));
@@ -317,11 +320,6 @@ impl Metrics {
             if let Some((name, v)) = numbers.iter().find(|(_, v)| !(v.is_finite() && *v >= 0.0)) {
                 return Err(format!("epoch {}: {name} = {v}, not a finite number ≥ 0", e.epoch));
             }
-            // An epoch resumes at a step it has (the data's training images, in batches).
-            let steps = self
-                .data
-                .as_ref()
-                .map_or(usize::MAX, |d| d.images[0].div_ceil(self.config.batch_size.max(1)));
             if e.from_step >= steps {
                 return Err(format!(
                     "epoch {}: from_step = {}, but an epoch has {steps} steps",
