@@ -246,6 +246,55 @@ fn a_new_run_sets_the_previous_one_aside() {
     assert_eq!((seed("latest.1"), seed("latest.2"), seed("latest")), (1, 2, 3));
 }
 
+/// A new run whose first save fails part way (a disk that fills; here a limit on a file's size,
+/// `ulimit -f`, that the state file, written last, exceeds) removes what it wrote and puts the
+/// previous run back where it was, byte for byte, with no `<folder>.1` left behind.
+#[test]
+fn a_first_save_that_fails_puts_the_previous_run_back() {
+    use std::os::unix::process::CommandExt;
+    let data = dataset(256);
+    let out = data.path().join("run");
+    let (d, o) = (path_str(data.path()), path_str(&out));
+    let args = ["--data", d, "--out", o, "--epochs", "1", "--seed"];
+    assert!(dae().args(args).arg("1").output().unwrap().status.success());
+    let files = || {
+        let mut files: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| !p.ends_with(".lock"))
+            .map(|p| (p.file_name().unwrap().to_owned(), std::fs::read(&p).unwrap()))
+            .collect();
+        files.sort();
+        files
+    };
+    let before = files();
+    let size = |name: &str| before.iter().find(|(n, _)| n == name).unwrap().1.len() as u64;
+    let limit = size("state.safetensors") - 1;
+    assert!(
+        before.iter().all(|(n, b)| n == "state.safetensors" || (b.len() as u64) < limit),
+        "only the state exceeds it"
+    );
+    let mut limited = dae();
+    // SAFETY: between fork and exec only `setrlimit` and `signal`, both async-signal-safe, run.
+    unsafe {
+        limited.pre_exec(move || {
+            let rlimit = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &rlimit);
+            // A write past the limit then fails with EFBIG instead of killing the process.
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let output =
+        fails_as(limited, &[&args[..], &["2"]].concat(), 1, &["state.safetensors", "File too large"]);
+    assert!(
+        !String::from_utf8_lossy(&output.stdout).contains("is now in"),
+        "nothing was said to be set aside"
+    );
+    assert!(before == files(), "the previous run is back, unchanged, and nothing of the new one is left");
+    assert!(!data.path().join("run.1").exists(), "no folder set aside is left");
+}
+
 /// One step an epoch (the whole set in a batch) with a huge rate: the step's own loss is
 /// finite, the weights after it are not, and validation finds out. Nothing non-finite is saved
 /// and nothing hangs (an infinite loss once sent the loss curve's axis into an endless loop).
