@@ -77,6 +77,21 @@ for entry in "${files[@]}"; do
     exit 1
   fi
 done
+# A fetch killed outright (kill -9: no trap runs) leaves its temporary file, named for its
+# process: removed here once that process is gone, never while another fetch is writing it.
+for entry in "${files[@]}"; do
+  read -r name _ <<<"$entry"
+  for stale in "$dir/.$name.gz."*.*; do
+    [ -f "$stale" ] || continue
+    pid=${stale%.*}
+    pid=${pid##*.}
+    case $pid in "" | *[!0-9]*) continue ;; esac
+    # kill -0 fails on a live process of another user too, saying so.
+    if ! err=$(kill -0 "$pid" 2>&1) && [[ $err != *"not permitted"* ]]; then
+      rm -f "$stale"
+    fi
+  done
+done
 missing=()
 for entry in "${files[@]}"; do
   read -r name expected <<<"$entry"
@@ -85,7 +100,7 @@ for entry in "${files[@]}"; do
     say "$final: already present and correct"
     continue
   fi
-  tmp=$(mktemp "$dir/.$name.gz.XXXXXX")
+  tmp=$(mktemp "$dir/.$name.gz.$$.XXXXXX")
   trap 'rm -f "$tmp"' EXIT
   trap 'rm -f "$tmp"; exit 130' INT
   trap 'rm -f "$tmp"; exit 143' TERM

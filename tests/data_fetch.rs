@@ -77,3 +77,24 @@ fn a_folder_in_a_data_files_place_is_named() {
     assert!(stderr.contains(&said) && !stderr.contains("missing"), "{stderr}");
     assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 0, "nothing went into the folder");
 }
+
+/// A fetch killed with SIGKILL leaves its temporary file, named for its process: the next
+/// fetch removes it once that process is gone, and leaves one whose process still runs (a
+/// fetch writing into the same folder at this moment).
+#[test]
+fn a_killed_fetchs_temporary_file_is_removed_a_live_ones_kept() {
+    let (mirror, target) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut dead = Command::new("true").spawn().unwrap();
+    dead.wait().unwrap();
+    let live = std::process::id();
+    let dead_temp = target.path().join(format!(".train-images-idx3-ubyte.gz.{}.Ab12Cd", dead.id()));
+    let live_temp = target.path().join(format!(".t10k-labels-idx1-ubyte.gz.{live}.Ef34Gh"));
+    let other = target.path().join(".notes.gz.1.x");
+    for path in [&dead_temp, &live_temp, &other] {
+        std::fs::write(path, b"part of a download").unwrap();
+    }
+    let out = fetch_offline(target.path(), mirror.path());
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!dead_temp.exists(), "the dead fetch's temporary file is removed");
+    assert!(live_temp.exists() && other.exists(), "a live fetch's file, and files not ours, stay");
+}
