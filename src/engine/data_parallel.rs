@@ -11,7 +11,9 @@
 //! to anything else that runs, and where the rows one core wrote are read by the other. Here a
 //! step is two pieces of work for a [`Team`] whose threads wait between them without giving their
 //! cores away, and a shard's images and activations never leave the core that made them; what
-//! crosses is the shards' gradients, once, in the update, and the weights it wrote.
+//! crosses is the shards' gradients, once, in the update, and the weights it wrote (streamed
+//! to memory, [`crate::engine::stream`]: on cores far apart, taking `W`'s lines back from the
+//! other core's cache had been most of the update).
 //!
 //! The same bits on any number of threads: the shards are fixed by the batch size alone, every
 //! product of a shard sums in the kernel's order, and the update adds the shards in their order
@@ -29,7 +31,7 @@ use ndarray::{Array1, Array2, ArrayViewMut2, s};
 
 use crate::engine::adam::Adam;
 use crate::engine::aligned;
-use crate::engine::dense::{Dense, Update};
+use crate::engine::dense::{Dense, Update, Write};
 use crate::engine::gemm::MAX_COPY;
 use crate::engine::loss::Loss;
 use crate::engine::model::{FLOAT, Model};
@@ -198,7 +200,8 @@ impl Shards {
     /// of `rows` rows: the first shard's gradients become each layer's `dw` and `db` (exchanged,
     /// not copied); each thread of the team takes its part of every layer's rows, adds the other
     /// shards' `dW_s` and `db_s` there in shard order, and takes Adam's step on them
-    /// ([`Update::rows`]). Afterwards each layer's `dw` and `db` hold the batch's gradients.
+    /// ([`Update::rows`]; with more than one thread the new `W` is streamed, [`Write::Streamed`]).
+    /// Afterwards each layer's `dw` and `db` hold the batch's gradients.
     /// Once after each [`Shards::passes`]: a second call would add the other shards' gradients
     /// again.
     pub fn update(&mut self, model: &mut Model, adam: &mut Adam, rows: usize) {
@@ -216,6 +219,8 @@ impl Shards {
         }
         let shards = &self.shards[..self.count(rows)];
         let (updates, team) = (&self.updates, self.team.size());
+        // With more than one thread, each reads the rows of `W` the others write (stream.rs).
+        let write = if team > 1 { Write::Streamed } else { Write::InPlace };
         self.team.run(&|member| {
             for (l, update) in updates.iter().enumerate() {
                 let outputs = update.outputs();
@@ -224,7 +229,7 @@ impl Shards {
                     |s: usize| (shards[s].dw[l].view(), shards[s].db[l].as_slice().expect("contiguous"));
                 // SAFETY: the layers and moments are not touched otherwise until `run` returns,
                 // and each member takes its own part of each layer's rows.
-                unsafe { update.rows(part, shards.len(), shard, step) };
+                unsafe { update.rows(part, shards.len(), shard, step, write) };
             }
         });
         // The pointers are spent: none outlives the borrows they were made from.

@@ -25,10 +25,25 @@ use crate::engine::adam::{Moments, Step};
 use crate::engine::aligned;
 use crate::engine::fastmath::for_this_cpu;
 use crate::engine::gemm::{Finish, column_sums, matmul, matmul_finish, par_matmul_with};
+use crate::engine::stream;
 
 /// The weights [`Update::rows`] adds and steps at a time, with their moments and gradients:
 /// enough to stream, few enough to stay in cache between the passes over them.
 const UPDATE_BLOCK: usize = 16 * 1024;
+
+/// The weights [`Write::Streamed`] steps at a time in a buffer on the stack: 4 KB, which stay
+/// in the first-level cache until they are streamed into `W`.
+const STREAM_CHUNK: usize = 1024;
+
+/// How [`Update::rows`] writes the new `W`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write {
+    /// Where it is, for a thread alone: its lines stay in its cache for the next forward pass.
+    InPlace,
+    /// Stepped in a buffer and streamed into `W` ([`stream`]), when other threads read `W`
+    /// too: each new row goes to memory without first taking its lines from their caches.
+    Streamed,
+}
 
 /// A dense layer's parameters and the gradients of the last backward pass (of the data-parallel
 /// step: its shards' gradients summed, [`crate::engine::data_parallel::Shards::update`]).
@@ -215,6 +230,20 @@ unsafe impl Sync for Update {}
 // SAFETY: as above.
 unsafe impl Send for Update {}
 
+/// [`Step::update`] of weights `w` that other threads read: the new weights are worked out in
+/// a buffer on the stack, [`STREAM_CHUNK`] at a time, and streamed into `w` ([`stream::copy`];
+/// a [`stream::fence`] must follow before other threads read them).
+fn update_streamed(step: Step, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+    let mut next = [0.0; STREAM_CHUNK];
+    let (gs, ms, vs) = (g.chunks(STREAM_CHUNK), m.chunks_mut(STREAM_CHUNK), v.chunks_mut(STREAM_CHUNK));
+    for (((w, g), m), v) in w.chunks_mut(STREAM_CHUNK).zip(gs).zip(ms).zip(vs) {
+        let next = &mut next[..w.len()];
+        next.copy_from_slice(w);
+        step.update(next, g, m, v);
+        stream::copy(w, next);
+    }
+}
+
 /// Rows of a dense layer: of `W` and its gradient and moments (n, I), of `b` and its (n,).
 struct Rows<'a> {
     w: &'a mut [f32],
@@ -236,15 +265,15 @@ impl Update {
     /// Adam's step on the layer's rows `rows` (outputs) from the shards' gradients: the layer's
     /// `dw` and `db` hold the first shard's ([`Dense::swap_gradients`]), and `shard(s)` lends
     /// shard `s`'s `(dW_s, db_s)` for `1 ≤ s < shards` (never `shard(0)`), added to them in
-    /// order (`dW = dW₀ + dW₁ + …`); then those rows of `W` and `b`. Done in blocks of rows that
-    /// stay in cache.
+    /// order (`dW = dW₀ + dW₁ + …`); then those rows of `W` and `b`, `W` written as `write`
+    /// says. Done in blocks of rows that stay in cache.
     ///
     /// Shapes: each `dW_s` (O, I), each `db_s` (O,).
     ///
     /// # Safety
     /// The layer and moments given to [`Dense::update_parts`] are not used otherwise until every
     /// call on this `Update` has returned, and calls that run at once are given disjoint rows.
-    pub unsafe fn rows<'g, G>(&self, rows: Range<usize>, shards: usize, shard: G, step: Step)
+    pub unsafe fn rows<'g, G>(&self, rows: Range<usize>, shards: usize, shard: G, step: Step, write: Write)
     where
         G: Fn(usize) -> (ArrayView2<'g, f32>, &'g [f32]),
     {
@@ -261,8 +290,14 @@ impl Update {
                 for_this_cpu!(dw.iter_mut().zip(dw_s).for_each(|(d, g)| *d += g));
                 db.iter_mut().zip(&db_s[first..first + n]).for_each(|(d, g)| *d += g);
             }
-            step.update(w, dw, w_m, w_v);
+            match write {
+                Write::InPlace => step.update(w, dw, w_m, w_v),
+                Write::Streamed => update_streamed(step, w, dw, w_m, w_v),
+            }
             step.update(b, db, b_m, b_v);
+        }
+        if write == Write::Streamed {
+            stream::fence();
         }
     }
 

@@ -12,7 +12,7 @@
 //! step, Adam inside each layer's backward); [`conv`] and [`conv_transpose`] turn a convolution
 //! into products through [`lowering`], and [`pool`] needs none; [`layer`] puts the four behind
 //! one interface, [`activation`] follows each layer, [`loss`] scores the output and [`adam`]
-//! takes the step.
+//! takes the step, whose new weights [`stream`] writes when other threads read them.
 
 pub mod activation;
 pub mod adam;
@@ -32,4 +32,5 @@ pub mod lowering;
 pub mod model;
 pub mod pool;
 pub mod prefetch;
+pub mod stream;
 pub mod team;
