@@ -9,10 +9,11 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use common::random;
 use dae::engine::adam::Adam;
 use dae::engine::data_parallel::{MIN_SHARD_ROWS, SHARD_ROWS, Shards, shard_rows};
+use dae::engine::dense::{Dense, Write};
 use dae::engine::loss::Loss;
 use dae::engine::model::{Model, Workspace};
 use dae::engine::team::Team;
-use ndarray::{ArrayViewMut2, s};
+use ndarray::{Array1, ArrayViewMut2, s};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -131,4 +132,39 @@ fn the_shards_gradients_are_the_models() {
             }
         }
     }
+}
+
+/// Adam's step writes the same bits into `W` in place and streamed ([`Write`]), over several
+/// blocks of rows that start anywhere in a cache line (301 inputs a row), and leaves the rows
+/// outside its part alone. (`tests/training.rs` holds whole runs on 1, 2 and 3 threads to one
+/// model file, but a machine of one core runs none of them streamed.)
+#[test]
+fn a_streamed_update_writes_the_same_bits_as_one_in_place() {
+    let (outputs, inputs) = (128, 301);
+    let w0 = random((outputs, inputs), -1.0, 1.0, 1);
+    let run = |write: Write| {
+        let mut dense = Dense::from_parts(w0.clone(), Array1::zeros(outputs));
+        let mut adam = Adam::new(1e-2, [outputs * inputs, outputs]);
+        for t in 0..3 {
+            dense.dw.assign(&random((outputs, inputs), -1.0, 1.0, 10 + t));
+            dense.db.assign(&random((1, outputs), -1.0, 1.0, 20 + t).row(0));
+            let step = adam.next_step();
+            let mut moments = adam.moments();
+            let update = dense.update_parts([moments.next().unwrap(), moments.next().unwrap()]);
+            // SAFETY: nothing else uses the layer or its moments while `rows` runs.
+            unsafe { update.rows(3..120, 1, |_| unreachable!("one shard"), step, write) };
+        }
+        (dense.w().to_owned(), dense.b.clone(), adam.m.clone(), adam.v.clone())
+    };
+    let (in_place, streamed) = (run(Write::InPlace), run(Write::Streamed));
+    assert!(in_place == streamed, "the same weights, biases and moments");
+    let w = &in_place.0;
+    assert_eq!(
+        (w.slice(s![..3, ..]), w.slice(s![120.., ..])),
+        (w0.slice(s![..3, ..]), w0.slice(s![120.., ..]))
+    );
+    assert!(
+        (3..120).all(|r| w.row(r).iter().zip(w0.row(r)).all(|(a, b)| a != b)),
+        "every weight of the part moved"
+    );
 }

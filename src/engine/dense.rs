@@ -231,16 +231,19 @@ unsafe impl Sync for Update {}
 unsafe impl Send for Update {}
 
 /// [`Step::update`] of weights `w` that other threads read: the new weights are worked out in
-/// a buffer on the stack, [`STREAM_CHUNK`] at a time, and streamed into `w` ([`stream::copy`];
-/// a [`stream::fence`] must follow before other threads read them).
-fn update_streamed(step: Step, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+/// a buffer on the stack, [`STREAM_CHUNK`] at a time, and streamed into `w` ([`stream::copy`]).
+///
+/// # Safety
+/// The calling thread runs [`stream::fence`] before any other access to `w`.
+unsafe fn update_streamed(step: Step, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
     let mut next = [0.0; STREAM_CHUNK];
     let (gs, ms, vs) = (g.chunks(STREAM_CHUNK), m.chunks_mut(STREAM_CHUNK), v.chunks_mut(STREAM_CHUNK));
     for (((w, g), m), v) in w.chunks_mut(STREAM_CHUNK).zip(gs).zip(ms).zip(vs) {
         let next = &mut next[..w.len()];
         next.copy_from_slice(w);
         step.update(next, g, m, v);
-        stream::copy(w, next);
+        // SAFETY: forwarded.
+        unsafe { stream::copy(w, next) };
     }
 }
 
@@ -279,6 +282,8 @@ impl Update {
     {
         let (outputs, inputs) = self.shape;
         assert!(rows.end <= outputs, "rows of the layer");
+        // Before any thread reads the streamed `W`, however this ends (update_streamed).
+        let _fence = (write == Write::Streamed).then_some(stream::Fence);
         let block = (UPDATE_BLOCK / inputs).max(1);
         for first in rows.clone().step_by(block) {
             let n = block.min(rows.end - first);
@@ -292,12 +297,10 @@ impl Update {
             }
             match write {
                 Write::InPlace => step.update(w, dw, w_m, w_v),
-                Write::Streamed => update_streamed(step, w, dw, w_m, w_v),
+                // SAFETY: `_fence` runs the fence before anything else reads or writes `w`.
+                Write::Streamed => unsafe { update_streamed(step, w, dw, w_m, w_v) },
             }
             step.update(b, db, b_m, b_v);
-        }
-        if write == Write::Streamed {
-            stream::fence();
         }
     }
 

@@ -14,19 +14,26 @@
 
 /// Copies `src` into `dst` (the same length) with streaming stores where the CPU has them
 /// (x86-64: `movntps`, 16 bytes at a time from `dst`'s first 16-byte boundary; the few floats
-/// before it and after the last whole 16 bytes by ordinary stores). Other threads see the
-/// copy only after a [`fence`].
+/// before it and after the last whole 16 bytes by ordinary stores).
 ///
 /// ```
 /// use dae::engine::stream;
 ///
 /// let src: Vec<f32> = (1..=37).map(|i| i as f32).collect();
 /// let mut dst = vec![0.0; 40];
-/// stream::copy(&mut dst[1..38], &src); // from 4 bytes past the start: a head, a body, a tail
-/// stream::fence();
+/// {
+///     let _fence = stream::Fence;
+///     // SAFETY: `_fence` runs `fence` when the scope ends, before `dst` is read.
+///     unsafe { stream::copy(&mut dst[1..38], &src) }; // a head, 16-byte pieces, a tail
+/// }
 /// assert_eq!((dst[0], &dst[1..38], dst[38]), (0.0, &src[..], 0.0));
 /// ```
-pub fn copy(dst: &mut [f32], src: &[f32]) {
+///
+/// # Safety
+/// The calling thread runs [`fence`] before any other access to `dst`, its own included (the
+/// rule of `_mm_stream_ps`): hold a [`Fence`] across the copies, which runs it however the
+/// scope ends.
+pub unsafe fn copy(dst: &mut [f32], src: &[f32]) {
     assert_eq!(dst.len(), src.len(), "a copy of the same length");
     #[cfg(target_arch = "x86_64")]
     {
@@ -46,13 +53,24 @@ pub fn copy(dst: &mut [f32], src: &[f32]) {
     dst.copy_from_slice(src);
 }
 
-/// Orders every streaming store before it ahead of the stores after it (`sfence`): call it
-/// before telling another thread that what [`copy`] wrote is there, since a release store,
-/// which orders ordinary stores, does not order streaming ones.
+/// Orders every streaming store before it ahead of the stores after it (`sfence`): what
+/// [`copy`] wrote is then there for any access, and for another thread told so by a release
+/// store (which orders ordinary stores, not streaming ones).
 pub fn fence() {
     // SAFETY: `sfence` only orders stores; SSE is part of x86-64.
     #[cfg(target_arch = "x86_64")]
     unsafe {
         std::arch::x86_64::_mm_sfence()
     };
+}
+
+/// Runs [`fence`] when dropped: held across [`copy`]s, on every way out of the scope, a
+/// panic's included.
+#[derive(Debug)]
+pub struct Fence;
+
+impl Drop for Fence {
+    fn drop(&mut self) {
+        fence();
+    }
 }
