@@ -13,6 +13,7 @@
 # name and renamed only once it checks out, so DIR never holds a wrong or partial file under
 # a final name. Files already present and correct are not fetched again.
 set -euo pipefail
+shopt -u failglob # set through BASH_ENV, it would end the script at a glob that matches nothing
 
 dir=${1:-data}
 files=(
@@ -77,21 +78,19 @@ for entry in "${files[@]}"; do
     exit 1
   fi
 done
-# A fetch killed outright (kill -9: no trap runs) leaves its temporary file, named for its
-# process: removed here once that process is gone, never while another fetch is writing it.
+# A fetch killed outright (kill -9: no trap runs) leaves its temporary file (mktemp's
+# .NAME.gz.XXXXXX). One untouched for an hour is such a leftover: a live fetch writes as it
+# downloads (curl stops at 10 minutes), in this process namespace or another's.
+shopt -s nullglob
 for entry in "${files[@]}"; do
   read -r name _ <<<"$entry"
-  for stale in "$dir/.$name.gz."*.*; do
-    [ -f "$stale" ] || continue
-    pid=${stale%.*}
-    pid=${pid##*.}
-    case $pid in "" | *[!0-9]*) continue ;; esac
-    # kill -0 fails on a live process of another user too, saying so.
-    if ! err=$(kill -0 "$pid" 2>&1) && [[ $err != *"not permitted"* ]]; then
-      rm -f "$stale"
-    fi
+  for stale in "$dir/.$name.gz."??????; do
+    [[ ${stale##*.} =~ ^[A-Za-z0-9]{6}$ ]] && [ -f "$stale" ] && [ ! -L "$stale" ] || continue
+    [ -n "$(find "$stale" -prune -mmin +60 2>/dev/null)" ] || continue
+    rm -f "$stale" 2>/dev/null || say "$stale: a killed fetch's leftover; cannot remove it"
   done
 done
+shopt -u nullglob
 missing=()
 for entry in "${files[@]}"; do
   read -r name expected <<<"$entry"
@@ -100,7 +99,7 @@ for entry in "${files[@]}"; do
     say "$final: already present and correct"
     continue
   fi
-  tmp=$(mktemp "$dir/.$name.gz.$$.XXXXXX")
+  tmp=$(mktemp "$dir/.$name.gz.XXXXXX")
   trap 'rm -f "$tmp"' EXIT
   trap 'rm -f "$tmp"; exit 130' INT
   trap 'rm -f "$tmp"; exit 143' TERM

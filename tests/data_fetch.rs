@@ -78,23 +78,28 @@ fn a_folder_in_a_data_files_place_is_named() {
     assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 0, "nothing went into the folder");
 }
 
-/// A fetch killed with SIGKILL leaves its temporary file, named for its process: the next
-/// fetch removes it once that process is gone, and leaves one whose process still runs (a
-/// fetch writing into the same folder at this moment).
+/// A fetch killed with SIGKILL leaves its temporary file: the next fetch removes one untouched
+/// for over an hour, and leaves a fresh one (a fetch writing it now, perhaps from another PID
+/// namespace) and files of other names, however old.
 #[test]
-fn a_killed_fetchs_temporary_file_is_removed_a_live_ones_kept() {
+fn a_killed_fetchs_old_temporary_file_is_removed_a_fresh_ones_kept() {
     let (mirror, target) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut dead = Command::new("true").spawn().unwrap();
-    dead.wait().unwrap();
-    let live = std::process::id();
-    let dead_temp = target.path().join(format!(".train-images-idx3-ubyte.gz.{}.Ab12Cd", dead.id()));
-    let live_temp = target.path().join(format!(".t10k-labels-idx1-ubyte.gz.{live}.Ef34Gh"));
-    let other = target.path().join(".notes.gz.1.x");
-    for path in [&dead_temp, &live_temp, &other] {
-        std::fs::write(path, b"part of a download").unwrap();
+    let old = target.path().join(".train-images-idx3-ubyte.gz.Ab12Cd");
+    let fresh = target.path().join(".t10k-labels-idx1-ubyte.gz.Ef34Gh");
+    let not_ours =
+        [".train-labels-idx1-ubyte.gz.2024.bak", ".train-labels-idx1-ubyte.gz.Ab12C", ".notes.gz.Ab12Cd"];
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    for path in [&old, &fresh].into_iter().cloned().chain(not_ours.iter().map(|n| target.path().join(n))) {
+        let file = std::fs::File::create(&path).unwrap();
+        if path != fresh {
+            file.set_modified(two_hours_ago).unwrap();
+        }
     }
     let out = fetch_offline(target.path(), mirror.path());
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(!dead_temp.exists(), "the dead fetch's temporary file is removed");
-    assert!(live_temp.exists() && other.exists(), "a live fetch's file, and files not ours, stay");
+    assert!(!old.exists(), "the killed fetch's old temporary file is removed");
+    assert!(fresh.exists(), "a fresh temporary file stays");
+    for name in not_ours {
+        assert!(target.path().join(name).exists(), "{name}: not a temporary file of ours");
+    }
 }
