@@ -83,7 +83,8 @@ fn bad_flags_exit_2_naming_the_flag() {
     let out = tempfile::tempdir().unwrap();
     let file = out.path().join("a-file");
     std::fs::write(&file, "x").unwrap();
-    let cases: [(&[&str], &str); 12] = [
+    let deep = vec!["1"; 101].join(",");
+    let cases: [(&[&str], &str); 14] = [
         (&["--epochs", "0"], "--epochs"),
         (&["--batch-size", "0"], "--batch-size"),
         (&["--lr", "-1"], "--lr"),
@@ -94,7 +95,9 @@ fn bad_flags_exit_2_naming_the_flag() {
         (&["--layers", "128,0"], "--layers"),
         (&["--layers", "4000000000"], "--layers"),
         (&["--layers", "65536,65536"], "--layers 65536,65536: 8598519872 parameters; at most 268435456"),
+        (&["--layers", &deep], "hidden holds 101 widths (--layers); at most 100"),
         (&["--out", path_str(&file)], "a-file"),
+        (&["--out", d], "the --data folder"),
         (&["--no-such-flag"], "--no-such-flag"),
     ];
     for (args, needle) in cases {
@@ -102,8 +105,9 @@ fn bad_flags_exit_2_naming_the_flag() {
         all.extend(args);
         fails(&all, 2, &[needle]);
     }
-    // Nothing was written over the file that --out named.
+    // Nothing was written over the file that --out named, or into the data.
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
+    assert!(!data.path().join(".lock").exists(), "nothing written into the data folder");
     // A missing argument is named, on the one line.
     let out = dae().args(["eval"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -248,7 +252,9 @@ fn a_new_run_sets_the_previous_one_aside() {
 
 /// A new run whose first save fails part way (a disk that fills; here a limit on a file's size,
 /// `ulimit -f`, that the state file, written last, exceeds) removes what it wrote and puts the
-/// previous run back where it was, byte for byte, with no `<folder>.1` left behind.
+/// previous run back where it was, byte for byte, with no `<folder>.1` left behind; into a
+/// folder of its own making, it removes the folder (half a run, with no state to resume from,
+/// was left there).
 #[test]
 fn a_first_save_that_fails_puts_the_previous_run_back() {
     use std::os::unix::process::CommandExt;
@@ -274,25 +280,32 @@ fn a_first_save_that_fails_puts_the_previous_run_back() {
         before.iter().all(|(n, b)| n == "state.safetensors" || (b.len() as u64) < limit),
         "only the state exceeds it"
     );
-    let mut limited = dae();
-    // SAFETY: between fork and exec only `setrlimit` and `signal`, both async-signal-safe, run.
-    unsafe {
-        limited.pre_exec(move || {
-            let rlimit = libc::rlimit { rlim_cur: limit, rlim_max: limit };
-            libc::setrlimit(libc::RLIMIT_FSIZE, &rlimit);
-            // A write past the limit then fails with EFBIG instead of killing the process.
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            Ok(())
-        });
-    }
-    let output =
-        fails_as(limited, &[&args[..], &["2"]].concat(), 1, &["state.safetensors", "File too large"]);
+    let limited = || {
+        let mut limited = dae();
+        // SAFETY: between fork and exec only `setrlimit` and `signal`, both async-signal-safe, run.
+        unsafe {
+            limited.pre_exec(move || {
+                let rlimit = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+                libc::setrlimit(libc::RLIMIT_FSIZE, &rlimit);
+                // A write past the limit then fails with EFBIG instead of killing the process.
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+        limited
+    };
+    let too_large = ["state.safetensors", "File too large"];
+    let output = fails_as(limited(), &[&args[..], &["2"]].concat(), 1, &too_large);
     assert!(
         !String::from_utf8_lossy(&output.stdout).contains("is now in"),
         "nothing was said to be set aside"
     );
     assert!(before == files(), "the previous run is back, unchanged, and nothing of the new one is left");
     assert!(!data.path().join("run.1").exists(), "no folder set aside is left");
+
+    let new = data.path().join("new");
+    fails_as(limited(), &["--data", d, "--out", path_str(&new), "--epochs", "1"], 1, &too_large);
+    assert!(!new.exists(), "the folder it made is gone");
 }
 
 /// One step an epoch (the whole set in a batch) with a huge rate: the step's own loss is
@@ -308,7 +321,7 @@ fn a_validation_loss_that_is_not_finite_stops_the_run_and_saves_nothing() {
         1,
         &["the validation loss became", "after epoch 1", "--lr"],
     );
-    assert!(!out.join("metrics.json").exists() && !out.join("state.safetensors").exists());
+    assert!(!out.exists(), "the folder it made is gone, its lock file with it");
 }
 
 #[test]
@@ -1470,6 +1483,28 @@ fn training_that_needs_more_memory_than_there_is_is_refused_saying_what_fits() {
     fails_as(dae_within("64MiB"), &dense, 2, &["--layers 4096,4096", "not even one image a step fits"]);
     fails_as(dae_within("8 parsecs"), &dense, 2, &["DAE_MEMORY=8 parsecs: expected a size"]);
     fails_as(dae_within("0"), &dense, 2, &["DAE_MEMORY=0: expected a size of 1 byte or more"]);
+}
+
+/// A plain (not gzipped) data file whose body is larger than the memory there is is refused by
+/// its header, before any of it is read (one whose header declared 2.8 GB was read whole first).
+#[test]
+fn a_plain_data_file_larger_than_memory_is_refused_before_it_is_read() {
+    let data = tempfile::tempdir().unwrap();
+    common::write_dataset(data.path(), &common::bars_dataset_of_side(16, 16, 4));
+    let images = data.path().join("train-images-idx3-ubyte.gz");
+    let mut plain = vec![0, 0, 0x08, 3];
+    [128u32, 128, 128].iter().for_each(|d| plain.extend(d.to_be_bytes()));
+    plain.resize(plain.len() + 128 * 128 * 128, 7);
+    std::fs::write(&images, plain).unwrap();
+    let (d, out) = (path_str(data.path()), data.path().join("run"));
+    let args = ["--data", d, "--out", path_str(&out), "--epochs", "1"];
+    let needles = [
+        path_str(&images),
+        "the body of dimensions [128, 128, 128] its header declares needs 2.0 MiB of memory",
+        "DAE_MEMORY allows 1.0 MiB",
+    ];
+    fails_as(dae_within("1MiB"), &args, 1, &needles);
+    assert!(!out.exists(), "a refused run makes no folder");
 }
 
 /// A hand-made model too large for the memory there is, 1 → 4096 channels of 1×1 kernels (an

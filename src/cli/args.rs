@@ -82,7 +82,8 @@ struct TrainArgs {
     /// transposed convolutions back up; for images whose sides divide by 4 and are 8 or more).
     #[arg(long, default_value = "dense")]
     arch: Arch,
-    /// The dense model's hidden widths, comma-separated, each 1 to 65,536; the decoder mirrors them.
+    /// The dense model's hidden widths, comma-separated, each 1 to 65,536, at most 100 of them; the
+    /// decoder mirrors them.
     #[arg(long, default_value = "128,64,32", value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=65_536))]
     layers: Vec<u32>,
     /// Folder with the four MNIST-format files (as ./data-fetch.sh leaves them).

@@ -89,6 +89,10 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
     // refused command leaves nothing behind.
     let data = Mnist::load(&plan.data)?;
     if plan.resume.is_none() {
+        let canonical = |p: &Path| std::fs::canonicalize(p).ok();
+        if canonical(&out).is_some_and(|o| Some(o) == canonical(&plan.data)) {
+            return Err(Failure::Usage(format!("--out {}: the --data folder; name another", out.display())));
+        }
         plan.config.check().map_err(Failure::Usage)?;
         if plan.config.arch == Arch::Conv && plan.given.contains(&"layers") {
             return Err(Failure::Usage(CONV_HAS_NO_LAYERS.to_string()));
@@ -100,6 +104,8 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
     let stopper = Stopper::install(&out)?;
     let created = !out.exists();
     prepare_out(&out)?;
+    // A run that ends before it saves anything takes the folder it made with it.
+    let mut made = created.then(|| MadeFolder { path: out.clone(), keep: false });
     let lock =
         RunLock::acquire(&out).map_err(|e| Failure::Error(anyhow!("{flag} {}: {e}", out.display())))?;
     // A run that was killed before renaming its temporary files left them; the folder is ours now.
@@ -125,19 +131,26 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
     // A previous run in the folder is set aside when this one first has something to save: a
     // run that fails before then (its first epoch diverged) leaves it in place, and so does one
     // whose first save fails (a full disk): what it wrote goes, and the previous run comes back.
-    let mut previous_in_place = plan.resume.is_none();
+    let mut first_save = plan.resume.is_none();
     let mut save_run = |trainer: &Trainer, metrics: &Metrics, snapshots: &Snapshots, samples: &[_; 3]| {
-        let aside = if std::mem::take(&mut previous_in_place) { set_aside_previous_run(&out)? } else { None };
+        let first = std::mem::take(&mut first_save);
+        let aside = if first { set_aside_previous_run(&out)? } else { None };
         let saved = save(&out, trainer, metrics, snapshots, samples);
         match (&aside, &saved) {
             (Some(aside), Ok(())) => {
                 say!("the run that was in {} is now in {}", out.display(), aside.display())
             }
-            (Some(aside), Err(_)) => {
+            (_, Err(_)) if first => {
+                // Half a run (no state file to resume from) would be set aside later as a run.
                 RUN_FILES.iter().for_each(|f| drop(std::fs::remove_file(out.join(f))));
-                move_back(aside, &out, &RUN_FILES);
+                if let Some(aside) = &aside {
+                    move_back(aside, &out, &RUN_FILES);
+                }
             }
-            (None, _) => {}
+            _ => {}
+        }
+        if saved.is_ok() {
+            made.iter_mut().for_each(|made| made.keep = true);
         }
         saved
     };
@@ -167,12 +180,8 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
             Ok(stats) => stats,
             Err(TrainError::Interrupted(progress)) if progress.epoch == 0 && progress.step == 0 => {
                 // Nothing trained, nothing to save: a previous run in the folder stays, and a
-                // folder this run made goes.
-                if created {
-                    drop(lock);
-                    let _ = std::fs::remove_file(out.join(".lock"));
-                    let _ = std::fs::remove_dir(&out);
-                }
+                // folder this run made goes (`MadeFolder`).
+                drop(lock);
                 say_err!("interrupted by {} before the first step; nothing was saved", stopper.signal_name());
                 return Err(stopper.failure());
             }
@@ -567,6 +576,23 @@ fn set_aside_previous_run(out: &Path) -> Result<Option<PathBuf>, Failure> {
         }
     }
     Ok(Some(aside))
+}
+
+/// A run folder this run made: removed when dropped, with its lock file, unless `keep` (the
+/// run saved into it) or something else is in it.
+#[derive(Debug)]
+struct MadeFolder {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl Drop for MadeFolder {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_file(self.path.join(".lock"));
+            let _ = std::fs::remove_dir(&self.path);
+        }
+    }
 }
 
 /// Moves the `files` that are in `aside` back into `out` and removes `aside`: a run set aside

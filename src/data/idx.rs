@@ -3,9 +3,9 @@
 //! An IDX file is a 4-byte magic (`0x00 0x00`, a dtype byte, the rank), one big-endian `u32` per
 //! dimension, then the items in row-major order. We read only `u8` data, the dtype of every
 //! MNIST-like set. Every header field is checked against the bytes actually present before the
-//! body is kept, so a lying header cannot make us allocate, and a gzipped body larger than the
-//! memory there is (a small gzip file can unpack to gigabytes) is refused before it is read; bad
-//! input is an [`IdxError`], never a panic. Whether a file is gzipped is decided by its first
+//! body is kept, so a lying header cannot make us allocate, and a body larger than the memory
+//! there is (a small gzip file can unpack to gigabytes; a plain file can be larger than memory)
+//! is refused before it is read; bad input is an [`IdxError`], never a panic. Whether a file is gzipped is decided by its first
 //! bytes, not its name; a gzip file may hold several members, one after another (what `cat a.gz
 //! b.gz` makes), and anything after the last member is an error.
 
@@ -83,7 +83,7 @@ pub enum IdxErrorKind {
         /// The rank in the file.
         found: usize,
     },
-    /// A gzipped body larger than the memory a command may take ([`memory::limit`]).
+    /// A body larger than the memory a command may take ([`memory::limit`]).
     #[error("{0}")]
     OutOfMemory(String),
     /// Dimensions whose product does not fit in memory's address space.
@@ -104,7 +104,9 @@ impl IdxError {
 /// Reads the IDX file at `path`, gzipped or not.
 pub fn read(path: &Path) -> Result<Idx, IdxError> {
     let file = File::open(path).map_err(|e| IdxError::new(path, e.into()))?;
-    read_from(BufReader::new(file)).map_err(|kind| IdxError::new(path, kind))
+    // A regular file's length tells a lying header at once; a pipe's is not known.
+    let length = file.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
+    read_with_length(BufReader::new(file), length).map_err(|kind| IdxError::new(path, kind))
 }
 
 /// Reads an IDX file of rank `rank` at `path`.
@@ -119,16 +121,31 @@ pub fn read_rank(path: &Path, rank: usize) -> Result<Idx, IdxError> {
 
 /// Reads IDX bytes from any reader, gunzipping them first (every member) if they start with
 /// gzip's magic.
-pub fn read_from(mut reader: impl io::BufRead) -> Result<Idx, IdxErrorKind> {
+pub fn read_from(reader: impl io::BufRead) -> Result<Idx, IdxErrorKind> {
+    read_with_length(reader, None)
+}
+
+/// [`read_from`], for bytes whose count is `length` if it is known.
+fn read_with_length(mut reader: impl io::BufRead, length: Option<u64>) -> Result<Idx, IdxErrorKind> {
     if reader.fill_buf()?.starts_with(&GZIP_MAGIC) {
         let mut gz = BufReader::new(MultiGzDecoder::new(reader));
-        parse(&mut gz, true)
+        parse(&mut gz, Stored::Gzipped)
     } else {
-        parse(&mut reader, false)
+        parse(&mut reader, Stored::Plain { length })
     }
 }
 
-fn parse(reader: &mut impl Read, gzipped: bool) -> Result<Idx, IdxErrorKind> {
+/// How the bytes [`parse`] reads were stored.
+#[derive(Debug, Clone, Copy)]
+enum Stored {
+    /// Gzipped: what is read is unpacked, of a length no file says.
+    Gzipped,
+    /// As they are, `length` bytes in all if that is known (a file's, not a pipe's).
+    Plain { length: Option<u64> },
+}
+
+fn parse(reader: &mut impl Read, stored: Stored) -> Result<Idx, IdxErrorKind> {
+    let gzipped = matches!(stored, Stored::Gzipped);
     let io_kind = |e: io::Error| {
         if gzipped { IdxErrorKind::Gzip(e) } else { e.into() }
     };
@@ -162,12 +179,23 @@ fn parse(reader: &mut impl Read, gzipped: bool) -> Result<Idx, IdxErrorKind> {
         .try_fold(1u64, |n, &d| n.checked_mul(u64::from(d)))
         .filter(|&n| usize::try_from(n).is_ok() && n.checked_add(header_len + 1).is_some())
         .ok_or_else(|| IdxErrorKind::TooLarge { dims: dims32.clone() })?;
-    // A plain file holds its body, and the vector below grows only as its bytes arrive; a small
-    // gzip file can unpack to a thousand times its size.
-    if gzipped {
-        let what = || format!("unpacked, the body of dimensions {dims32:?} its header declares");
-        memory::check(header_len + body_len, what).map_err(IdxErrorKind::OutOfMemory)?;
+    // A plain file shorter or longer than its header says is refused before any of it is read.
+    if let Stored::Plain { length: Some(length) } = stored {
+        let expected = header_len + body_len;
+        if length < expected {
+            return Err(IdxErrorKind::Truncated { expected, found: length });
+        }
+        if length > expected {
+            return Err(IdxErrorKind::TrailingData { expected });
+        }
     }
+    // A body larger than memory is refused before it is read: a small gzip file can unpack to a
+    // thousand times its size, and a plain file can be larger than memory.
+    let what = || {
+        let unpacked = if gzipped { "unpacked, " } else { "" };
+        format!("{unpacked}the body of dimensions {dims32:?} its header declares")
+    };
+    memory::check(header_len + body_len, what).map_err(IdxErrorKind::OutOfMemory)?;
     // Read at most one byte more than promised: the vector grows only as real bytes arrive.
     let mut data = Vec::new();
     reader.take(body_len + 1).read_to_end(&mut data).map_err(io_kind)?;

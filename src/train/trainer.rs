@@ -145,6 +145,9 @@ impl Default for Config {
     }
 }
 
+/// The most hidden widths a dense model takes (twice as many layers, the decoder's included).
+pub const MAX_HIDDEN: usize = 100;
+
 impl Config {
     /// Whether the settings are ones the command line accepts, whatever file they came from:
     /// the reason in a line if not, naming the setting.
@@ -160,6 +163,14 @@ impl Config {
         }
         if self.hidden.is_empty() {
             return Err("hidden holds no widths".to_string());
+        }
+        // Deeper than any autoencoder needs, and short of a state file whose header the
+        // safetensors format refuses to read (120,000 widths made one of 115 MB).
+        if self.hidden.len() > MAX_HIDDEN {
+            return Err(format!(
+                "hidden holds {} widths (--layers); at most {MAX_HIDDEN}",
+                self.hidden.len()
+            ));
         }
         self.hidden.iter().try_for_each(|&w| in_range("a hidden width of", w, 65_536))
     }
