@@ -1025,6 +1025,40 @@ fn help_lines_are_wrapped() {
     }
 }
 
+/// A command other than training that a signal ends removes the temporary file it was writing:
+/// `encode` of 20,000 images by a conv model, SIGTERM once its `.partial` file is there (which
+/// was left, empty, beside the CSV).
+#[test]
+fn sigterm_during_encode_leaves_no_temporary_file() {
+    let data = tempfile::tempdir().unwrap();
+    common::write_dataset(data.path(), &common::bars_dataset_of_side(16, 28, 4));
+    let (d, run) = (path_str(data.path()), data.path().join("run"));
+    let train = ["--data", d, "--out", path_str(&run), "--epochs", "1", "--arch", "conv"];
+    assert!(dae().args(train).output().unwrap().status.success());
+    let many = tempfile::tempdir().unwrap();
+    common::write_dataset(many.path(), &common::bars_dataset_of_side(16, 28, 20_000));
+    let (out, model) = (many.path().join("codes"), run.join("model.safetensors"));
+    let encode = ["encode", "--model", path_str(&model), "--data", path_str(many.path())];
+    let csv = out.join("codes.csv");
+    let child = dae().args(encode).arg("--out").arg(&csv).stderr(Stdio::piped()).spawn().unwrap();
+    let partial = || {
+        let names = std::fs::read_dir(&out).into_iter().flatten().map(|e| e.unwrap().file_name());
+        names.filter(|n| n.to_string_lossy().ends_with(".partial")).count()
+    };
+    let start = Instant::now();
+    while partial() == 0 && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(partial(), 1, "encode writes through a temporary file");
+    signal(&child, "TERM");
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
+    assert_eq!(partial(), 0, "the temporary file is gone");
+    assert!(!csv.exists(), "no CSV, whole or half");
+}
+
 /// SIGTERM during the end-of-run work (here the report's measurements of a wide model, seconds
 /// long) ends the process at once with SIGTERM's 143, leaving the last epoch's files whole.
 #[test]

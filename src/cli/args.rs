@@ -322,7 +322,12 @@ fn given(matches: &clap::ArgMatches) -> Vec<&'static str> {
 }
 
 fn run(cli: Cli, given: Vec<&'static str>, threads: usize) -> Result<(), Failure> {
-    match cli.command.unwrap_or(Command::Train(cli.train)) {
+    let command = cli.command.unwrap_or(Command::Train(cli.train));
+    // Training stops on a signal at its next step and saves (`Stopper`); the rest end at once.
+    if !matches!(command, Command::Train(_)) {
+        crate::cli::signals::end_on_signals()?;
+    }
+    match command {
         Command::Train(t) => {
             let plan = commands::Training {
                 config: t.config(),

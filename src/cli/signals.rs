@@ -2,7 +2,8 @@
 //! terminal (SIGHUP) let the step under way finish and the run save; the process then exits with
 //! 128 plus the signal's number, as the shell reports a process the signal ended: 130, 143, 129.
 //! A signal the process was started ignoring (`nohup` ignores SIGHUP, a shell's `&` SIGINT)
-//! stays ignored.
+//! stays ignored. The other commands end at once on these signals ([`end_on_signals`]); every
+//! command removes the temporary file it was writing before it ends so.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use signal_hook::iterator::Signals;
 use signal_hook::low_level::signal_name;
 
 use crate::cli::commands::Failure;
+use crate::files::output::remove_partial_files;
 
 /// The run's epochs are under way: a signal sets the interrupt flag.
 const TRAINING: u8 = 0;
@@ -53,6 +55,7 @@ impl Stopper {
                 // flag there ([`Stopper::epochs_done`]) and acts; exactly one of the two does.
                 interrupt.store(true, Ordering::SeqCst);
                 if stage.compare_exchange(ENDING, HANDLED, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                    remove_partial_files();
                     let name = signal_name(caught).unwrap_or("a signal");
                     say_err!(
                         "interrupted by {name} after the last epoch; saved in {out}; 'dae report {out}' makes its report"
@@ -87,6 +90,21 @@ impl Stopper {
     pub fn failure(&self) -> Failure {
         Failure::Interrupted(self.signal.load(Ordering::SeqCst))
     }
+}
+
+/// Ends the process on SIGINT, SIGTERM and SIGHUP (those not ignored) from now on, as the
+/// signal would, with 128 plus its number, but first removes the temporary file being written
+/// (without this, `encode` interrupted left `.dae-<pid>-XXXXXX.partial` beside its CSV).
+pub fn end_on_signals() -> std::io::Result<()> {
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP].into_iter().filter(|&s| !ignored(s)))?;
+    std::thread::spawn(move || {
+        if let Some(caught) = signals.forever().next() {
+            remove_partial_files();
+            say_err!("interrupted by {}", signal_name(caught).unwrap_or("a signal"));
+            std::process::exit(128 + caught);
+        }
+    });
+    Ok(())
 }
 
 /// Whether `signal` is ignored: so the process was started (`nohup`, a shell's `&`), and a

@@ -1,12 +1,14 @@
 //! Atomic writes, and `metrics.json`.
 //!
 //! Every file a run leaves is written to a temporary name in the same folder, then renamed into
-//! place, so a crash never leaves half a file under the final name. Model files are laid out by
+//! place, so a crash never leaves half a file under the final name, and a signal that ends the
+//! process leaves no temporary one ([`remove_partial_files`]). Model files are laid out by
 //! [`crate::files::checkpoint`] and images by [`crate::files::pngio`]; both write through [`write_atomic`].
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use tempfile::NamedTempFile;
@@ -16,6 +18,7 @@ use crate::train::{Config, Engine, EpochStats};
 /// Writes `path` atomically with whatever `write` puts into the temporary file.
 pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
     let mut file = temp_file_in(folder_of(path))?;
+    let _partial = Partial::new(file.path());
     {
         let mut buffered = io::BufWriter::new(file.as_file_mut());
         write(&mut buffered)?;
@@ -24,6 +27,33 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Resul
     file.as_file().sync_all()?;
     file.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// The temporary files [`write_atomic`] is writing now, for [`remove_partial_files`].
+static PARTIAL: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// A temporary file listed in [`PARTIAL`] while it is written; dropped, it leaves the list.
+struct Partial(PathBuf);
+
+impl Partial {
+    fn new(path: &Path) -> Partial {
+        PARTIAL.lock().unwrap_or_else(|e| e.into_inner()).push(path.to_path_buf());
+        Partial(path.to_path_buf())
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        PARTIAL.lock().unwrap_or_else(|e| e.into_inner()).retain(|p| *p != self.0);
+    }
+}
+
+/// Removes the temporary files being written now, for a signal that is about to end the
+/// process (`std::process::exit` runs no destructor that would).
+pub fn remove_partial_files() {
+    for path in PARTIAL.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// The folder `path` lies in: its parent, or `.` for a bare file name.
