@@ -14,7 +14,7 @@ use signal_hook::iterator::Signals;
 use signal_hook::low_level::signal_name;
 
 use crate::cli::commands::Failure;
-use crate::files::output::remove_partial_files;
+use crate::files::output::exit_removing_partial_files;
 
 /// The run's epochs are under way: a signal sets the interrupt flag.
 const TRAINING: u8 = 0;
@@ -55,12 +55,11 @@ impl Stopper {
                 // flag there ([`Stopper::epochs_done`]) and acts; exactly one of the two does.
                 interrupt.store(true, Ordering::SeqCst);
                 if stage.compare_exchange(ENDING, HANDLED, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
-                    remove_partial_files();
                     let name = signal_name(caught).unwrap_or("a signal");
                     say_err!(
                         "interrupted by {name} after the last epoch; saved in {out}; 'dae report {out}' makes its report"
                     );
-                    std::process::exit(128 + caught);
+                    exit_removing_partial_files(128 + caught);
                 }
             }
         });
@@ -99,9 +98,8 @@ pub fn end_on_signals() -> std::io::Result<()> {
     let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP].into_iter().filter(|&s| !ignored(s)))?;
     std::thread::spawn(move || {
         if let Some(caught) = signals.forever().next() {
-            remove_partial_files();
             say_err!("interrupted by {}", signal_name(caught).unwrap_or("a signal"));
-            std::process::exit(128 + caught);
+            exit_removing_partial_files(128 + caught);
         }
     });
     Ok(())

@@ -2,7 +2,7 @@
 //!
 //! Every file a run leaves is written to a temporary name in the same folder, then renamed into
 //! place, so a crash never leaves half a file under the final name, and a signal that ends the
-//! process leaves no temporary one ([`remove_partial_files`]). Model files are laid out by
+//! process leaves no temporary one ([`exit_removing_partial_files`]). Model files are laid out by
 //! [`crate::files::checkpoint`] and images by [`crate::files::pngio`]; both write through [`write_atomic`].
 
 use std::fs::{File, OpenOptions, TryLockError};
@@ -17,8 +17,13 @@ use crate::train::{Config, Engine, EpochStats};
 
 /// Writes `path` atomically with whatever `write` puts into the temporary file.
 pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
-    let mut file = temp_file_in(folder_of(path))?;
-    let _partial = Partial::new(file.path());
+    let (mut file, _writing) = {
+        // Made under the lock, so that an exit that holds it sees every temporary file.
+        let mut writing = WRITING.lock().unwrap_or_else(|e| e.into_inner());
+        let file = temp_file_in(folder_of(path))?;
+        writing.push(folder_of(path).to_path_buf());
+        (file, Writing(folder_of(path).to_path_buf()))
+    };
     {
         let mut buffered = io::BufWriter::new(file.as_file_mut());
         write(&mut buffered)?;
@@ -29,31 +34,37 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Resul
     Ok(())
 }
 
-/// The temporary files [`write_atomic`] is writing now, for [`remove_partial_files`].
-static PARTIAL: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// The folder of each temporary file [`write_atomic`] is writing now, for
+/// [`exit_removing_partial_files`].
+static WRITING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
-/// A temporary file listed in [`PARTIAL`] while it is written; dropped, it leaves the list.
-struct Partial(PathBuf);
+/// A temporary file's folder, listed in [`WRITING`] while the file is written.
+struct Writing(PathBuf);
 
-impl Partial {
-    fn new(path: &Path) -> Partial {
-        PARTIAL.lock().unwrap_or_else(|e| e.into_inner()).push(path.to_path_buf());
-        Partial(path.to_path_buf())
-    }
-}
-
-impl Drop for Partial {
+impl Drop for Writing {
     fn drop(&mut self) {
-        PARTIAL.lock().unwrap_or_else(|e| e.into_inner()).retain(|p| *p != self.0);
+        let mut writing = WRITING.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = writing.iter().position(|folder| *folder == self.0) {
+            writing.swap_remove(i);
+        }
     }
 }
 
-/// Removes the temporary files being written now, for a signal that is about to end the
-/// process (`std::process::exit` runs no destructor that would).
-pub fn remove_partial_files() {
-    for path in PARTIAL.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
-        let _ = std::fs::remove_file(path);
+/// Ends the process with `code` (for a signal: `std::process::exit` runs no destructor), first
+/// removing this process's temporary files from every folder [`write_atomic`] is writing in. It
+/// holds the lock under which `write_atomic` makes them to the end, so none is begun after it
+/// looked.
+pub fn exit_removing_partial_files(code: i32) -> ! {
+    let writing = WRITING.lock().unwrap_or_else(|e| e.into_inner());
+    for folder in writing.iter() {
+        let names = std::fs::read_dir(folder).into_iter().flatten().flatten();
+        for entry in
+            names.filter(|e| temp_writer(&e.file_name().to_string_lossy()) == Some(std::process::id()))
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
+    std::process::exit(code)
 }
 
 /// The folder `path` lies in: its parent, or `.` for a bare file name.
