@@ -880,6 +880,11 @@ fn only_our_dead_writers_temporary_files_are_removed() {
     assert!(!dir.path().join(".lock").exists(), "no lock left in a folder that is not a run");
 
     let (data, run) = one_epoch();
+    // Nor one that holds a run's metrics.json but not its state.
+    std::fs::copy(run.join("metrics.json"), dir.path().join("metrics.json")).unwrap();
+    let (d, only_metrics) = (path_str(data.path()), path_str(dir.path()));
+    fails(&["report", only_metrics, "--data", d], 1, &["state.safetensors"]);
+    assert!(!dir.path().join(".lock").exists(), "no lock left beside a metrics.json alone");
     let dead = run.join(format!(".dae-{}-XyZ789.partial", dead_pid()));
     let live = run.join(format!(".dae-{}-XyZ789.partial", std::process::id()));
     let foreign =
