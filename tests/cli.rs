@@ -1030,6 +1030,30 @@ fn help_lines_are_wrapped() {
     }
 }
 
+/// An `encode` whose CSV cannot be written (here a limit on a file's size, `ulimit -f`; a full
+/// disk alike) leaves no folder it made for it behind.
+#[test]
+fn an_encode_that_cannot_write_removes_the_folders_it_made() {
+    use std::os::unix::process::CommandExt;
+    let (data, run) = one_epoch();
+    let csv = data.path().join("codes/of/run/codes.csv");
+    let mut limited = dae();
+    // SAFETY: between fork and exec only `setrlimit` and `signal`, both async-signal-safe, run.
+    unsafe {
+        limited.pre_exec(|| {
+            let rlimit = libc::rlimit { rlim_cur: 100, rlim_max: 100 };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &rlimit);
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let model = run.join("model.safetensors");
+    let args =
+        ["encode", "--model", path_str(&model), "--data", path_str(data.path()), "--out", path_str(&csv)];
+    fails_as(limited, &args, 1, &["codes.csv", "File too large"]);
+    assert!(!data.path().join("codes").exists(), "the folders it made are gone");
+}
+
 /// A command other than training that a signal ends removes the temporary file it was writing:
 /// `encode` of 20,000 images by a conv model, SIGTERM once its `.partial` file is there (which
 /// was left, empty, beside the CSV).

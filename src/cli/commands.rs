@@ -102,10 +102,8 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
     }
     // From here on a signal stops the run cleanly, at the first step if it comes before it.
     let stopper = Stopper::install(&out)?;
-    let created = !out.exists();
-    prepare_out(&out)?;
-    // A run that ends before it saves anything takes the folder it made with it.
-    let mut made = created.then(|| MadeFolder { path: out.clone(), keep: false });
+    // A run that ends before it saves anything takes the folders it made with it.
+    let mut made = prepare_out(&out)?;
     let lock =
         RunLock::acquire(&out).map_err(|e| Failure::Error(anyhow!("{flag} {}: {e}", out.display())))?;
     // A run that was killed before renaming its temporary files left them; the folder is ours now.
@@ -150,7 +148,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
             _ => {}
         }
         if saved.is_ok() {
-            made.iter_mut().for_each(|made| made.keep = true);
+            made.keep = true;
         }
         saved
     };
@@ -180,7 +178,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
             Ok(stats) => stats,
             Err(TrainError::Interrupted(progress)) if progress.epoch == 0 && progress.step == 0 => {
                 // Nothing trained, nothing to save: a previous run in the folder stays, and a
-                // folder this run made goes (`MadeFolder`).
+                // folder this run made goes (`MadeFolders`).
                 drop(lock);
                 say_err!("interrupted by {} before the first step; nothing was saved", stopper.signal_name());
                 return Err(stopper.failure());
@@ -592,19 +590,33 @@ fn set_aside_previous_run(out: &Path) -> Result<Option<PathBuf>, Failure> {
     Ok(Some(aside))
 }
 
-/// A run folder this run made: removed when dropped, with its lock file, unless `keep` (the
-/// run saved into it) or something else is in it.
+/// The folders a command made for its output, the deepest first: removed when dropped, each
+/// with a run's lock file, unless `keep` (the command wrote into them) or something else is in
+/// them, so a command that fails leaves no empty folders behind.
 #[derive(Debug)]
-struct MadeFolder {
-    path: PathBuf,
+struct MadeFolders {
+    made: Vec<PathBuf>,
     keep: bool,
 }
 
-impl Drop for MadeFolder {
+impl MadeFolders {
+    /// Makes the folder `path` and those above it that are missing.
+    fn create(path: &Path) -> std::io::Result<MadeFolders> {
+        let missing = path.ancestors().take_while(|p| !p.as_os_str().is_empty() && !p.exists());
+        // Listed first: the folders made before a failure are removed too.
+        let made = MadeFolders { made: missing.map(Path::to_path_buf).collect(), keep: false };
+        std::fs::create_dir_all(path)?;
+        Ok(made)
+    }
+}
+
+impl Drop for MadeFolders {
     fn drop(&mut self) {
         if !self.keep {
-            let _ = std::fs::remove_file(self.path.join(".lock"));
-            let _ = std::fs::remove_dir(&self.path);
+            for folder in &self.made {
+                let _ = std::fs::remove_file(folder.join(".lock"));
+                let _ = std::fs::remove_dir(folder);
+            }
         }
     }
 }
@@ -871,10 +883,11 @@ pub fn denoise(
         let said = format!("{} -> {} ({}, {how})", path.display(), target.display(), picture.kind);
         files.push((target, png(target, (rows, cols), output.as_slice().expect("contiguous"))?, said));
     }
-    prepare_out(out)?;
+    let mut made = prepare_out(out)?;
     remove_stale_temps(out).with_context(|| format!("--out {}: cannot clear", out.display()))?;
     for (target, bytes, said) in files {
         write_atomic(target, |w| w.write_all(&bytes)).with_context(|| cannot_write(target))?;
+        made.keep = true;
         say!("{said}");
     }
     Ok(())
@@ -983,7 +996,8 @@ pub fn encode(model: &Path, data: &Path, out: &Path) -> Result<(), Failure> {
     let data = Mnist::load(data)?;
     let net = checkpoint::load(model)?;
     check_fits(&net, checkpoint::image_shape(model)?, &data, model)?;
-    std::fs::create_dir_all(parent).with_context(|| format!("--out {}: cannot create", parent.display()))?;
+    let mut made =
+        MadeFolders::create(parent).with_context(|| format!("--out {}: cannot create", parent.display()))?;
     // What encodes killed before renaming their temporary files left beside it.
     remove_stale_temps(parent).with_context(|| format!("--out {}: cannot clear", parent.display()))?;
     // Encoded once the temporary file is made: a folder it cannot be made in fails at once.
@@ -1003,6 +1017,7 @@ pub fn encode(model: &Path, data: &Path, out: &Path) -> Result<(), Failure> {
         csv.flush()
     })
     .with_context(|| cannot_write(out))?;
+    made.keep = true;
     let (rows, numbers) = (plural(shape.0, "code"), plural(shape.1, "number"));
     say!("wrote {rows} of {numbers} to {}", out.display());
     Ok(())
@@ -1126,12 +1141,11 @@ fn cannot_write(path: &Path) -> String {
     format!("{}: cannot write", path.display())
 }
 
-/// Creates `out` unless it exists as a folder; a file, or a link to nothing, there is a usage
-/// error.
-fn prepare_out(out: &Path) -> Result<(), Failure> {
+/// Creates `out` unless it exists as a folder, returning the folders it made; a file, or a link
+/// to nothing, there is a usage error.
+fn prepare_out(out: &Path) -> Result<MadeFolders, Failure> {
     check_out_folder(out)?;
-    std::fs::create_dir_all(out).with_context(|| format!("--out {}: cannot create", out.display()))?;
-    Ok(())
+    Ok(MadeFolders::create(out).with_context(|| format!("--out {}: cannot create", out.display()))?)
 }
 
 /// A usage error unless `out` is a folder, or nothing (not a link to nothing).
