@@ -1030,6 +1030,35 @@ fn help_lines_are_wrapped() {
     }
 }
 
+/// A failed command removes only the folders its own `mkdir` made: not a user's empty folder
+/// reached through `..`, and not the lock file or folder of a run that holds it (a refused run
+/// into `ghost/../busy` removed the running one's `.lock`, and a third run then took its folder).
+#[test]
+fn a_failed_run_removes_no_folder_and_no_lock_it_did_not_make() {
+    let data = dataset(256);
+    let (d, root) = (path_str(data.path()), data.path());
+    std::fs::create_dir(root.join("keepme")).unwrap();
+    let keepme = root.join("ghost/../keepme");
+    let args =
+        ["--data", d, "--out", path_str(&keepme), "--epochs", "1", "--batch-size", "100000", "--lr", "1e30"];
+    fails(&args, 1, &["the validation loss became"]);
+    assert!(root.join("keepme").is_dir(), "the user's folder stays");
+    assert!(!root.join("ghost").exists(), "the folder it made goes");
+
+    let busy = root.join("busy");
+    std::fs::create_dir(&busy).unwrap();
+    let held = std::fs::File::create(busy.join(".lock")).unwrap();
+    held.try_lock().unwrap();
+    let refused = root.join("ghost/../busy");
+    fails(
+        &["--data", d, "--out", path_str(&refused), "--epochs", "1"],
+        1,
+        &["another run is writing into it"],
+    );
+    assert!(busy.join(".lock").is_file(), "the holder's lock file stays");
+    assert!(!root.join("ghost").exists(), "the folder it made goes");
+}
+
 /// An `encode` whose CSV cannot be written (here a limit on a file's size, `ulimit -f`; a full
 /// disk alike) leaves no folder it made for it behind.
 #[test]

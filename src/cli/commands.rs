@@ -106,6 +106,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
     let mut made = prepare_out(&out)?;
     let lock =
         RunLock::acquire(&out).map_err(|e| Failure::Error(anyhow!("{flag} {}: {e}", out.display())))?;
+    made.hold(&out, lock);
     // A run that was killed before renaming its temporary files left them; the folder is ours now.
     remove_stale_temps(&out).with_context(|| format!("{flag} {}: cannot clear", out.display()))?;
     let (trainer, mut metrics, mut snapshots) = match &plan.resume {
@@ -179,7 +180,6 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
             Err(TrainError::Interrupted(progress)) if progress.epoch == 0 && progress.step == 0 => {
                 // Nothing trained, nothing to save: a previous run in the folder stays, and a
                 // folder this run made goes (`MadeFolders`).
-                drop(lock);
                 say_err!("interrupted by {} before the first step; nothing was saved", stopper.signal_name());
                 return Err(stopper.failure());
             }
@@ -590,33 +590,55 @@ fn set_aside_previous_run(out: &Path) -> Result<Option<PathBuf>, Failure> {
     Ok(Some(aside))
 }
 
-/// The folders a command made for its output, the deepest first: removed when dropped, each
-/// with a run's lock file, unless `keep` (the command wrote into them) or something else is in
-/// them, so a command that fails leaves no empty folders behind.
+/// The folders this process made for a command's output, the deepest first: removed when
+/// dropped, if still empty, unless `keep` (the command wrote into them), so a command that fails
+/// leaves no empty folders behind. Only folders its own `mkdir` made are listed: one that was
+/// there, or that another process made first, is never removed (`--out ghost/../mine` removed
+/// the user's empty `mine`, and a refused run the folder of the run that held it).
 #[derive(Debug)]
 struct MadeFolders {
     made: Vec<PathBuf>,
     keep: bool,
+    /// A run folder and the lock this process holds on it, released after the folders go: if
+    /// this process made the folder, its lock file goes with it, removed while still held.
+    lock: Option<(PathBuf, RunLock)>,
 }
 
 impl MadeFolders {
-    /// Makes the folder `path` and those above it that are missing.
+    /// Makes the folder `path` and those above it that are missing, one `mkdir` at a time.
     fn create(path: &Path) -> std::io::Result<MadeFolders> {
-        let missing = path.ancestors().take_while(|p| !p.as_os_str().is_empty() && !p.exists());
-        // Listed first: the folders made before a failure are removed too.
-        let made = MadeFolders { made: missing.map(Path::to_path_buf).collect(), keep: false };
-        std::fs::create_dir_all(path)?;
+        let mut made = MadeFolders { made: Vec::new(), keep: false, lock: None };
+        let mut levels: Vec<&Path> = path.ancestors().filter(|p| !p.as_os_str().is_empty()).collect();
+        levels.reverse();
+        for level in levels {
+            match std::fs::create_dir(level) {
+                Ok(()) => made.made.insert(0, level.to_path_buf()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                // The folders made so far go with `made`.
+                Err(e) => return Err(e),
+            }
+        }
         Ok(made)
+    }
+
+    /// Holds `lock` on the run folder `run` until dropped.
+    fn hold(&mut self, run: &Path, lock: RunLock) {
+        self.lock = Some((run.to_path_buf(), lock));
     }
 }
 
 impl Drop for MadeFolders {
     fn drop(&mut self) {
-        if !self.keep {
-            for folder in &self.made {
-                let _ = std::fs::remove_file(folder.join(".lock"));
-                let _ = std::fs::remove_dir(folder);
-            }
+        if self.keep {
+            return;
+        }
+        if let Some((run, _)) = &self.lock
+            && self.made.first() == Some(run)
+        {
+            let _ = std::fs::remove_file(run.join(".lock"));
+        }
+        for folder in &self.made {
+            let _ = std::fs::remove_dir(folder);
         }
     }
 }
