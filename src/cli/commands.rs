@@ -388,23 +388,16 @@ pub fn report(dir: &Path, data_path: &Path) -> Result<(), Failure> {
         let message = format!("{}: not a run (no metrics.json); name the folder of a run", dir.display());
         return Err(Failure::Usage(message));
     }
+    let data = Mnist::load(data_path)?;
     let had_lock = std::fs::symlink_metadata(dir.join(".lock")).is_ok();
-    let lock = RunLock::acquire(dir).map_err(|e| Failure::Error(anyhow!("{}: {e}", dir.display())))?;
-    let opened = Mnist::load(data_path).map_err(Failure::from).and_then(|data| {
-        let run = open_run(dir, &data, data_path)?;
-        Ok((data, run))
-    });
-    let (data, (metrics, state)) = match opened {
-        Ok(opened) => opened,
-        // A folder that is not a run, or a run of other data, is left as it was found.
-        Err(e) => {
-            drop(lock);
-            if !had_lock {
-                let _ = std::fs::remove_file(dir.join(".lock"));
-            }
-            return Err(e);
+    let _lock = RunLock::acquire(dir).map_err(|e| Failure::Error(anyhow!("{}: {e}", dir.display())))?;
+    let (metrics, state) = open_run(dir, &data, data_path).inspect_err(|_| {
+        // A folder that is not a whole run, or a run of other data, is left as it was found:
+        // the lock file goes, while it is still held.
+        if !had_lock {
+            let _ = std::fs::remove_file(dir.join(".lock"));
         }
-    };
+    })?;
     remove_stale_temps(dir).with_context(|| format!("{}: cannot clear", dir.display()))?;
     let config = &metrics.config;
     let shown = data.test.head(TEST_SHOWN).images;

@@ -17,12 +17,13 @@ use crate::train::{Config, Engine, EpochStats};
 
 /// Writes `path` atomically with whatever `write` puts into the temporary file.
 pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
+    let folder = folder_of(path);
     let (mut file, _writing) = {
         // Made under the lock, so that an exit that holds it sees every temporary file.
         let mut writing = WRITING.lock().unwrap_or_else(|e| e.into_inner());
-        let file = temp_file_in(folder_of(path))?;
-        writing.push(folder_of(path).to_path_buf());
-        (file, Writing(folder_of(path).to_path_buf()))
+        let file = temp_file_in(folder)?;
+        writing.push(folder.to_path_buf());
+        (file, Writing(folder.to_path_buf()))
     };
     {
         let mut buffered = io::BufWriter::new(file.as_file_mut());
