@@ -867,6 +867,40 @@ fn the_run_lock_never_follows_a_link() {
     every_command_refuses(".lock is a folder; remove it if no run is using the folder");
 }
 
+/// One holder at a time even while holders remove `.lock` as a run that fails before its first
+/// save does (while it still holds it): a taker that opened the file just before it went must
+/// not lock the orphan while another takes the new `.lock`. Four threads take the folder in
+/// turn for half a second, each removing `.lock` before letting go every other time.
+#[test]
+fn a_removed_lock_file_is_never_held_twice() {
+    use dae::files::output::RunLock;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let (holders, most, taken) = (AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0));
+    let until = Instant::now() + Duration::from_millis(500);
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                let mut turn = 0;
+                while Instant::now() < until {
+                    let Ok(lock) = RunLock::acquire(dir.path()) else { continue };
+                    let now = holders.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    taken.fetch_add(1, Ordering::SeqCst);
+                    turn += 1;
+                    if turn % 2 == 0 {
+                        let _ = std::fs::remove_file(dir.path().join(".lock"));
+                    }
+                    holders.fetch_sub(1, Ordering::SeqCst);
+                    drop(lock);
+                }
+            });
+        }
+    });
+    assert!(taken.into_inner() > 100, "the folder was taken often enough to race");
+    assert_eq!(most.into_inner(), 1, "two threads held the folder at once");
+}
+
 /// Only this program's own temporary files, of writers that have ended, are ever removed, and
 /// only in a folder it recognised: a foreign `.tmp-notes`, and ours of a live writer, stay; a
 /// folder that is not a run gets no `.lock` either.
@@ -1083,9 +1117,10 @@ fn an_encode_that_cannot_write_removes_the_folders_it_made() {
     assert!(!data.path().join("codes").exists(), "the folders it made are gone");
 }
 
-/// A command other than training that a signal ends removes the temporary file it was writing:
-/// `encode` of 20,000 images by a conv model, SIGTERM once its `.partial` file is there (which
-/// was left, empty, beside the CSV).
+/// A command other than training that a signal ends removes the temporary file it was writing
+/// and the folders it made for it: `encode` of 20,000 images by a conv model into two new
+/// folders, SIGTERM once its `.partial` file is there (which was left, empty, beside the CSV;
+/// then the folders were left, empty).
 #[test]
 fn sigterm_during_encode_leaves_no_temporary_file() {
     let data = tempfile::tempdir().unwrap();
@@ -1095,7 +1130,7 @@ fn sigterm_during_encode_leaves_no_temporary_file() {
     assert!(dae().args(train).output().unwrap().status.success());
     let many = tempfile::tempdir().unwrap();
     common::write_dataset(many.path(), &common::bars_dataset_of_side(16, 28, 20_000));
-    let (out, model) = (many.path().join("codes"), run.join("model.safetensors"));
+    let (out, model) = (many.path().join("codes/sub"), run.join("model.safetensors"));
     let encode = ["encode", "--model", path_str(&model), "--data", path_str(many.path())];
     let csv = out.join("codes.csv");
     let child = dae().args(encode).arg("--out").arg(&csv).stderr(Stdio::piped()).spawn().unwrap();
@@ -1115,6 +1150,7 @@ fn sigterm_during_encode_leaves_no_temporary_file() {
     assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
     assert_eq!(partial(), 0, "the temporary file is gone");
     assert!(!csv.exists(), "no CSV, whole or half");
+    assert!(!many.path().join("codes").exists(), "the folders it made are gone");
 }
 
 /// SIGTERM during the end-of-run work (here the report's measurements of a wide model, seconds

@@ -20,7 +20,8 @@ use crate::eval::evaluate::{self, Evaluation};
 use crate::files::checkpoint::{self, Owner, Snapshots, State};
 use crate::files::figure;
 use crate::files::output::{
-    DataPrint, DeadShares, Metrics, RunLock, folder_of, new_run_name, remove_stale_temps, write_atomic,
+    DataPrint, DeadShares, MadeFolders, Metrics, RunLock, folder_of, new_run_name, remove_stale_temps,
+    write_atomic,
 };
 use crate::files::plot;
 use crate::files::pngio;
@@ -149,7 +150,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
             _ => {}
         }
         if saved.is_ok() {
-            made.keep = true;
+            made.keep();
         }
         saved
     };
@@ -583,59 +584,6 @@ fn set_aside_previous_run(out: &Path) -> Result<Option<PathBuf>, Failure> {
     Ok(Some(aside))
 }
 
-/// The folders this process made for a command's output, the deepest first: removed when
-/// dropped, if still empty, unless `keep` (the command wrote into them), so a command that fails
-/// leaves no empty folders behind. Only folders its own `mkdir` made are listed: one that was
-/// there, or that another process made first, is never removed (`--out ghost/../mine` removed
-/// the user's empty `mine`, and a refused run the folder of the run that held it).
-#[derive(Debug)]
-struct MadeFolders {
-    made: Vec<PathBuf>,
-    keep: bool,
-    /// A run folder and the lock this process holds on it, released after the folders go: if
-    /// this process made the folder, its lock file goes with it, removed while still held.
-    lock: Option<(PathBuf, RunLock)>,
-}
-
-impl MadeFolders {
-    /// Makes the folder `path` and those above it that are missing, one `mkdir` at a time.
-    fn create(path: &Path) -> std::io::Result<MadeFolders> {
-        let mut made = MadeFolders { made: Vec::new(), keep: false, lock: None };
-        let mut levels: Vec<&Path> = path.ancestors().filter(|p| !p.as_os_str().is_empty()).collect();
-        levels.reverse();
-        for level in levels {
-            match std::fs::create_dir(level) {
-                Ok(()) => made.made.insert(0, level.to_path_buf()),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                // The folders made so far go with `made`.
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(made)
-    }
-
-    /// Holds `lock` on the run folder `run` until dropped.
-    fn hold(&mut self, run: &Path, lock: RunLock) {
-        self.lock = Some((run.to_path_buf(), lock));
-    }
-}
-
-impl Drop for MadeFolders {
-    fn drop(&mut self) {
-        if self.keep {
-            return;
-        }
-        if let Some((run, _)) = &self.lock
-            && self.made.first() == Some(run)
-        {
-            let _ = std::fs::remove_file(run.join(".lock"));
-        }
-        for folder in &self.made {
-            let _ = std::fs::remove_dir(folder);
-        }
-    }
-}
-
 /// Moves the `files` that are in `aside` back into `out` and removes `aside`: a run set aside
 /// by [`set_aside_previous_run`] goes back where it was, and nothing is left behind.
 fn move_back(aside: &Path, out: &Path, files: &[&str]) {
@@ -902,7 +850,7 @@ pub fn denoise(
     remove_stale_temps(out).with_context(|| format!("--out {}: cannot clear", out.display()))?;
     for (target, bytes, said) in files {
         write_atomic(target, |w| w.write_all(&bytes)).with_context(|| cannot_write(target))?;
-        made.keep = true;
+        made.keep();
         say!("{said}");
     }
     Ok(())
@@ -1032,7 +980,7 @@ pub fn encode(model: &Path, data: &Path, out: &Path) -> Result<(), Failure> {
         csv.flush()
     })
     .with_context(|| cannot_write(out))?;
-    made.keep = true;
+    made.keep();
     let (rows, numbers) = (plural(shape.0, "code"), plural(shape.1, "number"));
     say!("wrote {rows} of {numbers} to {}", out.display());
     Ok(())

@@ -52,8 +52,9 @@ impl Drop for Writing {
 }
 
 /// Ends the process with `code` (for a signal: `std::process::exit` runs no destructor), first
-/// removing this process's temporary files from every folder [`write_atomic`] is writing in. It
-/// holds the lock under which `write_atomic` makes them to the end, so none is begun after it
+/// removing this process's temporary files from every folder [`write_atomic`] is writing in, and
+/// the folders of every [`MadeFolders`] not kept. It holds the locks under which `write_atomic`
+/// makes those files and `MadeFolders` those folders to the end, so none is begun after it
 /// looked.
 pub fn exit_removing_partial_files(code: i32) -> ! {
     let writing = WRITING.lock().unwrap_or_else(|e| e.into_inner());
@@ -65,7 +66,95 @@ pub fn exit_removing_partial_files(code: i32) -> ! {
             let _ = std::fs::remove_file(entry.path());
         }
     }
+    // Then the folders made for an output not written yet, which are empty now (the deepest
+    // were listed last).
+    let made = MADE.lock().unwrap_or_else(|e| e.into_inner());
+    for folder in made.iter().rev() {
+        let _ = std::fs::remove_dir(folder);
+    }
     std::process::exit(code)
+}
+
+/// The folders this process made for a command's output, the deepest first: removed when
+/// dropped, if still empty, unless kept ([`MadeFolders::keep`]: the command wrote into them), so
+/// a command that fails leaves no empty folders behind; and by [`exit_removing_partial_files`]
+/// if a signal ends the process first. Only folders its own `mkdir` made are listed: one that
+/// was there, or that another process made first, is never removed (`--out ghost/../mine`
+/// removed the user's empty `mine`, and a refused run the folder of the run that held it).
+#[derive(Debug)]
+pub struct MadeFolders {
+    made: Vec<PathBuf>,
+    kept: bool,
+    /// A run folder and the lock this process holds on it, released after the folders go: if
+    /// this process made the folder, its lock file goes with it, removed while still held.
+    lock: Option<(PathBuf, RunLock)>,
+}
+
+/// Every folder of a [`MadeFolders`] not yet kept, for [`exit_removing_partial_files`].
+static MADE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+impl MadeFolders {
+    /// Makes the folder `path` and those above it that are missing, one `mkdir` at a time,
+    /// each listed under a lock as it is made, for [`exit_removing_partial_files`].
+    pub fn create(path: &Path) -> io::Result<MadeFolders> {
+        let mut made = MadeFolders { made: Vec::new(), kept: false, lock: None };
+        let mut levels: Vec<&Path> = path.ancestors().filter(|p| !p.as_os_str().is_empty()).collect();
+        levels.reverse();
+        let mut listed = MADE.lock().unwrap_or_else(|e| e.into_inner());
+        for level in levels {
+            match std::fs::create_dir(level) {
+                Ok(()) => {
+                    made.made.insert(0, level.to_path_buf());
+                    listed.push(level.to_path_buf());
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => {
+                    // The folders made so far go with `made`, whose drop takes the lock.
+                    drop(listed);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(made)
+    }
+
+    /// Holds `lock` on the run folder `run` until dropped.
+    pub fn hold(&mut self, run: &Path, lock: RunLock) {
+        self.lock = Some((run.to_path_buf(), lock));
+    }
+
+    /// The command wrote into the folders: they stay.
+    pub fn keep(&mut self) {
+        self.kept = true;
+        self.unlist();
+    }
+
+    /// Takes the folders off [`MADE`].
+    fn unlist(&self) {
+        let mut listed = MADE.lock().unwrap_or_else(|e| e.into_inner());
+        for folder in &self.made {
+            if let Some(i) = listed.iter().position(|f| f == folder) {
+                listed.swap_remove(i);
+            }
+        }
+    }
+}
+
+impl Drop for MadeFolders {
+    fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
+        if let Some((run, _)) = &self.lock
+            && self.made.first() == Some(run)
+        {
+            let _ = std::fs::remove_file(run.join(".lock"));
+        }
+        for folder in &self.made {
+            let _ = std::fs::remove_dir(folder);
+        }
+        self.unlist();
+    }
 }
 
 /// The folder `path` lies in: its parent, or `.` for a bare file name.
@@ -189,23 +278,55 @@ pub enum LockError {
     NotAFile(&'static str),
 }
 
+/// How often [`RunLock::acquire`] opens `.lock` anew when the file it locked was no longer
+/// the folder's `.lock` by then.
+const LOCK_ATTEMPTS: usize = 8;
+
 impl RunLock {
     /// Takes `dir` for this process. `DIR/.lock` is opened without following a link, and must
     /// be a regular file: a link there, planted to make the run write elsewhere, is refused.
+    ///
+    /// A run that fails before its first save removes the `.lock` it made while it still holds
+    /// it; a process that had opened that file just before then locks a file no longer in the
+    /// folder, while a third makes a new `.lock` and takes the folder too. So once locked, the
+    /// file must still be the one at `DIR/.lock` (same device and inode), or it is opened again.
     pub fn acquire(dir: &Path) -> Result<RunLock, LockError> {
-        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::fs::MetadataExt;
         let path = dir.join(".lock");
+        for _ in 0..LOCK_ATTEMPTS {
+            let mut file = RunLock::lock(&path)?;
+            let held = file.metadata()?;
+            match std::fs::symlink_metadata(&path) {
+                Ok(now) if (now.dev(), now.ino()) == (held.dev(), held.ino()) => {
+                    file.set_len(0)?;
+                    write!(file, "{}", std::process::id())?;
+                    file.sync_all()?;
+                    return Ok(RunLock { _file: file });
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(LockError::Io(io::Error::other(format!(
+            ".lock was removed or replaced {LOCK_ATTEMPTS} times while it was being taken"
+        ))))
+    }
+
+    /// Opens and locks `path`, a regular file of one name, without checking that it is still
+    /// there once locked.
+    fn lock(path: &Path) -> Result<File, LockError> {
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
         let mut options = OpenOptions::new();
         options.read(true).write(true).create(true).truncate(false);
         // Without following a link, and without waiting on a FIFO.
         options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
-        let mut file = options.open(&path).map_err(|e| match e.raw_os_error() {
+        let mut file = options.open(path).map_err(|e| match e.raw_os_error() {
             Some(libc::ELOOP) => LockError::NotAFile("a symbolic link"),
             // A folder cannot be opened to write.
             Some(libc::EISDIR) => LockError::NotAFile("a folder"),
             _ => LockError::Io(e),
         })?;
-        use std::os::unix::fs::MetadataExt;
         let meta = file.metadata()?;
         if !meta.is_file() {
             return Err(LockError::NotAFile("not a regular file"));
@@ -215,7 +336,7 @@ impl RunLock {
             return Err(LockError::NotAFile("a hard link to another file"));
         }
         match file.try_lock() {
-            Ok(()) => {}
+            Ok(()) => Ok(file),
             Err(TryLockError::WouldBlock) => {
                 let mut pid = String::new();
                 let _ = file.read_to_string(&mut pid);
@@ -223,14 +344,10 @@ impl RunLock {
                     Ok(pid) => format!("process {pid}"),
                     Err(_) => "a process".to_string(),
                 };
-                return Err(LockError::Held { holder });
+                Err(LockError::Held { holder })
             }
-            Err(TryLockError::Error(e)) => return Err(e.into()),
+            Err(TryLockError::Error(e)) => Err(e.into()),
         }
-        file.set_len(0)?;
-        write!(file, "{}", std::process::id())?;
-        file.sync_all()?;
-        Ok(RunLock { _file: file })
     }
 }
 
