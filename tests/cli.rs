@@ -870,19 +870,23 @@ fn the_run_lock_never_follows_a_link() {
 /// One holder at a time even while holders remove `.lock` as a run that fails before its first
 /// save does (while it still holds it): a taker that opened the file just before it went must
 /// not lock the orphan while another takes the new `.lock`. Four threads take the folder in
-/// turn for half a second, each removing `.lock` before letting go every other time.
+/// turn 400 times in all (each take syncs the file: seconds on a slow disk), each removing
+/// `.lock` before letting go every other time.
 #[test]
 fn a_removed_lock_file_is_never_held_twice() {
     use dae::files::output::RunLock;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let dir = tempfile::tempdir().unwrap();
+    // Only the taker that made the file may remove it.
+    assert!(RunLock::acquire(dir.path()).unwrap().created(), "made where there was none");
+    assert!(!RunLock::acquire(dir.path()).unwrap().created(), "taken as it was");
     let (holders, most, taken) = (AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0));
-    let until = Instant::now() + Duration::from_millis(500);
+    let until = Instant::now() + Duration::from_secs(20);
     std::thread::scope(|scope| {
         for _ in 0..4 {
             scope.spawn(|| {
                 let mut turn = 0;
-                while Instant::now() < until {
+                while taken.load(Ordering::SeqCst) < 400 && Instant::now() < until {
                     let Ok(lock) = RunLock::acquire(dir.path()) else { continue };
                     let now = holders.fetch_add(1, Ordering::SeqCst) + 1;
                     most.fetch_max(now, Ordering::SeqCst);
@@ -897,7 +901,7 @@ fn a_removed_lock_file_is_never_held_twice() {
             });
         }
     });
-    assert!(taken.into_inner() > 100, "the folder was taken often enough to race");
+    assert!(taken.into_inner() >= 400, "the folder was taken 400 times");
     assert_eq!(most.into_inner(), 1, "two threads held the folder at once");
 }
 

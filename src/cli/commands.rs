@@ -390,12 +390,11 @@ pub fn report(dir: &Path, data_path: &Path) -> Result<(), Failure> {
         return Err(Failure::Usage(message));
     }
     let data = Mnist::load(data_path)?;
-    let had_lock = std::fs::symlink_metadata(dir.join(".lock")).is_ok();
-    let _lock = RunLock::acquire(dir).map_err(|e| Failure::Error(anyhow!("{}: {e}", dir.display())))?;
+    let lock = RunLock::acquire(dir).map_err(|e| Failure::Error(anyhow!("{}: {e}", dir.display())))?;
     let (metrics, state) = open_run(dir, &data, data_path).inspect_err(|_| {
         // A folder that is not a whole run, or a run of other data, is left as it was found:
         // the lock file goes, while it is still held.
-        if !had_lock {
+        if lock.created() {
             let _ = std::fs::remove_file(dir.join(".lock"));
         }
     })?;

@@ -126,15 +126,14 @@ impl MadeFolders {
     /// The command wrote into the folders: they stay.
     pub fn keep(&mut self) {
         self.kept = true;
-        self.unlist();
+        self.unlist(&mut MADE.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
-    /// Takes the folders off [`MADE`].
-    fn unlist(&self) {
-        let mut listed = MADE.lock().unwrap_or_else(|e| e.into_inner());
+    /// Takes the folders off [`MADE`] (whose order, shallow to deep, stays).
+    fn unlist(&self, listed: &mut Vec<PathBuf>) {
         for folder in &self.made {
             if let Some(i) = listed.iter().position(|f| f == folder) {
-                listed.swap_remove(i);
+                listed.remove(i);
             }
         }
     }
@@ -145,15 +144,19 @@ impl Drop for MadeFolders {
         if self.kept {
             return;
         }
-        if let Some((run, _)) = &self.lock
+        // Under the lock, so that a signal's exit never finds a folder listed that is gone (and
+        // perhaps made again by another process).
+        let mut listed = MADE.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((run, lock)) = &self.lock
             && self.made.first() == Some(run)
+            && lock.created()
         {
             let _ = std::fs::remove_file(run.join(".lock"));
         }
         for folder in &self.made {
             let _ = std::fs::remove_dir(folder);
         }
-        self.unlist();
+        self.unlist(&mut listed);
     }
 }
 
@@ -259,6 +262,8 @@ fn is_running(pid: u32) -> bool {
 #[derive(Debug)]
 pub struct RunLock {
     _file: File,
+    /// Whether this process made the lock file.
+    created: bool,
 }
 
 /// Why a run folder could not be taken.
@@ -270,6 +275,9 @@ pub enum LockError {
         /// "process 1234", or "a process" if the lock file does not say.
         holder: String,
     },
+    /// The lock file was removed or replaced every time it was locked.
+    #[error(".lock was removed or replaced {0} times as it was taken; other processes are using the folder")]
+    Contended(usize),
     /// The lock file could not be made: the folder is not writable.
     #[error("cannot write into it: {0}")]
     Io(#[from] io::Error),
@@ -294,34 +302,43 @@ impl RunLock {
         use std::os::unix::fs::MetadataExt;
         let path = dir.join(".lock");
         for _ in 0..LOCK_ATTEMPTS {
-            let mut file = RunLock::lock(&path)?;
+            let (mut file, created) = RunLock::lock(&path)?;
             let held = file.metadata()?;
             match std::fs::symlink_metadata(&path) {
                 Ok(now) if (now.dev(), now.ino()) == (held.dev(), held.ino()) => {
                     file.set_len(0)?;
                     write!(file, "{}", std::process::id())?;
                     file.sync_all()?;
-                    return Ok(RunLock { _file: file });
+                    return Ok(RunLock { _file: file, created });
                 }
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(LockError::Io(io::Error::other(format!(
-            ".lock was removed or replaced {LOCK_ATTEMPTS} times while it was being taken"
-        ))))
+        Err(LockError::Contended(LOCK_ATTEMPTS))
+    }
+
+    /// Whether this process made `DIR/.lock` (it was not there when it was opened): the one
+    /// process that may remove it again, while it holds it.
+    pub fn created(&self) -> bool {
+        self.created
     }
 
     /// Opens and locks `path`, a regular file of one name, without checking that it is still
-    /// there once locked.
-    fn lock(path: &Path) -> Result<File, LockError> {
+    /// there once locked; and whether this call made it.
+    fn lock(path: &Path) -> Result<(File, bool), LockError> {
         use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
         let mut options = OpenOptions::new();
-        options.read(true).write(true).create(true).truncate(false);
+        options.read(true).write(true);
         // Without following a link, and without waiting on a FIFO.
         options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
-        let mut file = options.open(path).map_err(|e| match e.raw_os_error() {
+        // Made if missing (a link there counts as there), else opened as it is.
+        let opened = match options.clone().create_new(true).open(path) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => options.open(path).map(|f| (f, false)),
+            made => made.map(|f| (f, true)),
+        };
+        let (mut file, created) = opened.map_err(|e| match e.raw_os_error() {
             Some(libc::ELOOP) => LockError::NotAFile("a symbolic link"),
             // A folder cannot be opened to write.
             Some(libc::EISDIR) => LockError::NotAFile("a folder"),
@@ -336,7 +353,7 @@ impl RunLock {
             return Err(LockError::NotAFile("a hard link to another file"));
         }
         match file.try_lock() {
-            Ok(()) => Ok(file),
+            Ok(()) => Ok((file, created)),
             Err(TryLockError::WouldBlock) => {
                 let mut pid = String::new();
                 let _ = file.read_to_string(&mut pid);
