@@ -18,14 +18,15 @@ static LIMIT: OnceLock<Option<Limit>> = OnceLock::new();
 /// Takes the limit from `DAE_MEMORY` (`8GiB`, `512MiB`, `1.5GB`, or bytes) if it is set, else
 /// from the machine; an error names a value that is no size. Called once, before any command.
 pub fn set_limit() -> Result<(), String> {
-    let limit = match std::env::var("DAE_MEMORY") {
-        Ok(value) => {
-            let bytes = parse_size(&value).ok_or_else(|| {
-                format!("DAE_MEMORY={value}: expected a size of 1 byte or more, such as 8GiB or 512MiB")
+    let limit = match std::env::var_os("DAE_MEMORY") {
+        Some(value) => {
+            let bytes = value.to_str().and_then(parse_size).ok_or_else(|| {
+                let value = value.to_string_lossy().escape_debug().to_string();
+                format!("DAE_MEMORY={value}: expected a size from 1 byte to 16 EiB, such as 8GiB or 512MiB")
             })?;
             Some(Limit { bytes, from_env: true })
         }
-        Err(_) => machine(),
+        None => machine(),
     };
     LIMIT.set(limit).map_err(|_| "the memory limit is set once".to_string())
 }

@@ -491,7 +491,7 @@ fn a_run_folder_is_held_by_one_run_at_a_time() {
     signal(&child, "KILL");
     child.wait().unwrap();
     let left = out.join(format!(".dae-{}-AbC123.partial", dead_pid()));
-    std::fs::write(&left, b"half a file").unwrap();
+    write_old(&left, b"half a file");
     let args = ["--data", d, "--resume", o, "--epochs", "1000", "--threads", "1"];
     let resumed = dae().args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -828,6 +828,14 @@ fn dead_pid() -> u32 {
     pid
 }
 
+/// Writes `contents` to `path`, last modified two hours ago: a temporary file a killed writer
+/// left long enough ago to be cleared.
+fn write_old(path: &Path, contents: &[u8]) {
+    std::fs::write(path, contents).unwrap();
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(std::time::SystemTime::now() - Duration::from_secs(7200)).unwrap();
+}
+
 /// A link planted at `RUN/.lock` never makes a run write through it: `report`, `--resume` and
 /// `--out` refuse it, naming it, and the file it points to stays byte for byte as it was; a
 /// dangling link creates nothing; a folder in its place is named as one.
@@ -906,8 +914,9 @@ fn a_removed_lock_file_is_never_held_twice() {
 }
 
 /// Only this program's own temporary files, of writers that have ended, are ever removed, and
-/// only in a folder it recognised: a foreign `.tmp-notes`, and ours of a live writer, stay; a
-/// folder that is not a run gets no `.lock` either.
+/// only in a folder it recognised: a foreign `.tmp-notes`, ours of a live writer (here, or in
+/// another PID namespace: its lock), and one made a moment ago, stay; a folder that is not a
+/// run gets no `.lock` either.
 #[test]
 fn only_our_dead_writers_temporary_files_are_removed() {
     let dir = tempfile::tempdir().unwrap();
@@ -925,19 +934,29 @@ fn only_our_dead_writers_temporary_files_are_removed() {
     assert!(!dir.path().join(".lock").exists(), "no lock left beside a metrics.json alone");
     let dead = run.join(format!(".dae-{}-XyZ789.partial", dead_pid()));
     let live = run.join(format!(".dae-{}-XyZ789.partial", std::process::id()));
+    // A writer in another PID namespace (a container sharing the folder) has a process id that
+    // is no one's here, but holds its file's lock; one that has only just made its file may not
+    // hold it yet.
+    let elsewhere = run.join(format!(".dae-{}-Other1.partial", dead_pid()));
+    let young = run.join(format!(".dae-{}-Young1.partial", dead_pid()));
     let foreign =
         [run.join(".tmp-notes"), run.join(".dae-notes.partial"), run.join(".dae-1-toolong.partial")];
-    for file in [&dead, &live].into_iter().chain(&foreign) {
-        std::fs::write(file, "x").unwrap();
+    for file in [&dead, &live, &elsewhere].into_iter().chain(&foreign) {
+        write_old(file, b"x");
     }
+    std::fs::write(&young, "x").unwrap();
+    let writing = std::fs::File::open(&elsewhere).unwrap();
+    writing.lock().unwrap();
     let out = dae().args(["report", path_str(&run), "--data", path_str(data.path())]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!dead.exists(), "a dead writer's temporary file is cleared");
-    assert!(live.exists() && foreign.iter().all(|f| f.exists()), "the rest stay");
+    let stay = [&live, &elsewhere, &young].into_iter().chain(&foreign);
+    assert!(stay.clone().all(|f| f.exists()), "the rest stay: {:?}", stay.collect::<Vec<_>>());
+    drop(writing);
 
     // Beside an encoded CSV too, where killed encodes leave theirs.
     let stale = data.path().join(format!(".dae-{}-Enc001.partial", dead_pid()));
-    std::fs::write(&stale, vec![0u8; 1000]).unwrap();
+    write_old(&stale, &[0u8; 1000]);
     let csv = data.path().join("codes.csv");
     let args =
         ["encode", "--model", path_str(&run), "--data", path_str(data.path()), "--out", path_str(&csv)];
@@ -1022,6 +1041,9 @@ fn bad_model_files_exit_1_naming_the_file() {
         1,
         &["none.safetensors", "No such file"],
     );
+    // A name with a newline in it is named on one line (`fails` counts them).
+    fails(&["eval", "--model", "no\nsuch\r.safetensors", "--data", d], 1, &["no\\nsuch\\r.safetensors"]);
+    fails(&["--data", "no\ndata"], 1, &["no\\ndata"]);
     // Layers that do not chain: the file of a model whose second layer was swapped for its third.
     let mut m = checkpoint::load(&model).unwrap();
     m.layers.swap(1, 2);
@@ -1575,7 +1597,7 @@ fn any_folder_name_is_set_aside() {
 }
 
 /// `dae` allowed `limit` of memory (`DAE_MEMORY`).
-fn dae_within(limit: &str) -> Command {
+fn dae_within(limit: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut command = dae();
     command.env("DAE_MEMORY", limit);
     command
@@ -1614,7 +1636,13 @@ fn training_that_needs_more_memory_than_there_is_is_refused_saying_what_fits() {
     let dense = ["--data", d, "--out", o, "--layers", "4096,4096", "--epochs", "1"];
     fails_as(dae_within("64MiB"), &dense, 2, &["--layers 4096,4096", "not even one image a step fits"]);
     fails_as(dae_within("8 parsecs"), &dense, 2, &["DAE_MEMORY=8 parsecs: expected a size"]);
-    fails_as(dae_within("0"), &dense, 2, &["DAE_MEMORY=0: expected a size of 1 byte or more"]);
+    fails_as(dae_within("0"), &dense, 2, &["DAE_MEMORY=0: expected a size from 1 byte to 16 EiB"]);
+    let too_large = "18446744073709551615";
+    fails_as(dae_within(too_large), &dense, 2, &[&format!("DAE_MEMORY={too_large}: expected a size from")]);
+    // Not UTF-8: refused too, not taken for unset.
+    use std::os::unix::ffi::OsStrExt;
+    let not_text = std::ffi::OsStr::from_bytes(b"8\xffGiB");
+    fails_as(dae_within(not_text), &dense, 2, &["DAE_MEMORY=8\u{fffd}GiB: expected a size"]);
 }
 
 /// A plain (not gzipped) data file whose body is larger than the memory there is is refused by

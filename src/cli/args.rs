@@ -221,7 +221,7 @@ pub fn main() -> ExitCode {
         }
     };
     if let Err(message) = crate::memory::set_limit().and(crate::engine::kernel::Path::from_env()) {
-        say_err!("error: {message}");
+        say_err!("error: {}", escaped(&message));
         return ExitCode::from(2);
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -236,15 +236,24 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(message)) => {
-            say_err!("error: {message}");
+            say_err!("error: {}", escaped(&message));
             ExitCode::from(2)
         }
         Err(Failure::Error(e)) => {
-            say_err!("error: {e:#}");
+            say_err!("error: {}", escaped(&format!("{e:#}")));
             ExitCode::FAILURE
         }
         Err(Failure::Interrupted(signal)) => ExitCode::from((128 + signal) as u8),
     }
+}
+
+/// `message` with its control characters escaped (a newline as `\n`): a path may hold any of
+/// them, and an error is one line.
+fn escaped(message: &str) -> String {
+    message
+        .chars()
+        .map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() })
+        .collect()
 }
 
 /// clap's message cut to what helps: its first line (with the arguments it lists, when it ends

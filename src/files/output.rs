@@ -203,8 +203,9 @@ pub fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
 }
 
 /// A temporary file in `dir`, named `.dae-<pid>-XXXXXX.partial` after the process writing it
-/// (so that [`remove_stale_temps`] knows whose it is) and readable by all like a file made the
-/// ordinary way (`rw-r--r--` before the umask), not `rw-------` as temporary files are by default.
+/// and locked while it is open (so that [`remove_stale_temps`] knows whose it is and whether
+/// it is still being written), readable by all like a file made the ordinary way (`rw-r--r--`
+/// before the umask), not `rw-------` as temporary files are by default.
 fn temp_file_in(dir: &Path) -> io::Result<NamedTempFile> {
     let mut builder = tempfile::Builder::new();
     let prefix = format!("{TEMP_PREFIX}{}-", std::process::id());
@@ -214,8 +215,15 @@ fn temp_file_in(dir: &Path) -> io::Result<NamedTempFile> {
         use std::os::unix::fs::PermissionsExt;
         builder.permissions(std::fs::Permissions::from_mode(0o644));
     }
-    builder.tempfile_in(dir)
+    let file = builder.tempfile_in(dir)?;
+    // Where the file system has no locks, the name and the age still protect it.
+    let _ = file.as_file().try_lock();
+    Ok(file)
 }
+
+/// How old a temporary file must be before [`remove_stale_temps`] takes it for a dead
+/// writer's: older than the moment between its making and its locking.
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// How this program's temporary files begin and end: `.dae-<pid>-XXXXXX.partial`.
 const TEMP_PREFIX: &str = ".dae-";
@@ -223,14 +231,25 @@ const TEMP_SUFFIX: &str = ".partial";
 
 /// Removes from `dir` the temporary files that writers of this program left when they were
 /// killed before renaming them: only files named `.dae-<pid>-XXXXXX.partial`, only regular
-/// files, and only those whose writer is no longer running. Anything else, however named, is
-/// not ours and stays.
+/// files, and only those whose writer is gone: no process `pid` runs here, no process holds the
+/// file's lock (a writer in another PID namespace, a container sharing the folder, has another
+/// `pid` here but the same lock), and it is a minute old or more. Anything else, however
+/// named, is not ours and stays.
 /// Clearing is a courtesy: a file that cannot be removed (another user's, in a shared folder)
 /// is left, not an error.
 pub fn remove_stale_temps(dir: &Path) -> io::Result<()> {
     for entry in std::fs::read_dir(dir)?.flatten() {
         let Some(pid) = temp_writer(&entry.file_name().to_string_lossy()) else { continue };
-        if entry.file_type().is_ok_and(|t| t.is_file()) && !is_running(pid) {
+        if !entry.file_type().is_ok_and(|t| t.is_file()) || is_running(pid) {
+            continue;
+        }
+        let Ok((file, _)) = open_regular(&entry.path()) else { continue };
+        let old = file
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age >= STALE_AFTER));
+        // Held while removed, so no writer can be found writing it meanwhile.
+        if old && file.try_lock().is_ok() {
             let _ = std::fs::remove_file(entry.path());
         }
     }
