@@ -11,10 +11,19 @@
 # file is checked against the SHA-256 of its *decompressed* content (the canonical MNIST
 # hashes, independent of how a mirror compressed it). A file is fetched under a temporary
 # name and renamed only once it checks out, so DIR never holds a wrong or partial file under
-# a final name. Files already present and correct are not fetched again.
+# a final name. Files already present and correct, gzipped or not (dae reads both), are not
+# fetched again.
 set -euo pipefail
 shopt -u failglob # set through BASH_ENV, it would end the script at a glob that matches nothing
 
+usage="usage: ./data-fetch.sh [DIR]   (DIR: where the files go, data/ if not given)"
+case ${1:-} in
+  -h | --help) printf '%s\n' "$usage" "sources: MNIST_MIRROR (a folder or URL), MNIST_OFFLINE=1 for it alone"; exit 0 ;;
+  -*) printf 'data-fetch: unknown option %s; %s\n' "$1" "$usage" >&2; exit 2 ;;
+esac
+if [ $# -gt 1 ]; then
+  printf 'data-fetch: one folder at most, not %s; %s\n' "$*" "$usage" >&2; exit 2
+fi
 dir=${1:-data}
 files=(
   "train-images-idx3-ubyte ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"
@@ -69,7 +78,7 @@ fetch() {
   esac
 }
 
-mkdir -p "$dir"
+mkdir -p -- "$dir"
 # A folder (or device) where a data file goes would take the file inside it: refused first.
 for entry in "${files[@]}"; do
   read -r name _ <<<"$entry"
@@ -99,6 +108,16 @@ for entry in "${files[@]}"; do
     say "$final: already present and correct"
     continue
   fi
+  # dae reads NAME.gz where there is one, and NAME only where there is not.
+  if [ ! -e "$final" ] && [ -f "$dir/$name" ] && [ "$(sha256 <"$dir/$name")" = "$expected" ]; then
+    say "$dir/$name: already present (not gzipped) and correct"
+    continue
+  fi
+  wrong=""
+  if [ -f "$final" ]; then
+    wrong="$final is there but is not MNIST's $name"
+    say "$wrong (content SHA-256 $(content_hash "$final" | grep . || echo '(not gzip)')); fetching a correct copy over it"
+  fi
   tmp=$(mktemp "$dir/.$name.gz.XXXXXX")
   trap 'rm -f "$tmp"' EXIT
   trap 'rm -f "$tmp"; exit 130' INT
@@ -120,7 +139,7 @@ for entry in "${files[@]}"; do
   rm -f "$tmp"
   trap - EXIT INT TERM HUP
   if [ "$ok" = 0 ]; then
-    say "$name.gz: no correct copy from any of ${mirrors[*]}"
+    say "$name.gz: no correct copy from any of ${mirrors[*]}${wrong:+; $wrong}"
     missing+=("$name.gz")
   fi
 done

@@ -1,4 +1,4 @@
-//! `data-fetch.sh` against a local mirror that holds a corrupt file: valid gzip, wrong content.
+//! `data-fetch.sh` against local mirrors: corrupt files, missing ones, leftovers and bad arguments.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -102,4 +102,58 @@ fn a_killed_fetchs_old_temporary_file_is_removed_a_fresh_ones_kept() {
     for name in not_ours {
         assert!(target.path().join(name).exists(), "{name}: not a temporary file of ours");
     }
+}
+
+/// `--help` says how to call it; an unknown option, or a second folder, is one line and exit
+/// 2, and makes nothing (`--help` was taken for a folder: mkdir's help, then mktemp's error).
+#[test]
+fn options_and_extra_arguments_are_refused_in_one_line() {
+    let help = Command::new("bash").args(["data-fetch.sh", "--help"]).output().unwrap();
+    let said = String::from_utf8_lossy(&help.stdout);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(said.starts_with("usage: ./data-fetch.sh [DIR]") && said.contains("MNIST_MIRROR"), "{said}");
+    for args in [&["-x"][..], &["a", "b"]] {
+        let out = Command::new("bash").arg("data-fetch.sh").args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("data-fetch: ") && stderr.contains("usage:"), "{args:?}: {stderr}");
+    }
+    assert!(!Path::new("-x").exists() && !Path::new("a").exists(), "no folder was made");
+}
+
+/// A file under a data file's name that is not MNIST's is named as such, not as missing.
+#[test]
+fn a_wrong_file_already_there_is_named() {
+    let (mirror, target) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let wrong = target.path().join("train-labels-idx1-ubyte.gz");
+    std::fs::write(&wrong, "not gzip").unwrap();
+    let out = fetch_offline(target.path(), mirror.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let said = format!("{} is there but is not MNIST's train-labels-idx1-ubyte", wrong.display());
+    assert!(stderr.contains(&said) && stderr.contains("(not gzip)"), "{stderr}");
+}
+
+/// The files already there decompressed (which `dae` reads as well) count as present: real
+/// MNIST, from `data/` (`data-fetch.sh` first; run with `--ignored`).
+#[test]
+#[ignore = "needs MNIST in data/ (./data-fetch.sh)"]
+fn files_already_there_decompressed_are_accepted() {
+    let (mirror, target) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let names = [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ];
+    for name in names {
+        let plain = Command::new("gzip").arg("-dc").arg(format!("data/{name}.gz")).output().unwrap();
+        assert!(plain.status.success(), "data/{name}.gz");
+        std::fs::write(target.path().join(name), plain.stdout).unwrap();
+    }
+    let out = fetch_offline(target.path(), mirror.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(stderr.matches("already present (not gzipped) and correct").count(), 4, "{stderr}");
 }
