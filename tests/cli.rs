@@ -1143,6 +1143,48 @@ fn an_encode_that_cannot_write_removes_the_folders_it_made() {
     assert!(!data.path().join("codes").exists(), "the folders it made are gone");
 }
 
+/// `denoise` writes all its results or none: with room for one result but not the next (a file
+/// size limit between the two), it writes neither, and removes the folders it made (the first
+/// result was left behind).
+#[test]
+fn a_denoise_that_cannot_write_every_result_writes_none() {
+    use std::os::unix::process::CommandExt;
+    let (data, run) = one_epoch();
+    let model = path_str(&run);
+    let (blank, busy) = (data.path().join("blank.png"), data.path().join("busy.png"));
+    dae::files::pngio::write_gray(&blank, (8, 8), &[0.0; 64]).unwrap();
+    let checkers: Vec<f32> = (0..64).map(|i| ((i * 7 + i / 8) % 3) as f32 / 2.0).collect();
+    dae::files::pngio::write_gray(&busy, (8, 8), &checkers).unwrap();
+    let free = data.path().join("free");
+    let args = |out: &Path, first: &Path, second: &Path| {
+        ["denoise", "--model", model, path_str(first), path_str(second), "--out", path_str(out)]
+            .map(String::from)
+    };
+    assert!(dae().args(args(&free, &blank, &busy)).output().unwrap().status.success());
+    let size = |name: &str| std::fs::metadata(free.join(name)).unwrap().len();
+    let (small, large) = match (size("blank.png"), size("busy.png")) {
+        (b, c) if b < c => ((&blank, b), (&busy, c)),
+        (b, c) if c < b => ((&busy, c), (&blank, b)),
+        sizes => panic!("the two results should differ in size: {sizes:?}"),
+    };
+    let limit = large.1 - 1;
+    let mut limited = dae();
+    // SAFETY: between fork and exec only `setrlimit` and `signal`, both async-signal-safe, run.
+    unsafe {
+        limited.pre_exec(move || {
+            let rlimit = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &rlimit);
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let out = data.path().join("new/out");
+    let args = args(&out, small.0, large.0);
+    let large_name = large.0.file_name().unwrap().to_str().unwrap();
+    fails_as(limited, &args.each_ref().map(String::as_str), 1, &[large_name, "File too large"]);
+    assert!(!data.path().join("new").exists(), "no result, and no folder, is left");
+}
+
 /// A command other than training that a signal ends removes the temporary file it was writing
 /// and the folders it made for it: `encode` of 20,000 images by a conv model into two new
 /// folders, SIGTERM once its `.partial` file is there (which was left, empty, beside the CSV;

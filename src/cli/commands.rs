@@ -21,7 +21,7 @@ use crate::files::checkpoint::{self, Owner, Snapshots, State};
 use crate::files::figure;
 use crate::files::output::{
     DataPrint, DeadShares, MadeFolders, Metrics, RunLock, folder_of, new_run_name, remove_stale_temps,
-    write_atomic,
+    write_all_atomic, write_atomic,
 };
 use crate::files::plot;
 use crate::files::pngio;
@@ -847,11 +847,11 @@ pub fn denoise(
     }
     let mut made = prepare_out(out)?;
     remove_stale_temps(out).with_context(|| format!("--out {}: cannot clear", out.display()))?;
-    for (target, bytes, said) in files {
-        write_atomic(target, |w| w.write_all(&bytes)).with_context(|| cannot_write(target))?;
-        made.keep();
-        say!("{said}");
-    }
+    // All results or none: a full disk on the last leaves none of them.
+    let all = files.iter().map(|(target, bytes, _)| (target.as_path(), &bytes[..]));
+    write_all_atomic(all).map_err(|(target, e)| anyhow!(e).context(cannot_write(&target)))?;
+    made.keep();
+    files.iter().for_each(|(_, _, said)| say!("{said}"));
     Ok(())
 }
 

@@ -17,8 +17,37 @@ use crate::train::{Config, Engine, EpochStats};
 
 /// Writes `path` atomically with whatever `write` puts into the temporary file.
 pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
+    let (file, _writing) = written(path, write)?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Writes each `(path, bytes)` atomically, and all of them or none: every file is written
+/// whole to its temporary name before any is renamed into place, so a full disk on the last
+/// leaves none of them (though a rename that fails after others leaves those). The path that
+/// failed comes with the error.
+pub fn write_all_atomic<'a>(
+    files: impl IntoIterator<Item = (&'a Path, &'a [u8])>,
+) -> Result<(), (PathBuf, io::Error)> {
+    let mut staged = Vec::new();
+    for (path, bytes) in files {
+        // Dropped on an error, each temporary file written so far goes.
+        staged.push((path, written(path, |w| w.write_all(bytes)).map_err(|e| (path.to_path_buf(), e))?));
+    }
+    for (path, (file, _writing)) in staged {
+        file.persist(path).map_err(|e| (path.to_path_buf(), e.error))?;
+    }
+    Ok(())
+}
+
+/// A temporary file beside `path`, holding whatever `write` put into it, synced to the disk
+/// and listed in [`WRITING`] until the guard is dropped.
+fn written(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<(NamedTempFile, Writing)> {
     let folder = folder_of(path);
-    let (mut file, _writing) = {
+    let (mut file, writing) = {
         // Made under the lock, so that an exit that holds it sees every temporary file.
         let mut writing = WRITING.lock().unwrap_or_else(|e| e.into_inner());
         let file = temp_file_in(folder)?;
@@ -31,8 +60,7 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Resul
         buffered.flush()?;
     }
     file.as_file().sync_all()?;
-    file.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    Ok((file, writing))
 }
 
 /// The folder of each temporary file [`write_atomic`] is writing now, for
