@@ -257,7 +257,6 @@ fn a_new_run_sets_the_previous_one_aside() {
 /// was left there).
 #[test]
 fn a_first_save_that_fails_puts_the_previous_run_back() {
-    use std::os::unix::process::CommandExt;
     let data = dataset(256);
     let out = data.path().join("run");
     let (d, o) = (path_str(data.path()), path_str(&out));
@@ -280,20 +279,7 @@ fn a_first_save_that_fails_puts_the_previous_run_back() {
         before.iter().all(|(n, b)| n == "state.safetensors" || (b.len() as u64) < limit),
         "only the state exceeds it"
     );
-    let limited = || {
-        let mut limited = dae();
-        // SAFETY: between fork and exec only `setrlimit` and `signal`, both async-signal-safe, run.
-        unsafe {
-            limited.pre_exec(move || {
-                let rlimit = libc::rlimit { rlim_cur: limit, rlim_max: limit };
-                libc::setrlimit(libc::RLIMIT_FSIZE, &rlimit);
-                // A write past the limit then fails with EFBIG instead of killing the process.
-                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-                Ok(())
-            });
-        }
-        limited
-    };
+    let limited = || dae_writing_at_most(limit);
     let too_large = ["state.safetensors", "File too large"];
     let output = fails_as(limited(), &[&args[..], &["2"]].concat(), 1, &too_large);
     assert!(
@@ -821,6 +807,23 @@ fn is_our_temp(path: &Path) -> bool {
 }
 
 /// The id of a process that has ended.
+/// `dae`, allowed files of at most `bytes` bytes (`ulimit -f`): a write past them fails with
+/// EFBIG, as on a full disk (`SIGXFSZ` ignored, which would kill it).
+fn dae_writing_at_most(bytes: u64) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut limited = dae();
+    // SAFETY: between fork and exec only `setrlimit` and `signal`, both async-signal-safe, run.
+    unsafe {
+        limited.pre_exec(move || {
+            let rlimit = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &rlimit);
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    limited
+}
+
 fn dead_pid() -> u32 {
     let mut child = Command::new("true").spawn().unwrap();
     let pid = child.id();
@@ -1123,19 +1126,9 @@ fn a_failed_run_removes_no_folder_and_no_lock_it_did_not_make() {
 /// disk alike) leaves no folder it made for it behind.
 #[test]
 fn an_encode_that_cannot_write_removes_the_folders_it_made() {
-    use std::os::unix::process::CommandExt;
     let (data, run) = one_epoch();
     let csv = data.path().join("codes/of/run/codes.csv");
-    let mut limited = dae();
-    // SAFETY: between fork and exec only `setrlimit` and `signal`, both async-signal-safe, run.
-    unsafe {
-        limited.pre_exec(|| {
-            let rlimit = libc::rlimit { rlim_cur: 100, rlim_max: 100 };
-            libc::setrlimit(libc::RLIMIT_FSIZE, &rlimit);
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            Ok(())
-        });
-    }
+    let limited = dae_writing_at_most(100);
     let model = run.join("model.safetensors");
     let args =
         ["encode", "--model", path_str(&model), "--data", path_str(data.path()), "--out", path_str(&csv)];
@@ -1148,7 +1141,6 @@ fn an_encode_that_cannot_write_removes_the_folders_it_made() {
 /// result was left behind).
 #[test]
 fn a_denoise_that_cannot_write_every_result_writes_none() {
-    use std::os::unix::process::CommandExt;
     let (data, run) = one_epoch();
     let model = path_str(&run);
     let (blank, busy) = (data.path().join("blank.png"), data.path().join("busy.png"));
@@ -1167,17 +1159,7 @@ fn a_denoise_that_cannot_write_every_result_writes_none() {
         (b, c) if c < b => ((&busy, c), (&blank, b)),
         sizes => panic!("the two results should differ in size: {sizes:?}"),
     };
-    let limit = large.1 - 1;
-    let mut limited = dae();
-    // SAFETY: between fork and exec only `setrlimit` and `signal`, both async-signal-safe, run.
-    unsafe {
-        limited.pre_exec(move || {
-            let rlimit = libc::rlimit { rlim_cur: limit, rlim_max: limit };
-            libc::setrlimit(libc::RLIMIT_FSIZE, &rlimit);
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            Ok(())
-        });
-    }
+    let limited = dae_writing_at_most(large.1 - 1);
     let out = data.path().join("new/out");
     let args = args(&out, small.0, large.0);
     let large_name = large.0.file_name().unwrap().to_str().unwrap();
