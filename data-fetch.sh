@@ -17,14 +17,19 @@ set -euo pipefail
 shopt -u failglob # set through BASH_ENV, it would end the script at a glob that matches nothing
 
 usage="usage: ./data-fetch.sh [DIR]   (DIR: where the files go, data/ if not given)"
-case ${1:-} in
-  -h | --help) printf '%s\n' "$usage" "sources: MNIST_MIRROR (a folder or URL), MNIST_OFFLINE=1 for it alone"; exit 0 ;;
-  -*) printf 'data-fetch: unknown option %s; %s\n' "$1" "$usage" >&2; exit 2 ;;
-esac
+if [ "${1:-}" = -- ]; then
+  shift # what follows is the folder, even if it starts with '-'
+else
+  case ${1:-} in
+    -h | --help) printf '%s\n' "$usage" "sources: MNIST_MIRROR (a folder or URL), MNIST_OFFLINE=1 for it alone"; exit 0 ;;
+    -*) printf 'data-fetch: unknown option %s (a folder starting with - goes after --); %s\n' "$1" "$usage" >&2; exit 2 ;;
+  esac
+fi
 if [ $# -gt 1 ]; then
   printf 'data-fetch: one folder at most, not %s; %s\n' "$*" "$usage" >&2; exit 2
 fi
 dir=${1:-data}
+case $dir in -*) dir=./$dir ;; esac # so that no command takes it for an option
 files=(
   "train-images-idx3-ubyte ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"
   "train-labels-idx1-ubyte 65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"
@@ -106,6 +111,11 @@ for entry in "${files[@]}"; do
   final="$dir/$name.gz"
   if [ -f "$final" ] && [ "$(content_hash "$final")" = "$expected" ]; then
     say "$final: already present and correct"
+    continue
+  fi
+  # dae tells gzip from a file's first bytes, not its name: MNIST uncompressed under NAME.gz.
+  if [ -f "$final" ] && [ "$(sha256 <"$final")" = "$expected" ]; then
+    say "$final: already present (not gzipped, though named .gz) and correct"
     continue
   fi
   # dae reads NAME.gz where there is one, and NAME only where there is not.

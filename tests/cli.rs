@@ -477,7 +477,7 @@ fn a_run_folder_is_held_by_one_run_at_a_time() {
     signal(&child, "KILL");
     child.wait().unwrap();
     let left = out.join(format!(".dae-{}-AbC123.partial", dead_pid()));
-    write_old(&left, b"half a file");
+    std::fs::write(&left, b"half a file").unwrap();
     let args = ["--data", d, "--resume", o, "--epochs", "1000", "--threads", "1"];
     let resumed = dae().args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -831,14 +831,6 @@ fn dead_pid() -> u32 {
     pid
 }
 
-/// Writes `contents` to `path`, last modified two hours ago: a temporary file a killed writer
-/// left long enough ago to be cleared.
-fn write_old(path: &Path, contents: &[u8]) {
-    std::fs::write(path, contents).unwrap();
-    let file = std::fs::File::options().write(true).open(path).unwrap();
-    file.set_modified(std::time::SystemTime::now() - Duration::from_secs(7200)).unwrap();
-}
-
 /// A link planted at `RUN/.lock` never makes a run write through it: `report`, `--resume` and
 /// `--out` refuse it, naming it, and the file it points to stays byte for byte as it was; a
 /// dangling link creates nothing; a folder in its place is named as one.
@@ -917,9 +909,8 @@ fn a_removed_lock_file_is_never_held_twice() {
 }
 
 /// Only this program's own temporary files, of writers that have ended, are ever removed, and
-/// only in a folder it recognised: a foreign `.tmp-notes`, ours of a live writer (here, or in
-/// another PID namespace: its lock), and one made a moment ago, stay; a folder that is not a
-/// run gets no `.lock` either.
+/// only in a folder it recognised: a foreign `.tmp-notes`, and ours of a live writer (here, or
+/// in another PID namespace: its lock), stay; a folder that is not a run gets no `.lock` either.
 #[test]
 fn only_our_dead_writers_temporary_files_are_removed() {
     let dir = tempfile::tempdir().unwrap();
@@ -938,28 +929,25 @@ fn only_our_dead_writers_temporary_files_are_removed() {
     let dead = run.join(format!(".dae-{}-XyZ789.partial", dead_pid()));
     let live = run.join(format!(".dae-{}-XyZ789.partial", std::process::id()));
     // A writer in another PID namespace (a container sharing the folder) has a process id that
-    // is no one's here, but holds its file's lock; one that has only just made its file may not
-    // hold it yet.
+    // is no one's here, but holds its file's lock.
     let elsewhere = run.join(format!(".dae-{}-Other1.partial", dead_pid()));
-    let young = run.join(format!(".dae-{}-Young1.partial", dead_pid()));
     let foreign =
         [run.join(".tmp-notes"), run.join(".dae-notes.partial"), run.join(".dae-1-toolong.partial")];
     for file in [&dead, &live, &elsewhere].into_iter().chain(&foreign) {
-        write_old(file, b"x");
+        std::fs::write(file, "x").unwrap();
     }
-    std::fs::write(&young, "x").unwrap();
     let writing = std::fs::File::open(&elsewhere).unwrap();
     writing.lock().unwrap();
     let out = dae().args(["report", path_str(&run), "--data", path_str(data.path())]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!dead.exists(), "a dead writer's temporary file is cleared");
-    let stay = [&live, &elsewhere, &young].into_iter().chain(&foreign);
+    let stay = [&live, &elsewhere].into_iter().chain(&foreign);
     assert!(stay.clone().all(|f| f.exists()), "the rest stay: {:?}", stay.collect::<Vec<_>>());
     drop(writing);
 
     // Beside an encoded CSV too, where killed encodes leave theirs.
     let stale = data.path().join(format!(".dae-{}-Enc001.partial", dead_pid()));
-    write_old(&stale, &[0u8; 1000]);
+    std::fs::write(&stale, [0u8; 1000]).unwrap();
     let csv = data.path().join("codes.csv");
     let args =
         ["encode", "--model", path_str(&run), "--data", path_str(data.path()), "--out", path_str(&csv)];
@@ -1165,6 +1153,48 @@ fn a_denoise_that_cannot_write_every_result_writes_none() {
     let large_name = large.0.file_name().unwrap().to_str().unwrap();
     fails_as(limited, &args.each_ref().map(String::as_str), 1, &[large_name, "File too large"]);
     assert!(!data.path().join("new").exists(), "no result, and no folder, is left");
+}
+
+/// `denoise` keeps every result's temporary file open until all are written: with fewer open
+/// files allowed than that, it raises its own limit where the hard limit lets it, and otherwise
+/// says so before writing anything (with `ulimit -n 64`, 100 images failed at the 61st).
+#[test]
+fn a_denoise_of_many_images_raises_its_open_files_limit_or_says_so() {
+    use std::os::unix::process::CommandExt;
+    let (data, run) = one_epoch();
+    let png = data.path().join("a.png");
+    dae::files::pngio::write_gray(&png, (8, 8), &[0.5; 64]).unwrap();
+    let images: Vec<PathBuf> = (0..100).map(|i| data.path().join(format!("i{i}.png"))).collect();
+    for image in &images {
+        std::fs::copy(&png, image).unwrap();
+    }
+    let with_open_files = |soft: u64, hard: u64| {
+        let mut command = dae();
+        // SAFETY: between fork and exec only `setrlimit`, which is async-signal-safe, runs.
+        unsafe {
+            command.pre_exec(move || {
+                let rlimit = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+                libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit);
+                Ok(())
+            });
+        }
+        command
+    };
+    let denoise = |out: &Path| {
+        let mut args = vec!["denoise".to_string(), "--model".into(), path_str(&run).into()];
+        args.extend(images.iter().map(|i| path_str(i).to_string()));
+        args.extend(["--out".into(), path_str(out).into(), "--noise".into(), "gaussian:0.5".into()]);
+        args
+    };
+    let raised = data.path().join("raised");
+    let out = with_open_files(64, 4096).args(denoise(&raised)).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_dir(&raised).unwrap().count(), 200, "every result and its corruption");
+    let held = data.path().join("held");
+    let args = denoise(&held);
+    let needles = ["200 files written at once need 264 open files", "may open 64 (ulimit -n)"];
+    fails_as(with_open_files(64, 64), &args.iter().map(String::as_str).collect::<Vec<_>>(), 1, &needles);
+    assert!(!held.exists(), "nothing written, no folder left");
 }
 
 /// A command other than training that a signal ends removes the temporary file it was writing
@@ -1660,9 +1690,19 @@ fn training_that_needs_more_memory_than_there_is_is_refused_saying_what_fits() {
     let dense = ["--data", d, "--out", o, "--layers", "4096,4096", "--epochs", "1"];
     fails_as(dae_within("64MiB"), &dense, 2, &["--layers 4096,4096", "not even one image a step fits"]);
     fails_as(dae_within("8 parsecs"), &dense, 2, &["DAE_MEMORY=8 parsecs: expected a size"]);
-    fails_as(dae_within("0"), &dense, 2, &["DAE_MEMORY=0: expected a size from 1 byte to 16 EiB"]);
+    fails_as(
+        dae_within("0"),
+        &dense,
+        2,
+        &["DAE_MEMORY=0: expected a size of at least 1 byte and under 16 EiB"],
+    );
     let too_large = "18446744073709551615";
-    fails_as(dae_within(too_large), &dense, 2, &[&format!("DAE_MEMORY={too_large}: expected a size from")]);
+    fails_as(
+        dae_within(too_large),
+        &dense,
+        2,
+        &[&format!("DAE_MEMORY={too_large}: expected a size of at least 1 byte")],
+    );
     // Not UTF-8: refused too, not taken for unset.
     use std::os::unix::ffi::OsStrExt;
     let not_text = std::ffi::OsStr::from_bytes(b"8\xffGiB");

@@ -120,6 +120,21 @@ fn options_and_extra_arguments_are_refused_in_one_line() {
         assert!(stderr.starts_with("data-fetch: ") && stderr.contains("usage:"), "{args:?}: {stderr}");
     }
     assert!(!Path::new("-x").exists() && !Path::new("a").exists(), "no folder was made");
+    // After `--`, a folder whose name starts with '-' is a folder.
+    let mirror = tempfile::tempdir().unwrap();
+    let parent = tempfile::tempdir().unwrap();
+    let script = std::fs::canonicalize("data-fetch.sh").unwrap();
+    let out = Command::new("bash")
+        .arg(script)
+        .args(["--", "-x"])
+        .current_dir(parent.path())
+        .env("MNIST_MIRROR", mirror.path())
+        .env("MNIST_OFFLINE", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("4 of 4 files missing") && parent.path().join("-x").is_dir(), "{stderr}");
 }
 
 /// A file under a data file's name that is not MNIST's is named as such, not as missing.
@@ -133,6 +148,23 @@ fn a_wrong_file_already_there_is_named() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let said = format!("{} is there but is not MNIST's train-labels-idx1-ubyte", wrong.display());
     assert!(stderr.contains(&said) && stderr.contains("(not gzip)"), "{stderr}");
+}
+
+/// MNIST decompressed under the gzipped name is read by `dae` (which tells gzip from a file's
+/// first bytes), so it counts as present: real MNIST, from `data/` (run with `--ignored`).
+#[test]
+#[ignore = "needs MNIST in data/ (./data-fetch.sh)"]
+fn a_decompressed_file_under_the_gzipped_name_is_accepted() {
+    let (mirror, target) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let plain = Command::new("gzip").args(["-dc", "data/t10k-labels-idx1-ubyte.gz"]).output().unwrap();
+    std::fs::write(target.path().join("t10k-labels-idx1-ubyte.gz"), plain.stdout).unwrap();
+    let out = fetch_offline(target.path(), mirror.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("t10k-labels-idx1-ubyte.gz: already present (not gzipped, though named .gz)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("3 of 4 files missing"), "{stderr}");
 }
 
 /// The files already there decompressed (which `dae` reads as well) count as present: real

@@ -848,8 +848,8 @@ pub fn denoise(
     let mut made = prepare_out(out)?;
     remove_stale_temps(out).with_context(|| format!("--out {}: cannot clear", out.display()))?;
     // All results or none: a full disk on the last leaves none of them.
-    let all = files.iter().map(|(target, bytes, _)| (target.as_path(), &bytes[..]));
-    write_all_atomic(all).map_err(|(target, e)| anyhow!(e).context(cannot_write(&target)))?;
+    let all: Vec<_> = files.iter().map(|(target, bytes, _)| (target.as_path(), &bytes[..])).collect();
+    write_all_atomic(&all).map_err(|(target, e)| anyhow!(e).context(cannot_write(&target)))?;
     made.keep();
     files.iter().for_each(|(_, _, said)| say!("{said}"));
     Ok(())

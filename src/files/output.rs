@@ -25,12 +25,13 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Resul
 /// Writes each `(path, bytes)` atomically, and all of them or none: every file is written
 /// whole to its temporary name before any is renamed into place, so a full disk on the last
 /// leaves none of them (though a rename that fails after others leaves those). The path that
-/// failed comes with the error.
-pub fn write_all_atomic<'a>(
-    files: impl IntoIterator<Item = (&'a Path, &'a [u8])>,
-) -> Result<(), (PathBuf, io::Error)> {
+/// failed comes with the error. The temporary files stay open, and locked, until renamed
+/// ([`remove_stale_temps`]): the limit on open files is raised for them if it must be.
+pub fn write_all_atomic(files: &[(&Path, &[u8])]) -> Result<(), (PathBuf, io::Error)> {
+    let Some(&(first, _)) = files.first() else { return Ok(()) };
+    room_for_open_files(files.len()).map_err(|e| (first.to_path_buf(), e))?;
     let mut staged = Vec::new();
-    for (path, bytes) in files {
+    for &(path, bytes) in files {
         // Dropped on an error, each temporary file written so far goes.
         staged.push((path, written(path, |w| w.write_all(bytes)).map_err(|e| (path.to_path_buf(), e))?));
     }
@@ -38,6 +39,27 @@ pub fn write_all_atomic<'a>(
         file.persist(path).map_err(|e| (path.to_path_buf(), e.error))?;
     }
     Ok(())
+}
+
+/// Room for `count` more open files, with a margin for the rest of the program: the soft limit
+/// raised towards the hard one if it is lower, an error naming both if even that is too low.
+fn room_for_open_files(count: usize) -> io::Result<()> {
+    const MARGIN: u64 = 64;
+    let need = count as u64 + MARGIN;
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `getrlimit` writes the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 || limit.rlim_cur >= need {
+        return Ok(());
+    }
+    let raised = libc::rlimit { rlim_cur: need.min(limit.rlim_max), rlim_max: limit.rlim_max };
+    // SAFETY: `setrlimit` reads the struct it is given; a soft limit up to the hard one is allowed.
+    if raised.rlim_cur >= need && unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+        return Ok(());
+    }
+    Err(io::Error::other(format!(
+        "{count} files written at once need {need} open files, and this process may open {} (ulimit -n)",
+        limit.rlim_max
+    )))
 }
 
 /// A temporary file beside `path`, holding whatever `write` put into it, synced to the disk
@@ -233,8 +255,11 @@ pub fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
 /// A temporary file in `dir`, named `.dae-<pid>-XXXXXX.partial` after the process writing it
 /// and locked while it is open (so that [`remove_stale_temps`] knows whose it is and whether
 /// it is still being written), readable by all like a file made the ordinary way (`rw-r--r--`
-/// before the umask), not `rw-------` as temporary files are by default.
+/// before the umask), not `rw-------` as temporary files are by default. A sweep in another
+/// process may take the file between its making and its locking (the name's process id is no
+/// one's there, in another PID namespace): then another is made.
 fn temp_file_in(dir: &Path) -> io::Result<NamedTempFile> {
+    use std::os::unix::fs::MetadataExt;
     let mut builder = tempfile::Builder::new();
     let prefix = format!("{TEMP_PREFIX}{}-", std::process::id());
     builder.prefix(&prefix).suffix(TEMP_SUFFIX).rand_bytes(6);
@@ -243,14 +268,22 @@ fn temp_file_in(dir: &Path) -> io::Result<NamedTempFile> {
         use std::os::unix::fs::PermissionsExt;
         builder.permissions(std::fs::Permissions::from_mode(0o644));
     }
-    let file = builder.tempfile_in(dir)?;
-    // Where the file system has no locks, the name and the age still protect it.
-    let _ = file.as_file().try_lock();
-    Ok(file)
+    for _ in 0..LOCK_ATTEMPTS {
+        let file = builder.tempfile_in(dir)?;
+        match file.as_file().try_lock() {
+            // Still in the folder once locked: no sweep removed it first.
+            Ok(()) if file.as_file().metadata()?.nlink() > 0 => return Ok(file),
+            // Removed, or being removed by a sweep that holds it: another.
+            Ok(()) | Err(TryLockError::WouldBlock) => {}
+            // A file system without locks: its age protects it ([`STALE_AFTER`]).
+            Err(TryLockError::Error(_)) => return Ok(file),
+        }
+    }
+    Err(io::Error::other(format!("temporary files were removed as they were made, {LOCK_ATTEMPTS} times")))
 }
 
 /// How old a temporary file must be before [`remove_stale_temps`] takes it for a dead
-/// writer's: older than the moment between its making and its locking.
+/// writer's where the file system has no locks to say so.
 const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// How this program's temporary files begin and end: `.dae-<pid>-XXXXXX.partial`.
@@ -259,10 +292,10 @@ const TEMP_SUFFIX: &str = ".partial";
 
 /// Removes from `dir` the temporary files that writers of this program left when they were
 /// killed before renaming them: only files named `.dae-<pid>-XXXXXX.partial`, only regular
-/// files, and only those whose writer is gone: no process `pid` runs here, no process holds the
-/// file's lock (a writer in another PID namespace, a container sharing the folder, has another
-/// `pid` here but the same lock), and it is a minute old or more. Anything else, however
-/// named, is not ours and stays.
+/// files, and only those whose writer is gone: no process `pid` runs here, and no process holds
+/// the file's lock (a writer in another PID namespace, a container sharing the folder, has
+/// another `pid` here but the same lock); on a file system without locks, a file a minute old
+/// or more. Anything else, however named, is not ours and stays.
 /// Clearing is a courtesy: a file that cannot be removed (another user's, in a shared folder)
 /// is left, not an error.
 pub fn remove_stale_temps(dir: &Path) -> io::Result<()> {
@@ -271,13 +304,24 @@ pub fn remove_stale_temps(dir: &Path) -> io::Result<()> {
         if !entry.file_type().is_ok_and(|t| t.is_file()) || is_running(pid) {
             continue;
         }
-        let Ok((file, _)) = open_regular(&entry.path()) else { continue };
-        let old = file
-            .metadata()
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age >= STALE_AFTER));
-        // Held while removed, so no writer can be found writing it meanwhile.
-        if old && file.try_lock().is_ok() {
+        // Open to write: NFS grants an exclusive lock only on such a file.
+        let mut options = OpenOptions::new();
+        options.read(true).write(true);
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+        }
+        let Ok(file) = options.open(entry.path()) else { continue };
+        let gone = match file.try_lock() {
+            // Held while removed, so no writer can lock it meanwhile (`temp_file_in`).
+            Ok(()) => true,
+            Err(TryLockError::WouldBlock) => false,
+            Err(TryLockError::Error(_)) => file
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age >= STALE_AFTER)),
+        };
+        if gone && file.metadata().is_ok_and(|m| m.is_file()) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
