@@ -9,7 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use dae::files::checkpoint;
-use dae::files::output::Metrics;
+use dae::files::metrics::Metrics;
 
 fn dae() -> Command {
     default_signals(Command::new(env!("CARGO_BIN_EXE_dae")))
@@ -877,7 +877,7 @@ fn the_run_lock_never_follows_a_link() {
 /// `.lock` before letting go every other time.
 #[test]
 fn a_removed_lock_file_is_never_held_twice() {
-    use dae::files::output::RunLock;
+    use dae::files::run_lock::RunLock;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let dir = tempfile::tempdir().unwrap();
     // Only the taker that made the file may remove it.

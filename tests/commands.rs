@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use dae::files::checkpoint;
-use dae::files::output::Metrics;
+use dae::files::metrics::Metrics;
 use dae::files::pngio;
 
 fn dae(args: &[&str]) -> Output {

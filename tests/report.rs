@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use dae::files::checkpoint::Snapshots;
-use dae::files::output::Metrics;
+use dae::files::metrics::Metrics;
 use dae::report::{self, Run};
 use dae::train::dead_units::DeadUnits;
 use dae::train::{Config, Trainer};

@@ -17,14 +17,13 @@ use crate::data::rng::Purpose;
 use crate::engine::layer::Layer;
 use crate::engine::model::{Model, Workspace, autoencoder_widths};
 use crate::eval::evaluate::{self, Evaluation};
+use crate::files::atomic::{MadeFolders, folder_of, remove_stale_temps, write_all_atomic, write_atomic};
 use crate::files::checkpoint::{self, Owner, Snapshots, State};
 use crate::files::figure;
-use crate::files::output::{
-    DataPrint, DeadShares, MadeFolders, Metrics, RunLock, folder_of, new_run_name, remove_stale_temps,
-    write_all_atomic, write_atomic,
-};
+use crate::files::metrics::{DataPrint, DeadShares, Metrics, new_run_name};
 use crate::files::plot;
 use crate::files::pngio;
+use crate::files::run_lock::RunLock;
 use crate::memory;
 use crate::report::{self, MEASURED_TEST, MEASURED_TRAIN, Measured, TEST_SHOWN};
 use crate::train::memory::{model_training_bytes, training_bytes};

@@ -14,7 +14,7 @@ use signal_hook::iterator::Signals;
 use signal_hook::low_level::signal_name;
 
 use crate::cli::commands::Failure;
-use crate::files::output::exit_removing_partial_files;
+use crate::files::atomic::exit_removing_partial_files;
 
 /// The run's epochs are under way: a signal sets the interrupt flag.
 const TRAINING: u8 = 0;

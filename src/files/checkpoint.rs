@@ -32,7 +32,7 @@ use crate::engine::layer::Layer;
 use crate::engine::lowering::Image;
 use crate::engine::model::Model;
 use crate::engine::pool::MaxPool2d;
-use crate::files::output::write_atomic;
+use crate::files::atomic::write_atomic;
 use crate::train::{Config, Progress};
 
 /// Why a model or state file could not be written or read.
@@ -287,7 +287,7 @@ struct File {
 impl File {
     fn read(path: &Path) -> Result<File, CheckpointError> {
         // The largest state a run writes (`--layers 65536,65536` is refused) is under 4 GiB.
-        let bytes = crate::files::output::read_regular(path, 4 << 30).map_err(|e| error(path, e))?;
+        let bytes = crate::files::regular::read_regular(path, 4 << 30).map_err(|e| error(path, e))?;
         let not_safetensors = |e| error(path, format!("not a safetensors file: {e}"));
         let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(not_safetensors)?;
         SafeTensors::deserialize(&bytes).map_err(not_safetensors)?;

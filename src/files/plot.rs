@@ -15,7 +15,7 @@ use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
 use crate::eval::evaluate::SweepRow;
-use crate::files::output::write_atomic;
+use crate::files::atomic::write_atomic;
 use crate::train::EpochStats;
 
 /// Ten colours that stay apart on screen and in print (Tableau's "tab10"), one per digit.

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::files::output::{open_regular, write_atomic};
+use crate::files::atomic::write_atomic;
+use crate::files::regular::open_regular;
 
 /// A grayscale image, row-major, values in `[0, 1]`.
 #[derive(Debug, Clone, PartialEq)]

@@ -20,8 +20,9 @@ use ndarray::ArrayView2;
 use crate::data::mnist::Mnist;
 use crate::engine::model::Model;
 use crate::eval::evaluate::{self, Knn, SweepRow};
+use crate::files::atomic::write_atomic;
 use crate::files::checkpoint::Snapshots;
-use crate::files::output::{Metrics, write_atomic};
+use crate::files::metrics::Metrics;
 
 /// Everything a report shows, borrowed from a run.
 #[derive(Debug, Clone, Copy)]
