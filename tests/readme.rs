@@ -26,17 +26,25 @@ fn every_function_in_the_map_exists_in_its_file() {
         cells[1..cells.len() - 1].iter().map(move |cell| (*row, *cell)).collect::<Vec<_>>()
     });
     for (row, code) in columns {
-        // "`src/a.rs`, `f`; `src/b.rs`, `g`, `h`": each file, then the functions after it.
+        // "`src/a.rs`, `f`; `src/b.rs`, `T::g`, `h`": each file, then the functions after it.
         let mut file: Option<String> = None;
         for span in code_spans(code) {
             if span.starts_with("src/") {
                 file = Some(read(Path::new(span)));
             } else {
                 let source = file.as_ref().unwrap_or_else(|| panic!("a function before any file: {row}"));
+                // `Type::method`: a method of an `impl Type` in the file.
+                let (owner, function) = span.rsplit_once("::").map_or((None, span), |(t, f)| (Some(t), f));
                 assert!(
-                    source.contains(&format!("fn {span}(")) || source.contains(&format!("fn {span}<")),
+                    source.contains(&format!("fn {function}("))
+                        || source.contains(&format!("fn {function}<")),
                     "{span} in {row}"
                 );
+                if let Some(owner) = owner {
+                    let implemented =
+                        [" ", "<"].iter().any(|after| source.contains(&format!("impl {owner}{after}")));
+                    assert!(implemented, "{span}: no impl {owner} in its file, in {row}");
+                }
                 checked += 1;
             }
         }
