@@ -21,8 +21,12 @@ if [ "${1:-}" = -- ]; then
   shift # what follows is the folder, even if it starts with '-'
 else
   case ${1:-} in
-    -h | --help) printf '%s\n' "$usage" "sources: MNIST_MIRROR (a folder or URL), MNIST_OFFLINE=1 for it alone"; exit 0 ;;
-    -*) printf 'data-fetch: unknown option %s (a folder starting with - goes after --); %s\n' "$1" "$usage" >&2; exit 2 ;;
+    -h | --help)
+      printf '%s\n' "$usage" "sources: MNIST_MIRROR (a folder or URL), MNIST_OFFLINE=1 for it alone"
+      exit 0 ;;
+    -*)
+      printf 'data-fetch: unknown option %s (a folder starting with - goes after --); %s\n' "$1" "$usage" >&2
+      exit 2 ;;
   esac
 fi
 if [ $# -gt 1 ]; then
@@ -126,7 +130,8 @@ for entry in "${files[@]}"; do
   wrong=""
   if [ -f "$final" ]; then
     wrong="$final is there but is not MNIST's $name"
-    say "$wrong (content SHA-256 $(content_hash "$final" | grep . || echo '(not gzip)')); fetching a correct copy over it"
+    actual=$(content_hash "$final")
+    say "$wrong (content SHA-256 ${actual:-(not gzip)}); fetching a correct copy over it"
   fi
   tmp=$(mktemp "$dir/.$name.gz.XXXXXX")
   trap 'rm -f "$tmp"' EXIT

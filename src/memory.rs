@@ -22,7 +22,8 @@ pub fn set_limit() -> Result<(), String> {
         Some(value) => {
             let bytes = value.to_str().and_then(parse_size).ok_or_else(|| {
                 let value = value.to_string_lossy().escape_debug().to_string();
-                format!("DAE_MEMORY={value}: expected a size of at least 1 byte and under 16 EiB, such as 8GiB or 512MiB")
+                let expected = "a size of at least 1 byte and under 16 EiB, such as 8GiB or 512MiB";
+                format!("DAE_MEMORY={value}: expected {expected}")
             })?;
             Some(Limit { bytes, from_env: true })
         }

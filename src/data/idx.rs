@@ -2,12 +2,12 @@
 //!
 //! An IDX file is a 4-byte magic (`0x00 0x00`, a dtype byte, the rank), one big-endian `u32` per
 //! dimension, then the items in row-major order. We read only `u8` data, the dtype of every
-//! MNIST-like set. Every header field is checked against the bytes actually present before the
-//! body is kept, so a lying header cannot make us allocate, and a body larger than the memory
-//! there is (a small gzip file can unpack to gigabytes; a plain file can be larger than memory)
-//! is refused before it is read; bad input is an [`IdxError`], never a panic. Whether a file is
-//! gzipped is decided by its first bytes, not its name; a gzip file may hold several members, one after another (what `cat a.gz
-//! b.gz` makes), and anything after the last member is an error.
+//! MNIST-like set. Every header field is checked against the bytes actually present before the body
+//! is kept, so a lying header cannot make us allocate, and a body larger than the memory there is
+//! (a small gzip file can unpack to gigabytes; a plain file can be larger than memory) is refused
+//! before it is read; bad input is an [`IdxError`], never a panic. Whether a file is gzipped is
+//! decided by its first bytes, not its name; a gzip file may hold several members, one after
+//! another (what `cat a.gz b.gz` makes), and anything after the last member is an error.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read};
