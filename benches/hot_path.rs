@@ -17,7 +17,7 @@ use dae::data::rng::Purpose;
 use dae::engine::adam::{Adam, Moments};
 use dae::engine::aligned;
 use dae::engine::data_parallel::{SHARD_ROWS, Shards};
-use dae::engine::dense::Dense;
+use dae::engine::dense::{Dense, Write};
 use dae::engine::gemm::{Finish, copy_into, matmul, matmul_finish_on, matmul_naive, par_matmul};
 use dae::engine::kernel::Path;
 use dae::engine::loss::Loss;
@@ -243,7 +243,9 @@ fn elementwise(c: &mut Criterion) {
 
 /// The two parallel regions of the data-parallel step of the notebook's model on a batch of
 /// 256 (`engine::data_parallel`): every shard's forward, loss and backward pass, and the update
-/// that adds the shards' gradients and takes Adam's step. The rate is in images per second.
+/// that adds the shards' gradients and takes Adam's step, each way it can write `W` ([`Write`]):
+/// in place with `Wᵀ` beside it, or streamed without, after which the passes copy `W` so for
+/// each forward product. The rate is in images per second.
 fn data_parallel(c: &mut Criterion) {
     let mut model = Model::autoencoder(784, &[128, 64, 32], &mut ChaCha8Rng::seed_from_u64(2));
     let mut adam = Adam::new(1e-3, model.param_sizes());
@@ -260,7 +262,19 @@ fn data_parallel(c: &mut Criterion) {
             black_box(shards.passes(&model, Loss::Bce, BATCH, batch));
         })
     });
-    group.bench_function("update", |b| in_pool(b, || shards.update(&mut model, &mut adam, BATCH)));
+    for (name, write) in [("update_in_place", Write::InPlace), ("update_streamed", Write::Streamed)] {
+        shards.fix_write(Some(write));
+        group.bench_function(name, |b| {
+            in_pool(b, || {
+                black_box(shards.update(&mut model, &mut adam, BATCH));
+            })
+        });
+    }
+    group.bench_function("passes_copying_w_t", |b| {
+        in_pool(b, || {
+            black_box(shards.passes(&model, Loss::Bce, BATCH, batch));
+        })
+    });
     group.finish();
 }
 

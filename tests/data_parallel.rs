@@ -13,7 +13,7 @@ use dae::engine::dense::{Dense, Write};
 use dae::engine::loss::Loss;
 use dae::engine::model::{Model, Workspace};
 use dae::engine::team::Team;
-use ndarray::{Array1, ArrayViewMut2, s};
+use ndarray::{Array1, Array2, ArrayViewMut2, s};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -136,12 +136,15 @@ fn the_shards_gradients_are_the_models() {
 
 /// Adam's step writes the same bits into `W` in place and streamed ([`Write`]), over several
 /// blocks of rows that start anywhere in a cache line (301 inputs a row), and leaves the rows
-/// outside its part alone. (`tests/training.rs` holds whole runs on 1, 2 and 3 threads to one
-/// model file, but a machine of one core runs none of them streamed.)
+/// outside its part alone; the next forward pass, which reads the layer's `Wᵀ` written beside `W`
+/// in place (and `W` itself after a streamed step), is a new layer's with those weights.
+/// (`tests/training.rs` holds whole runs on 1, 2 and 3 threads to one model file, but a machine
+/// of one core runs none of them streamed.)
 #[test]
 fn a_streamed_update_writes_the_same_bits_as_one_in_place() {
     let (outputs, inputs) = (128, 301);
     let w0 = random((outputs, inputs), -1.0, 1.0, 1);
+    let x = random((5, inputs), -1.0, 1.0, 2);
     let run = |write: Write| {
         let mut dense = Dense::from_parts(w0.clone(), Array1::zeros(outputs));
         let mut adam = Adam::new(1e-2, [outputs * inputs, outputs]);
@@ -150,9 +153,14 @@ fn a_streamed_update_writes_the_same_bits_as_one_in_place() {
             dense.db.assign(&random((1, outputs), -1.0, 1.0, 20 + t).row(0));
             let step = adam.next_step();
             let mut moments = adam.moments();
-            let update = dense.update_parts([moments.next().unwrap(), moments.next().unwrap()]);
+            let update = dense.update_parts([moments.next().unwrap(), moments.next().unwrap()], write);
             // SAFETY: nothing else uses the layer or its moments while `rows` runs.
-            unsafe { update.rows(3..120, 1, |_| unreachable!("one shard"), step, write) };
+            unsafe { update.rows(3..120, 1, |_| unreachable!("one shard"), step) };
+            let (mut y, mut expected) = (Array2::zeros((5, outputs)), Array2::zeros((5, outputs)));
+            dense.forward_rows(x.view(), y.view_mut(), None);
+            let fresh = Dense::from_parts(dense.w().to_owned(), dense.b.clone());
+            fresh.forward_rows(x.view(), expected.view_mut(), None);
+            assert_eq!(y, expected, "{write:?}, step {t}: the forward reads the new weights");
         }
         (dense.w().to_owned(), dense.b.clone(), adam.m.clone(), adam.v.clone())
     };
@@ -167,4 +175,50 @@ fn a_streamed_update_writes_the_same_bits_as_one_in_place() {
         (3..120).all(|r| w.row(r).iter().zip(w0.row(r)).all(|(a, b)| a != b)),
         "every weight of the part moved"
     );
+}
+
+/// Whichever way the update writes `W` (in place with `Wᵀ` beside it, or streamed without), a
+/// few steps of the shards on two threads end in the same model, to the bit; and the way chosen
+/// by the cores' distance, as the training step runs, does too.
+#[test]
+fn the_shards_train_to_the_same_bits_however_w_is_written() {
+    let model = Model::autoencoder(48, &[20, 12, 6], &mut ChaCha8Rng::seed_from_u64(7));
+    let rows = 2 * SHARD_ROWS + 44;
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let train = |write: Option<Write>| {
+        pool.install(|| {
+            let mut model = model.clone();
+            let mut shards = Shards::new(&model, rows);
+            shards.fix_write(write);
+            let mut adam = Adam::new(1e-2, model.param_sizes());
+            for step in 0..5 {
+                let (input, target) =
+                    (random((rows, 48), 0.0, 1.0, 10 + step), random((rows, 48), 0.0, 1.0, 20 + step));
+                let copy =
+                    |r: std::ops::Range<usize>, mut x: ArrayViewMut2<f32>, mut y: ArrayViewMut2<f32>| {
+                        x.assign(&input.slice(s![r.clone(), ..]));
+                        y.assign(&target.slice(s![r, ..]));
+                    };
+                shards.passes(&model, Loss::Bce, rows, copy);
+                shards.update(&mut model, &mut adam, rows);
+            }
+            model
+        })
+    };
+    let in_place = train(Some(Write::InPlace));
+    assert!(in_place != model, "weights that moved");
+    assert!(train(Some(Write::Streamed)) == in_place, "streamed");
+    assert!(train(None) == in_place, "as the cores' distance chooses");
+}
+
+/// A team of two measures a cache line's round trip between its threads (a probe that never
+/// returns would hang here); a team of one has none to measure.
+#[test]
+fn a_team_measures_the_round_trip_between_its_cores() {
+    assert_eq!(Team::new(1).round_trip(15), None);
+    let mut team = Team::new(2);
+    if team.size() == 2 {
+        let trip = team.round_trip(15).expect("two members");
+        assert!(trip > std::time::Duration::ZERO && trip < std::time::Duration::from_millis(100), "{trip:?}");
+    }
 }

@@ -72,7 +72,8 @@ fn dense_shard_forward_is_the_pooled_one_to_the_bit() {
     assert!(y.iter().any(|&v| v != 0.0), "numbers that prove something");
 }
 
-/// Weights changed through `w_mut` must be the ones the next forward uses.
+/// Weights changed through `w_mut` or `params_and_grads` must be the ones the next forward uses
+/// (the layer's copy of `Wᵀ` is then out of date), on the pool and on one thread.
 #[test]
 fn dense_forward_reads_weights_changed_in_place() {
     let x = random((3, 5), -1.0, 1.0, 4);
@@ -80,8 +81,12 @@ fn dense_forward_reads_weights_changed_in_place() {
     let (mut before, mut after, mut fresh) =
         (Array2::zeros((3, 2)), Array2::zeros((3, 2)), Array2::zeros((3, 2)));
     dense.forward(x.view(), before.view_mut(), None);
-    dense.w_mut()[[1, 3]] += 0.5;
+    dense.w_mut()[[1, 3]] += 0.25;
+    dense.params_and_grads()[0].0[5 + 3] += 0.25; // W[1, 3]
     dense.forward(x.view(), after.view_mut(), None);
+    let mut rows = Array2::zeros((3, 2));
+    dense.forward_rows(x.view(), rows.view_mut(), None);
+    assert_eq!(after, rows);
     Dense::from_parts(dense.w().to_owned(), dense.b.clone()).forward(x.view(), fresh.view_mut(), None);
     assert_eq!(after, fresh);
     // Only output 1 reads W[1, 3]: it moved by 0.5·x[·, 3], output 0 did not move.

@@ -11,9 +11,14 @@
 //! to anything else that runs, and where the rows one core wrote are read by the other. Here a
 //! step is two pieces of work for a [`Team`] whose threads wait between them without giving their
 //! cores away, and a shard's images and activations never leave the core that made them; what
-//! crosses is the shards' gradients, once, in the update, and the weights it wrote (streamed
-//! to memory, [`crate::engine::stream`]: on cores far apart, taking `W`'s lines back from the
-//! other core's cache had been most of the update).
+//! crosses is the shards' gradients, once, in the update, and the weights it wrote.
+//!
+//! How the update writes them depends on how far apart the cores are, which the team measures
+//! every [`PROBE_EVERY`] steps ([`Team::round_trip`]). Near (sharing a cache), in place, and each
+//! layer's `Wᵀ` beside `W`, which every forward product reads as it is: on a Zen 4, 2.8% off an
+//! epoch against copying `W` so in each product. Far apart, `W` is streamed to memory
+//! ([`crate::engine::stream`]) and `Wᵀ` not kept: a store into a line the other core holds waits
+//! for it, and taking `W`'s lines back from the other core's cache had been most of the update.
 //!
 //! The same bits on any number of threads: the shards are fixed by the batch size alone, every
 //! product of a shard sums in the kernel's order, and the update adds the shards in their order
@@ -26,6 +31,7 @@
 //! image.
 
 use std::ops::Range;
+use std::time::Duration;
 
 use ndarray::{Array1, Array2, ArrayViewMut2, s};
 
@@ -43,6 +49,18 @@ use crate::engine::team::Team;
 /// (smaller products and one more set of gradients to add). More than two threads have no more
 /// shards to share at batch 256; a larger batch makes more.
 pub const SHARD_ROWS: usize = 128;
+
+/// Steps between two measurements of how far apart the team's cores are
+/// ([`Team::round_trip`]), which choose how the update writes `W` ([`Shards::update`]): the host
+/// may move them while a run trains (on a Zen 4 VM, every few minutes).
+pub const PROBE_EVERY: usize = 64;
+
+/// The round trips of a measurement; its median is taken.
+const TRIPS: usize = 15;
+
+/// A round trip of a cache line between the team's first two cores longer than this says they
+/// are far apart: on a 2-core Zen 4 VM, ~90–110 ns near, ~500 ns far.
+pub const FAR: Duration = Duration::from_nanos(250);
 
 /// The fewest rows [`shard_rows`] gives a shard, unless the whole batch has fewer: a batch of
 /// more than 16 rows makes two shards or more.
@@ -73,6 +91,11 @@ pub struct Shards {
     team: Team,
     /// Each layer's [`Update`] during a step's update; kept for its room.
     updates: Vec<Update>,
+    /// How the update writes `W`, as last chosen; and the steps since the choice.
+    write: Write,
+    since: usize,
+    /// A way to write `W` fixed by [`Shards::fix_write`], instead of the choice.
+    fixed: Option<Write>,
 }
 
 /// One shard's buffers: its rows of the batch, of each layer's output and `δ`, its rows'
@@ -115,7 +138,28 @@ impl Shards {
         };
         let shards = (0..capacity.div_ceil(rows)).map(|_| shard()).collect();
         let team = Team::new(rayon::current_num_threads());
-        Shards { shards, rows, team, updates: Vec::with_capacity(layers.len()) }
+        let updates = Vec::with_capacity(layers.len());
+        Shards { shards, rows, team, updates, write: Write::InPlace, since: 0, fixed: None }
+    }
+
+    /// Has the update write `W` as `write` says, or (`None`) as the cores' distance chooses
+    /// ([`Shards::update`]): for tests and benchmarks of either way.
+    pub fn fix_write(&mut self, write: Option<Write>) {
+        self.fixed = write;
+    }
+
+    /// How the next update writes `W`: [`Write::Streamed`] if the team's cores are far apart,
+    /// measured every [`PROBE_EVERY`] steps ([`Team::round_trip`]), else [`Write::InPlace`].
+    fn choose_write(&mut self) -> Write {
+        if let Some(write) = self.fixed {
+            return write;
+        }
+        if self.since == 0 {
+            let far = self.team.round_trip(TRIPS).is_some_and(|trip| trip > FAR);
+            self.write = if far { Write::Streamed } else { Write::InPlace };
+        }
+        self.since = (self.since + 1) % PROBE_EVERY;
+        self.write
     }
 
     /// The bytes [`Shards::new`] allocates for a dense model of these `widths` (input first) and
@@ -200,13 +244,16 @@ impl Shards {
     /// of `rows` rows: the first shard's gradients become each layer's `dw` and `db` (exchanged,
     /// not copied); each thread of the team takes its part of every layer's rows, adds the other
     /// shards' `dW_s` and `db_s` there in shard order, and takes Adam's step on them
-    /// ([`Update::rows`]; with more than one thread the new `W` is streamed, [`Write::Streamed`]).
+    /// ([`Update::rows`]). The new `W` and `Wᵀ` are written where they are, unless the team's
+    /// cores are far apart: then `W` is streamed and `Wᵀ` dropped ([`Write`]; whichever, the same
+    /// numbers); returns which.
     /// Afterwards each layer's `dw` and `db` hold the batch's gradients.
     /// Once after each [`Shards::passes`]: a second call would add the other shards' gradients
     /// again.
-    pub fn update(&mut self, model: &mut Model, adam: &mut Adam, rows: usize) {
+    pub fn update(&mut self, model: &mut Model, adam: &mut Adam, rows: usize) -> Write {
         assert!(rows > 0, "an update after passes over an empty batch");
         let step = adam.next_step();
+        let write = self.choose_write();
         let mut moments = adam.moments();
         self.updates.clear();
         let denses = model.layers.iter_mut().map(|l| l.as_dense_mut().expect("a dense model"));
@@ -215,25 +262,22 @@ impl Shards {
             // The first shard's gradients become the layer's, to which the others are added.
             dense.swap_gradients(dw, db);
             let pair = [moments.next(), moments.next()].map(|m| m.expect("moments for every tensor"));
-            self.updates.push(dense.update_parts(pair));
+            self.updates.push(dense.update_parts(pair, write));
         }
         let shards = &self.shards[..self.count(rows)];
         let (updates, team) = (&self.updates, self.team.size());
-        // With more than one thread, each reads the rows of `W` the others write (stream.rs).
-        let write = if team > 1 { Write::Streamed } else { Write::InPlace };
         self.team.run(&|member| {
             for (l, update) in updates.iter().enumerate() {
-                let outputs = update.outputs();
-                let part = outputs * member / team..outputs * (member + 1) / team;
                 let shard =
                     |s: usize| (shards[s].dw[l].view(), shards[s].db[l].as_slice().expect("contiguous"));
                 // SAFETY: the layers and moments are not touched otherwise until `run` returns,
                 // and each member takes its own part of each layer's rows.
-                unsafe { update.rows(part, shards.len(), shard, step, write) };
+                unsafe { update.rows(update.part(member, team), shards.len(), shard, step) };
             }
         });
         // The pointers are spent: none outlives the borrows they were made from.
         self.updates.clear();
+        write
     }
 }
 

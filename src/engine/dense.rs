@@ -2,8 +2,9 @@
 //!
 //! Shapes: `B` rows in the batch, `I` inputs, `O` outputs. `W` is stored `(O, I)` like PyTorch's
 //! `nn.Linear`, so a model file reads the same in both. The forward's right operand is `Wᵀ`,
-//! `W` read with its strides swapped; our kernel reads a right operand row by row, so each
-//! product copies it so into a buffer of its thread first ([`crate::engine::gemm::matmul`]).
+//! which our kernel reads row by row: Adam's step writes a copy of it, `(I, O)`, beside `W`
+//! where it can ([`Write::InPlace`]). Without that copy, a product reads `W` with its strides
+//! swapped, copied so into a buffer of its thread first ([`crate::engine::gemm::matmul`]).
 //! Backward overwrites `dw` and `db` (no accumulation across calls).
 //!
 //! The training step runs [`Dense::forward_rows`] and [`Dense::backward_rows`] on each thread's
@@ -15,7 +16,7 @@
 
 use std::ops::Range;
 
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, ShapeBuilder};
 use ndarray_rand::RandomExt;
 use rand::Rng;
 use rand_distr::Uniform;
@@ -24,7 +25,7 @@ use crate::engine::activation::Activation;
 use crate::engine::adam::{Moments, Step};
 use crate::engine::aligned;
 use crate::engine::fastmath::for_this_cpu;
-use crate::engine::gemm::{Finish, column_sums, matmul, matmul_finish, par_matmul_with};
+use crate::engine::gemm::{Finish, column_sums, copy_into, matmul, matmul_finish, par_matmul_with};
 use crate::engine::stream;
 
 /// The weights [`Update::rows`] adds and steps at a time, with their moments and gradients:
@@ -35,22 +36,36 @@ const UPDATE_BLOCK: usize = 16 * 1024;
 /// in the first-level cache until they are streamed into `W`.
 const STREAM_CHUNK: usize = 1024;
 
+/// The floats of a cache line: [`Update::part`] shares out rows of `W` in multiples of
+/// it where it can, so that no line of `Wᵀ` is written by two threads.
+const LINE_FLOATS: usize = 16;
+
 /// How [`Update::rows`] writes the new `W`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Write {
-    /// Where it is, for a thread alone: its lines stay in its cache for the next forward pass.
+    /// Where it is, and the same numbers into the layer's `Wᵀ`: for a thread alone, whose lines
+    /// stay in its cache for the next forward pass, or for threads on cores near each other,
+    /// which take the other's new rows from its cache cheaply.
     InPlace,
-    /// Stepped in a buffer and streamed into `W` ([`stream`]), when other threads read `W`
-    /// too: each new row goes to memory without first taking its lines from their caches.
+    /// Stepped in a buffer and streamed into `W` ([`stream`]), and the layer's `Wᵀ` dropped
+    /// (each forward copies `W` so): for threads on cores far apart, where a store into a line
+    /// the other core holds waits for it. Each new row goes to memory without first taking its
+    /// lines from their caches.
     Streamed,
 }
 
 /// A dense layer's parameters and the gradients of the last backward pass (of the data-parallel
 /// step: its shards' gradients summed, [`crate::engine::data_parallel::Shards::update`]).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Dense {
-    /// Weights, `(O, I)`, row-major; read with [`Dense::w`], changed with [`Dense::w_mut`].
+    /// Weights, `(O, I)`, row-major; read with [`Dense::w`], changed through [`Dense::w_mut`],
+    /// [`Dense::params_and_grads`] or [`Dense::update_parts`].
     w: Array2<f32>,
+    /// `Wᵀ`, `(I, O)`, row-major: the forward's right operand, if `wt_current`.
+    wt: Array2<f32>,
+    /// Whether `wt` holds `Wᵀ`: set where it is written ([`Dense::from_parts`],
+    /// [`Dense::update_parts`] for [`Write::InPlace`]), cleared where `W` changes without it.
+    wt_current: bool,
     /// Biases, `(O,)`.
     pub b: Array1<f32>,
     /// `∂L/∂W`, `(O, I)`.
@@ -73,7 +88,24 @@ impl Dense {
         assert_eq!(w.nrows(), b.len(), "one bias per output");
         let w = aligned::copy_of(&w);
         let (dw, db) = (aligned::zeros(w.dim()), Array1::zeros(b.raw_dim()));
-        Dense { w, b, dw, db }
+        let wt = aligned::zeros((w.ncols(), w.nrows()));
+        let mut dense = Dense { w, wt, wt_current: false, b, dw, db };
+        dense.write_wt();
+        dense
+    }
+
+    /// `wt ← Wᵀ`, unless it holds it already.
+    fn write_wt(&mut self) {
+        if !self.wt_current {
+            copy_into(self.w.t(), self.wt.view_mut());
+            self.wt_current = true;
+        }
+    }
+
+    /// The forward's right operand `Wᵀ`, `(I, O)`: the layer's copy, or `W` read with its
+    /// strides swapped if the copy is out of date.
+    fn w_t(&self) -> ArrayView2<'_, f32> {
+        if self.wt_current { self.wt.view() } else { self.w.t() }
     }
 
     /// The weights `W`, `(O, I)`.
@@ -81,13 +113,17 @@ impl Dense {
         self.w.view()
     }
 
-    /// The weights `W`, `(O, I)`, to change.
+    /// The weights `W`, `(O, I)`, to change. The layer's `Wᵀ` is then out of date: the forward
+    /// reads `W` until [`Dense::update_parts`] writes it again.
     pub fn w_mut(&mut self) -> ArrayViewMut2<'_, f32> {
+        self.wt_current = false;
         self.w.view_mut()
     }
 
-    /// The weights and biases, each with its gradient, to change.
+    /// The weights and biases, each with its gradient, to change. The layer's `Wᵀ` is then out
+    /// of date, as after [`Dense::w_mut`].
     pub fn params_and_grads(&mut self) -> [(&mut [f32], &[f32]); 2] {
+        self.wt_current = false;
         let contiguous = "contiguous";
         [
             (self.w.as_slice_mut().expect(contiguous), self.dw.as_slice().expect(contiguous)),
@@ -112,7 +148,7 @@ impl Dense {
     pub fn forward(&self, a_prev: ArrayView2<f32>, out: ArrayViewMut2<f32>, activation: Option<Activation>) {
         debug_assert_eq!((a_prev.ncols(), out.dim()), (self.inputs(), (a_prev.nrows(), self.outputs())));
         let finish = Finish::Bias(self.b.as_slice().expect("biases are contiguous"), activation);
-        par_matmul_with(a_prev, self.w.t(), out, finish, |_, _| {});
+        par_matmul_with(a_prev, self.w_t(), out, finish, |_, _| {});
     }
 
     /// Forward on the calling thread, for a thread that runs a shard of the batch from start to
@@ -127,7 +163,7 @@ impl Dense {
         activation: Option<Activation>,
     ) {
         let finish = Finish::Bias(self.b.as_slice().expect("biases are contiguous"), activation);
-        matmul_finish(a_prev, self.w.t(), out, finish);
+        matmul_finish(a_prev, self.w_t(), out, finish);
     }
 
     /// Backward: `dW = δᵀ·A_prev` and `db = Σ_rows δ` over the rows, into the layer's own
@@ -174,8 +210,13 @@ impl Dense {
     }
 
     /// What Adam's step on this layer writes, for a team of threads that each take some rows of
-    /// `W` ([`Update::rows`]): the parameters, their gradients and the moments `[W's, b's]`.
-    pub fn update_parts(&mut self, [wm, bm]: [Moments; 2]) -> Update {
+    /// `W` ([`Update::rows`]), writing `W` as `write` says: the parameters (and `Wᵀ`, brought up
+    /// to date first, for [`Write::InPlace`]), their gradients and the moments `[W's, b's]`.
+    pub fn update_parts(&mut self, [wm, bm]: [Moments; 2], write: Write) -> Update {
+        match write {
+            Write::InPlace => self.write_wt(),
+            Write::Streamed => self.wt_current = false,
+        }
         let (w, b) = (self.w.len(), self.b.len());
         assert_eq!(
             [wm.m.len(), wm.v.len(), bm.m.len(), bm.v.len()],
@@ -188,11 +229,21 @@ impl Dense {
         Update {
             shape: (self.outputs(), self.inputs()),
             w: self.w.as_mut_ptr(),
+            wt: self.wt.as_mut_ptr(),
+            write,
             b: self.b.as_slice_mut().expect(contiguous).as_mut_ptr(),
             dw: self.dw.as_slice_mut().expect(contiguous).as_mut_ptr(),
             db: self.db.as_slice_mut().expect(contiguous).as_mut_ptr(),
             moments: [wm.m.as_mut_ptr(), wm.v.as_mut_ptr(), bm.m.as_mut_ptr(), bm.v.as_mut_ptr()],
         }
+    }
+}
+
+/// Layers are equal if their parameters and gradients are: `Wᵀ` is a copy of `W`, whether
+/// current or not.
+impl PartialEq for Dense {
+    fn eq(&self, other: &Dense) -> bool {
+        (&self.w, &self.b, &self.dw, &self.db) == (&other.w, &other.b, &other.dw, &other.db)
     }
 }
 
@@ -218,6 +269,10 @@ pub struct Update {
     /// `(O, I)`.
     shape: (usize, usize),
     w: *mut f32,
+    /// `Wᵀ`, `(I, O)`, written for [`Write::InPlace`].
+    wt: *mut f32,
+    /// How the new `W` is written.
+    write: Write,
     b: *mut f32,
     dw: *mut f32,
     db: *mut f32,
@@ -265,25 +320,37 @@ impl Update {
         self.shape.0
     }
 
+    /// The rows of `W` that member `member` of a team of `team` threads updates: a `team`-th of
+    /// them, in whole lines of `Wᵀ`'s rows where the layer has enough.
+    pub fn part(&self, member: usize, team: usize) -> Range<usize> {
+        let outputs = self.shape.0;
+        let bound = |t: usize| match t {
+            t if t == team => outputs,
+            t => outputs * t / team / LINE_FLOATS * LINE_FLOATS,
+        };
+        bound(member)..bound(member + 1)
+    }
+
     /// Adam's step on the layer's rows `rows` (outputs) from the shards' gradients: the layer's
     /// `dw` and `db` hold the first shard's ([`Dense::swap_gradients`]), and `shard(s)` lends
     /// shard `s`'s `(dW_s, db_s)` for `1 ≤ s < shards` (never `shard(0)`), added to them in
-    /// order (`dW = dW₀ + dW₁ + …`); then those rows of `W` and `b`, `W` written as `write`
-    /// says. Done in blocks of rows that stay in cache.
+    /// order (`dW = dW₀ + dW₁ + …`); then those rows of `W` and `b`, written as
+    /// [`Dense::update_parts`] was told (with [`Write::InPlace`], the same columns of `Wᵀ` too).
+    /// Done in blocks of rows that stay in cache.
     ///
     /// Shapes: each `dW_s` (O, I), each `db_s` (O,).
     ///
     /// # Safety
     /// The layer and moments given to [`Dense::update_parts`] are not used otherwise until every
     /// call on this `Update` has returned, and calls that run at once are given disjoint rows.
-    pub unsafe fn rows<'g, G>(&self, rows: Range<usize>, shards: usize, shard: G, step: Step, write: Write)
+    pub unsafe fn rows<'g, G>(&self, rows: Range<usize>, shards: usize, shard: G, step: Step)
     where
         G: Fn(usize) -> (ArrayView2<'g, f32>, &'g [f32]),
     {
         let (outputs, inputs) = self.shape;
         assert!(rows.end <= outputs, "rows of the layer");
         // Before any thread reads the streamed `W`, however this ends (update_streamed).
-        let _fence = (write == Write::Streamed).then_some(stream::Fence);
+        let _fence = (self.write == Write::Streamed).then_some(stream::Fence);
         let block = (UPDATE_BLOCK / inputs).max(1);
         for first in rows.clone().step_by(block) {
             let n = block.min(rows.end - first);
@@ -295,13 +362,33 @@ impl Update {
                 for_this_cpu!(dw.iter_mut().zip(dw_s).for_each(|(d, g)| *d += g));
                 db.iter_mut().zip(&db_s[first..first + n]).for_each(|(d, g)| *d += g);
             }
-            match write {
-                Write::InPlace => step.update(w, dw, w_m, w_v),
+            match self.write {
+                Write::InPlace => {
+                    step.update(w, dw, w_m, w_v);
+                    // SAFETY: forwarded; `w` holds the rows `first..first + n`.
+                    unsafe { self.write_wt(first, w) };
+                }
                 // SAFETY: `_fence` runs the fence before anything else reads or writes `w`.
                 Write::Streamed => unsafe { update_streamed(step, w, dw, w_m, w_v) },
             }
             step.update(b, db, b_m, b_v);
         }
+    }
+
+    /// Columns `first..first + n` of `Wᵀ` ← `rows`ᵀ, the new rows `first..first + n` of `W`,
+    /// `(n, I)`.
+    ///
+    /// # Safety
+    /// As [`Update::rows`]'s, for rows `first..first + n` of the layer.
+    unsafe fn write_wt(&self, first: usize, rows: &[f32]) {
+        let (outputs, inputs) = self.shape;
+        let rows = ArrayView2::from_shape((rows.len() / inputs, inputs), rows).expect("whole rows of W");
+        // SAFETY: the columns lie inside the (I, O) `Wᵀ` that `update_parts` lent, and are the
+        // caller's alone, as its rows of `W` are.
+        let wt = unsafe {
+            ArrayViewMut2::from_shape_ptr((inputs, rows.nrows()).strides((outputs, 1)), self.wt.add(first))
+        };
+        copy_into(rows.t(), wt);
     }
 
     /// Rows `first..first + n` of the layer, as slices.

@@ -126,11 +126,15 @@ impl Model {
         self.layers.iter().flat_map(|l| l.param_sizes().into_iter().flatten()).collect()
     }
 
-    /// The bytes the layers hold: parameters and their gradients.
+    /// The bytes the layers hold: parameters and their gradients, and a dense layer's `Wᵀ`.
     pub fn bytes(&self) -> u64 {
-        // `W` and `dW` each start on a cache line ([`aligned`]).
-        let bytes = |[w, b]: [usize; 2]| FLOAT * 2 * (w + b) as u64 + 2 * aligned::SLACK_BYTES;
-        self.layers.iter().filter_map(Layer::param_sizes).map(bytes).sum()
+        // `W` and `dW` (and `Wᵀ`) each start on a cache line ([`aligned`]).
+        let bytes = |layer: &Layer| {
+            let [w, b] = layer.param_sizes()?;
+            let copies = if matches!(layer, Layer::Dense(_)) { 3 } else { 2 };
+            Some(FLOAT * (copies * w + 2 * b) as u64 + copies as u64 * aligned::SLACK_BYTES)
+        };
+        self.layers.iter().filter_map(bytes).sum()
     }
 
     /// Forward pass over `x` (B, D). Afterwards `ws.outputs[l]` (B, H_l) holds each layer's

@@ -9,7 +9,7 @@
 //! far too with `W` left untouched. A streaming store writes the whole line to memory and drops
 //! every cached copy without waiting for one: 0.076 s far (docs/performance.md, "`W` streamed
 //! into memory"). The next forward pass then reads those rows from memory, which costs a thread
-//! alone more than it saves (no other core holds its lines): [`crate::engine::dense::Write`]
+//! alone, or two on cores near each other, more than it saves: [`crate::engine::dense::Write`]
 //! says when to stream.
 
 /// Copies `src` into `dst` (the same length) with streaming stores where the CPU has them

@@ -12,8 +12,8 @@ use crate::engine::model::{FLOAT, Model, Workspace, autoencoder_widths};
 use crate::train::{Arch, Config};
 
 /// The bytes a run of `config` on `data` holds at its peak with batches of `rows` images: the
-/// model, its gradients and Adam's two moments; a batch's buffers and the clean and corrupted
-/// batch; the test set clean and corrupted. Not the data set itself, which is loaded by then.
+/// model (a dense layer with its `Wᵀ`), its gradients and Adam's two moments; a batch's buffers
+/// and the clean and corrupted batch; the test set clean and corrupted. Not the data set itself, which is loaded by then.
 /// A dense model is counted from its widths, without building it; a convolutional one is
 /// built (its parameters are few whatever the image size) and counted.
 pub fn training_bytes(config: &Config, data: &Mnist, rows: usize) -> u64 {
@@ -23,9 +23,9 @@ pub fn training_bytes(config: &Config, data: &Mnist, rows: usize) -> u64 {
             let widths = autoencoder_widths(images.pixels_per_image(), &config.hidden);
             let pairs = || widths.windows(2).map(|w| (w[0] as u64, w[1] as u64));
             let parameters: u64 = pairs().map(|(i, o)| i * o + o).sum();
-            // Each `W`, `dW` and buffer below starts on a cache line ([`aligned`]).
+            // Each `W`, `Wᵀ`, `dW` and buffer below starts on a cache line ([`aligned`]).
             let (layers, slack) = (widths.len() as u64 - 1, aligned::SLACK_BYTES);
-            let model = FLOAT * pairs().map(|(i, o)| 2 * i * o + 2 * o).sum::<u64>() + 2 * layers * slack;
+            let model = FLOAT * pairs().map(|(i, o)| 3 * i * o + 2 * o).sum::<u64>() + 3 * layers * slack;
             // Outputs and deltas of every layer and the row's loss, and each thread's copy of the
             // largest `Wᵀ` (as [`Workspace::bytes`] counts them); the shards of the data-parallel
             // step.

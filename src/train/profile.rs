@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use ndarray::Array2;
 
 use crate::engine::aligned;
+use crate::engine::data_parallel::FAR;
+use crate::engine::dense::Write;
 use crate::engine::gemm::par_matmul;
 use crate::engine::layer::Layer;
 use crate::engine::model::Model;
@@ -30,12 +32,16 @@ pub enum Phase {
 
 const PHASES: [Phase; 4] = [Phase::Data, Phase::Passes, Phase::Update, Phase::Validation];
 
-/// Seconds spent in each phase, and the images trained on.
+/// Seconds spent in each phase, the images trained on, and how the data-parallel update wrote
+/// the weights.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Profile {
     seconds: [f64; 4],
     /// Training images processed.
     pub images: usize,
+    /// Steps whose update wrote `W` in place with `Wᵀ` beside it, and steps that streamed it
+    /// ([`Write`]; the data-parallel step of a dense model only).
+    pub writes: (usize, usize),
 }
 
 impl Profile {
@@ -50,6 +56,14 @@ impl Profile {
     /// Adds `elapsed` to `phase`.
     pub fn add(&mut self, phase: Phase, elapsed: Duration) {
         self.seconds[phase as usize] += elapsed.as_secs_f64();
+    }
+
+    /// Counts a step whose update wrote `W` as `write` says.
+    pub fn count(&mut self, write: Write) {
+        match write {
+            Write::InPlace => self.writes.0 += 1,
+            Write::Streamed => self.writes.1 += 1,
+        }
     }
 
     /// Seconds spent in `phase`.
@@ -181,6 +195,15 @@ impl fmt::Display for Report<'_> {
                     "and no whole epoch was trained to set beside it (a resumed one times its part)"
                 )?,
             }
+        }
+        if let (in_place, streamed @ 1..) | (in_place @ 1.., streamed) = p.writes {
+            write!(
+                f,
+                "\nthe update wrote W in place, with Wᵀ beside it, in {in_place} of {} steps, and streamed it \
+                 in {streamed} (the cores far apart: a cache line's round trip over {} ns)",
+                in_place + streamed,
+                FAR.as_nanos(),
+            )?;
         }
         if gflops > self.kernel_gflops {
             // The kernel cannot run faster inside training than alone: the machine was busier

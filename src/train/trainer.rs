@@ -577,7 +577,8 @@ where
     let data = Duration::from_nanos(nanos.into_inner() / busy);
     profile.add(Phase::Data, data);
     profile.add(Phase::Passes, start.elapsed().saturating_sub(data));
-    profile.time(Phase::Update, || shards.update(model, adam, rows));
+    let write = profile.time(Phase::Update, || shards.update(model, adam, rows));
+    profile.count(write);
     total
 }
 
