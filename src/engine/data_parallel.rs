@@ -16,9 +16,10 @@
 //! How the update writes them depends on how far apart the cores are, which the team measures
 //! every [`PROBE_EVERY`] steps ([`Team::round_trip`]). Near (sharing a cache), in place, and each
 //! layer's `Wᵀ` beside `W`, which every forward product reads as it is: on a Zen 4, 2.8% off an
-//! epoch against copying `W` so in each product. Far apart, `W` is streamed to memory
-//! ([`crate::engine::stream`]) and `Wᵀ` not kept: a store into a line the other core holds waits
-//! for it, and taking `W`'s lines back from the other core's cache had been most of the update.
+//! epoch against copying `W` so in each product. Far apart (a Zen 4 VM's cores at times, an
+//! Intel Xeon's always), `W` is streamed to memory ([`crate::engine::stream`]) and `Wᵀ` not kept:
+//! a store into a line the other core holds waits for it, and taking `W`'s lines back from the
+//! other core's cache had been most of the update.
 //!
 //! The same bits on any number of threads: the shards are fixed by the batch size alone, every
 //! product of a shard sums in the kernel's order, and the update adds the shards in their order
@@ -59,7 +60,8 @@ pub const PROBE_EVERY: usize = 64;
 const TRIPS: usize = 15;
 
 /// A round trip of a cache line between the team's first two cores longer than this says they
-/// are far apart: on a 2-core Zen 4 VM, ~90–110 ns near, ~500 ns far.
+/// are far apart: on a 2-core Zen 4 VM, ~90–110 ns near, ~500 ns far; on a 2-core Intel Xeon
+/// (model 207) 250–380 ns, where the update in place took 2.5 times as long as streamed.
 pub const FAR: Duration = Duration::from_nanos(250);
 
 /// The fewest rows [`shard_rows`] gives a shard, unless the whole batch has fewer: a batch of
