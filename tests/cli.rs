@@ -419,6 +419,30 @@ fn a_resumed_profile_times_its_own_epochs() {
     assert!(said.contains(&format!("the median epoch, {second:.3} s,")), "{said}");
 }
 
+/// --profile says how the data-parallel step's threads shared their time (how long they waited
+/// for one another, how the update wrote `W`) when there were two, and says nothing of it for one.
+#[test]
+fn a_profile_tells_how_the_threads_shared_the_step() {
+    let data = dataset(512);
+    let d = path_str(data.path());
+    for threads in ["1", "2"] {
+        let out = data.path().join(format!("run{threads}"));
+        let args = ["--data", d, "--out", path_str(&out), "--epochs", "1", "--profile", "--threads", threads];
+        let run = dae().args(args).output().unwrap();
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        let said = String::from_utf8_lossy(&run.stdout);
+        let two = threads == "2" && std::thread::available_parallelism().map_or(1, |n| n.get()) > 1;
+        let waited = said.lines().find(|l| l.starts_with("the threads waited for one another "));
+        let wrote = said.lines().find(|l| l.starts_with("the update wrote W in place"));
+        assert_eq!((waited.is_some(), wrote.is_some()), (two, two), "{said}");
+        if let Some(line) = waited {
+            let shares: Vec<f64> =
+                line.split_whitespace().filter_map(|w| w.strip_suffix('%')?.parse().ok()).collect();
+            assert!(shares.len() == 2 && shares.iter().all(|s| (0.0..100.0).contains(s)), "{line}");
+        }
+    }
+}
+
 /// A signal before the first step (here during --profile's half-second calibration) saves
 /// nothing, and the folder the run made goes with it.
 #[test]

@@ -182,18 +182,19 @@ fn a_streamed_update_writes_the_same_bits_as_one_in_place() {
 /// by the cores' distance, as the training step runs, does too.
 #[test]
 fn the_shards_train_to_the_same_bits_however_w_is_written() {
-    let model = Model::autoencoder(48, &[20, 12, 6], &mut ChaCha8Rng::seed_from_u64(7));
+    // Layers of 16 outputs and more, which the update splits between the two threads.
+    let model = Model::autoencoder(64, &[48, 32, 6], &mut ChaCha8Rng::seed_from_u64(7));
     let rows = 2 * SHARD_ROWS + 44;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-    let train = |write: Option<Write>| {
+    let train = |write: &(dyn Fn(u64) -> Option<Write> + Sync)| {
         pool.install(|| {
             let mut model = model.clone();
             let mut shards = Shards::new(&model, rows);
-            shards.fix_write(write);
             let mut adam = Adam::new(1e-2, model.param_sizes());
             for step in 0..5 {
+                shards.fix_write(write(step));
                 let (input, target) =
-                    (random((rows, 48), 0.0, 1.0, 10 + step), random((rows, 48), 0.0, 1.0, 20 + step));
+                    (random((rows, 64), 0.0, 1.0, 10 + step), random((rows, 64), 0.0, 1.0, 20 + step));
                 let copy =
                     |r: std::ops::Range<usize>, mut x: ArrayViewMut2<f32>, mut y: ArrayViewMut2<f32>| {
                         x.assign(&input.slice(s![r.clone(), ..]));
@@ -205,10 +206,13 @@ fn the_shards_train_to_the_same_bits_however_w_is_written() {
             model
         })
     };
-    let in_place = train(Some(Write::InPlace));
+    let in_place = train(&|_| Some(Write::InPlace));
     assert!(in_place != model, "weights that moved");
-    assert!(train(Some(Write::Streamed)) == in_place, "streamed");
-    assert!(train(None) == in_place, "as the cores' distance chooses");
+    assert!(train(&|_| Some(Write::Streamed)) == in_place, "streamed");
+    assert!(train(&|_| None) == in_place, "as the cores' distance chooses");
+    // In place after streamed steps, whose `Wᵀ` the forward must not read.
+    let turns = |step| Some(if step % 3 == 1 { Write::InPlace } else { Write::Streamed });
+    assert!(train(&turns) == in_place, "by turns");
 }
 
 /// A team of two measures a cache line's round trip between its threads (a probe that never
@@ -220,5 +224,28 @@ fn a_team_measures_the_round_trip_between_its_cores() {
     if team.size() == 2 {
         let trip = team.round_trip(15).expect("two members");
         assert!(trip > std::time::Duration::ZERO && trip < std::time::Duration::from_millis(100), "{trip:?}");
+    }
+}
+
+/// A team counts the time its members wait for one another: a member that finishes 20 ms before
+/// the other has waited about 20 ms, members that work as long wait little, and one that works
+/// alone never waits.
+#[test]
+fn a_team_counts_the_time_its_members_wait_for_one_another() {
+    use std::time::Duration;
+    let mut alone = Team::new(1);
+    alone.run(&|_| std::thread::sleep(Duration::from_millis(5)));
+    assert_eq!(alone.waited(), Duration::ZERO);
+    let mut team = Team::new(2);
+    if team.size() == 2 {
+        let start = std::time::Instant::now();
+        team.run(&|member| std::thread::sleep(Duration::from_millis(if member == 1 { 20 } else { 0 })));
+        let (waited, run) = (team.waited(), start.elapsed());
+        assert!(waited >= Duration::from_millis(19) && waited <= 2 * run, "{waited:?} of a run of {run:?}");
+        // Both at work for 10 ms: the 20 ms of work are not waiting, however late a member starts.
+        let start = std::time::Instant::now();
+        team.run(&|_| std::thread::sleep(Duration::from_millis(10)));
+        let (more, run) = (team.waited() - waited, start.elapsed());
+        assert!(more + Duration::from_millis(15) < 2 * run, "{more:?} of a run of {run:?}");
     }
 }

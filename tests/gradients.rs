@@ -77,22 +77,26 @@ fn dense_shard_forward_is_the_pooled_one_to_the_bit() {
 #[test]
 fn dense_forward_reads_weights_changed_in_place() {
     let x = random((3, 5), -1.0, 1.0, 4);
-    let mut dense = layer(5, 2, 5);
-    let (mut before, mut after, mut fresh) =
-        (Array2::zeros((3, 2)), Array2::zeros((3, 2)), Array2::zeros((3, 2)));
-    dense.forward(x.view(), before.view_mut(), None);
-    dense.w_mut()[[1, 3]] += 0.25;
-    dense.params_and_grads()[0].0[5 + 3] += 0.25; // W[1, 3]
-    dense.forward(x.view(), after.view_mut(), None);
-    let mut rows = Array2::zeros((3, 2));
-    dense.forward_rows(x.view(), rows.view_mut(), None);
-    assert_eq!(after, rows);
-    Dense::from_parts(dense.w().to_owned(), dense.b.clone()).forward(x.view(), fresh.view_mut(), None);
-    assert_eq!(after, fresh);
-    // Only output 1 reads W[1, 3]: it moved by 0.5·x[·, 3], output 0 did not move.
-    for r in 0..3 {
-        assert_eq!(after[[r, 0]], before[[r, 0]]);
-        assert!((after[[r, 1]] - before[[r, 1]] - 0.5 * x[[r, 3]]).abs() < 1e-6);
+    // Each way of changing W on a layer fresh from `from_parts`, whose `Wᵀ` is current.
+    let ways: [fn(&mut Dense); 2] =
+        [|d| d.w_mut()[[1, 3]] += 0.5, |d| d.params_and_grads()[0].0[5 + 3] += 0.5 /* W[1, 3] */];
+    for change in ways {
+        let mut dense = layer(5, 2, 5);
+        let (mut before, mut after, mut fresh) =
+            (Array2::zeros((3, 2)), Array2::zeros((3, 2)), Array2::zeros((3, 2)));
+        dense.forward(x.view(), before.view_mut(), None);
+        change(&mut dense);
+        dense.forward(x.view(), after.view_mut(), None);
+        let mut rows = Array2::zeros((3, 2));
+        dense.forward_rows(x.view(), rows.view_mut(), None);
+        assert_eq!(after, rows);
+        Dense::from_parts(dense.w().to_owned(), dense.b.clone()).forward(x.view(), fresh.view_mut(), None);
+        assert_eq!(after, fresh);
+        // Only output 1 reads W[1, 3]: it moved by 0.5·x[·, 3], output 0 did not move.
+        for r in 0..3 {
+            assert_eq!(after[[r, 0]], before[[r, 0]]);
+            assert!((after[[r, 1]] - before[[r, 1]] - 0.5 * x[[r, 3]]).abs() < 1e-6);
+        }
     }
 }
 

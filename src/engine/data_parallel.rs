@@ -187,6 +187,12 @@ impl Shards {
         self.team.size()
     }
 
+    /// The time the team's threads have spent waiting for one another in the passes and updates
+    /// so far, summed over them ([`Team::waited`]).
+    pub fn waited(&self) -> Duration {
+        self.team.waited()
+    }
+
     /// The shards a batch of `rows` rows makes.
     pub fn count(&self, rows: usize) -> usize {
         rows.div_ceil(self.rows)

@@ -140,6 +140,21 @@ impl Layer {
         }
     }
 
+    /// The weights and biases, if the layer has any, to read (unlike
+    /// [`Layer::params_and_grads`], which lets them change and so marks a dense layer's `Wᵀ` out
+    /// of date).
+    pub fn params(&self) -> Option<[&[f32]; 2]> {
+        let (w, b) = match self {
+            Layer::Dense(d) => (d.w(), d.b.view()),
+            Layer::Conv2d(Conv2d { w, b, .. }) | Layer::ConvTranspose2d(ConvTranspose2d { w, b, .. }) => {
+                (w.view(), b.view())
+            }
+            Layer::MaxPool2d(_) => return None,
+        };
+        let contiguous = "contiguous";
+        Some([w.to_slice().expect(contiguous), b.to_slice().expect(contiguous)])
+    }
+
     /// The weights and biases with their gradients, if the layer has any.
     pub fn params_and_grads(&mut self) -> Option<[ParamAndGrad<'_>; 2]> {
         let (w, b, dw, db) = match self {

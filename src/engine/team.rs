@@ -33,6 +33,8 @@ pub const SPIN: Duration = Duration::from_micros(500);
 pub struct Team {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
+    /// The time its members spent waiting for one another in its runs, summed ([`Team::waited`]).
+    waited: Duration,
 }
 
 /// A job as the members see it: a borrowed closure with its lifetime erased (see [`Team::run`]).
@@ -48,6 +50,8 @@ struct Shared {
     done: AtomicUsize,
     /// Whether a member's job panicked.
     panicked: AtomicBool,
+    /// Nanoseconds the members other than the caller spent in the current job, summed.
+    busy: AtomicU64,
     /// Set when the team is dropped.
     stop: AtomicBool,
     /// Members asleep, and where they sleep.
@@ -73,6 +77,7 @@ impl Team {
             job: UnsafeCell::new(None),
             done: AtomicUsize::new(0),
             panicked: AtomicBool::new(false),
+            busy: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             sleepers: Mutex::new(0),
             wake: Condvar::new(),
@@ -86,7 +91,7 @@ impl Team {
                     .expect("a thread for the team")
             })
             .collect();
-        Team { shared, threads }
+        Team { shared, threads, waited: Duration::ZERO }
     }
 
     /// `T`, the members, the caller included.
@@ -103,6 +108,7 @@ impl Team {
             return job(0);
         }
         let shared = &*self.shared;
+        let start = Instant::now();
         // SAFETY: the lifetime is erased only for the members, which call the job before they
         // count themselves done; this function does not return before all of them have.
         let erased: Job = unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync), Job>(job) };
@@ -114,19 +120,29 @@ impl Team {
             shared.wake.notify_all();
         }
         let mine = catch_unwind(AssertUnwindSafe(|| job(0)));
-        let start = Instant::now();
+        let (busy, waiting) = (start.elapsed(), Instant::now());
         while shared.done.load(Acquire) < others {
             // A member that lost its core gets it back sooner if the caller stops spinning.
-            if start.elapsed() > SPIN {
+            if waiting.elapsed() > SPIN {
                 std::thread::yield_now();
             }
             std::hint::spin_loop();
         }
+        // Every member's time from the start to the end of the run, less its time in the job.
+        let busy = busy + Duration::from_nanos(shared.busy.swap(0, Relaxed));
+        self.waited += (start.elapsed() * self.size() as u32).saturating_sub(busy);
         let theirs = shared.panicked.swap(false, Relaxed);
         if let Err(panic) = mine {
             resume_unwind(panic);
         }
         assert!(!theirs, "a thread of the team panicked");
+    }
+
+    /// The time the members spent waiting for one another inside [`Team::run`] since the team was
+    /// made, summed over them: for each run, `T` times its length less each member's time in
+    /// its job (a member that starts late, or finishes early, waits). Zero for a team of one.
+    pub fn waited(&self) -> Duration {
+        self.waited
     }
 
     /// How long a cache line takes to go from the caller to the team's first thread and back:
@@ -208,10 +224,12 @@ impl Shared {
             // SAFETY: the caller wrote the job before it changed `round` and keeps it alive until
             // this member counts itself done.
             let job = unsafe { (*self.job.get()).expect("a job with every round") };
+            let start = Instant::now();
             // SAFETY: see above.
             if catch_unwind(AssertUnwindSafe(|| unsafe { (*job)(member) })).is_err() {
                 self.panicked.store(true, Relaxed);
             }
+            self.busy.fetch_add(start.elapsed().as_nanos() as u64, Relaxed);
             self.done.fetch_add(1, Release);
         }
     }

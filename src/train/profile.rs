@@ -32,8 +32,8 @@ pub enum Phase {
 
 const PHASES: [Phase; 4] = [Phase::Data, Phase::Passes, Phase::Update, Phase::Validation];
 
-/// Seconds spent in each phase, the images trained on, and how the data-parallel update wrote
-/// the weights.
+/// Seconds spent in each phase, the images trained on, and, for the data-parallel step, how its
+/// update wrote the weights and how long its threads waited for one another.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Profile {
     seconds: [f64; 4],
@@ -42,6 +42,11 @@ pub struct Profile {
     /// Steps whose update wrote `W` in place with `Wᵀ` beside it, and steps that streamed it
     /// ([`Write`]; the data-parallel step of a dense model only).
     pub writes: (usize, usize),
+    /// Per phase, the data-parallel step's threads' time waiting for one another
+    /// ([`crate::engine::team::Team::waited`]) and their time in all, each summed over the
+    /// threads, in seconds; and the most threads that ran a phase.
+    waits: [(f64, f64); 4],
+    threads: usize,
 }
 
 impl Profile {
@@ -56,6 +61,22 @@ impl Profile {
     /// Adds `elapsed` to `phase`.
     pub fn add(&mut self, phase: Phase, elapsed: Duration) {
         self.seconds[phase as usize] += elapsed.as_secs_f64();
+    }
+
+    /// Adds to `phase` a piece of work that kept `threads` threads for `elapsed`, during which
+    /// they waited `waited` in all for one another.
+    pub fn add_wait(&mut self, phase: Phase, waited: Duration, threads: usize, elapsed: Duration) {
+        let wait = &mut self.waits[phase as usize];
+        wait.0 += waited.as_secs_f64();
+        wait.1 += threads as f64 * elapsed.as_secs_f64();
+        self.threads = self.threads.max(threads);
+    }
+
+    /// The share of the threads' time in `phase` that they spent waiting for one another, if
+    /// more than one ran it.
+    pub fn waiting(&self, phase: Phase) -> Option<f64> {
+        let (waited, spent) = self.waits[phase as usize];
+        (self.threads > 1 && spent > 0.0).then(|| waited / spent)
     }
 
     /// Counts a step whose update wrote `W` as `write` says.
@@ -196,13 +217,24 @@ impl fmt::Display for Report<'_> {
                 )?,
             }
         }
-        if let (in_place, streamed @ 1..) | (in_place @ 1.., streamed) = p.writes {
+        if let (in_place, streamed @ 1..) | (in_place @ 1.., streamed) = p.writes
+            && p.threads > 1
+        {
             write!(
                 f,
                 "\nthe update wrote W in place, with Wᵀ beside it, in {in_place} of {} steps, and streamed it \
                  in {streamed} (the cores far apart: a cache line's round trip over {} ns)",
                 in_place + streamed,
                 FAR.as_nanos(),
+            )?;
+        }
+        if let (Some(passes), Some(update)) = (p.waiting(Phase::Passes), p.waiting(Phase::Update)) {
+            write!(
+                f,
+                "\nthe threads waited for one another {:.1}% of their time in the passes (with the data), \
+                 {:.1}% in the update",
+                100.0 * passes,
+                100.0 * update,
             )?;
         }
         if gflops > self.kernel_gflops {

@@ -434,8 +434,8 @@ impl<'a> Trainer<'a> {
         }
         // A NaN weight can hide behind a finite loss (a ReLU's max(NaN, 0) is 0); a model file
         // that holds one is refused when loaded, so it is never saved.
-        let bad = self.model.layers.iter_mut().enumerate().find_map(|(i, layer)| {
-            let k = layer.params_and_grads()?.iter().position(|(p, _)| p.iter().any(|v| !v.is_finite()))?;
+        let bad = self.model.layers.iter().enumerate().find_map(|(i, layer)| {
+            let k = layer.params()?.iter().position(|p| p.iter().any(|v| !v.is_finite()))?;
             Some(format!("layers.{i}.{}", ["weight", "bias"][k]))
         });
         if let Some(tensor) = bad {
@@ -571,13 +571,19 @@ where
         batch(range, x, y);
         nanos.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
     };
-    let start = Instant::now();
+    let (start, waited) = (Instant::now(), shards.waited());
     let total = shards.passes(model, loss, rows, timed);
-    let busy = shards.threads().min(shards.count(rows)) as u64;
+    let (passes, threads) = (start.elapsed(), shards.threads());
+    let busy = threads.min(shards.count(rows)) as u64;
     let data = Duration::from_nanos(nanos.into_inner() / busy);
     profile.add(Phase::Data, data);
-    profile.add(Phase::Passes, start.elapsed().saturating_sub(data));
-    let write = profile.time(Phase::Update, || shards.update(model, adam, rows));
+    profile.add(Phase::Passes, passes.saturating_sub(data));
+    profile.add_wait(Phase::Passes, shards.waited() - waited, threads, passes);
+    let (start, waited) = (Instant::now(), shards.waited());
+    let write = shards.update(model, adam, rows);
+    let update = start.elapsed();
+    profile.add(Phase::Update, update);
+    profile.add_wait(Phase::Update, shards.waited() - waited, threads, update);
     profile.count(write);
     total
 }
