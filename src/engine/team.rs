@@ -162,9 +162,7 @@ impl Team {
                 for (trip, nanos) in nanos[..trips].iter_mut().enumerate() {
                     let start = Instant::now();
                     ball.store(2 * trip + 1, Release);
-                    while ball.load(Acquire) != 2 * trip + 2 {
-                        std::hint::spin_loop();
-                    }
+                    wait_for(&ball, 2 * trip + 2);
                     *nanos = start.elapsed().as_nanos() as u64;
                 }
                 let nanos = &mut nanos[..trips];
@@ -173,9 +171,7 @@ impl Team {
             }
             1 => {
                 for trip in 0..trips {
-                    while ball.load(Acquire) != 2 * trip + 1 {
-                        std::hint::spin_loop();
-                    }
+                    wait_for(&ball, 2 * trip + 1);
                     ball.store(2 * trip + 2, Release);
                 }
             }
@@ -198,6 +194,24 @@ impl Team {
         });
     }
 }
+
+/// Waits until `ball` holds `value`: spinning, then, after [`PATIENCE`] spins (a few hundred
+/// µs), yielding the core at each look, so that a probe whose other member lost its core does
+/// not hold this one for a scheduler's slice.
+fn wait_for(ball: &AtomicUsize, value: usize) {
+    let mut spins = 0;
+    while ball.load(Acquire) != value {
+        if spins < PATIENCE {
+            spins += 1;
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// The spins [`wait_for`] waits before it yields.
+const PATIENCE: u32 = 10_000;
 
 /// A slice's first element, for members that each take other elements of it.
 struct SharedSlice<T>(*mut T);
