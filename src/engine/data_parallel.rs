@@ -1,9 +1,10 @@
 //! The training step of a dense model, data-parallel: the batch is cut into shards of
 //! [`shard_rows`] rows; each shard's rows are written (the trainer corrupts them there), and its
 //! forward pass, loss and backward pass run, start to end on one thread, into gradients of the
-//! shard's own ([`Shards::passes`]); then
+//! shard's own ([`Shards::passes`]: `dW_s = δ_sᵀ·A_s` in [`Dense::backward_rows`]); then
 //! every thread adds the shards' gradients for its part of each layer's rows, in shard order, and
-//! takes Adam's step there ([`Shards::update`]).
+//! takes Adam's step there ([`Shards::update`]; the sum and Adam in [`Update::rows`], `Wᵀ` in
+//! `Update::write_wt`).
 //!
 //! Why not split each product over the threads instead: a step of the notebook's model has
 //! seventeen products, and a pool that shares each of them meets at a barrier after each (about
@@ -16,8 +17,8 @@
 //! How the update writes them depends on how far apart the cores are, which the team measures
 //! every [`PROBE_EVERY`] steps ([`Team::round_trip`]). Near (sharing a cache), in place, and each
 //! layer's `Wᵀ` beside `W`, which every forward product reads as it is: on a Zen 4, 2.8% off an
-//! epoch against copying `W` so in each product. Far apart (a Zen 4 VM's cores at times, an
-//! Intel Xeon's always), `W` is streamed to memory ([`crate::engine::stream`]) and `Wᵀ` not kept:
+//! epoch against each product copying `W` into a `Wᵀ` of its own ([`crate::engine::gemm::matmul`]).
+//! Far apart (a Zen 4 VM's cores at times, an Intel Xeon model 207's at most probes), `W` is streamed to memory ([`crate::engine::stream`]) and `Wᵀ` not kept:
 //! a store into a line the other core holds waits for it, and taking `W`'s lines back from the
 //! other core's cache had been most of the update.
 //!
@@ -60,8 +61,9 @@ pub const PROBE_EVERY: usize = 64;
 const TRIPS: usize = 15;
 
 /// A round trip of a cache line between the team's first two cores longer than this says they
-/// are far apart: on a 2-core Zen 4 VM, ~90–110 ns near, ~500 ns far; on a 2-core Intel Xeon
-/// (model 207) 250–380 ns, where the update in place took 2.5 times as long as streamed.
+/// are far apart: on a 2-core Zen 4 VM, ~90–110 ns near, ~500 ns far (a C ping-pong); on a 2-core
+/// Intel Xeon (model 207) this probe reads 325–375 ns, and there the update in place took 2.5
+/// times as long as streamed (`cargo bench`; whole epochs 3% longer).
 pub const FAR: Duration = Duration::from_nanos(250);
 
 /// The fewest rows [`shard_rows`] gives a shard, unless the whole batch has fewer: a batch of
@@ -187,8 +189,9 @@ impl Shards {
         self.team.size()
     }
 
-    /// The time the team's threads have spent waiting for one another in the passes and updates
-    /// so far, summed over them ([`Team::waited`]).
+    /// The time the team's threads have spent waiting for one another so far, summed over them
+    /// ([`Team::waited`]): in every run of the team, the passes, the updates (with the probe every
+    /// [`PROBE_EVERY`] steps) and validation's passes.
     pub fn waited(&self) -> Duration {
         self.team.waited()
     }

@@ -3,8 +3,9 @@
 //! Shapes: `B` rows in the batch, `I` inputs, `O` outputs. `W` is stored `(O, I)` like PyTorch's
 //! `nn.Linear`, so a model file reads the same in both. The forward's right operand is `Wᵀ`,
 //! which our kernel reads row by row: Adam's step writes a copy of it, `(I, O)`, beside `W`
-//! where it can ([`Write::InPlace`]). Without that copy, a product reads `W` with its strides
-//! swapped, copied so into a buffer of its thread first ([`crate::engine::gemm::matmul`]).
+//! where it can ([`Write::InPlace`]). Without that copy, each product reads `W` with its strides
+//! swapped and copies it, so transposed, into a buffer of its thread first
+//! ([`crate::engine::gemm::matmul`]).
 //! Backward overwrites `dw` and `db` (no accumulation across calls).
 //!
 //! The training step runs [`Dense::forward_rows`] and [`Dense::backward_rows`] on each thread's
@@ -47,8 +48,8 @@ pub enum Write {
     /// stay in its cache for the next forward pass, or for threads on cores near each other,
     /// which take the other's new rows from its cache cheaply.
     InPlace,
-    /// Stepped in a buffer and streamed into `W` ([`stream`]), and the layer's `Wᵀ` dropped
-    /// (each forward copies `W` so): for threads on cores far apart, where a store into a line
+    /// Stepped in a buffer and streamed into `W` ([`stream`]), and the layer's `Wᵀ` left out of
+    /// date (each forward product copies `W`, transposed, into a buffer of its own): for threads on cores far apart, where a store into a line
     /// the other core holds waits for it. Each new row goes to memory without first taking its
     /// lines from their caches.
     Streamed,

@@ -1,5 +1,5 @@
 //! A team of threads that stays with a training step: the caller and `T − 1` threads of its
-//! own, which wait for the next piece of work by spinning on the CPU, not by yielding it.
+//! own, which wait for the next piece of work by spinning on the CPU rather than yielding it.
 //!
 //! Why not rayon's pool for the step: a rayon worker that runs out of work calls
 //! `sched_yield` a few dozen times before it sleeps, and a yield hands its core to whatever else

@@ -73,7 +73,9 @@ impl Profile {
     }
 
     /// The share of the threads' time in `phase` that they spent waiting for one another, if
-    /// more than one ran it.
+    /// more than one ran it: their waits ([`crate::engine::team::Team::waited`]) over the threads
+    /// times the phase's wall-clock time. A thread left without a shard (a batch of fewer) waits;
+    /// the update's share includes the probe of the cores' distance every few dozen steps.
     pub fn waiting(&self, phase: Phase) -> Option<f64> {
         let (waited, spent) = self.waits[phase as usize];
         (self.threads > 1 && spent > 0.0).then(|| waited / spent)
