@@ -94,9 +94,10 @@ struct TrainArgs {
     /// A run already there is moved, whole, to OUT.1 (or .2, …) when this one first saves.
     #[arg(long, default_value = "runs/latest")]
     out: PathBuf,
-    /// After training, print the time per phase, the achieved GFLOP/s, and the median epoch
-    /// against the floor its products set at the kernel's rate (measured before training and
-    /// after, the higher kept).
+    /// After training, print the time per phase, the achieved GFLOP/s, the median epoch against
+    /// the floor its products set at the kernel's rate (measured before training and after, the
+    /// higher kept), and, with two threads or more on a dense model, how long they waited for
+    /// one another and how the update wrote the weights.
     #[arg(long)]
     profile: bool,
     /// Which engine computes the steps and the validation: fast (our kernel, threads that each
