@@ -244,8 +244,8 @@ fn elementwise(c: &mut Criterion) {
 /// The two parallel regions of the data-parallel step of the notebook's model on a batch of
 /// 256 (`engine::data_parallel`): every shard's forward, loss and backward pass, and the update
 /// that adds the shards' gradients and takes Adam's step, each way it can write `W` ([`Write`]):
-/// in place with `Wᵀ` beside it, or streamed without, after which the passes copy `W` so for
-/// each forward product. The rate is in images per second.
+/// in place with `Wᵀ` beside it, or streamed without, after which each forward product of the
+/// passes copies `W`, transposed, first. The rate is in images per second.
 fn data_parallel(c: &mut Criterion) {
     let mut model = Model::autoencoder(784, &[128, 64, 32], &mut ChaCha8Rng::seed_from_u64(2));
     let mut adam = Adam::new(1e-3, model.param_sizes());

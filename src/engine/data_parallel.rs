@@ -17,10 +17,11 @@
 //! How the update writes them depends on how far apart the cores are, which the team measures
 //! every [`PROBE_EVERY`] steps ([`Team::round_trip`]). Near (sharing a cache), in place, and each
 //! layer's `Wᵀ` beside `W`, which every forward product reads as it is: on a Zen 4, 2.8% off an
-//! epoch against each product copying `W` into a `Wᵀ` of its own ([`crate::engine::gemm::matmul`]).
-//! Far apart (a Zen 4 VM's cores at times, an Intel Xeon model 207's at most probes), `W` is streamed to memory ([`crate::engine::stream`]) and `Wᵀ` not kept:
-//! a store into a line the other core holds waits for it, and taking `W`'s lines back from the
-//! other core's cache had been most of the update.
+//! epoch against each product copying `W` into a `Wᵀ` of its own
+//! ([`crate::engine::gemm::matmul`]). Far apart (a Zen 4 VM's cores at times, an Intel Xeon
+//! model 207's at most probes), `W` is streamed to memory ([`crate::engine::stream`]) and `Wᵀ`
+//! left out of date: a store into a line the other core holds waits for it, and taking `W`'s
+//! lines back from the other core's cache had been most of the update.
 //!
 //! The same bits on any number of threads: the shards are fixed by the batch size alone, every
 //! product of a shard sums in the kernel's order, and the update adds the shards in their order
@@ -256,7 +257,7 @@ impl Shards {
     /// not copied); each thread of the team takes its part of every layer's rows, adds the other
     /// shards' `dW_s` and `db_s` there in shard order, and takes Adam's step on them
     /// ([`Update::rows`]). The new `W` and `Wᵀ` are written where they are, unless the team's
-    /// cores are far apart: then `W` is streamed and `Wᵀ` dropped ([`Write`]; whichever, the same
+    /// cores are far apart: then `W` is streamed and `Wᵀ` left out of date ([`Write`]; whichever, the same
     /// numbers); returns which.
     /// Afterwards each layer's `dw` and `db` hold the batch's gradients.
     /// Once after each [`Shards::passes`]: a second call would add the other shards' gradients

@@ -49,9 +49,9 @@ pub enum Write {
     /// which take the other's new rows from its cache cheaply.
     InPlace,
     /// Stepped in a buffer and streamed into `W` ([`stream`]), and the layer's `Wᵀ` left out of
-    /// date (each forward product copies `W`, transposed, into a buffer of its own): for threads on cores far apart, where a store into a line
-    /// the other core holds waits for it. Each new row goes to memory without first taking its
-    /// lines from their caches.
+    /// date (each forward product copies `W`, transposed, into a buffer of its own): for threads
+    /// on cores far apart, where a store into a line the other core holds waits for it. Each new
+    /// row goes to memory without first taking its lines from their caches.
     Streamed,
 }
 

@@ -24,9 +24,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// How long a member spins for work before it sleeps: longer than the gap between two pieces
-/// of a step or two steps (tens of microseconds), short enough that a member does not take a
-/// core from the rayon pool for long after training pauses (to validate, say).
+/// How long a member spins for work before it sleeps (and a caller or a probe waiting on the
+/// members before it yields between looks): longer than the gap between two pieces of a step or
+/// two steps (tens of microseconds), short enough that a member does not take a core from the
+/// rayon pool for long after training pauses (to validate, say).
 pub const SPIN: Duration = Duration::from_micros(500);
 
 /// The caller and the threads of a team.
@@ -120,14 +121,8 @@ impl Team {
             shared.wake.notify_all();
         }
         let mine = catch_unwind(AssertUnwindSafe(|| job(0)));
-        let (busy, waiting) = (start.elapsed(), Instant::now());
-        while shared.done.load(Acquire) < others {
-            // A member that lost its core gets it back sooner if the caller stops spinning.
-            if waiting.elapsed() > SPIN {
-                std::thread::yield_now();
-            }
-            std::hint::spin_loop();
-        }
+        let busy = start.elapsed();
+        spin_until(|| shared.done.load(Acquire) >= others);
         // Every member's time from the start to the end of the run, less its time in the job.
         let busy = busy + Duration::from_nanos(shared.busy.swap(0, Relaxed));
         self.waited += (start.elapsed() * self.size() as u32).saturating_sub(busy);
@@ -162,7 +157,7 @@ impl Team {
                 for (trip, nanos) in nanos[..trips].iter_mut().enumerate() {
                     let start = Instant::now();
                     ball.store(2 * trip + 1, Release);
-                    wait_for(&ball, 2 * trip + 2);
+                    spin_until(|| ball.load(Acquire) == 2 * trip + 2);
                     *nanos = start.elapsed().as_nanos() as u64;
                 }
                 let nanos = &mut nanos[..trips];
@@ -171,7 +166,7 @@ impl Team {
             }
             1 => {
                 for trip in 0..trips {
-                    wait_for(&ball, 2 * trip + 1);
+                    spin_until(|| ball.load(Acquire) == 2 * trip + 1);
                     ball.store(2 * trip + 2, Release);
                 }
             }
@@ -195,23 +190,23 @@ impl Team {
     }
 }
 
-/// Waits until `ball` holds `value`: spinning, then, after [`PATIENCE`] spins (a few hundred
-/// µs), yielding the core at each look, so that a probe whose other member lost its core does
-/// not hold this one for a scheduler's slice.
-fn wait_for(ball: &AtomicUsize, value: usize) {
-    let mut spins = 0;
-    while ball.load(Acquire) != value {
-        if spins < PATIENCE {
-            spins += 1;
+/// Waits until `done()`: spinning, and after [`SPIN`] yielding the core at each look, so that a
+/// member that lost its core gets it back sooner. The clock is read only once a wait has lasted
+/// 64 looks, so a short wait (a probe's round trip) is not lengthened by it.
+fn spin_until(done: impl Fn() -> bool) {
+    let mut since = None;
+    loop {
+        for _ in 0..64 {
+            if done() {
+                return;
+            }
             std::hint::spin_loop();
-        } else {
+        }
+        if since.get_or_insert_with(Instant::now).elapsed() > SPIN {
             std::thread::yield_now();
         }
     }
 }
-
-/// The spins [`wait_for`] waits before it yields.
-const PATIENCE: u32 = 10_000;
 
 /// A slice's first element, for members that each take other elements of it.
 struct SharedSlice<T>(*mut T);

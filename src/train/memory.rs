@@ -13,7 +13,8 @@ use crate::train::{Arch, Config};
 
 /// The bytes a run of `config` on `data` holds at its peak with batches of `rows` images: the
 /// model (a dense layer with its `Wᵀ`), its gradients and Adam's two moments; a batch's buffers
-/// and the clean and corrupted batch; the test set clean and corrupted. Not the data set itself, which is loaded by then.
+/// and the clean and corrupted batch; the test set clean and corrupted. Not the data set itself,
+/// which is loaded by then.
 /// A dense model is counted from its widths, without building it; a convolutional one is
 /// built (its parameters are few whatever the image size) and counted.
 pub fn training_bytes(config: &Config, data: &Mnist, rows: usize) -> u64 {
