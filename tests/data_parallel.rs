@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use common::random;
 use dae::engine::adam::Adam;
-use dae::engine::data_parallel::{MIN_SHARD_ROWS, SHARD_ROWS, Shards, shard_rows};
-use dae::engine::dense::{Dense, Write};
+use dae::engine::data_parallel::{MIN_SHARD_ROWS, PIECE, SHARD_ROWS, Shards, pieces, shard_rows};
+use dae::engine::dense::{Dense, Piece, Write, weight_gradient};
+use dae::engine::gemm::matmul;
 use dae::engine::loss::Loss;
 use dae::engine::model::{Model, Workspace};
 use dae::engine::team::Team;
@@ -93,22 +94,49 @@ fn the_shards_forward_pass_is_the_models_to_the_bit() {
     assert_eq!(first, rows, "every row in a shard");
 }
 
+/// `dW = δᵀ·A` made in pieces ([`pieces`]), of rows or of columns, is the whole product to the
+/// bit: each number is summed over the same rows in the same order.
+#[test]
+fn a_weight_gradient_in_pieces_is_the_whole_product_to_the_bit() {
+    for (outputs, inputs) in [(200, 64), (64, 200), (97, 97)] {
+        let (delta, a) = (random((37, outputs), -1.0, 1.0, 1), random((37, inputs), -1.0, 1.0, 2));
+        let mut whole = Array2::zeros((outputs, inputs));
+        matmul(delta.t(), a.view(), whole.view_mut());
+        let mut pieced = Array2::from_elem((outputs, inputs), f32::NAN);
+        let all: Vec<Piece> = pieces(outputs, inputs).collect();
+        assert!(all.len() > 1, "({outputs}, {inputs}) makes several pieces");
+        for piece in &all {
+            let dw = match piece {
+                Piece::Rows(r) => pieced.slice_mut(s![r.clone(), ..]),
+                Piece::Columns(c) => pieced.slice_mut(s![.., c.clone()]),
+            };
+            weight_gradient(delta.view(), a.view(), dw, piece);
+        }
+        assert_eq!(pieced.mapv(f32::to_bits), whole.mapv(f32::to_bits), "({outputs}, {inputs})");
+    }
+}
+
 /// The shards' backward pass and the update's sum of their gradients are the model's backward
 /// pass, to the bit, on a batch of one shard (`dW_s = δᵀ·A` over the same rows, by the same
-/// product); on a batch of three, the shards' `Σ_s δ_sᵀ·A_s` differs from `δᵀ·A` by rounding
-/// alone. Adam's step at a learning rate of 0 leaves the weights as they were.
+/// product, here in pieces of rows and of columns); on a batch of three, the shards'
+/// `Σ_s δ_sᵀ·A_s` differs from `δᵀ·A` by rounding alone. Adam's step at a learning rate of 0
+/// leaves the weights as they were. On 1, 2 and 3 threads: a member with no shard of its own
+/// takes pieces of the others'.
 #[test]
 fn the_shards_gradients_are_the_models() {
-    let model = Model::autoencoder(48, &[20, 12, 6], &mut ChaCha8Rng::seed_from_u64(6));
-    for rows in [MIN_SHARD_ROWS - 3, 2 * SHARD_ROWS + 44] {
-        let (input, target) = (random((rows, 48), 0.0, 1.0, 3), random((rows, 48), 0.0, 1.0, 4));
+    // Layers of more than `PIECE` inputs or outputs, made in several pieces.
+    let model = Model::autoencoder(200, &[100, 12, 6], &mut ChaCha8Rng::seed_from_u64(6));
+    assert!(model.widths().iter().any(|&w| w > PIECE));
+    for (rows, threads) in [(MIN_SHARD_ROWS - 3, 1), (MIN_SHARD_ROWS - 3, 2), (2 * SHARD_ROWS + 44, 3)] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let (input, target) = (random((rows, 200), 0.0, 1.0, 3), random((rows, 200), 0.0, 1.0, 4));
         let mut expected = model.clone();
         let mut ws = Workspace::new(&expected, rows);
         expected.forward_loss(input.view(), Loss::Bce, target.view(), &mut ws);
         expected.backward(input.view(), &mut ws, None);
 
         let mut sharded = model.clone();
-        let mut shards = Shards::new(&sharded, rows);
+        let mut shards = pool.install(|| Shards::new(&sharded, rows));
         let copy = |r: std::ops::Range<usize>, mut x: ArrayViewMut2<f32>, mut y: ArrayViewMut2<f32>| {
             x.assign(&input.slice(s![r.clone(), ..]));
             y.assign(&target.slice(s![r, ..]));
@@ -122,7 +150,11 @@ fn the_shards_gradients_are_the_models() {
             assert_eq!(got.w(), model.layers[l].as_dense().unwrap().w(), "layer {l}: W unchanged at lr 0");
             assert!(want.dw.iter().any(|&g| g != 0.0), "layer {l}: gradients that prove something");
             if shard_rows(rows) == rows {
-                assert_eq!((&got.dw, &got.db), (&want.dw, &want.db), "layer {l}, one shard");
+                assert_eq!(
+                    (&got.dw, &got.db),
+                    (&want.dw, &want.db),
+                    "layer {l}, one shard, {threads} threads"
+                );
             } else {
                 let scale = want.dw.iter().fold(0.0f32, |m, g| m.max(g.abs()));
                 let worst = got.dw.iter().zip(&want.dw).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
@@ -132,6 +164,35 @@ fn the_shards_gradients_are_the_models() {
             }
         }
     }
+}
+
+/// A shard whose batch panics hangs no member, though the others wait for its `δ`s to take
+/// pieces of its `dW_s`: the panic reaches the caller, and the shards serve the next batch.
+#[test]
+fn a_panic_in_a_shard_reaches_the_caller_of_the_passes() {
+    let model = Model::autoencoder(48, &[20, 12, 6], &mut ChaCha8Rng::seed_from_u64(8));
+    let rows = 2 * SHARD_ROWS;
+    let (input, target) = (random((rows, 48), 0.0, 1.0, 5), random((rows, 48), 0.0, 1.0, 6));
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let mut shards = pool.install(|| Shards::new(&model, rows));
+    for failing in [0, SHARD_ROWS] {
+        let copy = |r: std::ops::Range<usize>, mut x: ArrayViewMut2<f32>, mut y: ArrayViewMut2<f32>| {
+            assert_ne!(r.start, failing, "the batch of rows {r:?} fails");
+            x.assign(&input.slice(s![r.clone(), ..]));
+            y.assign(&target.slice(s![r, ..]));
+        };
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            shards.passes(&model, Loss::Bce, rows, copy);
+        }));
+        assert!(outcome.is_err(), "the panic of the shard at row {failing} was raised");
+    }
+    let copy = |r: std::ops::Range<usize>, mut x: ArrayViewMut2<f32>, mut y: ArrayViewMut2<f32>| {
+        x.assign(&input.slice(s![r.clone(), ..]));
+        y.assign(&target.slice(s![r, ..]));
+    };
+    let loss = shards.passes(&model, Loss::Bce, rows, copy);
+    let mut ws = Workspace::new(&model, rows);
+    assert_eq!(loss, model.forward_loss(input.view(), Loss::Bce, target.view(), &mut ws));
 }
 
 /// Adam's step writes the same bits into `W` in place and streamed ([`Write`]), over several

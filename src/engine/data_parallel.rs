@@ -1,10 +1,18 @@
 //! The training step of a dense model, data-parallel: the batch is cut into shards of
 //! [`shard_rows`] rows; each shard's rows are written (the trainer corrupts them there), and its
 //! forward pass, loss and backward pass run, start to end on one thread, into gradients of the
-//! shard's own ([`Shards::passes`]: `dW_s = δ_sᵀ·A_s` in [`Dense::backward_rows`]); then
-//! every thread adds the shards' gradients for its part of each layer's rows, in shard order, and
-//! takes Adam's step there ([`Shards::update`]; the sum and Adam in [`Update::rows`], `Wᵀ` in
-//! `Update::write_wt`).
+//! shard's own ([`Shards::passes`]); but its products `dW_s = δ_sᵀ·A_s`
+//! ([`weight_gradient`]), cut into [`pieces`] that a thread done with its own shards takes too;
+//! then every thread adds the shards' gradients for its part of each layer's rows, in shard
+//! order, and takes Adam's step there ([`Shards::update`]; the sum and Adam in
+//! [`Update::rows`], `Wᵀ` in `Update::write_wt`).
+//!
+//! Why the pieces: a shard is fixed by the batch size (for the bits), so when the host slows
+//! one core (an Intel Xeon model 207's VM ran one of its two about a fifth slower through most
+//! steps), the other would wait for it at the end of every step's passes. The `dW_s` are the
+//! two fifths of a shard's products that no later product needs, so they can wait for whichever
+//! thread is free: the other thread's `δ`s, written once, cross cores, and the products keep
+//! their bits.
 //!
 //! Why not split each product over the threads instead: a step of the notebook's model has
 //! seventeen products, and a pool that shares each of them meets at a barrier after each (about
@@ -34,17 +42,18 @@
 //! image.
 
 use std::ops::Range;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
+use std::time::{Duration, Instant};
 
-use ndarray::{Array1, Array2, ArrayViewMut2, s};
+use ndarray::{Array1, Array2, ArrayViewMut2, ShapeBuilder, s};
 
 use crate::engine::adam::Adam;
 use crate::engine::aligned;
-use crate::engine::dense::{Dense, Update, Write};
+use crate::engine::dense::{Dense, Piece, Update, Write, weight_gradient};
 use crate::engine::gemm::MAX_COPY;
 use crate::engine::loss::Loss;
 use crate::engine::model::{FLOAT, Model};
-use crate::engine::team::Team;
+use crate::engine::team::{SharedSlice, Team, spin_until};
 
 /// The most rows of a shard: a batch of 256 makes two, one for each of two threads. Measured on
 /// a 2-core Intel Xeon (model 167), two threads, an epoch of the notebook's model: shards of 64
@@ -66,6 +75,28 @@ const TRIPS: usize = 15;
 /// Intel Xeon (model 207) this probe reads 325–375 ns, and there the update in place took 2.5
 /// times as long as streamed (`cargo bench`; whole epochs 3% longer).
 pub const FAR: Duration = Duration::from_nanos(250);
+
+/// The longest side of a piece of a shard's `dW_s` ([`pieces`]): eight of the kernel's tiles of
+/// 12 rows, three of 32 columns.
+pub const PIECE: usize = 96;
+
+/// The pieces that a layer's `dW` of `(O, I)` is cut into, for the threads to share: blocks of
+/// [`PIECE`] rows if it has at least as many rows as columns, else of [`PIECE`] columns. The
+/// first and last layers of the notebook's model make 9 pieces each (784 = 8·96 + 16).
+///
+/// ```
+/// use dae::engine::data_parallel::pieces;
+/// use dae::engine::dense::Piece;
+/// assert_eq!(pieces(200, 64).collect::<Vec<_>>(), [Piece::Rows(0..96), Piece::Rows(96..192), Piece::Rows(192..200)]);
+/// assert_eq!(pieces(32, 64).collect::<Vec<_>>(), [Piece::Columns(0..64)]);
+/// ```
+pub fn pieces(outputs: usize, inputs: usize) -> impl Iterator<Item = Piece> {
+    let long = outputs.max(inputs);
+    (0..long).step_by(PIECE).map(move |first| {
+        let block = first..long.min(first + PIECE);
+        if outputs >= inputs { Piece::Rows(block) } else { Piece::Columns(block) }
+    })
+}
 
 /// The fewest rows [`shard_rows`] gives a shard, unless the whole batch has fewer: a batch of
 /// more than 16 rows makes two shards or more.
@@ -101,6 +132,76 @@ pub struct Shards {
     since: usize,
     /// A way to write `W` fixed by [`Shards::fix_write`], instead of the choice.
     fixed: Option<Write>,
+    /// The pieces of every layer's `dW_s`, as `(layer, piece)`, the last layer's first.
+    pieces: Vec<(usize, Piece)>,
+    /// How far each shard's passes are, for the team to share its pieces.
+    claims: Vec<Claims>,
+    /// Each shard's `dW_s` of each layer, lent to the team during the passes (shard `s`, layer
+    /// `l` at `s·L + l`).
+    lent: Vec<Lent>,
+    /// The passes run so far.
+    round: usize,
+    /// The time members spent waiting for another's `δ`s, to take pieces of its `dW_s`.
+    waited: Duration,
+}
+
+/// How the team shares a shard's pieces of `dW_s` in the passes. A line of its own: each
+/// shard's are written while the other shard's are read.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Claims {
+    /// The number of the last passes ([`Shards::round`]) in which the shard's `δ`s were all
+    /// written: from then on any member may take its pieces.
+    ready: AtomicUsize,
+    /// The next of its pieces to take.
+    next: AtomicUsize,
+}
+
+/// Marks a shard's `δ`s written for passes number `.1` when dropped: at the end of its owner's
+/// work on them, or if that work panics, so that no member waits for them forever.
+struct Ready<'a>(&'a AtomicUsize, usize);
+
+impl Drop for Ready<'_> {
+    fn drop(&mut self) {
+        self.0.store(self.1, Release);
+    }
+}
+
+/// A shard's `dW_s` of one layer, `(O, I)`, lent to the team for the passes: its pieces are
+/// written at once by whichever members take them.
+#[derive(Debug)]
+struct Lent {
+    dw: *mut f32,
+    shape: (usize, usize),
+}
+
+// SAFETY: members write through it to pieces each has taken alone (the contract of `Lent::piece`).
+unsafe impl Send for Lent {}
+// SAFETY: as above.
+unsafe impl Sync for Lent {}
+
+impl Lent {
+    fn new(dw: &mut Array2<f32>) -> Lent {
+        assert!(dw.is_standard_layout(), "a row-major dW");
+        Lent { dw: dw.as_mut_ptr(), shape: dw.dim() }
+    }
+
+    /// The numbers of `piece` of the matrix, (|r|, I) or (O, |c|).
+    ///
+    /// # Safety
+    /// The matrix it was made from is alive and used by nothing else, and no other view of
+    /// these numbers lives while this one does.
+    unsafe fn piece(&self, piece: &Piece) -> ArrayViewMut2<'_, f32> {
+        let (outputs, inputs) = self.shape;
+        let (rows, columns) = match piece {
+            Piece::Rows(r) => (r.clone(), 0..inputs),
+            Piece::Columns(c) => (0..outputs, c.clone()),
+        };
+        assert!(rows.end <= outputs && columns.end <= inputs, "a piece of the matrix");
+        let shape = (rows.len(), columns.len()).strides((inputs, 1));
+        // SAFETY: the piece lies inside the (O, I) row-major matrix, alive and the caller's alone.
+        unsafe { ArrayViewMut2::from_shape_ptr(shape, self.dw.add(rows.start * inputs + columns.start)) }
+    }
 }
 
 /// One shard's buffers: its rows of the batch, of each layer's output and `δ`, its rows'
@@ -117,7 +218,8 @@ struct Shard {
     deltas: Vec<Array2<f32>>,
     /// The loss summed over each row.
     row_loss: Vec<f32>,
-    /// `dW_s` of each layer, (H_l, H_{l−1}). The first shard's become the layers' in the update
+    /// `dW_s` of each layer, (H_l, H_{l−1}), written in pieces ([`pieces`]) by whichever
+    /// members take them. The first shard's become the layers' in the update
     /// ([`Dense::swap_gradients`]), and it gets the layers' previous ones, overwritten by its
     /// next backward pass.
     dw: Vec<Array2<f32>>,
@@ -144,7 +246,12 @@ impl Shards {
         let shards = (0..capacity.div_ceil(rows)).map(|_| shard()).collect();
         let team = Team::new(rayon::current_num_threads());
         let updates = Vec::with_capacity(layers.len());
-        Shards { shards, rows, team, updates, write: Write::InPlace, since: 0, fixed: None }
+        let each = layers.iter().enumerate().rev();
+        let pieces = each.flat_map(|(l, d)| pieces(d.outputs(), d.inputs()).map(move |p| (l, p))).collect();
+        let claims = (0..capacity.div_ceil(rows)).map(|_| Claims::default()).collect();
+        let lent = Vec::with_capacity(capacity.div_ceil(rows) * layers.len());
+        let (write, since, fixed, round, waited) = (Write::InPlace, 0, None, 0, Duration::ZERO);
+        Shards { shards, rows, team, updates, write, since, fixed, pieces, claims, lent, round, waited }
     }
 
     /// Has the update write `W` as `write` says, or (`None`) as the cores' distance chooses
@@ -190,11 +297,12 @@ impl Shards {
         self.team.size()
     }
 
-    /// The time the team's threads have spent waiting for one another so far, summed over them
-    /// ([`Team::waited`]): in every run of the team, the passes, the updates (with the probe every
-    /// [`PROBE_EVERY`] steps) and validation's passes.
+    /// The time the team's threads have spent waiting for one another so far, summed over them:
+    /// in every run of the team ([`Team::waited`]), the passes, the updates (with the probe every
+    /// [`PROBE_EVERY`] steps) and validation's passes; and inside the passes, for another
+    /// member's `δ`s, to take pieces of its `dW_s`.
     pub fn waited(&self) -> Duration {
-        self.team.waited()
+        self.team.waited() + self.waited
     }
 
     /// The shards a batch of `rows` rows makes.
@@ -207,6 +315,11 @@ impl Shards {
     /// `input` and `target` (R, D); then the shard's forward pass, loss and backward pass, into its
     /// own buffers and gradients. Returns the loss summed over the batch's `B·D` entries, row by
     /// row in order.
+    ///
+    /// The products `dW_s = δᵀ·A` are left to the end, cut into [`pieces`], which any member may
+    /// take once the shard's `δ`s are written: its own thread, and then a thread done with its
+    /// own shards, so that neither waits long for a core the host has slowed. Each piece is the
+    /// same product whoever takes it, so the bits stay those of any number of threads.
     pub fn passes<F>(&mut self, model: &Model, loss: Loss, rows: usize, batch: F) -> f64
     where
         F: Fn(Range<usize>, ArrayViewMut2<f32>, ArrayViewMut2<f32>) + Sync,
@@ -239,15 +352,56 @@ impl Shards {
         // The loss is the mean over the whole batch's B·D pixels, not the shard's: so the sum of
         // the shards' `dW_s` is the batch's gradient (backprop.md §3, §5).
         let (scale, r, count) = (1.0 / (rows * model.layers[0].inputs()) as f32, self.rows, self.count(rows));
-        self.team.for_each_mut(&mut self.shards[..count], |s, shard| {
-            let range = s * r..rows.min((s + 1) * r);
-            let n = range.len();
-            batch(range, shard.input.slice_mut(s![..n, ..]), shard.target.slice_mut(s![..n, ..]));
-            shard.forward_loss(model, loss, n, scale);
-            if backward {
-                shard.backward(model, n);
+        self.round += 1;
+        self.lent.clear();
+        for (shard, claims) in self.shards[..count].iter_mut().zip(&self.claims) {
+            self.lent.extend(shard.dw.iter_mut().map(Lent::new));
+            claims.next.store(0, Relaxed);
+        }
+        let (round, team, layers) = (self.round, self.team.size(), model.layers.len());
+        let (claims, pieces, lent) = (&self.claims, &self.pieces, &self.lent);
+        let shards = SharedSlice::new(&mut self.shards[..count]);
+        let waited = AtomicU64::new(0);
+        // The pieces of shard `s`'s `dW_s` still left, once its `δ`s are written.
+        let take = |s: usize| {
+            // SAFETY: its owner is done writing the shard (`ready`), and every member only reads
+            // it from now on.
+            let shard = unsafe { &*shards.at(s) };
+            let n = r.min(rows - s * r);
+            while let Some((l, piece)) = pieces.get(claims[s].next.fetch_add(1, Relaxed)) {
+                let a_prev = if *l == 0 { &shard.input } else { &shard.outputs[l - 1] };
+                // SAFETY: the shard's `dW_s` stays lent until `run` returns, and this piece of it
+                // is this member's alone: each number of `next` is taken once.
+                let dw = unsafe { lent[s * layers + l].piece(piece) };
+                weight_gradient(shard.deltas[*l].slice(s![..n, ..]), a_prev.slice(s![..n, ..]), dw, piece);
+            }
+        };
+        self.team.run(&|member| {
+            for s in (member..count).step_by(team) {
+                {
+                    let _ready = Ready(&claims[s].ready, round);
+                    // SAFETY: shard `s` is this member's alone (`s mod T`) until it is ready.
+                    let shard = unsafe { &mut *shards.at(s) };
+                    let range = s * r..rows.min((s + 1) * r);
+                    let n = range.len();
+                    batch(range, shard.input.slice_mut(s![..n, ..]), shard.target.slice_mut(s![..n, ..]));
+                    shard.forward_loss(model, loss, n, scale);
+                    if backward {
+                        shard.backward(model, n);
+                    }
+                }
+                if backward {
+                    take(s);
+                }
+            }
+            for s in (0..count).filter(|s| backward && s % team != member) {
+                let start = Instant::now();
+                spin_until(|| claims[s].ready.load(Acquire) == round);
+                waited.fetch_add(start.elapsed().as_nanos() as u64, Relaxed);
+                take(s);
             }
         });
+        self.waited += Duration::from_nanos(waited.into_inner());
         let row_losses = self.outputs(rows).zip(&self.shards).map(|((_, n), shard)| &shard.row_loss[..n]);
         row_losses.flatten().map(|&v| f64::from(v)).sum()
     }
@@ -312,8 +466,8 @@ impl Shard {
         loss.rows(z, y, scale, delta, &mut self.row_loss[..rows]);
     }
 
-    /// The backward pass of the last [`Shard::forward_loss`], from `δ_out`: writes the shard's
-    /// `dW_s` and `db_s` of every layer.
+    /// The backward pass of the last [`Shard::forward_loss`], from `δ_out`: writes every layer's
+    /// `δ` and the shard's `db_s`, all but the `dW_s` ([`Shards::passes`] takes them in pieces).
     fn backward(&mut self, model: &Model, rows: usize) {
         for (l, dense) in dense_layers(model).enumerate().rev() {
             let (below, here) = self.deltas.split_at_mut(l);
@@ -323,8 +477,8 @@ impl Shard {
                 self.outputs[l - 1].slice(s![..rows, ..])
             };
             let prev = (l > 0).then(|| (model.activations[l - 1], below[l - 1].slice_mut(s![..rows, ..])));
-            let gradients = (self.dw[l].view_mut(), self.db[l].as_slice_mut().expect("contiguous"));
-            dense.backward_rows(a_prev, here[0].slice(s![..rows, ..]), gradients, prev);
+            let db = self.db[l].as_slice_mut().expect("contiguous");
+            dense.backward_rows(a_prev, here[0].slice(s![..rows, ..]), db, prev);
         }
     }
 }

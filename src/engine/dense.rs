@@ -8,8 +8,9 @@
 //! ([`crate::engine::gemm::matmul`]).
 //! Backward overwrites `dw` and `db` (no accumulation across calls).
 //!
-//! The training step runs [`Dense::forward_rows`] and [`Dense::backward_rows`] on each thread's
-//! shard of the batch ([`crate::engine::data_parallel`]), then [`Update`] takes Adam's step;
+//! The training step runs [`Dense::forward_rows`], [`Dense::backward_rows`] and
+//! [`weight_gradient`] on each thread's shard of the batch ([`crate::engine::data_parallel`]),
+//! then [`Update`] takes Adam's step;
 //! [`Dense::forward`] splits the rows of one large batch over the rayon pool (evaluation), and
 //! [`Dense::backward`], the same backward into the layer's own gradients, serves
 //! [`Model::backward`](crate::engine::model::Model::backward), which the tests hold to finite
@@ -17,7 +18,7 @@
 
 use std::ops::Range;
 
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, ShapeBuilder};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, ShapeBuilder, s};
 use ndarray_rand::RandomExt;
 use rand::Rng;
 use rand_distr::Uniform;
@@ -183,21 +184,22 @@ impl Dense {
         backward(w.view(), a_prev, delta, (dw.view_mut(), db), prev);
     }
 
-    /// Backward on the calling thread into gradients of the caller's, for a shard of the batch
-    /// ([`crate::engine::data_parallel`]): `dW_s = δᵀ·A_prev` and `db_s = Σ_rows δ` over the
-    /// shard's rows; with `prev`, also `δ_prev = (δ·W) ⊙ f′(A_prev)`, read off the previous
-    /// layer's output `a_prev` (the `⊙ f′` is the product's finish, [`Finish::Slope`]). The layer
-    /// is not changed: [`Update::rows`] adds the shards' gradients and steps.
+    /// Backward on the calling thread for a shard of the batch ([`crate::engine::data_parallel`]),
+    /// all of it but `dW_s`: `db_s = Σ_rows δ` over the shard's rows into a gradient of the
+    /// caller's, and with `prev`, `δ_prev = (δ·W) ⊙ f′(A_prev)`, read off the previous layer's
+    /// output `a_prev` (the `⊙ f′` is the product's finish, [`Finish::Slope`]). `dW_s = δᵀ·A_prev`
+    /// is left to [`weight_gradient`], in pieces that any thread may take. The layer is not
+    /// changed: [`Update::rows`] adds the shards' gradients and steps.
     ///
-    /// Shapes: `a_prev` (R, I), `delta` (R, O) → `dw` (O, I), `db` (O,), `delta_prev` (R, I).
+    /// Shapes: `a_prev` (R, I), `delta` (R, O) → `db` (O,), `delta_prev` (R, I).
     pub fn backward_rows(
         &self,
         a_prev: ArrayView2<f32>,
         delta: ArrayView2<f32>,
-        gradients: (ArrayViewMut2<f32>, &mut [f32]),
+        db: &mut [f32],
         prev: Option<(Activation, ArrayViewMut2<f32>)>,
     ) {
-        backward(self.w.view(), a_prev, delta, gradients, prev);
+        bias_and_delta(self.w.view(), a_prev, delta, db, prev);
     }
 
     /// Exchanges the layer's gradients `dW`, `db` with `dw`, `db` of the same shapes: the
@@ -248,7 +250,7 @@ impl PartialEq for Dense {
     }
 }
 
-/// [`Dense::backward`] and [`Dense::backward_rows`], for weights `w` `(O, I)`.
+/// [`Dense::backward`], for weights `w` `(O, I)`.
 fn backward(
     w: ArrayView2<f32>,
     a_prev: ArrayView2<f32>,
@@ -257,6 +259,47 @@ fn backward(
     prev: Option<(Activation, ArrayViewMut2<f32>)>,
 ) {
     matmul(delta.t(), a_prev, dw);
+    bias_and_delta(w, a_prev, delta, db, prev);
+}
+
+/// A piece of a weight gradient `dW` (O, I): some of its rows (outputs), or some of its columns
+/// (inputs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    /// Rows `r` of `dW`: `δ[:, r]ᵀ·A_prev`.
+    Rows(Range<usize>),
+    /// Columns `c` of `dW`: `δᵀ·A_prev[:, c]`.
+    Columns(Range<usize>),
+}
+
+/// `dW = δᵀ·A_prev`, summed over the batch's rows, or a piece of it: rows `r` of `dW` are
+/// `δ[:, r]ᵀ·A_prev`, columns `c` are `δᵀ·A_prev[:, c]`. Every number of `dW` is summed over the
+/// rows in the same order whichever piece holds it, so the pieces make the whole product's bits
+/// (`tests/data_parallel.rs`).
+///
+/// Shapes: `delta` (B, O), `a_prev` (B, I) → `dw` (|r|, I) for `Rows(r)`, (O, |c|) for
+/// `Columns(c)`.
+pub fn weight_gradient(
+    delta: ArrayView2<f32>,
+    a_prev: ArrayView2<f32>,
+    dw: ArrayViewMut2<f32>,
+    piece: &Piece,
+) {
+    match piece {
+        Piece::Rows(r) => matmul(delta.slice(s![.., r.clone()]).t(), a_prev, dw),
+        Piece::Columns(c) => matmul(delta.t(), a_prev.slice(s![.., c.clone()]), dw),
+    }
+}
+
+/// `db = Σ_rows δ`, and with `prev`, `δ_prev = (δ·W) ⊙ f′(A_prev)`: the rest of the backward
+/// pass of weights `w` `(O, I)` after [`weight_gradient`].
+fn bias_and_delta(
+    w: ArrayView2<f32>,
+    a_prev: ArrayView2<f32>,
+    delta: ArrayView2<f32>,
+    db: &mut [f32],
+    prev: Option<(Activation, ArrayViewMut2<f32>)>,
+) {
     column_sums(delta, 0, db);
     if let Some((f, delta_prev)) = prev {
         matmul_finish(delta, w, delta_prev, Finish::Slope(f, a_prev));

@@ -178,7 +178,7 @@ impl Team {
     /// `f(i, item)` for every item `i` of `items`, on member `i mod T`.
     pub fn for_each_mut<T: Send>(&mut self, items: &mut [T], f: impl Fn(usize, &mut T) + Sync) {
         let (len, team) = (items.len(), self.size());
-        let items = SharedSlice(items.as_mut_ptr());
+        let items = SharedSlice::new(items);
         self.run(&|member| {
             for i in (member..len).step_by(team) {
                 // SAFETY: `i < len`, inside the borrowed slice; each index belongs to one member
@@ -193,7 +193,7 @@ impl Team {
 /// Waits until `done()`: spinning, and after [`SPIN`] yielding the core at each look, so that a
 /// member that lost its core gets it back sooner. The clock is read only once a wait has lasted
 /// 64 looks, so a short wait (a probe's round trip) is not lengthened by it.
-fn spin_until(done: impl Fn() -> bool) {
+pub(crate) fn spin_until(done: impl Fn() -> bool) {
     let mut since = None;
     loop {
         for _ in 0..64 {
@@ -209,11 +209,17 @@ fn spin_until(done: impl Fn() -> bool) {
 }
 
 /// A slice's first element, for members that each take other elements of it.
-struct SharedSlice<T>(*mut T);
+pub(crate) struct SharedSlice<T>(*mut T);
 
 impl<T> SharedSlice<T> {
+    /// The slice's first element; its borrow ends here, so the caller keeps `items` borrowed
+    /// for as long as the members reach them through it.
+    pub(crate) fn new(items: &mut [T]) -> SharedSlice<T> {
+        SharedSlice(items.as_mut_ptr())
+    }
+
     /// The address of element `i`.
-    fn at(&self, i: usize) -> *mut T {
+    pub(crate) fn at(&self, i: usize) -> *mut T {
         self.0.wrapping_add(i)
     }
 }
