@@ -1,9 +1,9 @@
 //! The training step of a dense model, data-parallel: the batch is cut into shards of
 //! [`shard_rows`] rows; each shard's rows are written (the trainer corrupts them there), and its
 //! forward pass, loss and backward pass run, start to end on one thread, into gradients of the
-//! shard's own ([`Shards::passes`]); but its products `dW_s = δ_sᵀ·A_s`
-//! ([`weight_gradient`]), cut into [`pieces`] that a thread done with its own shards takes too;
-//! then every thread adds the shards' gradients for its part of each layer's rows, in shard
+//! shard's own ([`Shards::passes`]). Only its products `dW_s = δ_sᵀ·A_s` ([`weight_gradient`])
+//! are left to the end, cut into [`pieces`] that a thread done with its own shards takes too.
+//! Then every thread adds the shards' gradients for its part of each layer's rows, in shard
 //! order, and takes Adam's step there ([`Shards::update`]; the sum and Adam in
 //! [`Update::rows`], `Wᵀ` in `Update::write_wt`).
 //!
@@ -19,8 +19,9 @@
 //! twenty a step, with the loss and the updates), where a thread that waits can lose its core
 //! to anything else that runs, and where the rows one core wrote are read by the other. Here a
 //! step is two pieces of work for a [`Team`] whose threads wait between them without giving their
-//! cores away, and a shard's images and activations never leave the core that made them; what
-//! crosses is the shards' gradients, once, in the update, and the weights it wrote.
+//! cores away, and a shard's images and activations stay on the core that made them but for the
+//! pieces of `dW_s` another thread takes; what crosses is those, the shards' gradients, once, in
+//! the update, and the weights it wrote.
 //!
 //! How the update writes them depends on how far apart the cores are, which the team measures
 //! every [`PROBE_EVERY`] steps ([`Team::round_trip`]). Near (sharing a cache), in place, and each
@@ -150,20 +151,30 @@ pub struct Shards {
 #[derive(Debug, Default)]
 #[repr(align(128))]
 struct Claims {
-    /// The number of the last passes ([`Shards::round`]) in which the shard's `δ`s were all
-    /// written: from then on any member may take its pieces.
+    /// The number of the last passes ([`Shards::round`]) in which the shard's owner was done with
+    /// its `δ`s (or gave up on them, panicking): from then on any member may take its pieces.
     ready: AtomicUsize,
     /// The next of its pieces to take.
     next: AtomicUsize,
 }
 
-/// Marks a shard's `δ`s written for passes number `.1` when dropped: at the end of its owner's
-/// work on them, or if that work panics, so that no member waits for them forever.
-struct Ready<'a>(&'a AtomicUsize, usize);
+/// A member's shards in passes number `round`, every `team`-th from `member` on: if the member
+/// panics, it marks them all ready when dropped, so that no other member waits for them forever
+/// (the panic then reaches the caller of [`Team::run`]).
+struct Owned<'a> {
+    claims: &'a [Claims],
+    member: usize,
+    team: usize,
+    round: usize,
+}
 
-impl Drop for Ready<'_> {
+impl Drop for Owned<'_> {
     fn drop(&mut self) {
-        self.0.store(self.1, Release);
+        if std::thread::panicking() {
+            for claims in self.claims.iter().skip(self.member).step_by(self.team) {
+                claims.ready.store(self.round, Release);
+            }
+        }
     }
 }
 
@@ -377,9 +388,9 @@ impl Shards {
             }
         };
         self.team.run(&|member| {
+            let _owned = Owned { claims: &claims[..count], member, team, round };
             for s in (member..count).step_by(team) {
                 {
-                    let _ready = Ready(&claims[s].ready, round);
                     // SAFETY: shard `s` is this member's alone (`s mod T`) until it is ready.
                     let shard = unsafe { &mut *shards.at(s) };
                     let range = s * r..rows.min((s + 1) * r);
@@ -390,6 +401,7 @@ impl Shards {
                         shard.backward(model, n);
                     }
                 }
+                claims[s].ready.store(round, Release);
                 if backward {
                     take(s);
                 }
@@ -402,6 +414,8 @@ impl Shards {
             }
         });
         self.waited += Duration::from_nanos(waited.into_inner());
+        // The pointers are spent: none outlives the borrows they were made from.
+        self.lent.clear();
         let row_losses = self.outputs(rows).zip(&self.shards).map(|((_, n), shard)| &shard.row_loss[..n]);
         row_losses.flatten().map(|&v| f64::from(v)).sum()
     }

@@ -12,7 +12,7 @@
 //!
 //! The work is a job `job(t)` run once by each member `t` (the caller is member 0);
 //! [`Team::run`] returns when every member has finished it, so a job may borrow from the
-//! caller's stack. [`Team::for_each_mut`] gives item `i` of a slice to member `i mod T`.
+//! caller's stack.
 //!
 //! Use it for work that is split once and for all (a step's shards); rayon's pool stays the
 //! right tool for the rest, where work stealing balances what a fixed split cannot.
@@ -174,20 +174,6 @@ impl Team {
         });
         Some(Duration::from_nanos(median.into_inner()))
     }
-
-    /// `f(i, item)` for every item `i` of `items`, on member `i mod T`.
-    pub fn for_each_mut<T: Send>(&mut self, items: &mut [T], f: impl Fn(usize, &mut T) + Sync) {
-        let (len, team) = (items.len(), self.size());
-        let items = SharedSlice::new(items);
-        self.run(&|member| {
-            for i in (member..len).step_by(team) {
-                // SAFETY: `i < len`, inside the borrowed slice; each index belongs to one member
-                // (`i mod T`), so no item is lent twice, and the slice stays borrowed until `run`
-                // returns.
-                f(i, unsafe { &mut *items.at(i) });
-            }
-        });
-    }
 }
 
 /// Waits until `done()`: spinning, and after [`SPIN`] yielding the core at each look, so that a
@@ -224,7 +210,7 @@ impl<T> SharedSlice<T> {
     }
 }
 
-// SAFETY: members reach disjoint elements through it (see `Team::for_each_mut`), and `T: Send`.
+// SAFETY: members reach disjoint elements through it (the contract of its users), and `T: Send`.
 unsafe impl<T: Send> Sync for SharedSlice<T> {}
 
 impl Shared {
