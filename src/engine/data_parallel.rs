@@ -11,21 +11,22 @@
 //! one core (an Intel Xeon model 207's VM ran one of its two about a fifth slower through most
 //! steps), the other would wait for it at the end of every step's passes. The `dW_s` are the
 //! two fifths of a shard's products that no later product needs, so they can wait for whichever
-//! thread is free: the other thread's `δ`s, written once, cross cores, and the products keep
-//! their bits.
+//! thread is free. The cost: another core reads some of this shard's `δ` and `A`, once. The
+//! sums, and so the bits, are unchanged.
 //!
 //! Why not split each product over the threads instead: a step of the notebook's model has
 //! seventeen products, and a pool that shares each of them meets at a barrier after each (about
 //! twenty a step, with the loss and the updates), where a thread that waits can lose its core
 //! to anything else that runs, and where the rows one core wrote are read by the other. Here a
-//! step is two pieces of work for a [`Team`] whose threads wait between them without giving their
+//! step is two parts for a [`Team`] whose threads wait between them without giving their
 //! cores away, and a shard's images and activations stay on the core that made them but for the
 //! pieces of `dW_s` another thread takes; what crosses is those, the shards' gradients, once, in
 //! the update, and the weights it wrote.
 //!
 //! How the update writes them depends on how far apart the cores are, which the team measures
-//! every [`PROBE_EVERY`] steps ([`Team::round_trip`]). Near (sharing a cache), in place, and each
-//! layer's `Wᵀ` beside `W`, which every forward product reads as it is: on a Zen 4, 2.8% off an
+//! every [`PROBE_EVERY`] steps ([`Team::round_trip`]). When the cores are near (sharing a cache),
+//! the update writes `W` in place, and each layer's `Wᵀ` beside it, which every forward product
+//! reads as it is: on a Zen 4, 2.8% off an
 //! epoch against each product copying `W` into a `Wᵀ` of its own
 //! ([`crate::engine::gemm::matmul`]). Far apart (a Zen 4 VM's cores at times, an Intel Xeon
 //! model 207's at most probes), `W` is streamed to memory ([`crate::engine::stream`]) and `Wᵀ`
@@ -77,8 +78,8 @@ const TRIPS: usize = 15;
 /// times as long as streamed (`cargo bench`; whole epochs 3% longer).
 pub const FAR: Duration = Duration::from_nanos(250);
 
-/// The longest side of a piece of a shard's `dW_s` ([`pieces`]): eight of the kernel's tiles of
-/// 12 rows, three of 32 columns.
+/// The longest side of a piece of a shard's `dW_s` ([`pieces`]): 96 = 8 of the kernel's tiles of
+/// 12 rows = 3 of its tiles of 32 columns, so that no piece splits a tile.
 pub const PIECE: usize = 96;
 
 /// The pieces that a layer's `dW` of `(O, I)` is cut into, for the threads to share: blocks of
@@ -133,7 +134,8 @@ pub struct Shards {
     since: usize,
     /// A way to write `W` fixed by [`Shards::fix_write`], instead of the choice.
     fixed: Option<Write>,
-    /// The pieces of every layer's `dW_s`, as `(layer, piece)`, the last layer's first.
+    /// The pieces of every layer's `dW_s`, as `(layer, piece)`, in the backward pass's order (the
+    /// last layer's first), so that the pieces left for another thread are the first layer's.
     pieces: Vec<(usize, Piece)>,
     /// How far each shard's passes are, for the team to share its pieces.
     claims: Vec<Claims>,
@@ -146,8 +148,8 @@ pub struct Shards {
     waited: Duration,
 }
 
-/// How the team shares a shard's pieces of `dW_s` in the passes. A line of its own: each
-/// shard's are written while the other shard's are read.
+/// How the team shares a shard's pieces of `dW_s` in the passes. Two cache lines of its own (an
+/// Intel core fetches lines in pairs): each shard's are written while another shard's are read.
 #[derive(Debug, Default)]
 #[repr(align(128))]
 struct Claims {
@@ -232,7 +234,7 @@ struct Shard {
     /// `dW_s` of each layer, (H_l, H_{l−1}), written in pieces ([`pieces`]) by whichever
     /// members take them. The first shard's become the layers' in the update
     /// ([`Dense::swap_gradients`]), and it gets the layers' previous ones, overwritten by its
-    /// next backward pass.
+    /// next passes' pieces.
     dw: Vec<Array2<f32>>,
     /// `db_s` of each layer, (H_l,).
     db: Vec<Array1<f32>>,
@@ -254,13 +256,14 @@ impl Shards {
             dw: layers.iter().map(|d| aligned::zeros(d.w().dim())).collect(),
             db: layers.iter().map(|d| Array1::zeros(d.b.raw_dim())).collect(),
         };
-        let shards = (0..capacity.div_ceil(rows)).map(|_| shard()).collect();
+        let count = capacity.div_ceil(rows);
+        let shards = (0..count).map(|_| shard()).collect();
         let team = Team::new(rayon::current_num_threads());
         let updates = Vec::with_capacity(layers.len());
         let each = layers.iter().enumerate().rev();
         let pieces = each.flat_map(|(l, d)| pieces(d.outputs(), d.inputs()).map(move |p| (l, p))).collect();
-        let claims = (0..capacity.div_ceil(rows)).map(|_| Claims::default()).collect();
-        let lent = Vec::with_capacity(capacity.div_ceil(rows) * layers.len());
+        let claims = (0..count).map(|_| Claims::default()).collect();
+        let lent = Vec::with_capacity(count * layers.len());
         let (write, since, fixed, round, waited) = (Write::InPlace, 0, None, 0, Duration::ZERO);
         Shards { shards, rows, team, updates, write, since, fixed, pieces, claims, lent, round, waited }
     }
@@ -321,7 +324,7 @@ impl Shards {
         rows.div_ceil(self.rows)
     }
 
-    /// The first piece of a step on a batch of `rows` rows, each shard on one thread of the team:
+    /// The first part of a step on a batch of `rows` rows, each shard on one thread of the team:
     /// `batch(rows, input, target)` writes the batch's rows `rows` (the shard's) into the shard's
     /// `input` and `target` (R, D); then the shard's forward pass, loss and backward pass, into its
     /// own buffers and gradients. Returns the loss summed over the batch's `B·D` entries, row by
@@ -365,7 +368,7 @@ impl Shards {
         let (scale, r, count) = (1.0 / (rows * model.layers[0].inputs()) as f32, self.rows, self.count(rows));
         self.round += 1;
         self.lent.clear();
-        for (shard, claims) in self.shards[..count].iter_mut().zip(&self.claims) {
+        for (shard, claims) in self.shards[..count].iter_mut().zip(&self.claims).filter(|_| backward) {
             self.lent.extend(shard.dw.iter_mut().map(Lent::new));
             claims.next.store(0, Relaxed);
         }
@@ -376,7 +379,7 @@ impl Shards {
         // The pieces of shard `s`'s `dW_s` still left, once its `δ`s are written.
         let take = |s: usize| {
             // SAFETY: its owner is done writing the shard (`ready`), and every member only reads
-            // it from now on.
+            // it from now on (the pieces of `dW_s` are written through `lent`).
             let shard = unsafe { &*shards.at(s) };
             let n = r.min(rows - s * r);
             while let Some((l, piece)) = pieces.get(claims[s].next.fetch_add(1, Relaxed)) {
@@ -390,6 +393,7 @@ impl Shards {
         self.team.run(&|member| {
             let _owned = Owned { claims: &claims[..count], member, team, round };
             for s in (member..count).step_by(team) {
+                // The block ends the `&mut` borrow before the shard is marked ready.
                 {
                     // SAFETY: shard `s` is this member's alone (`s mod T`) until it is ready.
                     let shard = unsafe { &mut *shards.at(s) };
@@ -420,7 +424,7 @@ impl Shards {
         row_losses.flatten().map(|&v| f64::from(v)).sum()
     }
 
-    /// The second piece of a step, on the gradients of the last [`Shards::passes`] over a batch
+    /// The second part of a step, on the gradients of the last [`Shards::passes`] over a batch
     /// of `rows` rows: the first shard's gradients become each layer's `dw` and `db` (exchanged,
     /// not copied); each thread of the team takes its part of every layer's rows, adds the other
     /// shards' `dW_s` and `db_s` there in shard order, and takes Adam's step on them

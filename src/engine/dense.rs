@@ -291,8 +291,8 @@ pub fn weight_gradient(
     }
 }
 
-/// `db = Σ_rows δ`, and with `prev`, `δ_prev = (δ·W) ⊙ f′(A_prev)`: the rest of the backward
-/// pass of weights `w` `(O, I)` after [`weight_gradient`].
+/// `db = Σ_rows δ`, and with `prev`, `δ_prev = (δ·W) ⊙ f′(A_prev)`: the backward pass of weights
+/// `w` `(O, I)` but for `dW` ([`weight_gradient`]).
 fn bias_and_delta(
     w: ArrayView2<f32>,
     a_prev: ArrayView2<f32>,

@@ -1,5 +1,5 @@
 //! A team of threads that stays with a training step: the caller and `T − 1` threads of its
-//! own, which wait for the next piece of work by spinning on the CPU rather than yielding it.
+//! own, which wait for the next job by spinning on the CPU rather than yielding it.
 //!
 //! Why not rayon's pool for the step: a rayon worker that runs out of work calls
 //! `sched_yield` a few dozen times before it sleeps, and a yield hands its core to whatever else
@@ -7,7 +7,7 @@
 //! meantime waits for that thread to come back. On a quiet machine nothing else is runnable; with
 //! a low-priority background job on each core (`nice -n 19`, what a laptop's indexer or a
 //! browser tab looks like), a step of three parallel regions lost 60% of its speed. A team
-//! member between two pieces of a step spins (`spin_loop`), which keeps its core; only after
+//! member between two parts of a step spins (`spin_loop`), which keeps its core; only after
 //! [`SPIN`] without work does it sleep, and then the next piece wakes it.
 //!
 //! The work is a job `job(t)` run once by each member `t` (the caller is member 0);
@@ -25,7 +25,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// How long a member spins for work before it sleeps (and a caller or a probe waiting on the
-/// members before it yields between looks): longer than the gap between two pieces of a step or
+/// members before it yields between looks): longer than the gap between two parts of a step or
 /// two steps (tens of microseconds), short enough that a member does not take a core from the
 /// rayon pool for long after training pauses (to validate, say).
 pub const SPIN: Duration = Duration::from_micros(500);
@@ -194,7 +194,8 @@ pub(crate) fn spin_until(done: impl Fn() -> bool) {
     }
 }
 
-/// A slice's first element, for members that each take other elements of it.
+/// A slice's first element, for members that reach its elements as their job says: each element
+/// changed by one member at a time, or read by any.
 pub(crate) struct SharedSlice<T>(*mut T);
 
 impl<T> SharedSlice<T> {
@@ -210,8 +211,9 @@ impl<T> SharedSlice<T> {
     }
 }
 
-// SAFETY: members reach disjoint elements through it (the contract of its users), and `T: Send`.
-unsafe impl<T: Send> Sync for SharedSlice<T> {}
+// SAFETY: an element is changed by one member at a time (`T: Send`) or read by several (`T: Sync`),
+// as its users' jobs ensure.
+unsafe impl<T: Send + Sync> Sync for SharedSlice<T> {}
 
 impl Shared {
     /// A member's life: wait for a round, run its job, count itself done; until the team stops.
