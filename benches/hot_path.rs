@@ -87,8 +87,9 @@ fn kernel_paths(c: &mut Criterion) {
         }
     }
     // A shard's every product of a step, of the shapes `Shard::forward_loss`, `Shard::backward` and
-    // the pieces of its `dW_s` multiply (without their finishes: bias, ReLU, ReLU's derivative): per layer the forward
-    // `X·Wᵀ`, the weight gradient `δᵀ·X` and (but for the first layer) the input gradient `δ·W`.
+    // the pieces of its `dW_s` multiply (without their finishes: bias, ReLU, ReLU's derivative):
+    // per layer the forward `X·Wᵀ`, the weight gradient `δᵀ·X` and (but for the first layer) the
+    // input gradient `δ·W`.
     let operands: Vec<_> =
         LAYERS.iter().map(|&(i, o)| (random((rows, i)), random((o, i)), random((rows, o)))).collect();
     let flops: usize =

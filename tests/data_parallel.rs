@@ -18,6 +18,17 @@ use ndarray::{Array1, Array2, ArrayViewMut2, s};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+/// A batch for [`Shards::passes`] that copies its rows from `input` and `target`.
+fn copy_rows<'a>(
+    input: &'a Array2<f32>,
+    target: &'a Array2<f32>,
+) -> impl Fn(std::ops::Range<usize>, ArrayViewMut2<f32>, ArrayViewMut2<f32>) + Sync + 'a {
+    move |r, mut x, mut y| {
+        x.assign(&input.slice(s![r.clone(), ..]));
+        y.assign(&target.slice(s![r, ..]));
+    }
+}
+
 /// Every member runs each job once, for teams of 1 to 4 (no more than the machine's cores); the
 /// same team serves many rounds.
 #[test]
@@ -67,10 +78,7 @@ fn the_shards_forward_pass_is_the_models_to_the_bit() {
     let mut ws = Workspace::new(&model, rows);
     let expected = model.forward_loss(input.view(), Loss::Bce, target.view(), &mut ws);
     let mut shards = Shards::new(&model, rows);
-    let copy = |r: std::ops::Range<usize>, mut x: ArrayViewMut2<f32>, mut y: ArrayViewMut2<f32>| {
-        x.assign(&input.slice(s![r.clone(), ..]));
-        y.assign(&target.slice(s![r, ..]));
-    };
+    let copy = copy_rows(&input, &target);
     let loss = shards.forward_loss(&model, Loss::Bce, rows, copy);
     assert_eq!(loss.to_bits(), expected.to_bits(), "loss {loss} against {expected}");
     let mut first = 0;
@@ -132,16 +140,9 @@ fn the_shards_gradients_are_the_models() {
         let capacity = rows.div_ceil(shard_rows(rows)) * shard_rows(rows);
         let mut shards = pool.install(|| Shards::new(&sharded, capacity));
         let earlier = random((capacity, 200), 0.0, 1.0, 5);
-        let copy_earlier =
-            |r: std::ops::Range<usize>, mut x: ArrayViewMut2<f32>, mut y: ArrayViewMut2<f32>| {
-                x.assign(&earlier.slice(s![r.clone(), ..]));
-                y.assign(&earlier.slice(s![r, ..]));
-            };
+        let copy_earlier = copy_rows(&earlier, &earlier);
         shards.passes(&sharded, Loss::Bce, capacity, copy_earlier);
-        let copy = |r: std::ops::Range<usize>, mut x: ArrayViewMut2<f32>, mut y: ArrayViewMut2<f32>| {
-            x.assign(&input.slice(s![r.clone(), ..]));
-            y.assign(&target.slice(s![r, ..]));
-        };
+        let copy = copy_rows(&input, &target);
         shards.passes(&sharded, Loss::Bce, rows, copy);
         let mut adam = Adam::new(0.0, sharded.param_sizes());
         shards.update(&mut sharded, &mut adam, rows);
@@ -180,21 +181,17 @@ fn a_panic_in_a_shard_reaches_the_caller_of_the_passes() {
         let (input, target) = (random((rows, 48), 0.0, 1.0, 5), random((rows, 48), 0.0, 1.0, 6));
         let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
         let mut shards = pool.install(|| Shards::new(&model, rows));
+        let copy = copy_rows(&input, &target);
         for failing in [0, SHARD_ROWS] {
-            let copy = |r: std::ops::Range<usize>, mut x: ArrayViewMut2<f32>, mut y: ArrayViewMut2<f32>| {
+            let failing_copy = |r: std::ops::Range<usize>, x: ArrayViewMut2<f32>, y: ArrayViewMut2<f32>| {
                 assert_ne!(r.start, failing, "the batch of rows {r:?} fails");
-                x.assign(&input.slice(s![r.clone(), ..]));
-                y.assign(&target.slice(s![r, ..]));
+                copy(r, x, y);
             };
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                shards.passes(&model, Loss::Bce, rows, copy);
+                shards.passes(&model, Loss::Bce, rows, failing_copy);
             }));
             assert!(outcome.is_err(), "the panic of the shard at row {failing} was raised");
         }
-        let copy = |r: std::ops::Range<usize>, mut x: ArrayViewMut2<f32>, mut y: ArrayViewMut2<f32>| {
-            x.assign(&input.slice(s![r.clone(), ..]));
-            y.assign(&target.slice(s![r, ..]));
-        };
         let loss = shards.passes(&model, Loss::Bce, rows, copy);
         let mut ws = Workspace::new(&model, rows);
         assert_eq!(loss, model.forward_loss(input.view(), Loss::Bce, target.view(), &mut ws));
@@ -265,11 +262,7 @@ fn the_shards_train_to_the_same_bits_however_w_is_written() {
                 shards.fix_write(write(step));
                 let (input, target) =
                     (random((rows, 64), 0.0, 1.0, 10 + step), random((rows, 64), 0.0, 1.0, 20 + step));
-                let copy =
-                    |r: std::ops::Range<usize>, mut x: ArrayViewMut2<f32>, mut y: ArrayViewMut2<f32>| {
-                        x.assign(&input.slice(s![r.clone(), ..]));
-                        y.assign(&target.slice(s![r, ..]));
-                    };
+                let copy = copy_rows(&input, &target);
                 shards.passes(&model, Loss::Bce, rows, copy);
                 shards.update(&mut model, &mut adam, rows);
             }

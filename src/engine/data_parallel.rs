@@ -26,9 +26,8 @@
 //! How the update writes them depends on how far apart the cores are, which the team measures
 //! every [`PROBE_EVERY`] steps ([`Team::round_trip`]). When the cores are near (sharing a cache),
 //! the update writes `W` in place, and each layer's `Wᵀ` beside it, which every forward product
-//! reads as it is: on a Zen 4, 2.8% off an
-//! epoch against each product copying `W` into a `Wᵀ` of its own
-//! ([`crate::engine::gemm::matmul`]). Far apart (a Zen 4 VM's cores at times, an Intel Xeon
+//! reads as it is: on a Zen 4, 2.8% off an epoch against each product copying `W` into a `Wᵀ` of
+//! its own ([`crate::engine::gemm::matmul`]). Far apart (a Zen 4 VM's cores at times, an Intel Xeon
 //! model 207's at most probes), `W` is streamed to memory ([`crate::engine::stream`]) and `Wᵀ`
 //! left out of date: a store into a line the other core holds waits for it, and taking `W`'s
 //! lines back from the other core's cache had been most of the update.
@@ -376,12 +375,14 @@ impl Shards {
         let (claims, pieces, lent) = (&self.claims, &self.pieces, &self.lent);
         let shards = SharedSlice::new(&mut self.shards[..count]);
         let waited = AtomicU64::new(0);
+        // The batch's rows in shard `s`.
+        let range = |s: usize| s * r..rows.min((s + 1) * r);
         // The pieces of shard `s`'s `dW_s` still left, once its `δ`s are written.
         let take = |s: usize| {
             // SAFETY: its owner is done writing the shard (`ready`), and every member only reads
             // it from now on (the pieces of `dW_s` are written through `lent`).
             let shard = unsafe { &*shards.at(s) };
-            let n = r.min(rows - s * r);
+            let n = range(s).len();
             while let Some((l, piece)) = pieces.get(claims[s].next.fetch_add(1, Relaxed)) {
                 let a_prev = if *l == 0 { &shard.input } else { &shard.outputs[l - 1] };
                 // SAFETY: the shard's `dW_s` stays lent until `run` returns, and this piece of it
@@ -397,9 +398,8 @@ impl Shards {
                 {
                     // SAFETY: shard `s` is this member's alone (`s mod T`) until it is ready.
                     let shard = unsafe { &mut *shards.at(s) };
-                    let range = s * r..rows.min((s + 1) * r);
-                    let n = range.len();
-                    batch(range, shard.input.slice_mut(s![..n, ..]), shard.target.slice_mut(s![..n, ..]));
+                    let n = range(s).len();
+                    batch(range(s), shard.input.slice_mut(s![..n, ..]), shard.target.slice_mut(s![..n, ..]));
                     shard.forward_loss(model, loss, n, scale);
                     if backward {
                         shard.backward(model, n);

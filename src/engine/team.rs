@@ -8,14 +8,15 @@
 //! a low-priority background job on each core (`nice -n 19`, what a laptop's indexer or a
 //! browser tab looks like), a step of three parallel regions lost 60% of its speed. A team
 //! member between two parts of a step spins (`spin_loop`), which keeps its core; only after
-//! [`SPIN`] without work does it sleep, and then the next piece wakes it.
+//! [`SPIN`] without work does it sleep, and then the next job wakes it.
 //!
 //! The work is a job `job(t)` run once by each member `t` (the caller is member 0);
 //! [`Team::run`] returns when every member has finished it, so a job may borrow from the
 //! caller's stack.
 //!
-//! Use it for work that is split once and for all (a step's shards); rayon's pool stays the
-//! right tool for the rest, where work stealing balances what a fixed split cannot.
+//! Use it for a step's work, which the job splits itself (a step's shards, and the pieces of
+//! their gradients that members share out through an atomic counter); rayon's pool stays the
+//! right tool for the rest, where its work stealing balances many small tasks.
 
 use std::cell::UnsafeCell;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
