@@ -948,8 +948,10 @@ fn only_our_dead_writers_temporary_files_are_removed() {
     // Nor one that holds a run's metrics.json but not its state.
     std::fs::copy(run.join("metrics.json"), dir.path().join("metrics.json")).unwrap();
     let (d, only_metrics) = (path_str(data.path()), path_str(dir.path()));
-    fails(&["report", only_metrics, "--data", d], 1, &["state.safetensors"]);
+    let killed_in_first_save = ["no state.safetensors", "stopped while saving its first epoch"];
+    fails(&["report", only_metrics, "--data", d], 1, &killed_in_first_save);
     assert!(!dir.path().join(".lock").exists(), "no lock left beside a metrics.json alone");
+    fails(&["--resume", only_metrics, "--data", d, "--epochs", "2"], 1, &killed_in_first_save);
     let dead = run.join(format!(".dae-{}-XyZ789.partial", dead_pid()));
     let live = run.join(format!(".dae-{}-XyZ789.partial", std::process::id()));
     // A writer in another PID namespace (a container sharing the folder) has a process id that
@@ -1290,6 +1292,27 @@ fn sigterm_after_the_last_epoch_ends_the_run_at_once() {
     assert!(rest.iter().any(|l| l.starts_with("interrupted by SIGTERM after the last epoch")), "{rest:?}");
     assert_eq!(Metrics::read(&out.join("metrics.json")).unwrap().history.len(), 1);
     assert!(checkpoint::load(&out.join("model.safetensors")).is_ok());
+}
+
+/// A signal that comes once a command has said what it wrote changes nothing: the process ends
+/// with success and says no more. (It could say "interrupted" after "wrote" and end with 143, or
+/// end with success after saying "interrupted", whichever of its threads ended it first.)
+#[test]
+fn a_signal_after_the_result_changes_nothing() {
+    use std::io::{BufRead, BufReader};
+    let (data, run) = one_epoch();
+    let args = ["report", path_str(&run), "--data", path_str(data.path())];
+    for _ in 0..3 {
+        let mut child = dae().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let wrote = lines.by_ref().map(|l| l.unwrap()).find(|l| l.starts_with("wrote "));
+        assert!(wrote.is_some(), "the report was written");
+        signal(&child, "TERM");
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{:?}: {stderr}", output.status);
+        assert!(!stderr.contains("interrupted"), "{stderr}");
+    }
 }
 
 /// Sets every value of the f32 tensor `name` in the safetensors file `path` to `value`.
@@ -1642,7 +1665,7 @@ fn files_that_disagree_with_themselves_are_refused_first() {
     fails(
         &["--data", d, "--resume", r, "--epochs", "3"],
         1,
-        &["metrics.json: holds 1 epochs, but the state has done 2"],
+        &["metrics.json: holds 1 epoch, but the state has done 2"],
     );
     assert_eq!(std::fs::read(run.join("model.safetensors")).unwrap(), model_before);
 }

@@ -196,7 +196,8 @@ fn loads_a_consistent_dataset() {
 #[test]
 fn dataset_inconsistencies_are_errors() {
     let cases: [(&str, Vec<u8>, &str); 3] = [
-        ("t10k-images-idx3-ubyte.gz", gzip(&idx_bytes(0x08, &[3, 5, 5], &body(75))), "test images are 5×5"),
+        // 5 rows of 6: 6 wide, 5 high.
+        ("t10k-images-idx3-ubyte.gz", gzip(&idx_bytes(0x08, &[3, 5, 6], &body(90))), "test images are 6×5"),
         (
             "train-labels-idx1-ubyte.gz",
             gzip(&idx_bytes(0x08, &[5], &[1, 2, 3, 4, 5])),

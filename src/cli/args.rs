@@ -337,7 +337,7 @@ fn run(cli: Cli, given: Vec<&'static str>, threads: usize) -> Result<(), Failure
     if !matches!(command, Command::Train(_)) {
         crate::cli::signals::end_on_signals()?;
     }
-    match command {
+    let result = match command {
         Command::Train(t) => {
             let plan = commands::Training {
                 config: t.config(),
@@ -358,5 +358,9 @@ fn run(cli: Cli, given: Vec<&'static str>, threads: usize) -> Result<(), Failure
         }
         Command::Encode(e) => commands::encode(&commands::model_file(&e.model)?, &e.data, &e.out),
         Command::Report(r) => commands::report(&r.dir, &r.data),
-    }
+    };
+    // What the command said last, its result or its error, is how the process ends: a signal
+    // from now on changes nothing.
+    crate::cli::signals::finished();
+    result
 }

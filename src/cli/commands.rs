@@ -9,7 +9,7 @@ use anyhow::{Context, anyhow};
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array2, ArrayView2, Axis, s};
 
-use crate::cli::signals::Stopper;
+use crate::cli::signals::{self, Stopper};
 use crate::data::digit::{self, Background};
 use crate::data::mnist::{self, Mnist};
 use crate::data::noise::{Noise, NoiseStream, corrupt_set};
@@ -241,6 +241,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
     let test_set = (clean.view(), noisy.view());
     let run = report_of(&out, &metrics, &model, &data, test_set, &snapshots, Some(&measured));
     write_report(&out, &run)?;
+    signals::finished();
     say!("wrote {}", out.display());
     if let Some(profile) = profile {
         say!("{profile}");
@@ -327,6 +328,13 @@ fn open_run(dir: &Path, data: &Mnist, data_path: &Path) -> Result<(Metrics, Stat
         Metrics::read(&path).with_context(|| format!("{}: cannot read the run", path.display()))?;
     metrics.config.check().map_err(|m| anyhow!("{}: {m}", path.display()))?;
     let state_path = dir.join("state.safetensors");
+    if std::fs::symlink_metadata(&state_path).is_err() {
+        // What a run killed outright while saving its first epoch leaves (a run whose first
+        // save fails removes what it wrote).
+        let message = "metrics.json but no state.safetensors: the run was stopped while saving its first \
+                       epoch, or the file was removed; train it anew";
+        return Err(anyhow!("{}: {message}", dir.display()).into());
+    }
     let state = checkpoint::load_state(&state_path, metrics.config.lr)?;
     if let (Some(ours), Some(theirs)) = (&metrics.run, &state.run)
         && ours != theirs
@@ -369,7 +377,8 @@ fn open_run(dir: &Path, data: &Mnist, data_path: &Path) -> Result<(Metrics, Stat
     // metrics.json is written before the state, so it may be an epoch ahead of it; never behind.
     let done = state.progress.epoch;
     if metrics.history.len() < done {
-        let message = format!("holds {} epochs, but the state has done {done}", metrics.history.len());
+        let message =
+            format!("holds {}, but the state has done {done}", plural(metrics.history.len(), "epoch"));
         return Err(anyhow!("{}: {message}", path.display()).into());
     }
     metrics.history.truncate(done);
@@ -406,6 +415,7 @@ pub fn report(dir: &Path, data_path: &Path) -> Result<(), Failure> {
     let views = (clean.view(), noisy.view());
     let run = report_of(dir, &metrics, &state.model, &data, views, &snapshots, Some(&measured));
     write_report(dir, &run)?;
+    signals::finished();
     say!("wrote {}", dir.join("report.html").display());
     Ok(())
 }
@@ -672,8 +682,9 @@ pub fn eval(model: &Path, data: &Path, noise: Noise, seed: u64) -> Result<(), Fa
     ));
     let knn = evaluate::features(&net, &data);
     doing.finish_and_clear();
-    let e = Evaluation { noisy, reconstructed, knn };
-    print_result(&table(&e, &net, &data, noise))
+    let table = table(&Evaluation { noisy, reconstructed, knn }, &net, &data, noise);
+    signals::finished();
+    print_result(&table)
 }
 
 /// Writes what a command is for (`eval`'s table, the sweep's rows) to standard output. Unlike
@@ -850,6 +861,7 @@ pub fn denoise(
     let all: Vec<_> = files.iter().map(|(target, bytes, _)| (target.as_path(), &bytes[..])).collect();
     write_all_atomic(&all).map_err(|(target, e)| anyhow!(e).context(cannot_write(&target)))?;
     made.keep();
+    signals::finished();
     files.iter().for_each(|(_, _, said)| say!("{said}"));
     Ok(())
 }
@@ -979,6 +991,7 @@ pub fn encode(model: &Path, data: &Path, out: &Path) -> Result<(), Failure> {
     })
     .with_context(|| cannot_write(out))?;
     made.keep();
+    signals::finished();
     let (rows, numbers) = (plural(shape.0, "code"), plural(shape.1, "number"));
     say!("wrote {rows} of {numbers} to {}", out.display());
     Ok(())

@@ -3,7 +3,9 @@
 //! 128 plus the signal's number, as the shell reports a process the signal ended: 130, 143, 129.
 //! A signal the process was started ignoring (`nohup` ignores SIGHUP, a shell's `&` SIGINT)
 //! stays ignored. The other commands end at once on these signals ([`end_on_signals`]); every
-//! command removes the temporary file it was writing before it ends so.
+//! command removes the temporary file it was writing before it ends so. A command whose work is
+//! done and written says so and ends with success, and a signal then changes nothing
+//! ([`finished`]): the process never says one thing and ends another way.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,14 +22,49 @@ use crate::files::atomic::exit_removing_partial_files;
 const TRAINING: u8 = 0;
 /// The epochs are done and saved: a signal ends the process at once.
 const ENDING: u8 = 1;
-/// A signal has been acted on, by the signal's thread or the run's: the other does nothing.
-const HANDLED: u8 = 2;
+
+/// Who says how the process ends, the command or a signal's thread: whichever claims it first,
+/// so that a signal at the very end cannot say "interrupted" after the command said "wrote",
+/// nor let it end with success after saying "interrupted".
+struct LastWord(AtomicU8);
+
+/// Nothing has claimed the last word yet.
+const OPEN: u8 = 0;
+/// The command has: its work is done (or a signal it found stopped it), and it says so itself.
+const COMMAND: u8 = 1;
+/// A signal's thread has: it says so and ends the process.
+const SIGNAL: u8 = 2;
+
+impl LastWord {
+    /// Claims the last word for `who` ([`COMMAND`] or [`SIGNAL`]): true if it is `who`'s, now or
+    /// already.
+    fn claim(&self, who: u8) -> bool {
+        match self.0.compare_exchange(OPEN, who, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => true,
+            Err(holder) => holder == who,
+        }
+    }
+}
+
+/// The process's last word.
+static LAST_WORD: LastWord = LastWord(AtomicU8::new(OPEN));
+
+/// The command's work is done and written: it may say so and end with success, and a signal
+/// from now on is ignored. If a signal came first, its thread is ending the process, having
+/// said so: this thread then waits for the end instead of going on.
+pub fn finished() {
+    if !LAST_WORD.claim(COMMAND) {
+        loop {
+            std::thread::park();
+        }
+    }
+}
 
 /// The signals a training run stops on, caught on a thread of their own.
 pub struct Stopper {
     /// The last signal caught; 0 before any.
     signal: Arc<AtomicI32>,
-    /// [`TRAINING`], [`ENDING`] or [`HANDLED`].
+    /// [`TRAINING`] or [`ENDING`].
     stage: Arc<AtomicU8>,
     /// The trainer's flag, which it reads before every step.
     interrupt: Arc<AtomicBool>,
@@ -51,10 +88,11 @@ impl Stopper {
         std::thread::spawn(move || {
             for caught in signals.forever() {
                 signal.store(caught, Ordering::SeqCst);
-                // The flag first, then the claim: if the run has not reached its end, it finds the
-                // flag there ([`Stopper::epochs_done`]) and acts; exactly one of the two does.
+                // The flag first, then the stage: if the run has not reached its end, it finds the
+                // flag there ([`Stopper::epochs_done`]) and acts; where both see the other, the
+                // claim decides which of the two does.
                 interrupt.store(true, Ordering::SeqCst);
-                if stage.compare_exchange(ENDING, HANDLED, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                if stage.load(Ordering::SeqCst) == ENDING && LAST_WORD.claim(SIGNAL) {
                     let name = signal_name(caught).unwrap_or("a signal");
                     say_err!(
                         "interrupted by {name} after the last epoch; saved in {out}; 'dae report {out}' makes its report"
@@ -73,11 +111,15 @@ impl Stopper {
 
     /// The epochs are done and their files saved whole: from now on a signal ends the process
     /// at once, rather than waiting for the end-of-run work (the report's measurements, a
-    /// minute for a large model). True if a signal came before, which the caller then reports.
+    /// minute for a large model). True if a signal came before, which the caller then reports
+    /// (if the signal's thread has already, this thread waits for it to end the process).
     pub fn epochs_done(&self) -> bool {
         self.stage.store(ENDING, Ordering::SeqCst);
-        self.interrupt.load(Ordering::SeqCst)
-            && self.stage.compare_exchange(ENDING, HANDLED, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+        let stopped = self.interrupt.load(Ordering::SeqCst);
+        if stopped {
+            finished();
+        }
+        stopped
     }
 
     /// The caught signal's name, `SIGTERM` say.
@@ -97,9 +139,11 @@ impl Stopper {
 pub fn end_on_signals() -> std::io::Result<()> {
     let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP].into_iter().filter(|&s| !ignored(s)))?;
     std::thread::spawn(move || {
-        if let Some(caught) = signals.forever().next() {
-            say_err!("interrupted by {}", signal_name(caught).unwrap_or("a signal"));
-            exit_removing_partial_files(128 + caught);
+        for caught in signals.forever() {
+            if LAST_WORD.claim(SIGNAL) {
+                say_err!("interrupted by {}", signal_name(caught).unwrap_or("a signal"));
+                exit_removing_partial_files(128 + caught);
+            }
         }
     });
     Ok(())
@@ -113,4 +157,18 @@ fn ignored(signal: i32) -> bool {
     let read = unsafe { libc::sigaction(signal, std::ptr::null(), old.as_mut_ptr()) };
     // SAFETY: on success `old` was written; before, it was zeroed, a valid sigaction.
     read == 0 && unsafe { old.assume_init() }.sa_sigaction == libc::SIG_IGN
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_word_is_whoever_claims_it_first() {
+        let (ended, stopped) = (LastWord(AtomicU8::new(OPEN)), LastWord(AtomicU8::new(OPEN)));
+        assert!(ended.claim(COMMAND) && ended.claim(COMMAND), "the command's, and still its");
+        assert!(!ended.claim(SIGNAL), "a signal after it is ignored");
+        assert!(stopped.claim(SIGNAL));
+        assert!(!stopped.claim(COMMAND), "the command waits for the signal's thread to end it");
+    }
 }

@@ -93,8 +93,8 @@ impl Mnist {
             return Err(DataError::Inconsistent {
                 path: find(dir, TEST_IMAGES)?,
                 message: format!(
-                    "test images are {}×{}, training images are {}×{}",
-                    b.rows, b.cols, a.rows, a.cols
+                    "test images are {}×{}, training images are {}×{} (width×height)",
+                    b.cols, b.rows, a.cols, a.rows
                 ),
             });
         }
