@@ -70,12 +70,12 @@ pub fn backward(
 ) -> Vec<Option<Gradients>> {
     let mut grads = vec![None; model.layers.len()];
     let mut delta = delta;
-    for l in (0..model.layers.len()).rev() {
-        let a_prev = if l == 0 { x } else { outputs[l - 1].view() };
-        grads[l] = layer_backward(&model.layers[l], a_prev, delta.view());
-        if l > 0 {
-            let da_prev = layer_backward_input(&model.layers[l], a_prev, delta.view());
-            delta = activation::backward(model.activations[l - 1], a_prev, da_prev);
+    for k in (0..model.layers.len()).rev() {
+        let a_prev = if k == 0 { x } else { outputs[k - 1].view() };
+        grads[k] = layer_backward(&model.layers[k], a_prev, delta.view());
+        if k > 0 {
+            let da_prev = layer_backward_input(&model.layers[k], a_prev, delta.view());
+            delta = activation::backward(model.activations[k - 1], a_prev, da_prev);
         }
     }
     grads
