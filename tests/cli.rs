@@ -1525,6 +1525,11 @@ fn only_regular_files_are_read() {
         1,
         &["t10k-labels-idx1-ubyte.gz: a FIFO, not a data file"],
     );
+    std::fs::remove_file(&labels).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &labels).unwrap();
+    let out = data.path().join("o");
+    let device = ["t10k-labels-idx1-ubyte.gz: a device, not a data file"];
+    fails(&["--data", d, "--out", path_str(&out)], 1, &device);
 }
 
 /// Settings that cannot go together, and an image given twice, are refused naming why.
@@ -1702,6 +1707,22 @@ fn dae_within(limit: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut command = dae();
     command.env("DAE_MEMORY", limit);
     command
+}
+
+/// The memory a run is checked for holds the data set too, which stays loaded while it trains
+/// (MNIST's 52 MiB were left out, a third of the notebook's run).
+#[test]
+fn the_memory_checked_for_holds_the_data_set() {
+    use dae::train::{Config, memory::training_bytes};
+    let data = tempfile::tempdir().unwrap();
+    let set = common::bars_dataset_of_side(9000, 28, 3000);
+    common::write_dataset(data.path(), &set);
+    let (d, out) = (path_str(data.path()), data.path().join("run"));
+    let held = (12_000 * (784 + 1)) as u64;
+    assert_eq!(set.bytes(), held);
+    let need = held + training_bytes(&Config::default(), &set, 256);
+    let needs = format!("needs {} of memory", dae::memory::size(need));
+    fails_as(dae_within("20MiB"), &["--data", d, "--out", path_str(&out), "--epochs", "1"], 2, &[&needs]);
 }
 
 /// A run that needs more memory than there is is refused before anything is allocated, with

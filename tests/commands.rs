@@ -310,6 +310,11 @@ fn denoise_writes_cleaner_images_and_refuses_the_wrong_kind() {
         ),
         "{stderr}"
     );
+    // A header whose rows alone are too long to decode is refused for its size too.
+    std::fs::write(&wrong, png_header_only(70_000_000, 1)).unwrap();
+    let failed = dae(&["denoise", "--model", s(&model), s(&wrong), "--out", s(&out)]);
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(stderr.contains("the image is 70000000×1 (width×height); at most 16777216 pixels"), "{stderr}");
     // A 1-bit image is read, saying what it was, in the singular.
     let mut one_bit = Vec::new();
     let mut encoder = png::Encoder::new(&mut one_bit, 10, 10);

@@ -1062,7 +1062,8 @@ fn check_fits(
         return Err(anyhow!("{}: {message}", source.display()).into());
     }
     let test = data.test.images.count;
-    memory::check(evaluate::bytes_needed(model, data), || {
+    // The data set, loaded by now, stays in memory too.
+    memory::check(data.bytes().saturating_add(evaluate::bytes_needed(model, data)), || {
         format!("measuring this model on {test} test images")
     })
     .map_err(|m| anyhow!("{}: {m}", source.display()))?;
@@ -1070,9 +1071,12 @@ fn check_fits(
 }
 
 /// A usage error if a run of `config` on `data`, which needs `bytes(rows)` bytes with batches
-/// of `rows` images, needs more memory than there is: it names the batch size that fits, or
-/// says that none does.
+/// of `rows` images besides the data set, needs more memory than there is with it: it names the
+/// batch size that fits, or says that none does.
 fn check_training_memory(config: &Config, data: &Mnist, bytes: impl Fn(usize) -> u64) -> Result<(), Failure> {
+    // The data set, loaded by now, stays in memory while the run trains.
+    let held = data.bytes();
+    let bytes = |rows| held.saturating_add(bytes(rows));
     let images = &data.train.images;
     let rows = config.batch_size.min(images.count);
     let what = || {
@@ -1086,7 +1090,7 @@ fn check_training_memory(config: &Config, data: &Mnist, bytes: impl Fn(usize) ->
     };
     memory::check(bytes(rows), what).map_err(|message| {
         let limit = memory::limit().map_or(u64::MAX, |l| l.bytes);
-        let fits = memory::most_rows(&bytes, limit, rows);
+        let fits = memory::most_rows(bytes, limit, rows);
         let hint = match fits {
             0 => "not even one image a step fits".to_string(),
             n => format!("--batch-size {n} fits"),

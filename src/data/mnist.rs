@@ -84,6 +84,11 @@ pub const TEST_IMAGES: &str = "t10k-images-idx3-ubyte";
 pub const TEST_LABELS: &str = "t10k-labels-idx1-ubyte";
 
 impl Mnist {
+    /// The bytes its pixels and labels take in memory.
+    pub fn bytes(&self) -> u64 {
+        [&self.train, &self.test].iter().map(|s| (s.images.pixels.len() + s.labels.len()) as u64).sum()
+    }
+
     /// Loads the four files from `dir`, each as `NAME.gz` or plain `NAME`.
     pub fn load(dir: &Path) -> Result<Mnist, DataError> {
         let train = Split::load(dir, TRAIN_IMAGES, TRAIN_LABELS)?;
@@ -153,12 +158,10 @@ fn find(dir: &Path, name: &str) -> Result<PathBuf, DataError> {
     let Some(path) = [gz.clone(), plain].into_iter().find(|p| p.exists()) else {
         return Err(DataError::Missing(gz));
     };
-    let kind = std::fs::metadata(&path).map(|m| m.file_type());
-    let what = match kind {
-        Ok(k) if k.is_file() => return Ok(path),
-        Ok(k) if k.is_dir() => "a folder",
-        Ok(k) if std::os::unix::fs::FileTypeExt::is_fifo(&k) => "a FIFO",
-        _ => "not a regular file",
+    let what = match std::fs::metadata(&path).map(|m| m.file_type()) {
+        Ok(kind) if kind.is_file() => return Ok(path),
+        Ok(kind) => crate::files::regular::not_a_file(kind),
+        Err(_) => "not a regular file",
     };
     Err(DataError::Inconsistent { path, message: format!("{what}, not a data file") })
 }

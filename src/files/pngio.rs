@@ -2,7 +2,7 @@
 //! its transparency, if it has one), 8-bit grayscale written.
 
 use std::fs::File;
-use std::io::{self, BufReader};
+use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -39,8 +39,23 @@ const METADATA_BYTES: usize = 64 << 20;
 /// The `(rows, cols)` of the PNG at `path`, from its header alone.
 pub fn size(path: &Path) -> Result<(usize, usize), PngError> {
     let (file, error) = open(path)?;
-    let reader = decoder(file, METADATA_BYTES).read_info().map_err(|e| error(header_problem(e)))?;
-    Ok((reader.info().height as usize, reader.info().width as usize))
+    match decoder(file, METADATA_BYTES).read_info() {
+        Ok(reader) => Ok((reader.info().height as usize, reader.info().width as usize)),
+        // A row too long for the decoder to allocate (70,000,000 pixels wide, say): the size the
+        // header states is what the caller refuses it for, not its chunks.
+        Err(png::DecodingError::LimitsExceeded) if let Some(size) = stated_size(path) => Ok(size),
+        Err(e) => Err(error(header_problem(e))),
+    }
+}
+
+/// The `(rows, cols)` the header chunk (`IHDR`) at the start of the PNG at `path` states,
+/// read off its bytes; `None` if it does not start so.
+fn stated_size(path: &Path) -> Option<(usize, usize)> {
+    const START: [u8; 16] = [137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, b'I', b'H', b'D', b'R'];
+    let mut head = [0; 24];
+    open_regular(path).ok()?.0.read_exact(&mut head).ok()?;
+    let word = |at: usize| u32::from_be_bytes(head[at..at + 4].try_into().expect("4 bytes")) as usize;
+    (head[..16] == START).then(|| (word(20), word(16)))
 }
 
 /// The regular file `path` ([`open_regular`]: a FIFO would block for ever) and a maker of
