@@ -175,6 +175,10 @@ fn encode_refuses_to_write_over_its_inputs_or_a_device() {
     let nested = dir.path().join("new").join("codes.csv");
     ok(&["encode", "--model", s(&model), "--data", s(dir.path()), "--out", s(&nested)]);
     assert!(nested.is_file());
+    // `-` is standard output, the same CSV, and no file of that name.
+    let printed = ok(&["encode", "--model", s(&model), "--data", s(dir.path()), "--out", "-"]);
+    assert_eq!(printed, std::fs::read_to_string(&nested).unwrap());
+    assert!(!Path::new("-").exists());
 }
 
 /// `eval --sweep`: a row per corruption, the input's PSNR falling as the corruption grows

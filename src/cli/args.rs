@@ -169,7 +169,8 @@ struct EncodeArgs {
     /// Folder with the data set.
     #[arg(long, default_value = "data")]
     data: PathBuf,
-    /// The CSV file to write: a header, then one row per test image, its label and its code.
+    /// The CSV file to write, or - for standard output: a header, then one row per test image,
+    /// its label and its code.
     #[arg(long)]
     out: PathBuf,
 }

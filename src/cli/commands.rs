@@ -952,6 +952,23 @@ fn check_output_file(out: &Path, inputs: &[PathBuf]) -> Result<(), Failure> {
 
 /// Writes the label and bottleneck code of every test image in `data` to the CSV file `out`.
 pub fn encode(model: &Path, data: &Path, out: &Path) -> Result<(), Failure> {
+    if out == Path::new("-") {
+        let data = Mnist::load(data)?;
+        let net = checkpoint::load(model)?;
+        check_fits(&net, checkpoint::image_shape(model)?, &data, model)?;
+        let codes = evaluate::encode(&net, evaluate::scaled(&data.test.images).view());
+        // A reader that has gone (`| head`) took what it wanted, as with `eval`'s table.
+        match write_codes(&mut std::io::stdout().lock(), codes.view(), &data.test.labels) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => signals::finished(),
+            Err(e) => return Err(anyhow!("standard output: {e}").into()),
+            Ok(()) => {
+                signals::finished();
+                let (rows, numbers) = (plural(codes.nrows(), "code"), plural(codes.ncols(), "number"));
+                say_err!("wrote {rows} of {numbers} to standard output");
+            }
+        }
+        return Ok(());
+    }
     if out.is_dir() || out.as_os_str().to_string_lossy().ends_with('/') {
         let what = if out.is_dir() { "is a folder" } else { "names a folder (it ends in /)" };
         return Err(Failure::Usage(format!("--out {}: {what}; name the CSV file to write", out.display())));
@@ -978,16 +995,7 @@ pub fn encode(model: &Path, data: &Path, out: &Path) -> Result<(), Failure> {
     write_atomic(out, |w| {
         let codes = evaluate::encode(&net, evaluate::scaled(&data.test.images).view());
         shape = codes.dim();
-        let mut csv = csv::Writer::from_writer(w);
-        let mut header = vec!["label".to_string()];
-        header.extend((0..codes.ncols()).map(|j| format!("code{j}")));
-        csv.write_record(&header)?;
-        for (code, label) in codes.axis_iter(Axis(0)).zip(&data.test.labels) {
-            let mut record = vec![label.to_string()];
-            record.extend(code.iter().map(|v| v.to_string()));
-            csv.write_record(&record)?;
-        }
-        csv.flush()
+        write_codes(w, codes.view(), &data.test.labels)
     })
     .with_context(|| cannot_write(out))?;
     made.keep();
@@ -995,6 +1003,25 @@ pub fn encode(model: &Path, data: &Path, out: &Path) -> Result<(), Failure> {
     let (rows, numbers) = (plural(shape.0, "code"), plural(shape.1, "number"));
     say!("wrote {rows} of {numbers} to {}", out.display());
     Ok(())
+}
+
+/// `encode`'s CSV: a header, then a row per image, its label and its code (N, H_code).
+fn write_codes(w: &mut dyn std::io::Write, codes: ArrayView2<f32>, labels: &[u8]) -> std::io::Result<()> {
+    let mut csv = csv::Writer::from_writer(w);
+    // The writer's own error, unwrapped: a closed pipe stays one.
+    let io = |e: csv::Error| match e.into_kind() {
+        csv::ErrorKind::Io(e) => e,
+        other => std::io::Error::other(format!("{other:?}")),
+    };
+    let mut header = vec!["label".to_string()];
+    header.extend((0..codes.ncols()).map(|j| format!("code{j}")));
+    csv.write_record(&header).map_err(io)?;
+    for (code, label) in codes.axis_iter(Axis(0)).zip(labels) {
+        let mut record = vec![label.to_string()];
+        record.extend(code.iter().map(|v| v.to_string()));
+        csv.write_record(&record).map_err(io)?;
+    }
+    csv.flush()
 }
 
 /// The most parameters a model may have: its training state (weights and Adam's two moments)
