@@ -120,8 +120,19 @@ fn bad_flags_exit_2_naming_the_flag() {
 /// the wrong one: the error's line, then clap's suggestion and ours, which says what is where.
 #[test]
 fn usage_errors_say_what_to_type_instead() {
-    let cases: [(&[&str], &[&str]); 6] = [
+    let cases: [(&[&str], &[&str]); 8] = [
         (&["--epoch", "3"], &["unexpected argument '--epoch'", "tip: a similar argument exists: '--epochs'"]),
+        (
+            &["--data", "x", "train", "--resume", "r"],
+            &[
+                "'train' cannot be used with '--data <DATA>'",
+                "a command's flags go after it: dae train --data",
+            ],
+        ),
+        (
+            &["--epochs", "-1"],
+            &["unexpected argument '-1'", "-1 is read as a flag: no setting takes a negative"],
+        ),
         (
             &["evaluate"],
             &["'evaluate'", "similar subcommand exists: 'eval'", "train, eval, denoise, encode, report"],

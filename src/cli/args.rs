@@ -283,8 +283,9 @@ fn one_line(message: &str) -> String {
 }
 
 /// What clap does not say: the commands there are, for a command it does not know; where an
-/// input goes, for a word on its own (`dae eval model.safetensors`); and which command a flag
-/// belongs to, for a flag given before its command or to the wrong one (`dae --model X eval`).
+/// input goes, for a word on its own (`dae eval model.safetensors`); which command a flag
+/// belongs to, for a flag given before its command or to the wrong one (`dae --model X eval`,
+/// `dae --data X train`); and why a negative number is taken for a flag (`--epochs -1`).
 fn our_tip(e: &clap::Error, message: &str) -> Option<String> {
     use clap::error::{ContextKind, ErrorKind};
     let cli = Cli::command();
@@ -293,8 +294,17 @@ fn our_tip(e: &clap::Error, message: &str) -> Option<String> {
         ErrorKind::InvalidSubcommand => {
             Some(format!("the commands are {}; 'dae --help' says what each does", commands.join(", ")))
         }
+        // `dae --data X train`: a flag both the top level (training's) and the command take.
+        ErrorKind::ArgumentConflict => {
+            let command = e.get(ContextKind::InvalidSubcommand)?.to_string();
+            let flag = e.get(ContextKind::PriorArg)?.to_string();
+            Some(format!("a command's flags go after it: dae {command} {} …", flag.split(' ').next()?))
+        }
         ErrorKind::UnknownArgument => {
             let arg = e.get(ContextKind::InvalidArg)?.to_string();
+            if arg.parse::<f64>().is_ok() {
+                return Some(format!("{arg} is read as a flag: no setting takes a negative number"));
+            }
             if !arg.starts_with('-') {
                 if arg.ends_with(".safetensors") {
                     return Some(format!("name a model with --model: --model {arg}"));
