@@ -175,6 +175,12 @@ fn encode_refuses_to_write_over_its_inputs_or_a_device() {
     let nested = dir.path().join("new").join("codes.csv");
     ok(&["encode", "--model", s(&model), "--data", s(dir.path()), "--out", s(&nested)]);
     assert!(nested.is_file());
+    // A folder it may not write in is named, not the temporary file it could not make there.
+    let failed = dae(&["encode", "--model", s(&model), "--data", s(dir.path()), "--out", "/sys/codes.csv"]);
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("/sys/codes.csv: cannot write: cannot make a file in /sys: "), "{stderr}");
+    assert!(!stderr.contains(".partial"), "{stderr}");
     // `-` is standard output, the same CSV, and no file of that name.
     let printed = ok(&["encode", "--model", s(&model), "--data", s(dir.path()), "--out", "-"]);
     assert_eq!(printed, std::fs::read_to_string(&nested).unwrap());

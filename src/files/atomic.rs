@@ -234,7 +234,12 @@ fn temp_file_in(dir: &Path) -> io::Result<NamedTempFile> {
         builder.permissions(std::fs::Permissions::from_mode(0o644));
     }
     for _ in 0..TEMP_ATTEMPTS {
-        let file = builder.tempfile_in(dir)?;
+        let file = builder.tempfile_in(dir).map_err(|e| {
+            // `tempfile`'s error names the temporary file; the folder is what the user chose.
+            let cause =
+                e.raw_os_error().map_or_else(|| io::Error::from(e.kind()), io::Error::from_raw_os_error);
+            io::Error::new(e.kind(), format!("cannot make a file in {}: {cause}", dir.display()))
+        })?;
         match file.as_file().try_lock() {
             // Still in the folder once locked: no sweep removed it first.
             Ok(()) if file.as_file().metadata()?.nlink() > 0 => return Ok(file),
