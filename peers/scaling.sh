@@ -2,9 +2,9 @@
 # How ours uses the cores of this machine, one sitting: the dense model's median epoch on one
 # thread and on two, each as a ratio to the floor `--profile` prints (its products at the
 # kernel's measured rate); one thread held to each of the first two cores in turn (a VM's vCPUs
-# need not run at one speed), and the best two threads could do if each core kept that speed; two threads beside a
-# `nice -n 19` busy loop on each core (what a laptop's background work looks like); the peak
-# resident memory of a two-thread run; naming the CPU. The runs alternate (one thread, two, one on
+# need not run at one speed), and the best two threads could do if each core kept that speed;
+# two threads beside a `nice -n 19` busy loop on each core (what a laptop's background work looks
+# like); the peak resident memory of a two-thread run; naming the CPU. The runs alternate (one thread, two, one on
 # each core, two beside the loops, and again), so a neighbour's load falls on all alike.
 #   peers/scaling.sh [EPOCHS] [ROUNDS]      defaults: 3 epochs, 3 rounds
 # Takes about two minutes on a 2-core Zen 4. Needs ./data-fetch.sh's data/ and python3.

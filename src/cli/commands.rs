@@ -950,25 +950,59 @@ fn check_output_file(out: &Path, inputs: &[PathBuf]) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Writes the label and bottleneck code of every test image in `data` to the CSV file `out`.
+/// Writes the label and bottleneck code of every test image in `data` to the CSV file `out`,
+/// or to standard output if `out` is `-`.
 pub fn encode(model: &Path, data: &Path, out: &Path) -> Result<(), Failure> {
-    if out == Path::new("-") {
-        let data = Mnist::load(data)?;
-        let net = checkpoint::load(model)?;
-        check_fits(&net, checkpoint::image_shape(model)?, &data, model)?;
-        let codes = evaluate::encode(&net, evaluate::scaled(&data.test.images).view());
-        // A reader that has gone (`| head`) took what it wanted, as with `eval`'s table.
+    // `-` is standard output: no file to check, make or replace.
+    let file = (out != Path::new("-")).then_some(out);
+    if let Some(out) = file {
+        check_csv_out(out, model, data)?;
+    }
+    let data = Mnist::load(data)?;
+    let net = checkpoint::load(model)?;
+    check_fits(&net, checkpoint::image_shape(model)?, &data, model)?;
+    let encode = || evaluate::encode(&net, evaluate::scaled(&data.test.images).view());
+    let wrote = |(rows, numbers): (usize, usize)| {
+        format!("wrote {} of {} to", plural(rows, "code"), plural(numbers, "number"))
+    };
+    let Some(out) = file else {
+        let codes = encode();
         match write_codes(&mut std::io::stdout().lock(), codes.view(), &data.test.labels) {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => signals::finished(),
-            Err(e) => return Err(anyhow!("standard output: {e}").into()),
-            Ok(()) => {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                return Err(anyhow!("standard output: {e}").into());
+            }
+            // A reader that has gone (`| head`) took what it wanted, as with `eval`'s table.
+            written => {
                 signals::finished();
-                let (rows, numbers) = (plural(codes.nrows(), "code"), plural(codes.ncols(), "number"));
-                say_err!("wrote {rows} of {numbers} to standard output");
+                if written.is_ok() {
+                    say_err!("{} standard output", wrote(codes.dim()));
+                }
             }
         }
         return Ok(());
-    }
+    };
+    let parent = folder_of(out);
+    let mut made =
+        MadeFolders::create(parent).with_context(|| format!("--out {}: cannot create", parent.display()))?;
+    // What encodes killed before renaming their temporary files left beside it.
+    remove_stale_temps(parent).with_context(|| format!("--out {}: cannot clear", parent.display()))?;
+    // Encoded once the temporary file is made: a folder it cannot be made in fails at once.
+    let mut shape = (0, 0);
+    write_atomic(out, |w| {
+        let codes = encode();
+        shape = codes.dim();
+        write_codes(w, codes.view(), &data.test.labels)
+    })
+    .with_context(|| cannot_write(out))?;
+    made.keep();
+    signals::finished();
+    say!("{} {}", wrote(shape), out.display());
+    Ok(())
+}
+
+/// A usage error if `encode`'s CSV file `out` cannot be written: it names a folder, its folder
+/// is a file, or it is one of the inputs (the model at `model`, the data files in `data`).
+fn check_csv_out(out: &Path, model: &Path, data: &Path) -> Result<(), Failure> {
     if out.is_dir() || out.as_os_str().to_string_lossy().ends_with('/') {
         let what = if out.is_dir() { "is a folder" } else { "names a folder (it ends in /)" };
         return Err(Failure::Usage(format!("--out {}: {what}; name the CSV file to write", out.display())));
@@ -982,27 +1016,7 @@ pub fn encode(model: &Path, data: &Path, out: &Path) -> Result<(), Failure> {
     for name in [mnist::TRAIN_IMAGES, mnist::TRAIN_LABELS, mnist::TEST_IMAGES, mnist::TEST_LABELS] {
         inputs.extend([data.join(name), data.join(format!("{name}.gz"))]);
     }
-    check_output_file(out, &inputs)?;
-    let data = Mnist::load(data)?;
-    let net = checkpoint::load(model)?;
-    check_fits(&net, checkpoint::image_shape(model)?, &data, model)?;
-    let mut made =
-        MadeFolders::create(parent).with_context(|| format!("--out {}: cannot create", parent.display()))?;
-    // What encodes killed before renaming their temporary files left beside it.
-    remove_stale_temps(parent).with_context(|| format!("--out {}: cannot clear", parent.display()))?;
-    // Encoded once the temporary file is made: a folder it cannot be made in fails at once.
-    let mut shape = (0, 0);
-    write_atomic(out, |w| {
-        let codes = evaluate::encode(&net, evaluate::scaled(&data.test.images).view());
-        shape = codes.dim();
-        write_codes(w, codes.view(), &data.test.labels)
-    })
-    .with_context(|| cannot_write(out))?;
-    made.keep();
-    signals::finished();
-    let (rows, numbers) = (plural(shape.0, "code"), plural(shape.1, "number"));
-    say!("wrote {rows} of {numbers} to {}", out.display());
-    Ok(())
+    check_output_file(out, &inputs)
 }
 
 /// `encode`'s CSV: a header, then a row per image, its label and its code (N, H_code).

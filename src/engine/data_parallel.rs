@@ -367,9 +367,11 @@ impl Shards {
         let (scale, r, count) = (1.0 / (rows * model.layers[0].inputs()) as f32, self.rows, self.count(rows));
         self.round += 1;
         self.lent.clear();
-        for (shard, claims) in self.shards[..count].iter_mut().zip(&self.claims).filter(|_| backward) {
-            self.lent.extend(shard.dw.iter_mut().map(Lent::new));
-            claims.next.store(0, Relaxed);
+        if backward {
+            for (shard, claims) in self.shards[..count].iter_mut().zip(&self.claims) {
+                self.lent.extend(shard.dw.iter_mut().map(Lent::new));
+                claims.next.store(0, Relaxed);
+            }
         }
         let (round, team, layers) = (self.round, self.team.size(), model.layers.len());
         let (claims, pieces, lent) = (&self.claims, &self.pieces, &self.lent);
