@@ -57,6 +57,14 @@ pub struct Mnist {
 /// Why a data set could not be loaded.
 #[derive(Debug, Error)]
 pub enum DataError {
+    /// The folder is not there, or is not a folder.
+    #[error("{}: {what}; --data names the folder that holds the four MNIST files (./data-fetch.sh fills ./data)", path.display())]
+    Folder {
+        /// The path given.
+        path: PathBuf,
+        /// What is there instead: "no such folder", "a file, not a folder", …
+        what: String,
+    },
     /// A file is not in the folder.
     #[error("{}: not found (run ./data-fetch.sh, or pass --data DIR)", .0.display())]
     Missing(PathBuf),
@@ -91,6 +99,18 @@ impl Mnist {
 
     /// Loads the four files from `dir`, each as `NAME.gz` or plain `NAME`.
     pub fn load(dir: &Path) -> Result<Mnist, DataError> {
+        let what = match std::fs::metadata(dir) {
+            Ok(meta) if meta.is_dir() => None,
+            Ok(meta) if meta.is_file() => Some("a file, not a folder".to_string()),
+            Ok(meta) => {
+                Some(format!("{}, not a folder", crate::files::regular::not_a_file(meta.file_type())))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some("no such folder".to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(what) = what {
+            return Err(DataError::Folder { path: dir.to_path_buf(), what });
+        }
         let train = Split::load(dir, TRAIN_IMAGES, TRAIN_LABELS)?;
         let test = Split::load(dir, TEST_IMAGES, TEST_LABELS)?;
         let (a, b) = (&train.images, &test.images);
