@@ -271,3 +271,46 @@ fn a_negative_second_moment_is_refused() {
         "{message}"
     );
 }
+
+/// A state changed after the run wrote it (a weight edited by hand to 3e38, which Adam could
+/// never have reached, or one flipped bit in the last moment) is refused for its checksum; a
+/// state from before states had one loads as it is.
+#[test]
+fn a_state_changed_since_it_was_written_is_refused() {
+    use dae::engine::adam::Adam;
+    use dae::files::checkpoint::{load_state, save_state};
+    use dae::train::Progress;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.safetensors");
+    let m = model();
+    let adam = Adam::new(1e-3, m.param_sizes());
+    let progress = Progress { epoch: 1, step: 0, loss_sum: 0.0 };
+    save_state(&m, (4, 5), &adam, progress, None, None, &path).unwrap();
+    let saved = std::fs::read(&path).unwrap();
+    let data = 8 + u64::from_le_bytes(saved[..8].try_into().unwrap()) as usize;
+    assert_eq!(load_state(&path, 1e-3).unwrap().model.param_sizes(), m.param_sizes());
+
+    let mut edited = saved.clone();
+    edited[data..data + 4].copy_from_slice(&3e38f32.to_le_bytes());
+    let mut flipped = saved.clone();
+    *flipped.last_mut().unwrap() ^= 1;
+    for bytes in [edited, flipped] {
+        std::fs::write(&path, &bytes).unwrap();
+        let message = load_state(&path, 1e-3).unwrap_err().to_string();
+        assert!(
+            message.contains("state.safetensors: its tensors do not match the checksum")
+                && message.contains("edited by hand, or damaged"),
+            "{message}"
+        );
+    }
+
+    // The same file with the checksum's entry blanked out of the header, as before states had one.
+    let header = String::from_utf8(saved[8..data].to_vec()).unwrap();
+    let entry = header.find("\"checksum\"").unwrap();
+    let end = entry + header[entry..].find(',').unwrap() + 1;
+    let mut old = saved.clone();
+    old[8 + entry..8 + end].fill(b' ');
+    std::fs::write(&path, &old).unwrap();
+    assert!(load_state(&path, 1e-3).is_ok());
+}

@@ -163,9 +163,17 @@ fn missing_data_says_how_to_get_it() {
     fails(
         &["--data", "/nonexistent/mnist"],
         1,
-        &["/nonexistent/mnist/train-images-idx3-ubyte.gz", "./data-fetch.sh"],
+        &["/nonexistent/mnist: no such folder; --data", "./data-fetch.sh"],
     );
     let data = dataset(64);
+    let file = data.path().join("train-images-idx3-ubyte.gz");
+    fails(&["--data", path_str(&file)], 1, &["train-images-idx3-ubyte.gz: a file, not a folder; --data"]);
+    let empty = tempfile::tempdir().unwrap();
+    fails(
+        &["--data", path_str(empty.path())],
+        1,
+        &["train-images-idx3-ubyte.gz: not found (run ./data-fetch.sh, or pass --data DIR)"],
+    );
     std::fs::remove_file(data.path().join("t10k-labels-idx1-ubyte.gz")).unwrap();
     fails(&["--data", path_str(data.path())], 1, &["t10k-labels-idx1-ubyte.gz", "not found"]);
 }
@@ -1326,7 +1334,8 @@ fn a_signal_after_the_result_changes_nothing() {
     }
 }
 
-/// Sets every value of the f32 tensor `name` in the safetensors file `path` to `value`.
+/// Sets every value of the f32 tensor `name` in the state file `path` to `value`, with the
+/// checksum made to match, as though the run had written these numbers.
 fn fill_tensor(path: &Path, name: &str, value: f32) {
     let mut bytes = std::fs::read(path).unwrap();
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
@@ -1336,7 +1345,8 @@ fn fill_tensor(path: &Path, name: &str, value: f32) {
     for chunk in bytes[8 + n + start..8 + n + end].chunks_exact_mut(4) {
         chunk.copy_from_slice(&value.to_le_bytes());
     }
-    std::fs::write(path, bytes).unwrap();
+    std::fs::write(path, &bytes).unwrap();
+    set_metadata(path, "checksum", &format!("crc32:{:08x}", crc32fast::hash(&bytes[8 + n..])));
 }
 
 /// The conv model's layers are fixed by the image size: a state whose conv model differs (here

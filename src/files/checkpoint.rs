@@ -11,7 +11,8 @@
 //!   epoch: the same layers, Adam's moments `adam.m.{t}` and `adam.v.{t}` for each parameter
 //!   tensor `t` in file order, Adam's step count, the run's [`Progress`], its name and its
 //!   settings ([`Config`], as JSON) in the metadata, and the report's [`Snapshots`] as
-//!   `report.reconstructions`, u8 (epochs, images, D).
+//!   `report.reconstructions`, u8 (epochs, images, D). A checksum of the tensors in the metadata
+//!   tells a file changed since the run wrote it.
 //!
 //! Loading checks every name, shape and dtype and says what it found.
 
@@ -96,24 +97,52 @@ fn write(path: &Path, tensors: Vec<Named>, metadata: HashMap<String, String>) ->
     write_atomic(path, |w| {
         w.write_all(&(header.len() as u64).to_le_bytes())?;
         w.write_all(&header)?;
-        for (_, _, values) in &tensors {
-            match values {
-                Values::F32(v) => {
-                    let mut bytes = [0u8; 4 * 1024];
-                    for chunk in v.chunks(1024) {
-                        bytes
-                            .chunks_exact_mut(4)
-                            .zip(chunk)
-                            .for_each(|(b, v)| b.copy_from_slice(&v.to_le_bytes()));
-                        w.write_all(&bytes[..4 * chunk.len()])?;
-                    }
-                }
-                Values::U8(v) => w.write_all(v)?,
-            }
-        }
-        Ok(())
+        tensors.iter().try_for_each(|(_, _, values)| values.bytes(|b| w.write_all(b)))
     })
     .map_err(|e| error(path, e))
+}
+
+impl Values<'_> {
+    /// Hands the values' bytes, as the file stores them (little-endian), to `f`, a piece at a
+    /// time.
+    fn bytes(&self, mut f: impl FnMut(&[u8]) -> std::io::Result<()>) -> std::io::Result<()> {
+        match self {
+            Values::F32(v) => {
+                let mut bytes = [0u8; 4 * 1024];
+                for chunk in v.chunks(1024) {
+                    bytes
+                        .chunks_exact_mut(4)
+                        .zip(chunk)
+                        .for_each(|(b, v)| b.copy_from_slice(&v.to_le_bytes()));
+                    f(&bytes[..4 * chunk.len()])?;
+                }
+                Ok(())
+            }
+            Values::U8(v) => f(v),
+        }
+    }
+}
+
+/// The metadata key of a state's checksum: CRC-32 of every tensor's bytes, in file order, as
+/// `crc32:` and eight hex digits.
+const CHECKSUM: &str = "checksum";
+
+/// The checksum [`save_state`] writes of `tensors`.
+fn checksum(tensors: &[Named]) -> String {
+    let mut crc = crc32fast::Hasher::new();
+    for (_, _, values) in tensors {
+        let hashed = values.bytes(|b| {
+            crc.update(b);
+            Ok(())
+        });
+        hashed.expect("hashing does not fail");
+    }
+    crc32(crc)
+}
+
+/// A CRC-32 as [`CHECKSUM`] writes it.
+fn crc32(crc: crc32fast::Hasher) -> String {
+    format!("crc32:{:08x}", crc.finalize())
 }
 
 /// Writes `model`, trained on images of `image` = (rows, cols) pixels, to `path`.
@@ -274,6 +303,7 @@ pub fn save_state(
         ("step".to_string(), progress.step.to_string()),
         // Rust prints an f64 with the fewest digits that read back to the same bits.
         ("loss_sum".to_string(), progress.loss_sum.to_string()),
+        (CHECKSUM.to_string(), checksum(&tensors)),
     ]);
     write(path, tensors, metadata)
 }
@@ -293,6 +323,12 @@ impl File {
         SafeTensors::deserialize(&bytes).map_err(not_safetensors)?;
         let metadata = meta.metadata().clone().unwrap_or_default();
         Ok(File { bytes, metadata })
+    }
+
+    /// The bytes after the header: every tensor's, in file order.
+    fn data(&self) -> &[u8] {
+        let header = u64::from_le_bytes(self.bytes[..8].try_into().expect("8 bytes"));
+        &self.bytes[8 + header as usize..]
     }
 
     fn tensors(&self) -> SafeTensors<'_> {
@@ -502,6 +538,16 @@ fn read_layer(
 /// and epsilon.
 pub fn load_state(path: &Path, lr: f32) -> Result<State, CheckpointError> {
     let file = File::read(path)?;
+    // States from before the checksum have none; one that is there must match.
+    if let Some(saved) = file.metadata.get(CHECKSUM) {
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(file.data());
+        if *saved != crc32(crc) {
+            let message = "its tensors do not match the checksum the run saved with them: the file was \
+                changed since the run wrote it (edited by hand, or damaged)";
+            return Err(error(path, message));
+        }
+    }
     let model = read_model(&file, path)?;
     let sizes = model.param_sizes();
     let st = file.tensors();
