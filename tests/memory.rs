@@ -11,6 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
 use dae::data::mnist::Mnist;
 use dae::eval::evaluate;
+use dae::files::checkpoint::Snapshots;
+use dae::files::metrics::Metrics;
+use dae::report::{self, Run};
 use dae::train::memory::{model_training_bytes, training_bytes};
 use dae::train::{Arch, Config, Trainer};
 
@@ -69,13 +72,37 @@ fn check(what: &str, counted: u64, peak: usize) {
     assert!(ratio < 1.25, "{what}: counted {counted} bytes, {ratio:.2}× the {peak} used");
 }
 
-/// A run's first epoch with its validation, samples and saved state, as `dae` trains one.
+/// A run's first epoch with its validation, samples, report and saved state, as `dae` trains
+/// one.
 fn train(config: Config, data: &Mnist) {
     let dir = tempfile::tempdir().unwrap();
-    let mut trainer = Trainer::new(config, data);
-    trainer.train_epoch(|_, _| {}).unwrap();
+    let mut trainer = Trainer::new(config.clone(), data);
+    let stats = trainer.train_epoch(|_, _| {}).unwrap();
     let samples = trainer.samples(10);
     assert_eq!(samples[2].nrows(), 10);
+    let mut snapshots = Snapshots::new(10, data.test.images.pixels_per_image(), 1);
+    snapshots.push(samples[2].view());
+    let (engine, history) = (Default::default(), vec![stats]);
+    let metrics =
+        Metrics { config, data: None, threads: 2, engine, run: None, history, dead_units: Vec::new() };
+    let codes = trainer.codes(report::TEST_SHOWN);
+    let (clean, noisy) = trainer.test_set();
+    let image = (data.test.images.rows, data.test.images.cols);
+    let labels = &data.test.labels;
+    let (model, measured) = (&trainer.model, None);
+    let run = Run {
+        dir: dir.path(),
+        metrics: &metrics,
+        model,
+        image,
+        clean,
+        noisy,
+        codes: codes.view(),
+        labels,
+        snapshots: &snapshots,
+        measured,
+    };
+    assert!(report::render(&run).unwrap().contains("principal components"));
     let path = dir.path().join("state.safetensors");
     let (image, progress) = ((data.test.images.rows, data.test.images.cols), trainer.progress);
     dae::files::checkpoint::save_state(&trainer.model, image, &trainer.adam, progress, None, None, &path)
@@ -89,6 +116,11 @@ fn training_takes_what_it_counts() {
     let config = Config { batch_size: 128, hidden: vec![256, 128, 64], ..Config::default() };
     let counted = training_bytes(&config, &data, 128);
     check("dense training", counted, peak_of(|| train(config, &data)));
+    // A wide code: the report's principal components of 2,000 of them take the most.
+    let data = common::bars_dataset_of_side(256, 28, 2000);
+    let config = Config { batch_size: 64, hidden: vec![1024], ..Config::default() };
+    let counted = training_bytes(&config, &data, 64);
+    check("dense training, 1024 numbers a code", counted, peak_of(|| train(config, &data)));
 
     let data = common::bars_dataset_of_side(256, 16, 64);
     let config = Config { batch_size: 64, arch: Arch::Conv, ..Config::default() };

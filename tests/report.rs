@@ -219,6 +219,7 @@ fn a_report_written_during_training_says_what_it_still_lacks() {
         history: vec![stats],
         dead_units: Vec::new(),
     };
+    let codes = trainer.codes(report::TEST_SHOWN);
     let (clean, noisy) = trainer.test_set();
     let run = Run {
         dir: Path::new("runs/<b>odd</b>"),
@@ -227,6 +228,7 @@ fn a_report_written_during_training_says_what_it_still_lacks() {
         image: (8, 8),
         clean,
         noisy,
+        codes: codes.view(),
         labels: &data.test.labels,
         snapshots: &snapshots,
         measured: None,

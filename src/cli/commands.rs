@@ -131,7 +131,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
     // run that fails before then (its first epoch diverged) leaves it in place, and so does one
     // whose first save fails (a full disk): what it wrote goes, and the previous run comes back.
     let mut first_save = plan.resume.is_none();
-    let mut save_run = |trainer: &Trainer, metrics: &Metrics, snapshots: &Snapshots, samples: &[_; 3]| {
+    let mut save_run = |trainer: &mut Trainer, metrics: &Metrics, snapshots: &Snapshots, samples: &[_; 3]| {
         let first = std::mem::take(&mut first_save);
         let aside = if first { set_aside_previous_run(&out)? } else { None };
         let saved = save(&out, trainer, metrics, snapshots, samples);
@@ -185,7 +185,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
             }
             Err(TrainError::Interrupted(progress)) => {
                 let samples = trainer.samples(SHOWN);
-                save_run(&trainer, &metrics, &snapshots, &samples)?;
+                save_run(&mut trainer, &metrics, &snapshots, &samples)?;
                 let out = out.display();
                 let by = stopper.signal_name();
                 say_err!(
@@ -219,7 +219,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
         metrics.dead_units.push(DeadShares { epoch, layers: dead.layers(), shares: dead.shares() });
         let samples = trainer.samples(SHOWN);
         snapshots.push(samples[2].view());
-        save_run(&trainer, &metrics, &snapshots, &samples)?;
+        save_run(&mut trainer, &metrics, &snapshots, &samples)?;
     }
     if stopper.epochs_done() {
         say_err!("interrupted by {} after the last epoch; saved in {}", stopper.signal_name(), out.display());
@@ -238,7 +238,8 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
     let shown = |set: Array2<f32>| set.slice(s![..TEST_SHOWN.min(set.nrows()), ..]).to_owned();
     let (clean, noisy) = (shown(clean), shown(noisy));
     let measured = measure(&model, &data, config.seed);
-    let test_set = (clean.view(), noisy.view());
+    let codes = evaluate::encode(&model, noisy.view());
+    let test_set = (clean.view(), noisy.view(), codes.view());
     let run = report_of(&out, &metrics, &model, &data, test_set, &snapshots, Some(&measured));
     write_report(&out, &run)?;
     signals::finished();
@@ -412,7 +413,8 @@ pub fn report(dir: &Path, data_path: &Path) -> Result<(), Failure> {
     let (clean, noisy) = corrupt_set(&shown, config.noise, config.seed, Purpose::TestNoise);
     let snapshots = snapshots_of(&state, &data);
     let measured = measure(&state.model, &data, config.seed);
-    let views = (clean.view(), noisy.view());
+    let codes = evaluate::encode(&state.model, noisy.view());
+    let views = (clean.view(), noisy.view(), codes.view());
     let run = report_of(dir, &metrics, &state.model, &data, views, &snapshots, Some(&measured));
     write_report(dir, &run)?;
     signals::finished();
@@ -432,13 +434,14 @@ fn measure(model: &Model, data: &Mnist, seed: u64) -> Measured {
     measured
 }
 
-/// The report of a run in `dir`; `test` is the clean and the corrupted test set.
+/// The report of a run in `dir`; `test` is the clean and the corrupted test set, and the codes
+/// of the first [`TEST_SHOWN`] corrupted images.
 fn report_of<'a>(
     dir: &'a Path,
     metrics: &'a Metrics,
     model: &'a Model,
     data: &'a Mnist,
-    (clean, noisy): (ArrayView2<'a, f32>, ArrayView2<'a, f32>),
+    (clean, noisy, codes): (ArrayView2<'a, f32>, ArrayView2<'a, f32>, ArrayView2<'a, f32>),
     snapshots: &'a Snapshots,
     measured: Option<&'a Measured>,
 ) -> report::Run<'a> {
@@ -450,6 +453,7 @@ fn report_of<'a>(
         image: (images.rows, images.cols),
         clean,
         noisy,
+        codes,
         labels: &data.test.labels,
         snapshots,
         measured,
@@ -632,7 +636,7 @@ fn move_file(from: &Path, to: &Path) -> std::io::Result<()> {
 /// disk is whole.
 fn save(
     out: &Path,
-    trainer: &Trainer,
+    trainer: &mut Trainer,
     metrics: &Metrics,
     snapshots: &Snapshots,
     samples: &[Array2<f32>; 3],
@@ -652,7 +656,10 @@ fn save(
         let loss = metrics.config.loss.name().to_uppercase();
         plot::write_loss_curve(&path, &metrics.history, &loss).with_context(|| cannot_write(&path))?;
     }
-    let run = report_of(out, metrics, &trainer.model, data, trainer.test_set(), snapshots, None);
+    let codes = trainer.codes(TEST_SHOWN);
+    let (clean, noisy) = trainer.test_set();
+    let test_set = (clean, noisy, codes.view());
+    let run = report_of(out, metrics, &trainer.model, data, test_set, snapshots, None);
     write_report(out, &run)?;
     let state = out.join("state.safetensors");
     let owner = metrics.run.as_deref().map(|run| Owner { run, config: &metrics.config });

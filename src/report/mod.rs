@@ -39,6 +39,9 @@ pub struct Run<'a> {
     pub clean: ArrayView2<'a, f32>,
     /// The same, corrupted as validation corrupts them (n, D).
     pub noisy: ArrayView2<'a, f32>,
+    /// The model's codes of the first [`TEST_SHOWN`] of `noisy` (all, if fewer), (n, C): the
+    /// output of its bottleneck ([`Model::bottleneck`]).
+    pub codes: ArrayView2<'a, f32>,
     /// The test labels (N_test,).
     pub labels: &'a [u8],
     /// Reconstructions of the first test images after each epoch.

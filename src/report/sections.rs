@@ -5,11 +5,9 @@ use std::io;
 use ndarray::s;
 
 use crate::engine::layer::Layer;
-use crate::eval::evaluate;
 use crate::eval::pca;
 use crate::files::figure::{GAP, magnification};
 use crate::files::plot;
-use crate::report::TEST_SHOWN;
 use crate::report::html::{self, escape, figure, spread, table};
 use crate::report::{Run, pictures};
 use crate::train::dead_units::DeadUnits;
@@ -217,14 +215,12 @@ pub fn first_layer(run: &Run) -> io::Result<String> {
 /// Section 4: The codes of corrupted test images projected on their two principal components, and
 /// the k-NN accuracy of codes and pixels.
 pub fn codes(run: &Run) -> io::Result<String> {
-    let n = run.noisy.nrows().min(TEST_SHOWN);
+    let (n, width) = run.codes.dim();
     let code = run.model.bottleneck();
-    let width = run.model.layers[code].outputs();
     let mut content = if n < 2 || width < 2 {
         pending(&format!("{n} test images with codes of {width} numbers: too few to project on a plane."))
     } else {
-        let codes = evaluate::encode(run.model, run.noisy.slice(s![..n, ..]));
-        let p = pca::project(codes.view());
+        let p = pca::project(run.codes);
         let [first, second] = p.explained().map(|e| 100.0 * e);
         let axes = (
             &*format!("first principal component ({first:.1}% of the variance)"),

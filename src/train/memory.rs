@@ -9,12 +9,13 @@ use crate::engine::data_parallel::Shards;
 use crate::engine::gemm::MAX_COPY;
 use crate::engine::layer::Layer;
 use crate::engine::model::{FLOAT, Model, Workspace, autoencoder_widths};
+use crate::report::TEST_SHOWN;
 use crate::train::{Arch, Config};
 
 /// The bytes a run of `config` on `data` holds at its peak with batches of `rows` images: the
 /// model (a dense layer with its `Wᵀ`), its gradients and Adam's two moments; a batch's buffers
-/// and the clean and corrupted batch; the test set clean and corrupted. Not the data set itself,
-/// which is loaded by then.
+/// and the clean and corrupted batch; the test set clean and corrupted; and the codes the
+/// report written after each epoch adds. Not the data set itself, which is loaded by then.
 /// A dense model is counted from its widths, without building it; a convolutional one is
 /// built (its parameters are few whatever the image size) and counted.
 pub fn training_bytes(config: &Config, data: &Mnist, rows: usize) -> u64 {
@@ -37,7 +38,8 @@ pub fn training_bytes(config: &Config, data: &Mnist, rows: usize) -> u64 {
                 + FLOAT * threads * copy
                 + (2 * layers + 2 * threads) * slack;
             let workspace = workspace.saturating_add(Shards::bytes(&widths, rows));
-            run_bytes(model, (parameters, 2 * layers), workspace, rows, data)
+            let code = *config.hidden.last().expect("a hidden layer");
+            run_bytes(model, (parameters, 2 * layers), workspace, code, rows, data)
         }
         Arch::Conv => {
             let mut rng = crate::data::rng::stream(config.seed, crate::data::rng::Purpose::Init, 0);
@@ -55,16 +57,28 @@ pub fn model_training_bytes(model: &Model, data: &Mnist, rows: usize) -> u64 {
     let kernels = model.layers.iter().filter(|l| !matches!(l, Layer::Dense(_)));
     let copies: u64 = kernels.filter_map(|l| l.param_sizes()).map(|[w, _]| FLOAT * w as u64).sum();
     let held = model.bytes() + copies;
-    run_bytes(held, parameters, Workspace::training_bytes(model, rows), rows, data)
+    let code = model.layers[model.bottleneck()].outputs();
+    run_bytes(held, parameters, Workspace::training_bytes(model, rows), code, rows, data)
+}
+
+/// What the report written after each epoch adds while the run holds its buffers: the codes of
+/// `code` numbers of the first [`TEST_SHOWN`] corrupted test images, f32
+/// ([`Trainer::codes`](crate::train::Trainer::codes)), and their copy in f64 for the principal
+/// components ([`crate::eval::pca::project`]). With `--layers 2048`, 47 MiB.
+fn report_bytes(code: usize, data: &Mnist) -> u64 {
+    let shown = data.test.images.count.min(TEST_SHOWN) as u64;
+    3 * (FLOAT * shown).saturating_mul(code as u64)
 }
 
 /// The model's `model` bytes, Adam's moments of its `(parameters, tensors)` (each moment on a
 /// cache line), a batch's `workspace`, the clean and corrupted batch of `rows` images, the test
-/// set clean and corrupted, and the order of the training images.
+/// set clean and corrupted, the order of the training images, and the report's codes of `code`
+/// numbers ([`report_bytes`]).
 fn run_bytes(
     model: u64,
     (parameters, tensors): (u64, u64),
     workspace: u64,
+    code: usize,
     rows: usize,
     data: &Mnist,
 ) -> u64 {
@@ -73,7 +87,7 @@ fn run_bytes(
     let test = 2 * FLOAT * d * data.test.images.count as u64 + FLOAT * data.train.images.count as u64;
     let moments = 2 * (FLOAT * parameters + tensors * aligned::SLACK_BYTES);
     let held = model.saturating_add(moments).saturating_add(workspace);
-    held.saturating_add(batches + test + SMALL)
+    held.saturating_add(report_bytes(code, data)).saturating_add(batches + test + SMALL)
 }
 
 /// What the run's small bookkeeping takes at most: the dead-unit watch, the samples the figure

@@ -494,6 +494,24 @@ impl<'a> Trainer<'a> {
         (self.model, self.test_clean, self.test_noisy)
     }
 
+    /// The codes of the first `n` corrupted test images (all, if fewer), (n, C): the output of the
+    /// model's bottleneck, through the step's buffers as [`Trainer::samples`] reconstructs.
+    pub fn codes(&mut self, n: usize) -> Array2<f32> {
+        let n = n.min(self.test_noisy.nrows());
+        let code = self.model.bottleneck();
+        let mut out = Array2::zeros((n, self.model.layers[code].outputs()));
+        let (noisy, rows) = (self.test_noisy.slice(s![..n, ..]), self.ws.capacity());
+        for (x, mut codes) in
+            noisy.axis_chunks_iter(Axis(0), rows).zip(out.axis_chunks_iter_mut(Axis(0), rows))
+        {
+            match self.engine {
+                Engine::Reference => codes.assign(&reference::forward(&self.model, x)[code]),
+                Engine::Fast => self.model.encode(x, &mut self.ws, codes),
+            }
+        }
+        out
+    }
+
     /// The first `n` test images (all, if fewer): clean, corrupted and reconstructed, each (n, D),
     /// through the step's buffers (a second set could take as much memory as the run).
     pub fn samples(&mut self, n: usize) -> [Array2<f32>; 3] {
