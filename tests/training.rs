@@ -151,3 +151,28 @@ fn a_nan_weight_behind_a_finite_loss_stops_the_epoch() {
     let err = trainer.train_epoch(|_, _| {}).expect_err("a NaN weight");
     assert_eq!(err.to_string(), "layers.0.weight became NaN or infinite in epoch 1");
 }
+
+/// The codes the report written after each epoch draws, made through the step's buffers, are
+/// `evaluate::encode`'s (which `dae report` draws) bit for bit, in batches of any size; the
+/// reference engine's are the same to rounding.
+#[test]
+fn the_trainers_codes_are_the_models() {
+    let data = common::bars_dataset(64, 40);
+    for batch_size in [16, 7] {
+        let config = Config { batch_size, ..tiny_config() };
+        let mut trainer = Trainer::new(config.clone(), &data);
+        trainer.train_epoch(|_, _| {}).unwrap();
+        let codes = trainer.codes(usize::MAX);
+        let noisy = trainer.test_set().1.to_owned();
+        assert_eq!(codes.dim(), (40, 4));
+        assert!(codes.iter().any(|&c| c > 0.0), "codes, not zeros");
+        assert_eq!(codes, dae::eval::evaluate::encode(&trainer.model, noisy.view()), "batch {batch_size}");
+        assert_eq!(trainer.codes(3), codes.slice(ndarray::s![..3, ..]));
+
+        let model = trainer.model.clone();
+        let mut reference = Trainer::new(config, &data).with_engine(dae::train::Engine::Reference);
+        reference.model = model;
+        let difference = (&reference.codes(usize::MAX) - &codes).mapv(f32::abs);
+        assert!(difference.iter().all(|&d| d < 1e-5), "the reference engine's codes: {difference}");
+    }
+}
