@@ -272,9 +272,10 @@ fn a_negative_second_moment_is_refused() {
     );
 }
 
-/// A state changed after the run wrote it (a weight edited by hand to 3e38, which Adam could
-/// never have reached, or one flipped bit in the last moment) is refused for its checksum; a
-/// state from before states had one loads as it is.
+/// A state changed after the run wrote it is refused for its checksum, which covers the whole
+/// file: a weight edited by hand to 3e38 (which Adam could never have reached), one flipped bit
+/// in the last moment, Adam's step count in the header. The checksum's key edited is a key no
+/// state has. A state from before states had a checksum loads as it is.
 #[test]
 fn a_state_changed_since_it_was_written_is_refused() {
     use dae::engine::adam::Adam;
@@ -291,22 +292,31 @@ fn a_state_changed_since_it_was_written_is_refused() {
     let data = 8 + u64::from_le_bytes(saved[..8].try_into().unwrap()) as usize;
     assert_eq!(load_state(&path, 1e-3).unwrap().model.param_sizes(), m.param_sizes());
 
+    let header = String::from_utf8(saved[8..data].to_vec()).unwrap();
     let mut edited = saved.clone();
     edited[data..data + 4].copy_from_slice(&3e38f32.to_le_bytes());
     let mut flipped = saved.clone();
     *flipped.last_mut().unwrap() ^= 1;
-    for bytes in [edited, flipped] {
+    let mut steps = saved.clone();
+    let t = header.find("\"adam.t\":\"0\"").unwrap() + 10;
+    steps[8 + t] = b'9';
+    for bytes in [edited, flipped, steps] {
         std::fs::write(&path, &bytes).unwrap();
         let message = load_state(&path, 1e-3).unwrap_err().to_string();
         assert!(
-            message.contains("state.safetensors: its tensors do not match the checksum")
+            message.contains("state.safetensors: it does not match the checksum the run saved in it")
                 && message.contains("edited by hand, or damaged"),
             "{message}"
         );
     }
+    let mut renamed = saved.clone();
+    let key = header.find("\"checksum\"").unwrap();
+    renamed[8 + key + 7] = b'U';
+    std::fs::write(&path, &renamed).unwrap();
+    let message = load_state(&path, 1e-3).unwrap_err().to_string();
+    assert!(message.contains("metadata 'checksUm' is not one a run's state has"), "{message}");
 
     // The same file with the checksum's entry blanked out of the header, as before states had one.
-    let header = String::from_utf8(saved[8..data].to_vec()).unwrap();
     let entry = header.find("\"checksum\"").unwrap();
     let end = entry + header[entry..].find(',').unwrap() + 1;
     let mut old = saved.clone();

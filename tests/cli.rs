@@ -174,6 +174,14 @@ fn missing_data_says_how_to_get_it() {
         1,
         &["train-images-idx3-ubyte.gz: not found (run ./data-fetch.sh, or pass --data DIR)"],
     );
+    // A file that cannot even be looked at is named, with why: not "not found".
+    let looped = empty.path().join("train-images-idx3-ubyte.gz");
+    std::os::unix::fs::symlink(&looped, &looped).unwrap();
+    fails(
+        &["--data", path_str(empty.path())],
+        1,
+        &["train-images-idx3-ubyte.gz: Too many levels of symbolic links"],
+    );
     std::fs::remove_file(data.path().join("t10k-labels-idx1-ubyte.gz")).unwrap();
     fails(&["--data", path_str(data.path())], 1, &["t10k-labels-idx1-ubyte.gz", "not found"]);
 }
@@ -1335,7 +1343,7 @@ fn a_signal_after_the_result_changes_nothing() {
 }
 
 /// Sets every value of the f32 tensor `name` in the state file `path` to `value`, with the
-/// checksum made to match, as though the run had written these numbers.
+/// checksum made to match ([`reseal`]), as though the run had written these numbers.
 fn fill_tensor(path: &Path, name: &str, value: f32) {
     let mut bytes = std::fs::read(path).unwrap();
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
@@ -1346,7 +1354,19 @@ fn fill_tensor(path: &Path, name: &str, value: f32) {
         chunk.copy_from_slice(&value.to_le_bytes());
     }
     std::fs::write(path, &bytes).unwrap();
-    set_metadata(path, "checksum", &format!("crc32:{:08x}", crc32fast::hash(&bytes[8 + n..])));
+    reseal(path);
+}
+
+/// Makes the checksum of the state file `path`, if it has one, match the file as it now is: the
+/// CRC-32 of the whole file with the entry's value written `crc32:00000000`.
+fn reseal(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let key = b"\"checksum\":\"";
+    let Some(at) = bytes.windows(key.len()).position(|w| w == key).map(|at| at + key.len()) else { return };
+    bytes[at..at + 14].copy_from_slice(b"crc32:00000000");
+    let sum = format!("crc32:{:08x}", crc32fast::hash(&bytes));
+    bytes[at..at + 14].copy_from_slice(sum.as_bytes());
+    std::fs::write(path, bytes).unwrap();
 }
 
 /// The conv model's layers are fixed by the image size: a state whose conv model differs (here
@@ -1385,7 +1405,7 @@ fn a_resumed_run_that_diverges_says_its_rate_is_fixed() {
 }
 
 /// `path`, a safetensors file, with its metadata `key` set to `value` (the header rewritten,
-/// the tensors' bytes as they were).
+/// the tensors' bytes as they were, a state's checksum made to match: [`reseal`]).
 fn set_metadata(path: &Path, key: &str, value: &str) {
     let bytes = std::fs::read(path).unwrap();
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
@@ -1399,6 +1419,7 @@ fn set_metadata(path: &Path, key: &str, value: &str) {
     out.extend(text);
     out.extend(&bytes[8 + n..]);
     std::fs::write(path, out).unwrap();
+    reseal(path);
 }
 
 /// Numbers in a state or metrics file that no run writes are refused when the file is read,

@@ -11,8 +11,8 @@
 //!   epoch: the same layers, Adam's moments `adam.m.{t}` and `adam.v.{t}` for each parameter
 //!   tensor `t` in file order, Adam's step count, the run's [`Progress`], its name and its
 //!   settings ([`Config`], as JSON) in the metadata, and the report's [`Snapshots`] as
-//!   `report.reconstructions`, u8 (epochs, images, D). A checksum of the tensors in the metadata
-//!   tells a file changed since the run wrote it.
+//!   `report.reconstructions`, u8 (epochs, images, D). A checksum of the whole file in the
+//!   metadata tells one changed since the run wrote it.
 //!
 //! Loading checks every name, shape and dtype and says what it found.
 
@@ -75,7 +75,16 @@ impl From<Vec<f32>> for Values<'_> {
 /// straight from where it lives: a state as large as memory allows is written without a second
 /// copy of it. The header is the `safetensors` crate's, its keys sorted (the crate's metadata is
 /// a `HashMap`, whose order changes from run to run; sorted, the same model gives the same bytes).
-fn write(path: &Path, tensors: Vec<Named>, metadata: HashMap<String, String>) -> Result<(), CheckpointError> {
+/// With `checksum`, the metadata's [`CHECKSUM`] entry holds the file's CRC-32.
+fn write(
+    path: &Path,
+    tensors: Vec<Named>,
+    mut metadata: HashMap<String, String>,
+    checksum: bool,
+) -> Result<(), CheckpointError> {
+    if checksum {
+        metadata.insert(CHECKSUM.to_string(), UNSUMMED.to_string());
+    }
     let mut offset = 0;
     let infos = tensors
         .iter()
@@ -94,6 +103,20 @@ fn write(path: &Path, tensors: Vec<Named>, metadata: HashMap<String, String>) ->
     let mut header =
         serde_json::to_value(&header).and_then(|v| serde_json::to_vec(&v)).map_err(|e| error(path, e))?;
     header.resize(header.len().next_multiple_of(8), b' ');
+    if checksum {
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&(header.len() as u64).to_le_bytes());
+        crc.update(&header);
+        for (_, _, values) in &tensors {
+            let hashed = values.bytes(|b| {
+                crc.update(b);
+                Ok(())
+            });
+            hashed.expect("hashing does not fail");
+        }
+        let at = checksum_at(&header).expect("the entry just written");
+        header[at..at + UNSUMMED.len()].copy_from_slice(crc32(crc).as_bytes());
+    }
     write_atomic(path, |w| {
         w.write_all(&(header.len() as u64).to_le_bytes())?;
         w.write_all(&header)?;
@@ -123,32 +146,52 @@ impl Values<'_> {
     }
 }
 
-/// The metadata key of a state's checksum: CRC-32 of every tensor's bytes, in file order, as
-/// `crc32:` and eight hex digits.
+/// The metadata key of a state's checksum: the CRC-32 of the whole file, as `crc32:` and eight
+/// hex digits, taken with this entry's value written [`UNSUMMED`].
 const CHECKSUM: &str = "checksum";
 
-/// The checksum [`save_state`] writes of `tensors`.
-fn checksum(tensors: &[Named]) -> String {
-    let mut crc = crc32fast::Hasher::new();
-    for (_, _, values) in tensors {
-        let hashed = values.bytes(|b| {
-            crc.update(b);
-            Ok(())
-        });
-        hashed.expect("hashing does not fail");
-    }
-    crc32(crc)
-}
+/// The checksum's value while the sum is taken.
+const UNSUMMED: &str = "crc32:00000000";
 
 /// A CRC-32 as [`CHECKSUM`] writes it.
 fn crc32(crc: crc32fast::Hasher) -> String {
     format!("crc32:{:08x}", crc.finalize())
 }
 
+/// Where the value of the header's one [`CHECKSUM`] entry starts in `header`, the JSON as
+/// written; `None` if it has none, or more than one.
+fn checksum_at(header: &[u8]) -> Option<usize> {
+    let key = format!("\"{CHECKSUM}\":\"");
+    let mut found = header.windows(key.len()).enumerate().filter(|(_, w)| *w == key.as_bytes());
+    match (found.next(), found.next()) {
+        (Some((at, _)), None) => Some(at + key.len()),
+        _ => None,
+    }
+}
+
+/// The metadata keys [`save_state`] writes: a state with any other (a key edited by hand, say
+/// [`CHECKSUM`]'s, which would take the file for one from before states had a checksum) is
+/// refused.
+const STATE_KEYS: [&str; 13] = [
+    "format",
+    "activations",
+    "widths",
+    "image",
+    "layers",
+    "run",
+    "config",
+    "report.first_epoch",
+    "adam.t",
+    "epoch",
+    "step",
+    "loss_sum",
+    CHECKSUM,
+];
+
 /// Writes `model`, trained on images of `image` = (rows, cols) pixels, to `path`.
 pub fn save(model: &Model, image: (usize, usize), path: &Path) -> Result<(), CheckpointError> {
     let (tensors, metadata) = model_tensors(model, image);
-    write(path, tensors, metadata)
+    write(path, tensors, metadata, false)
 }
 
 /// The model's tensors and metadata, as [`save`] writes them.
@@ -303,9 +346,8 @@ pub fn save_state(
         ("step".to_string(), progress.step.to_string()),
         // Rust prints an f64 with the fewest digits that read back to the same bits.
         ("loss_sum".to_string(), progress.loss_sum.to_string()),
-        (CHECKSUM.to_string(), checksum(&tensors)),
     ]);
-    write(path, tensors, metadata)
+    write(path, tensors, metadata, true)
 }
 
 /// The bytes of a safetensors file and its metadata map.
@@ -325,10 +367,32 @@ impl File {
         Ok(File { bytes, metadata })
     }
 
-    /// The bytes after the header: every tensor's, in file order.
-    fn data(&self) -> &[u8] {
-        let header = u64::from_le_bytes(self.bytes[..8].try_into().expect("8 bytes"));
-        &self.bytes[8 + header as usize..]
+    /// Whether the file is as [`save_state`] wrote it: its [`CHECKSUM`] matches, and its
+    /// metadata has no key a state never has. A state from before states had a checksum has
+    /// none, and is taken as it is.
+    fn check_sum(&self, path: &Path) -> Result<(), CheckpointError> {
+        if let Some(key) = self.metadata.keys().find(|k| !STATE_KEYS.contains(&k.as_str())) {
+            return Err(error(
+                path,
+                format!("metadata '{key}' is not one a run's state has: the file was edited"),
+            ));
+        }
+        let Some(saved) = self.metadata.get(CHECKSUM) else { return Ok(()) };
+        let header = 8 + u64::from_le_bytes(self.bytes[..8].try_into().expect("8 bytes")) as usize;
+        let computed = checksum_at(&self.bytes[8..header]).map(|at| 8 + at).and_then(|at| {
+            let value = self.bytes.get(at..at + UNSUMMED.len())?;
+            let mut crc = crc32fast::Hasher::new();
+            crc.update(&self.bytes[..at]);
+            crc.update(UNSUMMED.as_bytes());
+            crc.update(&self.bytes[at + UNSUMMED.len()..]);
+            (value == saved.as_bytes()).then(|| crc32(crc))
+        });
+        if computed.as_ref() != Some(saved) {
+            let message = "it does not match the checksum the run saved in it: the file was changed since \
+                the run wrote it (edited by hand, or damaged)";
+            return Err(error(path, message));
+        }
+        Ok(())
     }
 
     fn tensors(&self) -> SafeTensors<'_> {
@@ -538,16 +602,7 @@ fn read_layer(
 /// and epsilon.
 pub fn load_state(path: &Path, lr: f32) -> Result<State, CheckpointError> {
     let file = File::read(path)?;
-    // States from before the checksum have none; one that is there must match.
-    if let Some(saved) = file.metadata.get(CHECKSUM) {
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(file.data());
-        if *saved != crc32(crc) {
-            let message = "its tensors do not match the checksum the run saved with them: the file was \
-                changed since the run wrote it (edited by hand, or damaged)";
-            return Err(error(path, message));
-        }
-    }
+    file.check_sum(path)?;
     let model = read_model(&file, path)?;
     let sizes = model.param_sizes();
     let st = file.tensors();
