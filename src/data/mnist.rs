@@ -171,11 +171,23 @@ pub fn read_images(path: &Path) -> Result<Images, DataError> {
 }
 
 /// `dir/NAME.gz` if it exists, else `dir/NAME`; either must be a regular file (a FIFO would
-/// block the reader, a device feed it without end).
+/// block the reader, a device feed it without end). A folder that may not be searched says so,
+/// rather than that the files are missing.
 fn find(dir: &Path, name: &str) -> Result<PathBuf, DataError> {
     let gz = dir.join(format!("{name}.gz"));
     let plain = dir.join(name);
-    let Some(path) = [gz.clone(), plain].into_iter().find(|p| p.exists()) else {
+    let mut found = None;
+    for path in [&gz, &plain] {
+        match path.try_exists() {
+            Ok(true) => found = found.or(Some(path.clone())),
+            Ok(false) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(DataError::Folder { path: dir.to_path_buf(), what: e.to_string() });
+            }
+            Err(e) => return Err(DataError::Inconsistent { path: path.clone(), message: e.to_string() }),
+        }
+    }
+    let Some(path) = found else {
         return Err(DataError::Missing(gz));
     };
     let what = match std::fs::metadata(&path).map(|m| m.file_type()) {
