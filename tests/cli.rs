@@ -1762,7 +1762,7 @@ fn the_memory_checked_for_holds_the_data_set() {
     let (d, out) = (path_str(data.path()), data.path().join("run"));
     let held = (12_000 * (784 + 1)) as u64;
     assert_eq!(set.bytes(), held);
-    let need = held + training_bytes(&Config::default(), &set, 256);
+    let need = held + dae::memory::PROCESS + training_bytes(&Config::default(), &set, 256);
     let needs = format!("needs {} of memory", dae::memory::size(need));
     fails_as(dae_within("20MiB"), &["--data", d, "--out", path_str(&out), "--epochs", "1"], 2, &[&needs]);
 }
@@ -1778,13 +1778,13 @@ fn training_that_needs_more_memory_than_there_is_is_refused_saying_what_fits() {
     let o = path_str(&out);
     let conv = ["--data", d, "--out", o, "--arch", "conv", "--epochs", "1", "--batch-size", "16"];
     let refused = fails_as(
-        dae_within("48MiB"),
+        dae_within("64MiB"),
         &conv,
         2,
         &[
             "--batch-size 16",
             "training the convolutional model on 128×128 images",
-            "DAE_MEMORY allows 48.0 MiB",
+            "DAE_MEMORY allows 64.0 MiB",
         ],
     );
     assert!(!out.exists(), "a refused run makes no folder");
@@ -1794,8 +1794,13 @@ fn training_that_needs_more_memory_than_there_is_is_refused_saying_what_fits() {
     assert!((1..16).contains(&rows), "{stderr}");
     let mut conv = conv.to_vec();
     conv[9] = fits;
-    let run = dae_within("48MiB").args(&conv).output().unwrap();
+    let run = dae_within("64MiB").args(&conv).output().unwrap();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    // A resumed run keeps its batch size: the hint is for a new run.
+    let resumed =
+        fails_as(dae_within("56MiB"), &["--data", d, "--resume", o, "--epochs", "2"], 1, &["needs"]);
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert!(stderr.contains("; a new run with --batch-size ") && stderr.contains(" would fit"), "{stderr}");
 
     let dense = ["--data", d, "--out", o, "--layers", "4096,4096", "--epochs", "1"];
     fails_as(dae_within("64MiB"), &dense, 2, &["--layers 4096,4096", "not even one image a step fits"]);

@@ -15,7 +15,7 @@ use crate::data::mnist::{self, Mnist};
 use crate::data::noise::{Noise, NoiseStream, corrupt_set};
 use crate::data::rng::Purpose;
 use crate::engine::layer::Layer;
-use crate::engine::model::{Model, Workspace, autoencoder_widths};
+use crate::engine::model::{FLOAT, Model, Workspace, autoencoder_widths};
 use crate::eval::evaluate::{self, Evaluation};
 use crate::files::atomic::{MadeFolders, folder_of, remove_stale_temps, write_all_atomic, write_atomic};
 use crate::files::checkpoint::{self, Owner, Snapshots, State};
@@ -98,7 +98,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
             return Err(Failure::Usage(CONV_HAS_NO_LAYERS.to_string()));
         }
         check_arch(&plan.config, &data)?;
-        check_training_memory(&plan.config, &data, |rows| training_bytes(&plan.config, &data, rows))?;
+        check_training_memory(&plan.config, &data, false, |rows| training_bytes(&plan.config, &data, rows))?;
     }
     // From here on a signal stops the run cleanly, at the first step if it comes before it.
     let stopper = Stopper::install(&out)?;
@@ -122,7 +122,9 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
                 dead_units: Vec::new(),
             };
             let snapshots = Snapshots::new(shown(&data), data.test.images.pixels_per_image(), 1);
-            (Trainer::new(plan.config.clone(), &data).with_engine(plan.engine), metrics, snapshots)
+            let trainer = Trainer::new(plan.config.clone(), &data).with_engine(plan.engine);
+            check_report_memory(&trainer.model, &data, &out)?;
+            (trainer, metrics, snapshots)
         }
         Some(dir) => resume(dir, plan, &data)?,
     };
@@ -284,7 +286,7 @@ fn resume<'a>(
         return Err(anyhow!("{}: step {step} of an epoch of {steps} steps", path.display()).into());
     }
     let bytes = |rows| model_training_bytes(&state.model, data, rows);
-    check_training_memory(&metrics.config, data, bytes).map_err(|e| match e {
+    check_training_memory(&metrics.config, data, true, bytes).map_err(|e| match e {
         Failure::Usage(m) => anyhow!("{}: {m}", dir.display()).into(),
         other => other,
     })?;
@@ -346,6 +348,7 @@ fn open_run(dir: &Path, data: &Mnist, data_path: &Path) -> Result<(Metrics, Stat
     // A run from before runs were named takes a name now, which its state takes at the next save.
     metrics.run = metrics.run.take().or_else(|| state.run.clone()).or_else(|| Some(new_run_name()));
     check_fits(&state.model, None, data, dir)?;
+    check_report_memory(&state.model, data, dir)?;
     check_agrees(&metrics.config, &state.model, data).map_err(|m| anyhow!("{}: {m}", path.display()))?;
     // The settings the model does not show: a batch size or seed edited by hand would shift
     // where a half-done epoch goes on.
@@ -680,6 +683,7 @@ pub fn eval(model: &Path, data: &Path, noise: Noise, seed: u64) -> Result<(), Fa
     let data = Mnist::load(data)?;
     let net = checkpoint::load(model)?;
     check_fits(&net, checkpoint::image_shape(model)?, &data, model)?;
+    check_measuring(&net, &data, model)?;
     let (test, train) = (data.test.images.count, data.train.images.count);
     let doing = stage(&format!("denoising {} corrupted by {noise}", plural(test, "test image")));
     let (noisy, reconstructed) = evaluate::denoising(&net, &data, noise, seed);
@@ -725,6 +729,7 @@ pub fn sweep(model: &Path, data: &Path, seed: u64) -> Result<(), Failure> {
     let data = Mnist::load(data)?;
     let net = checkpoint::load(model)?;
     check_fits(&net, checkpoint::image_shape(model)?, &data, model)?;
+    check_measuring(&net, &data, model)?;
     let images = plural(data.test.images.count, "test image");
     print_result(&format!("PSNR against the clean image, mean over {images} (corruption seed {seed})\n"))?;
     print_result(&format!("{:<16} {:>11} {:>15}\n", "corruption", "input", "reconstruction"))?;
@@ -791,7 +796,7 @@ pub fn denoise(
     as_is: bool,
 ) -> Result<(), Failure> {
     let net = checkpoint::load(model)?;
-    let need = Workspace::bytes(&net, 1);
+    let need = memory::PROCESS + Workspace::bytes(&net, 1);
     memory::check(need, || "one image through this model".into())
         .map_err(|m| anyhow!("{}: {m}", model.display()))?;
     let d = net.widths()[0];
@@ -968,6 +973,7 @@ pub fn encode(model: &Path, data: &Path, out: &Path) -> Result<(), Failure> {
     let data = Mnist::load(data)?;
     let net = checkpoint::load(model)?;
     check_fits(&net, checkpoint::image_shape(model)?, &data, model)?;
+    check_measuring(&net, &data, model)?;
     let encode = || evaluate::encode(&net, evaluate::scaled(&data.test.images).view());
     let wrote = |(rows, numbers): (usize, usize)| {
         format!("wrote {} of {} to", plural(rows, "code"), plural(numbers, "number"))
@@ -1109,21 +1115,45 @@ fn check_fits(
         );
         return Err(anyhow!("{}: {message}", source.display()).into());
     }
+    Ok(())
+}
+
+/// An error unless the end of a run of `model` on `data` (in `dir`) fits in memory: the report's
+/// measurements ([`Measured::bytes`]) beside the model, the test images it draws, clean and
+/// corrupted, and the data set.
+fn check_report_memory(model: &Model, data: &Mnist, dir: &Path) -> Result<(), Failure> {
+    let (test, train) =
+        (MEASURED_TEST.min(data.test.images.count), MEASURED_TRAIN.min(data.train.images.count));
+    let shown =
+        2 * FLOAT * (TEST_SHOWN.min(data.test.images.count) * data.test.images.pixels_per_image()) as u64;
+    let need = data.bytes() + memory::PROCESS + model.bytes() + shown + Measured::bytes(model, data);
+    let what = || format!("measuring the model for the report on {test} test and {train} training images");
+    memory::check(need, what).map_err(|m| anyhow!("{}: {m}", dir.display()))?;
+    Ok(())
+}
+
+/// An error unless measuring `model` (from `source`) on all of `data`'s test images fits in memory.
+fn check_measuring(model: &Model, data: &Mnist, source: &Path) -> Result<(), Failure> {
     let test = data.test.images.count;
     // The data set, loaded by now, stays in memory too.
-    memory::check(data.bytes().saturating_add(evaluate::bytes_needed(model, data)), || {
-        format!("measuring this model on {test} test images")
-    })
-    .map_err(|m| anyhow!("{}: {m}", source.display()))?;
+    let need = data.bytes() + memory::PROCESS + evaluate::bytes_needed(model, data);
+    memory::check(need, || format!("measuring this model on {test} test images"))
+        .map_err(|m| anyhow!("{}: {m}", source.display()))?;
     Ok(())
 }
 
 /// A usage error if a run of `config` on `data`, which needs `bytes(rows)` bytes with batches
-/// of `rows` images besides the data set, needs more memory than there is with it: it names the
-/// batch size that fits, or says that none does.
-fn check_training_memory(config: &Config, data: &Mnist, bytes: impl Fn(usize) -> u64) -> Result<(), Failure> {
+/// of `rows` images besides the data set and the program itself, needs more memory than there
+/// is with them: it names the batch size that fits (for a new run, if `resumed`), or says that
+/// none does.
+fn check_training_memory(
+    config: &Config,
+    data: &Mnist,
+    resumed: bool,
+    bytes: impl Fn(usize) -> u64,
+) -> Result<(), Failure> {
     // The data set, loaded by now, stays in memory while the run trains.
-    let held = data.bytes();
+    let held = data.bytes() + memory::PROCESS;
     let bytes = |rows| held.saturating_add(bytes(rows));
     let images = &data.train.images;
     let rows = config.batch_size.min(images.count);
@@ -1139,9 +1169,11 @@ fn check_training_memory(config: &Config, data: &Mnist, bytes: impl Fn(usize) ->
     memory::check(bytes(rows), what).map_err(|message| {
         let limit = memory::limit().map_or(u64::MAX, |l| l.bytes);
         let fits = memory::most_rows(bytes, limit, rows);
-        let hint = match fits {
-            0 => "not even one image a step fits".to_string(),
-            n => format!("--batch-size {n} fits"),
+        let hint = match (fits, resumed) {
+            (0, _) => "not even one image a step fits".to_string(),
+            (n, false) => format!("--batch-size {n} fits"),
+            // A resumed run keeps its batch size.
+            (n, true) => format!("a new run with --batch-size {n} would fit"),
         };
         Failure::Usage(format!("{message}; {hint}"))
     })

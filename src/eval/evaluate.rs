@@ -90,9 +90,15 @@ fn reference_block(model: &Model, d: usize) -> usize {
 /// images and theirs, and the block's products with the queries), each with a forward pass's
 /// buffers. [`sweep_row`] and [`encode`] need no more.
 pub fn bytes_needed(model: &Model, data: &Mnist) -> u64 {
-    let (n, d) = (data.test.images.count, data.test.images.pixels_per_image());
+    let (test, train) = (data.test.images.count, data.train.images.count);
+    bytes_on(model, test, train, data.test.images.pixels_per_image())
+}
+
+/// [`bytes_needed`] on `test` test and `train` training images of `d` pixels.
+pub fn bytes_on(model: &Model, test: usize, train: usize, d: usize) -> u64 {
+    let n = test;
     let buffers = Workspace::bytes(model, rows_per_batch(model).min(n));
-    let block = reference_block(model, d).min(data.train.images.count) as u64;
+    let block = reference_block(model, d).min(train) as u64;
     let code = model.layers[model.bottleneck()].outputs() as u64;
     let products = knn::QUERY_BLOCK.min(n) as u64 * block;
     let (n, d) = (n as u64, d as u64);

@@ -76,6 +76,16 @@ pub struct Measured {
 }
 
 impl Measured {
+    /// The bytes [`Measured::of`] holds at its peak for `model` on `data`, counted before any is
+    /// allocated: the images it measures on, copied, and [`evaluate`]'s buffers for them.
+    pub fn bytes(model: &Model, data: &Mnist) -> u64 {
+        let test = MEASURED_TEST.min(data.test.images.count);
+        let train = MEASURED_TRAIN.min(data.train.images.count);
+        let d = data.test.images.pixels_per_image();
+        let copies = ((test + train) * (d + 1)) as u64;
+        copies.saturating_add(evaluate::bytes_on(model, test, train, d))
+    }
+
     /// Measures `model` on the first test images of `data`, corrupted from `seed`'s test-noise
     /// streams (the same corruption as the whole set's), against the first training images.
     pub fn of(model: &Model, data: &Mnist, seed: u64) -> Measured {
