@@ -142,6 +142,7 @@ fn a_dense_runs_report_draws_every_section_from_its_numbers() {
         codes[at..at + 5].parse().unwrap()
     };
     let (by_codes, by_pixels) = (accuracy("<strong>codes "), accuracy("raw pixels "));
+    assert!(codes.contains("(8 numbers per image)") && codes.contains("with far fewer numbers"), "{codes}");
     assert!(by_codes > 0.9 && by_pixels > 0.9, "bars are easy to tell apart: {by_codes}, {by_pixels}");
 
     // 5. A line per ReLU layer, and the table of the last epoch agrees with metrics.json.
@@ -188,6 +189,9 @@ fn a_conv_runs_report_draws_its_kernels_and_their_responses() {
     );
     assert_eq!((*rw, *rh), (16 * (12 + 4) + 4, 2 * (12 + 4) + 4), "32 maps of 12×12");
     assert!(varied(kernels) && varied(responses));
+    // Its codes, 3×3×32, outnumber the 12×12 pixels: the caption says so.
+    let codes = section(&page, "codes");
+    assert!(codes.contains("(288 numbers per image)") && codes.contains("are not a compression"), "{codes}");
     let dead = table_rows(section(&page, "dead-units"), "dead");
     let layers: Vec<&str> = dead.iter().map(|r| r[0].as_str()).collect();
     assert_eq!(

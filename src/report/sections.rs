@@ -244,15 +244,21 @@ pub fn codes(run: &Run) -> io::Result<String> {
         Some(m) => format!(
             "<p>k-nearest-neighbour accuracy on the first {} clean test images (k = {}, the first {} \
              training images as reference): <strong>codes {:.3}</strong> ({width} numbers per image) \
-             against raw pixels {:.3} ({} numbers). Codes that do about as well as pixels with far fewer \
-             numbers kept what tells digits apart. (<code>dae eval</code> measures it on the whole \
+             against raw pixels {:.3} ({} numbers). {} (<code>dae eval</code> measures it on the whole \
              sets.)</p>\n",
             m.test,
             m.knn.k,
             m.train,
             m.knn.codes,
             m.knn.pixels,
-            run.image.0 * run.image.1
+            run.image.0 * run.image.1,
+            if width < run.image.0 * run.image.1 {
+                "Codes that do about as well as pixels with far fewer numbers kept what tells digits apart."
+            } else {
+                "With no fewer numbers than the pixels, these codes are not a compression: what sets \
+                 them apart from pixels is what removing the corruption taught the layers before \
+                 them."
+            }
         ),
         None => pending(
             "The k-NN accuracy of codes and pixels is measured when training ends (or by dae report).",
