@@ -46,10 +46,16 @@ fn bad_files_are_errors_naming_them() {
     let good = dir.path().join("good.safetensors");
     save(&model(), (4, 5), &good).unwrap();
     let bytes = std::fs::read(&good).unwrap();
+    let data = bytes.len() - 8 - u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let truncated =
+        format!("truncated: its tensors take {data} bytes after the header, and {} are there", data - 10);
+    let longer = [&bytes[..], b"more"].concat();
     let cases = [
-        ("truncated.safetensors", bytes[..bytes.len() - 10].to_vec(), "not a safetensors file"),
+        ("truncated.safetensors", bytes[..bytes.len() - 10].to_vec(), truncated.as_str()),
+        ("longer.safetensors", longer, "4 bytes after its last tensor"),
+        ("header.safetensors", bytes[..40].to_vec(), "but 32 follow: truncated, or not a safetensors file"),
         ("garbage.safetensors", b"definitely not a model".to_vec(), "not a safetensors file"),
-        ("empty.safetensors", Vec::new(), "not a safetensors file"),
+        ("empty.safetensors", Vec::new(), "truncated: 0 bytes, fewer than the 8"),
     ];
     for (name, contents, expected) in cases {
         let path = dir.path().join(name);

@@ -345,7 +345,7 @@ fn bad_state_files_exit_1_naming_the_file() {
     let good = std::fs::read(&state).unwrap();
     let model = std::fs::read(out.join("model.safetensors")).unwrap();
     for (bytes, needle) in [
-        (good[..good.len() - 100].to_vec(), "not a safetensors file"),
+        (good[..good.len() - 100].to_vec(), "truncated: its tensors take "),
         (b"not a model".to_vec(), "not a safetensors file"),
         (model, "no 'adam.t' in the metadata"),
     ] {
@@ -1068,7 +1068,7 @@ fn bad_model_files_exit_1_naming_the_file() {
     let bad = data.path().join("bad.safetensors");
     let b = path_str(&bad);
     for (bytes, needle) in [
-        (good[..good.len() / 2].to_vec(), "not a safetensors file"),
+        (good[..good.len() / 2].to_vec(), "truncated: its tensors take "),
         (b"GIF89a, not a model at all".to_vec(), "not a safetensors file"),
         (std::fs::read(out.join("metrics.json")).unwrap(), "not a safetensors file"),
     ] {

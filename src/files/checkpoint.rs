@@ -360,6 +360,7 @@ impl File {
     fn read(path: &Path) -> Result<File, CheckpointError> {
         // The largest state a run writes (`--layers 65536,65536` is refused) is under 4 GiB.
         let bytes = crate::files::regular::read_regular(path, 4 << 30).map_err(|e| error(path, e))?;
+        check_length(&bytes).map_err(|m| error(path, m))?;
         let not_safetensors = |e| error(path, format!("not a safetensors file: {e}"));
         let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(not_safetensors)?;
         SafeTensors::deserialize(&bytes).map_err(not_safetensors)?;
@@ -404,6 +405,42 @@ impl File {
         let value =
             self.metadata.get(key).ok_or_else(|| error(path, format!("no '{key}' in the metadata")))?;
         value.parse().map_err(|_| error(path, format!("metadata '{key}' = '{value}' is not a valid value")))
+    }
+}
+
+/// Whether the file's length is what its header says: the header's own length in the first 8
+/// bytes, then the tensors' bytes up to the largest offset it gives. A file cut short, or with
+/// bytes after its last tensor, is named as such (the `safetensors` crate's word for both is
+/// "incomplete metadata").
+fn check_length(bytes: &[u8]) -> Result<(), String> {
+    let Some((length, rest)) = bytes.split_first_chunk::<8>() else {
+        return Err(format!(
+            "truncated: {} bytes, fewer than the 8 that give its header's length",
+            bytes.len()
+        ));
+    };
+    let header = u64::from_le_bytes(*length);
+    let Some(header) = usize::try_from(header).ok().and_then(|n| rest.get(..n)) else {
+        return Err(format!(
+            "its first 8 bytes give a header of {header} bytes, but {} follow: truncated, or not a safetensors file",
+            rest.len()
+        ));
+    };
+    // Offsets the crate will check in detail; here only the end of the last tensor.
+    let end = serde_json::from_slice::<serde_json::Value>(header).ok().and_then(|json| {
+        let tensors = json.as_object()?.values().filter_map(|t| t.get("data_offsets")?.get(1)?.as_u64());
+        Some(tensors.max().unwrap_or(0))
+    });
+    let have = (rest.len() - header.len()) as u64;
+    match end {
+        Some(need) if need > have => {
+            Err(format!("truncated: its tensors take {need} bytes after the header, and {have} are there"))
+        }
+        Some(need) if need < have => Err(format!(
+            "{} bytes after its last tensor: added to since it was written, or not what dae writes",
+            have - need
+        )),
+        _ => Ok(()),
     }
 }
 
