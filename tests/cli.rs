@@ -84,7 +84,7 @@ fn bad_flags_exit_2_naming_the_flag() {
     let file = out.path().join("a-file");
     std::fs::write(&file, "x").unwrap();
     let deep = vec!["1"; 101].join(",");
-    let cases: [(&[&str], &str); 14] = [
+    let cases: [(&[&str], &str); 15] = [
         (&["--epochs", "0"], "--epochs"),
         (&["--batch-size", "0"], "--batch-size"),
         (&["--lr", "-1"], "--lr"),
@@ -99,6 +99,7 @@ fn bad_flags_exit_2_naming_the_flag() {
         (&["--out", path_str(&file)], "a-file"),
         (&["--out", d], "the --data folder"),
         (&["--no-such-flag"], "--no-such-flag"),
+        (&["--out", ""], "invalid value '' for '--out <OUT>': an empty path names no file or folder"),
     ];
     for (args, needle) in cases {
         let mut all = vec!["--data", d];

@@ -87,12 +87,12 @@ struct TrainArgs {
     #[arg(long, default_value = "128,64,32", value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=65_536))]
     layers: Vec<u32>,
     /// Folder with the four MNIST-format files (as ./data-fetch.sh leaves them).
-    #[arg(long, default_value = "data")]
+    #[arg(long, default_value = "data", value_parser = path())]
     data: PathBuf,
     /// Folder for the run's files.
     ///
     /// A run already there is moved, whole, to OUT.1 (or .2, …) when this one first saves.
-    #[arg(long, default_value = "runs/latest")]
+    #[arg(long, default_value = "runs/latest", value_parser = path())]
     out: PathBuf,
     /// After training, print the time per phase, the achieved GFLOP/s, the median epoch against
     /// the floor its products set at the kernel's rate (measured before training and after, the
@@ -112,17 +112,17 @@ struct TrainArgs {
     /// those it was started or last resumed with), appending to its metrics.json.
     /// A setting given beside it must agree with the run's (only --epochs, --data, --threads,
     /// --engine and --profile are free).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = path())]
     resume: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 struct EvalArgs {
     /// A model.safetensors written by training, or the run folder that holds it.
-    #[arg(long)]
+    #[arg(long, value_parser = path())]
     model: PathBuf,
     /// Folder with the data set (the training set is the k-NN reference).
-    #[arg(long, default_value = "data")]
+    #[arg(long, default_value = "data", value_parser = path())]
     data: PathBuf,
     /// Corruption of the test images.
     #[arg(long, default_value = "gaussian:0.5")]
@@ -139,13 +139,13 @@ struct EvalArgs {
 #[derive(Debug, Args)]
 struct DenoiseArgs {
     /// A model.safetensors written by training, or the run folder that holds it.
-    #[arg(long)]
+    #[arg(long, value_parser = path())]
     model: PathBuf,
     /// PNG images, any size and kind (with --as-is: of the model's input size).
-    #[arg(required = true, value_name = "IMAGE.png")]
+    #[arg(required = true, value_name = "IMAGE.png", value_parser = path())]
     images: Vec<PathBuf>,
     /// Folder for the denoised images.
-    #[arg(long)]
+    #[arg(long, value_parser = path())]
     out: PathBuf,
     /// Corrupt each image first (for a demonstration) and write the corrupted one too, as
     /// <name>.noisy.png.
@@ -164,25 +164,35 @@ struct DenoiseArgs {
 #[derive(Debug, Args)]
 struct EncodeArgs {
     /// A model.safetensors written by training, or the run folder that holds it.
-    #[arg(long)]
+    #[arg(long, value_parser = path())]
     model: PathBuf,
     /// Folder with the data set.
-    #[arg(long, default_value = "data")]
+    #[arg(long, default_value = "data", value_parser = path())]
     data: PathBuf,
     /// The CSV file to write, or - for standard output: a header, then one row per test image,
     /// its label and its code.
-    #[arg(long)]
+    #[arg(long, value_parser = path())]
     out: PathBuf,
 }
 
 #[derive(Debug, Args)]
 struct ReportArgs {
     /// The folder of a run (training's --out).
-    #[arg(value_name = "DIR")]
+    #[arg(value_name = "DIR", value_parser = path())]
     dir: PathBuf,
     /// Folder with the data set the run was trained on.
-    #[arg(long, default_value = "data")]
+    #[arg(long, default_value = "data", value_parser = path())]
     data: PathBuf,
+}
+
+/// A path that names something, in any bytes the system allows: an empty one is refused (clap's
+/// own parser would say that no value was given).
+fn path() -> impl clap::builder::TypedValueParser<Value = PathBuf> {
+    use clap::builder::TypedValueParser;
+    clap::builder::OsStringValueParser::new().try_map(|s| match s.is_empty() {
+        true => Err("an empty path names no file or folder"),
+        false => Ok(PathBuf::from(s)),
+    })
 }
 
 fn positive(s: &str) -> Result<f32, String> {
