@@ -56,11 +56,17 @@ fn machine() -> Option<Limit> {
     bytes.map(|bytes| Limit { bytes, from_env: false })
 }
 
-/// `8GiB`, `512 MiB`, `1.5GB`, `4096`: bytes, with an optional binary (KiB…TiB) or decimal
-/// (KB…TB) unit.
+/// `8GiB`, `512 MiB`, `1.5GB`, `4096`: bytes, with an optional binary (KiB…EiB) or decimal
+/// (KB…EB) unit.
 fn parse_size(text: &str) -> Option<u64> {
     let text = text.trim();
     let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    // Whole bytes exactly, which an f64 would round near the top of the range.
+    if let Ok(bytes @ 1..) = text[..split].parse::<u64>()
+        && matches!(text[split..].trim(), "" | "b" | "B")
+    {
+        return Some(bytes);
+    }
     let (number, unit) = (text[..split].parse::<f64>().ok()?, text[split..].trim());
     let scale: f64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
@@ -68,10 +74,14 @@ fn parse_size(text: &str) -> Option<u64> {
         "mib" => 1024f64.powi(2),
         "gib" => 1024f64.powi(3),
         "tib" => 1024f64.powi(4),
+        "pib" => 1024f64.powi(5),
+        "eib" => 1024f64.powi(6),
         "kb" => 1e3,
         "mb" => 1e6,
         "gb" => 1e9,
         "tb" => 1e12,
+        "pb" => 1e15,
+        "eb" => 1e18,
         _ => return None,
     };
     let bytes = number * scale;
@@ -137,6 +147,10 @@ mod tests {
         assert_eq!(parse_size("512 MiB"), Some(512 << 20));
         assert_eq!(parse_size("1.5GB"), Some(1_500_000_000));
         assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("15EiB"), Some(15 << 60));
+        assert_eq!(parse_size("2 PiB"), Some(2 << 50));
+        assert_eq!(parse_size("18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_size("16EiB"), None);
         for bad in ["", "GiB", "8 parsecs", "-1GiB", "0", "1e400", "NaN"] {
             assert_eq!(parse_size(bad), None, "{bad}");
         }

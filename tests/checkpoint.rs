@@ -47,8 +47,10 @@ fn bad_files_are_errors_naming_them() {
     save(&model(), (4, 5), &good).unwrap();
     let bytes = std::fs::read(&good).unwrap();
     let data = bytes.len() - 8 - u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let truncated =
-        format!("truncated: its tensors take {data} bytes after the header, and {} are there", data - 10);
+    let truncated = format!(
+        "truncated, or its header is wrong: its tensors end {data} bytes after the header, and {} are there",
+        data - 10
+    );
     let longer = [&bytes[..], b"more"].concat();
     let cases = [
         ("truncated.safetensors", bytes[..bytes.len() - 10].to_vec(), truncated.as_str()),

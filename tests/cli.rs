@@ -346,7 +346,7 @@ fn bad_state_files_exit_1_naming_the_file() {
     let good = std::fs::read(&state).unwrap();
     let model = std::fs::read(out.join("model.safetensors")).unwrap();
     for (bytes, needle) in [
-        (good[..good.len() - 100].to_vec(), "truncated: its tensors take "),
+        (good[..good.len() - 100].to_vec(), "truncated, or its header is wrong: its tensors end "),
         (b"not a model".to_vec(), "not a safetensors file"),
         (model, "no 'adam.t' in the metadata"),
     ] {
@@ -1069,7 +1069,7 @@ fn bad_model_files_exit_1_naming_the_file() {
     let bad = data.path().join("bad.safetensors");
     let b = path_str(&bad);
     for (bytes, needle) in [
-        (good[..good.len() / 2].to_vec(), "truncated: its tensors take "),
+        (good[..good.len() / 2].to_vec(), "truncated, or its header is wrong: its tensors end "),
         (b"GIF89a, not a model at all".to_vec(), "not a safetensors file"),
         (std::fs::read(out.join("metrics.json")).unwrap(), "not a safetensors file"),
     ] {
@@ -1812,7 +1812,8 @@ fn training_that_needs_more_memory_than_there_is_is_refused_saying_what_fits() {
         2,
         &["DAE_MEMORY=0: expected a size of at least 1 byte and under 16 EiB"],
     );
-    let too_large = "18446744073709551615";
+    // 16 EiB: one byte past the largest size there is.
+    let too_large = "18446744073709551616";
     fails_as(
         dae_within(too_large),
         &dense,

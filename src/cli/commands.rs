@@ -123,7 +123,11 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
             };
             let snapshots = Snapshots::new(shown(&data), data.test.images.pixels_per_image(), 1);
             let trainer = Trainer::new(plan.config.clone(), &data).with_engine(plan.engine);
-            check_report_memory(&trainer.model, &data, &out)?;
+            // Refused as the training's own need is: a setting that asks too much (status 2).
+            check_report_memory(&trainer.model, &data, &out).map_err(|e| match e {
+                Failure::Error(e) => Failure::Usage(format!("{e:#}")),
+                other => other,
+            })?;
             (trainer, metrics, snapshots)
         }
         Some(dir) => resume(dir, plan, &data)?,
@@ -796,7 +800,9 @@ pub fn denoise(
     as_is: bool,
 ) -> Result<(), Failure> {
     let net = checkpoint::load(model)?;
-    let need = memory::PROCESS + Workspace::bytes(&net, 1);
+    // The model, and its file as read beside it.
+    let file = std::fs::metadata(model).map_or(0, |m| m.len());
+    let need = memory::PROCESS + file + net.bytes() + Workspace::bytes(&net, 1);
     memory::check(need, || "one image through this model".into())
         .map_err(|m| anyhow!("{}: {m}", model.display()))?;
     let d = net.widths()[0];
@@ -1136,7 +1142,7 @@ fn check_report_memory(model: &Model, data: &Mnist, dir: &Path) -> Result<(), Fa
 fn check_measuring(model: &Model, data: &Mnist, source: &Path) -> Result<(), Failure> {
     let test = data.test.images.count;
     // The data set, loaded by now, stays in memory too.
-    let need = data.bytes() + memory::PROCESS + evaluate::bytes_needed(model, data);
+    let need = data.bytes() + memory::PROCESS + model.bytes() + evaluate::bytes_needed(model, data);
     memory::check(need, || format!("measuring this model on {test} test images"))
         .map_err(|m| anyhow!("{}: {m}", source.display()))?;
     Ok(())

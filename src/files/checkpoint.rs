@@ -426,16 +426,18 @@ fn check_length(bytes: &[u8]) -> Result<(), String> {
             rest.len()
         ));
     };
-    // Offsets the crate will check in detail; here only the end of the last tensor.
+    // Offsets the crate will check in detail; here only the end of the last tensor, if every
+    // tensor gives one (else the crate names what is wrong).
     let end = serde_json::from_slice::<serde_json::Value>(header).ok().and_then(|json| {
-        let tensors = json.as_object()?.values().filter_map(|t| t.get("data_offsets")?.get(1)?.as_u64());
-        Some(tensors.max().unwrap_or(0))
+        let tensors = json.as_object()?.iter().filter(|(name, _)| *name != "__metadata__");
+        let ends: Option<Vec<u64>> = tensors.map(|(_, t)| t.get("data_offsets")?.get(1)?.as_u64()).collect();
+        Some(ends?.into_iter().max().unwrap_or(0))
     });
     let have = (rest.len() - header.len()) as u64;
     match end {
-        Some(need) if need > have => {
-            Err(format!("truncated: its tensors take {need} bytes after the header, and {have} are there"))
-        }
+        Some(need) if need > have => Err(format!(
+            "truncated, or its header is wrong: its tensors end {need} bytes after the header, and {have} are there"
+        )),
         Some(need) if need < have => Err(format!(
             "{} bytes after its last tensor: added to since it was written, or not what dae writes",
             have - need
