@@ -94,9 +94,8 @@ pub fn bytes_needed(model: &Model, data: &Mnist) -> u64 {
     bytes_on(model, test, train, data.test.images.pixels_per_image())
 }
 
-/// [`bytes_needed`] on `test` test and `train` training images of `d` pixels.
-pub fn bytes_on(model: &Model, test: usize, train: usize, d: usize) -> u64 {
-    let n = test;
+/// [`bytes_needed`] on `n` test and `train` training images of `d` pixels.
+pub fn bytes_on(model: &Model, n: usize, train: usize, d: usize) -> u64 {
     let buffers = Workspace::bytes(model, rows_per_batch(model).min(n));
     let block = reference_block(model, d).min(train) as u64;
     let code = model.layers[model.bottleneck()].outputs() as u64;
