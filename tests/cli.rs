@@ -1826,6 +1826,41 @@ fn training_that_needs_more_memory_than_there_is_is_refused_saying_what_fits() {
     fails_as(dae_within(not_text), &dense, 2, &["DAE_MEMORY=8\u{fffd}GiB: expected a size"]);
 }
 
+/// A batch size the refusal names is one that fits to the end of the run: where the report's
+/// measurements at the end do not fit, whatever the batch, it says so instead (the notebook's
+/// model at `DAE_MEMORY=140MiB` was told `--batch-size 222 fits`, then refused at that size).
+#[test]
+fn a_smaller_batch_is_named_only_if_the_end_of_the_run_fits_too() {
+    use dae::train::Config;
+    use dae::train::memory::{end_of_run_bytes, training_bytes};
+    let data = tempfile::tempdir().unwrap();
+    let set = common::bars_dataset_of_side(600, 28, 200);
+    common::write_dataset(data.path(), &set);
+    let config = Config::default();
+    let mut rng = dae::data::rng::stream(config.seed, dae::data::rng::Purpose::Init, 0);
+    let model = config.arch.model((28, 28), &config.hidden, &mut rng);
+    let held = set.bytes() + dae::memory::PROCESS;
+    let (end, training) =
+        (held + end_of_run_bytes(&model, &set), |rows| held + training_bytes(&config, &set, rows));
+    // The end of the run needs more than a step of one image, and less than one of 256.
+    assert!(training(1) < end && end < training(256), "{} {end} {}", training(1), training(256));
+    let (d, out) = (path_str(data.path()), data.path().join("run"));
+    let args = ["--data", d, "--out", path_str(&out), "--epochs", "1"];
+    let needs = format!(
+        "a smaller batch would not help: at the end of the run, measuring the model for the report on 200 \
+         test and 600 training images needs {}",
+        dae::memory::size(end)
+    );
+    fails_as(dae_within((end - 1).to_string()), &args, 2, &["--batch-size 256: training", &needs]);
+    assert!(!out.exists(), "a refused run makes no folder");
+    let refused = fails_as(dae_within(end.to_string()), &args, 2, &["--batch-size 256: training"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    let fits = stderr.split("; --batch-size ").nth(1).and_then(|t| t.strip_suffix(" fits\n"));
+    let fits = fits.unwrap_or_else(|| panic!("a batch size that fits: {stderr}"));
+    let run = dae_within(end.to_string()).args(args).args(["--batch-size", fits]).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+}
+
 /// A plain (not gzipped) data file whose body is larger than the memory there is is refused by
 /// its header, before any of it is read (one whose header declared 2.8 GB was read whole first).
 #[test]

@@ -15,7 +15,7 @@ use crate::data::mnist::{self, Mnist};
 use crate::data::noise::{Noise, NoiseStream, corrupt_set};
 use crate::data::rng::Purpose;
 use crate::engine::layer::Layer;
-use crate::engine::model::{FLOAT, Model, Workspace, autoencoder_widths};
+use crate::engine::model::{Model, Workspace, autoencoder_widths};
 use crate::eval::evaluate::{self, Evaluation};
 use crate::files::atomic::{MadeFolders, folder_of, remove_stale_temps, write_all_atomic, write_atomic};
 use crate::files::checkpoint::{self, Owner, Snapshots, State};
@@ -26,7 +26,7 @@ use crate::files::pngio;
 use crate::files::run_lock::RunLock;
 use crate::memory;
 use crate::report::{self, MEASURED_TEST, MEASURED_TRAIN, Measured, TEST_SHOWN};
-use crate::train::memory::{model_training_bytes, training_bytes};
+use crate::train::memory::{end_of_run_bytes, model_training_bytes, training_bytes};
 use crate::train::profile;
 use crate::train::{Arch, Config, Engine, TrainError, Trainer};
 
@@ -98,7 +98,13 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
             return Err(Failure::Usage(CONV_HAS_NO_LAYERS.to_string()));
         }
         check_arch(&plan.config, &data)?;
-        check_training_memory(&plan.config, &data, false, |rows| training_bytes(&plan.config, &data, rows))?;
+        let config = &plan.config;
+        let model = || {
+            let mut rng = crate::data::rng::stream(config.seed, Purpose::Init, 0);
+            config.arch.model((data.train.images.rows, data.train.images.cols), &config.hidden, &mut rng)
+        };
+        let training = |rows| training_bytes(config, &data, rows);
+        check_training_memory(config, &data, false, training, || end_of_run_bytes(&model(), &data))?;
     }
     // From here on a signal stops the run cleanly, at the first step if it comes before it.
     let stopper = Stopper::install(&out)?;
@@ -290,7 +296,8 @@ fn resume<'a>(
         return Err(anyhow!("{}: step {step} of an epoch of {steps} steps", path.display()).into());
     }
     let bytes = |rows| model_training_bytes(&state.model, data, rows);
-    check_training_memory(&metrics.config, data, true, bytes).map_err(|e| match e {
+    let end = || end_of_run_bytes(&state.model, data);
+    check_training_memory(&metrics.config, data, true, bytes, end).map_err(|e| match e {
         Failure::Usage(m) => anyhow!("{}: {m}", dir.display()).into(),
         other => other,
     })?;
@@ -1128,14 +1135,16 @@ fn check_fits(
 /// measurements ([`Measured::bytes`]) beside the model, the test images it draws, clean and
 /// corrupted, and the data set.
 fn check_report_memory(model: &Model, data: &Mnist, dir: &Path) -> Result<(), Failure> {
+    let need = (data.bytes() + memory::PROCESS).saturating_add(end_of_run_bytes(model, data));
+    memory::check(need, || measuring_for_the_report(data)).map_err(|m| anyhow!("{}: {m}", dir.display()))?;
+    Ok(())
+}
+
+/// "measuring the model for the report on 2000 test and 10000 training images".
+fn measuring_for_the_report(data: &Mnist) -> String {
     let (test, train) =
         (MEASURED_TEST.min(data.test.images.count), MEASURED_TRAIN.min(data.train.images.count));
-    let shown =
-        2 * FLOAT * (TEST_SHOWN.min(data.test.images.count) * data.test.images.pixels_per_image()) as u64;
-    let need = data.bytes() + memory::PROCESS + model.bytes() + shown + Measured::bytes(model, data);
-    let what = || format!("measuring the model for the report on {test} test and {train} training images");
-    memory::check(need, what).map_err(|m| anyhow!("{}: {m}", dir.display()))?;
-    Ok(())
+    format!("measuring the model for the report on {test} test and {train} training images")
 }
 
 /// An error unless measuring `model` (from `source`) on all of `data`'s test images fits in memory.
@@ -1151,12 +1160,15 @@ fn check_measuring(model: &Model, data: &Mnist, source: &Path) -> Result<(), Fai
 /// A usage error if a run of `config` on `data`, which needs `bytes(rows)` bytes with batches
 /// of `rows` images besides the data set and the program itself, needs more memory than there
 /// is with them: it names the batch size that fits (for a new run, if `resumed`), or says that
-/// none does.
+/// none does. A smaller batch fits only if the end of the run, which needs `end_of_run()` bytes
+/// whatever the batch ([`end_of_run_bytes`]), fits too; that is asked only once a batch has
+/// been found that leaves room for the model, so that `end_of_run` may build one.
 fn check_training_memory(
     config: &Config,
     data: &Mnist,
     resumed: bool,
     bytes: impl Fn(usize) -> u64,
+    end_of_run: impl FnOnce() -> u64,
 ) -> Result<(), Failure> {
     // The data set, loaded by now, stays in memory while the run trains.
     let held = data.bytes() + memory::PROCESS;
@@ -1175,8 +1187,16 @@ fn check_training_memory(
     memory::check(bytes(rows), what).map_err(|message| {
         let limit = memory::limit().map_or(u64::MAX, |l| l.bytes);
         let fits = memory::most_rows(bytes, limit, rows);
+        let end = match fits {
+            0 => 0,
+            _ => held.saturating_add(end_of_run()),
+        };
         let hint = match (fits, resumed) {
             (0, _) => "not even one image a step fits".to_string(),
+            _ if end > limit => {
+                let needs = format!("{} needs {}", measuring_for_the_report(data), memory::size(end));
+                format!("a smaller batch would not help: at the end of the run, {needs}")
+            }
             (n, false) => format!("--batch-size {n} fits"),
             // A resumed run keeps its batch size.
             (n, true) => format!("a new run with --batch-size {n} would fit"),

@@ -9,7 +9,7 @@ use crate::engine::data_parallel::Shards;
 use crate::engine::gemm::MAX_COPY;
 use crate::engine::layer::Layer;
 use crate::engine::model::{FLOAT, Model, Workspace, autoencoder_widths};
-use crate::report::TEST_SHOWN;
+use crate::report::{Measured, TEST_SHOWN};
 use crate::train::{Arch, Config};
 
 /// The bytes a run of `config` on `data` holds at its peak with batches of `rows` images: the
@@ -59,6 +59,16 @@ pub fn model_training_bytes(model: &Model, data: &Mnist, rows: usize) -> u64 {
     let held = model.bytes() + copies;
     let code = model.layers[model.bottleneck()].outputs();
     run_bytes(held, parameters, Workspace::training_bytes(model, rows), code, rows, data)
+}
+
+/// What the end of a run of `model` on `data` holds at its peak, once the training's buffers are
+/// gone: the model, the first [`TEST_SHOWN`] test images clean and corrupted (which the report
+/// draws), and the report's measurements on a few thousand images ([`Measured::bytes`]). Not the
+/// data set. It does not depend on the batch size: a smaller batch cannot make it fit.
+pub fn end_of_run_bytes(model: &Model, data: &Mnist) -> u64 {
+    let test = &data.test.images;
+    let shown = 2 * FLOAT * (TEST_SHOWN.min(test.count) * test.pixels_per_image()) as u64;
+    model.bytes().saturating_add(shown).saturating_add(Measured::bytes(model, data))
 }
 
 /// What the report written after each epoch adds while the run holds its buffers: the codes of
