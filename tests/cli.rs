@@ -1861,6 +1861,33 @@ fn a_smaller_batch_is_named_only_if_the_end_of_the_run_fits_too() {
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
 }
 
+/// A model that only runs forward is counted without its gradients, which it never writes:
+/// `denoise` refuses one image only below that count (a `--layers 2048` model was counted at
+/// 69.1 MiB with them, for a peak of 48 MiB).
+#[test]
+fn denoise_counts_the_model_without_its_gradients() {
+    use dae::engine::model::{Model, Workspace};
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = dae::data::rng::stream(1, dae::data::rng::Purpose::Init, 0);
+    let model = Model::autoencoder(64, &[1024], &mut rng);
+    let path = dir.path().join("wide.safetensors");
+    checkpoint::save(&model, (8, 8), &path).unwrap();
+    let png = dir.path().join("in.png");
+    dae::files::pngio::write_gray(&png, (8, 8), &[0.5; 64]).unwrap();
+    let file = std::fs::metadata(&path).unwrap().len();
+    let need = dae::memory::PROCESS + file + model.forward_bytes() + Workspace::bytes(&model, 1);
+    // The gradients: a `dW` of 1024×64 and one of 64×1024, and the biases'.
+    assert_eq!(model.bytes() - model.forward_bytes(), 4 * (2 * 1024 * 64 + 1024 + 64) + 2 * 60);
+    let (m, out) = (path_str(&path), dir.path().join("out"));
+    let denoise = ["denoise", "--model", m, path_str(&png), "--out", path_str(&out), "--as-is"];
+    let needs = format!("one image through this model needs {}", dae::memory::size(need));
+    fails_as(dae_within((need - 1).to_string()), &denoise, 1, &["wide.safetensors", &needs]);
+    assert!(!out.exists(), "denoise wrote nothing");
+    let run = dae_within(need.to_string()).args(denoise).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(out.join("in.png").is_file());
+}
+
 /// A plain (not gzipped) data file whose body is larger than the memory there is is refused by
 /// its header, before any of it is read (one whose header declared 2.8 GB was read whole first).
 #[test]

@@ -809,7 +809,7 @@ pub fn denoise(
     let net = checkpoint::load(model)?;
     // The model, and its file as read beside it.
     let file = std::fs::metadata(model).map_or(0, |m| m.len());
-    let need = memory::PROCESS + file + net.bytes() + Workspace::bytes(&net, 1);
+    let need = memory::PROCESS + file + net.forward_bytes() + Workspace::bytes(&net, 1);
     memory::check(need, || "one image through this model".into())
         .map_err(|m| anyhow!("{}: {m}", model.display()))?;
     let d = net.widths()[0];
@@ -1151,7 +1151,7 @@ fn measuring_for_the_report(data: &Mnist) -> String {
 fn check_measuring(model: &Model, data: &Mnist, source: &Path) -> Result<(), Failure> {
     let test = data.test.images.count;
     // The data set, loaded by now, stays in memory too.
-    let need = data.bytes() + memory::PROCESS + model.bytes() + evaluate::bytes_needed(model, data);
+    let need = data.bytes() + memory::PROCESS + model.forward_bytes() + evaluate::bytes_needed(model, data);
     memory::check(need, || format!("measuring this model on {test} test images"))
         .map_err(|m| anyhow!("{}: {m}", source.display()))?;
     Ok(())
