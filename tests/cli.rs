@@ -1883,9 +1883,40 @@ fn denoise_counts_the_model_without_its_gradients() {
     let needs = format!("one image through this model needs {}", dae::memory::size(need));
     fails_as(dae_within((need - 1).to_string()), &denoise, 1, &["wide.safetensors", &needs]);
     assert!(!out.exists(), "denoise wrote nothing");
-    let run = dae_within(need.to_string()).args(denoise).output().unwrap();
+    // And the image beside it.
+    let limit = need + dae::files::pngio::open_picture(&png, 64).unwrap().bytes();
+    let run = dae_within(limit.to_string()).args(denoise).output().unwrap();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     assert!(out.join("in.png").is_file());
+}
+
+/// `denoise` counts what decoding each image takes before it decodes it, and refuses an image
+/// that does not fit beside the model, naming it, with nothing written (a 4096×4096 RGBA image
+/// at 16 bits took 262 MB under `DAE_MEMORY=20MiB`).
+#[test]
+fn denoise_refuses_an_image_too_large_to_decode_before_decoding_it() {
+    use dae::engine::model::{Model, Workspace};
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = dae::data::rng::stream(1, dae::data::rng::Purpose::Init, 0);
+    let model = Model::autoencoder(64, &[16], &mut rng);
+    let path = dir.path().join("small.safetensors");
+    checkpoint::save(&model, (8, 8), &path).unwrap();
+    let (small, large) = (dir.path().join("small.png"), dir.path().join("large.png"));
+    dae::files::pngio::write_gray(&small, (8, 8), &[0.5; 64]).unwrap();
+    dae::files::pngio::write_gray(&large, (1000, 1500), &vec![0.0; 1_500_000]).unwrap();
+    let decoding = dae::files::pngio::open_picture(&large, 1 << 24).unwrap().bytes();
+    // One byte a pixel decoded, then four of gray levels (the image is opaque, so no opacity).
+    assert_eq!(decoding, 5 * 1_500_000);
+    let file = std::fs::metadata(&path).unwrap().len();
+    let need = dae::memory::PROCESS + file + model.forward_bytes() + Workspace::bytes(&model, 1) + decoding;
+    let (m, out) = (path_str(&path), dir.path().join("out"));
+    let denoise = ["denoise", "--model", m, path_str(&small), path_str(&large), "--out", path_str(&out)];
+    let needs = format!("large.png: decoding this image needs {}", dae::memory::size(need));
+    fails_as(dae_within((need - 1).to_string()), &denoise, 1, &[&needs]);
+    assert!(!out.exists(), "denoise wrote nothing, not even the small image's result");
+    let run = dae_within(need.to_string()).args(denoise).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(out.join("large.png").is_file() && out.join("small.png").is_file());
 }
 
 /// A plain (not gzipped) data file whose body is larger than the memory there is is refused by

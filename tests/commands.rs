@@ -401,7 +401,7 @@ fn denoise_takes_any_png_and_makes_it_a_digit_like_the_data_sets() {
     assert!(said.contains("(RGB at 8 bits, dark on light, inverted, 200×300 scaled and centred)"), "{said}");
     // The clean digit it was made into, as the library makes it: a bar, lit in the middle column.
     let gray: Vec<f32> = drawing.chunks_exact(3).map(|p| f32::from(p[0]) / 255.0).collect();
-    let (clean, _) = dae::data::digit::prepare(&gray, None, (300, 200), (10, 10));
+    let (clean, _) = dae::data::digit::prepare(gray.clone(), None, (300, 200), (10, 10));
     assert!(clean[5 * 10 + 5] > 0.8 && clean[0] < 0.01, "{clean:?}");
     let noisy = pngio::read_picture(&noisy_path, 100).unwrap().gray.pixels;
     let denoised = pngio::read_picture(&out.join("drawing.png"), 100).unwrap().gray.pixels;

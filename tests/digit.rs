@@ -22,12 +22,12 @@ fn drawing(
 #[test]
 fn a_dark_digit_on_white_is_inverted_and_a_light_one_on_black_is_not() {
     let dark = drawing((28, 28), (4, 24, 12, 16), 0.1, 0.95);
-    let (pixels, prepared) = prepare(&dark, None, (28, 28), (28, 28));
+    let (pixels, prepared) = prepare(dark, None, (28, 28), (28, 28));
     assert!(prepared.inverted && !prepared.fitted, "{prepared:?}");
     assert!((pixels[0] - 0.05).abs() < 1e-6 && (pixels[10 * 28 + 13] - 0.9).abs() < 1e-6);
     assert_eq!(prepared.to_string(), "dark on light, inverted");
     let light = drawing((28, 28), (4, 24, 12, 16), 0.9, 0.0);
-    let (pixels, prepared) = prepare(&light, None, (28, 28), (28, 28));
+    let (pixels, prepared) = prepare(light.clone(), None, (28, 28), (28, 28));
     assert_eq!((pixels, prepared.to_string()), (light, "as it was".to_string()));
 }
 
@@ -36,13 +36,13 @@ fn transparency_lies_on_the_background_the_strokes_suggest() {
     // Opaque dark strokes on a transparent page: laid on white, then inverted.
     let gray = drawing((28, 28), (4, 24, 12, 16), 0.0, 0.0);
     let alpha = drawing((28, 28), (4, 24, 12, 16), 1.0, 0.0);
-    let (pixels, prepared) = prepare(&gray, Some(&alpha), (28, 28), (28, 28));
+    let (pixels, prepared) = prepare(gray, Some(&alpha), (28, 28), (28, 28));
     assert_eq!((prepared.background, prepared.inverted), (Some(Background::White), true));
     assert_eq!((pixels[0], pixels[10 * 28 + 13]), (0.0, 1.0));
     assert_eq!(prepared.to_string(), "on white, dark on light, inverted");
     // Light strokes: laid on black, as they are.
     let gray = drawing((28, 28), (4, 24, 12, 16), 0.8, 0.8);
-    let (pixels, prepared) = prepare(&gray, Some(&alpha), (28, 28), (28, 28));
+    let (pixels, prepared) = prepare(gray, Some(&alpha), (28, 28), (28, 28));
     assert_eq!((prepared.background, prepared.inverted), (Some(Background::Black), false));
     assert_eq!((pixels[0], pixels[10 * 28 + 13]), (0.0, 0.8));
 }
@@ -52,7 +52,7 @@ fn transparency_lies_on_the_background_the_strokes_suggest() {
 #[test]
 fn another_size_is_scaled_into_a_twenty_pixel_box_and_centred_by_its_mass() {
     let image = drawing((300, 200), (20, 170, 150, 180), 1.0, 0.0); // 150 high, 30 wide
-    let (pixels, prepared) = prepare(&image, None, (300, 200), (28, 28));
+    let (pixels, prepared) = prepare(image, None, (300, 200), (28, 28));
     assert!(prepared.fitted && !prepared.inverted);
     assert_eq!(prepared.to_string(), "200×300 scaled and centred");
     let lit: Vec<(usize, usize)> = (0..784).filter(|&i| pixels[i] > 0.5).map(|i| (i / 28, i % 28)).collect();
@@ -66,6 +66,6 @@ fn another_size_is_scaled_into_a_twenty_pixel_box_and_centred_by_its_mass() {
     let (cy, cx) = (centre(|i| i / 28), centre(|i| i % 28));
     assert!((cy - 14.0).abs() <= 0.5 && (cx - 14.0).abs() <= 0.5, "centre of mass ({cy}, {cx})");
     // A blank page stays blank.
-    let (blank, _) = prepare(&vec![0.0; 60 * 40], None, (60, 40), (28, 28));
+    let (blank, _) = prepare(vec![0.0; 60 * 40], None, (60, 40), (28, 28));
     assert!(blank.iter().all(|&v| v == 0.0));
 }

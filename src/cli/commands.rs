@@ -22,7 +22,7 @@ use crate::files::checkpoint::{self, Owner, Snapshots, State};
 use crate::files::figure;
 use crate::files::metrics::{DataPrint, DeadShares, Metrics, new_run_name};
 use crate::files::plot;
-use crate::files::pngio;
+use crate::files::pngio::{self, Picture};
 use crate::files::run_lock::RunLock;
 use crate::memory;
 use crate::report::{self, MEASURED_TEST, MEASURED_TRAIN, Measured, TEST_SHOWN};
@@ -809,8 +809,8 @@ pub fn denoise(
     let net = checkpoint::load(model)?;
     // The model, and its file as read beside it.
     let file = std::fs::metadata(model).map_or(0, |m| m.len());
-    let need = memory::PROCESS + file + net.forward_bytes() + Workspace::bytes(&net, 1);
-    memory::check(need, || "one image through this model".into())
+    let held = memory::PROCESS + file + net.forward_bytes() + Workspace::bytes(&net, 1);
+    memory::check(held, || "one image through this model".into())
         .map_err(|m| anyhow!("{}: {m}", model.display()))?;
     let d = net.widths()[0];
     let side = (d as f64).sqrt().round() as usize;
@@ -848,17 +848,22 @@ pub fn denoise(
     };
     let mut ws = Workspace::new(&net, 1);
     for (i, (path, [target, noisy_target])) in images.iter().zip(&targets).enumerate() {
-        let picture = pngio::read_picture(path, MAX_PIXELS)?;
-        let (rows, cols) = shape.unwrap_or((picture.gray.rows, picture.gray.cols));
+        let opened = pngio::open_picture(path, MAX_PIXELS)?;
+        // One image at a time, beside the model and the results so far (of the model's size).
+        let need = held.saturating_add(opened.bytes());
+        memory::check(need, || "decoding this image".into())
+            .map_err(|m| anyhow!("{}: {m}", path.display()))?;
+        let Picture { gray, alpha, kind } = opened.read()?;
+        let (rows, cols) = shape.unwrap_or((gray.rows, gray.cols));
         let (pixels, how) = if as_is {
-            let gray = &picture.gray.pixels;
-            let pixels =
-                picture.alpha.as_deref().map_or(gray.clone(), |a| digit::laid_on(gray, a, Background::Black));
+            let mut pixels = gray.pixels;
+            if let Some(alpha) = alpha {
+                digit::lay_on(&mut pixels, &alpha, Background::Black);
+            }
             (pixels, "as it was".to_string())
         } else {
-            let size = (picture.gray.rows, picture.gray.cols);
-            let (pixels, prepared) =
-                digit::prepare(&picture.gray.pixels, picture.alpha.as_deref(), size, (rows, cols));
+            let size = (gray.rows, gray.cols);
+            let (pixels, prepared) = digit::prepare(gray.pixels, alpha.as_deref(), size, (rows, cols));
             (pixels, prepared.to_string())
         };
         let mut input = Array2::from_shape_vec((1, d), pixels).expect("d pixels");
@@ -877,7 +882,7 @@ pub fn denoise(
         let mut output = Array2::zeros((1, d));
         net.reconstruct(input.view(), &mut ws, output.view_mut());
         let target = target.as_ref().expect("every image has a result");
-        let said = format!("{} -> {} ({}, {how})", path.display(), target.display(), picture.kind);
+        let said = format!("{} -> {} ({kind}, {how})", path.display(), target.display());
         files.push((target, png(target, (rows, cols), output.as_slice().expect("contiguous"))?, said));
     }
     let mut made = prepare_out(out)?;

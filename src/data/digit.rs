@@ -53,17 +53,17 @@ impl fmt::Display for Prepared {
 /// already of `size`, the digit's bounding box scaled to fit `20/28` of it, keeping its
 /// aspect ratio, and placed so that its centre of mass is the image's centre.
 pub fn prepare(
-    gray: &[f32],
+    mut pixels: Vec<f32>,
     alpha: Option<&[f32]>,
     (rows, cols): (usize, usize),
     size: (usize, usize),
 ) -> (Vec<f32>, Prepared) {
-    assert_eq!(gray.len(), rows * cols, "rows × cols gray levels");
+    assert_eq!(pixels.len(), rows * cols, "rows × cols gray levels");
     let mut prepared = Prepared { from: (rows, cols), ..Prepared::default() };
-    let mut pixels = gray.to_vec();
+    // In place: a drawing may be 16 million pixels, and the gray levels were the caller's to give.
     if let Some(alpha) = alpha {
-        let background = background_of(gray, alpha);
-        pixels = laid_on(gray, alpha, background);
+        let background = background_of(&pixels, alpha);
+        lay_on(&mut pixels, alpha, background);
         prepared.background = Some(background);
     }
     if border_mean(&pixels, (rows, cols)) > 0.5 {
@@ -77,18 +77,19 @@ pub fn prepare(
     (pixels, prepared)
 }
 
-/// `gray` seen through its opacity `alpha` over `background`: `a·y + (1 − a)·under`.
-pub fn laid_on(gray: &[f32], alpha: &[f32], background: Background) -> Vec<f32> {
+/// `gray` seen through its opacity `alpha` over `background`, `a·y + (1 − a)·under`, in place.
+pub fn lay_on(gray: &mut [f32], alpha: &[f32], background: Background) {
     let under = if background == Background::White { 1.0 } else { 0.0 };
-    gray.iter().zip(alpha).map(|(y, a)| a * y + (1.0 - a) * under).collect()
+    gray.iter_mut().zip(alpha).for_each(|(y, a)| *y = a * *y + (1.0 - a) * under);
 }
 
 /// The background that the opaque strokes of an image suggest: white under dark strokes (a
 /// pen on paper), black under light ones.
 fn background_of(gray: &[f32], alpha: &[f32]) -> Background {
-    let opaque: Vec<f32> = gray.iter().zip(alpha).filter(|(_, a)| **a > 0.5).map(|(y, _)| *y).collect();
-    let mean = opaque.iter().sum::<f32>() / opaque.len().max(1) as f32;
-    if !opaque.is_empty() && mean < 0.5 { Background::White } else { Background::Black }
+    let opaque = gray.iter().zip(alpha).filter(|(_, a)| **a > 0.5).map(|(y, _)| *y);
+    let (sum, count) = opaque.fold((0.0f32, 0usize), |(sum, count), y| (sum + y, count + 1));
+    let mean = sum / count.max(1) as f32;
+    if count > 0 && mean < 0.5 { Background::White } else { Background::Black }
 }
 
 /// The mean gray level of the outermost rows and columns: MNIST's background is black.
