@@ -1,7 +1,8 @@
 //! Backpropagation by hand: one training step of a tiny 2-3-2 network, with every number printed.
-//! Run with `cargo run --example backprop_by_hand`; read `docs/backprop.md` §2–8 first, since the
-//! printout follows it section by section: forward (§2), loss (§3), the backward pass through the
-//! layers and activations (§5, §6), a finite-difference check (§9) and one Adam step (§7, §8).
+//! Run with `cargo run --release --example backprop_by_hand`; read `docs/backprop.md` §2–8 first,
+//! since the printout follows it section by section: forward (§2), loss (§3), the backward pass
+//! through the layers and activations (§5, §6), a finite-difference check (§9) and one Adam step
+//! (§7, §8).
 //! It uses only the reference engine (`dae::reference`), the one written as the textbook writes it.
 //!
 //! Shapes: `B = 2` rows in the batch, `D = 2` numbers per row, `H = 3` hidden units.
@@ -20,9 +21,9 @@ use dae::reference::{activation, adam, backward, forward};
 
 /// Adam's learning rate: large, so that the step is plain to see.
 const LR: f32 = 0.1;
-/// The finite-difference step. In f32 the loss is rounded at about 1e-7, an error that the
+/// The finite-difference step `h`. In f32 the loss is rounded at about 1e-7, an error that the
 /// difference quotient divides by 2h; the quotient's own error grows as h², so 1e-2 balances both.
-const H: f32 = 1e-2;
+const STEP: f32 = 1e-2;
 /// The largest relative difference between the analytic and the numeric gradient we accept.
 const BAR: f64 = 1e-3;
 /// The first layer's weight checked by finite differences: hidden unit 2, input 1 (counting from 0).
@@ -78,7 +79,7 @@ fn numeric_gradient(model: &Model, input: ArrayView2<f32>, target: ArrayView2<f3
         layer.w_mut()[CHECKED] = value;
         mean_loss(&moved, input, target)
     };
-    let (up, down) = (w + H, w - H);
+    let (up, down) = (w + STEP, w - STEP);
     (loss_at(up) - loss_at(down)) / (f64::from(up) - f64::from(down))
 }
 
@@ -122,7 +123,7 @@ fn main() {
     show("dW₁ = δ₁ᵀ·X̃", grad(0).dw.view());
     show_vector("db₁ = Σ_rows δ₁", grad(0).db.view());
 
-    println!("\n== Gradient check (§9): central difference on W₁{CHECKED:?}, h = {H} ==");
+    println!("\n== Gradient check (§9): central difference on W₁{CHECKED:?}, h = {STEP} ==");
     println!("(unit 2 is off for row 0, so only row 1 adds to this gradient: δ₁[1, 2]·X̃[1, 1])");
     let analytic = f64::from(grad(0).dw[CHECKED]);
     let numeric = numeric_gradient(&model, x_tilde, x);

@@ -5,8 +5,8 @@
 //! 1. `docs/backprop.md` §2–8: the formulas, with the shapes of a batch at every step;
 //! 2. [`reference`](mod@reference): the same formulas as plain code, each layer's forward and backward side by
 //!    side, the loss, Adam, and [`reference::train_step`], forward, loss, backward and update as
-//!    four calls; then `cargo run --example backprop_by_hand` prints every one of its numbers
-//!    for a tiny network, and `docs/exercises.md` has you write some. The convolutional model's
+//!    four calls; then `cargo run --release --example backprop_by_hand` prints every one of its
+//!    numbers for a tiny network, and `docs/exercises.md` has you write some. The convolutional model's
 //!    layers follow with backprop.md §10–15: [`reference::conv`], [`reference::pool`];
 //! 3. [`train::trainer`]: the loop around the step, shuffling, corrupting and validating;
 //! 4. [`engine`]: the fast engine, which computes what the reference computes, with our own

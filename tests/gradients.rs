@@ -1,7 +1,7 @@
 //! Every hand-written gradient against central finite differences, on random, non-trivial
 //! inputs (zeros and ones hide bugs). Errors are normwise: the largest difference over the
 //! largest gradient. Single layers and losses are differentiated in f32 (bar 1e-3); the whole
-//! network against an f64 reference forward (bar 1e-4). Each check prints its `maxdiff`, so a
+//! network against an f64 reference forward (bar 1e-5). Each check prints its `maxdiff`, so a
 //! reader sees how far inside the bar it is (`cargo test --test gradients -- --nocapture`).
 
 mod common;

@@ -42,10 +42,12 @@ enum Command {
     /// Measure a model on the test set: BCE, MSE, PSNR and SSIM of the corrupted input and of
     /// the reconstruction, and the k-NN accuracy of its codes beside that of raw pixels.
     Eval(EvalArgs),
-    /// Denoise your own PNG images, writing DIR/<name>.png: any size and kind (gray or colour,
-    /// with transparency or not), made into digits like the data set's first.
+    /// Denoise your own PNG images, writing DIR/NAME.png: any size and kind (gray or colour,
+    /// with transparency or not), each made into a digit as MNIST's were (light on dark, scaled
+    /// into 20 of 28 pixels and centred).
     Denoise(DenoiseArgs),
-    /// Write the label and bottleneck code of every test image to a CSV file.
+    /// Write the label and bottleneck code of every test image, clean (not corrupted), to a CSV
+    /// file.
     Encode(EncodeArgs),
     /// Write DIR/report.html anew for a run: its settings and loss curves, test digits after
     /// every epoch, first-layer features, codes, dead units and a noise sweep. Training writes
@@ -56,8 +58,9 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct TrainArgs {
-    /// Passes over the training images (with --resume, in all; the run's own if not given).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Passes over the training images: 10 if not given. With --resume, the passes in all, and
+    /// if not given the run's own.
+    #[arg(long, default_value_t = 10, hide_default_value = true, value_parser = clap::value_parser!(u32).range(1..))]
     epochs: u32,
     /// Images per optimisation step.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
@@ -148,7 +151,7 @@ struct DenoiseArgs {
     #[arg(long, value_parser = path())]
     out: PathBuf,
     /// Corrupt each image first (for a demonstration) and write the corrupted one too, as
-    /// <name>.noisy.png.
+    /// NAME.noisy.png.
     #[arg(long)]
     noise: Option<Noise>,
     /// Seed of that corruption.

@@ -1,10 +1,11 @@
 //! The whole model, forward and backward through its layers, and one training step
 //! (`docs/backprop.md` §8): forward, loss, backward, update, each its own call.
 //!
-//! Shapes: `x` (B, D) a batch of inputs; layer `l` maps `A_{l−1}` (B, I_l) to `A_l` (B, O_l),
-//! with `A_0 = x`, and the last layer's output is the logits `Z_L` (B, D). The code counts
-//! layers from 0, like Python lists: layer `l` reads `outputs[l − 1]` (or `x`) and writes
-//! `outputs[l]`, which `docs/backprop.md` calls `A_{l+1}`.
+//! Shapes: `x` (B, D) a batch of inputs. The formulas count layers from 1: layer `l` maps
+//! `A_{l−1}` (B, I_l) to `A_l` (B, O_l), with `A_0 = x`, and the last layer's output is the
+//! logits `Z_L` (B, D). The code counts from 0, like Python lists: the layer at index `k` (the
+//! formulas' layer `k + 1`) reads `outputs[k − 1]` (or `x`) and writes `outputs[k]`, which the
+//! formulas call `A_{k+1}`.
 
 use ndarray::{Array2, ArrayView2};
 
@@ -41,10 +42,10 @@ pub fn train_step(
 pub fn forward(model: &Model, x: ArrayView2<f32>) -> Vec<Array2<f32>> {
     let last = model.layers.len() - 1;
     let mut outputs: Vec<Array2<f32>> = Vec::with_capacity(model.layers.len());
-    for (l, layer) in model.layers.iter().enumerate() {
-        let a_prev = if l == 0 { x } else { outputs[l - 1].view() };
+    for (k, layer) in model.layers.iter().enumerate() {
+        let a_prev = if k == 0 { x } else { outputs[k - 1].view() };
         let z = layer_forward(layer, a_prev);
-        outputs.push(if l < last { activation::forward(model.activations[l], z) } else { z });
+        outputs.push(if k < last { activation::forward(model.activations[k], z) } else { z });
     }
     outputs
 }
