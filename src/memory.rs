@@ -126,7 +126,11 @@ pub fn size(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes} bytes") } else { format!("{value:.1} {}", UNITS[unit]) }
+    match unit {
+        0 if bytes == 1 => "1 byte".to_string(),
+        0 => format!("{bytes} bytes"),
+        _ => format!("{value:.1} {}", UNITS[unit]),
+    }
 }
 
 #[cfg(test)]
@@ -135,6 +139,7 @@ mod tests {
 
     #[test]
     fn sizes_read_in_the_largest_unit() {
+        assert_eq!(size(1), "1 byte");
         assert_eq!(size(512), "512 bytes");
         assert_eq!(size(1536), "1.5 KiB");
         assert_eq!(size(25_233_522_688), "23.5 GiB");

@@ -413,19 +413,22 @@ fn sigkill_mid_epoch_leaves_a_loadable_state_of_a_finished_epoch() {
 
 /// SIGTERM (what `kill`, `timeout` and container runtimes send) and SIGHUP (a closed terminal)
 /// are Ctrl-C: the step finishes, the run is saved, no temporary file is left; the exit status is
-/// the shell's for the signal, 128 plus its number.
+/// the shell's for the signal, 128 plus its number. The hint names the run's `--data` (it was
+/// left out, and the command it gave failed), and quotes a folder a shell would split.
 #[test]
 fn sigterm_and_sighup_save_like_ctrl_c_and_leave_no_temporary_files() {
     for (name, status) in [("TERM", 143), ("HUP", 129)] {
         let data = dataset(2048);
-        let out = data.path().join("run");
+        let out = data.path().join("the run");
         let child = start_and_wait(data.path(), &out, 1);
         signal(&child, name);
         let output = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(status), "{stderr}");
         let said = format!("interrupted by SIG{name} after ");
-        assert!(stderr.contains(&said) && stderr.contains("--resume"), "{stderr}");
+        let (o, d) = (out.display(), data.path().display());
+        let hint = format!("; continue with --resume '{o}' --data {d}\n");
+        assert!(stderr.contains(&said) && stderr.ends_with(&hint), "{stderr}");
         assert!(checkpoint::load_state(&out.join("state.safetensors"), 1e-3).is_ok());
         assert_eq!(temporary_files(&out), Vec::<PathBuf>::new());
     }
@@ -1317,7 +1320,10 @@ fn sigterm_after_the_last_epoch_ends_the_run_at_once() {
     let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
     assert_eq!(status.code(), Some(143), "{rest:?}");
     assert!(sent.elapsed() < Duration::from_secs(1), "ended {:?} after the signal", sent.elapsed());
-    assert!(rest.iter().any(|l| l.starts_with("interrupted by SIGTERM after the last epoch")), "{rest:?}");
+    let hint = format!("; make its report with dae report {} --data {}", out.display(), dir.path().display());
+    let said =
+        |l: &String| l.starts_with("interrupted by SIGTERM after the last epoch") && l.ends_with(&hint);
+    assert!(rest.iter().any(said), "{rest:?}");
     assert_eq!(Metrics::read(&out.join("metrics.json")).unwrap().history.len(), 1);
     assert!(checkpoint::load(&out.join("model.safetensors")).is_ok());
 }

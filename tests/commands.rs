@@ -271,6 +271,16 @@ fn denoise_writes_cleaner_images_and_refuses_the_wrong_kind() {
     let stderr = String::from_utf8_lossy(&failed.stderr);
     assert!(stderr.contains("cut.png: corrupt PNG") && failed.stdout.is_empty(), "{stderr}");
     assert!(!fresh.exists(), "no folder, and no result of bar.png in it");
+    // A chunk whose checksum is wrong is named by its four letters (the decoder's own message
+    // printed the debug form of its chunk type).
+    let mut flipped = whole.clone();
+    let length = u32::from_be_bytes(whole[idat - 4..idat].try_into().unwrap()) as usize;
+    flipped[idat + 4 + length] ^= 1;
+    std::fs::write(&cut, &flipped).unwrap();
+    let failed = dae(&["denoise", "--model", s(&model), s(&cut), "--out", s(&fresh)]);
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(stderr.contains("cut.png: corrupt PNG: CRC error") && stderr.contains(" IDAT chunk"), "{stderr}");
+    assert!(!stderr.contains("ChunkType") && !fresh.exists(), "{stderr}");
     // Never over the original, and never two results to one name.
     let original = std::fs::read(&input).unwrap();
     let failed = dae(&["denoise", "--model", s(&model), s(&input), "--out", s(dir.path())]);
@@ -282,6 +292,19 @@ fn denoise_writes_cleaner_images_and_refuses_the_wrong_kind() {
         dae(&["denoise", "--model", s(&model), s(&input), s(&twin), "--out", s(&dir.path().join("o2"))]);
     assert_eq!(failed.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&failed.stderr).contains("two results would be written to"));
+    // Nor over a file of another kind that has the image's name (a data set's labels, say); an
+    // earlier result, a PNG, is replaced.
+    let (labels, o4) = (dir.path().join("labels.gz"), dir.path().join("o4"));
+    std::fs::copy(&input, &labels).unwrap();
+    std::fs::create_dir(&o4).unwrap();
+    std::fs::write(o4.join("labels.gz"), b"not an image").unwrap();
+    let failed = dae(&["denoise", "--model", s(&model), s(&labels), "--out", s(&o4)]);
+    assert_eq!(failed.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(stderr.contains("labels.gz: exists and is not a PNG image"), "{stderr}");
+    assert_eq!(std::fs::read(o4.join("labels.gz")).unwrap(), b"not an image");
+    std::fs::copy(&input, o4.join("labels.gz")).unwrap();
+    assert!(dae(&["denoise", "--model", s(&model), s(&labels), "--out", s(&o4)]).status.success());
     // With --noise, `a.png`'s corrupted copy and `a.noisy.png`'s result share a name.
     let noisy_twin = dir.path().join("bar.noisy.png");
     std::fs::copy(&input, &noisy_twin).unwrap();

@@ -106,8 +106,15 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
         let training = |rows| training_bytes(config, &data, rows);
         check_training_memory(config, &data, false, training, || end_of_run_bytes(&model(), &data))?;
     }
+    // What to type next, should the run stop: the --data it trains on goes with it.
+    let data_flag = match plan.data == Path::new("data") {
+        true => String::new(),
+        false => format!(" --data {}", shell_word(&plan.data)),
+    };
+    let resume_flags = format!("--resume {}{data_flag}", shell_word(&out));
+    let report = format!("dae report {}{data_flag}", shell_word(&out));
     // From here on a signal stops the run cleanly, at the first step if it comes before it.
-    let stopper = Stopper::install(&out)?;
+    let stopper = Stopper::install(&out, &report)?;
     // A run that ends before it saves anything takes the folders it made with it.
     let mut made = prepare_out(&out)?;
     let lock =
@@ -201,7 +208,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
                 let out = out.display();
                 let by = stopper.signal_name();
                 say_err!(
-                    "interrupted by {by} after {progress}; saved in {out}; continue with --resume {out}"
+                    "interrupted by {by} after {progress}; saved in {out}; continue with {resume_flags}"
                 );
                 return Err(stopper.failure());
             }
@@ -234,7 +241,8 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
         save_run(&mut trainer, &metrics, &snapshots, &samples)?;
     }
     if stopper.epochs_done() {
-        say_err!("interrupted by {} after the last epoch; saved in {}", stopper.signal_name(), out.display());
+        let (by, out) = (stopper.signal_name(), out.display());
+        say_err!("interrupted by {by} after the last epoch; saved in {out}; make its report with {report}");
         return Err(stopper.failure());
     }
     let profile = kernel_before.map(|before| {
@@ -253,7 +261,10 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
     let codes = evaluate::encode(&model, noisy.view());
     let test_set = (clean.view(), noisy.view(), codes.view());
     let run = report_of(&out, &metrics, &model, &data, test_set, &snapshots, Some(&measured));
-    write_report(&out, &run)?;
+    write_report(&out, &run).map_err(|e| match e {
+        Failure::Error(e) => anyhow!("{e:#}; the run itself is saved, and {report} writes its report").into(),
+        other => other,
+    })?;
     signals::finished();
     say!("wrote {}", out.display());
     if let Some(profile) = profile {
@@ -506,10 +517,16 @@ fn check_given(plan: &Training, saved: &Config, dir: &Path) -> Result<(), Failur
                 return Err(Failure::Usage(message));
             }
             "loss" => ("--loss", asked.loss.to_string(), saved.loss.to_string()),
-            "layers" => ("--layers", format!("{:?}", asked.hidden), format!("{:?}", saved.hidden)),
+            "layers" => ("--layers", join(&asked.hidden), join(&saved.hidden)),
             "arch" => ("--arch", asked.arch.to_string(), saved.arch.to_string()),
             "out" if same_file(&plan.out, dir) => continue,
-            "out" => ("--out", plan.out.display().to_string(), dir.display().to_string()),
+            "out" => {
+                let (asked, dir) = (plan.out.display(), dir.display());
+                let message = format!(
+                    "--out {asked}: a resumed run writes into its own folder, {dir}; leave --out out"
+                );
+                return Err(Failure::Usage(message));
+            }
             _ => continue,
         };
         if asked != saved {
@@ -820,6 +837,7 @@ pub fn denoise(
     inputs.push(model.to_path_buf());
     for target in targets.iter().flat_map(|pair| pair.iter().flatten()) {
         check_output_file(target, &inputs)?;
+        check_replaces_a_png(target)?;
     }
     for path in images {
         // The size from the header, before a pixel is decoded, and before anything is written.
@@ -833,7 +851,7 @@ pub fn denoise(
                 Some((r, c)) => {
                     format!("the model takes {c}×{r}{}", if as_is { " with --as-is" } else { "" })
                 }
-                None => format!("the model takes {d} pixels"),
+                None => format!("the model takes {}", plural(d, "pixel")),
             };
             let message = format!("the image is {cols}×{rows} (width×height); {expected}");
             return Err(anyhow!("{}: {message}", path.display()).into());
@@ -978,6 +996,27 @@ fn check_output_file(out: &Path, inputs: &[PathBuf]) -> Result<(), Failure> {
         return refuse(&format!("is a file of the run in {}; name another file", folder.display()));
     }
     Ok(())
+}
+
+/// A usage error if `target` holds something other than a PNG image: `denoise` replaces its own
+/// earlier results, never another kind of file that has an image's name (an input named
+/// `train-labels-idx1-ubyte.gz` denoised into the data folder replaced the labels).
+fn check_replaces_a_png(target: &Path) -> Result<(), Failure> {
+    use std::io::Read as _;
+    const SIGNATURE: [u8; 8] = [137, 80, 78, 71, 13, 10, 26, 10];
+    let mut head = Vec::with_capacity(SIGNATURE.len());
+    // A file that is not there, or cannot be read, is left to the writing to say so.
+    let Ok(file) = std::fs::File::open(target) else { return Ok(()) };
+    if file.take(SIGNATURE.len() as u64).read_to_end(&mut head).is_err() || head.is_empty() {
+        return Ok(());
+    }
+    match head == SIGNATURE {
+        true => Ok(()),
+        false => Err(Failure::Usage(format!(
+            "--out {}: exists and is not a PNG image; denoise replaces only its own results",
+            target.display()
+        ))),
+    }
 }
 
 /// Writes the label and bottleneck code of every test image in `data` to the CSV file `out`,
@@ -1208,6 +1247,17 @@ fn check_training_memory(
         };
         Failure::Usage(format!("{message}; {hint}"))
     })
+}
+
+/// `path` as a word of a shell command: as it is if it is made of letters, digits and
+/// `/._-+,:=@%`, else in single quotes (a `'` inside written `'\''`).
+fn shell_word(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+,:=@%".contains(c);
+    match !text.is_empty() && text.chars().all(plain) {
+        true => text.into_owned(),
+        false => format!("'{}'", text.replace('\'', r"'\''")),
+    }
 }
 
 /// "128,64,32".

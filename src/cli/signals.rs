@@ -73,8 +73,8 @@ pub struct Stopper {
 impl Stopper {
     /// Catches SIGINT, SIGTERM and SIGHUP (those not ignored) from now until the process ends:
     /// each sets [`Stopper::interrupt_flag`], which the trainer reads before every step. `out`
-    /// is the run's folder, for the message.
-    pub fn install(out: &Path) -> std::io::Result<Stopper> {
+    /// is the run's folder, and `report` the command that writes its report, for the message.
+    pub fn install(out: &Path, report: &str) -> std::io::Result<Stopper> {
         let interrupt = Arc::new(AtomicBool::new(false));
         let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP].into_iter().filter(|&s| !ignored(s)))?;
         let stopper = Stopper {
@@ -84,7 +84,7 @@ impl Stopper {
         };
         let (signal, stage, interrupt) =
             (Arc::clone(&stopper.signal), Arc::clone(&stopper.stage), Arc::clone(&stopper.interrupt));
-        let out = out.display().to_string();
+        let (out, report) = (out.display().to_string(), report.to_string());
         std::thread::spawn(move || {
             for caught in signals.forever() {
                 signal.store(caught, Ordering::SeqCst);
@@ -95,7 +95,7 @@ impl Stopper {
                 if stage.load(Ordering::SeqCst) == ENDING && LAST_WORD.claim(SIGNAL) {
                     let name = signal_name(caught).unwrap_or("a signal");
                     say_err!(
-                        "interrupted by {name} after the last epoch; saved in {out}; 'dae report {out}' makes its report"
+                        "interrupted by {name} after the last epoch; saved in {out}; make its report with {report}"
                     );
                     exit_removing_partial_files(128 + caught);
                 }

@@ -535,8 +535,9 @@ fn read_model(file: &File, path: &Path) -> Result<Model, CheckpointError> {
     if let Some((rows, cols)) = image_of(file, path)?
         && (rows == 0 || cols == 0 || rows.checked_mul(cols) != Some(model.widths()[0]))
     {
-        let message =
-            format!("metadata 'image' = {rows}x{cols}, but the model takes {} pixels", model.widths()[0]);
+        let d = model.widths()[0];
+        let pixels = if d == 1 { "1 pixel".to_string() } else { format!("{d} pixels") };
+        let message = format!("metadata 'image' = {rows}x{cols}, but the model takes {pixels}");
         return Err(error(path, message));
     }
     let widths_now = model.widths();

@@ -80,7 +80,7 @@ fn header_problem(e: png::DecodingError) -> String {
         png::DecodingError::LimitsExceeded => {
             format!("its chunks besides the pixels need more than the {} MiB allowed", METADATA_BYTES >> 20)
         }
-        e => format!("not a PNG image: {e}"),
+        e => format!("not a PNG image: {}", named_chunks(e)),
     }
 }
 
@@ -154,7 +154,8 @@ impl Opened {
         let kind =
             format!("{} at {bits} bit{}", color_name(info.color_type), if bits == 1 { "" } else { "s" });
         let mut bytes = vec![0; reader.output_buffer_size().ok_or_else(|| error("too large".into()))?];
-        let frame = reader.next_frame(&mut bytes).map_err(|e| error(format!("corrupt PNG: {e}")))?;
+        let frame =
+            reader.next_frame(&mut bytes).map_err(|e| error(format!("corrupt PNG: {}", named_chunks(e))))?;
         // The decoder's rows go before the gray levels come.
         drop(reader);
         let channels = frame.color_type.samples();
@@ -169,6 +170,21 @@ impl Opened {
         let opaque = pixels().all(|p| !has_alpha(frame.color_type) || p[channels - 1] == u8::MAX);
         let alpha = (!opaque).then(|| pixels().map(|p| level(p[channels - 1])).collect());
         Ok(Picture { gray: Gray { rows, cols, pixels: gray }, alpha, kind })
+    }
+}
+
+/// The decoder's message, with a chunk it names by its four letters: the `png` crate prints the
+/// debug form of its chunk type ("while decoding ChunkType { type: IDAT, critical: true, … } chunk").
+fn named_chunks(e: png::DecodingError) -> String {
+    let text = e.to_string();
+    const OPEN: &str = "ChunkType { type: ";
+    let Some(start) = text.find(OPEN) else { return text };
+    let rest = &text[start + OPEN.len()..];
+    match (rest.find(','), rest.find('}')) {
+        (Some(name), Some(close)) if name < close => {
+            format!("{}{}{}", &text[..start], &rest[..name], &rest[close + 1..])
+        }
+        _ => text,
     }
 }
 
