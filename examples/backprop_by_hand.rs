@@ -130,7 +130,7 @@ fn main() {
     let relative = (analytic - numeric).abs() / analytic.abs().max(numeric.abs());
     let verdict = if relative < BAR { "OK" } else { "NOT OK" };
     println!("analytic dW₁{CHECKED:?} = {analytic:.6}   (δ₁ᵀ·X̃ above)");
-    println!("numeric  (L(w + h) − L(w − h))/2h = {numeric:.6}");
+    println!("numeric  (L(w⁺) − L(w⁻))/(w⁺ − w⁻) = {numeric:.6}   (w± = w ± h, as f32 rounds them)");
     println!("relative difference {relative:.1e}  (bar {BAR:.0e})  {verdict}");
 
     println!("\n== One Adam step (§7), lr = {LR}: w ← w − lr·m̂/(√v̂ + ε) ==");
