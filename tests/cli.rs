@@ -1867,21 +1867,29 @@ fn a_smaller_batch_is_named_only_if_the_end_of_the_run_fits_too() {
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
 }
 
+/// A dense model of 8×8 images with one hidden layer of `hidden` units, saved in `dir` as
+/// `name`; and what `denoise` counts for it before any image: the program, the file, the model
+/// as it runs forward and its buffers for one image.
+fn saved_for_denoise(dir: &Path, name: &str, hidden: usize) -> (dae::engine::model::Model, PathBuf, u64) {
+    use dae::engine::model::{Model, Workspace};
+    let mut rng = dae::data::rng::stream(1, dae::data::rng::Purpose::Init, 0);
+    let model = Model::autoencoder(64, &[hidden], &mut rng);
+    let path = dir.join(name);
+    checkpoint::save(&model, (8, 8), &path).unwrap();
+    let file = std::fs::metadata(&path).unwrap().len();
+    let need = dae::memory::PROCESS + file + model.forward_bytes() + Workspace::bytes(&model, 1);
+    (model, path, need)
+}
+
 /// A model that only runs forward is counted without its gradients, which it never writes:
 /// `denoise` refuses one image only below that count (a `--layers 2048` model was counted at
 /// 69.1 MiB with them, for a peak of 48 MiB).
 #[test]
 fn denoise_counts_the_model_without_its_gradients() {
-    use dae::engine::model::{Model, Workspace};
     let dir = tempfile::tempdir().unwrap();
-    let mut rng = dae::data::rng::stream(1, dae::data::rng::Purpose::Init, 0);
-    let model = Model::autoencoder(64, &[1024], &mut rng);
-    let path = dir.path().join("wide.safetensors");
-    checkpoint::save(&model, (8, 8), &path).unwrap();
+    let (model, path, need) = saved_for_denoise(dir.path(), "wide.safetensors", 1024);
     let png = dir.path().join("in.png");
     dae::files::pngio::write_gray(&png, (8, 8), &[0.5; 64]).unwrap();
-    let file = std::fs::metadata(&path).unwrap().len();
-    let need = dae::memory::PROCESS + file + model.forward_bytes() + Workspace::bytes(&model, 1);
     // The gradients: a `dW` of 1024×64 and one of 64×1024, and the biases'.
     assert_eq!(model.bytes() - model.forward_bytes(), 4 * (2 * 1024 * 64 + 1024 + 64) + 2 * 60);
     let (m, out) = (path_str(&path), dir.path().join("out"));
@@ -1901,20 +1909,15 @@ fn denoise_counts_the_model_without_its_gradients() {
 /// at 16 bits took 262 MB under `DAE_MEMORY=20MiB`).
 #[test]
 fn denoise_refuses_an_image_too_large_to_decode_before_decoding_it() {
-    use dae::engine::model::{Model, Workspace};
     let dir = tempfile::tempdir().unwrap();
-    let mut rng = dae::data::rng::stream(1, dae::data::rng::Purpose::Init, 0);
-    let model = Model::autoencoder(64, &[16], &mut rng);
-    let path = dir.path().join("small.safetensors");
-    checkpoint::save(&model, (8, 8), &path).unwrap();
+    let (_, path, model_need) = saved_for_denoise(dir.path(), "small.safetensors", 16);
     let (small, large) = (dir.path().join("small.png"), dir.path().join("large.png"));
     dae::files::pngio::write_gray(&small, (8, 8), &[0.5; 64]).unwrap();
     dae::files::pngio::write_gray(&large, (1000, 1500), &vec![0.0; 1_500_000]).unwrap();
     let decoding = dae::files::pngio::open_picture(&large, 1 << 24).unwrap().bytes();
     // One byte a pixel decoded, then four of gray levels (the image is opaque, so no opacity).
     assert_eq!(decoding, 5 * 1_500_000);
-    let file = std::fs::metadata(&path).unwrap().len();
-    let need = dae::memory::PROCESS + file + model.forward_bytes() + Workspace::bytes(&model, 1) + decoding;
+    let need = model_need + decoding;
     let (m, out) = (path_str(&path), dir.path().join("out"));
     let denoise = ["denoise", "--model", m, path_str(&small), path_str(&large), "--out", path_str(&out)];
     let needs = format!("large.png: decoding this image needs {}", dae::memory::size(need));
