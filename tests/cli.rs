@@ -1759,7 +1759,9 @@ fn dae_within(limit: impl AsRef<std::ffi::OsStr>) -> Command {
 }
 
 /// The memory a run is checked for holds the data set too, which stays loaded while it trains
-/// (MNIST's 52 MiB were left out, a third of the notebook's run).
+/// (MNIST's 52 MiB were left out, a third of the notebook's run); and each of its files is
+/// checked beside those read before it (each was checked alone, and all four were loaded past
+/// the limit before a refusal).
 #[test]
 fn the_memory_checked_for_holds_the_data_set() {
     use dae::train::{Config, memory::training_bytes};
@@ -1771,7 +1773,18 @@ fn the_memory_checked_for_holds_the_data_set() {
     assert_eq!(set.bytes(), held);
     let need = held + dae::memory::PROCESS + training_bytes(&Config::default(), &set, 256);
     let needs = format!("needs {} of memory", dae::memory::size(need));
-    fails_as(dae_within("20MiB"), &["--data", d, "--out", path_str(&out), "--epochs", "1"], 2, &[&needs]);
+    let args = ["--data", d, "--out", path_str(&out), "--epochs", "1"];
+    fails_as(dae_within("30MiB"), &args, 2, &[&needs]);
+    // The training split's 9000 images and labels, then the test images' 3000 beside them.
+    let train = 9000 * (784 + 1);
+    let test_images = dae::memory::PROCESS + train + 16 + 3000 * 784;
+    let beside = format!(
+        "t10k-images-idx3-ubyte.gz: unpacked, the body of dimensions [3000, 28, 28] its header declares, \
+         beside the {} of the files read before it, needs {} of memory",
+        dae::memory::size(train),
+        dae::memory::size(test_images)
+    );
+    fails_as(dae_within((test_images - 1).to_string()), &args, 1, &[&beside]);
 }
 
 /// A run that needs more memory than there is is refused before anything is allocated, with
@@ -1943,7 +1956,7 @@ fn a_plain_data_file_larger_than_memory_is_refused_before_it_is_read() {
     let args = ["--data", d, "--out", path_str(&out), "--epochs", "1"];
     let needles = [
         path_str(&images),
-        "the body of dimensions [128, 128, 128] its header declares needs 2.0 MiB of memory",
+        "the body of dimensions [128, 128, 128] its header declares needs 14.0 MiB of memory",
         "DAE_MEMORY allows 1.0 MiB",
     ];
     fails_as(dae_within("1MiB"), &args, 1, &needles);
@@ -1991,7 +2004,13 @@ fn a_model_that_needs_more_memory_than_there_is_is_refused_at_load() {
     dae::files::pngio::write_gray(&png, (8, 8), &[0.5; 64]).unwrap();
     let out = data.path().join("out");
     let denoise = ["denoise", "--model", m, path_str(&png), "--out", path_str(&out)];
-    fails_as(dae_within("1MiB"), &denoise, 1, &["wide.safetensors", "one image through this model needs"]);
+    // A file is not even read where three times its size does not fit (a 93 MB model was read
+    // and built, peaking at 283 MiB, before a refusal under 20 MiB).
+    let file = std::fs::metadata(&path).unwrap().len();
+    let reading = format!("reading it ({}) and building what it holds needs", dae::memory::size(file));
+    fails_as(dae_within("1MiB"), &denoise, 1, &["wide.safetensors", &reading]);
+    let read = (dae::memory::PROCESS + 3 * file + 1).to_string();
+    fails_as(dae_within(read), &denoise, 1, &["wide.safetensors", "one image through this model needs"]);
     assert!(!out.exists(), "denoise wrote nothing");
     let run = dae().args(["eval", "--model", m, "--data", d]).output().unwrap();
     assert!(run.status.success(), "the machine has the memory: {}", String::from_utf8_lossy(&run.stderr));

@@ -109,7 +109,7 @@ fn wrong_magic_unsupported_dtype_and_rank() {
 
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "rank2", &idx_bytes(0x08, &[2, 2], &[1, 2, 3, 4]));
-    let err = idx::read_rank(&path, 3).unwrap_err();
+    let err = idx::read_rank(&path, 3, 0).unwrap_err();
     assert!(matches!(err.kind, IdxErrorKind::WrongRank { expected: 3, found: 2 }), "{err}");
 }
 

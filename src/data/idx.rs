@@ -103,15 +103,22 @@ impl IdxError {
 
 /// Reads the IDX file at `path`, gzipped or not.
 pub fn read(path: &Path) -> Result<Idx, IdxError> {
+    read_beside(path, 0)
+}
+
+/// [`read`], where `held` bytes are held already (the files of a data set read before it): a
+/// body that does not fit in the memory limit beside them and the program is refused before it
+/// is read.
+pub fn read_beside(path: &Path, held: u64) -> Result<Idx, IdxError> {
     let file = File::open(path).map_err(|e| IdxError::new(path, e.into()))?;
     // A regular file's length tells a lying header at once; a pipe's is not known.
     let length = file.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
-    read_with_length(BufReader::new(file), length).map_err(|kind| IdxError::new(path, kind))
+    read_with_length(BufReader::new(file), length, held).map_err(|kind| IdxError::new(path, kind))
 }
 
-/// Reads an IDX file of rank `rank` at `path`.
-pub fn read_rank(path: &Path, rank: usize) -> Result<Idx, IdxError> {
-    let idx = read(path)?;
+/// Reads an IDX file of rank `rank` at `path`, beside `held` bytes ([`read_beside`]).
+pub fn read_rank(path: &Path, rank: usize, held: u64) -> Result<Idx, IdxError> {
+    let idx = read_beside(path, held)?;
     if idx.dims.len() != rank {
         let kind = IdxErrorKind::WrongRank { expected: rank, found: idx.dims.len() };
         return Err(IdxError::new(path, kind));
@@ -122,16 +129,20 @@ pub fn read_rank(path: &Path, rank: usize) -> Result<Idx, IdxError> {
 /// Reads IDX bytes from any reader, gunzipping them first (every member) if they start with
 /// gzip's magic.
 pub fn read_from(reader: impl io::BufRead) -> Result<Idx, IdxErrorKind> {
-    read_with_length(reader, None)
+    read_with_length(reader, None, 0)
 }
 
-/// [`read_from`], for bytes whose count is `length` if it is known.
-fn read_with_length(mut reader: impl io::BufRead, length: Option<u64>) -> Result<Idx, IdxErrorKind> {
+/// [`read_from`], for bytes whose count is `length` if it is known, beside `held` bytes.
+fn read_with_length(
+    mut reader: impl io::BufRead,
+    length: Option<u64>,
+    held: u64,
+) -> Result<Idx, IdxErrorKind> {
     if reader.fill_buf()?.starts_with(&GZIP_MAGIC) {
         let mut gz = BufReader::new(MultiGzDecoder::new(reader));
-        parse(&mut gz, Stored::Gzipped)
+        parse(&mut gz, Stored::Gzipped, held)
     } else {
-        parse(&mut reader, Stored::Plain { length })
+        parse(&mut reader, Stored::Plain { length }, held)
     }
 }
 
@@ -144,7 +155,7 @@ enum Stored {
     Plain { length: Option<u64> },
 }
 
-fn parse(reader: &mut impl Read, stored: Stored) -> Result<Idx, IdxErrorKind> {
+fn parse(reader: &mut impl Read, stored: Stored, held: u64) -> Result<Idx, IdxErrorKind> {
     let gzipped = matches!(stored, Stored::Gzipped);
     let io_kind = |e: io::Error| {
         if gzipped { IdxErrorKind::Gzip(e) } else { e.into() }
@@ -193,9 +204,14 @@ fn parse(reader: &mut impl Read, stored: Stored) -> Result<Idx, IdxErrorKind> {
     // thousand times its size, and a plain file can be larger than memory.
     let what = || {
         let unpacked = if gzipped { "unpacked, " } else { "" };
-        format!("{unpacked}the body of dimensions {dims32:?} its header declares")
+        let beside = match held {
+            0 => String::new(),
+            held => format!(", beside the {} of the files read before it,", memory::size(held)),
+        };
+        format!("{unpacked}the body of dimensions {dims32:?} its header declares{beside}")
     };
-    memory::check(header_len + body_len, what).map_err(IdxErrorKind::OutOfMemory)?;
+    let need = memory::PROCESS.saturating_add(held).saturating_add(header_len + body_len);
+    memory::check(need, what).map_err(IdxErrorKind::OutOfMemory)?;
     // Read at most one byte more than promised: the vector grows only as real bytes arrive.
     let mut data = Vec::new();
     reader.take(body_len + 1).read_to_end(&mut data).map_err(io_kind)?;

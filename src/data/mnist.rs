@@ -94,7 +94,7 @@ pub const TEST_LABELS: &str = "t10k-labels-idx1-ubyte";
 impl Mnist {
     /// The bytes its pixels and labels take in memory.
     pub fn bytes(&self) -> u64 {
-        [&self.train, &self.test].iter().map(|s| (s.images.pixels.len() + s.labels.len()) as u64).sum()
+        self.train.bytes() + self.test.bytes()
     }
 
     /// Loads the four files from `dir`, each as `NAME.gz` or plain `NAME`.
@@ -111,8 +111,9 @@ impl Mnist {
         if let Some(what) = what {
             return Err(DataError::Folder { path: dir.to_path_buf(), what });
         }
-        let train = Split::load(dir, TRAIN_IMAGES, TRAIN_LABELS)?;
-        let test = Split::load(dir, TEST_IMAGES, TEST_LABELS)?;
+        // Each file is checked against the memory limit beside those read before it.
+        let train = Split::load(dir, TRAIN_IMAGES, TRAIN_LABELS, 0)?;
+        let test = Split::load(dir, TEST_IMAGES, TEST_LABELS, train.bytes())?;
         let (a, b) = (&train.images, &test.images);
         if (a.rows, a.cols) != (b.rows, b.cols) {
             return Err(DataError::Inconsistent {
@@ -134,6 +135,11 @@ impl Mnist {
 }
 
 impl Split {
+    /// The bytes its pixels and labels take in memory.
+    pub fn bytes(&self) -> u64 {
+        (self.images.pixels.len() + self.labels.len()) as u64
+    }
+
     /// The first `n` images (all, if fewer) and their labels.
     pub fn head(&self, n: usize) -> Split {
         let n = n.min(self.images.count);
@@ -142,11 +148,12 @@ impl Split {
         Split { images, labels: self.labels[..n].to_vec() }
     }
 
-    fn load(dir: &Path, images: &str, labels: &str) -> Result<Split, DataError> {
+    /// The images and labels of a split, read beside `held` bytes already in memory.
+    fn load(dir: &Path, images: &str, labels: &str, held: u64) -> Result<Split, DataError> {
         let images_path = find(dir, images)?;
-        let images = read_images(&images_path)?;
+        let images = read_images_beside(&images_path, held)?;
         let labels_path = find(dir, labels)?;
-        let labels = idx::read_rank(&labels_path, 1)?.data;
+        let labels = idx::read_rank(&labels_path, 1, held + images.pixels.len() as u64)?.data;
         let inconsistent = |message| DataError::Inconsistent { path: labels_path.clone(), message };
         if labels.len() != images.count {
             let msg = format!("{} labels for {} images", labels.len(), images.count);
@@ -161,7 +168,12 @@ impl Split {
 
 /// Reads a rank-3 IDX file `(count, rows, cols)` of images; an empty set is an error.
 pub fn read_images(path: &Path) -> Result<Images, DataError> {
-    let idx = idx::read_rank(path, 3)?;
+    read_images_beside(path, 0)
+}
+
+/// [`read_images`], beside `held` bytes already in memory ([`idx::read_beside`]).
+fn read_images_beside(path: &Path, held: u64) -> Result<Images, DataError> {
+    let idx = idx::read_rank(path, 3, held)?;
     let [count, rows, cols] = [idx.dims[0], idx.dims[1], idx.dims[2]];
     if count == 0 || rows == 0 || cols == 0 {
         let message = format!("no pixels to train on: dimensions {count}×{rows}×{cols}");
