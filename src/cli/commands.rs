@@ -2,6 +2,7 @@
 //! watching needs and returns a [`Failure`] that says how it ended. The flags are parsed in
 //! [`crate::cli`]; the numeric work is in the library's other modules.
 
+use std::collections::HashMap;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
@@ -837,8 +838,7 @@ pub fn denoise(
     let side = (d as f64).sqrt().round() as usize;
     let shape = checkpoint::image_shape(model)?.or((side * side == d).then_some((side, side)));
     let targets = denoise_targets(images, out, noise.is_some())?;
-    let mut inputs = images.to_vec();
-    inputs.push(model.to_path_buf());
+    let inputs = by_canonical(images.iter().chain([&model.to_path_buf()]));
     for target in targets.iter().flat_map(|pair| pair.iter().flatten()) {
         check_output_file(target, &inputs)?;
         check_replaces_a_png(target)?;
@@ -926,8 +926,11 @@ fn denoise_targets(
     out: &Path,
     noisy: bool,
 ) -> Result<Vec<[Option<PathBuf>; 2]>, Failure> {
-    for (i, image) in images.iter().enumerate() {
-        if let Some(earlier) = images[..i].iter().find(|earlier| same_file(earlier, image)) {
+    // Each path made canonical once: a thousand images were a million comparisons, each two
+    // `canonicalize` calls (15 minutes for ten thousand).
+    let mut given = std::collections::HashMap::new();
+    for image in images {
+        if let Some(earlier) = canonical(image).and_then(|c| given.insert(c, image)) {
             let message = format!(
                 "{} is given twice (as {} too); name each image once",
                 image.display(),
@@ -945,7 +948,7 @@ fn denoise_targets(
         let noisy_target = noisy.then(|| out.join(format!("{stem}.noisy.png")));
         let pair = [Some(out.join(name)), noisy_target];
         for target in pair.iter().flatten() {
-            if images.iter().any(|image| same_file(image, target)) {
+            if canonical(target).is_some_and(|c| given.contains_key(&c)) {
                 let message = format!("--out {}: would overwrite {}", out.display(), target.display());
                 return Err(Failure::Usage(message));
             }
@@ -964,21 +967,30 @@ fn denoise_targets(
 
 /// Whether `a` and `b` name the same file, existing or not (a data file the loader would read).
 fn same_file(a: &Path, b: &Path) -> bool {
-    // A file that does not exist yet is named by its folder's canonical path and its name.
-    let canonical = |p: &Path| {
-        p.canonicalize().ok().or_else(|| {
-            let parent = folder_of(p);
-            Some(parent.canonicalize().ok()?.join(p.file_name()?))
-        })
-    };
     matches!((canonical(a), canonical(b)), (Some(a), Some(b)) if a == b)
 }
 
+/// The canonical path of `p`; for a file that does not exist yet, its folder's and its name.
+fn canonical(p: &Path) -> Option<PathBuf> {
+    p.canonicalize().ok().or_else(|| Some(folder_of(p).canonicalize().ok()?.join(p.file_name()?)))
+}
+
+/// `paths` by their canonical paths, each as it was given (the first, of two that are one file).
+fn by_canonical<'a>(paths: impl IntoIterator<Item = &'a PathBuf>) -> HashMap<PathBuf, PathBuf> {
+    let mut map = HashMap::new();
+    for path in paths {
+        if let Some(c) = canonical(path) {
+            map.entry(c).or_insert_with(|| path.clone());
+        }
+    }
+    map
+}
+
 /// A usage error unless `out` may be written by renaming a new file over it: nothing there, or
-/// a regular file (not a link) that is not one of the command's `inputs`, nor one of a run
-/// folder's files. (Renaming over a device or a link would replace it, as root even `/dev/null`
+/// a regular file (not a link) that is not one of the command's `inputs` (by their canonical
+/// paths, [`by_canonical`]), nor one of a run folder's files. (Renaming over a device or a link would replace it, as root even `/dev/null`
 /// or `/dev/stdout`; over a run's state, lose the run; over its `.lock`, let a second run in.)
-fn check_output_file(out: &Path, inputs: &[PathBuf]) -> Result<(), Failure> {
+fn check_output_file(out: &Path, inputs: &HashMap<PathBuf, PathBuf>) -> Result<(), Failure> {
     let refuse = |why: &str| Err(Failure::Usage(format!("--out {}: {why}", out.display())));
     if let Ok(target) = std::fs::read_link(out) {
         // A file is written by renaming a new one over its name: over a link, the link goes
@@ -989,7 +1001,7 @@ fn check_output_file(out: &Path, inputs: &[PathBuf]) -> Result<(), Failure> {
     if std::fs::metadata(out).is_ok_and(|meta| !meta.is_file()) {
         return refuse("exists and is not a regular file; name a new file or one to replace");
     }
-    if let Some(input) = inputs.iter().find(|input| same_file(input, out)) {
+    if let Some(input) = canonical(out).and_then(|c| inputs.get(&c)) {
         return refuse(&format!("is {}, an input of this command; name another file", input.display()));
     }
     let name = out.file_name().and_then(|n| n.to_str()).unwrap_or_default();
@@ -1090,7 +1102,7 @@ fn check_csv_out(out: &Path, model: &Path, data: &Path) -> Result<(), Failure> {
     for name in [mnist::TRAIN_IMAGES, mnist::TRAIN_LABELS, mnist::TEST_IMAGES, mnist::TEST_LABELS] {
         inputs.extend([data.join(name), data.join(format!("{name}.gz"))]);
     }
-    check_output_file(out, &inputs)
+    check_output_file(out, &by_canonical(&inputs))
 }
 
 /// `encode`'s CSV: a header, then a row per image, its label and its code (N, H_code).
@@ -1253,15 +1265,34 @@ fn check_training_memory(
     })
 }
 
-/// `path` as a word of a shell command: as it is if it is made of letters, digits and
-/// `/._-+,:=@%`, else in single quotes (a `'` inside written `'\''`).
+/// `path` as a word of a shell command that names it: as it is if it is made of letters, digits
+/// and `/._-+,:=@%`; else in single quotes (a `'` inside written `'\''`); a name that is not text,
+/// or holds a control character, in bash's `$'…'` with such bytes as `\xHH`. A relative path
+/// that starts with `-` gets `./` before it, or a command would read it as a flag.
 fn shell_word(path: &Path) -> String {
-    let text = path.to_string_lossy();
-    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+,:=@%".contains(c);
-    match !text.is_empty() && text.chars().all(plain) {
-        true => text.into_owned(),
-        false => format!("'{}'", text.replace('\'', r"'\''")),
+    let bytes = path.as_os_str().as_bytes();
+    let bytes = if bytes.starts_with(b"-") { [b"./", bytes].concat() } else { bytes.to_vec() };
+    let plain = |b: &u8| b.is_ascii_alphanumeric() || b"/._-+,:=@%".contains(b);
+    match String::from_utf8(bytes) {
+        Ok(text) if !text.is_empty() && text.bytes().all(|b| plain(&b)) => text,
+        Ok(text) if !text.chars().any(char::is_control) => format!("'{}'", text.replace('\'', r"'\''")),
+        Ok(text) => escaped(text.as_bytes()),
+        Err(e) => escaped(e.as_bytes()),
     }
+}
+
+/// `bytes` in bash's `$'…'`: printable ASCII as it is (but `'` and `\\` escaped), every other
+/// byte as `\xHH`.
+fn escaped(bytes: &[u8]) -> String {
+    let inside: String = bytes
+        .iter()
+        .map(|&b| match b {
+            b'\'' | b'\\' => format!("\\{}", b as char),
+            b' '..=b'~' => (b as char).to_string(),
+            _ => format!("\\x{b:02x}"),
+        })
+        .collect();
+    format!("$'{inside}'")
 }
 
 /// "128,64,32".
@@ -1316,4 +1347,27 @@ fn progress_bar(epoch: usize, epochs: usize, steps: usize) -> ProgressBar {
     bar.set_style(style);
     bar.set_message(format!("{epoch}/{epochs}"));
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_word;
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::Path;
+
+    /// Each hint's folder pastes back into a shell as the same name (the hints printed `-lead`
+    /// for a folder `-lead`, which a command reads as flags, and a name that is not text with
+    /// U+FFFD in it, which names another folder).
+    #[test]
+    fn a_path_is_written_as_a_shell_reads_it_back() {
+        let word = |bytes: &[u8]| shell_word(Path::new(OsStr::from_bytes(bytes)));
+        assert_eq!(word(b"runs/latest"), "runs/latest");
+        assert_eq!(word(b"/tmp/the run"), "'/tmp/the run'");
+        assert_eq!(word(b"it's $HOME"), r"'it'\''s $HOME'");
+        assert_eq!(word(b"-lead"), "./-lead");
+        assert_eq!(word(b""), "''");
+        assert_eq!(word(b"r\xff\nx"), r"$'r\xff\x0ax'");
+        assert_eq!(word(b"a\tb'c"), r"$'a\x09b\'c'");
+    }
 }
