@@ -48,14 +48,22 @@ mirrors=(
 
 say() { printf 'data-fetch: %s\n' "$*" >&2; }
 
-[ -n "${MNIST_OFFLINE:-}" ] && mirrors=()
+case ${MNIST_OFFLINE:-} in
+  "" | 0 | false | no) ;;
+  1 | true | yes) mirrors=() ;;
+  *) say "MNIST_OFFLINE=$MNIST_OFFLINE: expected 1 (the mirror alone) or 0"; exit 2 ;;
+esac
 [ -n "${MNIST_MIRROR:-}" ] && mirrors=("$MNIST_MIRROR" "${mirrors[@]}")
 if [ ${#mirrors[@]} = 0 ]; then
   say "MNIST_OFFLINE is set but MNIST_MIRROR is not: nowhere to fetch from"; exit 1
 fi
 case ${MNIST_MIRROR:-} in
   "" | http://* | https://*) ;;
-  *) [ -d "$MNIST_MIRROR" ] || { say "MNIST_MIRROR=$MNIST_MIRROR: no such folder"; exit 1; } ;;
+  *)
+    if [ ! -d "$MNIST_MIRROR" ]; then
+      [ -e "$MNIST_MIRROR" ] && what="not a folder" || what="no such folder"
+      say "MNIST_MIRROR=$MNIST_MIRROR: $what"; exit 1
+    fi ;;
 esac
 
 if command -v sha256sum >/dev/null; then
@@ -73,7 +81,7 @@ content_hash() {
   return 0
 }
 
-# Copies or downloads SOURCE/NAME.gz to TARGET; fails quietly if the source lacks it.
+# Copies or downloads SOURCE/NAME.gz to TARGET; fails saying why on standard error.
 fetch() {
   local source=$1 name=$2 target=$3
   case $source in
@@ -83,7 +91,12 @@ fetch() {
       else
         wget -q --timeout=15 -O "$target" "${source%/}/$name.gz"
       fi ;;
-    *) [ -f "$source/$name.gz" ] && cp "$source/$name.gz" "$target" ;;
+    *)
+      if [ -e "$source/$name.gz" ] || [ -L "$source/$name.gz" ]; then
+        cp -- "$source/$name.gz" "$target"
+      else
+        echo "not in that folder" >&2; return 1
+      fi ;;
   esac
 }
 
@@ -140,7 +153,10 @@ for entry in "${files[@]}"; do
   trap 'rm -f "$tmp"; exit 129' HUP
   ok=0
   for source in "${mirrors[@]}"; do
-    fetch "$source" "$name" "$tmp" 2>/dev/null || continue
+    if ! why=$(fetch "$source" "$name" "$tmp" 2>&1); then
+      say "$name.gz from $source: ${why:-failed}"
+      continue
+    fi
     actual=$(content_hash "$tmp")
     if [ "$actual" = "$expected" ]; then
       chmod 644 "$tmp"
@@ -159,6 +175,8 @@ for entry in "${files[@]}"; do
   fi
 done
 if [ ${#missing[@]} != 0 ]; then
-  say "${#missing[@]} of ${#files[@]} files missing: ${missing[*]} (offline? set MNIST_MIRROR to a folder or URL that holds them)"
+  hint="offline? set MNIST_MIRROR to a folder or URL that holds them"
+  [ -n "${MNIST_MIRROR:-}" ] && hint="why each source failed is above"
+  say "${#missing[@]} of ${#files[@]} files missing: ${missing[*]} ($hint)"
   exit 1
 fi

@@ -32,6 +32,32 @@ fn a_corrupt_file_on_the_mirror_is_rejected_and_never_kept() {
     assert!(left.is_empty(), "nothing may be left behind: {left:?}");
 }
 
+/// `MNIST_OFFLINE=0` is not offline (any value was), and a value that is neither is refused.
+#[test]
+fn mnist_offline_takes_1_or_0() {
+    let target = tempfile::tempdir().unwrap();
+    let run = |value: &str| {
+        let mut fetch = Command::new("bash");
+        fetch.arg("data-fetch.sh").arg(target.path()).env("MNIST_OFFLINE", value).env_remove("MNIST_MIRROR");
+        // The public mirrors through a proxy that refuses at once: no network is used.
+        for proxy in ["http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"] {
+            fetch.env(proxy, "http://127.0.0.1:9");
+        }
+        fetch.output().unwrap()
+    };
+    let on = run("1");
+    assert_eq!(on.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&on.stderr).contains("MNIST_OFFLINE is set but MNIST_MIRROR is not"));
+    let off = run("0");
+    let stderr = String::from_utf8_lossy(&off.stderr);
+    assert_eq!(off.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("train-images-idx3-ubyte.gz from https://ossci-datasets"), "{stderr}");
+    let maybe = run("maybe");
+    assert_eq!(maybe.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&maybe.stderr);
+    assert!(stderr.contains("MNIST_OFFLINE=maybe: expected 1 (the mirror alone) or 0"), "{stderr}");
+}
+
 #[test]
 fn offline_without_a_mirror_is_one_clear_message() {
     let target = tempfile::tempdir().unwrap();
@@ -57,6 +83,17 @@ fn every_missing_file_is_listed_and_a_missing_mirror_is_named() {
     let (code, stderr) = run(mirror.path());
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("4 of 4 files missing: train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz"), "{stderr}");
+    // Why each failed, and not "offline?" where a mirror was given (the reason was thrown away).
+    assert!(
+        stderr.contains("t10k-labels-idx1-ubyte.gz from ") && stderr.contains(": not in that folder"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("why each source failed is above") && !stderr.contains("offline?"), "{stderr}");
+    // A file the mirror has but that cannot be read: cp's reason. (A folder stands in for an
+    // unreadable file, which root reads all the same.)
+    std::fs::create_dir(mirror.path().join("train-images-idx3-ubyte.gz")).unwrap();
+    let (_, stderr) = run(mirror.path());
+    assert!(stderr.contains("train-images-idx3-ubyte.gz from ") && stderr.contains("cp: "), "{stderr}");
     let nowhere = mirror.path().join("nowhere");
     let (code, stderr) = run(&nowhere);
     assert_eq!(code, Some(1));
