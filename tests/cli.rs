@@ -356,11 +356,15 @@ fn bad_state_files_exit_1_naming_the_file() {
     std::fs::write(&state, &good).unwrap();
     let other = tempfile::tempdir().unwrap();
     common::write_dataset(other.path(), &common::bars_dataset_of_side(64, 16, 10));
-    fails(
-        &["--data", path_str(other.path()), "--resume", o, "--epochs", "2"],
-        1,
-        &["the saved model takes 64 pixels, the images in --data have 256"],
-    );
+    let elsewhere = ["--data", path_str(other.path()), "--resume", o, "--epochs", "2"];
+    // Refused by the data's print in metrics.json, before the state is read.
+    fails(&elsewhere, 1, &["metrics.json: the run was trained on the data in", "holds other data"]);
+    // A run from before metrics.json kept the print: by the model's size, once it is read.
+    let path = out.join("metrics.json");
+    let mut metrics = Metrics::read(&path).unwrap();
+    metrics.data = None;
+    metrics.write(&path).unwrap();
+    fails(&elsewhere, 1, &["the saved model takes 64 pixels, the images in --data have 256"]);
 }
 
 /// Starts a long run on `data` into `out`, and waits until it has finished `epochs` epochs.

@@ -353,6 +353,20 @@ fn open_run(dir: &Path, data: &Mnist, data_path: &Path) -> Result<(Metrics, Stat
     let mut metrics =
         Metrics::read(&path).with_context(|| format!("{}: cannot read the run", path.display()))?;
     metrics.config.check().map_err(|m| anyhow!("{}: {m}", path.display()))?;
+    // Before the state is read: a run of other data is refused without loading it (a 266 MiB
+    // state took 709 MiB to be refused so).
+    let print = DataPrint::of(data, data_path);
+    if let Some(saved) = metrics.data.as_ref().filter(|saved| !saved.same_data(&print)) {
+        let message = format!(
+            "the run was trained on the data in {} ({}); --data {} holds other data ({})",
+            saved.path,
+            saved.describe(),
+            print.path,
+            print.describe()
+        );
+        return Err(anyhow!("{}: {message}", path.display()).into());
+    }
+    metrics.data = Some(print);
     let state_path = dir.join("state.safetensors");
     if std::fs::symlink_metadata(&state_path).is_err() {
         // What a run killed outright while saving its first epoch leaves (a run whose first
@@ -389,18 +403,6 @@ fn open_run(dir: &Path, data: &Mnist, data_path: &Path) -> Result<(Metrics, Stat
             format!("report.reconstructions holds {} images an epoch, {} expected", s.images, shown(data));
         return Err(anyhow!("{}: {message}", state_path.display()).into());
     }
-    let print = DataPrint::of(data, data_path);
-    if let Some(saved) = metrics.data.as_ref().filter(|saved| !saved.same_data(&print)) {
-        let message = format!(
-            "the run was trained on the data in {} ({}); --data {} holds other data ({})",
-            saved.path,
-            saved.describe(),
-            print.path,
-            print.describe()
-        );
-        return Err(anyhow!("{}: {message}", path.display()).into());
-    }
-    metrics.data = Some(print);
     // metrics.json is written before the state, so it may be an epoch ahead of it; never behind.
     let done = state.progress.epoch;
     if metrics.history.len() < done {
