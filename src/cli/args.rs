@@ -90,7 +90,7 @@ struct TrainArgs {
     #[arg(long, default_value = "128,64,32", value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=65_536))]
     layers: Vec<u32>,
     /// Folder with the four MNIST-format files (as ./data-fetch.sh leaves them).
-    #[arg(long, default_value = "data", value_parser = path())]
+    #[arg(long, default_value = commands::DATA, value_parser = path())]
     data: PathBuf,
     /// Folder for the run's files.
     ///
@@ -125,7 +125,7 @@ struct EvalArgs {
     #[arg(long, value_parser = path())]
     model: PathBuf,
     /// Folder with the data set (the training set is the k-NN reference).
-    #[arg(long, default_value = "data", value_parser = path())]
+    #[arg(long, default_value = commands::DATA, value_parser = path())]
     data: PathBuf,
     /// Corruption of the test images.
     #[arg(long, default_value = "gaussian:0.5")]
@@ -170,7 +170,7 @@ struct EncodeArgs {
     #[arg(long, value_parser = path())]
     model: PathBuf,
     /// Folder with the data set.
-    #[arg(long, default_value = "data", value_parser = path())]
+    #[arg(long, default_value = commands::DATA, value_parser = path())]
     data: PathBuf,
     /// The CSV file to write, or - for standard output: a header, then one row per test image,
     /// its label and its code.
@@ -184,7 +184,7 @@ struct ReportArgs {
     #[arg(value_name = "DIR", value_parser = path())]
     dir: PathBuf,
     /// Folder with the data set the run was trained on.
-    #[arg(long, default_value = "data", value_parser = path())]
+    #[arg(long, default_value = commands::DATA, value_parser = path())]
     data: PathBuf,
 }
 

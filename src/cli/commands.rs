@@ -108,7 +108,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
         check_training_memory(config, &data, false, training, || end_of_run_bytes(&model(), &data))?;
     }
     // What to type next, should the run stop: the --data it trains on goes with it.
-    let data_flag = match plan.data == Path::new("data") {
+    let data_flag = match plan.data == Path::new(DATA) {
         true => String::new(),
         false => format!(" --data {}", shell_word(&plan.data)),
     };
@@ -498,6 +498,9 @@ fn write_report(dir: &Path, run: &report::Run) -> Result<(), Failure> {
     report::write(&path, run).with_context(|| cannot_write(&path))?;
     Ok(())
 }
+
+/// The data folder every command reads when `--data` is not given (as `./data-fetch.sh` fills it).
+pub const DATA: &str = "data";
 
 /// Why `--layers` and the convolutional model do not go together.
 const CONV_HAS_NO_LAYERS: &str =
@@ -930,7 +933,7 @@ fn denoise_targets(
 ) -> Result<Vec<[Option<PathBuf>; 2]>, Failure> {
     // Each path made canonical once: a thousand images were a million comparisons, each two
     // `canonicalize` calls (15 minutes for ten thousand).
-    let mut given = std::collections::HashMap::new();
+    let mut given = HashMap::new();
     for image in images {
         if let Some(earlier) = canonical(image).and_then(|c| given.insert(c, image)) {
             let message = format!(
@@ -990,8 +993,9 @@ fn by_canonical<'a>(paths: impl IntoIterator<Item = &'a PathBuf>) -> HashMap<Pat
 
 /// A usage error unless `out` may be written by renaming a new file over it: nothing there, or
 /// a regular file (not a link) that is not one of the command's `inputs` (by their canonical
-/// paths, [`by_canonical`]), nor one of a run folder's files. (Renaming over a device or a link would replace it, as root even `/dev/null`
-/// or `/dev/stdout`; over a run's state, lose the run; over its `.lock`, let a second run in.)
+/// paths, [`by_canonical`]), nor one of a run folder's files. (Renaming over a device or a link
+/// would replace it, as root even `/dev/null` or `/dev/stdout`; over a run's state, lose the run;
+/// over its `.lock`, let a second run in.)
 fn check_output_file(out: &Path, inputs: &HashMap<PathBuf, PathBuf>) -> Result<(), Failure> {
     let refuse = |why: &str| Err(Failure::Usage(format!("--out {}: {why}", out.display())));
     if let Ok(target) = std::fs::read_link(out) {
@@ -1020,17 +1024,9 @@ fn check_output_file(out: &Path, inputs: &HashMap<PathBuf, PathBuf>) -> Result<(
 /// earlier results, never another kind of file that has an image's name (an input named
 /// `train-labels-idx1-ubyte.gz` denoised into the data folder replaced the labels).
 fn check_replaces_a_png(target: &Path) -> Result<(), Failure> {
-    use std::io::Read as _;
-    const SIGNATURE: [u8; 8] = [137, 80, 78, 71, 13, 10, 26, 10];
-    let mut head = Vec::with_capacity(SIGNATURE.len());
-    // A file that is not there, or cannot be read, is left to the writing to say so.
-    let Ok(file) = std::fs::File::open(target) else { return Ok(()) };
-    if file.take(SIGNATURE.len() as u64).read_to_end(&mut head).is_err() || head.is_empty() {
-        return Ok(());
-    }
-    match head == SIGNATURE {
-        true => Ok(()),
-        false => Err(Failure::Usage(format!(
+    match pngio::holds_another_kind(target) {
+        false => Ok(()),
+        true => Err(Failure::Usage(format!(
             "--out {}: exists and is not a PNG image; denoise replaces only its own results",
             target.display()
         ))),
@@ -1274,9 +1270,9 @@ fn check_training_memory(
 fn shell_word(path: &Path) -> String {
     let bytes = path.as_os_str().as_bytes();
     let bytes = if bytes.starts_with(b"-") { [b"./", bytes].concat() } else { bytes.to_vec() };
-    let plain = |b: &u8| b.is_ascii_alphanumeric() || b"/._-+,:=@%".contains(b);
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b"/._-+,:=@%".contains(&b);
     match String::from_utf8(bytes) {
-        Ok(text) if !text.is_empty() && text.bytes().all(|b| plain(&b)) => text,
+        Ok(text) if !text.is_empty() && text.bytes().all(plain) => text,
         Ok(text) if !text.chars().any(char::is_control) => format!("'{}'", text.replace('\'', r"'\''")),
         Ok(text) => escaped(text.as_bytes()),
         Err(e) => escaped(e.as_bytes()),

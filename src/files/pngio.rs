@@ -48,14 +48,26 @@ pub fn size(path: &Path) -> Result<(usize, usize), PngError> {
     }
 }
 
+/// The eight bytes every PNG file starts with.
+const SIGNATURE: [u8; 8] = [137, 80, 78, 71, 13, 10, 26, 10];
+
 /// The `(rows, cols)` the header chunk (`IHDR`) at the start of the PNG at `path` states,
 /// read off its bytes; `None` if it does not start so.
 fn stated_size(path: &Path) -> Option<(usize, usize)> {
-    const START: [u8; 16] = [137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, b'I', b'H', b'D', b'R'];
+    const IHDR: [u8; 8] = [0, 0, 0, 13, b'I', b'H', b'D', b'R'];
     let mut head = [0; 24];
     open_regular(path).ok()?.0.read_exact(&mut head).ok()?;
     let word = |at: usize| u32::from_be_bytes(head[at..at + 4].try_into().expect("4 bytes")) as usize;
-    (head[..16] == START).then(|| (word(20), word(16)))
+    (head[..8] == SIGNATURE && head[8..16] == IHDR).then(|| (word(20), word(16)))
+}
+
+/// Whether `path` holds bytes that do not start as a PNG does: `false` for a PNG, for an empty
+/// file, and where there is nothing to read (no file, or one that cannot be opened).
+pub fn holds_another_kind(path: &Path) -> bool {
+    let mut head = Vec::with_capacity(SIGNATURE.len());
+    let Ok(file) = File::open(path) else { return false };
+    let read = file.take(SIGNATURE.len() as u64).read_to_end(&mut head);
+    read.is_ok() && !head.is_empty() && head != SIGNATURE
 }
 
 /// The regular file `path` ([`open_regular`]: a FIFO would block for ever) and a maker of
