@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use dae::files::checkpoint::Snapshots;
-use dae::files::metrics::Metrics;
+use dae::files::metrics::{DeadShares, Metrics};
 use dae::report::{self, Run};
 use dae::train::dead_units::DeadUnits;
 use dae::train::{Config, Trainer};
@@ -254,6 +254,11 @@ fn a_report_written_during_training_says_what_it_still_lacks() {
     edited.history[0].from_step = 3;
     let page = report::render(&Run { metrics: &edited, ..run }).unwrap();
     assert_eq!(table_rows(section(&page, "run"), "epochs")[0][3], "2.50e9 (resumed: from step 4)");
+    // Dead units recorded for layers this model does not have are named, not taken for none.
+    edited.dead_units = vec![DeadShares { epoch: 1, layers: vec![7], shares: vec![0.5] }];
+    let page = report::render(&Run { metrics: &edited, ..run }).unwrap();
+    let dead = section(&page, "dead-units");
+    assert!(dead.contains("name layers [7], but this model's hidden ReLU layers are [0, 1, 2]"), "{dead}");
 }
 
 #[test]

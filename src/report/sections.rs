@@ -270,10 +270,16 @@ pub fn codes(run: &Run) -> io::Result<String> {
 /// Section 5: The share of dead ReLU units per layer and epoch.
 pub fn dead_units(run: &Run) -> io::Result<String> {
     let watched = DeadUnits::new(run.model).layers();
-    let records: Vec<_> = run.metrics.dead_units.iter().filter(|d| d.layers == watched).collect();
+    let (records, others): (Vec<_>, Vec<_>) =
+        run.metrics.dead_units.iter().partition(|d| d.layers == watched);
     let content = match records.last() {
         _ if watched.is_empty() => pending("The model has no hidden ReLU layer."),
-        None => pending("No epoch has recorded its dead units yet."),
+        None if others.is_empty() => pending("No epoch has recorded its dead units yet."),
+        None => pending(&format!(
+            "metrics.json's dead units name layers {:?}, but this model's hidden ReLU layers are {:?}: \
+             the records are not this model's, and none is shown.",
+            others[0].layers, watched
+        )),
         Some(last) => {
             let names: Vec<String> =
                 watched.iter().map(|&l| format!("{l}: {}", describe(&run.model.layers[l]))).collect();
