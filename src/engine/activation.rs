@@ -6,7 +6,7 @@
 
 use crate::engine::fastmath::{exp_nonpositive, for_this_cpu};
 
-/// The nonlinearity that follows a dense layer.
+/// The nonlinearity that follows a layer (the identity after a pooling layer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {
     /// `a = max(z, 0)`

@@ -140,7 +140,7 @@ impl Conv2d {
     /// Shapes: `x` (B, H·W·C), `delta` (B, H·W·O) → `dw` (O, k·k·C), `db` (O,), `delta_prev`
     /// (B, H·W·C). Each group's `dW` and `db` are summed in group order. `lower(X)` is made
     /// again, group by group, rather than kept from the forward pass: kept, it would be a 58 MB
-    /// array for the model's second layer at batch 256, read back from memory, where lowering
+    /// array for the model's second convolution at batch 256, read back from memory, where lowering
     /// again reads the 6 MB input into a buffer that stays in cache (reasoned, not measured).
     pub fn backward(
         &mut self,
@@ -165,7 +165,7 @@ impl Conv2d {
     /// Whether the forward pass lowers its input transposed ([`Windows::lower_transposed`]):
     /// with fewer than 8 input channels, where a window's row would be copied a number or two
     /// at a time. The first layer (`C = 1`): 2.6 ms forward lowered by rows, 2.0 transposed;
-    /// the second (`C = 32`, whole blocks of 32 numbers): 5.6 by rows, 6.8 transposed (batch
+    /// the second convolution (`C = 32`, whole blocks of 32 numbers): 5.6 by rows, 6.8 transposed (batch
     /// 256, the bench, side by side).
     pub fn lowers_transposed(&self) -> bool {
         self.input.channels < 8

@@ -1,7 +1,9 @@
 //! The transposed convolution ("deconvolution"): each input pixel scatters a `k × k` patch,
 //! weighted by its channels, into an output `stride` times larger; with padding `⌊k/2⌋` and an
-//! output padding of `stride − 1` the output is exactly `stride·H × stride·W`, as Keras's
-//! `padding="same"` and PyTorch's `padding=1, output_padding=1` give for 3×3, stride 2.
+//! output padding of `stride − 1` the output is exactly `stride·H × stride·W`, the size Keras's
+//! `padding="same"` and PyTorch's `padding=1, output_padding=1` give for 3×3, stride 2. Where a
+//! patch lands is PyTorch's (input pixel `y` at `s·y − 1 … s·y + 1`), which `tests/conv.rs`
+//! checks against PyTorch's numbers.
 //!
 //! Its forward pass is a convolution's input gradient and its input gradient a convolution's
 //! forward pass ([`crate::engine::conv`]), over windows of the *output*: `Y = raise(X·W)`,

@@ -57,8 +57,8 @@ use crate::engine::model::{FLOAT, Model};
 use crate::engine::team::{SharedSlice, Team, spin_until};
 
 /// The most rows of a shard: a batch of 256 makes two, one for each of two threads. Measured on
-/// a 2-core Intel Xeon (model 167), two threads, an epoch of the notebook's model: shards of 64
-/// rows took 0.66 + 0.13 s of products and updates over two epochs, shards of 128 0.62 + 0.12 s
+/// a 2-core Intel Xeon (model 167), two threads, two epochs of the notebook's model: shards of 64
+/// rows took 0.66 s of passes and 0.13 s of update, shards of 128 0.62 + 0.12 s
 /// (smaller products and one more set of gradients to add). More than two threads have no more
 /// shards to share at batch 256; a larger batch makes more.
 pub const SHARD_ROWS: usize = 128;

@@ -150,7 +150,7 @@ impl Dense {
     pub fn forward(&self, a_prev: ArrayView2<f32>, out: ArrayViewMut2<f32>, activation: Option<Activation>) {
         debug_assert_eq!((a_prev.ncols(), out.dim()), (self.inputs(), (a_prev.nrows(), self.outputs())));
         let finish = Finish::Bias(self.b.as_slice().expect("biases are contiguous"), activation);
-        par_matmul_with(a_prev, self.w_t(), out, finish, |_, _| {});
+        par_matmul_with(a_prev, self.w_t(), out, finish);
     }
 
     /// Forward on the calling thread, for a thread that runs a shard of the batch from start to

@@ -1,6 +1,7 @@
 //! Matrix products: a naive triple loop kept as the reference, and the fast path that the
-//! engine uses — our own AVX-512 kernel ([`kernel`]), or `matrixmultiply`'s where that cannot
-//! serve, with the rows of the output split across the rayon pool.
+//! engine uses — our own kernel for AVX-512 or for AVX2 with FMA ([`kernel`], chosen when the
+//! program starts), or `matrixmultiply`'s where that cannot serve, with the rows of the output
+//! split across the rayon pool.
 //!
 //! Strides first, as in BLAS: a matrix is a pointer plus a row stride and a column stride, so a
 //! transposed operand (`Wᵀ`, `δᵀ`) is the same memory read with its strides swapped. `ndarray`
@@ -42,7 +43,9 @@ pub fn matmul_naive(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2
 
 /// `C ← A·B` on one thread, any strides: through our [`kernel`] when `C`'s rows are contiguous
 /// (a `B` whose rows are not is copied row by row first, into a buffer of the thread's), else
-/// through `matrixmultiply::sgemm`. Both give the same bits.
+/// through `matrixmultiply::sgemm`: on a CPU with neither AVX-512 nor AVX2 and FMA, and for a
+/// `B` of more than [`MAX_COPY`] numbers to copy, or one met while the thread's buffer holds
+/// another. Both give the same bits.
 ///
 /// Shapes: `a` (M, K), `b` (K, N), `c` (M, N).
 ///
@@ -315,38 +318,23 @@ fn strides(s: &[isize]) -> [isize; 2] {
     [s[0], s[1]]
 }
 
-/// `C ← A·B`, then `epilogue(first_row, block)` on each block of rows of `C` while it is still
-/// in cache; the blocks are spread over the current rayon pool, one per thread.
-///
-/// The epilogue is where a layer fuses its elementwise work (bias and activation, or the
-/// activation's derivative) into the product. `first_row` locates the block inside `C`, so the
-/// epilogue can read the matching rows of other matrices.
+/// `C ← A·B`, its blocks of rows spread over the current rayon pool, one per thread. Each block
+/// is [`matmul`]'s product of `A`'s rows, so the bits are the same for any number of threads.
 ///
 /// Shapes: `a` (M, K), `b` (K, N), `c` (M, N).
-pub fn par_matmul<F>(a: ArrayView2<f32>, b: ArrayView2<f32>, c: ArrayViewMut2<f32>, epilogue: F)
-where
-    F: Fn(usize, ArrayViewMut2<f32>) + Sync,
-{
-    par_matmul_with(a, b, c, Finish::Plain, epilogue);
+pub fn par_matmul(a: ArrayView2<f32>, b: ArrayView2<f32>, c: ArrayViewMut2<f32>) {
+    par_matmul_with(a, b, c, Finish::Plain);
 }
 
-/// [`par_matmul`] with each block finished as it is stored (see [`Finish`]).
-pub fn par_matmul_with<F>(
-    a: ArrayView2<f32>,
-    b: ArrayView2<f32>,
-    mut c: ArrayViewMut2<f32>,
-    finish: Finish,
-    epilogue: F,
-) where
-    F: Fn(usize, ArrayViewMut2<f32>) + Sync,
-{
+/// [`par_matmul`] with each block finished as it is stored (see [`Finish`]): a dense layer's
+/// bias and activation.
+pub fn par_matmul_with(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>, finish: Finish) {
     let block = rows_per_block(c.nrows());
-    c.axis_chunks_iter_mut(Axis(0), block).into_par_iter().enumerate().for_each(|(i, mut c_block)| {
+    c.axis_chunks_iter_mut(Axis(0), block).into_par_iter().enumerate().for_each(|(i, c_block)| {
         let first = i * block;
         let rows = c_block.nrows();
         let a_block = a.slice_axis(Axis(0), (first..first + rows).into());
-        matmul_finish(a_block, b, c_block.view_mut(), finish.rows(first, rows));
-        epilogue(first, c_block);
+        matmul_finish(a_block, b, c_block, finish.rows(first, rows));
     });
 }
 

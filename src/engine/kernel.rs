@@ -120,11 +120,6 @@ pub fn path() -> Path {
     *PATH.get_or_init(|| Path::from_env().ok().flatten().unwrap_or_else(Path::detected))
 }
 
-/// Whether the products go through one of our kernels ([`path`] is not [`Path::Portable`]).
-pub fn available() -> bool {
-    path() != Path::Portable
-}
-
 /// What a tile does to its sums `S = A·B` before it stores them the last time: the formulas
 /// are [`crate::engine::gemm::Finish`]'s, for the work whose pointers are given here.
 #[derive(Debug, Clone, Copy)]
@@ -491,7 +486,7 @@ impl Lanes for Avx512 {
 /// it fed.
 ///
 /// # Safety
-/// The CPU must have AVX-512F ([`available`]); `m` must hold `M[j, p]` for those `j` and `p`,
+/// The CPU must have AVX-512F (`Path::Avx512.supported()`); `m` must hold `M[j, p]` for those `j` and `p`,
 /// and `out` the `n` numbers from `p·ldo` for each `p < rows`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]

@@ -393,8 +393,11 @@ impl Buffers {
         Buffers { buffers: (0..threads.max(1)).map(|_| buffer()).collect(), len }
     }
 
-    /// Runs `f` with the calling thread's buffer. A thread holds its buffer only while `f` runs
-    /// and `f` starts no parallel work, so the lock is never contended.
+    /// Runs `f` with the calling thread's buffer: thread `i`'s is buffer `i mod n` of the `n`.
+    /// A thread holds it only while `f` runs and `f` starts no parallel work, so with a buffer
+    /// for every thread of the pool the lock is never contended; beyond 64 threads
+    /// ([`Workspace::new`](crate::engine::model::Workspace::new) makes no more), threads `i` and
+    /// `i + n` take turns.
     pub fn with_buffer<R>(&self, f: impl FnOnce(&mut [f32]) -> R) -> R {
         let i = rayon::current_thread_index().unwrap_or(0) % self.buffers.len();
         let mut buffer = self.buffers[i].lock().unwrap_or_else(|poisoned| poisoned.into_inner());

@@ -6,13 +6,14 @@
 //! `tests/reference.rs` checks; read that one first. Here the same steps are spread over threads
 //! and fused where it pays. Read it from the training step down: [`data_parallel`] runs a dense
 //! model's step, each shard of the batch on a thread of a [`team`], then Adam on the summed
-//! gradients; [`dense`] is the layer, on one thread for a shard or on [`gemm`]'s parallel
-//! products, which call our [`kernel`] (with [`fastmath`] for the elementwise functions);
-//! [`model`] chains the layers for everything else (evaluation, and the convolutional model's
-//! step, Adam inside each layer's backward); [`conv`] and [`conv_transpose`] turn a convolution
-//! into products through [`lowering`], and [`pool`] needs none; [`layer`] puts the four behind
-//! one interface, [`activation`] follows each layer, [`loss`] scores the output and [`adam`]
-//! takes the step, whose new weights [`stream`] writes when other threads read them.
+//! gradients; [`dense`] is the layer, on one thread for a shard or, over a whole batch, with its
+//! forward product split by rows ([`gemm`]); the products call our [`kernel`] (with
+//! [`fastmath`] for the elementwise functions); [`model`] chains the layers for everything else
+//! (evaluation, and the convolutional model's step, Adam inside each layer's backward); [`conv`]
+//! and [`conv_transpose`] turn a convolution into products through [`lowering`], and [`pool`]
+//! needs none; [`layer`] puts the four behind one interface, [`activation`] follows each layer,
+//! [`loss`] scores the output and [`adam`] takes the step, whose new weights [`stream`] writes
+//! when other threads read them.
 
 pub mod activation;
 pub mod adam;

@@ -57,7 +57,7 @@ impl Neighbours {
         for (q, best) in queries.axis_chunks_iter(Axis(0), QUERY_BLOCK).zip(self.best.chunks_mut(QUERY_BLOCK))
         {
             let mut products = products.slice_mut(s![..q.nrows(), ..]);
-            par_matmul(q, block.t(), products.view_mut(), |_, _| {});
+            par_matmul(q, block.t(), products.view_mut());
             (products.axis_iter(Axis(0)), best).into_par_iter().for_each(|(dots, best)| {
                 for (j, (&norm, &dot)) in norms.iter().zip(&dots).enumerate() {
                     keep_nearest(best, k, (norm - 2.0 * dot, first + j));

@@ -2,14 +2,14 @@
 //! (`docs/backprop.md` §11, §12, §14).
 //!
 //! Both are sums of products: every number of an output image is its channel's bias plus a sum
-//! of products `W[w]·X[at]`, a weight times an input number. The two layers differ only in which
+//! of products `W[w_at]·X[at]`, a weight times an input number. The two layers differ only in which
 //! products they sum, which [`Conv::for_each_product`] lists; forward and backward are then
 //! written once for both. Backward follows the forward's products one by one, and each sends
 //! the gradient `δ[out]` of the number it was added to back to its two factors:
 //!
 //! ```text
-//! forward     Z[out]  += W[w]·X[at]
-//! backward    dW[w]   += δ[out]·X[at]        dX[at] += δ[out]·W[w]
+//! forward     Z[out]   += W[w_at]·X[at]
+//! backward    dW[w_at] += δ[out]·X[at]        dX[at] += δ[out]·W[w_at]
 //! ```
 //!
 //! `X` is the layer's input (`A_prev` in `docs/backprop.md`) and `dX` its gradient. Shapes: `B`
@@ -62,10 +62,10 @@ impl Conv<'_> {
         }
     }
 
-    /// Calls `f(out, w, at)` for every product `W[w]·X[at]` that the forward pass adds to
-    /// `Z[out]`, for one image: `out` and `at` are positions in the output and input rows, `w`
+    /// Calls `f(out, w_at, at)` for every product `W[w_at]·X[at]` that the forward pass adds to
+    /// `Z[out]`, for one image: `out` and `at` are positions in the output and input rows, `w_at`
     /// a position in `W`'s numbers, row by row. (The callback plays the part of a Python
-    /// generator: read `f`'s body as that of `for out, w, at in products(): …`.)
+    /// generator: read `f`'s body as that of `for out, w_at, at in products(): …`.)
     pub fn for_each_product(&self, mut f: impl FnMut(usize, usize, usize)) {
         match *self {
             Conv::Conv2d(conv) => {
@@ -83,8 +83,8 @@ impl Conv<'_> {
                                 continue;
                             };
                             for c in 0..channels {
-                                let w = o * taps + (ky * k + kx) * channels + c; // W[o, (ky, kx, c)]
-                                f(out, w, (iy * width + ix) * channels + c);
+                                let w_at = o * taps + (ky * k + kx) * channels + c; // W[o, (ky, kx, c)]
+                                f(out, w_at, (iy * width + ix) * channels + c);
                             }
                         }
                     }
@@ -105,8 +105,8 @@ impl Conv<'_> {
                                 continue;
                             };
                             for o in 0..output.channels {
-                                let w = c * taps + (ky * k + kx) * output.channels + o; // W[c, (ky, kx, o)]
-                                f((oy * output.width + ox) * output.channels + o, w, at);
+                                let w_at = c * taps + (ky * k + kx) * output.channels + o; // W[c, (ky, kx, o)]
+                                f((oy * output.width + ox) * output.channels + o, w_at, at);
                             }
                         }
                     }
@@ -116,7 +116,7 @@ impl Conv<'_> {
     }
 }
 
-/// Forward: `Z[out] = b[o] + Σ W[w]·X[at]` over the layer's products.
+/// Forward: `Z[out] = b[o] + Σ W[w_at]·X[at]` over the layer's products.
 ///
 /// Shapes: `x` (B, H·W·C) → `Z` (B, H′·W′·O).
 pub fn forward(layer: Conv, x: ArrayView2<f32>) -> Array2<f32> {
@@ -137,8 +137,8 @@ pub fn forward(layer: Conv, x: ArrayView2<f32>) -> Array2<f32> {
 /// Backward, parameters: from `δ = ∂L/∂Z`, summed over every image,
 ///
 /// ```text
-/// dW[w] = Σ δ[out]·X[at]     over the products of W[w]
-/// db[o] = Σ δ[out]           over the output numbers of channel o
+/// dW[w_at] = Σ δ[out]·X[at]     over the products of W[w_at]
+/// db[o]    = Σ δ[out]           over the output numbers of channel o
 /// ```
 ///
 /// Shapes: `x` (B, H·W·C), `delta` (B, H′·W′·O) → `dW` shaped as `W`, `db` (O,).
@@ -157,7 +157,7 @@ pub fn backward(layer: Conv, x: ArrayView2<f32>, delta: ArrayView2<f32>) -> Grad
     Gradients { dw, db }
 }
 
-/// Backward, input: `dX[at] = Σ δ[out]·W[w]` over the products that read `X[at]`.
+/// Backward, input: `dX[at] = Σ δ[out]·W[w_at]` over the products that read `X[at]`.
 ///
 /// Shapes: `delta` (B, H′·W′·O) → `dX` (B, H·W·C).
 pub fn backward_input(layer: Conv, delta: ArrayView2<f32>) -> Array2<f32> {

@@ -3,7 +3,8 @@
 //! Every layer is a `forward` and a `backward` of plain functions side by side, each with its
 //! formula and the shapes of its arrays; the loss, Adam and one training step are the same. No
 //! threads, no `unsafe`, no kernel, nothing fused and no buffers kept between calls: each
-//! function takes arrays and returns new ones. Matrix products are `ndarray`'s `.dot`, and the
+//! function takes arrays and returns new ones, but for Adam's step, which updates the model and
+//! its moments in place. Matrix products are `ndarray`'s `.dot`, and the
 //! convolutions are loops over their definitions.
 //!
 //! It works on the fast engine's own types ([`Model`](crate::engine::model::Model), its layers

@@ -49,7 +49,7 @@ fn for_each_block(pool: &MaxPool2d, mut f: impl FnMut(usize, [usize; 4])) {
     }
 }
 
-/// The position in `block` of its largest number in `x`, the first if several are.
+/// Which of `block`'s four positions in `x` holds the largest number, the first if several do.
 fn largest(x: ArrayView1<f32>, block: [usize; 4]) -> usize {
     let mut best = block[0];
     for at in block {

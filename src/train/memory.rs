@@ -1,7 +1,7 @@
 //! What a run needs in memory, counted before any of it is allocated, so that a model or an
 //! image size that asks for more than the machine has is refused with the figures instead of an
-//! allocation that aborts the process (one 4096×4096 image asks the convolutional model for
-//! 1.1 TB at 256 images a step).
+//! allocation that aborts the process (images of 4096×4096 ask the convolutional model's
+//! buffers for 3.1 TB at 256 images a step).
 
 use crate::data::mnist::Mnist;
 use crate::engine::aligned;

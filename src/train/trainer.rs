@@ -103,8 +103,9 @@ pub enum Engine {
     /// [`crate::engine`]: our kernel, and threads that each run a shard of the batch.
     #[default]
     Fast,
-    /// [`crate::reference`](mod@crate::reference): plain functions, one thread, nothing fused; the same numbers to
-    /// rounding, far slower.
+    /// [`crate::reference`](mod@crate::reference): plain functions, a step on one thread,
+    /// nothing fused; the same numbers to rounding, far slower. (The corruption of a batch, which
+    /// is data rather than the step, is spread over the pool for both engines.)
     Reference,
 }
 
@@ -494,7 +495,7 @@ impl<'a> Trainer<'a> {
         (self.model, self.test_clean, self.test_noisy)
     }
 
-    /// The codes of the first `n` corrupted test images (all, if fewer), (n, C): the output of the
+    /// The codes of the first `n` corrupted test images (all, if fewer), (n, H_code): the output of the
     /// model's bottleneck, through the step's buffers as [`Trainer::samples`] reconstructs.
     pub fn codes(&mut self, n: usize) -> Array2<f32> {
         let n = n.min(self.test_noisy.nrows());
@@ -535,8 +536,10 @@ impl<'a> Trainer<'a> {
 /// over the batch's `B·D` entries. A dense model trained from [`Workspace::for_training`]'s
 /// buffers takes the data-parallel step ([`crate::engine::data_parallel`]); any other model, or
 /// one given [`Workspace::new`]'s, the model's forward and backward passes over the whole batch,
-/// each product split over the pool and Adam inside the backward (`dW` then summed in one piece,
-/// as the reference sums it: other bits than the data-parallel step's).
+/// with Adam inside the backward. There a dense layer's forward product is split by rows over
+/// the pool and its backward runs on one thread, `dW = δᵀ·A` one product as the reference
+/// computes it (other bits than the data-parallel step's); a convolution's groups of images are
+/// spread over the pool, and its `dW` is summed over the groups in their order.
 ///
 /// Shapes: `input` (B, D) corrupted, `target` (B, D) clean.
 pub fn train_step(
