@@ -418,7 +418,8 @@ fn sigkill_mid_epoch_leaves_a_loadable_state_of_a_finished_epoch() {
 /// SIGTERM (what `kill`, `timeout` and container runtimes send) and SIGHUP (a closed terminal)
 /// are Ctrl-C: the step finishes, the run is saved, no temporary file is left; the exit status is
 /// the shell's for the signal, 128 plus its number. The hint names the run's `--data` (it was
-/// left out, and the command it gave failed), and quotes a folder a shell would split.
+/// left out, and the command it gave failed), and quotes a folder a shell would split, as the
+/// folder it saved in does.
 #[test]
 fn sigterm_and_sighup_save_like_ctrl_c_and_leave_no_temporary_files() {
     for (name, status) in [("TERM", 143), ("HUP", 129)] {
@@ -431,7 +432,7 @@ fn sigterm_and_sighup_save_like_ctrl_c_and_leave_no_temporary_files() {
         assert_eq!(output.status.code(), Some(status), "{stderr}");
         let said = format!("interrupted by SIG{name} after ");
         let (o, d) = (out.display(), data.path().display());
-        let hint = format!("; continue with --resume '{o}' --data {d}\n");
+        let hint = format!("; saved in '{o}'; continue with --resume '{o}' --data {d}\n");
         assert!(stderr.contains(&said) && stderr.ends_with(&hint), "{stderr}");
         assert!(checkpoint::load_state(&out.join("state.safetensors"), 1e-3).is_ok());
         assert_eq!(temporary_files(&out), Vec::<PathBuf>::new());
@@ -561,6 +562,18 @@ fn resume_names_a_missing_or_wrong_folder_and_creates_nothing() {
     assert!(!missing.exists(), "no folder was made");
     let file = data.path().join("train-images-idx3-ubyte.gz");
     fails(&["--data", d, "--resume", path_str(&file), "--epochs", "2"], 2, &["--resume", "not a folder"]);
+
+    // A folder that is not a run, or not a whole one, is left as it was found: no `.lock`.
+    let folder = data.path().join("mine");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::write(folder.join("notes.txt"), "mine").unwrap();
+    let f = path_str(&folder);
+    fails(&["--data", d, "--resume", f], 2, &["--resume", "not a run (no metrics.json)"]);
+    std::fs::write(folder.join("metrics.json"), "{}").unwrap();
+    fails(&["--data", d, "--resume", f], 1, &["metrics.json", "missing field"]);
+    let mut left: Vec<_> = std::fs::read_dir(&folder).unwrap().map(|e| e.unwrap().file_name()).collect();
+    left.sort();
+    assert_eq!(left, ["metrics.json", "notes.txt"]);
 }
 
 /// `metrics.json` edited by hand: its settings get the command line's checks, and must describe
@@ -670,8 +683,15 @@ fn a_full_standard_output_loses_lines_not_the_run() {
     assert!(out.join("report.html").is_file() && out.join("model.safetensors").is_file());
     let status = dae().args(["report", o, "--data", d]).stdout(full()).stderr(full()).status().unwrap();
     assert!(status.success(), "report: {status}");
-    // eval's and the sweep's lines are their result: a full disk loses it, which is an error.
-    for args in [&["eval", "--model", o, "--data", d][..], &["eval", "--sweep", "--model", o, "--data", d]] {
+    // eval's and the sweep's lines are their result, and so are the help and the version: a full
+    // disk loses it, which is an error.
+    for args in [
+        &["eval", "--model", o, "--data", d][..],
+        &["eval", "--sweep", "--model", o, "--data", d],
+        &["--help"],
+        &["eval", "--help"],
+        &["--version"],
+    ] {
         let output = dae().args(args).stdout(full()).output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
@@ -1378,6 +1398,38 @@ fn reseal(path: &Path) {
     let sum = format!("crc32:{:08x}", crc32fast::hash(&bytes));
     bytes[at..at + 14].copy_from_slice(sum.as_bytes());
     std::fs::write(path, bytes).unwrap();
+}
+
+/// A state edited to disagree with its run, its checksum made anew, is refused by --resume
+/// rather than trained on under the run's name: a dense model's activations are fixed too (ReLU
+/// inside, a sigmoid out), and Adam has taken one step for every step the progress counts.
+#[test]
+fn a_dense_state_that_disagrees_with_its_run_is_refused() {
+    use dae::engine::activation::Activation;
+    let (data, run) = one_epoch();
+    let (d, r) = (path_str(data.path()), path_str(&run));
+    let path = run.join("state.safetensors");
+    let good = std::fs::read(&path).unwrap();
+    let mut state = checkpoint::load_state(&path, 1e-3).unwrap();
+    let save = |state: &checkpoint::State| {
+        let (model, adam, progress) = (&state.model, &state.adam, state.progress);
+        checkpoint::save_state(model, (8, 8), adam, progress, state.snapshots.as_ref(), None, &path).unwrap();
+    };
+    state.model.activations[2] = Activation::Identity;
+    save(&state);
+    let needle = "layer 2: arch 'dense' has relu after it, but state.safetensors holds identity";
+    fails(&["--data", d, "--resume", r, "--epochs", "2"], 1, &["metrics.json: ", needle]);
+
+    std::fs::write(&path, &good).unwrap();
+    let mut state = checkpoint::load_state(&path, 1e-3).unwrap();
+    assert_eq!((state.progress.epoch, state.progress.step, state.adam.t), (1, 0, 1));
+    state.adam.t = 7;
+    save(&state);
+    let needle = "state.safetensors: adam.t = 7, but 1 epochs of 1 steps and 0 more are 1";
+    fails(&["--data", d, "--resume", r, "--epochs", "2"], 1, &[needle]);
+    std::fs::write(&path, &good).unwrap();
+    let resumed = dae().args(["--data", d, "--resume", r, "--epochs", "2"]).output().unwrap();
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
 }
 
 /// The conv model's layers are fixed by the image size: a state whose conv model differs (here

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -292,19 +293,36 @@ fn denoise_writes_cleaner_images_and_refuses_the_wrong_kind() {
         dae(&["denoise", "--model", s(&model), s(&input), s(&twin), "--out", s(&dir.path().join("o2"))]);
     assert_eq!(failed.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&failed.stderr).contains("two results would be written to"));
-    // Nor over a file of another kind that has the image's name (a data set's labels, say); an
-    // earlier result, a PNG, is replaced.
+    // A result is NAME.png whatever the image's own name ends in (a PNG named like a data set's
+    // labels is no reason to write a file named so); never over a file of another kind that has
+    // that name, while an earlier result, a PNG, is replaced.
     let (labels, o4) = (dir.path().join("labels.gz"), dir.path().join("o4"));
     std::fs::copy(&input, &labels).unwrap();
     std::fs::create_dir(&o4).unwrap();
-    std::fs::write(o4.join("labels.gz"), b"not an image").unwrap();
+    std::fs::write(o4.join("labels.png"), b"not an image").unwrap();
     let failed = dae(&["denoise", "--model", s(&model), s(&labels), "--out", s(&o4)]);
     assert_eq!(failed.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&failed.stderr);
-    assert!(stderr.contains("labels.gz: exists and is not a PNG image"), "{stderr}");
-    assert_eq!(std::fs::read(o4.join("labels.gz")).unwrap(), b"not an image");
-    std::fs::copy(&input, o4.join("labels.gz")).unwrap();
+    assert!(stderr.contains("labels.png: exists and is not a PNG image"), "{stderr}");
+    assert_eq!(std::fs::read(o4.join("labels.png")).unwrap(), b"not an image");
+    std::fs::copy(&input, o4.join("labels.png")).unwrap();
     assert!(dae(&["denoise", "--model", s(&model), s(&labels), "--out", s(&o4)]).status.success());
+    assert!(pngio::read_picture(&o4.join("labels.png"), 100).is_ok() && !o4.join("labels.gz").exists());
+    // Names that are not text keep their bytes, so two of them are two results.
+    let named = |bytes: &[u8]| dir.path().join(std::ffi::OsStr::from_bytes(bytes));
+    let (a, b, o5) = (named(b"a\xfe.png"), named(b"a\xff.png"), dir.path().join("o5"));
+    std::fs::copy(&input, &a).unwrap();
+    std::fs::copy(&input, &b).unwrap();
+    let both = Command::new(env!("CARGO_BIN_EXE_dae"))
+        .args(["denoise", "--model", s(&model), "--out", s(&o5), "--noise", "gaussian:0.5"])
+        .args([&a, &b])
+        .output()
+        .unwrap();
+    assert!(both.status.success(), "{}", String::from_utf8_lossy(&both.stderr));
+    let mut written: Vec<Vec<u8>> =
+        std::fs::read_dir(&o5).unwrap().map(|e| e.unwrap().file_name().as_bytes().to_vec()).collect();
+    written.sort();
+    assert_eq!(written, [&b"a\xfe.noisy.png"[..], b"a\xfe.png", b"a\xff.noisy.png", b"a\xff.png"]);
     // With --noise, `a.png`'s corrupted copy and `a.noisy.png`'s result share a name.
     let noisy_twin = dir.path().join("bar.noisy.png");
     std::fs::copy(&input, &noisy_twin).unwrap();

@@ -51,6 +51,21 @@ fn gaussian_noise_is_clipped_and_has_the_right_spread() {
     assert!((0.6..0.7).contains(&within_half), "{within_half}");
 }
 
+/// A `σ` so small that a black pixel's noise would be a subnormal number (which would slow every
+/// product that reads it) leaves it black; one a little larger still corrupts it.
+#[test]
+fn noise_too_small_for_a_normal_number_leaves_a_black_pixel_black() {
+    let all: Vec<u32> = (0..50).collect();
+    let black = |clean: &Array2<f32>| clean.iter().map(|&c| c == 0.0).collect::<Vec<_>>();
+    let (clean, noisy) = corrupt(Noise::Gaussian(1e-39), &all, 1);
+    let on_black: Vec<f32> = noisy.iter().zip(black(&clean)).filter(|(_, b)| *b).map(|(&v, _)| v).collect();
+    assert!(on_black.len() > 50 && on_black.iter().all(|&v| v == 0.0));
+    let (_, noisy) = corrupt(Noise::Gaussian(1e-20), &all, 1);
+    let on_black = noisy.iter().zip(black(&clean)).filter(|(_, b)| *b).map(|(&v, _)| v);
+    let positive: Vec<f32> = on_black.filter(|&v| v > 0.0).collect();
+    assert!(positive.len() > 20 && positive.iter().all(|v| v.is_normal()), "{positive:?}");
+}
+
 /// Every pixel's noise, to the last bit, is the Box–Muller transform of its own two Philox words,
 /// computed here one pair at a time: pixels `2q, 2q + 1` of image `i` take words `2q mod 4` and
 /// `(2q + 1) mod 4` of the block at counter `(2q / 4, i, purpose, 0)`, however many pixels the

@@ -221,6 +221,19 @@ impl TrainArgs {
     }
 }
 
+/// Prints the help or the version that `e` holds, as a command's result: a standard output that
+/// cannot take it (`> /dev/full`) is an error, one that was closed (`| head -1`) is not.
+fn help_or_version(e: &clap::Error) -> ExitCode {
+    use std::io::Write as _;
+    match e.print().and_then(|()| std::io::stdout().flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            say_err!("error: standard output: {e}");
+            ExitCode::FAILURE
+        }
+        _ => ExitCode::SUCCESS,
+    }
+}
+
 /// Parses the command line, runs the command on a pool of `--threads` workers, and turns the
 /// outcome into the exit status: 0, 1 for bad data or files, 2 for bad usage, 128 plus the
 /// signal's number for a run a signal stopped (130 for Ctrl-C).
@@ -229,7 +242,7 @@ pub fn main() -> ExitCode {
     let parsed = Cli::command().try_get_matches().and_then(|m| Ok((Cli::from_arg_matches(&m)?, given(&m))));
     let (cli, given) = match parsed {
         Ok(parsed) => parsed,
-        Err(e) if !e.use_stderr() => e.exit(), // --help and --version
+        Err(e) if !e.use_stderr() => return help_or_version(&e),
         Err(e) => {
             say_err!("{}", usage_message(&e));
             return ExitCode::from(2);

@@ -16,7 +16,7 @@ use crate::data::mnist::{self, Mnist};
 use crate::data::noise::{Noise, NoiseStream, corrupt_set};
 use crate::data::rng::Purpose;
 use crate::engine::layer::Layer;
-use crate::engine::model::{Model, Workspace, autoencoder_widths};
+use crate::engine::model::{Model, Workspace, autoencoder_activations, autoencoder_widths};
 use crate::eval::evaluate::{self, Evaluation};
 use crate::files::atomic::{MadeFolders, folder_of, remove_stale_temps, write_all_atomic, write_atomic};
 use crate::files::checkpoint::{self, Owner, Snapshots, State};
@@ -26,6 +26,7 @@ use crate::files::plot;
 use crate::files::pngio::{self, Picture};
 use crate::files::run_lock::RunLock;
 use crate::memory;
+use crate::report::sections::fixed;
 use crate::report::{self, MEASURED_TEST, MEASURED_TRAIN, Measured, TEST_SHOWN};
 use crate::train::memory::{end_of_run_bytes, model_training_bytes, training_bytes};
 use crate::train::profile;
@@ -85,6 +86,11 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
     if plan.resume.is_some() && !out.is_dir() {
         let what = if out.exists() { "not a folder" } else { "no such folder" };
         return Err(Failure::Usage(format!("--resume {}: {what}; name the folder of a run", out.display())));
+    }
+    if plan.resume.is_some() && std::fs::symlink_metadata(out.join("metrics.json")).is_err() {
+        let message =
+            format!("--resume {}: not a run (no metrics.json); name the folder of a run", out.display());
+        return Err(Failure::Usage(message));
     }
     // A new run's settings and data are checked before its folder is made or taken, so that a
     // refused command leaves nothing behind.
@@ -157,7 +163,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
         let saved = save(&out, trainer, metrics, snapshots, samples);
         match (&aside, &saved) {
             (Some(aside), Ok(())) => {
-                say!("the run that was in {} is now in {}", out.display(), aside.display())
+                say!("the run that was in {} is now in {}", shell_word(&out), shell_word(aside))
             }
             (_, Err(_)) if first => {
                 // Half a run (no state file to resume from) would be set aside later as a run.
@@ -206,7 +212,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
             Err(TrainError::Interrupted(progress)) => {
                 let samples = trainer.samples(SHOWN);
                 save_run(&mut trainer, &metrics, &snapshots, &samples)?;
-                let out = out.display();
+                let out = shell_word(&out);
                 let by = stopper.signal_name();
                 say_err!(
                     "interrupted by {by} after {progress}; saved in {out}; continue with {resume_flags}"
@@ -227,10 +233,10 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
             step => format!(" (steps {} to {steps})", step + 1),
         };
         say!(
-            "epoch {epoch}/{}  loss {:.4}  val_loss {:.4}  {:.2} s{part}  {}/step",
+            "epoch {epoch}/{}  loss {}  val_loss {}  {:.2} s{part}  {}/step",
             config.epochs,
-            stats.train_loss,
-            stats.val_loss,
+            fixed(stats.train_loss, 4),
+            fixed(stats.val_loss, 4),
             stats.seconds,
             duration(stats.seconds / (steps - stats.from_step) as f64),
         );
@@ -242,7 +248,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
         save_run(&mut trainer, &metrics, &snapshots, &samples)?;
     }
     if stopper.epochs_done() {
-        let (by, out) = (stopper.signal_name(), out.display());
+        let (by, out) = (stopper.signal_name(), shell_word(&out));
         say_err!("interrupted by {by} after the last epoch; saved in {out}; make its report with {report}");
         return Err(stopper.failure());
     }
@@ -267,7 +273,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
         other => other,
     })?;
     signals::finished();
-    say!("wrote {}", out.display());
+    say!("wrote {}", shell_word(&out));
     if let Some(profile) = profile {
         say!("{profile}");
     }
@@ -303,9 +309,17 @@ fn resume<'a>(
         return Err(Failure::Usage(message));
     }
     let steps = data.train.images.count.div_ceil(metrics.config.batch_size);
-    if state.progress.step >= steps {
-        let (step, path) = (state.progress.step, dir.join("state.safetensors"));
+    let (done, step, path) = (state.progress.epoch, state.progress.step, dir.join("state.safetensors"));
+    if step >= steps {
         return Err(anyhow!("{}: step {step} of an epoch of {steps} steps", path.display()).into());
+    }
+    // Adam counts every step the run took: `t` is the progress's step, epochs of `steps` each.
+    let taken = done.checked_mul(steps).and_then(|n| n.checked_add(step));
+    if taken != Some(state.adam.t as usize) {
+        let taken = taken.map_or("more than a count holds".into(), |n| n.to_string());
+        let t = state.adam.t;
+        let message = format!("adam.t = {t}, but {done} epochs of {steps} steps and {step} more are {taken}");
+        return Err(anyhow!("{}: {message}", path.display()).into());
     }
     let bytes = |rows| model_training_bytes(&state.model, data, rows);
     let end = || end_of_run_bytes(&state.model, data);
@@ -450,7 +464,7 @@ pub fn report(dir: &Path, data_path: &Path) -> Result<(), Failure> {
     let run = report_of(dir, &metrics, &model, &data, views, &snapshots, Some(&measured));
     write_report(dir, &run)?;
     signals::finished();
-    say!("wrote {}", dir.join("report.html").display());
+    say!("wrote {}", shell_word(&dir.join("report.html")));
     Ok(())
 }
 
@@ -459,7 +473,8 @@ fn measure(model: &Model, data: &Mnist, seed: u64) -> Measured {
     let (test, train) =
         (MEASURED_TEST.min(data.test.images.count), MEASURED_TRAIN.min(data.train.images.count));
     let doing = stage(&format!(
-        "measuring the report's noise sweep and k-NN accuracy on {test} test and {train} training images"
+        "measuring the report's noise sweep and k-NN accuracy on {test} test and {}",
+        plural(train, "training image")
     ));
     let measured = Measured::of(model, data, seed);
     doing.finish_and_clear();
@@ -560,11 +575,20 @@ fn check_agrees(config: &Config, model: &Model, data: &Mnist) -> Result<(), Stri
         }
         Arch::Dense => {
             let expected = autoencoder_widths(data.train.images.pixels_per_image(), &config.hidden);
-            match model.widths() {
-                widths if widths == expected => Ok(()),
-                widths => Err(format!(
+            let widths = model.widths();
+            if widths != expected {
+                return Err(format!(
                     "hidden {:?} makes widths {expected:?}, but state.safetensors holds {widths:?}",
                     config.hidden
+                ));
+            }
+            let activations = autoencoder_activations(model.layers.len());
+            match (0..activations.len()).find(|&i| model.activations[i] != activations[i]) {
+                None => Ok(()),
+                Some(i) => Err(format!(
+                    "layer {i}: arch 'dense' has {} after it, but state.safetensors holds {}",
+                    activations[i].name(),
+                    model.activations[i].name()
                 )),
             }
         }
@@ -726,8 +750,10 @@ pub fn eval(model: &Path, data: &Path, noise: Noise, seed: u64) -> Result<(), Fa
     let doing = stage(&format!("denoising {} corrupted by {noise}", plural(test, "test image")));
     let (noisy, reconstructed) = evaluate::denoising(&net, &data, noise, seed);
     doing.finish_and_clear();
+    let whose = if test == 1 { "test image's" } else { "test images'" };
     let doing = stage(&format!(
-        "k-NN accuracy of {test} test images' codes and pixels against {train} training images"
+        "k-NN accuracy of {test} {whose} codes and pixels against {}",
+        plural(train, "training image")
     ));
     let knn = evaluate::features(&net, &data);
     doing.finish_and_clear();
@@ -949,9 +975,14 @@ fn denoise_targets(
     for path in images {
         let name =
             path.file_name().ok_or_else(|| Failure::Usage(format!("{}: not a file", path.display())))?;
-        let stem = Path::new(name).file_stem().expect("a file name").to_string_lossy();
-        let noisy_target = noisy.then(|| out.join(format!("{stem}.noisy.png")));
-        let pair = [Some(out.join(name)), noisy_target];
+        // NAME.png and NAME.noisy.png from the name's own bytes (which need not be text).
+        let stem = Path::new(name).file_stem().expect("a file name");
+        let named = |suffix: &str| {
+            let mut name = stem.to_os_string();
+            name.push(suffix);
+            out.join(name)
+        };
+        let pair = [Some(named(".png")), noisy.then(|| named(".noisy.png"))];
         for target in pair.iter().flatten() {
             if canonical(target).is_some_and(|c| given.contains_key(&c)) {
                 let message = format!("--out {}: would overwrite {}", out.display(), target.display());
@@ -1202,7 +1233,7 @@ fn check_report_memory(model: &Model, data: &Mnist, dir: &Path) -> Result<(), Fa
 fn measuring_for_the_report(data: &Mnist) -> String {
     let (test, train) =
         (MEASURED_TEST.min(data.test.images.count), MEASURED_TRAIN.min(data.train.images.count));
-    format!("measuring the model for the report on {test} test and {train} training images")
+    format!("measuring the model for the report on {test} test and {}", plural(train, "training image"))
 }
 
 /// An error unless measuring `model` (from `source`) on all of `data`'s test images fits in memory.

@@ -114,6 +114,15 @@ impl NoiseStream {
     }
 }
 
+/// `v`, but 0 for a subnormal `v` (below `f32::MIN_POSITIVE`, 1.2e-38). Only a `σ` below about
+/// 1e-28 makes one (`|ε|` is 0 or above 1e-10 here), and the pixel would slow every product that
+/// reads it (an Intel Xeon takes some thirty times as long over a subnormal number):
+/// `gaussian:1e-39` had made an epoch 23 times as long as `gaussian:0`, for the same losses.
+#[inline(always)]
+fn flush(v: f32) -> f32 {
+    if v < f32::MIN_POSITIVE { 0.0 } else { v }
+}
+
 /// The top 24 bits of `w` as a number in `[0, 1)`, a multiple of 2⁻²⁴.
 #[inline(always)]
 fn unit(w: u32) -> f32 {
@@ -178,7 +187,9 @@ impl Noise {
             }
             let entries = noisy.iter_mut().zip(clean.iter()).zip(random);
             match *self {
-                Noise::Gaussian(std) => entries.for_each(|((n, &x), r)| *n = (x + std * r).clamp(0.0, 1.0)),
+                Noise::Gaussian(std) => {
+                    entries.for_each(|((n, &x), r)| *n = flush((x + std * r).clamp(0.0, 1.0)))
+                }
                 Noise::Masking(p) => entries.for_each(|((n, &x), r)| *n = if r < p { 0.0 } else { x }),
                 Noise::SaltPepper(p) => entries.for_each(|((n, &x), r)| {
                     let speck = if r < p / 2.0 { 0.0 } else { 1.0 };

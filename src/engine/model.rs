@@ -61,8 +61,7 @@ impl Model {
         let widths = autoencoder_widths(inputs, hidden);
         let layers: Vec<Layer> =
             widths.windows(2).map(|w| Layer::Dense(Dense::glorot(w[0], w[1], rng))).collect();
-        let mut activations = vec![Activation::Relu; layers.len()];
-        *activations.last_mut().expect("at least one layer") = Activation::Sigmoid;
+        let activations = autoencoder_activations(layers.len());
         Model { layers, activations }
     }
 
@@ -259,6 +258,14 @@ pub fn autoencoder_widths(inputs: usize, hidden: &[usize]) -> Vec<usize> {
     widths.extend(hidden.iter().rev().skip(1));
     widths.push(inputs);
     widths
+}
+
+/// The activations of [`Model::autoencoder`]'s `layers` layers (at least one): ReLU after every
+/// layer but the last, a sigmoid there.
+pub fn autoencoder_activations(layers: usize) -> Vec<Activation> {
+    let mut activations = vec![Activation::Relu; layers];
+    *activations.last_mut().expect("at least one layer") = Activation::Sigmoid;
+    activations
 }
 
 /// The bytes of one number, for the counts of memory made before allocating it.

@@ -138,7 +138,8 @@ pub struct MadeFolders {
     made: Vec<PathBuf>,
     kept: bool,
     /// A run folder and the lock this process holds on it, released after the folders go: if
-    /// this process made the folder, its lock file goes with it, removed while still held.
+    /// this process made the lock file, it goes too, removed while still held, so that a
+    /// command that fails leaves the folder as it found it.
     lock: Option<(PathBuf, RunLock)>,
 }
 
@@ -200,7 +201,6 @@ impl Drop for MadeFolders {
         // perhaps made again by another process).
         let mut listed = MADE.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((run, lock)) = &self.lock
-            && self.made.first() == Some(run)
             && lock.created()
         {
             let _ = std::fs::remove_file(run.join(".lock"));

@@ -30,8 +30,8 @@ pub fn describe(layer: &Layer) -> String {
 }
 
 /// `x` with `places` decimals, or in scientific notation from a million on: a number from a
-/// hand-edited metrics.json (1e308) is a table cell, not 309 digits.
-fn fixed(x: f64, places: usize) -> String {
+/// hand-edited file (1e308) is a table cell or a line, not 309 digits.
+pub fn fixed(x: f64, places: usize) -> String {
     if x.abs() < 1e6 { format!("{x:.places$}") } else { format!("{x:.places$e}") }
 }
 
