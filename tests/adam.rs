@@ -55,6 +55,31 @@ fn first_step_is_lr_times_sign_on_large_tensors() {
     }
 }
 
+/// A tensor large enough to be updated in parallel chunks takes, over three steps (so that the
+/// moments it keeps matter), the steps of its parts updated one at a time by Adams of their own:
+/// the same weights and moments, to the bit.
+#[test]
+fn a_large_tensor_in_parallel_chunks_steps_as_its_parts_do() {
+    let (n, part) = (100_000, 10_000);
+    let start: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+    let gradient = |t: usize| -> Vec<f32> { (0..n).map(|i| ((i * (t + 2)) as f32 * 0.013).cos()).collect() };
+    let (mut whole, mut w) = (Adam::new(1e-3, [n]), start.clone());
+    let mut parts: Vec<Adam> = (0..n / part).map(|_| Adam::new(1e-3, [part])).collect();
+    let mut w_parts = start;
+    for t in 0..3 {
+        let g = gradient(t);
+        whole.step([(&mut w[..], &g[..])].into_iter());
+        for ((adam, w), g) in parts.iter_mut().zip(w_parts.chunks_mut(part)).zip(g.chunks(part)) {
+            adam.step([(w, g)].into_iter());
+        }
+    }
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let joined = |f: fn(&Adam) -> &[f32]| parts.iter().flat_map(|a| f(a).to_vec()).collect::<Vec<_>>();
+    assert_eq!(bits(&w), bits(&w_parts), "weights");
+    assert_eq!(bits(whole.m[0].as_slice().unwrap()), bits(&joined(|a| a.m[0].as_slice().unwrap())), "m");
+    assert_eq!(bits(whole.v[0].as_slice().unwrap()), bits(&joined(|a| a.v[0].as_slice().unwrap())), "v");
+}
+
 /// Training takes Adam's step inside the backward pass, each layer as soon as its gradients
 /// exist; that must be exactly the step taken over all tensors afterwards, for every kind of
 /// layer, over several steps (so that the moments matter).

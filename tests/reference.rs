@@ -18,7 +18,7 @@ use dae::engine::activation::Activation;
 use dae::engine::adam::{Adam, m_floor};
 use dae::engine::conv::Conv2d;
 use dae::engine::conv_transpose::ConvTranspose2d;
-use dae::engine::dense::Dense;
+use dae::engine::dense::{Dense, Write};
 use dae::engine::layer::Layer;
 use dae::engine::loss::Loss;
 use dae::engine::lowering::{Image, Scratch};
@@ -339,13 +339,17 @@ fn gradients_of(layer: &Layer) -> Option<Gradients> {
 /// the pool, Adam inside its backward pass) against the reference's, from the same model on the
 /// same batches: the losses agree to 1e-5 relative at every step, and the distance each weight
 /// has moved to `bar` of the largest. The differences are the rounding of the tests above,
-/// carried through five steps.
-fn compare_steps(name: &str, model: Model, d: usize, batch: usize, bar: f32) {
+/// carried through five steps. A dense model's update writes `W` as `write` says (`None`: as
+/// the distance between the cores chooses).
+fn compare_steps(name: &str, model: Model, d: usize, batch: usize, bar: f32, write: Option<Write>) {
     let (mut fast, mut plain) = (model.clone(), model.clone());
     let start = parameters(&model);
     let mut fast_adam = Adam::new(1e-3, model.param_sizes());
     let mut plain_adam = fast_adam.clone();
     let mut ws = Workspace::for_training(&model, batch);
+    if let Some(shards) = ws.shards.as_mut() {
+        shards.fix_write(write);
+    }
     let mut profile = Profile::default();
     for step in 0..5 {
         let target = random((batch, d), 0.0, 1.0, 20 + step);
@@ -373,15 +377,25 @@ fn compare_steps(name: &str, model: Model, d: usize, batch: usize, bar: f32) {
 
 #[test]
 fn the_dense_training_step_is_the_reference() {
-    // 300 rows: three shards of the data-parallel step, the last of 44.
+    // 300 rows: three shards of the data-parallel step, the last of 44. Both ways of writing `W`,
+    // whichever this machine's cores would choose.
     let model = Model::autoencoder(48, &[20, 12, 6], &mut ChaCha8Rng::seed_from_u64(3));
-    compare_steps("dense 48→20→12→6→12→20→48", model, 48, 300, 1e-4);
+    for write in [Write::InPlace, Write::Streamed] {
+        compare_steps(
+            &format!("dense 48→20→12→6→12→20→48, {write:?}"),
+            model.clone(),
+            48,
+            300,
+            1e-4,
+            Some(write),
+        );
+    }
 }
 
 #[test]
 fn the_convolutional_training_step_is_the_reference() {
     let model = Model::conv_autoencoder(8, 8, &mut ChaCha8Rng::seed_from_u64(4));
-    compare_steps("conv 8×8", model, 64, 12, 1e-4);
+    compare_steps("conv 8×8", model, 64, 12, 1e-4, None);
 }
 
 /// `Σ c ⊙ z`, a linear probe: its gradient with respect to `z` is exactly `c`.

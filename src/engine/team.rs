@@ -69,11 +69,11 @@ unsafe impl Sync for Shared {}
 unsafe impl Send for Shared {}
 
 impl Team {
-    /// A team of `threads` members, but no more than the machine has cores (a member that waits
-    /// for one would spin on another's): the caller and up to `threads − 1` new threads.
+    /// A team of `threads` members (at least one): the caller and `threads − 1` new threads.
+    /// Give it no more than the machine has cores, as the command line does: a member that waits
+    /// for one without a core spins on its own until [`SPIN`] has passed, and then yields its
+    /// core at every look, so the team is correct but slow (the tests use more, for the bits).
     pub fn new(threads: usize) -> Team {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let threads = threads.min(cores);
         let shared = Arc::new(Shared {
             round: AtomicUsize::new(0),
             job: UnsafeCell::new(None),
