@@ -57,15 +57,13 @@ esac
 if [ ${#mirrors[@]} = 0 ]; then
   say "MNIST_OFFLINE is set but MNIST_MIRROR is not: nowhere to fetch from"; exit 1
 fi
-case ${MNIST_MIRROR:-} in
-  "" | http://* | https://*) ;;
-  *)
-    if [ ! -d "$MNIST_MIRROR" ]; then
-      [ -e "$MNIST_MIRROR" ] && what="not a folder" || what="no such folder"
-      say "MNIST_MIRROR=$MNIST_MIRROR: $what"; exit 1
-    fi ;;
-esac
+if [ $# = 1 ] && [ -z "$1" ]; then
+  say "an empty folder name; $usage"; exit 2
+fi
 
+if ! command -v gzip >/dev/null; then
+  say "needs gzip to check the files"; exit 1
+fi
 if command -v sha256sum >/dev/null; then
   sha256() { sha256sum | cut -d' ' -f1; }
 elif command -v shasum >/dev/null; then
@@ -81,26 +79,76 @@ content_hash() {
   return 0
 }
 
+# What a file whose content hash is not MNIST's holds: "content SHA-256 HASH", or why it has none.
+content() {
+  local hash
+  hash=$(content_hash "$1")
+  if [ -n "$hash" ]; then
+    echo "content SHA-256 $hash"
+  elif [ "$(head -c 2 -- "$1" | od -An -tx1 | tr -d ' \n')" = 1f8b ]; then
+    echo "a corrupt or cut gzip"
+  else
+    echo "not gzip"
+  fi
+}
+
+# The most bytes a source's file may have: MNIST's largest, the training images, is 9.9 MB
+# gzipped and 47 MB not; a device or an endless stream in a mirror would fill the disk.
+max_bytes=$((64 << 20))
+
 # Copies or downloads SOURCE/NAME.gz to TARGET; fails saying why on standard error.
 fetch() {
   local source=$1 name=$2 target=$3
   case $source in
     http://* | https://*)
       if command -v curl >/dev/null; then
-        curl -fsSL --connect-timeout 15 --max-time 600 -o "$target" "${source%/}/$name.gz"
+        curl -fsSL --connect-timeout 15 --max-time 600 --max-filesize "$max_bytes" -o "$target" \
+          "${source%/}/$name.gz"
       else
-        wget -q --timeout=15 -O "$target" "${source%/}/$name.gz"
+        wget -q --timeout=15 -O - "${source%/}/$name.gz" | head -c "$((max_bytes + 1))" >"$target"
+        if [ "$(wc -c <"$target")" -gt "$max_bytes" ]; then
+          echo "more than $max_bytes bytes, far more than MNIST's" >&2; return 1
+        fi
       fi ;;
     *)
-      if [ -e "$source/$name.gz" ] || [ -L "$source/$name.gz" ]; then
-        cp -- "$source/$name.gz" "$target"
-      else
+      local file=$source/$name.gz size
+      if [ ! -d "$source" ]; then
+        [ -e "$source" ] && echo "not a folder" >&2 || echo "no such folder" >&2
+        return 1
+      elif [ ! -e "$file" ] && [ ! -L "$file" ]; then
         echo "not in that folder" >&2; return 1
-      fi ;;
+      elif [ -e "$file" ] && [ ! -f "$file" ] && [ ! -d "$file" ]; then
+        # A device or a FIFO would be read forever, or until the disk is full.
+        echo "not a regular file" >&2; return 1
+      elif [ -f "$file" ] && size=$(wc -c <"$file") && [ "$size" -gt "$max_bytes" ]; then
+        echo "$size bytes, far more than MNIST's" >&2; return 1
+      fi
+      cp -- "$file" "$target" ;;
   esac
 }
 
-mkdir -p -- "$dir"
+# A mirror folder that is not there, checked when a file is first needed (files already
+# present need none): the one source offline, an error; else one source fewer.
+mirror_checked=0
+check_mirror() {
+  [ "$mirror_checked" = 0 ] || return 0
+  mirror_checked=1
+  case ${MNIST_MIRROR:-} in "" | http://* | https://*) return 0 ;; esac
+  [ -d "$MNIST_MIRROR" ] && return 0
+  local what="no such folder"
+  [ -e "$MNIST_MIRROR" ] && what="not a folder"
+  if [ ${#mirrors[@]} = 1 ]; then
+    say "MNIST_MIRROR=$MNIST_MIRROR: $what"; exit 1
+  fi
+  say "MNIST_MIRROR=$MNIST_MIRROR: $what; trying the public mirrors"
+  mirrors=("${mirrors[@]:1}")
+}
+
+if [ -e "$dir" ] && [ ! -d "$dir" ]; then
+  say "$dir: exists and is not a folder"; exit 1
+elif ! mkdir -p -- "$dir" 2>/dev/null; then
+  say "$dir: cannot make the folder"; exit 1
+fi
 # A folder (or device) where a data file goes would take the file inside it: refused first.
 for entry in "${files[@]}"; do
   read -r name _ <<<"$entry"
@@ -143,10 +191,12 @@ for entry in "${files[@]}"; do
   wrong=""
   if [ -f "$final" ]; then
     wrong="$final is there but is not MNIST's $name"
-    actual=$(content_hash "$final")
-    say "$wrong (content SHA-256 ${actual:-(not gzip)}); fetching a correct copy over it"
+    say "$wrong ($(content "$final")); fetching a correct copy over it"
   fi
-  tmp=$(mktemp "$dir/.$name.gz.XXXXXX")
+  check_mirror
+  if ! tmp=$(mktemp "$dir/.$name.gz.XXXXXX" 2>/dev/null); then
+    say "$dir: cannot write a file into it"; exit 1
+  fi
   trap 'rm -f "$tmp"' EXIT
   trap 'rm -f "$tmp"; exit 130' INT
   trap 'rm -f "$tmp"; exit 143' TERM
@@ -157,15 +207,14 @@ for entry in "${files[@]}"; do
       say "$name.gz from $source: ${why:-failed}"
       continue
     fi
-    actual=$(content_hash "$tmp")
-    if [ "$actual" = "$expected" ]; then
+    if [ "$(content_hash "$tmp")" = "$expected" ]; then
       chmod 644 "$tmp"
       mv -f "$tmp" "$final"
       say "$final: fetched from $source and verified"
       ok=1
       break
     fi
-    say "$name.gz from $source: rejected, content SHA-256 ${actual:-(not gzip)} is not $expected"
+    say "$name.gz from $source: rejected, $(content "$tmp"), not MNIST's $expected"
   done
   rm -f "$tmp"
   trap - EXIT INT TERM HUP

@@ -100,6 +100,61 @@ fn every_missing_file_is_listed_and_a_missing_mirror_is_named() {
     assert_eq!(stderr.trim_end(), format!("data-fetch: MNIST_MIRROR={}: no such folder", nowhere.display()));
 }
 
+/// A mirror's file that is a device or a FIFO (read forever, or until the disk is full) or far
+/// larger than MNIST's is refused before it is copied; a cut gzip is named as one.
+#[test]
+fn a_mirror_file_that_is_no_mnist_file_is_refused_before_it_is_copied() {
+    let (mirror, target) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let m = |name: &str| mirror.path().join(format!("{name}.gz"));
+    std::os::unix::fs::symlink("/dev/zero", m("train-images-idx3-ubyte")).unwrap();
+    let fifo = Command::new("mkfifo").arg(m("train-labels-idx1-ubyte")).status().unwrap();
+    assert!(fifo.success());
+    std::fs::File::create(m("t10k-images-idx3-ubyte")).unwrap().set_len(65 << 20).unwrap();
+    let gz = Command::new("gzip").arg("-c").arg("Cargo.toml").output().unwrap().stdout;
+    std::fs::write(m("t10k-labels-idx1-ubyte"), &gz[..gz.len() / 2]).unwrap();
+    let mut fetch = Command::new("timeout");
+    fetch.args(["60", "bash", "data-fetch.sh"]).arg(target.path());
+    let out = fetch.env("MNIST_MIRROR", mirror.path()).env("MNIST_OFFLINE", "1").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for said in [
+        "train-images-idx3-ubyte.gz from ",
+        ": not a regular file",
+        "train-labels-idx1-ubyte.gz from ",
+        "68157440 bytes, far more than MNIST's",
+        "t10k-labels-idx1-ubyte.gz from ",
+        "rejected, a corrupt or cut gzip, not MNIST's",
+    ] {
+        assert!(stderr.contains(said), "{said}: {stderr}");
+    }
+    assert_eq!(stderr.matches(": not a regular file").count(), 2, "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(target.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "nothing may be left behind: {left:?}");
+}
+
+/// A mirror folder that is not there is one source fewer when others remain (files already
+/// present need no source at all); an empty folder name is refused.
+#[test]
+fn a_missing_mirror_folder_leaves_the_public_mirrors_and_an_empty_name_is_refused() {
+    let target = tempfile::tempdir().unwrap();
+    let nowhere = target.path().join("nowhere");
+    let mut fetch = Command::new("bash");
+    fetch.arg("data-fetch.sh").arg(target.path()).env("MNIST_MIRROR", &nowhere).env_remove("MNIST_OFFLINE");
+    // The public mirrors through a proxy that refuses at once: no network is used.
+    for proxy in ["http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"] {
+        fetch.env(proxy, "http://127.0.0.1:9");
+    }
+    let out = fetch.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let said = format!("MNIST_MIRROR={}: no such folder; trying the public mirrors", nowhere.display());
+    assert!(stderr.contains(&said), "{stderr}");
+    assert!(stderr.contains("train-images-idx3-ubyte.gz from https://ossci-datasets"), "{stderr}");
+    let empty = Command::new("bash").args(["data-fetch.sh", ""]).output().unwrap();
+    assert_eq!(empty.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&empty.stderr).contains("an empty folder name"));
+}
+
 /// A folder where a data file goes is named, and nothing is put inside it (`mv` into a folder
 /// would have called the file fetched and verified).
 #[test]
