@@ -11,8 +11,12 @@ use std::time::{Duration, Instant};
 use dae::files::checkpoint;
 use dae::files::metrics::Metrics;
 
+/// `dae`, without a `DAE_MEMORY` of the caller's (README suggests one), which would change what
+/// fits: the tests that mean a limit set it.
 fn dae() -> Command {
-    default_signals(Command::new(env!("CARGO_BIN_EXE_dae")))
+    let mut dae = default_signals(Command::new(env!("CARGO_BIN_EXE_dae")));
+    dae.env_remove("DAE_MEMORY");
+    dae
 }
 
 /// `command`, with SIGINT, SIGTERM and SIGHUP at their default actions: tests run in the
@@ -503,7 +507,7 @@ fn under_nohup_sighup_is_ignored() {
     let data = dataset(2048);
     let out = data.path().join("run");
     let mut nohup = default_signals(Command::new("nohup"));
-    nohup.arg(env!("CARGO_BIN_EXE_dae"));
+    nohup.arg(env!("CARGO_BIN_EXE_dae")).env_remove("DAE_MEMORY");
     let child = start_and_wait_as(nohup, data.path(), &out, 1);
     signal(&child, "HUP");
     let epochs = |m: Metrics| m.history.len();
@@ -846,6 +850,33 @@ fn every_kernel_path_trains_the_same_bits() {
     assert_eq!(unknown.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&unknown.stderr);
     assert_eq!(stderr.trim(), "error: DAE_KERNEL=sse9: expected avx512, avx2 or portable");
+    // In any case, with spaces around it, as DAE_MEMORY's units: the command runs (and here
+    // finds no run to report on).
+    let spaced = dae().env("DAE_KERNEL", " Portable ").args(["report", "nowhere"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&spaced.stderr);
+    assert!(stderr.contains("nowhere: no such folder") && !stderr.contains("DAE_KERNEL"), "{stderr}");
+}
+
+/// A test set that is the training set (a file copied over the other) trains, but is said to be:
+/// the validation would measure images the model trains on.
+#[test]
+fn a_test_set_that_is_the_training_set_is_said_to_be() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut data = common::bars_dataset(64, 64);
+    let (d, out) = (path_str(dir.path()), dir.path().join("run"));
+    let args = ["--data", d, "--out", path_str(&out), "--epochs", "1"];
+    let warning = "the training and test images are the same";
+    for same in [false, true] {
+        if same {
+            data.test = data.train.clone();
+        }
+        common::write_dataset(dir.path(), &data);
+        let run = dae().args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(run.status.success(), "{stderr}");
+        assert_eq!(stderr.contains(&format!("warning: {d}: {warning}")), same, "{stderr}");
+        std::fs::remove_dir_all(&out).unwrap();
+    }
 }
 
 /// A folder that cannot be written is named before any training, not after an epoch.
@@ -873,7 +904,11 @@ fn the_progress_bar_knows_its_length_from_the_first_frame() {
         path_str(data.path()),
         path_str(&out)
     );
-    let shown = Command::new("script").args(["-qec", &command, "/dev/null"]).output().unwrap();
+    let shown = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_remove("DAE_MEMORY")
+        .output()
+        .unwrap();
     let shown = String::from_utf8_lossy(&shown.stdout);
     assert!(shown.contains("/16 steps"), "{shown}");
     assert!(!shown.contains("0/0 steps"), "{shown}");

@@ -13,7 +13,7 @@ use dae::files::metrics::Metrics;
 use dae::files::pngio;
 
 fn dae(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_dae")).args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dae")).args(args).env_remove("DAE_MEMORY").output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     out
@@ -314,6 +314,7 @@ fn denoise_writes_cleaner_images_and_refuses_the_wrong_kind() {
     std::fs::copy(&input, &a).unwrap();
     std::fs::copy(&input, &b).unwrap();
     let both = Command::new(env!("CARGO_BIN_EXE_dae"))
+        .env_remove("DAE_MEMORY")
         .args(["denoise", "--model", s(&model), "--out", s(&o5), "--noise", "gaussian:0.5"])
         .args([&a, &b])
         .output()

@@ -150,6 +150,16 @@ fn a_gzip_file_of_several_members_reads_whole() {
 fn trailing_bytes_are_an_error() {
     let (kind, msg) = error_of(&idx_bytes(0x08, &[3], &[1, 2, 3, 4]));
     assert!(matches!(kind, IdxErrorKind::TrailingData { expected: 11 }), "{msg}");
+    let long = gzip(&idx_bytes(0x08, &[3], &[1, 2, 3, 4]));
+    let (kind, msg) = error_of(&long);
+    assert!(matches!(kind, IdxErrorKind::TrailingData { expected: 11 }), "{msg}");
+    // A gzip file whose checksum fails is corrupt, not long (a flipped byte in the deflate
+    // stream can unpack to more than the header promises; here the stored checksum is flipped).
+    let mut corrupt = long;
+    let crc = corrupt.len() - 8;
+    corrupt[crc] ^= 0xff;
+    let (kind, msg) = error_of(&corrupt);
+    assert!(matches!(kind, IdxErrorKind::Gzip(_)) && msg.contains("checksum"), "{msg}");
 }
 
 #[test]

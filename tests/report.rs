@@ -16,7 +16,7 @@ use dae::train::{Config, Trainer};
 use ndarray::Array2;
 
 fn dae(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_dae")).args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dae")).args(args).env_remove("DAE_MEMORY").output().unwrap();
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"), "{args:?}");
     out
 }

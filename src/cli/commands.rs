@@ -95,6 +95,14 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
     // A new run's settings and data are checked before its folder is made or taken, so that a
     // refused command leaves nothing behind.
     let data = Mnist::load(&plan.data)?;
+    // A training file copied over the test one (or the other way) still loads: said, not refused.
+    if data.train.images.pixels == data.test.images.pixels {
+        say_err!(
+            "warning: {}: the training and test images are the same; the validation loss and the report \
+             measure images the model trains on",
+            shell_word(&plan.data)
+        );
+    }
     if plan.resume.is_none() {
         let canonical = |p: &Path| std::fs::canonicalize(p).ok();
         if canonical(&out).is_some_and(|o| Some(o) == canonical(&plan.data)) {

@@ -50,7 +50,7 @@ pub enum IdxErrorKind {
     #[error("cannot read: {0}")]
     Io(#[from] io::Error),
     /// The file starts like gzip but does not decompress.
-    #[error("corrupt gzip stream: {0}")]
+    #[error("gzip: {0}")]
     Gzip(io::Error),
     /// Fewer bytes than the header (or the header itself) needs; both counts include the header.
     #[error("truncated: expected {expected} bytes, found {found}")]
@@ -155,6 +155,9 @@ enum Stored {
     Plain { length: Option<u64> },
 }
 
+/// How far past the promised body a gzipped file is unpacked (and dropped) to reach its checksum.
+const LOOKAHEAD: u64 = 1 << 20;
+
 fn parse(reader: &mut impl Read, stored: Stored, held: u64) -> Result<Idx, IdxErrorKind> {
     let gzipped = matches!(stored, Stored::Gzipped);
     let io_kind = |e: io::Error| {
@@ -214,13 +217,18 @@ fn parse(reader: &mut impl Read, stored: Stored, held: u64) -> Result<Idx, IdxEr
     memory::check(need, what).map_err(IdxErrorKind::OutOfMemory)?;
     // Read at most one byte more than promised: the vector grows only as real bytes arrive.
     let mut data = Vec::new();
-    reader.take(body_len + 1).read_to_end(&mut data).map_err(io_kind)?;
+    reader.by_ref().take(body_len + 1).read_to_end(&mut data).map_err(io_kind)?;
     let found = data.len() as u64;
     if found < body_len {
         let (expected, found) = (header_len + body_len, header_len + found);
         return Err(IdxErrorKind::Truncated { expected, found });
     }
     if found > body_len {
+        // A corrupt deflate stream can unpack to more than its header promises: the checksum at
+        // the stream's end, read for at most [`LOOKAHEAD`] more bytes, tells the two apart.
+        if gzipped {
+            io::copy(&mut reader.take(LOOKAHEAD), &mut io::sink()).map_err(io_kind)?;
+        }
         return Err(IdxErrorKind::TrailingData { expected: header_len + body_len });
     }
     let dims = dims32.into_iter().map(|d| d as usize).collect();

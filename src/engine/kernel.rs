@@ -93,10 +93,12 @@ impl Path {
     }
 
     /// The path the environment variable `DAE_KERNEL` forces, if it is set: `avx512`, `avx2` or
-    /// `portable`; an error names an unknown path, or one this CPU cannot run.
+    /// `portable` (in any case, spaces around it ignored, as `DAE_MEMORY`'s units are); an error
+    /// names an unknown path, or one this CPU cannot run.
     pub fn from_env() -> Result<Option<Path>, String> {
         let Some(name) = std::env::var_os("DAE_KERNEL") else { return Ok(None) };
-        let Some(path) = Path::ALL.into_iter().find(|p| name.to_str() == Some(p.name())) else {
+        let given = name.to_str().map(|n| n.trim().to_ascii_lowercase());
+        let Some(path) = Path::ALL.into_iter().find(|p| given.as_deref() == Some(p.name())) else {
             let name = name.to_string_lossy();
             return Err(format!("DAE_KERNEL={name}: expected avx512, avx2 or portable"));
         };
@@ -110,14 +112,18 @@ impl Path {
 }
 
 /// The path every product takes, chosen once: the one `DAE_KERNEL` forces, else the fastest
-/// this CPU has. (A `DAE_KERNEL` that names no path this CPU runs is refused by the command line
-/// before anything is multiplied; here it falls back to the CPU's.) The elementwise loops'
-/// copies (`fastmath::for_this_cpu!`) follow it too, so that `DAE_KERNEL=avx2` runs a whole step
+/// this CPU has. A `DAE_KERNEL` that names no path this CPU runs is refused by the command line
+/// before anything is multiplied; in a program of the library's own (a test, a bench, an
+/// example) it panics here with the same message, rather than run a path it was not asked for.
+/// The elementwise loops' copies (`fastmath::for_this_cpu!`) follow it too, so that `DAE_KERNEL=avx2` runs a whole step
 /// as an AVX2 machine would (`portable`: as built, which for the default build is the baseline
 /// x86-64, a library call for every `mul_add`).
 pub fn path() -> Path {
     static PATH: std::sync::OnceLock<Path> = std::sync::OnceLock::new();
-    *PATH.get_or_init(|| Path::from_env().ok().flatten().unwrap_or_else(Path::detected))
+    *PATH.get_or_init(|| match Path::from_env() {
+        Ok(path) => path.unwrap_or_else(Path::detected),
+        Err(message) => panic!("{message}"),
+    })
 }
 
 /// What a tile does to its sums `S = A·B` before it stores them the last time: the formulas
