@@ -6,8 +6,9 @@
 #   MNIST_MIRROR=https://example.org/mnist/ ./data-fetch.sh
 #   MNIST_OFFLINE=1 MNIST_MIRROR=/path/to/folder ./data-fetch.sh   # the mirror only
 #
-# Sources, in order: $MNIST_MIRROR (a folder or a base URL), then the public mirrors that
-# PyTorch and TensorFlow download from, then the original site (which often refuses). Every
+# Sources, in order: $MNIST_MIRROR (a folder or a base URL; a folder may hold the files
+# gzipped or not), then the public mirrors that PyTorch and TensorFlow download from, then the
+# original site (which often refuses). Every
 # file is checked against the SHA-256 of its *decompressed* content (the canonical MNIST
 # hashes, independent of how a mirror compressed it). A file is fetched under a temporary
 # name and renamed only once it checks out, so DIR never holds a wrong or partial file under
@@ -111,11 +112,16 @@ fetch() {
         fi
       fi ;;
     *)
-      local file=$source/$name.gz size
+      local file=$source/$name.gz size plain=0
       if [ ! -d "$source" ]; then
         [ -e "$source" ] && echo "not a folder" >&2 || echo "no such folder" >&2
         return 1
-      elif [ ! -e "$file" ] && [ ! -L "$file" ]; then
+      fi
+      # A mirror of the files decompressed (NAME, as some keep them): gzipped on the way in.
+      if [ ! -e "$file" ] && [ ! -L "$file" ] && { [ -e "$source/$name" ] || [ -L "$source/$name" ]; }; then
+        file=$source/$name plain=1
+      fi
+      if [ ! -e "$file" ] && [ ! -L "$file" ]; then
         echo "not in that folder" >&2; return 1
       elif [ -e "$file" ] && [ ! -f "$file" ] && [ ! -d "$file" ]; then
         # A device or a FIFO would be read forever, or until the disk is full.
@@ -123,7 +129,7 @@ fetch() {
       elif [ -f "$file" ] && size=$(wc -c <"$file") && [ "$size" -gt "$max_bytes" ]; then
         echo "$size bytes, far more than MNIST's" >&2; return 1
       fi
-      cp -- "$file" "$target" ;;
+      if [ "$plain" = 1 ]; then gzip -c -- "$file" >"$target"; else cp -- "$file" "$target"; fi ;;
   esac
 }
 
@@ -211,6 +217,15 @@ for entry in "${files[@]}"; do
       chmod 644 "$tmp"
       mv -f "$tmp" "$final"
       say "$final: fetched from $source and verified"
+      ok=1
+      break
+    fi
+    # MNIST decompressed under the gzipped name, which dae reads as well (it tells gzip from a
+    # file's first bytes), as it is accepted already in DIR.
+    if [ "$(sha256 <"$tmp")" = "$expected" ]; then
+      chmod 644 "$tmp"
+      mv -f "$tmp" "$final"
+      say "$final: fetched from $source (not gzipped, though named .gz) and verified"
       ok=1
       break
     fi

@@ -281,3 +281,33 @@ fn files_already_there_decompressed_are_accepted() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert_eq!(stderr.matches("already present (not gzipped) and correct").count(), 4, "{stderr}");
 }
+
+/// A mirror that keeps the files decompressed, as `NAME` or under `NAME.gz`, is taken: the
+/// first gzipped on the way in, the second kept as it is (which `dae` reads as well). Real
+/// MNIST, from `data/` (run with `--ignored`).
+#[test]
+#[ignore = "needs MNIST in data/ (./data-fetch.sh)"]
+fn a_mirror_of_decompressed_files_is_taken() {
+    let (mirror, target) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let names = [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ];
+    for (i, name) in names.into_iter().enumerate() {
+        let plain = Command::new("gzip").arg("-dc").arg(format!("data/{name}.gz")).output().unwrap();
+        assert!(plain.status.success(), "data/{name}.gz");
+        let kept_as = if i == 0 { format!("{name}.gz") } else { name.to_string() };
+        std::fs::write(mirror.path().join(kept_as), plain.stdout).unwrap();
+    }
+    let out = fetch_offline(target.path(), mirror.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(stderr.matches("(not gzipped, though named .gz) and verified").count(), 1, "{stderr}");
+    assert_eq!(stderr.matches(" and verified").count(), 4, "{stderr}");
+    for name in &names[1..] {
+        let gz = std::fs::read(target.path().join(format!("{name}.gz"))).unwrap();
+        assert_eq!(gz[..2], [0x1f, 0x8b], "{name}.gz is gzip");
+    }
+}
