@@ -8,12 +8,11 @@
 #
 # Sources, in order: $MNIST_MIRROR (a folder or a base URL; a folder may hold the files
 # gzipped or not), then the public mirrors that PyTorch and TensorFlow download from, then the
-# original site (which often refuses). Every
-# file is checked against the SHA-256 of its *decompressed* content (the canonical MNIST
-# hashes, independent of how a mirror compressed it). A file is fetched under a temporary
-# name and renamed only once it checks out, so DIR never holds a wrong or partial file under
-# a final name. Files already present and correct, gzipped or not (dae reads both), are not
-# fetched again.
+# original site (which often refuses). Every file is checked against the SHA-256 of its
+# *decompressed* content (the canonical MNIST hashes, independent of how a mirror compressed
+# it). A file is fetched under a temporary name and renamed only once it checks out, so DIR
+# never holds a wrong or partial file under a final name. Files already present and correct,
+# gzipped or not (dae reads both), are not fetched again.
 set -euo pipefail
 shopt -u failglob # set through BASH_ENV, it would end the script at a glob that matches nothing
 
