@@ -10,18 +10,30 @@
 //! Why the pieces: a shard is fixed by the batch size (for the bits), so when the host slows
 //! one core (an Intel Xeon model 207's VM ran one of its two about a fifth slower through most
 //! steps), the other would wait for it at the end of every step's passes. The `dW_s` are the
-//! two fifths of a shard's products that no later product needs, so they can wait for whichever
-//! thread is free. The cost: another core reads some of this shard's `δ` and `A`, once. The
-//! sums, and so the bits, are unchanged.
+//! products that no later product needs (6 of a shard's 17, 39% of its multiply-adds in the
+//! notebook's model), so they can wait for whichever thread is free. The cost: another core
+//! reads some of this shard's `δ` and `A`, once. The sums, and so the bits, are unchanged.
 //!
 //! Why not split each product over the threads instead: a step of the notebook's model has
 //! seventeen products, and a pool that shares each of them meets at a barrier after each (about
 //! twenty a step, with the loss and the updates), where a thread that waits can lose its core
 //! to anything else that runs, and where the rows one core wrote are read by the other. Here a
 //! step is two parts for a [`Team`] whose threads wait between them without giving their
-//! cores away, and a shard's images and activations stay on the core that made them but for the
-//! pieces of `dW_s` another thread takes; what crosses is those, the shards' gradients, once, in
-//! the update, and the weights it wrote.
+//! cores away (every [`PROBE_EVERY`]th step a third, the probe below), and a shard's images and
+//! activations stay on the core that made them but for the pieces of `dW_s` another thread
+//! takes; what crosses is those, the shards' gradients, once, in the update, and the weights it
+//! wrote. A step of a batch of 256 on two threads, shards `s0` and `s1` of 128 rows:
+//!
+//! ```text
+//!           part 1: the passes (Shards::passes)              part 2: the update (Shards::update)
+//! thread 0  s0: corrupt, forward, loss, δ and db_s;          rows 0..O/2 of each layer:
+//!           dW_s0 in pieces, then pieces of s1's left        dW = dW_s0 + dW_s1, Adam's step
+//! thread 1  s1: corrupt, forward, loss, δ and db_s;          rows O/2..O of each layer:
+//!           dW_s1 in pieces, then pieces of s0's left        the same
+//! ```
+//!
+//! (`O/2`: in whole cache lines of `Wᵀ`, [`Update::part`].) With three threads and two shards,
+//! the third has no shard of its own and takes pieces as the shards' backward passes end.
 //!
 //! How the update writes them depends on how far apart the cores are, which the team measures
 //! every [`PROBE_EVERY`] steps ([`Team::round_trip`]). When the cores are near (sharing a cache),
@@ -32,9 +44,12 @@
 //! left out of date: a store into a line the other core holds waits for it, and taking `W`'s
 //! lines back from the other core's cache had been most of the update.
 //!
-//! The same bits on any number of threads: the shards are fixed by the batch size alone, every
-//! product of a shard sums in the kernel's order, and the update adds the shards in their order
-//! whatever thread computed them. The grouping differs from one product over the whole batch,
+//! The same bits on any number of threads: the shards are fixed by the batch size alone (and each
+//! image's noise by its index), every product of a shard, or piece of one, sums in the kernel's
+//! order whichever thread runs it ([`crate::engine::kernel`]), the update adds the shards in their
+//! order whatever thread computed them and steps each weight alone, and the loss is summed row
+//! by row in order. Nor does the probe's choice change a bit: a `Wᵀ` written beside `W` and one
+//! copied from it hold the same numbers. The grouping differs from one product over the whole batch,
 //! `dW = Σ_s δ_sᵀ·A_s` rather than `δᵀ·A`, so `dW` and `db` are a few units in the last place
 //! from the reference engine's (`tests/reference.rs` holds them within a bar).
 //!

@@ -6,7 +6,8 @@
 //! is runnable there, for as long as the scheduler gives it (a tick). Work that arrives in the
 //! meantime waits for that thread to come back. On a quiet machine nothing else is runnable; with
 //! a low-priority background job on each core (`nice -n 19`, what a laptop's indexer or a
-//! browser tab looks like), a step of three parallel regions lost 60% of its speed. A team
+//! browser tab looks like), a step of two parallel regions on rayon took 1.6 times as long
+//! (0.67–0.75 s an epoch against 0.41–0.46 s; `docs/performance.md`). A team
 //! member between two parts of a step spins (`spin_loop`), which keeps its core; only after
 //! [`SPIN`] without work does it sleep, and then the next job wakes it.
 //!

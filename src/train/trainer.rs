@@ -1,7 +1,10 @@
 //! The training loop: shuffle, corrupt, forward, loss, backward, Adam — then validate.
 //!
-//! A step goes through the fast engine ([`train_step`]) or, with [`Engine::Reference`], through
-//! the reference engine ([`crate::reference::train_step`]); both train the same model. Everything
+//! A step goes through the fast engine or, with [`Engine::Reference`], through the reference
+//! engine ([`crate::reference::train_step`]); both train the same model. The fast engine's step
+//! for a dense model is the data-parallel one ([`crate::engine::data_parallel`]), which the epoch
+//! runs itself so that each shard corrupts its own images; [`train_step`] takes the same step on
+//! a batch already made, and any model's. Everything
 //! a fast step touches is allocated once, in [`Trainer::new`]; a step reuses it. One seed
 //! drives initial weights, shuffling and corruption through separate named streams, so a run is
 //! reproduced exactly by its seed, whatever the thread count.
