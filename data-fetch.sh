@@ -212,19 +212,18 @@ for entry in "${files[@]}"; do
       say "$name.gz from $source: ${why:-failed}"
       continue
     fi
+    # MNIST gzipped, or decompressed under the gzipped name, which dae reads as well (it tells
+    # gzip from a file's first bytes), as it is accepted already in DIR.
+    how=""
     if [ "$(content_hash "$tmp")" = "$expected" ]; then
-      chmod 644 "$tmp"
-      mv -f "$tmp" "$final"
-      say "$final: fetched from $source and verified"
-      ok=1
-      break
+      how=" "
+    elif [ "$(sha256 <"$tmp")" = "$expected" ]; then
+      how=" (not gzipped, though named .gz) "
     fi
-    # MNIST decompressed under the gzipped name, which dae reads as well (it tells gzip from a
-    # file's first bytes), as it is accepted already in DIR.
-    if [ "$(sha256 <"$tmp")" = "$expected" ]; then
+    if [ -n "$how" ]; then
       chmod 644 "$tmp"
       mv -f "$tmp" "$final"
-      say "$final: fetched from $source (not gzipped, though named .gz) and verified"
+      say "$final: fetched from $source${how}and verified"
       ok=1
       break
     fi

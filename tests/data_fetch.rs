@@ -10,16 +10,26 @@ fn fetch_offline(target: &Path, mirror: &Path) -> Output {
     fetch.output().unwrap()
 }
 
+/// The four files, without `.gz`.
+const NAMES: [&str; 4] = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+];
+
+/// The content of `data/NAME.gz`, decompressed (real MNIST: the tests that need it are ignored).
+fn decompressed(name: &str) -> Vec<u8> {
+    let plain = Command::new("gzip").arg("-dc").arg(format!("data/{name}.gz")).output().unwrap();
+    assert!(plain.status.success(), "data/{name}.gz");
+    plain.stdout
+}
+
 #[test]
 fn a_corrupt_file_on_the_mirror_is_rejected_and_never_kept() {
     let mirror = tempfile::tempdir().unwrap();
     let target = tempfile::tempdir().unwrap();
-    for name in [
-        "train-images-idx3-ubyte",
-        "train-labels-idx1-ubyte",
-        "t10k-images-idx3-ubyte",
-        "t10k-labels-idx1-ubyte",
-    ] {
+    for name in NAMES {
         let gz = Command::new("gzip").arg("-c").arg("Cargo.toml").output().unwrap().stdout;
         std::fs::write(mirror.path().join(format!("{name}.gz")), gz).unwrap();
     }
@@ -248,8 +258,8 @@ fn a_wrong_file_already_there_is_named() {
 #[ignore = "needs MNIST in data/ (./data-fetch.sh)"]
 fn a_decompressed_file_under_the_gzipped_name_is_accepted() {
     let (mirror, target) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let plain = Command::new("gzip").args(["-dc", "data/t10k-labels-idx1-ubyte.gz"]).output().unwrap();
-    std::fs::write(target.path().join("t10k-labels-idx1-ubyte.gz"), plain.stdout).unwrap();
+    let plain = decompressed("t10k-labels-idx1-ubyte");
+    std::fs::write(target.path().join("t10k-labels-idx1-ubyte.gz"), plain).unwrap();
     let out = fetch_offline(target.path(), mirror.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -265,16 +275,8 @@ fn a_decompressed_file_under_the_gzipped_name_is_accepted() {
 #[ignore = "needs MNIST in data/ (./data-fetch.sh)"]
 fn files_already_there_decompressed_are_accepted() {
     let (mirror, target) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let names = [
-        "train-images-idx3-ubyte",
-        "train-labels-idx1-ubyte",
-        "t10k-images-idx3-ubyte",
-        "t10k-labels-idx1-ubyte",
-    ];
-    for name in names {
-        let plain = Command::new("gzip").arg("-dc").arg(format!("data/{name}.gz")).output().unwrap();
-        assert!(plain.status.success(), "data/{name}.gz");
-        std::fs::write(target.path().join(name), plain.stdout).unwrap();
+    for name in NAMES {
+        std::fs::write(target.path().join(name), decompressed(name)).unwrap();
     }
     let out = fetch_offline(target.path(), mirror.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -289,24 +291,16 @@ fn files_already_there_decompressed_are_accepted() {
 #[ignore = "needs MNIST in data/ (./data-fetch.sh)"]
 fn a_mirror_of_decompressed_files_is_taken() {
     let (mirror, target) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let names = [
-        "train-images-idx3-ubyte",
-        "train-labels-idx1-ubyte",
-        "t10k-images-idx3-ubyte",
-        "t10k-labels-idx1-ubyte",
-    ];
-    for (i, name) in names.into_iter().enumerate() {
-        let plain = Command::new("gzip").arg("-dc").arg(format!("data/{name}.gz")).output().unwrap();
-        assert!(plain.status.success(), "data/{name}.gz");
+    for (i, name) in NAMES.into_iter().enumerate() {
         let kept_as = if i == 0 { format!("{name}.gz") } else { name.to_string() };
-        std::fs::write(mirror.path().join(kept_as), plain.stdout).unwrap();
+        std::fs::write(mirror.path().join(kept_as), decompressed(name)).unwrap();
     }
     let out = fetch_offline(target.path(), mirror.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert_eq!(stderr.matches("(not gzipped, though named .gz) and verified").count(), 1, "{stderr}");
     assert_eq!(stderr.matches(" and verified").count(), 4, "{stderr}");
-    for name in &names[1..] {
+    for name in &NAMES[1..] {
         let gz = std::fs::read(target.path().join(format!("{name}.gz"))).unwrap();
         assert_eq!(gz[..2], [0x1f, 0x8b], "{name}.gz is gzip");
     }
