@@ -83,14 +83,8 @@ const SHOWN: usize = 10;
 pub fn train(plan: &Training) -> Result<(), Failure> {
     let out = plan.resume.clone().unwrap_or_else(|| plan.out.clone());
     let flag = if plan.resume.is_some() { "--resume" } else { "--out" };
-    if plan.resume.is_some() && !out.is_dir() {
-        let what = if out.exists() { "not a folder" } else { "no such folder" };
-        return Err(Failure::Usage(format!("--resume {}: {what}; name the folder of a run", out.display())));
-    }
-    if plan.resume.is_some() && std::fs::symlink_metadata(out.join("metrics.json")).is_err() {
-        let message =
-            format!("--resume {}: not a run (no metrics.json); name the folder of a run", out.display());
-        return Err(Failure::Usage(message));
+    if plan.resume.is_some() {
+        check_run_folder(&out).map_err(|m| Failure::Usage(format!("--resume {m}")))?;
     }
     // A new run's settings and data are checked before its folder is made or taken, so that a
     // refused command leaves nothing behind.
@@ -368,6 +362,21 @@ fn snapshots_of(state: &State, data: &Mnist) -> Snapshots {
     state.snapshots.clone().unwrap_or_else(|| Snapshots::new(shown(data), pixels, state.progress.epoch + 1))
 }
 
+/// Whether `dir` is a run's folder, before anything is read or locked: a folder that holds a
+/// `metrics.json`. If not, what it is, in a line that starts with `dir`.
+fn check_run_folder(dir: &Path) -> Result<(), String> {
+    let what = if !dir.exists() {
+        "no such folder"
+    } else if !dir.is_dir() {
+        "not a folder"
+    } else if std::fs::symlink_metadata(dir.join("metrics.json")).is_err() {
+        "not a run (no metrics.json)"
+    } else {
+        return Ok(());
+    };
+    Err(format!("{}: {what}; name the folder of a run", dir.display()))
+}
+
 /// The metrics and state of the run saved in `dir`, checked against each other and against
 /// `data` (read from `data_path`); the metrics cut to the epochs the state has done.
 fn open_run(dir: &Path, data: &Mnist, data_path: &Path) -> Result<(Metrics, State), Failure> {
@@ -440,14 +449,7 @@ fn open_run(dir: &Path, data: &Mnist, data_path: &Path) -> Result<(Metrics, Stat
 /// Writes the report of the run in `dir` anew, measuring the noise sweep and the k-NN accuracy
 /// of its model on `data` (which must be the data it was trained on).
 pub fn report(dir: &Path, data_path: &Path) -> Result<(), Failure> {
-    if !dir.is_dir() {
-        let what = if dir.exists() { "not a folder" } else { "no such folder" };
-        return Err(Failure::Usage(format!("{}: {what}; name the folder of a run", dir.display())));
-    }
-    if std::fs::symlink_metadata(dir.join("metrics.json")).is_err() {
-        let message = format!("{}: not a run (no metrics.json); name the folder of a run", dir.display());
-        return Err(Failure::Usage(message));
-    }
+    check_run_folder(dir).map_err(Failure::Usage)?;
     let data = Mnist::load(data_path)?;
     let lock = RunLock::acquire(dir).map_err(|e| Failure::Error(anyhow!("{}: {e}", dir.display())))?;
     let (metrics, state) = open_run(dir, &data, data_path).inspect_err(|_| {
