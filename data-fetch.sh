@@ -3,7 +3,7 @@
 #
 #   ./data-fetch.sh [DIR]
 #   MNIST_MIRROR=/path/to/folder ./data-fetch.sh      # a local copy, tried first
-#   MNIST_MIRROR=https://example.org/mnist/ ./data-fetch.sh
+#   MNIST_MIRROR=https://example.org/mnist/ ./data-fetch.sh     # or file:///path/to/folder
 #   MNIST_OFFLINE=1 MNIST_MIRROR=/path/to/folder ./data-fetch.sh   # the mirror only
 #
 # Sources, in order: $MNIST_MIRROR (a folder or a base URL; a folder may hold the files
@@ -13,6 +13,16 @@
 # it). A file is fetched under a temporary name and renamed only once it checks out, so DIR
 # never holds a wrong or partial file under a final name. Files already present and correct,
 # gzipped or not (dae reads both), are not fetched again.
+# Written for bash: `sh data-fetch.sh` (dash here) or zsh hands it to bash, in POSIX words.
+if [ -z "${BASH_VERSION:-}" ]; then
+  if ! command -v bash >/dev/null 2>&1; then
+    echo 'data-fetch: needs bash, which is not on PATH' >&2; exit 1
+  fi
+  if [ ! -f "$0" ]; then
+    echo 'data-fetch: read from standard input by a shell that is not bash; run bash data-fetch.sh' >&2; exit 1
+  fi
+  exec bash "$0" "$@"
+fi
 set -euo pipefail
 shopt -u failglob # set through BASH_ENV, it would end the script at a glob that matches nothing
 
@@ -52,6 +62,11 @@ case ${MNIST_OFFLINE:-} in
   "" | 0 | false | no) ;;
   1 | true | yes) mirrors=() ;;
   *) say "MNIST_OFFLINE=$MNIST_OFFLINE: expected 1 (the mirror alone) or 0"; exit 2 ;;
+esac
+case ${MNIST_MIRROR:-} in
+  file://localhost/*) MNIST_MIRROR=${MNIST_MIRROR#file://localhost} ;; # a folder, as a URL
+  file:///*) MNIST_MIRROR=${MNIST_MIRROR#file://} ;;
+  file://*) say "MNIST_MIRROR=$MNIST_MIRROR: a file URL on another host; give a folder or an http(s) URL"; exit 2 ;;
 esac
 [ -n "${MNIST_MIRROR:-}" ] && mirrors=("$MNIST_MIRROR" "${mirrors[@]}")
 if [ ${#mirrors[@]} = 0 ]; then

@@ -239,6 +239,49 @@ fn options_and_extra_arguments_are_refused_in_one_line() {
     assert!(stderr.contains("4 of 4 files missing") && parent.path().join("-x").is_dir(), "{stderr}");
 }
 
+/// Under `sh` (dash on Debian, where `set -o pipefail` was an illegal option), the script runs
+/// in bash: its help, and a fetch from an empty mirror that lists what is missing.
+#[test]
+fn sh_hands_the_script_to_bash() {
+    let help = Command::new("sh").args(["data-fetch.sh", "--help"]).output().unwrap();
+    assert_eq!(help.status.code(), Some(0), "{}", String::from_utf8_lossy(&help.stderr));
+    assert!(String::from_utf8_lossy(&help.stdout).starts_with("usage: ./data-fetch.sh [DIR]"));
+    let (mirror, target) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let out = Command::new("sh")
+        .arg("data-fetch.sh")
+        .arg(target.path())
+        .env("MNIST_MIRROR", mirror.path())
+        .env("MNIST_OFFLINE", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("4 of 4 files missing"), "{stderr}");
+    let piped = Command::new("sh").stdin(std::fs::File::open("data-fetch.sh").unwrap()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&piped.stderr);
+    assert_eq!(piped.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr,
+        "data-fetch: read from standard input by a shell that is not bash; run bash data-fetch.sh\n"
+    );
+}
+
+/// `MNIST_MIRROR=file:///folder` is the folder (it was "no such folder"); a file URL naming
+/// another host is refused in one line.
+#[test]
+fn a_file_url_mirror_is_its_folder() {
+    let (mirror, target) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let url = format!("file://{}", mirror.path().display());
+    let out = fetch_offline(target.path(), Path::new(&url));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("4 of 4 files missing") && !stderr.contains("no such folder"), "{stderr}");
+    let out = fetch_offline(target.path(), Path::new("file://elsewhere/mnist"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("a file URL on another host"), "{stderr}");
+}
+
 /// A file under a data file's name that is not MNIST's is named as such, not as missing.
 #[test]
 fn a_wrong_file_already_there_is_named() {
