@@ -154,12 +154,12 @@ fn dense_layer(c: &mut Criterion) {
     let (mut dw, mut db) = (aligned::zeros((128, 784)), vec![0.0; 128]);
     let mut group = c.benchmark_group("dense_784x128");
     group.throughput(Throughput::Elements((3 * 2 * shard * 784 * 128) as u64));
-    group.bench_function("forward_backward_rows_128_1thread", |b| {
+    group.bench_function("forward_backward_shard_128_1thread", |b| {
         b.iter(|| {
             let relu = dae::engine::activation::Activation::Relu;
-            dense.forward_rows(x.view(), y.view_mut(), Some(relu));
+            dense.forward_shard(x.view(), y.view_mut(), Some(relu));
             weight_gradient(delta.view(), a_prev.view(), dw.view_mut(), &Piece::Rows(0..128));
-            dense.backward_rows(a_prev.view(), delta.view(), &mut db, Some((relu, dx.view_mut())));
+            dense.backward_shard(a_prev.view(), delta.view(), &mut db, Some((relu, dx.view_mut())));
         })
     });
     group.finish();

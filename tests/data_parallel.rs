@@ -221,11 +221,11 @@ fn a_streamed_update_writes_the_same_bits_as_one_in_place() {
             let mut moments = adam.moments();
             let update = dense.update_parts([moments.next().unwrap(), moments.next().unwrap()], write);
             // SAFETY: nothing else uses the layer or its moments while `rows` runs.
-            unsafe { update.rows(3..120, 1, |_| unreachable!("one shard"), step) };
+            unsafe { update.sum_and_step(3..120, 1, |_| unreachable!("one shard"), step) };
             let (mut y, mut expected) = (Array2::zeros((5, outputs)), Array2::zeros((5, outputs)));
-            dense.forward_rows(x.view(), y.view_mut(), None);
+            dense.forward_shard(x.view(), y.view_mut(), None);
             let fresh = Dense::from_parts(dense.w().to_owned(), dense.b.clone());
-            fresh.forward_rows(x.view(), expected.view_mut(), None);
+            fresh.forward_shard(x.view(), expected.view_mut(), None);
             assert_eq!(y, expected, "{write:?}, step {t}: the forward reads the new weights");
         }
         (dense.w().to_owned(), dense.b.clone(), adam.m.clone(), adam.v.clone())

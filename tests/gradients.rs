@@ -57,7 +57,7 @@ fn dense_weight_and_bias_gradients() {
     assert!(relative_error("db", dense.db.as_slice().unwrap(), &numeric) < TOLERANCE);
 }
 
-/// The training step's shard forward, on one thread ([`Dense::forward_rows`]), computes the
+/// The training step's shard forward, on one thread ([`Dense::forward_shard`]), computes the
 /// numbers of the pooled one checked above, to the bit: the same products, each row's sums in
 /// the same order. (Their backward is one function, [`Dense::backward`].)
 #[test]
@@ -67,7 +67,7 @@ fn dense_shard_forward_is_the_pooled_one_to_the_bit() {
     let dense = layer(inputs, outputs, 22);
     let (mut y, mut y_rows) = (Array2::zeros((batch, outputs)), Array2::zeros((batch, outputs)));
     dense.forward(x.view(), y.view_mut(), Some(Activation::Relu));
-    dense.forward_rows(x.view(), y_rows.view_mut(), Some(Activation::Relu));
+    dense.forward_shard(x.view(), y_rows.view_mut(), Some(Activation::Relu));
     assert_eq!(y, y_rows, "forward");
     assert!(y.iter().any(|&v| v != 0.0), "numbers that prove something");
 }
@@ -88,7 +88,7 @@ fn dense_forward_reads_weights_changed_in_place() {
         change(&mut dense);
         dense.forward(x.view(), after.view_mut(), None);
         let mut rows = Array2::zeros((3, 2));
-        dense.forward_rows(x.view(), rows.view_mut(), None);
+        dense.forward_shard(x.view(), rows.view_mut(), None);
         assert_eq!(after, rows);
         Dense::from_parts(dense.w().to_owned(), dense.b.clone()).forward(x.view(), fresh.view_mut(), None);
         assert_eq!(after, fresh);

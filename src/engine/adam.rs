@@ -7,7 +7,7 @@
 //! A step is two parts: [`Adam::next_step`] advances `t` and fixes the step's numbers, then
 //! [`Step::update`] moves each tensor. The dense model's training step calls the second part on
 //! each thread's rows of each layer, once the shards' gradients are added
-//! ([`crate::engine::dense::Update::rows`]); the convolutional model's, from inside the backward
+//! ([`crate::engine::dense::Update::sum_and_step`]); the convolutional model's, from inside the backward
 //! pass, on each layer as soon as its gradients exist ([`crate::engine::model::Model::backward`]);
 //! [`Adam::step`] does both parts over a list of tensors.
 

@@ -5,7 +5,7 @@
 //! are left to the end, cut into [`pieces`] that a thread done with its own shards takes too.
 //! Then every thread adds the shards' gradients for its part of each layer's rows, in shard
 //! order, and takes Adam's step there ([`Shards::update`]; the sum and Adam in
-//! [`Update::rows`], `Wᵀ` in `Update::write_wt`).
+//! [`Update::sum_and_step`], `Wᵀ` in `Update::write_wt`).
 //!
 //! Why the pieces: a shard is fixed by the batch size (for the bits), so when the host slows
 //! one core (an Intel Xeon model 207's VM ran one of its two about a fifth slower through most
@@ -445,7 +445,7 @@ impl Shards {
     /// of `rows` rows: the first shard's gradients become each layer's `dw` and `db` (exchanged,
     /// not copied); each thread of the team takes its part of every layer's rows, adds the other
     /// shards' `dW_s` and `db_s` there in shard order, and takes Adam's step on them
-    /// ([`Update::rows`]). The new `W` and `Wᵀ` are written where they are, unless the team's
+    /// ([`Update::sum_and_step`]). The new `W` and `Wᵀ` are written where they are, unless the team's
     /// cores are far apart: then `W` is streamed and `Wᵀ` left out of date ([`Write`]; whichever, the same
     /// numbers); returns which.
     /// Afterwards each layer's `dw` and `db` hold the batch's gradients.
@@ -473,7 +473,7 @@ impl Shards {
                     |s: usize| (shards[s].dw[l].view(), shards[s].db[l].as_slice().expect("contiguous"));
                 // SAFETY: the layers and moments are not touched otherwise until `run` returns,
                 // and each member takes its own part of each layer's rows.
-                unsafe { update.rows(update.part(member, team), shards.len(), shard, step) };
+                unsafe { update.sum_and_step(update.part(member, team), shards.len(), shard, step) };
             }
         });
         // The pointers are spent: none outlives the borrows they were made from.
@@ -494,7 +494,7 @@ impl Shard {
             // The output layer's sigmoid is left to the loss, which takes the logits `z` for its
             // stable form (backprop.md §3).
             let activation = (l < last).then_some(model.activations[l]);
-            dense.forward_rows(a_prev, rest[0].slice_mut(s![..rows, ..]), activation);
+            dense.forward_shard(a_prev, rest[0].slice_mut(s![..rows, ..]), activation);
         }
         let (z, y) = (self.outputs[last].slice(s![..rows, ..]), self.target.slice(s![..rows, ..]));
         let delta = self.deltas[last].slice_mut(s![..rows, ..]);
@@ -513,7 +513,7 @@ impl Shard {
             };
             let prev = (l > 0).then(|| (model.activations[l - 1], below[l - 1].slice_mut(s![..rows, ..])));
             let db = self.db[l].as_slice_mut().expect("contiguous");
-            dense.backward_rows(a_prev, here[0].slice(s![..rows, ..]), db, prev);
+            dense.backward_shard(a_prev, here[0].slice(s![..rows, ..]), db, prev);
         }
     }
 }

@@ -8,7 +8,7 @@
 //! ([`crate::engine::gemm::matmul`]).
 //! Backward overwrites `dw` and `db` (no accumulation across calls).
 //!
-//! The training step runs [`Dense::forward_rows`], [`Dense::backward_rows`] and
+//! The training step runs [`Dense::forward_shard`], [`Dense::backward_shard`] and
 //! [`weight_gradient`] on each thread's shard of the batch ([`crate::engine::data_parallel`]),
 //! then [`Update`] takes Adam's step;
 //! [`Dense::forward`] splits the rows of one large batch over the rayon pool (evaluation), and
@@ -30,7 +30,7 @@ use crate::engine::fastmath::for_this_cpu;
 use crate::engine::gemm::{Finish, column_sums, copy_into, matmul, matmul_finish, par_matmul_with};
 use crate::engine::stream;
 
-/// The weights [`Update::rows`] adds and steps at a time, with their moments and gradients:
+/// The weights [`Update::sum_and_step`] adds and steps at a time, with their moments and gradients:
 /// enough to stream, few enough to stay in cache between the passes over them.
 const UPDATE_BLOCK: usize = 16 * 1024;
 
@@ -42,7 +42,7 @@ const STREAM_CHUNK: usize = 1024;
 /// it where it can, so that no line of `Wᵀ` is written by two threads.
 const LINE_FLOATS: usize = 16;
 
-/// How [`Update::rows`] writes the new `W`.
+/// How [`Update::sum_and_step`] writes the new `W`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Write {
     /// Where it is, and the same numbers into the layer's `Wᵀ`: for a thread alone, whose lines
@@ -158,7 +158,7 @@ impl Dense {
     /// is `None`, bias and activation fused into the product as in [`Dense::forward`].
     ///
     /// Shapes: `a_prev` (R, I) → `out` (R, O), `R` the shard's rows.
-    pub fn forward_rows(
+    pub fn forward_shard(
         &self,
         a_prev: ArrayView2<f32>,
         out: ArrayViewMut2<f32>,
@@ -170,7 +170,7 @@ impl Dense {
 
     /// Backward: `dW = δᵀ·A_prev` and `db = Σ_rows δ` over the rows, into the layer's own
     /// gradients; with `prev`, also `δ_prev = (δ·W) ⊙ f′(A_prev)`, `f′` read off the previous
-    /// layer's output ([`Dense::backward_rows`]).
+    /// layer's output ([`Dense::backward_shard`]).
     ///
     /// Shapes: `a_prev` (B, I), `delta` (B, O) → `dw` (O, I), `db` (O,), `delta_prev` (B, I).
     pub fn backward(
@@ -189,10 +189,10 @@ impl Dense {
     /// caller's, and with `prev`, `δ_prev = (δ·W) ⊙ f′(A_prev)`, read off the previous layer's
     /// output `a_prev` (the `⊙ f′` is the product's finish, [`Finish::Slope`]). `dW_s = δᵀ·A_prev`
     /// is left to [`weight_gradient`], in pieces that any thread may take. The layer is not
-    /// changed: [`Update::rows`] adds the shards' gradients and steps.
+    /// changed: [`Update::sum_and_step`] adds the shards' gradients and steps.
     ///
     /// Shapes: `a_prev` (R, I), `delta` (R, O) → `db` (O,), `delta_prev` (R, I).
-    pub fn backward_rows(
+    pub fn backward_shard(
         &self,
         a_prev: ArrayView2<f32>,
         delta: ArrayView2<f32>,
@@ -213,7 +213,7 @@ impl Dense {
     }
 
     /// What Adam's step on this layer writes, for a team of threads that each take some rows of
-    /// `W` ([`Update::rows`]), writing `W` as `write` says: the parameters (and `Wᵀ`, brought up
+    /// `W` ([`Update::sum_and_step`]), writing `W` as `write` says: the parameters (and `Wᵀ`, brought up
     /// to date first, for [`Write::InPlace`]), their gradients and the moments `[W's, b's]`.
     pub fn update_parts(&mut self, [wm, bm]: [Moments; 2], write: Write) -> Update {
         match write {
@@ -324,7 +324,7 @@ pub struct Update {
     moments: [*mut f32; 4],
 }
 
-// SAFETY: threads write through it to disjoint rows only (the contract of `Update::rows`).
+// SAFETY: threads write through it to disjoint rows only (the contract of `Update::sum_and_step`).
 unsafe impl Sync for Update {}
 // SAFETY: as above.
 unsafe impl Send for Update {}
@@ -387,7 +387,7 @@ impl Update {
     /// # Safety
     /// The layer and moments given to [`Dense::update_parts`] are not used otherwise until every
     /// call on this `Update` has returned, and calls that run at once are given disjoint rows.
-    pub unsafe fn rows<'g, G>(&self, rows: Range<usize>, shards: usize, shard: G, step: Step)
+    pub unsafe fn sum_and_step<'g, G>(&self, rows: Range<usize>, shards: usize, shard: G, step: Step)
     where
         G: Fn(usize) -> (ArrayView2<'g, f32>, &'g [f32]),
     {
@@ -423,7 +423,7 @@ impl Update {
     /// `(n, I)`.
     ///
     /// # Safety
-    /// As [`Update::rows`]'s, for rows `first..first + n` of the layer.
+    /// As [`Update::sum_and_step`]'s, for rows `first..first + n` of the layer.
     unsafe fn write_wt(&self, first: usize, rows: &[f32]) {
         let (outputs, inputs) = self.shape;
         let rows = ArrayView2::from_shape((rows.len() / inputs, inputs), rows).expect("whole rows of W");
@@ -438,7 +438,7 @@ impl Update {
     /// Rows `first..first + n` of the layer, as slices.
     ///
     /// # Safety
-    /// As [`Update::rows`]'s, for these rows, which must be the layer's (`first + n ≤ O`).
+    /// As [`Update::sum_and_step`]'s, for these rows, which must be the layer's (`first + n ≤ O`).
     unsafe fn block(&self, first: usize, n: usize) -> Rows<'_> {
         let inputs = self.shape.1;
         let [w_m, w_v, b_m, b_v] = self.moments;

@@ -2,7 +2,7 @@
 //! first taking the lines from the caches that hold them.
 //!
 //! Why: in the data-parallel step every thread reads all of `W` in its forward pass, and each
-//! writes its own rows of `W` in the update ([`crate::engine::dense::Update::rows`]). An ordinary
+//! writes its own rows of `W` in the update ([`crate::engine::dense::Update::sum_and_step`]). An ordinary
 //! store into a line that the other core holds must first take the line from it. On a Zen 4 VM
 //! whose two vCPUs sat far apart (a cross-core round trip of ~500 ns instead of ~100), those
 //! takes made the update 4.5× as long: 0.25 s over two epochs against 0.056 s near, and 0.056 s
