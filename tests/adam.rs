@@ -1,6 +1,12 @@
 //! Adam against steps worked out by hand, and the engine's reproducibility.
 
+use dae::engine::activation::Activation;
 use dae::engine::adam::Adam;
+use dae::engine::dense::Dense;
+use dae::engine::layer::Layer;
+use dae::engine::model::Model;
+use dae::reference::{self, Gradients};
+use ndarray::{Array1, Array2, array};
 
 /// Three steps on two weights, lr 0.1, β₁ 0.9, β₂ 0.999, ε 1e-7. Expected values from the
 /// paper's Algorithm 1 in f64:
@@ -13,28 +19,54 @@ use dae::engine::adam::Adam;
 ///     w[i]-=lr*(m[i]/(1-b1**t))/(math.sqrt(v[i]/(1-b2**t))+eps)
 ///   print(w)
 /// ```
+const GRADIENTS: [[f32; 2]; 3] = [[0.5, -0.1], [-0.25, 0.2], [0.0, 0.3]];
+const EXPECTED: [[f64; 2]; 3] = [
+    [0.900000019999996, -0.4000000999999],
+    [0.873366322772819, -0.43661042955255297],
+    [0.8527783987957809, -0.50474631395932],
+];
+
+/// The weights after a step, within 1e-6 of the script's.
+fn assert_weights(w: &[f32], expected: [f64; 2]) {
+    for (w, e) in w.iter().zip(expected) {
+        assert!((f64::from(*w) - e).abs() < 1e-6, "{w} vs {e}");
+    }
+}
+
+/// The moments of the first tensor after the three steps, from the same script. In f32, 1 − β₂
+/// rounds to 0.00100004673, so `v` is only good to about 5e-5 relative.
+fn assert_moments(adam: &Adam) {
+    assert_eq!(adam.t, 3);
+    let close = |a: f32, e: f64| (f64::from(a) - e).abs() <= 1e-4 * e.abs();
+    assert!(close(adam.m[0][0], 0.018) && close(adam.m[0][1], 0.0399), "{:?}", adam.m);
+    assert!(close(adam.v[0][0], 3.1193775e-4) && close(adam.v[0][1], 1.3994001e-4), "{:?}", adam.v);
+}
+
 #[test]
 fn adam_matches_hand_computed_steps() {
     let mut adam = Adam::new(0.1, [2]);
     let mut w = [1.0f32, -0.5];
-    let grads = [[0.5f32, -0.1], [-0.25, 0.2], [0.0, 0.3]];
-    let expected = [
-        [0.900000019999996, -0.4000000999999],
-        [0.873366322772819, -0.43661042955255297],
-        [0.8527783987957809, -0.50474631395932],
-    ];
-    for (g, e) in grads.iter().zip(expected) {
+    for (g, e) in GRADIENTS.iter().zip(EXPECTED) {
         adam.step([(&mut w[..], &g[..])].into_iter());
-        for (w, e) in w.iter().zip(e) {
-            assert!((f64::from(*w) - e).abs() < 1e-6, "{w} vs {e}");
-        }
+        assert_weights(&w, e);
     }
-    assert_eq!(adam.t, 3);
-    // The moments after three steps, from the same script. In f32, 1 − β₂ rounds to
-    // 0.00100004673, so v is only good to about 5e-5 relative.
-    let close = |a: f32, e: f64| (f64::from(a) - e).abs() <= 1e-4 * e.abs();
-    assert!(close(adam.m[0][0], 0.018) && close(adam.m[0][1], 0.0399), "{:?}", adam.m);
-    assert!(close(adam.v[0][0], 3.1193775e-4) && close(adam.v[0][1], 1.3994001e-4), "{:?}", adam.v);
+    assert_moments(&adam);
+}
+
+/// The reference's step ([`reference::adam::step`]) from the same gradients, the two weights
+/// being a one-input layer's `W` (2, 1): the script's values too, so that the reference's Adam
+/// is checked on its own, not only held to the fast one.
+#[test]
+fn the_reference_adam_matches_hand_computed_steps() {
+    let layer = Dense::from_parts(array![[1.0f32], [-0.5]], Array1::zeros(2));
+    let mut model = Model { layers: vec![Layer::Dense(layer)], activations: vec![Activation::Sigmoid] };
+    let mut adam = Adam::new(0.1, model.param_sizes());
+    for (g, e) in GRADIENTS.iter().zip(EXPECTED) {
+        let dw = Array2::from_shape_vec((2, 1), g.to_vec()).unwrap();
+        reference::adam::step(&mut adam, &mut model, &[Some(Gradients { dw, db: Array1::zeros(2) })]);
+        assert_weights(model.layers[0].as_dense().unwrap().w().as_slice().unwrap(), e);
+    }
+    assert_moments(&adam);
 }
 
 /// The first step moves every weight by almost exactly `lr` against its gradient's sign,

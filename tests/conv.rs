@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{numeric_gradient, random, relative_error};
+use common::{Engine, numeric_gradient, random, relative_error};
 use dae::engine::activation::Activation;
 use dae::engine::conv::Conv2d;
 use dae::engine::conv_transpose::ConvTranspose2d;
@@ -246,11 +246,15 @@ fn grid(a: usize, b: usize, c: usize) -> impl Iterator<Item = (usize, usize, usi
 }
 
 /// Every parameter of a small convolutional autoencoder, through the mean BCE the trainer
-/// minimises, against central differences of the f64 reference.
+/// minimises, against central differences of the f64 re-implementation, by each engine (the
+/// reference's assembly too: which activation's slope follows a pool).
 #[test]
 fn whole_conv_network_gradients() {
     let (batch, d) = (3, 64);
     let x = random((batch, d), 0.0, 1.0, 40);
     let y = random((batch, d), 0.0, 1.0, 41);
-    assert_eq!(common::check_whole_model(small_conv_autoencoder(), &x, &y, reference_loss_f64), 10);
+    let model = small_conv_autoencoder();
+    for engine in [Engine::Fast, Engine::Reference] {
+        assert_eq!(common::check_whole_model(engine, &model, &x, &y, reference_loss_f64), 10);
+    }
 }

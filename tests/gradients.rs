@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{numeric_gradient, random, relative_error};
+use common::{Engine, numeric_gradient, random, relative_error};
 use dae::engine::activation::Activation;
 use dae::engine::dense::Dense;
 use dae::engine::loss::Loss;
@@ -193,7 +193,8 @@ fn reference_loss_f64(model: &Model, x: &Array2<f32>, y: &Array2<f32>) -> f64 {
 }
 
 /// Every parameter of a whole small autoencoder, through the mean BCE the trainer minimises,
-/// against central differences of the f64 reference.
+/// against central differences of the f64 re-implementation: the fast engine's gradients and
+/// the reference engine's, each on its own (neither is checked through the other).
 #[test]
 fn whole_network_gradients() {
     let (batch, d) = (5, 12);
@@ -206,5 +207,7 @@ fn whole_network_gradients() {
         let layer = layer.as_dense_mut().unwrap();
         layer.b = Array1::from_iter(random((1, layer.b.len()), -0.3, 0.3, 33 + l as u64));
     }
-    assert_eq!(common::check_whole_model(model, &x, &y, reference_loss_f64), 12);
+    for engine in [Engine::Fast, Engine::Reference] {
+        assert_eq!(common::check_whole_model(engine, &model, &x, &y, reference_loss_f64), 12);
+    }
 }

@@ -105,24 +105,62 @@ pub fn numeric_gradient(theta: &mut [f32], h: f32, mut loss: impl FnMut(&[f32]) 
         .collect()
 }
 
+/// Which engine's gradients [`check_whole_model`] checks.
+#[derive(Debug, Clone, Copy)]
+pub enum Engine {
+    /// `src/engine/`: the model's forward, loss and backward on a workspace.
+    Fast,
+    /// `src/reference/`: `forward`, `loss_and_delta` and `backward`, as `train_step` calls them.
+    Reference,
+}
+
+/// `engine`'s mean BCE of `model` on `x` against `y`, and the gradient of every parameter in
+/// the model's order of tensors (`W₀`, `b₀`, `W₁`, …).
+fn loss_and_gradients(
+    engine: Engine,
+    model: &dae::engine::model::Model,
+    x: &Array2<f32>,
+    y: &Array2<f32>,
+) -> (f64, Vec<Vec<f32>>) {
+    use dae::engine::loss::Loss;
+    use dae::engine::model::Workspace;
+    let pixels = y.len() as f64;
+    match engine {
+        Engine::Fast => {
+            let mut model = model.clone();
+            let mut ws = Workspace::new(&model, x.nrows());
+            model.forward(x.view(), &mut ws);
+            let loss = model.loss_and_delta(Loss::Bce, y.view(), &mut ws) / pixels;
+            model.backward(x.view(), &mut ws, None);
+            (loss, model.params_and_grads().map(|(_, g)| g.to_vec()).collect())
+        }
+        Engine::Reference => {
+            use dae::reference;
+            let outputs = reference::forward(model, x.view());
+            let logits = outputs.last().expect("a layer").view();
+            let (total, delta) = reference::loss::loss_and_delta(Loss::Bce, logits, y.view());
+            let grads = reference::backward(model, x.view(), &outputs, delta);
+            let tensors =
+                grads.iter().flatten().flat_map(|g| [g.dw.iter().copied().collect(), g.db.to_vec()]);
+            (total / pixels, tensors.collect())
+        }
+    }
+}
+
 /// Checks every parameter of `model` through the mean BCE the trainer minimises on `x` against
-/// `y`: the engine's forward against `reference` (an f64 re-implementation), then each gradient
-/// against central differences of `reference`, normwise within 1e-5. Returns the tensors checked.
+/// `y`: `engine`'s forward against `reference` (an f64 re-implementation), then each of its
+/// gradients against central differences of `reference`, normwise within 1e-5. Returns the
+/// tensors checked.
 pub fn check_whole_model(
-    mut model: dae::engine::model::Model,
+    engine: Engine,
+    model: &dae::engine::model::Model,
     x: &Array2<f32>,
     y: &Array2<f32>,
     reference: impl Fn(&dae::engine::model::Model, &Array2<f32>, &Array2<f32>) -> f64,
 ) -> usize {
-    use dae::engine::loss::Loss;
-    use dae::engine::model::Workspace;
-    let mut ws = Workspace::new(&model, x.nrows());
-    model.forward(x.view(), &mut ws);
-    let loss = model.loss_and_delta(Loss::Bce, y.view(), &mut ws) / y.len() as f64;
-    let expected = reference(&model, x, y);
-    assert!((loss - expected).abs() < 1e-6, "forward: {loss} vs f64 reference {expected}");
-    model.backward(x.view(), &mut ws, None);
-    let analytic: Vec<Vec<f32>> = model.params_and_grads().map(|(_, g)| g.to_vec()).collect();
+    let (loss, analytic) = loss_and_gradients(engine, model, x, y);
+    let expected = reference(model, x, y);
+    assert!((loss - expected).abs() < 1e-6, "{engine:?} forward: {loss} vs f64 reference {expected}");
     for (t, grad) in analytic.iter().enumerate() {
         let mut probe = model.clone();
         let mut theta = probe.params_and_grads().nth(t).unwrap().0.to_vec();
@@ -130,7 +168,7 @@ pub fn check_whole_model(
             probe.params_and_grads().nth(t).unwrap().0.copy_from_slice(theta);
             reference(&probe, x, y)
         });
-        let name = format!("tensor {t} ({})", if t % 2 == 0 { "weight" } else { "bias" });
+        let name = format!("{engine:?}, tensor {t} ({})", if t % 2 == 0 { "weight" } else { "bias" });
         assert!(relative_error(&name, grad, &numeric) < 1e-5, "{name}");
     }
     analytic.len()
