@@ -1,6 +1,6 @@
 //! The convolution layers: the transposed convolution against PyTorch's numbers, each layer's
-//! gradients against central differences, and a whole small convolutional
-//! autoencoder against an f64 reference written from the definitions. Errors are normwise, as in
+//! gradients against central differences, and a whole small convolutional autoencoder against
+//! an f64 re-implementation written from the definitions. Errors are normwise, as in
 //! `tests/gradients.rs`; run with `-- --nocapture` to see each `maxdiff`. The fast layers
 //! against the reference engine's loops, on odd sizes, are in `tests/reference.rs`.
 
@@ -163,7 +163,7 @@ fn small_conv_autoencoder() -> Model {
 type Batch = Vec<Vec<f64>>;
 
 /// The mean BCE of `model` on `x` against `y`, recomputed in f64 from the definitions, by loops.
-fn reference_loss_f64(model: &Model, x: &Array2<f32>, y: &Array2<f32>) -> f64 {
+fn loss_f64(model: &Model, x: &Array2<f32>, y: &Array2<f32>) -> f64 {
     let mut a: Batch = x.rows().into_iter().map(|r| r.iter().map(|&v| f64::from(v)).collect()).collect();
     let last = model.layers.len() - 1;
     for (l, layer) in model.layers.iter().enumerate() {
@@ -255,6 +255,6 @@ fn whole_conv_network_gradients() {
     let y = random((batch, d), 0.0, 1.0, 41);
     let model = small_conv_autoencoder();
     for engine in [Engine::Fast, Engine::Reference] {
-        assert_eq!(common::check_whole_model(engine, &model, &x, &y, reference_loss_f64), 10);
+        assert_eq!(common::check_whole_model(engine, &model, &x, &y, loss_f64), 10);
     }
 }

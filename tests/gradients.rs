@@ -1,8 +1,9 @@
 //! Every hand-written gradient against central finite differences, on random, non-trivial
 //! inputs (zeros and ones hide bugs). Errors are normwise: the largest difference over the
 //! largest gradient. Single layers and losses are differentiated in f32 (bar 1e-3); the whole
-//! network against an f64 reference forward (bar 1e-5). Each check prints its `maxdiff`, so a
-//! reader sees how far inside the bar it is (`cargo test --test gradients -- --nocapture`).
+//! network against an f64 re-implementation of the forward pass (bar 1e-5). Each check prints
+//! its `maxdiff`, so a reader sees how far inside the bar it is:
+//! `cargo test --test gradients -- --nocapture`.
 
 mod common;
 
@@ -174,10 +175,10 @@ fn bce_is_stable_for_large_logits() {
 }
 
 /// The mean BCE of the autoencoder on `x` against `y`, recomputed in f64 by the plainest code:
-/// the reference that the whole-network check differentiates numerically. In f32, finite
+/// what the whole-network check differentiates numerically. In f32, finite
 /// differences of a mean over many entries drown in rounding before `h` is small enough to stay
 /// clear of ReLU's kinks; in f64 they do not.
-fn reference_loss_f64(model: &Model, x: &Array2<f32>, y: &Array2<f32>) -> f64 {
+fn loss_f64(model: &Model, x: &Array2<f32>, y: &Array2<f32>) -> f64 {
     let mut a: Array2<f64> = x.mapv(f64::from);
     let last = model.layers.len() - 1;
     for (l, layer) in model.layers.iter().enumerate() {
@@ -208,6 +209,6 @@ fn whole_network_gradients() {
         layer.b = Array1::from_iter(random((1, layer.b.len()), -0.3, 0.3, 33 + l as u64));
     }
     for engine in [Engine::Fast, Engine::Reference] {
-        assert_eq!(common::check_whole_model(engine, &model, &x, &y, reference_loss_f64), 12);
+        assert_eq!(common::check_whole_model(engine, &model, &x, &y, loss_f64), 12);
     }
 }

@@ -4,10 +4,10 @@
 //! Shape legend, used across the crate:
 //! - `B`: rows in a batch (images);
 //! - `D`: pixels per image, the model's input and output width (784 for MNIST);
-//! - `H₀ … H_{L−2}`: the widths of the hidden layers; layer `l` (from 0) maps `H_{l−1} → H_l`,
-//!   with `H_{−1} = H_{L−1} = D`. A convolutional layer's width is its image's `H·W·C` numbers,
+//! - `H₀ … H_{N−2}`: the widths of the hidden layers of `N` layers; layer `l` (from 0) maps
+//!   `H_{l−1} → H_l`, with `H_{−1} = H_{N−1} = D`. A convolutional layer's width is its image's `H·W·C` numbers,
 //!   stored channels last. Counted from 0, layer `l`'s output and `δ` are `docs/backprop.md`'s
-//!   `A_{l+1}` and `δ_{l+1}` (the last layer's output is the logits, its `Z_L`).
+//!   `A_{l+1}` and `δ_{l+1}` (the last layer's output is the logits, its `Z_N`).
 //!
 //! The notebook's model is dense, `D → 128 → 64 → 32 → 64 → 128 → D`; the convolutional one maps
 //! 28×28×1 → 28×28×32 → 14×14×32 → 14×14×32 → 7×7×32 → 14×14×32 → 28×28×32 → 28×28×1.

@@ -1,12 +1,15 @@
 //! The activations after each layer, `A = f(Z)` elementwise, and the step back through them
 //! (`docs/backprop.md` §6). Both derivatives are read off the output `A`, which the forward pass
-//! keeps: ReLU's `f′ = [a > 0]`, the sigmoid's `f′ = a·(1 − a)`.
+//! keeps: ReLU's `f′ = [a > 0]` (0 at exactly `z = 0`, as in PyTorch and TensorFlow), the
+//! sigmoid's `f′ = a·(1 − a)`.
 
 use ndarray::{Array2, ArrayView2, Zip};
 
 use crate::engine::activation::Activation;
 
-/// Forward: `A = f(Z)`.
+/// Forward: `A = f(Z)`. ReLU's `z.max(0)` is 0 for a NaN `z` (Rust's `max` returns the number
+/// that is not NaN), so a NaN weight can hide behind a finite loss: the trainer checks the loss
+/// every step and the weights after every epoch.
 ///
 /// Shapes: `z` (B, O) → `A` (B, O).
 pub fn forward(f: Activation, z: Array2<f32>) -> Array2<f32> {
@@ -30,8 +33,8 @@ pub fn backward(f: Activation, a: ArrayView2<f32>, da: Array2<f32>) -> Array2<f3
     })
 }
 
-/// `σ(z) = 1 / (1 + e^{−z})`. For `z < −88.73` (`−ln f32::MAX`), `e^{−z}` overflows to infinity and `σ` to 0, its
-/// limit, so the plain formula is safe in floating point.
+/// `σ(z) = 1 / (1 + e^{−z})`. For `z < −88.72` (`−ln f32::MAX`), `e^{−z}` overflows to infinity
+/// and `σ` to 0, its limit, so the plain formula is safe in floating point.
 pub fn sigmoid(z: f32) -> f32 {
     1.0 / (1.0 + (-z).exp())
 }

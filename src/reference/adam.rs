@@ -17,6 +17,9 @@ use crate::reference::Gradients;
 /// w ← w − lr·m̂ / (√v̂ + ε)
 /// ```
 ///
+/// `ε` sits where Algorithm 1 puts it, as in PyTorch; Keras adds it to `√v` before the bias
+/// correction, the same step but where `√v̂` is within a few 1e-6 of 0 (`docs/backprop.md` §7).
+///
 /// The moments never hold subnormal numbers, slow on Intel CPUs: an `m` below
 /// [`m_floor`]`(lr) = f32::MIN_POSITIVE / min(lr, 1)`, where `lr·m` would be subnormal, and a `v`
 /// below `f32::MIN_POSITIVE` are set to 0.

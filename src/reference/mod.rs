@@ -9,7 +9,8 @@
 //!
 //! It works on the fast engine's own types ([`Model`](crate::engine::model::Model), its layers
 //! and [`Adam`](crate::engine::adam::Adam)'s state), so a model trained by one engine is used,
-//! saved and resumed by the other. `dae --engine reference` trains with it; `tests/reference.rs`
+//! saved and resumed by the other. `dae --engine reference` trains with it (the trainer times
+//! [`train_step`]'s four calls one by one); `tests/reference.rs`
 //! holds every forward and backward of the fast engine ([`crate::engine`]) equal to these.
 //!
 //! Shapes: `B` rows in a batch (images), `I` and `O` a layer's input and output numbers per

@@ -1,9 +1,10 @@
 //! The whole model, forward and backward through its layers, and one training step
 //! (`docs/backprop.md` §8): forward, loss, backward, update, each its own call.
 //!
-//! Shapes: `x` (B, D) a batch of inputs. The formulas count layers from 1: layer `l` maps
+//! Shapes: `x` (B, D) a batch of inputs (to train, the corrupted images, `docs/backprop.md`'s
+//! `X̃`; the target is the clean `X`). The formulas count layers from 1 to `N`: layer `l` maps
 //! `A_{l−1}` (B, I_l) to `A_l` (B, O_l), with `A_0 = x`, and the last layer's output is the
-//! logits `Z_L` (B, D). The code counts from 0, like Python lists: the layer at index `k` (the
+//! logits `Z_N` (B, D). The code counts from 0, like Python lists: the layer at index `k` (the
 //! formulas' layer `k + 1`) reads `outputs[k − 1]` (or `x`) and writes `outputs[k]`, which the
 //! formulas call `A_{k+1}`.
 
@@ -26,16 +27,16 @@ pub fn train_step(
     input: ArrayView2<f32>,
     target: ArrayView2<f32>,
 ) -> f64 {
-    let outputs = forward(model, input); // A₁ … A_{L−1}, and the logits Z_L
+    let outputs = forward(model, input); // A₁ … A_{N−1}, and the logits Z_N
     let logits = outputs.last().expect("at least one layer");
-    let (total, delta) = loss::loss_and_delta(loss, logits.view(), target); // Σℓ, δ_L = ∂L/∂Z_L
+    let (total, delta) = loss::loss_and_delta(loss, logits.view(), target); // Σℓ, δ_N = ∂L/∂Z_N
     let grads = backward(model, input, &outputs, delta); // dW_l, db_l for every layer
     adam::step(optimizer, model, &grads); // W_l ← W_l − lr·m̂/(√v̂ + ε)
     total
 }
 
 /// Forward: `A_l = f_l(layer_l(A_{l−1}))` for every layer, with `A_0 = x`. Returns every
-/// layer's output; the last is the logits `Z_L`, before the output's sigmoid, which the loss
+/// layer's output; the last is the logits `Z_N`, before the output's sigmoid, which the loss
 /// takes in its stable form (or [`reconstruct`] applies).
 ///
 /// Shapes: `x` (B, D) → `A_l` (B, O_l) for each layer `l`, the last (B, D).
@@ -50,7 +51,7 @@ pub fn forward(model: &Model, x: ArrayView2<f32>) -> Vec<Array2<f32>> {
     outputs
 }
 
-/// Backward: from `δ_L = ∂L/∂Z_L`, for each layer from the last to the first, the layer's
+/// Backward: from `δ_N = ∂L/∂Z_N`, for each layer from the last to the first, the layer's
 /// gradients and then the gradient before the previous layer's activation:
 ///
 /// ```text
@@ -82,7 +83,7 @@ pub fn backward(
     grads
 }
 
-/// The reconstruction `x̂ = σ(Z_L)` of `x`, the model's output.
+/// The reconstruction `x̂ = σ(Z_N)` of `x`, the model's output.
 ///
 /// Shapes: `x` (B, D) → `x̂` (B, D).
 pub fn reconstruct(model: &Model, x: ArrayView2<f32>) -> Array2<f32> {

@@ -148,25 +148,25 @@ fn loss_and_gradients(
 }
 
 /// Checks every parameter of `model` through the mean BCE the trainer minimises on `x` against
-/// `y`: `engine`'s forward against `reference` (an f64 re-implementation), then each of its
-/// gradients against central differences of `reference`, normwise within 1e-5. Returns the
+/// `y`: `engine`'s forward against `loss_f64` (an f64 re-implementation), then each of its
+/// gradients against central differences of `loss_f64`, normwise within 1e-5. Returns the
 /// tensors checked.
 pub fn check_whole_model(
     engine: Engine,
     model: &dae::engine::model::Model,
     x: &Array2<f32>,
     y: &Array2<f32>,
-    reference: impl Fn(&dae::engine::model::Model, &Array2<f32>, &Array2<f32>) -> f64,
+    loss_f64: impl Fn(&dae::engine::model::Model, &Array2<f32>, &Array2<f32>) -> f64,
 ) -> usize {
     let (loss, analytic) = loss_and_gradients(engine, model, x, y);
-    let expected = reference(model, x, y);
-    assert!((loss - expected).abs() < 1e-6, "{engine:?} forward: {loss} vs f64 reference {expected}");
+    let expected = loss_f64(model, x, y);
+    assert!((loss - expected).abs() < 1e-6, "{engine:?} forward: {loss} vs f64 {expected}");
     for (t, grad) in analytic.iter().enumerate() {
         let mut probe = model.clone();
         let mut theta = probe.params_and_grads().nth(t).unwrap().0.to_vec();
         let numeric = numeric_gradient(&mut theta, 1e-3, |theta| {
             probe.params_and_grads().nth(t).unwrap().0.copy_from_slice(theta);
-            reference(&probe, x, y)
+            loss_f64(&probe, x, y)
         });
         let name = format!("{engine:?}, tensor {t} ({})", if t % 2 == 0 { "weight" } else { "bias" });
         assert!(relative_error(&name, grad, &numeric) < 1e-5, "{name}");
