@@ -6,7 +6,6 @@
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
 use dae::data::mnist::Mnist;
@@ -53,9 +52,11 @@ static GLOBAL: Peak = Peak;
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The most bytes live at once while `work` runs on two threads, above those live before it.
+/// The threads are new, so that what they grow on first use (each one's row-by-row copy of a
+/// right operand) is counted whichever test ran before: with one pool for all, a test that ran
+/// first had grown them, and a count short by a copy passed or failed by the order of the tests.
 fn peak_of(work: impl FnOnce() + Send) -> usize {
-    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
-    let pool = POOL.get_or_init(|| rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap());
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
     pool.install(|| {
         let before = LIVE.load(SeqCst);
         PEAK.store(before, SeqCst);
@@ -64,12 +65,16 @@ fn peak_of(work: impl FnOnce() + Send) -> usize {
     })
 }
 
-/// `counted` is at least `peak`, and within a quarter of it.
+/// `counted` is at least `peak`, and under half as much again. The count is for the worst case,
+/// every thread growing what it grows on first use (a copy of a right operand, a lowered
+/// matrix); a run grows them only on the threads that took such work, which varies from run to
+/// run: the conv training's peak was 11.6 MB in some runs and 14.8 MB in others, for a count of
+/// 16.7 MB.
 fn check(what: &str, counted: u64, peak: usize) {
     let ratio = counted as f64 / peak as f64;
     println!("{what}: counted {counted} bytes, peak {peak} ({ratio:.3}×)");
     assert!(counted >= peak as u64, "{what}: counted {counted} bytes, but {peak} were live at once");
-    assert!(ratio < 1.25, "{what}: counted {counted} bytes, {ratio:.2}× the {peak} used");
+    assert!(ratio < 1.5, "{what}: counted {counted} bytes, {ratio:.2}× the {peak} used");
 }
 
 /// A run's first epoch with its validation, samples, report and saved state, as `dae` trains
@@ -137,7 +142,7 @@ fn a_dense_model_is_counted_from_its_widths_as_if_built() {
     for rows in [1, 7, 64] {
         assert_eq!(
             training_bytes(&config, &data, rows),
-            model_training_bytes(&model, &data, rows),
+            model_training_bytes(&model, &data, rows, config.epochs),
             "{rows} rows"
         );
     }

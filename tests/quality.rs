@@ -81,7 +81,7 @@ fn knn_votes_the_majority_of_the_k_nearest() {
 
 #[test]
 fn knn_on_more_queries_than_one_block() {
-    // 600 queries (three blocks of 256): points on two far-apart lines.
+    // 600 queries (five blocks of 128): points on two far-apart lines.
     let reference =
         Array2::from_shape_fn((40, 3), |(i, j)| if i % 2 == 0 { j as f32 } else { 100.0 + j as f32 });
     let labels: Vec<u8> = (0..40).map(|i| (i % 2) as u8).collect();
@@ -112,6 +112,37 @@ fn knn_on_the_reference_set_in_blocks_is_knn_on_it_whole() {
             assert_eq!(neighbours.accuracy(&labels, &truth), whole, "blocks of {block}, labels {seed}");
         }
         assert!(whole > 0.0 && whole < 1.0, "a labelling that tells something: {whole}");
+    }
+}
+
+/// Against a search by brute force in integers, on sizes that leave every piece ragged: 300
+/// queries (blocks of 128, 128 and 44, shared by the threads) and 301 references (pieces of 128,
+/// 128 and 45), whose integer coordinates tie many distances. The same vote for every query,
+/// so the same accuracy, for several labellings and k.
+#[test]
+fn knn_is_the_brute_force_search() {
+    let reference = Array2::from_shape_fn((301, 5), |(i, j)| ((i * 7 + j * 3 + i / 11) % 6) as f32);
+    let queries = Array2::from_shape_fn((300, 5), |(i, j)| ((i * 5 + j * 11 + i / 7) % 7) as f32);
+    let distance = |q: usize, r: usize| -> i64 {
+        let d = |j| (queries[[q, j]] - reference[[r, j]]) as i64;
+        (0..5).map(|j| d(j) * d(j)).sum()
+    };
+    for (seed, k) in [(0u8, 1), (1, 5), (2, 5), (3, 12)] {
+        let labels: Vec<u8> = (0..301).map(|i| ((i as u8).wrapping_mul(31) ^ seed) % 4).collect();
+        let truth: Vec<u8> = (0..300).map(|i| ((i as u8).wrapping_mul(17) ^ seed) % 4).collect();
+        let correct = (0..300).filter(|&q| {
+            let mut order: Vec<usize> = (0..301).collect();
+            order.sort_by_key(|&r| (distance(q, r), r));
+            let mut counts = [0; 4];
+            order[..k].iter().for_each(|&r| counts[labels[r] as usize] += 1);
+            let most = *counts.iter().max().unwrap();
+            let vote = order[..k].iter().map(|&r| labels[r]).find(|&l| counts[l as usize] == most);
+            vote == Some(truth[q])
+        });
+        let expected = correct.count() as f64 / 300.0;
+        let found = knn::accuracy(reference.view(), &labels, queries.view(), &truth, k);
+        assert_eq!(found, expected, "labels {seed}, k = {k}");
+        assert!(expected > 0.1 && expected < 0.9, "a labelling that tells something: {expected}");
     }
 }
 

@@ -27,7 +27,7 @@ use crate::files::pngio::{self, Picture};
 use crate::files::run_lock::RunLock;
 use crate::memory;
 use crate::report::sections::fixed;
-use crate::report::{self, MEASURED_TEST, MEASURED_TRAIN, Measured, TEST_SHOWN};
+use crate::report::{self, DIGITS_SHOWN, MEASURED_TEST, MEASURED_TRAIN, Measured, TEST_SHOWN};
 use crate::train::memory::{end_of_run_bytes, model_training_bytes, training_bytes};
 use crate::train::profile;
 use crate::train::{Arch, Config, Engine, TrainError, Trainer};
@@ -75,16 +75,13 @@ pub struct Training {
     pub threads: usize,
 }
 
-/// Test images whose reconstructions are drawn in the figure and kept after every epoch.
-const SHOWN: usize = 10;
-
 /// Trains (or resumes), printing one line per epoch and saving the run after each; at the end,
 /// measures the noise sweep and the k-NN accuracy for the report.
 pub fn train(plan: &Training) -> Result<(), Failure> {
     let out = plan.resume.clone().unwrap_or_else(|| plan.out.clone());
     let flag = if plan.resume.is_some() { "--resume" } else { "--out" };
     if plan.resume.is_some() {
-        check_run_folder(&out).map_err(|m| Failure::Usage(format!("--resume {m}")))?;
+        check_run_folder(&out).map_err(|m| anyhow!("--resume {m}"))?;
     }
     // A new run's settings and data are checked before its folder is made or taken, so that a
     // refused command leaves nothing behind.
@@ -212,7 +209,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
                 return Err(stopper.failure());
             }
             Err(TrainError::Interrupted(progress)) => {
-                let samples = trainer.samples(SHOWN);
+                let samples = trainer.samples(DIGITS_SHOWN);
                 save_run(&mut trainer, &metrics, &snapshots, &samples)?;
                 let out = shell_word(&out);
                 let by = stopper.signal_name();
@@ -245,7 +242,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
         metrics.history.push(stats);
         let dead = trainer.dead_units();
         metrics.dead_units.push(DeadShares { epoch, layers: dead.layers(), shares: dead.shares() });
-        let samples = trainer.samples(SHOWN);
+        let samples = trainer.samples(DIGITS_SHOWN);
         snapshots.push(samples[2].view());
         save_run(&mut trainer, &metrics, &snapshots, &samples)?;
     }
@@ -282,9 +279,9 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The test images the figure and the snapshots show: [`SHOWN`], or all if fewer.
+/// The test images the figure and the snapshots show: [`DIGITS_SHOWN`], or all if fewer.
 fn shown(data: &Mnist) -> usize {
-    SHOWN.min(data.test.images.count)
+    DIGITS_SHOWN.min(data.test.images.count)
 }
 
 /// The trainer, metrics and snapshots of the run saved in `dir`, set to go on to
@@ -323,7 +320,7 @@ fn resume<'a>(
         let message = format!("adam.t = {t}, but {done} epochs of {steps} steps and {step} more are {taken}");
         return Err(anyhow!("{}: {message}", path.display()).into());
     }
-    let bytes = |rows| model_training_bytes(&state.model, data, rows);
+    let bytes = |rows| model_training_bytes(&state.model, data, rows, epochs);
     let end = || end_of_run_bytes(&state.model, data);
     check_training_memory(&metrics.config, data, true, bytes, end).map_err(|e| match e {
         Failure::Usage(m) => anyhow!("{}: {m}", dir.display()).into(),
@@ -449,7 +446,7 @@ fn open_run(dir: &Path, data: &Mnist, data_path: &Path) -> Result<(Metrics, Stat
 /// Writes the report of the run in `dir` anew, measuring the noise sweep and the k-NN accuracy
 /// of its model on `data` (which must be the data it was trained on).
 pub fn report(dir: &Path, data_path: &Path) -> Result<(), Failure> {
-    check_run_folder(dir).map_err(Failure::Usage)?;
+    check_run_folder(dir).map_err(|m| anyhow!(m))?;
     let data = Mnist::load(data_path)?;
     let lock = RunLock::acquire(dir).map_err(|e| Failure::Error(anyhow!("{}: {e}", dir.display())))?;
     let (metrics, state) = open_run(dir, &data, data_path).inspect_err(|_| {
@@ -842,17 +839,24 @@ fn table(e: &Evaluation, model: &Model, data: &Mnist, noise: Noise) -> String {
     )
 }
 
-/// The model file `--model` names: the file itself, or a run folder's `model.safetensors`.
+/// The model file `--model` names: the file itself, or a run folder's `model.safetensors`. A
+/// missing one is named with the way to make one (a newcomer's first `eval` comes before any
+/// training).
 pub fn model_file(model: &Path) -> Result<PathBuf, Failure> {
+    let missing = |what: &str| {
+        let model = model.display();
+        anyhow!("--model {model}: {what}; train a model first (training saves runs/latest/model.safetensors)")
+    };
+    if !model.exists() {
+        return Err(missing("no such file").into());
+    }
     if !model.is_dir() {
         return Ok(model.to_path_buf());
     }
     let file = model.join("model.safetensors");
     match file.is_file() {
         true => Ok(file),
-        false => {
-            Err(Failure::Usage(format!("--model {}: a folder without a model.safetensors", model.display())))
-        }
+        false => Err(missing("a folder without a model.safetensors").into()),
     }
 }
 
@@ -983,8 +987,7 @@ fn denoise_targets(
     let mut seen = std::collections::HashSet::new();
     let mut targets = Vec::new();
     for path in images {
-        let name =
-            path.file_name().ok_or_else(|| Failure::Usage(format!("{}: not a file", path.display())))?;
+        let name = path.file_name().ok_or_else(|| anyhow!("{}: not a file", path.display()))?;
         // NAME.png and NAME.noisy.png from the name's own bytes (which need not be text).
         let stem = Path::new(name).file_stem().expect("a file name");
         let named = |suffix: &str| {

@@ -179,9 +179,8 @@ pub fn matmul_finish_on(
 }
 
 /// The most numbers of a right operand [`matmul`] copies row by row (the notebook's model's
-/// largest weight matrix has 100,352): a larger one, such as the 60,000 images a nearest-neighbour search multiplies by,
-/// goes to `sgemm`, which packs it a panel at a time, rather than into a copy that each thread
-/// would keep.
+/// largest weight matrix has 100,352): a larger one goes to `sgemm`, which packs it a panel at a
+/// time, rather than into a copy that each thread would keep.
 pub const MAX_COPY: usize = 1 << 20;
 
 thread_local! {

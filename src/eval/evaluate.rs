@@ -87,8 +87,8 @@ fn reference_block(model: &Model, d: usize) -> usize {
 /// The bytes [`evaluate`] holds at its peak for `model` on `data`'s test set, counted before
 /// any is allocated: the larger of [`denoising`]'s (the test set clean, corrupted and
 /// reconstructed) and [`features`]'s (the scaled test set and its codes, a block of training
-/// images and theirs, and the block's products with the queries), each with a forward pass's
-/// buffers. [`sweep_row`] and [`encode`] need no more.
+/// images and theirs, the block's products with the queries and the queries transposed), each
+/// with a forward pass's buffers. [`sweep_row`] and [`encode`] need no more.
 pub fn bytes_needed(model: &Model, data: &Mnist) -> u64 {
     let (test, train) = (data.test.images.count, data.train.images.count);
     bytes_on(model, test, train, data.test.images.pixels_per_image())
@@ -99,10 +99,10 @@ pub fn bytes_on(model: &Model, n: usize, train: usize, d: usize) -> u64 {
     let buffers = Workspace::bytes(model, rows_per_batch(model).min(n));
     let block = reference_block(model, d).min(train) as u64;
     let code = model.layers[model.bottleneck()].outputs() as u64;
-    let products = knn::QUERY_BLOCK.min(n) as u64 * block;
+    let queries = knn::QUERY_BLOCK.min(n) as u64;
     let (n, d) = (n as u64, d as u64);
     let denoising = FLOAT * 3 * n * d;
-    let features = FLOAT * (n * (d + code) + 2 * block * (d + code) + products);
+    let features = FLOAT * (n * (d + code) + 2 * block * (d + code) + queries * (block + d));
     denoising.max(features).saturating_add(buffers)
 }
 

@@ -429,6 +429,9 @@ fn check_length(bytes: &[u8]) -> Result<(), String> {
     };
     let header = u64::from_le_bytes(*length);
     let Some(header) = usize::try_from(header).ok().and_then(|n| rest.get(..n)) else {
+        if let Some(kind) = other_format(bytes) {
+            return Err(format!("not a safetensors file: {kind}"));
+        }
         return Err(format!(
             "its first 8 bytes give a header of {header} bytes, but {} follow: truncated, or not a safetensors file",
             rest.len()
@@ -452,6 +455,21 @@ fn check_length(bytes: &[u8]) -> Result<(), String> {
         )),
         _ => Ok(()),
     }
+}
+
+/// What a file whose header cannot be read is, where its first bytes say: a model flag given
+/// an image, a PyTorch checkpoint or the run's `metrics.json`. (Only once the header's length is
+/// known to be wrong: the length of a real header may begin with any of these bytes.)
+fn other_format(bytes: &[u8]) -> Option<&'static str> {
+    const KINDS: [(&[u8], &str); 6] = [
+        (b"\x89PNG\r\n\x1a\n", "it is a PNG image"),
+        (b"GIF8", "it is a GIF image"),
+        (b"\xff\xd8\xff", "it is a JPEG image"),
+        (b"\x1f\x8b", "it is gzip data"),
+        (b"PK\x03\x04", "it is a ZIP archive, as PyTorch's .pt files are"),
+        (b"{", "it is JSON text, as a run's metrics.json is"),
+    ];
+    KINDS.iter().find(|(magic, _)| bytes.starts_with(magic)).map(|&(_, kind)| kind)
 }
 
 /// Reads a model written by [`save`].

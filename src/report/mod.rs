@@ -54,6 +54,24 @@ pub struct Run<'a> {
 /// first-layer responses of a few of them. A run keeps no more of its test set for the report.
 pub const TEST_SHOWN: usize = 2_000;
 
+/// The test digits the figures show, reconstructed after every epoch.
+pub const DIGITS_SHOWN: usize = 10;
+
+/// What drawing the report's pictures holds at its peak, for a model whose first layer has
+/// `units` units (or channels) run to `epochs` on images of `(h, w)` pixels: every pixel of the
+/// digits figure (clean, corrupted and a row per epoch shown, [`DIGITS_SHOWN`] to a row,
+/// magnified as [`sections::learning_to_denoise`] does) and of up to
+/// [`UNITS_SHOWN`](sections::UNITS_SHOWN) units' pictures, held as a canvas, its PNG and the
+/// page's text at once. Measured: 1.8 MB for a model of 256 units after one epoch on 28×28
+/// images, about 6 bytes a pixel; 8 are counted.
+pub fn pictures_bytes(units: usize, epochs: usize, (h, w): (usize, usize)) -> u64 {
+    let zoom = sections::digits_zoom((h, w)) as u64;
+    let rows = (epochs.min(sections::MOST_ROWS) + 2) as u64;
+    let d = (h * w) as u64;
+    let pixels = rows * DIGITS_SHOWN as u64 * zoom * zoom * d + units.min(sections::UNITS_SHOWN) as u64 * d;
+    8 * pixels
+}
+
 /// Test images the end-of-run measurements use: the first [`MEASURED_TEST`]; and training
 /// images the k-NN classifier takes as reference: the first [`MEASURED_TRAIN`]. Enough for a
 /// figure (an accuracy to ±1%, a PSNR to ±0.1 dB) at a tenth of the cost of the whole sets,

@@ -14,9 +14,9 @@ use crate::train::dead_units::DeadUnits;
 
 /// Epoch rows shown at most in a table or in the digits figure; a longer run shows an even
 /// selection, first and last included (metrics.json keeps them all).
-const MOST_ROWS: usize = 30;
+pub const MOST_ROWS: usize = 30;
 /// First-layer units drawn at most.
-const UNITS_SHOWN: usize = 256;
+pub const UNITS_SHOWN: usize = 256;
 
 /// One layer in a few words: `dense 784→128`, `conv 3×3 → 28×28×32`.
 pub fn describe(layer: &Layer) -> String {
@@ -120,13 +120,18 @@ pub fn the_run(run: &Run) -> io::Result<String> {
     Ok(section("run", "1. The run", &content))
 }
 
+/// How many times section 2 magnifies digits of `(h, w)` pixels: to about 56 pixels, at most twice.
+pub fn digits_zoom((h, w): (usize, usize)) -> usize {
+    magnification(h.max(w), 56).min(2)
+}
+
 /// Section 2: The same test digits: clean, corrupted, and reconstructed after each epoch.
 pub fn learning_to_denoise(run: &Run) -> io::Result<String> {
     let snapshots = run.snapshots;
     let n = snapshots.images.min(run.clean.nrows());
     let noise = run.metrics.config.noise;
     let row = |label: String, images: ndarray::ArrayView2<f32>| -> io::Result<Vec<String>> {
-        let zoom = magnification(run.image.0.max(run.image.1), 56).min(2);
+        let zoom = digits_zoom(run.image);
         let picture = html::png(&pictures::digits(images, run.image, zoom), 1, &label)?;
         Ok(vec![escape(&label), picture])
     };

@@ -9,7 +9,7 @@ use crate::engine::data_parallel::Shards;
 use crate::engine::gemm::MAX_COPY;
 use crate::engine::layer::Layer;
 use crate::engine::model::{FLOAT, Model, Workspace, autoencoder_widths};
-use crate::report::{Measured, TEST_SHOWN};
+use crate::report::{self, Measured, TEST_SHOWN};
 use crate::train::{Arch, Config};
 
 /// The bytes a run of `config` on `data` holds at its peak with batches of `rows` images: the
@@ -38,27 +38,33 @@ pub fn training_bytes(config: &Config, data: &Mnist, rows: usize) -> u64 {
                 + FLOAT * threads * copy
                 + (2 * layers + 2 * threads) * slack;
             let workspace = workspace.saturating_add(Shards::bytes(&widths, rows));
-            let code = *config.hidden.last().expect("a hidden layer");
-            run_bytes(model, (parameters, 2 * layers), workspace, code, rows, data)
+            let report = Report {
+                code: *config.hidden.last().expect("a hidden layer"),
+                units: widths[1],
+                epochs: config.epochs,
+            };
+            run_bytes(model, (parameters, 2 * layers), workspace, report, rows, data)
         }
         Arch::Conv => {
             let mut rng = crate::data::rng::stream(config.seed, crate::data::rng::Purpose::Init, 0);
-            model_training_bytes(&config.arch.model((images.rows, images.cols), &[], &mut rng), data, rows)
+            let model = config.arch.model((images.rows, images.cols), &[], &mut rng);
+            model_training_bytes(&model, data, rows, config.epochs)
         }
     }
 }
 
 /// [`training_bytes`] of a run of `model` (one being resumed), with the copies of its
 /// convolutions' kernels that saving it makes (in PyTorch's order; a dense layer's weights are
-/// written as they are).
-pub fn model_training_bytes(model: &Model, data: &Mnist, rows: usize) -> u64 {
+/// written as they are), to `epochs` in all.
+pub fn model_training_bytes(model: &Model, data: &Mnist, rows: usize, epochs: usize) -> u64 {
     let sizes = model.param_sizes();
     let parameters = (sizes.iter().map(|&n| n as u64).sum(), sizes.len() as u64);
     let kernels = model.layers.iter().filter(|l| !matches!(l, Layer::Dense(_)));
     let copies: u64 = kernels.filter_map(|l| l.param_sizes()).map(|[w, _]| FLOAT * w as u64).sum();
     let held = model.bytes() + copies;
     let code = model.layers[model.bottleneck()].outputs();
-    run_bytes(held, parameters, Workspace::training_bytes(model, rows), code, rows, data)
+    let report = Report { code, units: model.layers[0].units(), epochs };
+    run_bytes(held, parameters, Workspace::training_bytes(model, rows), report, rows, data)
 }
 
 /// What the end of a run of `model` on `data` holds at its peak, once the training's buffers are
@@ -71,24 +77,36 @@ pub fn end_of_run_bytes(model: &Model, data: &Mnist) -> u64 {
     model.bytes().saturating_add(shown).saturating_add(Measured::bytes(model, data))
 }
 
+/// What a run's report depends on: the numbers of its code, its first layer's units (or
+/// channels) and the epochs it runs to.
+struct Report {
+    code: usize,
+    units: usize,
+    epochs: usize,
+}
+
 /// What the report written after each epoch adds while the run holds its buffers: the codes of
 /// `code` numbers of the first [`TEST_SHOWN`] corrupted test images, f32
 /// ([`Trainer::codes`](crate::train::Trainer::codes)), and their copy in f64 for the principal
-/// components ([`crate::eval::pca::project`]). With `--layers 2048`, 47 MiB.
-fn report_bytes(code: usize, data: &Mnist) -> u64 {
+/// components ([`crate::eval::pca::project`]), with `--layers 2048` 47 MiB; and its pictures
+/// ([`report::pictures_bytes`]).
+fn report_bytes(report: &Report, data: &Mnist) -> u64 {
     let shown = data.test.images.count.min(TEST_SHOWN) as u64;
-    3 * (FLOAT * shown).saturating_mul(code as u64)
+    let codes = 3 * (FLOAT * shown).saturating_mul(report.code as u64);
+    let image = (data.test.images.rows, data.test.images.cols);
+    let pictures = report::pictures_bytes(report.units, report.epochs, image);
+    codes.saturating_add(pictures)
 }
 
 /// The model's `model` bytes, Adam's moments of its `(parameters, tensors)` (each moment on a
 /// cache line), a batch's `workspace`, the clean and corrupted batch of `rows` images, the test
-/// set clean and corrupted, the order of the training images, and the report's codes of `code`
-/// numbers ([`report_bytes`]).
+/// set clean and corrupted, the order of the training images, and what the report adds
+/// ([`report_bytes`]).
 fn run_bytes(
     model: u64,
     (parameters, tensors): (u64, u64),
     workspace: u64,
-    code: usize,
+    report: Report,
     rows: usize,
     data: &Mnist,
 ) -> u64 {
@@ -97,7 +115,7 @@ fn run_bytes(
     let test = 2 * FLOAT * d * data.test.images.count as u64 + FLOAT * data.train.images.count as u64;
     let moments = 2 * (FLOAT * parameters + tensors * aligned::SLACK_BYTES);
     let held = model.saturating_add(moments).saturating_add(workspace);
-    held.saturating_add(report_bytes(code, data)).saturating_add(batches + test + SMALL)
+    held.saturating_add(report_bytes(&report, data)).saturating_add(batches + test + SMALL)
 }
 
 /// What the run's small bookkeeping takes at most: the dead-unit watch, the samples the figure
