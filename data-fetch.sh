@@ -164,6 +164,8 @@ check_mirror() {
   mirrors=("${mirrors[@]:1}")
 }
 
+made_dir=0
+[ -e "$dir" ] || made_dir=1
 if [ -e "$dir" ] && [ ! -d "$dir" ]; then
   say "$dir: exists and is not a folder"; exit 1
 elif ! mkdir -p -- "$dir" 2>/dev/null; then
@@ -255,5 +257,7 @@ if [ ${#missing[@]} != 0 ]; then
   hint="offline? set MNIST_MIRROR to a folder or URL that holds them"
   [ -n "${MNIST_MIRROR:-}" ] && hint="why each source failed is above"
   say "${#missing[@]} of ${#files[@]} files missing: ${missing[*]} ($hint)"
+  # A folder this run made and left empty goes with it.
+  [ "$made_dir" = 1 ] && { rmdir -- "$dir" 2>/dev/null || true; }
   exit 1
 fi

@@ -88,15 +88,18 @@ fn bad_flags_exit_2_naming_the_flag() {
     let file = out.path().join("a-file");
     std::fs::write(&file, "x").unwrap();
     let deep = vec!["1"; 101].join(",");
-    let cases: [(&[&str], &str); 15] = [
+    let cases: [(&[&str], &str); 18] = [
         (&["--epochs", "0"], "--epochs"),
         (&["--batch-size", "0"], "--batch-size"),
         (&["--lr", "-1"], "--lr"),
         (&["--lr", "NaN"], "--lr"),
         (&["--threads", "0"], "--threads"),
         (&["--noise", "blur:0.5"], "expected gaussian:STD, masking:P or salt-pepper:P"),
-        (&["--noise", "masking:1.5"], "out of range"),
-        (&["--layers", "128,0"], "--layers"),
+        (&["--noise", "masking:1.5"], "out of range for masking: P from 0 to 1"),
+        (&["--noise", "gaussian:-1"], "out of range for gaussian: a finite STD of 0 or more"),
+        (&["--layers", "128,0"], "--layers <LAYERS>': 0 is not in 1..=65536"),
+        (&["--layers", "128,,32"], "an empty width (two commas in a row, or one at an end)"),
+        (&["--layers", "12x"], "'12x' is not a whole number of units; widths are written 128,64,32"),
         (&["--layers", "4000000000"], "--layers"),
         (&["--layers", "65536,65536"], "--layers 65536,65536: 8598519872 parameters; at most 268435456"),
         (&["--layers", &deep], "hidden holds 101 widths (--layers); at most 100"),
@@ -1174,6 +1177,11 @@ fn model_flags_take_a_run_folder_and_explain_a_state_file() {
     let out = dae().args(["eval", "--model", path_str(&run), "--data", d]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("k-NN accuracy"));
+    // The sweep's levels with one decimal each, 1.0 among 0.9 (it printed `gaussian:1`).
+    let sweep = dae().args(["eval", "--sweep", "--model", path_str(&run), "--data", d]).output().unwrap();
+    let table = String::from_utf8_lossy(&sweep.stdout);
+    assert!(table.contains("\ngaussian:0.9 ") && table.contains("\ngaussian:1.0 "), "{table}");
+    assert!(table.contains("\nsalt-pepper:0.1 ") && table.contains("\nmasking:0.9 "), "{table}");
     let encoded = data.path().join("codes.csv");
     let out =
         dae().args(["encode", "--model", path_str(&run), "--data", d, "--out", path_str(&encoded)]).output();

@@ -372,7 +372,9 @@ fn denoise_writes_cleaner_images_and_refuses_the_wrong_kind() {
     let mut encoder = png::Encoder::new(&mut one_bit, 10, 10);
     encoder.set_color(png::ColorType::Grayscale);
     encoder.set_depth(png::BitDepth::One);
-    encoder.write_header().unwrap().write_image_data(&[0; 20]).unwrap();
+    // Rows of 10 bits in 2 bytes: a bar 4 pixels wide down rows 2 to 7, on black.
+    let rows: Vec<u8> = (0..10).flat_map(|y| if (2..8).contains(&y) { [0x1e, 0] } else { [0, 0] }).collect();
+    encoder.write_header().unwrap().write_image_data(&rows).unwrap();
     std::fs::write(&wrong, one_bit).unwrap();
     let said = ok(&["denoise", "--model", s(&model), s(&wrong), "--out", s(&out)]);
     assert!(said.contains("wrong.png (grayscale at 1 bit, as it was)"), "{said}");

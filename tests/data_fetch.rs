@@ -222,9 +222,11 @@ fn options_and_extra_arguments_are_refused_in_one_line() {
         assert!(stderr.starts_with("data-fetch: ") && stderr.contains("usage:"), "{args:?}: {stderr}");
     }
     assert!(!Path::new("-x").exists() && !Path::new("a").exists(), "no folder was made");
-    // After `--`, a folder whose name starts with '-' is a folder.
+    // After `--`, a folder whose name starts with '-' is a folder (one already there, which a
+    // failed fetch leaves).
     let mirror = tempfile::tempdir().unwrap();
     let parent = tempfile::tempdir().unwrap();
+    std::fs::create_dir(parent.path().join("-x")).unwrap();
     let script = std::fs::canonicalize("data-fetch.sh").unwrap();
     let out = Command::new("bash")
         .arg(script)
@@ -236,7 +238,8 @@ fn options_and_extra_arguments_are_refused_in_one_line() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("4 of 4 files missing") && parent.path().join("-x").is_dir(), "{stderr}");
+    assert!(stderr.contains("4 of 4 files missing"), "{stderr}");
+    assert!(parent.path().join("-x").is_dir(), "{stderr}");
 }
 
 /// Under `sh` (dash on Debian, where `set -o pipefail` was an illegal option), the script runs
@@ -280,6 +283,19 @@ fn a_file_url_mirror_is_its_folder() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("a file URL on another host"), "{stderr}");
+}
+
+/// A fetch that fails takes away the folder it made, empty, and leaves one that was there.
+#[test]
+fn a_failed_fetch_leaves_no_folder_of_its_own() {
+    let (mirror, parent) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let new = parent.path().join("new");
+    let out = fetch_offline(&new, mirror.path());
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!new.exists(), "the folder it made is gone");
+    let out = fetch_offline(parent.path(), mirror.path());
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(parent.path().is_dir(), "a folder that was there stays");
 }
 
 /// A file under a data file's name that is not MNIST's is named as such, not as missing.

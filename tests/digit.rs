@@ -21,8 +21,7 @@ fn drawing(
 
 #[test]
 fn a_dark_digit_on_white_is_inverted_and_a_light_one_on_black_is_not() {
-    let dark = drawing((28, 28), (4, 24, 12, 16), 0.1, 0.95);
-    let (pixels, prepared) = prepare(dark, None, (28, 28), (28, 28));
+    let (pixels, prepared) = prepare(dark_digit(), None, (28, 28), (28, 28));
     assert!(prepared.inverted && !prepared.fitted, "{prepared:?}");
     assert!((pixels[0] - 0.05).abs() < 1e-6 && (pixels[10 * 28 + 13] - 0.9).abs() < 1e-6);
     assert_eq!(prepared.to_string(), "dark on light, inverted");
@@ -65,7 +64,16 @@ fn another_size_is_scaled_into_a_twenty_pixel_box_and_centred_by_its_mass() {
     };
     let (cy, cx) = (centre(|i| i / 28), centre(|i| i % 28));
     assert!((cy - 14.0).abs() <= 0.5 && (cx - 14.0).abs() <= 0.5, "centre of mass ({cy}, {cx})");
-    // A blank page stays blank.
-    let (blank, _) = prepare(vec![0.0; 60 * 40], None, (60, 40), (28, 28));
+    // A blank page stays blank, and says so; so does a white one, once inverted.
+    let (blank, prepared) = prepare(vec![0.0; 60 * 40], None, (60, 40), (28, 28));
     assert!(blank.iter().all(|&v| v == 0.0));
+    assert_eq!(prepared.to_string(), "blank, no stroke to denoise, 40×60 scaled and centred");
+    let (_, white) = prepare(vec![0.97; 28 * 28], None, (28, 28), (28, 28));
+    assert_eq!(white.to_string(), "dark on light, inverted, blank, no stroke to denoise");
+    assert!(!prepare(dark_digit(), None, (28, 28), (28, 28)).1.blank, "a digit is not blank");
+}
+
+/// A dark digit on white, 28×28.
+fn dark_digit() -> Vec<f32> {
+    drawing((28, 28), (4, 24, 12, 16), 0.1, 0.95)
 }

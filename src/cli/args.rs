@@ -87,7 +87,7 @@ struct TrainArgs {
     arch: Arch,
     /// The dense model's hidden widths, comma-separated, each 1 to 65,536, at most 100 of them; the
     /// decoder mirrors them.
-    #[arg(long, default_value = "128,64,32", value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    #[arg(long, default_value = "128,64,32", value_delimiter = ',', value_parser = width)]
     layers: Vec<u32>,
     /// Folder with the four MNIST-format files (as ./data-fetch.sh leaves them).
     #[arg(long, default_value = commands::DATA, value_parser = path())]
@@ -196,6 +196,19 @@ fn path() -> impl clap::builder::TypedValueParser<Value = PathBuf> {
         true => Err("an empty path names no file or folder"),
         false => Ok(PathBuf::from(s)),
     })
+}
+
+/// One width of `--layers`: a whole number from 1 to 65,536.
+fn width(s: &str) -> Result<u32, String> {
+    const FORM: &str = "widths are written 128,64,32";
+    if s.is_empty() {
+        return Err(format!("an empty width (two commas in a row, or one at an end); {FORM}"));
+    }
+    match s.parse::<u32>() {
+        Ok(w) if (1..=65_536).contains(&w) => Ok(w),
+        Ok(w) => Err(format!("{w} is not in 1..=65536")),
+        Err(_) => Err(format!("'{s}' is not a whole number of units; {FORM}")),
+    }
 }
 
 fn positive(s: &str) -> Result<f32, String> {

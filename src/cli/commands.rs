@@ -806,7 +806,8 @@ pub fn sweep(model: &Path, data: &Path, seed: u64) -> Result<(), Failure> {
     print_result(&format!("{:<16} {:>11} {:>15}\n", "corruption", "input", "reconstruction"))?;
     for noise in evaluate::sweep_noises() {
         let row = evaluate::sweep_row(&net, &data, noise, seed);
-        let noise = row.noise.to_string();
+        // One decimal for every level, `gaussian:1.0` among `gaussian:0.9` (the report's way too).
+        let noise = format!("{}:{:.1}", row.noise.kind(), row.noise.level());
         print_result(&format!("{noise:<16} {:>8.2} dB {:>12.2} dB\n", row.noisy, row.reconstructed))?;
     }
     Ok(())

@@ -19,6 +19,9 @@ pub struct Prepared {
     pub inverted: bool,
     /// Whether the digit was scaled and centred into the model's size.
     pub fitted: bool,
+    /// Whether the image has no stroke: no pixel above 0.1 once light on dark (a blank page, a
+    /// colour swatch), so that the model is shown nothing a digit is made of.
+    pub blank: bool,
 }
 
 /// What lies under an image's transparent pixels.
@@ -39,6 +42,9 @@ impl fmt::Display for Prepared {
         }
         if self.inverted {
             notes.push("dark on light, inverted".to_string());
+        }
+        if self.blank {
+            notes.push("blank, no stroke to denoise".to_string());
         }
         if self.fitted {
             notes.push(format!("{}×{} scaled and centred", self.from.1, self.from.0));
@@ -70,6 +76,7 @@ pub fn prepare(
         pixels.iter_mut().for_each(|y| *y = 1.0 - *y);
         prepared.inverted = true;
     }
+    prepared.blank = !pixels.iter().any(|&y| y > 0.1);
     if (rows, cols) != size {
         pixels = fit(&pixels, (rows, cols), size);
         prepared.fitted = true;

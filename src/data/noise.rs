@@ -295,7 +295,8 @@ impl FromStr for Noise {
             _ => return Err(format!("unknown noise '{kind}'; {FORMS}")),
         };
         if !(level >= 0.0 && level <= max) || level.is_infinite() {
-            return Err(format!("noise level {level} out of range for {kind}; {FORMS}"));
+            let range = if max == 1.0 { "P from 0 to 1" } else { "a finite STD of 0 or more" };
+            return Err(format!("noise level {level} out of range for {kind}: {range}; {FORMS}"));
         }
         Ok(noise)
     }
