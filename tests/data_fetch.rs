@@ -5,7 +5,12 @@ use std::process::{Command, Output};
 
 /// `data-fetch.sh TARGET` with `mirror` as its only source.
 fn fetch_offline(target: &Path, mirror: &Path) -> Output {
-    let mut fetch = Command::new("bash");
+    fetch_offline_in("bash", target, mirror)
+}
+
+/// [`fetch_offline`], run by `shell`.
+fn fetch_offline_in(shell: &str, target: &Path, mirror: &Path) -> Output {
+    let mut fetch = Command::new(shell);
     fetch.arg("data-fetch.sh").arg(target).env("MNIST_MIRROR", mirror).env("MNIST_OFFLINE", "1");
     fetch.output().unwrap()
 }
@@ -250,13 +255,7 @@ fn sh_hands_the_script_to_bash() {
     assert_eq!(help.status.code(), Some(0), "{}", String::from_utf8_lossy(&help.stderr));
     assert!(String::from_utf8_lossy(&help.stdout).starts_with("usage: ./data-fetch.sh [DIR]"));
     let (mirror, target) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let out = Command::new("sh")
-        .arg("data-fetch.sh")
-        .arg(target.path())
-        .env("MNIST_MIRROR", mirror.path())
-        .env("MNIST_OFFLINE", "1")
-        .output()
-        .unwrap();
+    let out = fetch_offline_in("sh", target.path(), mirror.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("4 of 4 files missing"), "{stderr}");
