@@ -18,7 +18,8 @@ if [ -z "${BASH_VERSION:-}" ]; then
   if ! command -v bash >/dev/null 2>&1; then
     echo 'data-fetch: needs bash, which is not on PATH' >&2; exit 1
   fi
-  if [ ! -f "$0" ]; then
+  # Read from standard input (`sh < data-fetch.sh`), $0 is the shell, not this script.
+  if [ ! -f "$0" ] || [ "$(head -c 19 "$0" 2>/dev/null)" != '#!/usr/bin/env bash' ]; then
     echo 'data-fetch: read from standard input by a shell that is not bash; run bash data-fetch.sh' >&2; exit 1
   fi
   exec bash "$0" "$@"
@@ -63,9 +64,12 @@ case ${MNIST_OFFLINE:-} in
   1 | true | yes) mirrors=() ;;
   *) say "MNIST_OFFLINE=$MNIST_OFFLINE: expected 1 (the mirror alone) or 0"; exit 2 ;;
 esac
+# A folder written as a URL: file:///path or file://localhost/path, with %XX escapes decoded.
 case ${MNIST_MIRROR:-} in
-  file://localhost/*) MNIST_MIRROR=${MNIST_MIRROR#file://localhost} ;; # a folder, as a URL
-  file:///*) MNIST_MIRROR=${MNIST_MIRROR#file://} ;;
+  file://localhost/* | file:///*)
+    path=${MNIST_MIRROR#file://}
+    path=${path#localhost}
+    printf -v MNIST_MIRROR '%b' "${path//%/\\x}" ;;
   file://*) say "MNIST_MIRROR=$MNIST_MIRROR: a file URL on another host; give a folder or an http(s) URL"; exit 2 ;;
 esac
 [ -n "${MNIST_MIRROR:-}" ] && mirrors=("$MNIST_MIRROR" "${mirrors[@]}")
@@ -171,6 +175,17 @@ if [ -e "$dir" ] && [ ! -d "$dir" ]; then
 elif ! mkdir -p -- "$dir" 2>/dev/null; then
   say "$dir: cannot make the folder"; exit 1
 fi
+# However the script ends, a folder it made and left empty goes with it (rmdir leaves a folder
+# that holds anything); with the temporary file of a fetch under way, if any.
+tmp=
+leave() {
+  [ -z "$tmp" ] || rm -f "$tmp"
+  if [ "$made_dir" = 1 ]; then rmdir -- "$dir" 2>/dev/null || true; fi
+}
+trap leave EXIT
+trap 'leave; exit 130' INT
+trap 'leave; exit 143' TERM
+trap 'leave; exit 129' HUP
 # A folder (or device) where a data file goes would take the file inside it: refused first.
 for entry in "${files[@]}"; do
   read -r name _ <<<"$entry"
@@ -219,10 +234,6 @@ for entry in "${files[@]}"; do
   if ! tmp=$(mktemp "$dir/.$name.gz.XXXXXX" 2>/dev/null); then
     say "$dir: cannot write a file into it"; exit 1
   fi
-  trap 'rm -f "$tmp"' EXIT
-  trap 'rm -f "$tmp"; exit 130' INT
-  trap 'rm -f "$tmp"; exit 143' TERM
-  trap 'rm -f "$tmp"; exit 129' HUP
   ok=0
   for source in "${mirrors[@]}"; do
     if ! why=$(fetch "$source" "$name" "$tmp" 2>&1); then
@@ -247,7 +258,7 @@ for entry in "${files[@]}"; do
     say "$name.gz from $source: rejected, $(content "$tmp"), not MNIST's $expected"
   done
   rm -f "$tmp"
-  trap - EXIT INT TERM HUP
+  tmp=
   if [ "$ok" = 0 ]; then
     say "$name.gz: no correct copy from any of ${mirrors[*]}${wrong:+; $wrong}"
     missing+=("$name.gz")
@@ -257,7 +268,5 @@ if [ ${#missing[@]} != 0 ]; then
   hint="offline? set MNIST_MIRROR to a folder or URL that holds them"
   [ -n "${MNIST_MIRROR:-}" ] && hint="why each source failed is above"
   say "${#missing[@]} of ${#files[@]} files missing: ${missing[*]} ($hint)"
-  # A folder this run made and left empty goes with it.
-  [ "$made_dir" = 1 ] && { rmdir -- "$dir" 2>/dev/null || true; }
   exit 1
 fi

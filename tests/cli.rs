@@ -88,7 +88,7 @@ fn bad_flags_exit_2_naming_the_flag() {
     let file = out.path().join("a-file");
     std::fs::write(&file, "x").unwrap();
     let deep = vec!["1"; 101].join(",");
-    let cases: [(&[&str], &str); 18] = [
+    let cases: [(&[&str], &str); 19] = [
         (&["--epochs", "0"], "--epochs"),
         (&["--batch-size", "0"], "--batch-size"),
         (&["--lr", "-1"], "--lr"),
@@ -100,7 +100,8 @@ fn bad_flags_exit_2_naming_the_flag() {
         (&["--layers", "128,0"], "--layers <LAYERS>': 0 is not in 1..=65536"),
         (&["--layers", "128,,32"], "an empty width (two commas in a row, or one at an end)"),
         (&["--layers", "12x"], "'12x' is not a whole number of units; widths are written 128,64,32"),
-        (&["--layers", "4000000000"], "--layers"),
+        (&["--layers", "4000000000"], "--layers <LAYERS>': 4000000000 is not in 1..=65536"),
+        (&["--layers", "5000000000"], "--layers <LAYERS>': 5000000000 is not in 1..=65536"),
         (&["--layers", "65536,65536"], "--layers 65536,65536: 8598519872 parameters; at most 268435456"),
         (&["--layers", &deep], "hidden holds 101 widths (--layers); at most 100"),
         (&["--out", path_str(&file)], "a-file"),

@@ -55,8 +55,10 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// The threads are new, so that what they grow on first use (each one's row-by-row copy of a
 /// right operand) is counted whichever test ran before: with one pool for all, a test that ran
 /// first had grown them, and a count short by a copy passed or failed by the order of the tests.
+/// The pool is never dropped: its threads would free their buffers whenever they ended, perhaps
+/// in the middle of the next measurement.
 fn peak_of(work: impl FnOnce() + Send) -> usize {
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let pool = Box::leak(Box::new(rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap()));
     pool.install(|| {
         let before = LIVE.load(SeqCst);
         PEAK.store(before, SeqCst);
@@ -118,17 +120,17 @@ fn train(config: Config, data: &Mnist) {
 fn training_takes_what_it_counts() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let data = common::bars_dataset_of_side(1024, 28, 256);
-    let config = Config { batch_size: 128, hidden: vec![256, 128, 64], ..Config::default() };
+    let config = Config { batch_size: 128, hidden: vec![256, 128, 64], epochs: 1, ..Config::default() };
     let counted = training_bytes(&config, &data, 128);
     check("dense training", counted, peak_of(|| train(config, &data)));
     // A wide code: the report's principal components of 2,000 of them take the most.
     let data = common::bars_dataset_of_side(256, 28, 2000);
-    let config = Config { batch_size: 64, hidden: vec![1024], ..Config::default() };
+    let config = Config { batch_size: 64, hidden: vec![1024], epochs: 1, ..Config::default() };
     let counted = training_bytes(&config, &data, 64);
     check("dense training, 1024 numbers a code", counted, peak_of(|| train(config, &data)));
 
     let data = common::bars_dataset_of_side(256, 16, 64);
-    let config = Config { batch_size: 64, arch: Arch::Conv, ..Config::default() };
+    let config = Config { batch_size: 64, arch: Arch::Conv, epochs: 1, ..Config::default() };
     let counted = training_bytes(&config, &data, 64);
     check("conv training", counted, peak_of(|| train(config, &data)));
 }

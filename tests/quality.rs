@@ -143,7 +143,13 @@ fn knn_is_the_brute_force_search() {
         let found = knn::accuracy(reference.view(), &labels, queries.view(), &truth, k);
         assert_eq!(found, expected, "labels {seed}, k = {k}");
         assert!(expected > 0.1 && expected < 0.9, "a labelling that tells something: {expected}");
-    }
+    } // Every query's own nearest, not only a count: the first 200 references each labelled
+    // apart, and each query's truth the brute-force nearest's label (ties to the lower index).
+    let first = reference.slice(ndarray::s![..200, ..]);
+    let labels: Vec<u8> = (0..200).map(|i| i as u8).collect();
+    let nearest: Vec<u8> =
+        (0..300).map(|q| (0..200).min_by_key(|&r| (distance(q, r), r)).unwrap() as u8).collect();
+    assert_eq!(knn::accuracy(first, &labels, queries.view(), &nearest, 1), 1.0);
 }
 
 #[test]

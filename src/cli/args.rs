@@ -207,6 +207,7 @@ fn width(s: &str) -> Result<u32, String> {
     match s.parse::<u32>() {
         Ok(w) if (1..=65_536).contains(&w) => Ok(w),
         Ok(w) => Err(format!("{w} is not in 1..=65536")),
+        Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => Err(format!("{s} is not in 1..=65536")),
         Err(_) => Err(format!("'{s}' is not a whole number of units; {FORM}")),
     }
 }

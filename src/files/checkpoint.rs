@@ -469,6 +469,11 @@ fn other_format(bytes: &[u8]) -> Option<&'static str> {
         (b"PK\x03\x04", "it is a ZIP archive, as PyTorch's .pt files are"),
         (b"{", "it is JSON text, as a run's metrics.json is"),
     ];
+    // A header's length whose first byte is `{` comes before the header's own `{`; JSON text
+    // does not have one there.
+    if bytes.get(8) == Some(&b'{') {
+        return None;
+    }
     KINDS.iter().find(|(magic, _)| bytes.starts_with(magic)).map(|&(_, kind)| kind)
 }
 

@@ -33,7 +33,7 @@ pub fn backward(f: Activation, a: ArrayView2<f32>, da: Array2<f32>) -> Array2<f3
     })
 }
 
-/// `σ(z) = 1 / (1 + e^{−z})`. For `z < −88.72` (`−ln f32::MAX`), `e^{−z}` overflows to infinity
+/// `σ(z) = 1 / (1 + e^{−z})`. For `z < −88.7228` (`−ln f32::MAX`), `e^{−z}` overflows to infinity
 /// and `σ` to 0, its limit, so the plain formula is safe in floating point.
 pub fn sigmoid(z: f32) -> f32 {
     1.0 / (1.0 + (-z).exp())

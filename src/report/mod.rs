@@ -22,6 +22,7 @@ use crate::engine::model::Model;
 use crate::eval::evaluate::{self, Knn, SweepRow};
 use crate::files::atomic::write_atomic;
 use crate::files::checkpoint::Snapshots;
+use crate::files::figure::GAP;
 use crate::files::metrics::Metrics;
 
 /// Everything a report shows, borrowed from a run.
@@ -58,18 +59,20 @@ pub const TEST_SHOWN: usize = 2_000;
 pub const DIGITS_SHOWN: usize = 10;
 
 /// What drawing the report's pictures holds at its peak, for a model whose first layer has
-/// `units` units (or channels) run to `epochs` on images of `(h, w)` pixels: every pixel of the
-/// digits figure (clean, corrupted and a row per epoch shown, [`DIGITS_SHOWN`] to a row,
-/// magnified as [`sections::learning_to_denoise`] does) and of up to
-/// [`UNITS_SHOWN`](sections::UNITS_SHOWN) units' pictures, held as a canvas, its PNG and the
-/// page's text at once. Measured: 1.8 MB for a model of 256 units after one epoch on 28×28
-/// images, about 6 bytes a pixel; 8 are counted.
-pub fn pictures_bytes(units: usize, epochs: usize, (h, w): (usize, usize)) -> u64 {
-    let zoom = sections::digits_zoom((h, w)) as u64;
-    let rows = (epochs.min(sections::MOST_ROWS) + 2) as u64;
-    let d = (h * w) as u64;
-    let pixels = rows * DIGITS_SHOWN as u64 * zoom * zoom * d + units.min(sections::UNITS_SHOWN) as u64 * d;
-    8 * pixels
+/// `units` units (or channels, and then `kernels` drawn too) run to `epochs` on images of
+/// `(h, w)` pixels: every pixel of the digits figure (clean, corrupted and a row per epoch
+/// shown, [`DIGITS_SHOWN`] to a row, magnified as [`sections::learning_to_denoise`] does) and of
+/// up to [`UNITS_SHOWN`](sections::UNITS_SHOWN) units' pictures (an image each, and a kernel of
+/// at most 64 pixels a side), each with its gap, held as a canvas, its PNG and the page's text at
+/// once. Measured: 1.8 MB for a model of 256 units after one epoch on 28×28 images, about 6
+/// bytes a pixel; 8 are counted.
+pub fn pictures_bytes(units: usize, kernels: bool, epochs: usize, (h, w): (usize, usize)) -> u64 {
+    let zoom = sections::digits_zoom((h, w));
+    let rows = epochs.min(sections::MOST_ROWS) + 2;
+    let cell = |side_h: usize, side_w: usize| ((side_h + GAP) * (side_w + GAP)) as u64;
+    let digits = (rows * DIGITS_SHOWN) as u64 * cell(h * zoom, w * zoom);
+    let unit = cell(h, w) + if kernels { cell(64, 64) } else { 0 };
+    8 * (digits + units.min(sections::UNITS_SHOWN) as u64 * unit)
 }
 
 /// Test images the end-of-run measurements use: the first [`MEASURED_TEST`]; and training

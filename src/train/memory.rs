@@ -41,6 +41,7 @@ pub fn training_bytes(config: &Config, data: &Mnist, rows: usize) -> u64 {
             let report = Report {
                 code: *config.hidden.last().expect("a hidden layer"),
                 units: widths[1],
+                kernels: false,
                 epochs: config.epochs,
             };
             run_bytes(model, (parameters, 2 * layers), workspace, report, rows, data)
@@ -63,7 +64,8 @@ pub fn model_training_bytes(model: &Model, data: &Mnist, rows: usize, epochs: us
     let copies: u64 = kernels.filter_map(|l| l.param_sizes()).map(|[w, _]| FLOAT * w as u64).sum();
     let held = model.bytes() + copies;
     let code = model.layers[model.bottleneck()].outputs();
-    let report = Report { code, units: model.layers[0].units(), epochs };
+    let kernels = matches!(model.layers[0], Layer::Conv2d(_));
+    let report = Report { code, units: model.layers[0].units(), kernels, epochs };
     run_bytes(held, parameters, Workspace::training_bytes(model, rows), report, rows, data)
 }
 
@@ -82,6 +84,7 @@ pub fn end_of_run_bytes(model: &Model, data: &Mnist) -> u64 {
 struct Report {
     code: usize,
     units: usize,
+    kernels: bool,
     epochs: usize,
 }
 
@@ -94,7 +97,7 @@ fn report_bytes(report: &Report, data: &Mnist) -> u64 {
     let shown = data.test.images.count.min(TEST_SHOWN) as u64;
     let codes = 3 * (FLOAT * shown).saturating_mul(report.code as u64);
     let image = (data.test.images.rows, data.test.images.cols);
-    let pictures = report::pictures_bytes(report.units, report.epochs, image);
+    let pictures = report::pictures_bytes(report.units, report.kernels, report.epochs, image);
     codes.saturating_add(pictures)
 }
 
