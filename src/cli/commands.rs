@@ -1295,7 +1295,10 @@ fn check_training_memory(
             _ => held.saturating_add(end_of_run()),
         };
         let hint = match (fits, resumed) {
-            (0, _) => "not even one image a step fits".to_string(),
+            (0, _) => format!(
+                "not even one image a step fits (the data set and the program take {} of it)",
+                memory::size(held)
+            ),
             _ if end > limit => {
                 let needs = format!("{} needs {}", measuring_for_the_report(data), memory::size(end));
                 format!("a smaller batch would not help: at the end of the run, {needs}")
