@@ -10,7 +10,7 @@ use ndarray::{Array1, ArrayView2, Axis, s};
 use rayon::prelude::*;
 
 use crate::engine::aligned;
-use crate::engine::gemm::matmul;
+use crate::engine::gemm::{copy_into, matmul};
 
 /// Queries handled at a time: 128 queries × 5,000 references is 2.6 MB of products.
 pub const QUERY_BLOCK: usize = 128;
@@ -57,23 +57,26 @@ impl Neighbours {
     /// for every `r` and so never changes the order.
     ///
     /// The products are `block · queriesᵀ` (R, Q), [`QUERY_BLOCK`] queries at a time (`queriesᵀ`
-    /// copied by rows once), in pieces of [`REFERENCE_ROWS`] references that the threads share:
-    /// each piece is the shape of a dense layer's forward on a shard, `(128, 784)·(784, 128)`,
-    /// both operands in a core's cache while our kernel runs. (`queries · blockᵀ` on the pool
-    /// went to `sgemm` at about half the kernel's rate; `block · queriesᵀ` on the pool, 2,500
-    /// references a thread, read them from memory once for every 32 queries.) Each dot product is
-    /// the same sum in any of these, so the neighbours are too. Then each thread takes a share of
-    /// the queries and reads their columns down the references, [`LANES`] at a time. `dae eval`
-    /// took 11.9–12.4 s before, 6.0–7.1 s after, alternated (Intel Xeon model 207).
+    /// copied by rows once, through the kernel's transpose, [`copy_into`]), in pieces of
+    /// [`REFERENCE_ROWS`] references that the threads share: each piece is the shape of a dense
+    /// layer's forward on a shard, `(128, 784)·(784, 128)`, both operands in a core's cache
+    /// while our kernel runs. (`queries · blockᵀ` on the pool went to `sgemm` at about half the
+    /// kernel's rate; `block · queriesᵀ` on the pool, 2,500 references a thread, read them from
+    /// memory once for every 32 queries.) Each dot product is the same sum in any of these, so
+    /// the neighbours are too. Then each thread takes a share of the queries and reads their
+    /// columns down the references, [`LANES`] at a time. `dae eval` took 11.9–12.4 s before,
+    /// 6.0–7.1 s after, alternated (Intel Xeon model 207).
     pub fn add(&mut self, queries: ArrayView2<f32>, block: ArrayView2<f32>, first: usize) {
         assert_eq!((queries.nrows(), queries.ncols()), (self.best.len(), block.ncols()), "shapes");
         let norms: Array1<f32> = block.rows().into_iter().map(|r| r.dot(&r)).collect();
-        let mut products = aligned::zeros((block.nrows(), QUERY_BLOCK.min(queries.nrows())));
+        let chunk = QUERY_BLOCK.min(queries.nrows());
+        let mut products = aligned::zeros((block.nrows(), chunk));
+        let mut queries_t = aligned::zeros((queries.ncols(), chunk));
         let k = self.k;
         for (q, best) in queries.axis_chunks_iter(Axis(0), QUERY_BLOCK).zip(self.best.chunks_mut(QUERY_BLOCK))
         {
-            let mut queries_t = aligned::zeros((q.ncols(), q.nrows()));
-            queries_t.assign(&q.t());
+            let mut queries_t = queries_t.slice_mut(s![.., ..q.nrows()]);
+            copy_into(q.t(), queries_t.view_mut());
             let mut products = products.slice_mut(s![.., ..q.nrows()]);
             (
                 products.axis_chunks_iter_mut(Axis(0), REFERENCE_ROWS),
