@@ -66,6 +66,67 @@ fn a_panic_in_a_member_reaches_the_caller() {
     assert_eq!(ran.into_inner(), team.size());
 }
 
+/// A member whose panic's payload panics again when dropped still counts itself done: the
+/// caller gets a panic, not a wait for ever.
+#[test]
+fn a_payload_that_panics_when_dropped_hangs_no_team() {
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            panic!("the payload's drop panics too");
+        }
+    }
+    let (done, finished) = std::sync::mpsc::channel();
+    // On a thread of its own, so that a hang fails the test rather than stalling it.
+    std::thread::spawn(move || {
+        let mut team = Team::new(2);
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            team.run(&|member| {
+                if member == 1 {
+                    std::panic::panic_any(Bomb);
+                }
+            })
+        }));
+        done.send(outcome.is_err()).unwrap();
+    });
+    let raised = finished.recv_timeout(std::time::Duration::from_secs(60));
+    assert_eq!(raised, Ok(true), "the team hung, or raised no panic");
+}
+
+/// Shards made for one model refuse the passes and the update of another with the same shapes
+/// of layers but fewer of them (their pieces would be taken as another layer's, by two members
+/// at once), and a layer whose `b` and `db` are shorter than its rows (the update would step
+/// past their ends).
+#[test]
+fn shards_refuse_a_model_they_were_not_made_for() {
+    let rng = &mut ChaCha8Rng::seed_from_u64(4);
+    let (deep, shallow) = (Model::autoencoder(8, &[8, 8], rng), Model::autoencoder(8, &[8], rng));
+    let (input, target) = (random((32, 8), 0.0, 1.0, 1), random((32, 8), 0.0, 1.0, 2));
+    let mut shards = Shards::new(&deep, 32);
+    let mut adam = Adam::new(1e-3, deep.param_sizes());
+    for mut model in [shallow, deep.clone()] {
+        let passes = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            shards.passes(&model, Loss::Bce, 32, copy_rows(&input, &target))
+        }));
+        let update = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            shards.update(&mut model, &mut adam, 32);
+        }));
+        let wrong = model.widths() != deep.widths();
+        assert_eq!((passes.is_err(), update.is_err()), (wrong, wrong), "widths {:?}", model.widths());
+    }
+    let mut short = Model::autoencoder(4, &[64], rng);
+    for layer in &mut short.layers {
+        let dense = layer.as_dense_mut().unwrap();
+        (dense.b, dense.db) = (Array1::zeros(1), Array1::zeros(1));
+    }
+    let mut shards = Shards::new(&short, 16);
+    let mut adam = Adam::new(1e-3, short.param_sizes());
+    let update = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        shards.update(&mut short, &mut adam, 16);
+    }));
+    assert!(update.is_err(), "an update with b and db of 1 number for 64 rows");
+}
+
 /// The shards' forward pass and loss are the model's, to the bit: the same products row by row,
 /// the same per-row losses added in the same order; on a batch of three shards, the last short.
 #[test]

@@ -67,6 +67,7 @@ use crate::engine::adam::Adam;
 use crate::engine::aligned;
 use crate::engine::dense::{Dense, Piece, Update, Write, weight_gradient};
 use crate::engine::gemm::MAX_COPY;
+use crate::engine::layer::Layer;
 use crate::engine::loss::Loss;
 use crate::engine::model::{FLOAT, Model};
 use crate::engine::team::{SharedSlice, Team, spin_until};
@@ -138,6 +139,9 @@ pub fn shard_rows(capacity: usize) -> usize {
 #[derive(Debug)]
 pub struct Shards {
     shards: Vec<Shard>,
+    /// The widths of the model the buffers are for (input first): every step's model must have
+    /// them, or a member would take a piece of one layer's `dW_s` as another's.
+    widths: Vec<usize>,
     /// The rows of each shard, [`shard_rows`] of the largest batch.
     rows: usize,
     team: Team,
@@ -279,7 +283,22 @@ impl Shards {
         let claims = (0..count).map(|_| Claims::default()).collect();
         let lent = Vec::with_capacity(count * layers.len());
         let (write, since, fixed, round, waited) = (Write::InPlace, 0, None, 0, Duration::ZERO);
-        Shards { shards, rows, team, updates, write, since, fixed, pieces, claims, lent, round, waited }
+        let widths = model.widths();
+        Shards {
+            shards,
+            widths,
+            rows,
+            team,
+            updates,
+            write,
+            since,
+            fixed,
+            pieces,
+            claims,
+            lent,
+            round,
+            waited,
+        }
     }
 
     /// Has the update write `W` as `write` says, or (`None`) as the cores' distance chooses
@@ -371,12 +390,26 @@ impl Shards {
         shards.map(move |(s, shard)| (&shard.outputs[..], self.rows.min(rows - s * self.rows)))
     }
 
+    /// Panics unless `model` has the widths of the one the shards were made for; without
+    /// allocating (a step allocates nothing).
+    fn check_model(&self, model: &Model) {
+        let layers = model.layers.iter();
+        let widths = model.layers.first().map(Layer::inputs).into_iter().chain(layers.map(Layer::outputs));
+        assert!(
+            widths.eq(self.widths.iter().copied()),
+            "a model of widths {:?} in shards made for {:?}",
+            model.widths(),
+            self.widths
+        );
+    }
+
     /// [`Shards::passes`], with the backward pass or without.
     fn each_shard<F>(&mut self, model: &Model, loss: Loss, rows: usize, batch: F, backward: bool) -> f64
     where
         F: Fn(Range<usize>, ArrayViewMut2<f32>, ArrayViewMut2<f32>) + Sync,
     {
         assert!(rows <= self.shards.len() * self.rows, "a batch of {rows} rows in shards made for fewer");
+        self.check_model(model);
         // The loss is the mean over the whole batch's B·D pixels, not the shard's: so the sum of
         // the shards' `dW_s` is the batch's gradient (backprop.md §3, §5).
         let (scale, r, count) = (1.0 / (rows * model.layers[0].inputs()) as f32, self.rows, self.count(rows));
@@ -453,6 +486,7 @@ impl Shards {
     /// again.
     pub fn update(&mut self, model: &mut Model, adam: &mut Adam, rows: usize) -> Write {
         assert!(rows > 0, "an update after passes over an empty batch");
+        self.check_model(model);
         let step = adam.next_step();
         let write = self.choose_write();
         let mut moments = adam.moments();

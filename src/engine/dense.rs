@@ -227,7 +227,7 @@ impl Dense {
             "moments of W's and b's sizes"
         );
         assert_eq!(self.dw.dim(), self.w.dim(), "dW of W's shape");
-        assert_eq!(self.db.len(), b, "db of b's size");
+        assert_eq!((b, self.db.len()), (self.outputs(), self.outputs()), "b and db of W's rows");
         let contiguous = "contiguous";
         Update {
             shape: (self.outputs(), self.inputs()),

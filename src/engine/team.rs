@@ -231,8 +231,11 @@ impl Shared {
             let job = unsafe { (*self.job.get()).expect("a job with every round") };
             let start = Instant::now();
             // SAFETY: see above.
-            if catch_unwind(AssertUnwindSafe(|| unsafe { (*job)(member) })).is_err() {
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| unsafe { (*job)(member) })) {
                 self.panicked.store(true, Relaxed);
+                // A payload whose drop panics too must not end this thread before it counts
+                // itself done: the caller would wait for it forever.
+                let _ = catch_unwind(AssertUnwindSafe(|| drop(panic)));
             }
             self.busy.fetch_add(start.elapsed().as_nanos() as u64, Relaxed);
             self.done.fetch_add(1, Release);
