@@ -115,6 +115,29 @@ fn a_model_that_is_not_an_autoencoder_is_refused() {
     assert!(msg.contains("layers.0.weight has shape [0, 20]; a layer needs a width"), "{msg}");
 }
 
+/// A layer kind no model has, written into a file's metadata by hand, is named as such (it was
+/// refused for a weight of the wrong rank).
+#[test]
+fn a_model_of_an_unknown_layer_kind_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bogus.safetensors");
+    save(&model(), (4, 5), &path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    header["__metadata__"]["layers"] = "dense,bogus,dense,dense".into();
+    let header = serde_json::to_vec(&header).unwrap();
+    let mut edited = (header.len() as u64).to_le_bytes().to_vec();
+    edited.extend(header);
+    edited.extend(&bytes[8 + header_len..]);
+    std::fs::write(&path, edited).unwrap();
+    let message = load(&path).unwrap_err().to_string();
+    assert!(
+        message.contains("bogus.safetensors: metadata 'layers': unknown layer kind 'bogus'"),
+        "{message}"
+    );
+}
+
 #[test]
 fn a_conv_model_saves_in_pytorchs_layouts_and_loads_back_bit_for_bit() {
     let dir = tempfile::tempdir().unwrap();

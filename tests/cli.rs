@@ -224,7 +224,7 @@ fn bad_data_files_exit_1_naming_the_file() {
         (images, common::gzip(&raw_4g), "[4000000000, 28, 28] its header declares needs 2.9 TiB of memory"),
         (images, raw_4g, "truncated: expected 3136000000016 bytes"),
         (images, header_only(&[64, 8, 8]), "expected 4112 bytes, found 16"),
-        (images, common::idx_gz(&[0, 8, 8], &[]), "no pixels"),
+        (images, common::idx_gz(&[0, 8, 8], &[]), "no images to read"),
         ("t10k-images-idx3-ubyte.gz", common::idx_gz(&[64, 7, 7], &[7; 64 * 49]), "test images are 7×7"),
         ("train-labels-idx1-ubyte.gz", common::idx_gz(&[63], &[1; 63]), "63 labels for 64 images"),
         ("t10k-labels-idx1-ubyte.gz", common::idx_gz(&[64], &[11; 64]), "label 11 at item 0"),
@@ -328,6 +328,23 @@ fn a_first_save_that_fails_puts_the_previous_run_back() {
     let new = data.path().join("new");
     fails_as(limited(), &["--data", d, "--out", path_str(&new), "--epochs", "1"], 1, &too_large);
     assert!(!new.exists(), "the folder it made is gone");
+}
+
+/// A save that fails after the run's first (the state file of epoch 2 larger than `ulimit -f`
+/// allows) says that the run as saved before stays and how to continue it; and it does.
+#[test]
+fn a_later_save_that_fails_says_how_to_continue() {
+    let data = dataset(256);
+    let out = data.path().join("run");
+    let (d, o) = (path_str(data.path()), path_str(&out));
+    assert!(dae().args(["--data", d, "--out", o, "--epochs", "1"]).output().unwrap().status.success());
+    let limit = std::fs::metadata(out.join("state.safetensors")).unwrap().len();
+    let resume = ["--data", d, "--resume", o, "--epochs", "2"];
+    let stays =
+        format!("the run as last saved stays in {o}: make room and continue with --resume {o} --data {d}");
+    fails_as(dae_writing_at_most(limit), &resume, 1, &["state.safetensors: File too large", &stays]);
+    let resumed = dae().args(resume).output().unwrap();
+    assert!(String::from_utf8_lossy(&resumed.stdout).contains("epoch 2/2"), "{resumed:?}");
 }
 
 /// One step an epoch (the whole set in a batch) with a huge rate: the step's own loss is
@@ -924,7 +941,6 @@ fn is_our_temp(path: &Path) -> bool {
     name.starts_with(".dae-") && name.ends_with(".partial")
 }
 
-/// The id of a process that has ended.
 /// `dae`, allowed files of at most `bytes` bytes (`ulimit -f`): a write past them fails with
 /// EFBIG, as on a full disk (`SIGXFSZ` ignored, which would kill it).
 fn dae_writing_at_most(bytes: u64) -> Command {
@@ -942,6 +958,7 @@ fn dae_writing_at_most(bytes: u64) -> Command {
     limited
 }
 
+/// The id of a process that has ended.
 fn dead_pid() -> u32 {
     let mut child = Command::new("true").spawn().unwrap();
     let pid = child.id();
@@ -1556,8 +1573,14 @@ fn numbers_no_run_writes_are_refused_at_load() {
     let metrics = std::fs::read_to_string(&metrics_path).unwrap();
     let (history, dead) = metrics.split_once("\"dead_units\"").unwrap();
     let dead_at_0 = format!("{history}\"dead_units\"{}", dead.replacen("\"epoch\": 1", "\"epoch\": 0", 1));
+    // An empty history beside the epochs' dead units (each epoch's entry deleted by hand).
+    let (head, epochs) = history.split_once("\"history\": [").unwrap();
+    let dead_later = format!("{head}\"history\": []{}", &epochs[epochs.rfind(']').unwrap() + 1..])
+        + "\"dead_units\""
+        + dead;
     let cases = [
-        (dead_at_0, "dead_units: epoch 0 after 0"),
+        (dead_at_0, "dead_units: epoch 0 after epoch 0; expected epochs from 1 on"),
+        (dead_later, "dead_units names epoch 1, but history holds 0 epochs"),
         (metrics.replacen("\"train_loss\": 0.", "\"train_loss\": -0.", 1), "train_loss = -0."),
         (
             metrics.replacen("\"train_loss\"", "\"from_step\": 18446744073709551615, \"train_loss\"", 1),

@@ -295,7 +295,8 @@ fn denoise_writes_cleaner_images_and_refuses_the_wrong_kind() {
     assert!(String::from_utf8_lossy(&failed.stderr).contains("two results would be written to"));
     // A result is NAME.png whatever the image's own name ends in (a PNG named like a data set's
     // labels is no reason to write a file named so); never over a file of another kind that has
-    // that name, while an earlier result, a PNG, is replaced.
+    // that name, nor over a PNG that dae did not write (a photo of that name in the folder),
+    // while an earlier result is replaced.
     let (labels, o4) = (dir.path().join("labels.gz"), dir.path().join("o4"));
     std::fs::copy(&input, &labels).unwrap();
     std::fs::create_dir(&o4).unwrap();
@@ -303,8 +304,20 @@ fn denoise_writes_cleaner_images_and_refuses_the_wrong_kind() {
     let failed = dae(&["denoise", "--model", s(&model), s(&labels), "--out", s(&o4)]);
     assert_eq!(failed.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&failed.stderr);
-    assert!(stderr.contains("labels.png: exists and is not a PNG image"), "{stderr}");
+    let refused = "labels.png: exists and is not a result of dae; denoise replaces only its own results";
+    assert!(stderr.contains(refused), "{stderr}");
     assert_eq!(std::fs::read(o4.join("labels.png")).unwrap(), b"not an image");
+    let mut photo = Vec::new();
+    let mut encoder = png::Encoder::new(&mut photo, 3, 2);
+    encoder.set_color(png::ColorType::Rgb);
+    let mut writer = encoder.write_header().unwrap();
+    writer.write_image_data(&[200; 18]).unwrap();
+    writer.finish().unwrap();
+    std::fs::write(o4.join("labels.png"), &photo).unwrap();
+    let failed = dae(&["denoise", "--model", s(&model), s(&labels), "--out", s(&o4)]);
+    assert_eq!(failed.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&failed.stderr).contains(refused));
+    assert_eq!(std::fs::read(o4.join("labels.png")).unwrap(), photo, "the photo is intact");
     std::fs::copy(&input, o4.join("labels.png")).unwrap();
     assert!(dae(&["denoise", "--model", s(&model), s(&labels), "--out", s(&o4)]).status.success());
     assert!(pngio::read_picture(&o4.join("labels.png"), 100).is_ok() && !o4.join("labels.gz").exists());
@@ -743,4 +756,34 @@ fn a_png_with_megabytes_of_metadata_reads() {
     std::fs::write(&path, bytes).unwrap();
     assert_eq!(pngio::size(&path).unwrap(), (4, 4));
     assert_eq!(pngio::read_picture(&path, 16).unwrap().gray.pixels, [0.2; 16]);
+}
+
+/// A model whose weights overflow f32 (edited by hand to 1e38: finite, so the file loads) is
+/// refused by every command that runs it, in one line naming the model, instead of writing
+/// codes of `inf`, a table of meaningless measures or an image.
+#[test]
+fn a_model_that_overflows_is_refused_by_each_command_that_runs_it() {
+    let (dir, run) = trained("1", &[]);
+    let mut model = checkpoint::load(&run.join("model.safetensors")).unwrap();
+    model.params_mut().next().unwrap().fill(1e38);
+    let huge = dir.path().join("huge.safetensors");
+    checkpoint::save(&model, (10, 10), &huge).unwrap();
+    let image = dir.path().join("bar.png");
+    pngio::write_gray(&image, (10, 10), &[0.5; 100]).unwrap();
+    let (codes, denoised) = (dir.path().join("codes.csv"), dir.path().join("denoised"));
+    let (model, data) = (s(&huge), s(dir.path()));
+    for args in [
+        vec!["eval", "--model", model, "--data", data],
+        vec!["eval", "--sweep", "--model", model, "--data", data],
+        vec!["encode", "--model", model, "--data", data, "--out", s(&codes)],
+        vec!["encode", "--model", model, "--data", data, "--out", "-"],
+        vec!["denoise", "--model", model, s(&image), "--out", s(&denoised)],
+    ] {
+        let failed = dae(&args);
+        let stderr = String::from_utf8_lossy(&failed.stderr);
+        assert_eq!(failed.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains("huge.safetensors: the model overflows"), "{args:?}: {stderr}");
+        assert_eq!((stderr.lines().count(), failed.stdout.len()), (1, 0), "{args:?}: {stderr}");
+    }
+    assert!(!codes.exists() && !denoised.exists(), "nothing written");
 }

@@ -147,7 +147,8 @@ struct DenoiseArgs {
     /// PNG images, any size and kind (with --as-is: of the model's input size).
     #[arg(required = true, value_name = "IMAGE.png", value_parser = path())]
     images: Vec<PathBuf>,
-    /// Folder for the denoised images.
+    /// Folder for the denoised images, NAME.png; a file there of that name is replaced only if dae wrote
+    /// it.
     #[arg(long, value_parser = path())]
     out: PathBuf,
     /// Corrupt each image first (for a demonstration) and write the corrupted one too, as

@@ -14,7 +14,7 @@ use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use byteorder::{BigEndian, ReadBytesExt};
-use flate2::read::MultiGzDecoder;
+use flate2::bufread::GzDecoder;
 use thiserror::Error;
 
 use crate::memory;
@@ -139,11 +139,44 @@ fn read_with_length(
     held: u64,
 ) -> Result<Idx, IdxErrorKind> {
     if reader.fill_buf()?.starts_with(&GZIP_MAGIC) {
-        let mut gz = BufReader::new(MultiGzDecoder::new(reader));
+        let mut gz = BufReader::new(Members { member: Some(GzDecoder::new(reader)) });
         parse(&mut gz, Stored::Gzipped, held)
     } else {
         parse(&mut reader, Stored::Plain { length }, held)
     }
+}
+
+/// The unpacked bytes of every member of a gzip stream, one after another, as `gunzip` reads
+/// them; bytes after the last member that do not start another are an error that says so
+/// (`flate2`'s `MultiGzDecoder` took them for a member and reported "unexpected end of file"
+/// or "invalid gzip header").
+struct Members<R> {
+    /// The member being read; `None` once the stream has ended.
+    member: Option<GzDecoder<R>>,
+}
+
+impl<R: io::BufRead> Read for Members<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let Some(member) = &mut self.member else { return Ok(0) };
+            let n = member.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            let mut rest = self.member.take().expect("a member").into_inner();
+            match rest.fill_buf()? {
+                [] => return Ok(0),
+                [first, ..] if *first != GZIP_MAGIC[0] => return Err(trailing()),
+                [_, second, ..] if *second != GZIP_MAGIC[1] => return Err(trailing()),
+                _ => self.member = Some(GzDecoder::new(rest)),
+            }
+        }
+    }
+}
+
+/// The error of bytes after a gzip stream that are not gzip.
+fn trailing() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, "bytes after the end of the gzip stream that are not gzip")
 }
 
 /// How the bytes [`parse`] reads were stored.

@@ -32,6 +32,9 @@ pub enum Layer {
 /// A tensor of parameters and its gradient.
 pub type ParamAndGrad<'a> = (&'a mut [f32], &'a [f32]);
 
+/// The names of the layers' kinds, as model files write them ([`Layer::kind`]).
+pub const KINDS: [&str; 4] = ["dense", "conv2d", "conv_transpose2d", "max_pool2d"];
+
 impl Layer {
     /// The name of the layer's kind, as model files write it.
     pub fn kind(&self) -> &'static str {

@@ -29,7 +29,7 @@ use crate::engine::adam::Adam;
 use crate::engine::conv::Conv2d;
 use crate::engine::conv_transpose::ConvTranspose2d;
 use crate::engine::dense::Dense;
-use crate::engine::layer::Layer;
+use crate::engine::layer::{KINDS, Layer};
 use crate::engine::lowering::Image;
 use crate::engine::model::Model;
 use crate::engine::pool::MaxPool2d;
@@ -521,6 +521,10 @@ fn read_model(file: &File, path: &Path) -> Result<Model, CheckpointError> {
         Some(kinds) => kinds.split(',').map(str::to_string).collect(),
         None => vec!["dense".to_string(); activations.len()],
     };
+    if let Some(kind) = kinds.iter().find(|k| !KINDS.contains(&k.as_str())) {
+        let message = format!("metadata 'layers': unknown layer kind '{kind}' (known: {})", KINDS.join(", "));
+        return Err(error(path, message));
+    }
     if kinds.len() != activations.len() {
         let message = format!("{} layers but {} activations", kinds.len(), activations.len());
         return Err(error(path, message));

@@ -146,12 +146,14 @@ impl Metrics {
         }
         let mut last = 0;
         for d in &self.dead_units {
-            if d.epoch <= last || d.epoch > self.history.len() {
-                return Err(format!(
-                    "dead_units: epoch {} after {last}, with {} run",
-                    d.epoch,
-                    self.history.len()
-                ));
+            if d.epoch > self.history.len() {
+                let run = self.history.len();
+                let epochs = if run == 1 { "epoch" } else { "epochs" };
+                return Err(format!("dead_units names epoch {}, but history holds {run} {epochs}", d.epoch));
+            }
+            if d.epoch <= last {
+                let order = "expected epochs from 1 on, each once, in order";
+                return Err(format!("dead_units: epoch {} after epoch {last}; {order}", d.epoch));
             }
             if d.layers.len() != d.shares.len() || d.shares.iter().any(|s| !(0.0..=1.0).contains(s)) {
                 return Err(format!("dead_units, epoch {}: one share in [0, 1] per layer expected", d.epoch));

@@ -61,13 +61,29 @@ fn stated_size(path: &Path) -> Option<(usize, usize)> {
     (head[..8] == SIGNATURE && head[8..16] == IHDR).then(|| (word(20), word(16)))
 }
 
-/// Whether `path` holds bytes that do not start as a PNG does: `false` for a PNG, for an empty
-/// file, and where there is nothing to read (no file, or one that cannot be opened).
+/// What every PNG this program writes says in its `Software` text chunk: how `denoise` tells its
+/// own earlier results, which it replaces, from a user's images, which it never does.
+pub const SOFTWARE: &str = "dae";
+
+/// Whether `path` holds something other than a PNG this program wrote ([`SOFTWARE`]): `false`
+/// where there is nothing to lose (no file, an empty one) or no regular file (a folder, a FIFO:
+/// the caller refuses those itself); `true` for a file it cannot read.
 pub fn holds_another_kind(path: &Path) -> bool {
-    let mut head = Vec::with_capacity(SIGNATURE.len());
-    let Ok(file) = File::open(path) else { return false };
-    let read = file.take(SIGNATURE.len() as u64).read_to_end(&mut head);
-    read.is_ok() && !head.is_empty() && head != SIGNATURE
+    let file = match open_regular(path) {
+        Ok((_, 0)) => return false,
+        Ok((file, _)) => file,
+        Err(e) => return !matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::InvalidInput),
+    };
+    // A PNG's text chunks before its pixels are read with its header; ours is a few bytes.
+    let mut decoder = png::Decoder::new_with_limits(BufReader::new(file), png::Limits { bytes: 1 << 20 });
+    decoder.set_ignore_iccp_chunk(true);
+    match decoder.read_info() {
+        Ok(reader) => {
+            let texts = &reader.info().uncompressed_latin1_text;
+            !texts.iter().any(|t| t.keyword == "Software" && t.text == SOFTWARE)
+        }
+        Err(_) => true,
+    }
 }
 
 /// The regular file `path` ([`open_regular`]: a FIFO would block for ever) and a maker of
@@ -246,6 +262,7 @@ pub fn encode((rows, cols): (usize, usize), bytes: &[u8]) -> io::Result<Vec<u8>>
     let mut encoder = png::Encoder::new(&mut png, cols as u32, rows as u32);
     encoder.set_color(png::ColorType::Grayscale);
     encoder.set_depth(png::BitDepth::Eight);
+    encoder.add_text_chunk("Software".into(), SOFTWARE.into()).map_err(io::Error::other)?;
     let mut writer = encoder.write_header().map_err(io::Error::other)?;
     writer.write_image_data(bytes).map_err(io::Error::other)?;
     writer.finish().map_err(io::Error::other)?;
