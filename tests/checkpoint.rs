@@ -115,6 +115,76 @@ fn a_model_that_is_not_an_autoencoder_is_refused() {
     assert!(msg.contains("layers.0.weight has shape [0, 20]; a layer needs a width"), "{msg}");
 }
 
+/// A model is refused exactly where its bound on a layer's outputs reaches f32's largest number:
+/// weights of `w` everywhere in a 4 → 2 → 4 model, biases 0, bound the output layer's logits by
+/// `2·4w` on images of ones, which that image reaches.
+#[test]
+fn a_model_whose_outputs_can_overflow_f32_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("large.safetensors");
+    for (scale, loads) in [(0.99, true), (1.01, false)] {
+        let mut m = Model::autoencoder(4, &[2], &mut ChaCha8Rng::seed_from_u64(1));
+        let w = scale * f64::from(f32::MAX) / 8.0;
+        // W₀, b₀, W₁, b₁.
+        for (tensor, value) in m.params_mut().zip([w as f32, 0.0, 1.0, 0.0]) {
+            tensor.fill(value);
+        }
+        assert_eq!(m.bounds(), [4.0 * f64::from(w as f32), 8.0 * f64::from(w as f32)]);
+        save(&m, (2, 2), &path).unwrap();
+        match load(&path) {
+            Ok(_) => assert!(loads, "{scale}: loaded"),
+            Err(e) => {
+                let message = e.to_string();
+                assert!(!loads, "{scale}: {message}");
+                let expected = "large.safetensors: weights too large: layers.1's outputs can reach 3.4e38";
+                assert!(message.contains(expected), "{message}");
+            }
+        }
+    }
+}
+
+/// Each kind of layer's bound by hand (and every kind among those a model file may name): a
+/// dense layer and a convolution take row `o` of their `W` into output `o`, a transposed
+/// convolution (`W` of `(C, k·k·O)`) column `j` into channel `j mod O`, a max-pool passes its
+/// input's bound on.
+#[test]
+fn each_kind_of_layer_is_bounded_by_its_weights_into_each_output() {
+    use dae::engine::{conv::Conv2d, conv_transpose::ConvTranspose2d, dense::Dense, layer::Layer};
+    use dae::engine::{lowering::Image, pool::MaxPool2d};
+    use ndarray::{Array1, array};
+    let w = array![[1.0, -2.0, 3.0], [4.0, 5.0, -6.0]];
+    let image = |channels| Image { height: 2, width: 2, channels };
+    // Rows: 6 and 15, and biases 10 and 0: 10 + 2·6 = 22 against 2·15 = 30.
+    let by_rows = Array1::from(vec![10.0, 0.0]);
+    let dense = Layer::Dense(Dense::from_parts(w.clone(), by_rows.clone()));
+    let conv = Layer::Conv2d(Conv2d::from_parts(image(3), w.clone(), by_rows));
+    // Columns (k = 1, C = 2, O = 3): 5, 7 and 9, and biases 0, 0 and 1: 1 + 2·9 = 19.
+    let transposed = ConvTranspose2d::from_parts(image(2), 1, w, Array1::from(vec![0.0, 0.0, 1.0]));
+    let pool = Layer::MaxPool2d(MaxPool2d { input: image(3) });
+    let layers = [dense, conv, Layer::ConvTranspose2d(transposed), pool];
+    let kinds = layers.each_ref().map(Layer::kind);
+    assert_eq!(kinds, dae::engine::layer::LAYER_KINDS, "every kind, as model files name it");
+    let bounds = layers.map(|l| l.bound(2.0));
+    assert_eq!(bounds, [30.0, 30.0, 19.0, 2.0]);
+}
+
+/// Every number a layer outputs lies within its bound ([`Model::bounds`]), for the dense and
+/// the convolutional model (a transposed convolution's output takes some of its taps) on images
+/// of pixels in `[0, 1]`.
+#[test]
+fn each_layers_outputs_lie_within_its_bound() {
+    let rng = &mut ChaCha8Rng::seed_from_u64(3);
+    for m in [Model::autoencoder(64, &[16, 8], rng), Model::conv_autoencoder(8, 8, rng)] {
+        let x = ndarray::Array2::from_shape_fn((5, 64), |(i, j)| ((i * 64 + j) as f32 * 0.618).fract());
+        let mut ws = dae::engine::model::Workspace::new(&m, 5);
+        m.forward(x.view(), &mut ws);
+        for (l, (output, bound)) in ws.outputs.iter().zip(m.bounds()).enumerate() {
+            let largest = output.iter().fold(0.0f64, |a, &v| a.max(f64::from(v.abs())));
+            assert!(largest <= bound && largest > 0.0, "layer {l}: {largest} against {bound}");
+        }
+    }
+}
+
 /// A layer kind no model has, written into a file's metadata by hand, is named as such (it was
 /// refused for a weight of the wrong rank).
 #[test]

@@ -224,7 +224,7 @@ fn bad_data_files_exit_1_naming_the_file() {
         (images, common::gzip(&raw_4g), "[4000000000, 28, 28] its header declares needs 2.9 TiB of memory"),
         (images, raw_4g, "truncated: expected 3136000000016 bytes"),
         (images, header_only(&[64, 8, 8]), "expected 4112 bytes, found 16"),
-        (images, common::idx_gz(&[0, 8, 8], &[]), "no images to read"),
+        (images, common::idx_gz(&[0, 8, 8], &[]), "no pixels to read"),
         ("t10k-images-idx3-ubyte.gz", common::idx_gz(&[64, 7, 7], &[7; 64 * 49]), "test images are 7×7"),
         ("train-labels-idx1-ubyte.gz", common::idx_gz(&[63], &[1; 63]), "63 labels for 64 images"),
         ("t10k-labels-idx1-ubyte.gz", common::idx_gz(&[64], &[11; 64]), "label 11 at item 0"),
@@ -331,7 +331,8 @@ fn a_first_save_that_fails_puts_the_previous_run_back() {
 }
 
 /// A save that fails after the run's first (the state file of epoch 2 larger than `ulimit -f`
-/// allows) says that the run as saved before stays and how to continue it; and it does.
+/// allows) says that the run's state as saved before stays and how to continue it; the flags it
+/// names do.
 #[test]
 fn a_later_save_that_fails_says_how_to_continue() {
     let data = dataset(256);
@@ -341,9 +342,15 @@ fn a_later_save_that_fails_says_how_to_continue() {
     let limit = std::fs::metadata(out.join("state.safetensors")).unwrap().len();
     let resume = ["--data", d, "--resume", o, "--epochs", "2"];
     let stays =
-        format!("the run as last saved stays in {o}: make room and continue with --resume {o} --data {d}");
-    fails_as(dae_writing_at_most(limit), &resume, 1, &["state.safetensors: File too large", &stays]);
-    let resumed = dae().args(resume).output().unwrap();
+        format!("the run's state as saved before stays in {o}; once it can be written, continue with");
+    let flags = format!("--resume {o} --data {d} --epochs 2");
+    let failed =
+        fails_as(dae_writing_at_most(limit), &resume, 1, &["state.safetensors: File too large", &stays]);
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(stderr.trim_end().ends_with(&flags), "{stderr}");
+    // As it says: the flags it names, and nothing else, continue the run.
+    let flags: Vec<&str> = flags.split(' ').collect();
+    let resumed = dae().args(&flags).output().unwrap();
     assert!(String::from_utf8_lossy(&resumed.stdout).contains("epoch 2/2"), "{resumed:?}");
 }
 
@@ -1579,7 +1586,7 @@ fn numbers_no_run_writes_are_refused_at_load() {
         + "\"dead_units\""
         + dead;
     let cases = [
-        (dead_at_0, "dead_units: epoch 0 after epoch 0; expected epochs from 1 on"),
+        (dead_at_0, "dead_units names epoch 0; epochs count from 1"),
         (dead_later, "dead_units names epoch 1, but history holds 0 epochs"),
         (metrics.replacen("\"train_loss\": 0.", "\"train_loss\": -0.", 1), "train_loss = -0."),
         (

@@ -304,7 +304,8 @@ fn denoise_writes_cleaner_images_and_refuses_the_wrong_kind() {
     let failed = dae(&["denoise", "--model", s(&model), s(&labels), "--out", s(&o4)]);
     assert_eq!(failed.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&failed.stderr);
-    let refused = "labels.png: exists and is not a result of dae; denoise replaces only its own results";
+    let refused =
+        "labels.png: exists without dae's mark (Software: dae); denoise replaces only its own results";
     assert!(stderr.contains(refused), "{stderr}");
     assert_eq!(std::fs::read(o4.join("labels.png")).unwrap(), b"not an image");
     let mut photo = Vec::new();
@@ -320,6 +321,10 @@ fn denoise_writes_cleaner_images_and_refuses_the_wrong_kind() {
     assert_eq!(std::fs::read(o4.join("labels.png")).unwrap(), photo, "the photo is intact");
     std::fs::copy(&input, o4.join("labels.png")).unwrap();
     assert!(dae(&["denoise", "--model", s(&model), s(&labels), "--out", s(&o4)]).status.success());
+    // An --out that is a file is named as one (not as holding a result that is not dae's).
+    let failed = dae(&["denoise", "--model", s(&model), s(&labels), "--out", s(&o4.join("labels.png"))]);
+    assert_eq!(failed.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("labels.png: exists and is not a folder"));
     assert!(pngio::read_picture(&o4.join("labels.png"), 100).is_ok() && !o4.join("labels.gz").exists());
     // Names that are not text keep their bytes, so two of them are two results.
     let named = |bytes: &[u8]| dir.path().join(std::ffi::OsStr::from_bytes(bytes));
@@ -758,9 +763,9 @@ fn a_png_with_megabytes_of_metadata_reads() {
     assert_eq!(pngio::read_picture(&path, 16).unwrap().gray.pixels, [0.2; 16]);
 }
 
-/// A model whose weights overflow f32 (edited by hand to 1e38: finite, so the file loads) is
-/// refused by every command that runs it, in one line naming the model, instead of writing
-/// codes of `inf`, a table of meaningless measures or an image.
+/// A model whose weights overflow f32 (edited by hand to 1e38: finite numbers, a file that
+/// parses) is refused by every command that runs it, in one line naming the model and the
+/// layer, instead of writing codes of `inf`, a table of meaningless measures or an image.
 #[test]
 fn a_model_that_overflows_is_refused_by_each_command_that_runs_it() {
     let (dir, run) = trained("1", &[]);
@@ -782,7 +787,8 @@ fn a_model_that_overflows_is_refused_by_each_command_that_runs_it() {
         let failed = dae(&args);
         let stderr = String::from_utf8_lossy(&failed.stderr);
         assert_eq!(failed.status.code(), Some(1), "{args:?}: {stderr}");
-        assert!(stderr.contains("huge.safetensors: the model overflows"), "{args:?}: {stderr}");
+        let refused = "huge.safetensors: weights too large: layers.0's outputs can reach 1.0e40";
+        assert!(stderr.contains(refused), "{args:?}: {stderr}");
         assert_eq!((stderr.lines().count(), failed.stdout.len()), (1, 0), "{args:?}: {stderr}");
     }
     assert!(!codes.exists() && !denoised.exists(), "nothing written");

@@ -172,7 +172,7 @@ fn zero_images_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "empty-set", &idx_bytes(0x08, &[0, 28, 28], &[]));
     let err = read_images(&path).unwrap_err();
-    assert!(err.to_string().contains("empty-set: no images to read: dimensions 0×28×28"), "{err}");
+    assert!(err.to_string().contains("empty-set: no pixels to read: dimensions 0×28×28"), "{err}");
 }
 
 #[test]

@@ -160,10 +160,12 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
         let first = std::mem::take(&mut first_save);
         let aside = if first { set_aside_previous_run(&out)? } else { None };
         let saved = save(&out, trainer, metrics, snapshots, samples).map_err(|failure| match failure {
-            // Each file is replaced whole and the state last: the one saved before is still there.
+            // Each file is replaced whole, the state (what --resume reads) last: the one saved
+            // before is still there. `--epochs`, as metrics.json may not say it yet.
             Failure::Error(e) if !first => {
-                let kept = format!("the run as last saved stays in {}", shell_word(&out));
-                anyhow!("{e:#}; {kept}: make room and continue with {resume_flags}").into()
+                let (kept, epochs) = (shell_word(&out), metrics.config.epochs);
+                let next = format!("once it can be written, continue with {resume_flags} --epochs {epochs}");
+                anyhow!("{e:#}; the run's state as saved before stays in {kept}; {next}").into()
             }
             failure => failure,
         });
@@ -760,7 +762,6 @@ pub fn eval(model: &Path, data: &Path, noise: Noise, seed: u64) -> Result<(), Fa
     let net = checkpoint::load(model)?;
     check_fits(&net, checkpoint::image_shape(model)?, &data, model)?;
     check_measuring(&net, &data, model)?;
-    check_finite(&net, &data, model)?;
     let (test, train) = (data.test.images.count, data.train.images.count);
     let doing = stage(&format!("denoising {} corrupted by {noise}", plural(test, "test image")));
     let (noisy, reconstructed) = evaluate::denoising(&net, &data, noise, seed);
@@ -809,7 +810,6 @@ pub fn sweep(model: &Path, data: &Path, seed: u64) -> Result<(), Failure> {
     let net = checkpoint::load(model)?;
     check_fits(&net, checkpoint::image_shape(model)?, &data, model)?;
     check_measuring(&net, &data, model)?;
-    check_finite(&net, &data, model)?;
     let images = plural(data.test.images.count, "test image");
     print_result(&format!("PSNR against the clean image, mean over {images} (corruption seed {seed})\n"))?;
     print_result(&format!("{:<16} {:>11} {:>15}\n", "corruption", "input", "reconstruction"))?;
@@ -894,9 +894,10 @@ pub fn denoise(
     let shape = checkpoint::image_shape(model)?.or((side * side == d).then_some((side, side)));
     let targets = denoise_targets(images, out, noise.is_some())?;
     let inputs = by_canonical(images.iter().chain([&model.to_path_buf()]));
+    check_out_folder(out)?;
     for target in targets.iter().flat_map(|pair| pair.iter().flatten()) {
         check_output_file(target, &inputs)?;
-        check_replaces_a_png(target)?;
+        check_replaces_its_own(target)?;
     }
     for path in images {
         // The size from the header, before a pixel is decoded, and before anything is written.
@@ -918,7 +919,6 @@ pub fn denoise(
     }
     // Every image is read and denoised, its PNG files made in memory, before anything is
     // written: a corrupt image among them leaves neither the others' results nor a folder.
-    check_out_folder(out)?;
     let mut files = Vec::with_capacity(2 * images.len());
     let png = |target: &Path, size, pixels: &[f32]| {
         pngio::encode_gray(size, pixels).with_context(|| cannot_write(target))
@@ -955,9 +955,6 @@ pub fn denoise(
                 png(noisy_target, (rows, cols), input.as_slice().expect("contiguous"))?,
                 said,
             ));
-        }
-        if evaluate::first_overflow(&net, input.view()).is_some() {
-            return Err(anyhow!("{}: {OVERFLOW} on {}", model.display(), path.display()).into());
         }
         let mut output = Array2::zeros((1, d));
         net.reconstruct(input.view(), &mut ws, output.view_mut());
@@ -1081,11 +1078,12 @@ fn check_output_file(out: &Path, inputs: &HashMap<PathBuf, PathBuf>) -> Result<(
 /// replaces its own earlier results, never another file that has an image's name (an input
 /// named `train-labels-idx1-ubyte.gz` denoised into the data folder replaced the labels; a
 /// `seven.png` denoised into a folder of photos replaced the photo of that name).
-fn check_replaces_a_png(target: &Path) -> Result<(), Failure> {
+fn check_replaces_its_own(target: &Path) -> Result<(), Failure> {
     match pngio::holds_another_kind(target) {
         false => Ok(()),
         true => Err(Failure::Usage(format!(
-            "--out {}: exists and is not a result of dae; denoise replaces only its own results",
+            "--out {}: exists without dae's mark (Software: dae); denoise replaces only its own \
+             results, so remove it first",
             target.display()
         ))),
     }
@@ -1103,17 +1101,12 @@ pub fn encode(model: &Path, data: &Path, out: &Path) -> Result<(), Failure> {
     let net = checkpoint::load(model)?;
     check_fits(&net, checkpoint::image_shape(model)?, &data, model)?;
     check_measuring(&net, &data, model)?;
-    // Codes of a model that overflows are never written: [`check_finite`]'s error, found as the
-    // codes are made.
-    let encode = || {
-        evaluate::encode_checked(&net, evaluate::scaled(&data.test.images).view())
-            .map_err(|i| anyhow!("{}: {OVERFLOW} on test image {i}", model.display()))
-    };
+    let encode = || evaluate::encode(&net, evaluate::scaled(&data.test.images).view());
     let wrote = |(rows, numbers): (usize, usize)| {
         format!("wrote {} of {} to", plural(rows, "code"), plural(numbers, "number"))
     };
     let Some(out) = file else {
-        let codes = encode()?;
+        let codes = encode();
         match write_codes(&mut std::io::stdout().lock(), codes.view(), &data.test.labels) {
             Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
                 return Err(anyhow!("standard output: {e}").into());
@@ -1134,21 +1127,13 @@ pub fn encode(model: &Path, data: &Path, out: &Path) -> Result<(), Failure> {
     // What encodes killed before renaming their temporary files left beside it.
     remove_stale_temps(parent).with_context(|| format!("--out {}: cannot clear", parent.display()))?;
     // Encoded once the temporary file is made: a folder it cannot be made in fails at once.
-    let (mut shape, mut overflow) = ((0, 0), None);
-    let written = write_atomic(out, |w| match encode() {
-        Ok(codes) => {
-            shape = codes.dim();
-            write_codes(w, codes.view(), &data.test.labels)
-        }
-        Err(error) => {
-            overflow = Some(error);
-            Err(std::io::Error::other("no codes to write"))
-        }
-    });
-    if let Some(error) = overflow {
-        return Err(error.into());
-    }
-    written.with_context(|| cannot_write(out))?;
+    let mut shape = (0, 0);
+    write_atomic(out, |w| {
+        let codes = encode();
+        shape = codes.dim();
+        write_codes(w, codes.view(), &data.test.labels)
+    })
+    .with_context(|| cannot_write(out))?;
     made.keep();
     signals::finished();
     say!("{} {}", wrote(shape), out.display());
@@ -1275,18 +1260,6 @@ fn measuring_for_the_report(data: &Mnist) -> String {
         (MEASURED_TEST.min(data.test.images.count), MEASURED_TRAIN.min(data.train.images.count));
     format!("measuring the model for the report on {test} test and {}", plural(train, "training image"))
 }
-
-/// An error if `model` (read from `source`) overflows f32 on a clean test image of `data`
-/// ([`evaluate::first_overflow`]): what it computed would be `inf` or NaN.
-fn check_finite(model: &Model, data: &Mnist, source: &Path) -> Result<(), Failure> {
-    match evaluate::first_overflow(model, evaluate::scaled(&data.test.images).view()) {
-        None => Ok(()),
-        Some(i) => Err(anyhow!("{}: {} on test image {i}", source.display(), OVERFLOW).into()),
-    }
-}
-
-/// What [`check_finite`] and `denoise` say of a model that overflows.
-const OVERFLOW: &str = "the model overflows (a layer's output is inf or NaN; weights too large?)";
 
 /// An error unless measuring `model` (from `source`) on all of `data`'s test images fits in memory.
 fn check_measuring(model: &Model, data: &Mnist, source: &Path) -> Result<(), Failure> {

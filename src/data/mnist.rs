@@ -176,7 +176,7 @@ fn read_images_beside(path: &Path, held: u64) -> Result<Images, DataError> {
     let idx = idx::read_rank(path, 3, held)?;
     let [count, rows, cols] = [idx.dims[0], idx.dims[1], idx.dims[2]];
     if count == 0 || rows == 0 || cols == 0 {
-        let message = format!("no images to read: dimensions {count}×{rows}×{cols}");
+        let message = format!("no pixels to read: dimensions {count}×{rows}×{cols}");
         return Err(DataError::Inconsistent { path: path.to_path_buf(), message });
     }
     Ok(Images { count, rows, cols, pixels: idx.data })

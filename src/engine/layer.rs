@@ -33,7 +33,7 @@ pub enum Layer {
 pub type ParamAndGrad<'a> = (&'a mut [f32], &'a [f32]);
 
 /// The names of the layers' kinds, as model files write them ([`Layer::kind`]).
-pub const KINDS: [&str; 4] = ["dense", "conv2d", "conv_transpose2d", "max_pool2d"];
+pub const LAYER_KINDS: [&str; 4] = ["dense", "conv2d", "conv_transpose2d", "max_pool2d"];
 
 impl Layer {
     /// The name of the layer's kind, as model files write it.
@@ -193,6 +193,31 @@ impl Layer {
             Layer::ConvTranspose2d(c) => needs(c.group(), c.w.len() + c.b.len()),
             Layer::Dense(_) | Layer::MaxPool2d(_) => (0, 0),
         }
+    }
+
+    /// A bound on the magnitude of every number the layer's forward pass computes (each partial
+    /// sum of its products, each output before the activation) for inputs of magnitude at most
+    /// `input`: by the triangle inequality, the largest over its outputs `o` of `|b_o| + input ·
+    /// Σ|w|`, the sum over the weights that output `o` takes. A transposed convolution's output
+    /// pixel takes some of its kernel's taps, bounded here by all of them.
+    pub fn bound(&self, input: f64) -> f64 {
+        // A max-pool takes the largest of its inputs.
+        let Some([w, b]) = self.params() else { return input };
+        let mut sums = vec![0.0; b.len()];
+        let magnitude = |v: &f32| f64::from(v.abs());
+        match self {
+            // `W` is `(C, k·k·O)`: weight `j` of a row feeds output channel `j mod O`.
+            Layer::ConvTranspose2d(_) => {
+                w.iter().enumerate().for_each(|(j, v)| sums[j % b.len()] += magnitude(v))
+            }
+            // `W` is `(O, ·)`: row `o` feeds output `o`.
+            _ => {
+                for (sum, row) in sums.iter_mut().zip(w.chunks((w.len() / b.len().max(1)).max(1))) {
+                    *sum = row.iter().map(magnitude).sum();
+                }
+            }
+        }
+        sums.iter().zip(b).map(|(sum, b)| magnitude(b) + input * sum).fold(0.0, f64::max)
     }
 
     /// Floating-point operations of the layer's products for one image: `(forward, dW, dX)`,

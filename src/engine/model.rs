@@ -110,6 +110,22 @@ impl Model {
         widths
     }
 
+    /// For images of pixels in `[0, 1]`, a bound on every number each layer's forward pass
+    /// computes ([`Layer::bound`]), in layer order: no product, sum or output of this model can
+    /// overflow f32 if every bound is below `f32::MAX`. A sigmoid's output is in `[0, 1]`; ReLU
+    /// and the identity keep their input's bound.
+    pub fn bounds(&self) -> Vec<f64> {
+        let mut input = 1.0;
+        let layers = self.layers.iter().zip(&self.activations);
+        layers
+            .map(|(layer, &activation)| {
+                let bound = layer.bound(input);
+                input = if activation == Activation::Sigmoid { 1.0 } else { bound };
+                bound
+            })
+            .collect()
+    }
+
     /// Every parameter tensor and its gradient, in file order (`W₀, b₀, W₁, b₁, …`).
     pub fn params_and_grads(&mut self) -> impl Iterator<Item = ParamAndGrad<'_>> {
         self.layers.iter_mut().flat_map(|layer| layer.params_and_grads().into_iter().flatten())

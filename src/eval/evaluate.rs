@@ -177,40 +177,6 @@ pub fn encode(model: &Model, x: ArrayView2<f32>) -> Array2<f32> {
     apply(model, x, Model::encode, width)
 }
 
-/// The first of the images `x` (N, D) on which `model` overflows f32: some layer's output, a
-/// code or a logit, is not finite (a model file edited by hand, with weights near f32's
-/// largest, say, whose codes would be `inf` and whose measures meaningless). `None` if none.
-pub fn first_overflow(model: &Model, x: ArrayView2<f32>) -> Option<usize> {
-    let rows_per_batch = rows_per_batch(model);
-    let mut ws = Workspace::new(model, rows_per_batch.min(x.nrows()));
-    x.axis_chunks_iter(Axis(0), rows_per_batch).enumerate().find_map(|(i, batch)| {
-        model.forward(batch, &mut ws);
-        overflowing_row(&ws.outputs, batch.nrows()).map(|r| i * rows_per_batch + r)
-    })
-}
-
-/// [`encode`], or `Err` with the first image on which a layer up to the code overflows f32
-/// ([`first_overflow`]): an `inf` or NaN there can come out as a code of finite numbers (the
-/// ReLU of NaN is 0).
-pub fn encode_checked(model: &Model, x: ArrayView2<f32>) -> Result<Array2<f32>, usize> {
-    let (code, rows_per_batch) = (model.bottleneck(), rows_per_batch(model));
-    let mut ws = Workspace::new(model, rows_per_batch.min(x.nrows()));
-    let mut out = Array2::zeros((x.nrows(), model.layers[code].outputs()));
-    for (i, batch) in x.axis_chunks_iter(Axis(0), rows_per_batch).enumerate() {
-        let first = i * rows_per_batch;
-        model.encode(batch, &mut ws, out.slice_mut(s![first..first + batch.nrows(), ..]));
-        if let Some(r) = overflowing_row(&ws.outputs[..=code], batch.nrows()) {
-            return Err(first + r);
-        }
-    }
-    Ok(out)
-}
-
-/// The first of the first `rows` rows in which one of `outputs` holds a number that is not finite.
-fn overflowing_row(outputs: &[Array2<f32>], rows: usize) -> Option<usize> {
-    (0..rows).find(|&r| outputs.iter().any(|o| o.row(r).iter().any(|v| !v.is_finite())))
-}
-
 /// Runs `f` (reconstruct or encode) over `x` (N, D) in batches whose buffers fit in
 /// [`WORKSPACE_BYTES`], into an (N, `width`) array.
 fn apply(

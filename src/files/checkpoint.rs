@@ -29,7 +29,7 @@ use crate::engine::adam::Adam;
 use crate::engine::conv::Conv2d;
 use crate::engine::conv_transpose::ConvTranspose2d;
 use crate::engine::dense::Dense;
-use crate::engine::layer::{KINDS, Layer};
+use crate::engine::layer::{LAYER_KINDS, Layer};
 use crate::engine::lowering::Image;
 use crate::engine::model::Model;
 use crate::engine::pool::MaxPool2d;
@@ -490,6 +490,18 @@ pub fn load(path: &Path) -> Result<Model, CheckpointError> {
     if tensors != expected {
         return Err(error(path, format!("{tensors} tensors, the layers have {expected}")));
     }
+    // Weights edited by hand to near f32's largest load, and then make codes of `inf` and
+    // measures of NaN; a trained model's bounds are many orders of magnitude below.
+    let bounds = model.bounds();
+    if let Some((l, bound)) =
+        bounds.iter().enumerate().find(|(_, b)| b.is_nan() || **b >= f64::from(f32::MAX))
+    {
+        let message = format!(
+            "weights too large: layers.{l}'s outputs can reach {bound:.1e} on images in [0, 1], past \
+             f32's largest number, 3.4e38"
+        );
+        return Err(error(path, message));
+    }
     Ok(model)
 }
 
@@ -521,8 +533,9 @@ fn read_model(file: &File, path: &Path) -> Result<Model, CheckpointError> {
         Some(kinds) => kinds.split(',').map(str::to_string).collect(),
         None => vec!["dense".to_string(); activations.len()],
     };
-    if let Some(kind) = kinds.iter().find(|k| !KINDS.contains(&k.as_str())) {
-        let message = format!("metadata 'layers': unknown layer kind '{kind}' (known: {})", KINDS.join(", "));
+    if let Some(kind) = kinds.iter().find(|k| !LAYER_KINDS.contains(&k.as_str())) {
+        let known = LAYER_KINDS.join(", ");
+        let message = format!("metadata 'layers': unknown layer kind '{kind}' (known: {known})");
         return Err(error(path, message));
     }
     if kinds.len() != activations.len() {

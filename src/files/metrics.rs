@@ -151,8 +151,11 @@ impl Metrics {
                 let epochs = if run == 1 { "epoch" } else { "epochs" };
                 return Err(format!("dead_units names epoch {}, but history holds {run} {epochs}", d.epoch));
             }
+            if d.epoch == 0 {
+                return Err("dead_units names epoch 0; epochs count from 1".to_string());
+            }
             if d.epoch <= last {
-                let order = "expected epochs from 1 on, each once, in order";
+                let order = "expected each epoch once, in order";
                 return Err(format!("dead_units: epoch {} after epoch {last}; {order}", d.epoch));
             }
             if d.layers.len() != d.shares.len() || d.shares.iter().any(|s| !(0.0..=1.0).contains(s)) {

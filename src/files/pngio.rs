@@ -65,14 +65,16 @@ fn stated_size(path: &Path) -> Option<(usize, usize)> {
 /// own earlier results, which it replaces, from a user's images, which it never does.
 pub const SOFTWARE: &str = "dae";
 
-/// Whether `path` holds something other than a PNG this program wrote ([`SOFTWARE`]): `false`
-/// where there is nothing to lose (no file, an empty one) or no regular file (a folder, a FIFO:
-/// the caller refuses those itself); `true` for a file it cannot read.
+/// Whether `path` holds something other than a PNG this program wrote ([`SOFTWARE`]; an older
+/// dae did not mark its PNGs): `false` where there is nothing to lose (nothing there, an empty
+/// file) or no regular file (a folder, a FIFO: the caller refuses those itself); `true` for a
+/// file there that cannot be read.
 pub fn holds_another_kind(path: &Path) -> bool {
     let file = match open_regular(path) {
         Ok((_, 0)) => return false,
         Ok((file, _)) => file,
-        Err(e) => return !matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::InvalidInput),
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => return false,
+        Err(_) => return std::fs::symlink_metadata(path).is_ok(),
     };
     // A PNG's text chunks before its pixels are read with its header; ours is a few bytes.
     let mut decoder = png::Decoder::new_with_limits(BufReader::new(file), png::Limits { bytes: 1 << 20 });
