@@ -24,14 +24,19 @@ fn save_then_load_gives_the_same_model() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
 
+/// A safetensors file's header, as JSON, and its length: the eight bytes that start the file.
+fn header_of(bytes: &[u8]) -> (usize, serde_json::Value) {
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    (header_len, serde_json::from_slice(&bytes[8..8 + header_len]).unwrap())
+}
+
 #[test]
 fn the_file_uses_pytorch_names_and_shapes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.safetensors");
     save(&model(), (4, 5), &path).unwrap();
     let bytes = std::fs::read(&path).unwrap();
-    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    let (_, header) = header_of(&bytes);
     assert_eq!(header["layers.0.weight"]["shape"], serde_json::json!([8, 20]));
     assert_eq!(header["layers.0.weight"]["dtype"], "F32");
     assert_eq!(header["layers.3.bias"]["shape"], serde_json::json!([20]));
@@ -193,8 +198,7 @@ fn a_model_of_an_unknown_layer_kind_is_refused_naming_it() {
     let path = dir.path().join("bogus.safetensors");
     save(&model(), (4, 5), &path).unwrap();
     let bytes = std::fs::read(&path).unwrap();
-    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    let (header_len, mut header) = header_of(&bytes);
     header["__metadata__"]["layers"] = "dense,bogus,dense,dense".into();
     let header = serde_json::to_vec(&header).unwrap();
     let mut edited = (header.len() as u64).to_le_bytes().to_vec();
@@ -216,8 +220,7 @@ fn a_conv_model_saves_in_pytorchs_layouts_and_loads_back_bit_for_bit() {
     save(&m, (8, 12), &path).unwrap();
     assert_eq!(load(&path).unwrap(), m);
     let bytes = std::fs::read(&path).unwrap();
-    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    let (header_len, header) = header_of(&bytes);
     // nn.Conv2d (out, in, k, k); nn.ConvTranspose2d (in, out, k, k); the pools hold nothing.
     assert_eq!(header["layers.0.weight"]["shape"], serde_json::json!([32, 1, 3, 3]));
     assert_eq!(header["layers.2.weight"]["shape"], serde_json::json!([32, 32, 3, 3]));
