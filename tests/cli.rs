@@ -330,6 +330,28 @@ fn a_first_save_that_fails_puts_the_previous_run_back() {
     assert!(!new.exists(), "the folder it made is gone");
 }
 
+/// A run records its `--data` as a path from the root, though given relative to the working
+/// folder; `report` and `--resume` from another folder, where the default `data` is not there,
+/// name that folder beside the error.
+#[test]
+fn report_and_resume_from_elsewhere_name_the_runs_data() {
+    let data = dataset(64);
+    let (parent, name) = (data.path().parent().unwrap(), data.path().file_name().unwrap());
+    let out = data.path().join("run");
+    let trained = dae().current_dir(parent).arg("--data").arg(name).args(["--out", path_str(&out)]).output();
+    assert!(trained.unwrap().status.success());
+    let metrics = Metrics::read(&out.join("metrics.json")).unwrap();
+    let whole = data.path().canonicalize().unwrap();
+    assert_eq!(metrics.data.unwrap().path, path_str(&whole), "recorded from the root");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let said = format!("the run in {} was trained with --data {}", out.display(), whole.display());
+    for args in [&["report", path_str(&out)][..], &["--resume", path_str(&out), "--epochs", "2"]] {
+        let mut command = dae();
+        command.current_dir(elsewhere.path());
+        fails_as(command, args, 1, &["data: no such folder", &said]);
+    }
+}
+
 /// A save that fails after the run's first (the state file of epoch 2 larger than `ulimit -f`
 /// allows) says that the run's state as saved before stays and how to continue it; the flags it
 /// names do.

@@ -85,7 +85,7 @@ pub fn train(plan: &Training) -> Result<(), Failure> {
     }
     // A new run's settings and data are checked before its folder is made or taken, so that a
     // refused command leaves nothing behind.
-    let data = Mnist::load(&plan.data)?;
+    let data = load_data_of_run(&plan.data, plan.resume.as_deref())?;
     // A training file copied over the test one (or the other way) still loads: said, not refused.
     if data.train.images.pixels == data.test.images.pixels {
         say_err!(
@@ -456,7 +456,7 @@ fn open_run(dir: &Path, data: &Mnist, data_path: &Path) -> Result<(Metrics, Stat
 /// of its model on `data` (which must be the data it was trained on).
 pub fn report(dir: &Path, data_path: &Path) -> Result<(), Failure> {
     check_run_folder(dir).map_err(|m| anyhow!(m))?;
-    let data = Mnist::load(data_path)?;
+    let data = load_data_of_run(data_path, Some(dir))?;
     let lock = RunLock::acquire(dir).map_err(|e| Failure::Error(anyhow!("{}: {e}", dir.display())))?;
     let (metrics, state) = open_run(dir, &data, data_path).inspect_err(|_| {
         // A folder that is not a whole run, or a run of other data, is left as it was found:
@@ -754,6 +754,22 @@ fn save(
         &state,
     )?;
     Ok(())
+}
+
+/// The data set in `data`; if it cannot be loaded for a run in `run` whose metrics.json names
+/// another `--data`, the error says that one (`report` run from another folder, say, where the
+/// default `data` is not the run's).
+fn load_data_of_run(data: &Path, run: Option<&Path>) -> Result<Mnist, Failure> {
+    Mnist::load(data).map_err(|e| {
+        let metrics = run.and_then(|run| Metrics::read(&run.join("metrics.json")).ok());
+        match metrics.and_then(|m| m.data).map(|print| PathBuf::from(print.path)) {
+            Some(theirs) if theirs != data => {
+                let run = run.expect("a run").display();
+                anyhow!("{e}; the run in {run} was trained with --data {}", shell_word(&theirs)).into()
+            }
+            _ => e.into(),
+        }
+    })
 }
 
 /// Measures the model in `model` on the test set in `data` and prints a table.

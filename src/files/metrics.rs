@@ -13,7 +13,7 @@ use crate::train::{Config, Engine, EpochStats};
 /// and label, so that a run resumed on other data is noticed whatever the folder is called.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DataPrint {
-    /// The `--data` folder.
+    /// The `--data` folder, as a path from the root (as given, in files from before).
     pub path: String,
     /// Training and test images.
     pub images: [usize; 2],
@@ -43,6 +43,8 @@ impl DataPrint {
             crc.update(&split.images.pixels);
             crc.update(&split.labels);
         }
+        // Whole, so that it names the folder from wherever the run is reported on or resumed.
+        let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
         DataPrint {
             path: path.display().to_string(),
             images: [data.train.images.count, data.test.images.count],
