@@ -1095,7 +1095,7 @@ fn check_output_file(out: &Path, inputs: &HashMap<PathBuf, PathBuf>) -> Result<(
 /// named `train-labels-idx1-ubyte.gz` denoised into the data folder replaced the labels; a
 /// `seven.png` denoised into a folder of photos replaced the photo of that name).
 fn check_replaces_its_own(target: &Path) -> Result<(), Failure> {
-    match pngio::holds_another_kind(target) {
+    match pngio::holds_what_dae_did_not_write(target) {
         false => Ok(()),
         true => Err(Failure::Usage(format!(
             "--out {}: exists without dae's mark (Software: dae); denoise replaces only its own \

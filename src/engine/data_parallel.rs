@@ -67,7 +67,6 @@ use crate::engine::adam::Adam;
 use crate::engine::aligned;
 use crate::engine::dense::{Dense, Piece, Update, Write, weight_gradient};
 use crate::engine::gemm::MAX_COPY;
-use crate::engine::layer::Layer;
 use crate::engine::loss::Loss;
 use crate::engine::model::{FLOAT, Model};
 use crate::engine::team::{SharedSlice, Team, spin_until};
@@ -139,9 +138,6 @@ pub fn shard_rows(capacity: usize) -> usize {
 #[derive(Debug)]
 pub struct Shards {
     shards: Vec<Shard>,
-    /// The widths of the model the buffers are for (input first): every step's model must have
-    /// them, or a member would take a piece of one layer's `dW_s` as another's.
-    widths: Vec<usize>,
     /// The rows of each shard, [`shard_rows`] of the largest batch.
     rows: usize,
     team: Team,
@@ -283,22 +279,7 @@ impl Shards {
         let claims = (0..count).map(|_| Claims::default()).collect();
         let lent = Vec::with_capacity(count * layers.len());
         let (write, since, fixed, round, waited) = (Write::InPlace, 0, None, 0, Duration::ZERO);
-        let widths = model.widths();
-        Shards {
-            shards,
-            widths,
-            rows,
-            team,
-            updates,
-            write,
-            since,
-            fixed,
-            pieces,
-            claims,
-            lent,
-            round,
-            waited,
-        }
+        Shards { shards, rows, team, updates, write, since, fixed, pieces, claims, lent, round, waited }
     }
 
     /// Has the update write `W` as `write` says, or (`None`) as the cores' distance chooses
@@ -390,17 +371,14 @@ impl Shards {
         shards.map(move |(s, shard)| (&shard.outputs[..], self.rows.min(rows - s * self.rows)))
     }
 
-    /// Panics unless `model` has the widths of the one the shards were made for; without
-    /// allocating (a step allocates nothing).
+    /// Panics unless `model` is of the shape the shards were made for (else a member would take
+    /// a piece of one layer's `dW_s` as another's): each layer's `(H_l, H_{l−1})` that of the
+    /// first shard's `dW_s`. Without allocating (a step allocates nothing).
     fn check_model(&self, model: &Model) {
-        let layers = model.layers.iter();
-        let widths = model.layers.first().map(Layer::inputs).into_iter().chain(layers.map(Layer::outputs));
-        assert!(
-            widths.eq(self.widths.iter().copied()),
-            "a model of widths {:?} in shards made for {:?}",
-            model.widths(),
-            self.widths
-        );
+        let Some(shard) = self.shards.first() else { return };
+        let shapes = model.layers.iter().map(|l| (l.outputs(), l.inputs()));
+        let made_for = shard.dw.iter().map(Array2::dim);
+        assert!(shapes.eq(made_for), "a model of widths {:?} in shards made for another", model.widths());
     }
 
     /// [`Shards::passes`], with the backward pass or without.

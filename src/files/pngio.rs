@@ -69,7 +69,7 @@ pub const SOFTWARE: &str = "dae";
 /// dae did not mark its PNGs): `false` where there is nothing to lose (nothing there, an empty
 /// file) or no regular file (a folder, a FIFO: the caller refuses those itself); `true` for a
 /// file there that cannot be read.
-pub fn holds_another_kind(path: &Path) -> bool {
+pub fn holds_what_dae_did_not_write(path: &Path) -> bool {
     let file = match open_regular(path) {
         Ok((_, 0)) => return false,
         Ok((file, _)) => file,
