@@ -30,24 +30,84 @@ fn conv_t(input: Image, outputs: usize, stride: usize, seed: u64) -> ConvTranspo
     ConvTranspose2d::from_parts(input, stride, w, b)
 }
 
+/// What PyTorch 2.15 gives for a 2×2 input [[1, 2], [3, 4]], a kernel 1..k·k (row major) and no
+/// bias, at stride `s` (`padding = k / 2`, `output_padding = s − 1`, so the image grows `s`-fold):
+///   x = torch.tensor([[1., 2.], [3., 4.]]).reshape(1, 1, 2, 2)
+///   w = torch.arange(1., k * k + 1).reshape(1, 1, k, k)
+///   F.conv_transpose2d(x, w, stride=s, padding=k // 2, output_padding=s - 1).reshape(2 * s, 2 * s)
+/// Stride 2 is the conv model's; stride 3 and 4 leave pixels that no window reaches (0, the
+/// bias); a 5×5 kernel at stride 3 overlaps its neighbours' windows.
+const PYTORCH_CONV_TRANSPOSE: [(usize, usize, &[f32]); 4] = [
+    (
+        3,
+        2,
+        &[
+            5., 14., 10., 12., //
+            14., 36., 24., 30., //
+            15., 34., 20., 24., //
+            24., 55., 32., 36.,
+        ],
+    ),
+    (
+        3,
+        3,
+        &[
+            5., 6., 8., 10., 12., 0., //
+            8., 9., 14., 16., 18., 0., //
+            6., 9., 4., 8., 12., 0., //
+            15., 18., 16., 20., 24., 0., //
+            24., 27., 28., 32., 36., 0., //
+            0., 0., 0., 0., 0., 0.,
+        ],
+    ),
+    (
+        3,
+        4,
+        &[
+            5., 6., 0., 8., 10., 12., 0., 0., //
+            8., 9., 0., 14., 16., 18., 0., 0., //
+            0., 0., 0., 0., 0., 0., 0., 0., //
+            6., 9., 0., 4., 8., 12., 0., 0., //
+            15., 18., 0., 16., 20., 24., 0., 0., //
+            24., 27., 0., 28., 32., 36., 0., 0., //
+            0., 0., 0., 0., 0., 0., 0., 0., //
+            0., 0., 0., 0., 0., 0., 0., 0.,
+        ],
+    ),
+    (
+        5,
+        3,
+        &[
+            13., 36., 39., 26., 28., 30., //
+            27., 67., 77., 48., 54., 60., //
+            47., 117., 127., 78., 84., 90., //
+            39., 86., 93., 52., 56., 60., //
+            54., 121., 128., 72., 76., 80., //
+            69., 156., 163., 92., 96., 100.,
+        ],
+    ),
+];
+
 #[test]
-fn conv_transpose2d_doubles_the_image_as_pytorch_does() {
-    // The values PyTorch 2.15 gives for a 2×2 input [[1, 2], [3, 4]], the kernel 1..9 (row
-    // major) and no bias:
-    //   x = torch.tensor([[1., 2.], [3., 4.]]).reshape(1, 1, 2, 2)
-    //   w = torch.arange(1., 10.).reshape(1, 1, 3, 3)
-    //   F.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1).reshape(4, 4)
-    let w = Array2::from_shape_vec((1, 9), (1..=9).map(|v| v as f32).collect()).unwrap();
-    let layer = ConvTranspose2d::from_parts(Image::new(2, 2, 1), 2, w, Array1::zeros(1));
+fn conv_transpose2d_scatters_as_pytorch_does_at_every_stride() {
     let x = Array2::from_shape_vec((1, 4), vec![1.0, 2.0, 3.0, 4.0]).unwrap();
-    let y = common::forward(&Layer::ConvTranspose2d(layer), x.view(), None);
-    let expected = [
-        5., 14., 10., 12., //
-        14., 36., 24., 30., //
-        15., 34., 20., 24., //
-        24., 55., 32., 36.,
-    ];
-    assert_eq!(y.as_slice().unwrap(), expected);
+    for (k, stride, expected) in PYTORCH_CONV_TRANSPOSE {
+        let w = Array2::from_shape_vec((1, k * k), (1..=k * k).map(|v| v as f32).collect()).unwrap();
+        let layer = Layer::ConvTranspose2d(ConvTranspose2d::from_parts(
+            Image::new(2, 2, 1),
+            stride,
+            w,
+            Array1::zeros(1),
+        ));
+        let fast = common::forward(&layer, x.view(), None);
+        let reference = dae::reference::model::layer_forward(&layer, x.view());
+        assert_eq!(fast.as_slice().unwrap(), expected, "fast engine, {k}×{k} kernel, stride {stride}");
+        assert_eq!(
+            reference.as_slice().unwrap(),
+            expected,
+            "reference engine, {k}×{k} kernel, stride {stride}"
+        );
+    }
 }
 
 #[test]
