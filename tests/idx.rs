@@ -141,12 +141,19 @@ fn a_gzip_file_of_several_members_reads_whole() {
     let mut members = gzip(&whole[..9]);
     members.extend(gzip(&whole[9..]));
     assert_eq!(idx::read_from(&members[..]).unwrap(), Idx { dims: vec![2, 3], data: vec![1, 2, 3, 4, 5, 6] });
-    for junk in [&b"junk at the end"[..], b"garbage!", b"\x1f\x8bgarbage!"] {
+    let third = gzip(&[]);
+    for (junk, said) in [
+        (&b"junk at the end"[..], "that are not gzip"),
+        (b"garbage!", "that are not gzip"),
+        (b"\x1f", "that are not a whole gzip member"),
+        (&third[..5], "that are not a whole gzip member"),
+        (&third[..third.len() - 1], "that are not a whole gzip member"),
+        (b"\x1f\x8bgarbage!", "invalid gzip header"),
+    ] {
         let mut trailed = members.clone();
         trailed.extend(junk);
         let (kind, msg) = error_of(&trailed);
         assert!(matches!(kind, IdxErrorKind::Gzip(_)), "{msg}");
-        let said = if junk.starts_with(b"\x1f\x8b") { "invalid gzip header" } else { "not gzip" };
         assert!(msg.contains(said), "{junk:?}: {msg}");
     }
 }

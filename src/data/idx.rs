@@ -139,7 +139,7 @@ fn read_with_length(
     held: u64,
 ) -> Result<Idx, IdxErrorKind> {
     if reader.fill_buf()?.starts_with(&GZIP_MAGIC) {
-        let mut gz = BufReader::new(Members { member: Some(GzDecoder::new(reader)) });
+        let mut gz = BufReader::new(Members { member: Some(GzDecoder::new(reader)), later_unread: false });
         parse(&mut gz, Stored::Gzipped, held)
     } else {
         parse(&mut reader, Stored::Plain { length }, held)
@@ -147,36 +147,48 @@ fn read_with_length(
 }
 
 /// The unpacked bytes of every member of a gzip stream, one after another, as `gunzip` reads
-/// them; bytes after the last member that do not start another are an error that says so
-/// (`flate2`'s `MultiGzDecoder` took them for a member and reported "unexpected end of file"
-/// or "invalid gzip header").
+/// them; bytes after the last member that do not start another, or end before a member's first
+/// byte, are an error that says so (`flate2`'s `MultiGzDecoder` took them for a member and
+/// reported "unexpected end of file" or "invalid gzip header").
 struct Members<R> {
     /// The member being read; `None` once the stream has ended.
     member: Option<GzDecoder<R>>,
+    /// Whether that member follows another and has given no byte yet.
+    later_unread: bool,
 }
 
 impl<R: io::BufRead> Read for Members<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             let Some(member) = &mut self.member else { return Ok(0) };
-            let n = member.read(buf)?;
+            let n = match member.read(buf) {
+                // A lone 0x1f, or a second member's header cut short.
+                Err(e) if self.later_unread && e.kind() == io::ErrorKind::UnexpectedEof => {
+                    return Err(trailing("not a whole gzip member"));
+                }
+                read => read?,
+            };
             if n > 0 || buf.is_empty() {
+                self.later_unread &= n == 0;
                 return Ok(n);
             }
             let mut rest = self.member.take().expect("a member").into_inner();
             // By the first byte alone, which a buffer that ends mid-stream still holds.
             match rest.fill_buf()? {
                 [] => return Ok(0),
-                [first, ..] if *first != GZIP_MAGIC[0] => return Err(trailing()),
-                _ => self.member = Some(GzDecoder::new(rest)),
+                [first, ..] if *first != GZIP_MAGIC[0] => return Err(trailing("not gzip")),
+                _ => (self.member, self.later_unread) = (Some(GzDecoder::new(rest)), true),
             }
         }
     }
 }
 
-/// The error of bytes after a gzip stream that are not gzip.
-fn trailing() -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, "bytes after the end of the gzip stream that are not gzip")
+/// The error of bytes after a gzip stream that are `what` ("not gzip").
+fn trailing(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("bytes after the end of the gzip stream that are {what}"),
+    )
 }
 
 /// How the bytes [`parse`] reads were stored.
