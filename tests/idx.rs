@@ -237,6 +237,23 @@ fn dataset_inconsistencies_are_errors() {
     }
 }
 
+/// A plain file beside its `.gz` (a data set unpacked over MNIST's, or `gunzip -k`) is refused,
+/// rather than one of them read without a word.
+#[test]
+fn a_file_both_gzipped_and_plain_is_an_error_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    dataset(dir.path(), &[]);
+    write(dir.path(), "t10k-labels-idx1-ubyte", &idx_bytes(0x08, &[3], &[1, 2, 3]));
+    let err = Mnist::load(dir.path()).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, DataError::Inconsistent { .. }), "{msg}");
+    let plain = dir.path().join("t10k-labels-idx1-ubyte");
+    let gz = dir.path().join("t10k-labels-idx1-ubyte.gz");
+    assert!(msg.starts_with(&format!("{}: {} is there too", plain.display(), gz.display())), "{msg}");
+    std::fs::remove_file(&gz).unwrap();
+    assert_eq!(Mnist::load(dir.path()).unwrap().test.labels, [1, 2, 3]);
+}
+
 #[test]
 fn missing_dataset_says_how_to_get_it() {
     let dir = tempfile::tempdir().unwrap();

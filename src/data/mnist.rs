@@ -97,7 +97,7 @@ impl Mnist {
         self.train.bytes() + self.test.bytes()
     }
 
-    /// Loads the four files from `dir`, each as `NAME.gz` or plain `NAME`.
+    /// Loads the four files from `dir`, each as `NAME.gz` or plain `NAME` (not both).
     pub fn load(dir: &Path) -> Result<Mnist, DataError> {
         let what = match std::fs::metadata(dir) {
             Ok(meta) if meta.is_dir() => None,
@@ -182,16 +182,22 @@ fn read_images_beside(path: &Path, held: u64) -> Result<Images, DataError> {
     Ok(Images { count, rows, cols, pixels: idx.data })
 }
 
-/// `dir/NAME.gz` if it exists, else `dir/NAME`; either must be a regular file (a FIFO would
-/// block the reader, a device feed it without end). A folder that may not be searched says so,
-/// rather than that the files are missing.
+/// `dir/NAME.gz` or `dir/NAME`, whichever exists, as a regular file (a FIFO would block the
+/// reader, a device feed it without end). Both is an error: they may differ (a data set
+/// unpacked over MNIST's), and reading one without a word could train on the wrong one. A
+/// folder that may not be searched says so, rather than that the files are missing.
 fn find(dir: &Path, name: &str) -> Result<PathBuf, DataError> {
     let gz = dir.join(format!("{name}.gz"));
     let plain = dir.join(name);
     let mut found = None;
     for path in [&gz, &plain] {
         match path.try_exists() {
-            Ok(true) => found = found.or(Some(path.clone())),
+            Ok(true) if found.is_some() => {
+                let message =
+                    format!("{} is there too; dae does not guess which to read, so remove one", gz.display());
+                return Err(DataError::Inconsistent { path: path.clone(), message });
+            }
+            Ok(true) => found = Some(path.clone()),
             Ok(false) => {}
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
                 return Err(DataError::Folder { path: dir.to_path_buf(), what: e.to_string() });
