@@ -58,6 +58,8 @@ impl Activation {
         debug_assert_eq!(a.len(), da.len());
         match self {
             Activation::Relu => {
+                // `f′ = [a > 0]`, as the zeroing of `da` where `a ≤ 0`: the same but for a NaN
+                // `a`, whose `da` stays (a NaN loss or weight ends training either way).
                 for (d, &a) in da.iter_mut().zip(a) {
                     if a <= 0.0 {
                         *d = 0.0;

@@ -1,8 +1,11 @@
-//! Adam (Kingma & Ba, 2015), written out one line per equation.
+//! Adam (Kingma & Ba, 2015), its bias corrections folded into two numbers per step.
 //!
 //! One moment pair `(m, v)` per parameter tensor, indexed in the order the model lists its
 //! tensors. The update is the paper's Algorithm 1 with `ε` added to `√v̂`, as PyTorch does;
-//! Keras adds `ε` to `√v` before the bias correction, which differs only while `√v ≈ ε`.
+//! Keras adds `ε` to `√v` before the bias correction, the same step but where `√v̂` is within a
+//! few 1e-6 of 0 (`docs/backprop.md` §7). The reference (`crate::reference::adam`) writes the
+//! equations one a line; here `α = lr/(1 − β₁ᵗ)` and `c = 1/√(1 − β₂ᵗ)` are fixed once a step
+//! and each weight moves by `α·m/(c·√v + ε)`, the same step to rounding.
 //!
 //! A step is two parts: [`Adam::next_step`] advances `t` and fixes the step's numbers, then
 //! [`Step::update`] moves each tensor. The dense model's training step calls the second part on

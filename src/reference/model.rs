@@ -6,7 +6,7 @@
 //! `A_{l−1}` (B, I_l) to `A_l` (B, O_l), with `A_0 = x`, and the last layer's output is the
 //! logits `Z_N` (B, D). The code counts from 0, like Python lists: the layer at index `k` (the
 //! formulas' layer `k + 1`) reads `outputs[k − 1]` (or `x`) and writes `outputs[k]`, which the
-//! formulas call `A_{k+1}`.
+//! formulas call `A_{k+1}` (the last, `outputs[N − 1]`, is the logits `Z_N`: no sigmoid).
 
 use ndarray::{Array2, ArrayView2};
 

@@ -8,7 +8,10 @@ use ndarray::{Array2, ArrayView1, ArrayView2};
 
 use crate::engine::pool::MaxPool2d;
 
-/// Forward: `Z[y, x, c] = max(X[2y + dy, 2x + dx, c])` over `dy, dx ∈ {0, 1}`.
+/// Forward: `Z[y, x, c] = max(A_prev[2y + dy, 2x + dx, c])` over `dy, dx ∈ {0, 1}`.
+///
+/// The argument `x` holds `A_prev`, the layer's input (not the clean images `X` of
+/// `docs/backprop.md`).
 ///
 /// Shapes: `x` (B, H·W·C) → `Z` (B, (H/2)·(W/2)·C).
 pub fn forward(pool: &MaxPool2d, x: ArrayView2<f32>) -> Array2<f32> {
