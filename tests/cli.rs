@@ -611,7 +611,7 @@ fn resume_names_a_missing_or_wrong_folder_and_creates_nothing() {
     fails(
         &["--data", d, "--resume", path_str(&missing), "--epochs", "2"],
         1,
-        &["--resume", "no such folder"],
+        &["--resume", "no such folder", "which training writes (runs/latest, or its --out)"],
     );
     assert!(!missing.exists(), "no folder was made");
     let file = data.path().join("train-images-idx3-ubyte.gz");
@@ -905,6 +905,7 @@ fn every_kernel_path_trains_the_same_bits() {
     let spaced = dae().env("DAE_KERNEL", " Portable ").args(["report", "nowhere"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&spaced.stderr);
     assert!(stderr.contains("nowhere: no such folder") && !stderr.contains("DAE_KERNEL"), "{stderr}");
+    assert!(stderr.contains("which training writes (runs/latest, or its --out)"), "{stderr}");
 }
 
 /// A test set that is the training set (a file copied over the other) trains, but is said to be:

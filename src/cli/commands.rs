@@ -380,7 +380,10 @@ fn check_run_folder(dir: &Path) -> Result<(), String> {
     } else {
         return Ok(());
     };
-    Err(format!("{}: {what}; name the folder of a run", dir.display()))
+    Err(format!(
+        "{}: {what}; name the folder of a run, which training writes (runs/latest, or its --out)",
+        dir.display()
+    ))
 }
 
 /// The metrics and state of the run saved in `dir`, checked against each other and against
