@@ -12,7 +12,7 @@
 # *decompressed* content (the canonical MNIST hashes, independent of how a mirror compressed
 # it). A file is fetched under a temporary name and renamed only once it checks out, so DIR
 # never holds a wrong or partial file under a final name. Files already present and correct,
-# gzipped or not (dae reads both), are not fetched again.
+# gzipped or not (dae reads either, and refuses a folder with both), are not fetched again.
 # Written for bash: `sh data-fetch.sh` (dash here) or zsh hands it to bash, in POSIX words.
 if [ -z "${BASH_VERSION:-}" ]; then
   if ! command -v bash >/dev/null 2>&1; then
@@ -208,9 +208,17 @@ for entry in "${files[@]}"; do
 done
 shopt -u nullglob
 missing=()
+in_the_way=()
 for entry in "${files[@]}"; do
   read -r name expected <<<"$entry"
   final="$dir/$name.gz"
+  plain="$dir/$name"
+  # dae reads NAME.gz or NAME, and refuses a folder that holds both: they might differ.
+  if [ -e "$final" ] && [ -e "$plain" ]; then
+    say "$plain and $final are both there, and dae reads neither while both are: remove one"
+    in_the_way+=("$plain")
+    continue
+  fi
   if [ -f "$final" ] && [ "$(content_hash "$final")" = "$expected" ]; then
     say "$final: already present and correct"
     continue
@@ -220,9 +228,17 @@ for entry in "${files[@]}"; do
     say "$final: already present (not gzipped, though named .gz) and correct"
     continue
   fi
-  # dae reads NAME.gz where there is one, and NAME only where there is not.
-  if [ ! -e "$final" ] && [ -f "$dir/$name" ] && [ "$(sha256 <"$dir/$name")" = "$expected" ]; then
-    say "$dir/$name: already present (not gzipped) and correct"
+  if [ -e "$plain" ]; then
+    if [ -f "$plain" ] && [ "$(sha256 <"$plain")" = "$expected" ]; then
+      say "$plain: already present (not gzipped) and correct"
+      continue
+    fi
+    # A fetched NAME.gz beside it would be the pair dae refuses. (Not read unless a file: a
+    # device would be read for ever.)
+    what="not a file"
+    [ -f "$plain" ] && what="not MNIST's $name ($(content "$plain"))"
+    say "$plain is there and is $what; remove it, and the data will go in its place"
+    in_the_way+=("$plain")
     continue
   fi
   wrong=""
@@ -264,9 +280,12 @@ for entry in "${files[@]}"; do
     missing+=("$name.gz")
   fi
 done
+if [ ${#in_the_way[@]} != 0 ]; then
+  say "${#in_the_way[@]} of ${#files[@]} files in the way (above): ${in_the_way[*]}"
+fi
 if [ ${#missing[@]} != 0 ]; then
   hint="offline? set MNIST_MIRROR to a folder or URL that holds them"
   [ -n "${MNIST_MIRROR:-}" ] && hint="why each source failed is above"
   say "${#missing[@]} of ${#files[@]} files missing: ${missing[*]} ($hint)"
-  exit 1
 fi
+[ ${#in_the_way[@]} = 0 ] && [ ${#missing[@]} = 0 ] || exit 1

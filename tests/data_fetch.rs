@@ -332,6 +332,56 @@ fn a_wrong_file_already_there_is_named() {
     assert!(stderr.contains(&said) && stderr.contains("(not gzip)"), "{stderr}");
 }
 
+/// `dae` refuses a folder holding both `NAME.gz` and `NAME`, so the fetch names such a pair, and a
+/// plain `NAME` that is not MNIST's (a fetched `NAME.gz` beside it would make the pair), and
+/// changes neither.
+#[test]
+fn a_plain_file_beside_its_gz_or_in_its_way_is_named_and_left() {
+    let (mirror, target) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let at = |name: &str| target.path().join(name);
+    std::fs::write(at("t10k-labels-idx1-ubyte.gz"), "one").unwrap();
+    std::fs::write(at("t10k-labels-idx1-ubyte"), "two").unwrap();
+    std::fs::write(at("train-labels-idx1-ubyte"), "not MNIST").unwrap();
+    std::fs::create_dir(at("train-images-idx3-ubyte")).unwrap();
+    let out = fetch_offline(target.path(), mirror.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (plain, gz) = (at("t10k-labels-idx1-ubyte"), at("t10k-labels-idx1-ubyte.gz"));
+    let pair = format!("{} and {} are both there, and dae reads neither", plain.display(), gz.display());
+    let wrong = format!(
+        "{} is there and is not MNIST's train-labels-idx1-ubyte (not gzip); remove it",
+        at("train-labels-idx1-ubyte").display()
+    );
+    let folder = format!("{} is there and is not a file; remove it", at("train-images-idx3-ubyte").display());
+    for said in
+        [&pair, &wrong, &folder, &"3 of 4 files in the way".to_string(), &"1 of 4 files missing".to_string()]
+    {
+        assert!(stderr.contains(said.as_str()), "{said}: {stderr}");
+    }
+    assert_eq!(std::fs::read(&gz).unwrap(), b"one");
+    assert_eq!(std::fs::read(&plain).unwrap(), b"two");
+    assert_eq!(std::fs::read(at("train-labels-idx1-ubyte")).unwrap(), b"not MNIST");
+    assert!(!at("train-labels-idx1-ubyte.gz").exists() && !at("train-images-idx3-ubyte.gz").exists());
+}
+
+/// With a mirror that has it, a correct `NAME.gz` is still not fetched beside a wrong plain `NAME`;
+/// the other files are: real MNIST, from `data/` (run with `--ignored`).
+#[test]
+#[ignore = "needs MNIST in data/ (./data-fetch.sh)"]
+fn a_wrong_plain_file_keeps_its_gz_from_being_fetched() {
+    let target = tempfile::tempdir().unwrap();
+    let wrong = target.path().join("train-labels-idx1-ubyte");
+    std::fs::write(&wrong, "not MNIST").unwrap();
+    let out = fetch_offline(target.path(), &std::fs::canonicalize("data").unwrap());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("1 of 4 files in the way") && !stderr.contains("missing"), "{stderr}");
+    assert!(!target.path().join("train-labels-idx1-ubyte.gz").exists(), "{stderr}");
+    for name in ["train-images-idx3-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"] {
+        assert!(target.path().join(format!("{name}.gz")).exists(), "{name}: {stderr}");
+    }
+}
+
 /// MNIST decompressed under the gzipped name is read by `dae` (which tells gzip from a file's
 /// first bytes), so it counts as present: real MNIST, from `data/` (run with `--ignored`).
 #[test]
