@@ -134,21 +134,31 @@ fn a_header_claiming_billions_of_images_in_a_small_file_allocates_nothing_big() 
 }
 
 /// A gzip file of several members (`cat a.gz b.gz`, what `bgzip` writes) reads whole, as
-/// `gunzip` reads it; bytes after the last member that are not gzip are an error.
+/// `gunzip` reads it, and so does one padded with zeros (which `gunzip` skips); other bytes after
+/// the last member are an error.
 #[test]
 fn a_gzip_file_of_several_members_reads_whole() {
     let whole = idx_bytes(0x08, &[2, 3], &[1, 2, 3, 4, 5, 6]);
     let mut members = gzip(&whole[..9]);
     members.extend(gzip(&whole[9..]));
-    assert_eq!(idx::read_from(&members[..]).unwrap(), Idx { dims: vec![2, 3], data: vec![1, 2, 3, 4, 5, 6] });
+    let read = Idx { dims: vec![2, 3], data: vec![1, 2, 3, 4, 5, 6] };
+    assert_eq!(idx::read_from(&members[..]).unwrap(), read);
+    let mut padded = members.clone();
+    padded.extend([0; 20_000]);
+    assert_eq!(idx::read_from(&padded[..]).unwrap(), read);
     let third = gzip(&[]);
+    let mut zeros_then_junk = vec![0; 600];
+    zeros_then_junk.push(7);
     for (junk, said) in [
         (&b"junk at the end"[..], "that are not gzip"),
         (b"garbage!", "that are not gzip"),
-        (b"\x1f", "that are not a whole gzip member"),
+        (&zeros_then_junk, "that are not gzip (zeros, then others)"),
+        (b"\x1f", "that are not a whole gzip member (unexpected end of file)"),
+        (b"\x1f\x00", "that are not a whole gzip member"),
         (&third[..5], "that are not a whole gzip member"),
         (&third[..third.len() - 1], "that are not a whole gzip member"),
-        (b"\x1f\x8bgarbage!", "invalid gzip header"),
+        (b"\x1f\x8bgarbage!", "that are not a whole gzip member (invalid gzip header)"),
+        (b"\x1f\0\0\0\0\0\0\0\0\0\0", "that are not a whole gzip member (invalid gzip header)"),
     ] {
         let mut trailed = members.clone();
         trailed.extend(junk);

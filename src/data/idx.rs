@@ -147,9 +147,10 @@ fn read_with_length(
 }
 
 /// The unpacked bytes of every member of a gzip stream, one after another, as `gunzip` reads
-/// them; bytes after the last member that do not start another, or end before a member's first
-/// byte, are an error that says so (`flate2`'s `MultiGzDecoder` took them for a member and
-/// reported "unexpected end of file" or "invalid gzip header").
+/// them, and zeros after the last (padding, which `gunzip` skips too). Other bytes after it are
+/// an error that says so, whether they do not start like a member or fail before a member's
+/// first byte (`flate2`'s `MultiGzDecoder` took them for a member and reported "unexpected end
+/// of file" or "invalid gzip header", as if the file's own start were at fault).
 struct Members<R> {
     /// The member being read; `None` once the stream has ended.
     member: Option<GzDecoder<R>>,
@@ -162,9 +163,9 @@ impl<R: io::BufRead> Read for Members<R> {
         loop {
             let Some(member) = &mut self.member else { return Ok(0) };
             let n = match member.read(buf) {
-                // A lone 0x1f, or a second member's header cut short.
-                Err(e) if self.later_unread && e.kind() == io::ErrorKind::UnexpectedEof => {
-                    return Err(trailing("not a whole gzip member"));
+                // A lone 0x1f, a header cut short or not gzip's, a first block that is not deflate.
+                Err(e) if self.later_unread => {
+                    return Err(trailing(&format!("not a whole gzip member ({e})")));
                 }
                 read => read?,
             };
@@ -176,10 +177,23 @@ impl<R: io::BufRead> Read for Members<R> {
             // By the first byte alone, which a buffer that ends mid-stream still holds.
             match rest.fill_buf()? {
                 [] => return Ok(0),
+                [0, ..] => return zeros_to_the_end(rest).map(|()| 0),
                 [first, ..] if *first != GZIP_MAGIC[0] => return Err(trailing("not gzip")),
                 _ => (self.member, self.later_unread) = (Some(GzDecoder::new(rest)), true),
             }
         }
+    }
+}
+
+/// Reads `rest` to its end, which must hold zeros alone.
+fn zeros_to_the_end(mut rest: impl io::BufRead) -> io::Result<()> {
+    loop {
+        let zeros = match rest.fill_buf()? {
+            [] => return Ok(()),
+            bytes if bytes.iter().any(|&b| b != 0) => return Err(trailing("not gzip (zeros, then others)")),
+            bytes => bytes.len(),
+        };
+        rest.consume(zeros);
     }
 }
 
