@@ -260,8 +260,24 @@ fn a_file_both_gzipped_and_plain_is_an_error_naming_both() {
     let plain = dir.path().join("t10k-labels-idx1-ubyte");
     let gz = dir.path().join("t10k-labels-idx1-ubyte.gz");
     assert!(msg.starts_with(&format!("{}: {} is there too", plain.display(), gz.display())), "{msg}");
+    assert!(msg.ends_with("remove one (./data-fetch.sh says which is MNIST's)"), "{msg}");
     std::fs::remove_file(&gz).unwrap();
     assert_eq!(Mnist::load(dir.path()).unwrap().test.labels, [1, 2, 3]);
+}
+
+/// A link that cannot be followed (here a loop) is named as one, not taken for the folder's fault
+/// nor for a missing file.
+#[test]
+fn a_link_whose_target_cannot_be_reached_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    dataset(dir.path(), &[]);
+    let link = dir.path().join("t10k-labels-idx1-ubyte");
+    std::os::unix::fs::symlink(&link, &link).unwrap();
+    let msg = Mnist::load(dir.path()).unwrap_err().to_string();
+    assert!(
+        msg.starts_with(&format!("{}: a link whose target cannot be reached: ", link.display())),
+        "{msg}"
+    );
 }
 
 #[test]

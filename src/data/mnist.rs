@@ -185,7 +185,8 @@ fn read_images_beside(path: &Path, held: u64) -> Result<Images, DataError> {
 /// `dir/NAME.gz` or `dir/NAME`, whichever exists, as a regular file (a FIFO would block the
 /// reader, a device feed it without end). Both is an error: they may differ (a data set
 /// unpacked over MNIST's), and reading one without a word could train on the wrong one. A
-/// folder that may not be searched says so, rather than that the files are missing.
+/// folder that may not be searched says so, rather than that the files are missing; a link
+/// whose target cannot be reached (a loop, a folder that may not be searched) is named.
 fn find(dir: &Path, name: &str) -> Result<PathBuf, DataError> {
     let gz = dir.join(format!("{name}.gz"));
     let plain = dir.join(name);
@@ -193,14 +194,24 @@ fn find(dir: &Path, name: &str) -> Result<PathBuf, DataError> {
     for path in [&gz, &plain] {
         match path.try_exists() {
             Ok(true) if found.is_some() => {
-                let message =
-                    format!("{} is there too; dae does not guess which to read, so remove one", gz.display());
+                let message = format!(
+                    "{} is there too; dae does not guess which to read, so remove one \
+                     (./data-fetch.sh says which is MNIST's)",
+                    gz.display()
+                );
                 return Err(DataError::Inconsistent { path: path.clone(), message });
             }
             Ok(true) => found = Some(path.clone()),
             Ok(false) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            // The folder may not be searched; unless the name is there, a link whose target may not be.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::PermissionDenied && path.symlink_metadata().is_err() =>
+            {
                 return Err(DataError::Folder { path: dir.to_path_buf(), what: e.to_string() });
+            }
+            Err(e) if path.symlink_metadata().is_ok_and(|m| m.is_symlink()) => {
+                let message = format!("a link whose target cannot be reached: {e}");
+                return Err(DataError::Inconsistent { path: path.clone(), message });
             }
             Err(e) => return Err(DataError::Inconsistent { path: path.clone(), message: e.to_string() }),
         }
