@@ -98,6 +98,18 @@ content_hash() {
   return 0
 }
 
+# How FILE holds the MNIST file whose decompressed SHA-256 is EXPECTED: "gzipped", "not
+# gzipped" (dae tells gzip from a file's first bytes, not its name), or nothing if it does not,
+# or is not a regular file one may read (a device would be read for ever).
+mnist_form() {
+  [ -f "$1" ] && [ -r "$1" ] || return 0
+  if [ "$(content_hash "$1")" = "$2" ]; then
+    echo "gzipped"
+  elif [ "$(sha256 <"$1")" = "$2" ]; then
+    echo "not gzipped"
+  fi
+}
+
 # What a file whose content hash is not MNIST's holds: "content SHA-256 HASH", or why it has none.
 content() {
   local hash
@@ -213,36 +225,48 @@ for entry in "${files[@]}"; do
   read -r name expected <<<"$entry"
   final="$dir/$name.gz"
   plain="$dir/$name"
-  # dae reads NAME.gz or NAME, and refuses a folder that holds both: they might differ.
+  final_form=$(mnist_form "$final" "$expected")
+  plain_form=$(mnist_form "$plain" "$expected")
+  # dae reads NAME.gz or NAME, and refuses a folder that holds both: they might differ. Which to
+  # keep: the one that is MNIST's; if both are, the .gz, unless it is a link (to NAME, perhaps).
   if [ -e "$final" ] && [ -e "$plain" ]; then
-    say "$plain and $final are both there, and dae reads neither while both are: remove one"
+    pair="$plain and $final are both there, and dae reads neither while both are"
+    if [ -n "$final_form" ] && { [ -z "$plain_form" ] || [ ! -L "$final" ]; }; then
+      say "$pair: $final is MNIST's; remove $plain"
+    elif [ -n "$plain_form" ]; then
+      say "$pair: $plain is MNIST's; remove $final"
+    else
+      say "$pair, and neither is MNIST's $name: remove both, and the data will go in their place"
+    fi
     in_the_way+=("$plain")
     continue
   fi
-  if [ -f "$final" ] && [ "$(content_hash "$final")" = "$expected" ]; then
-    say "$final: already present and correct"
-    continue
-  fi
-  # dae tells gzip from a file's first bytes, not its name: MNIST uncompressed under NAME.gz.
-  if [ -f "$final" ] && [ "$(sha256 <"$final")" = "$expected" ]; then
-    say "$final: already present (not gzipped, though named .gz) and correct"
-    continue
-  fi
+  case $final_form in
+    gzipped) say "$final: already present and correct"; continue ;;
+    "not gzipped") say "$final: already present (not gzipped, though named .gz) and correct"; continue ;;
+  esac
   if [ -e "$plain" ]; then
-    if [ -f "$plain" ] && [ "$(sha256 <"$plain")" = "$expected" ]; then
-      say "$plain: already present (not gzipped) and correct"
-      continue
+    case $plain_form in
+      gzipped) say "$plain: already present (gzipped, though named without .gz) and correct"; continue ;;
+      "not gzipped") say "$plain: already present (not gzipped) and correct"; continue ;;
+    esac
+    # A fetched NAME.gz beside it would be the pair dae refuses.
+    fix="remove it, and the data will go in its place"
+    if [ ! -f "$plain" ]; then
+      say "$plain is there and is not a file; $fix"
+    elif [ ! -r "$plain" ]; then
+      say "$plain is there and cannot be read; make it readable, or $fix"
+    else
+      say "$plain is there and is not MNIST's $name ($(content "$plain")); $fix"
     fi
-    # A fetched NAME.gz beside it would be the pair dae refuses. (Not read unless a file: a
-    # device would be read for ever.)
-    what="not a file"
-    [ -f "$plain" ] && what="not MNIST's $name ($(content "$plain"))"
-    say "$plain is there and is $what; remove it, and the data will go in its place"
     in_the_way+=("$plain")
     continue
   fi
   wrong=""
-  if [ -f "$final" ]; then
+  if [ -f "$final" ] && [ ! -r "$final" ]; then
+    wrong="$final is there but cannot be read"
+    say "$wrong; fetching a correct copy over it"
+  elif [ -f "$final" ]; then
     wrong="$final is there but is not MNIST's $name"
     say "$wrong ($(content "$final")); fetching a correct copy over it"
   fi

@@ -347,7 +347,12 @@ fn a_plain_file_beside_its_gz_or_in_its_way_is_named_and_left() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let (plain, gz) = (at("t10k-labels-idx1-ubyte"), at("t10k-labels-idx1-ubyte.gz"));
-    let pair = format!("{} and {} are both there, and dae reads neither", plain.display(), gz.display());
+    let pair = format!(
+        "{} and {} are both there, and dae reads neither while both are, and neither is MNIST's \
+         t10k-labels-idx1-ubyte: remove both",
+        plain.display(),
+        gz.display()
+    );
     let wrong = format!(
         "{} is there and is not MNIST's train-labels-idx1-ubyte (not gzip); remove it",
         at("train-labels-idx1-ubyte").display()
@@ -380,6 +385,40 @@ fn a_wrong_plain_file_keeps_its_gz_from_being_fetched() {
     for name in ["train-images-idx3-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"] {
         assert!(target.path().join(format!("{name}.gz")).exists(), "{name}: {stderr}");
     }
+}
+
+/// Of a `NAME.gz` and `NAME` pair, the one that is MNIST's is named to keep (the `.gz` if both
+/// are), and MNIST gzipped under the plain name counts as present, as `dae` reads it: real MNIST,
+/// from `data/` (run with `--ignored`).
+#[test]
+#[ignore = "needs MNIST in data/ (./data-fetch.sh)"]
+fn of_a_pair_the_one_that_is_mnists_is_named_and_a_gzipped_plain_name_is_taken() {
+    let (mirror, target) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let at = |name: &str| target.path().join(name);
+    let gzipped = |name: &str| std::fs::read(format!("data/{name}.gz")).unwrap();
+    std::fs::write(at("t10k-labels-idx1-ubyte.gz"), "junk").unwrap();
+    std::fs::write(at("t10k-labels-idx1-ubyte"), decompressed("t10k-labels-idx1-ubyte")).unwrap();
+    std::fs::write(at("train-labels-idx1-ubyte.gz"), gzipped("train-labels-idx1-ubyte")).unwrap();
+    std::fs::write(at("train-labels-idx1-ubyte"), decompressed("train-labels-idx1-ubyte")).unwrap();
+    std::fs::write(at("t10k-images-idx3-ubyte"), gzipped("t10k-images-idx3-ubyte")).unwrap();
+    let out = fetch_offline(target.path(), mirror.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (p, g) = (at("t10k-labels-idx1-ubyte"), at("t10k-labels-idx1-ubyte.gz"));
+    let keep_plain = format!("{} is MNIST's; remove {}", p.display(), g.display());
+    let (p, g) = (at("train-labels-idx1-ubyte"), at("train-labels-idx1-ubyte.gz"));
+    let keep_gz = format!("{} is MNIST's; remove {}", g.display(), p.display());
+    let plain_gzipped = format!(
+        "{}: already present (gzipped, though named without .gz) and correct",
+        at("t10k-images-idx3-ubyte").display()
+    );
+    for said in [&keep_plain, &keep_gz, &plain_gzipped] {
+        assert!(stderr.contains(said.as_str()), "{said}: {stderr}");
+    }
+    assert!(
+        stderr.contains("2 of 4 files in the way") && stderr.contains("1 of 4 files missing"),
+        "{stderr}"
+    );
 }
 
 /// MNIST decompressed under the gzipped name is read by `dae` (which tells gzip from a file's
