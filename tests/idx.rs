@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use common::gzip;
@@ -146,6 +147,11 @@ fn a_gzip_file_of_several_members_reads_whole() {
     let mut padded = members.clone();
     padded.extend([0; 20_000]);
     assert_eq!(idx::read_from(&padded[..]).unwrap(), read);
+    // Read 7 bytes at a time, the zeros (and the junk after them, below) span many buffers.
+    assert_eq!(idx::read_from(BufReader::with_capacity(7, &padded[..])).unwrap(), read);
+    padded.push(1);
+    let err = idx::read_from(BufReader::with_capacity(7, &padded[..])).unwrap_err().to_string();
+    assert!(err.contains("not gzip (zeros, then others)"), "{err}");
     let third = gzip(&[]);
     let mut zeros_then_junk = vec![0; 600];
     zeros_then_junk.push(7);
@@ -260,7 +266,8 @@ fn a_file_both_gzipped_and_plain_is_an_error_naming_both() {
     let plain = dir.path().join("t10k-labels-idx1-ubyte");
     let gz = dir.path().join("t10k-labels-idx1-ubyte.gz");
     assert!(msg.starts_with(&format!("{}: {} is there too", plain.display(), gz.display())), "{msg}");
-    assert!(msg.ends_with("remove one (./data-fetch.sh says which is MNIST's)"), "{msg}");
+    let hint = format!("remove one (./data-fetch.sh {} says which is MNIST's)", dir.path().display());
+    assert!(msg.ends_with(&hint), "{msg}");
     std::fs::remove_file(&gz).unwrap();
     assert_eq!(Mnist::load(dir.path()).unwrap().test.labels, [1, 2, 3]);
 }

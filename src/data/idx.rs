@@ -7,7 +7,8 @@
 //! (a small gzip file can unpack to gigabytes; a plain file can be larger than memory) is refused
 //! before it is read; bad input is an [`IdxError`], never a panic. Whether a file is gzipped is
 //! decided by its first bytes, not its name; a gzip file may hold several members, one after
-//! another (what `cat a.gz b.gz` makes), and anything after the last member is an error.
+//! another (what `cat a.gz b.gz` makes), and zeros may pad it; anything else after the last
+//! member is an error.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read};
@@ -163,8 +164,9 @@ impl<R: io::BufRead> Read for Members<R> {
         loop {
             let Some(member) = &mut self.member else { return Ok(0) };
             let n = match member.read(buf) {
-                // A lone 0x1f, a header cut short or not gzip's, a first block that is not deflate.
-                Err(e) if self.later_unread => {
+                // A lone 0x1f, a header cut short or not gzip's, a first block that is not deflate
+                // (not the file's own errors, such as EIO, nor an interrupted read).
+                Err(e) if self.later_unread && is_not_gzip(&e) => {
                     return Err(trailing(&format!("not a whole gzip member ({e})")));
                 }
                 read => read?,
@@ -183,6 +185,12 @@ impl<R: io::BufRead> Read for Members<R> {
             }
         }
     }
+}
+
+/// Whether `e` is flate2's for bytes that are not gzip's (a header or deflate block, or their end).
+fn is_not_gzip(e: &io::Error) -> bool {
+    use io::ErrorKind::{InvalidData, InvalidInput, UnexpectedEof};
+    matches!(e.kind(), InvalidData | InvalidInput | UnexpectedEof)
 }
 
 /// Reads `rest` to its end, which must hold zeros alone.

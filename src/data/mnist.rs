@@ -196,8 +196,9 @@ fn find(dir: &Path, name: &str) -> Result<PathBuf, DataError> {
             Ok(true) if found.is_some() => {
                 let message = format!(
                     "{} is there too; dae does not guess which to read, so remove one \
-                     (./data-fetch.sh says which is MNIST's)",
-                    gz.display()
+                     (./data-fetch.sh {} says which is MNIST's)",
+                    gz.display(),
+                    dir.display()
                 );
                 return Err(DataError::Inconsistent { path: path.clone(), message });
             }
