@@ -91,9 +91,16 @@ else
   say "needs sha256sum or shasum to check the files"; exit 1
 fi
 
-# The SHA-256 of a gzipped file's decompressed content, or nothing if it does not gunzip.
+# Whether a file starts with gzip's magic, 1f 8b: dae decides by that alone.
+starts_as_gzip() {
+  [ "$(head -c 2 -- "$1" 2>/dev/null | od -An -tx1 | tr -d ' \n')" = 1f8b ]
+}
+
+# The SHA-256 of a gzip file's decompressed content, or nothing if it is not gzip (`gzip -dc`
+# unpacks zip, compress and pack files too, which dae would read as they are) or does not gunzip.
 content_hash() {
   local hash
+  starts_as_gzip "$1" || return 0
   hash=$(gzip -dc "$1" 2>/dev/null | sha256) && echo "$hash"
   return 0
 }
@@ -116,7 +123,7 @@ content() {
   hash=$(content_hash "$1")
   if [ -n "$hash" ]; then
     echo "content SHA-256 $hash"
-  elif [ "$(head -c 2 -- "$1" | od -An -tx1 | tr -d ' \n')" = 1f8b ]; then
+  elif starts_as_gzip "$1"; then
     echo "a corrupt or cut gzip"
   else
     echo "not gzip"
@@ -225,20 +232,40 @@ for entry in "${files[@]}"; do
   read -r name expected <<<"$entry"
   final="$dir/$name.gz"
   plain="$dir/$name"
+  # A link that cannot be followed (a loop, a target in a folder one may not search, or none):
+  # dae stops at it, but for a missing target, and [ -e ] would take it for no file at all.
+  for link in "$final" "$plain"; do
+    if [ -L "$link" ] && [ ! -e "$link" ]; then
+      say "$link is a link whose target cannot be reached; remove it"
+      in_the_way+=("$link")
+      continue 2
+    fi
+  done
   final_form=$(mnist_form "$final" "$expected")
   plain_form=$(mnist_form "$plain" "$expected")
   # dae reads NAME.gz or NAME, and refuses a folder that holds both: they might differ. Which to
-  # keep: the one that is MNIST's; if both are, the .gz, unless it is a link (to NAME, perhaps).
+  # remove: the one that is not MNIST's; of two that are, the plain one.
   if [ -e "$final" ] && [ -e "$plain" ]; then
     pair="$plain and $final are both there, and dae reads neither while both are"
-    if [ -n "$final_form" ] && { [ -z "$plain_form" ] || [ ! -L "$final" ]; }; then
+    if [ "$final" -ef "$plain" ]; then
+      # One file under two names: remove the link, or either of two hard links.
+      drop=$plain
+      [ -L "$final" ] && [ ! -L "$plain" ] && drop=$final
+      say "$pair (they are one file): remove $drop"
+      in_the_way+=("$drop")
+    elif [ -n "$final_form" ]; then
       say "$pair: $final is MNIST's; remove $plain"
+      in_the_way+=("$plain")
     elif [ -n "$plain_form" ]; then
       say "$pair: $plain is MNIST's; remove $final"
+      in_the_way+=("$final")
+    elif [ ! -r "$final" ] || [ ! -r "$plain" ]; then
+      say "$pair, and one cannot be read: make it readable to learn which is MNIST's, or remove both"
+      in_the_way+=("$plain" "$final")
     else
       say "$pair, and neither is MNIST's $name: remove both, and the data will go in their place"
+      in_the_way+=("$plain" "$final")
     fi
-    in_the_way+=("$plain")
     continue
   fi
   case $final_form in
@@ -305,7 +332,7 @@ for entry in "${files[@]}"; do
   fi
 done
 if [ ${#in_the_way[@]} != 0 ]; then
-  say "${#in_the_way[@]} of ${#files[@]} files in the way (above): ${in_the_way[*]}"
+  say "in the way (above): ${in_the_way[*]}"
 fi
 if [ ${#missing[@]} != 0 ]; then
   hint="offline? set MNIST_MIRROR to a folder or URL that holds them"

@@ -358,15 +358,51 @@ fn a_plain_file_beside_its_gz_or_in_its_way_is_named_and_left() {
         at("train-labels-idx1-ubyte").display()
     );
     let folder = format!("{} is there and is not a file; remove it", at("train-images-idx3-ubyte").display());
-    for said in
-        [&pair, &wrong, &folder, &"3 of 4 files in the way".to_string(), &"1 of 4 files missing".to_string()]
-    {
+    let listed = format!(
+        "in the way (above): {} {} {} {}",
+        at("train-images-idx3-ubyte").display(),
+        at("train-labels-idx1-ubyte").display(),
+        plain.display(),
+        gz.display()
+    );
+    for said in [&pair, &wrong, &folder, &listed, &"1 of 4 files missing".to_string()] {
         assert!(stderr.contains(said.as_str()), "{said}: {stderr}");
     }
     assert_eq!(std::fs::read(&gz).unwrap(), b"one");
     assert_eq!(std::fs::read(&plain).unwrap(), b"two");
     assert_eq!(std::fs::read(at("train-labels-idx1-ubyte")).unwrap(), b"not MNIST");
     assert!(!at("train-labels-idx1-ubyte.gz").exists() && !at("train-images-idx3-ubyte.gz").exists());
+}
+
+/// Links: one that cannot be followed is named, as `dae` names it (`[ -e ]` took it for no file);
+/// a plain `NAME` linked to `NAME.gz` is one file under two names, and the link is the one to
+/// remove, whichever way it points.
+#[test]
+fn links_that_cannot_be_followed_or_name_one_file_twice_are_named() {
+    let (mirror, target) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let at = |name: &str| target.path().join(name);
+    std::fs::write(at("train-images-idx3-ubyte.gz"), "any").unwrap();
+    std::os::unix::fs::symlink(at("train-images-idx3-ubyte"), at("train-images-idx3-ubyte")).unwrap();
+    std::fs::write(at("train-labels-idx1-ubyte.gz"), "any").unwrap();
+    std::os::unix::fs::symlink("train-labels-idx1-ubyte.gz", at("train-labels-idx1-ubyte")).unwrap();
+    std::fs::write(at("t10k-labels-idx1-ubyte"), "any").unwrap();
+    std::os::unix::fs::symlink("t10k-labels-idx1-ubyte", at("t10k-labels-idx1-ubyte.gz")).unwrap();
+    let out = fetch_offline(target.path(), mirror.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let looped = format!(
+        "{} is a link whose target cannot be reached; remove it",
+        at("train-images-idx3-ubyte").display()
+    );
+    let one = |name: &str, drop: &str| {
+        format!(
+            "are both there, and dae reads neither while both are (they are one file): remove {}",
+            at(&format!("{name}{drop}")).display()
+        )
+    };
+    for said in [looped, one("train-labels-idx1-ubyte", ""), one("t10k-labels-idx1-ubyte", ".gz")] {
+        assert!(stderr.contains(&said), "{said}: {stderr}");
+    }
 }
 
 /// With a mirror that has it, a correct `NAME.gz` is still not fetched beside a wrong plain `NAME`;
@@ -380,7 +416,8 @@ fn a_wrong_plain_file_keeps_its_gz_from_being_fetched() {
     let out = fetch_offline(target.path(), &std::fs::canonicalize("data").unwrap());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("1 of 4 files in the way") && !stderr.contains("missing"), "{stderr}");
+    let listed = format!("in the way (above): {}\n", wrong.display());
+    assert!(stderr.contains(&listed) && !stderr.contains("missing"), "{stderr}");
     assert!(!target.path().join("train-labels-idx1-ubyte.gz").exists(), "{stderr}");
     for name in ["train-images-idx3-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"] {
         assert!(target.path().join(format!("{name}.gz")).exists(), "{name}: {stderr}");
@@ -415,10 +452,12 @@ fn of_a_pair_the_one_that_is_mnists_is_named_and_a_gzipped_plain_name_is_taken()
     for said in [&keep_plain, &keep_gz, &plain_gzipped] {
         assert!(stderr.contains(said.as_str()), "{said}: {stderr}");
     }
-    assert!(
-        stderr.contains("2 of 4 files in the way") && stderr.contains("1 of 4 files missing"),
-        "{stderr}"
+    let listed = format!(
+        "in the way (above): {} {}\n",
+        at("train-labels-idx1-ubyte").display(),
+        at("t10k-labels-idx1-ubyte.gz").display()
     );
+    assert!(stderr.contains(&listed) && stderr.contains("1 of 4 files missing"), "{stderr}");
 }
 
 /// MNIST decompressed under the gzipped name is read by `dae` (which tells gzip from a file's
