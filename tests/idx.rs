@@ -272,8 +272,8 @@ fn a_file_both_gzipped_and_plain_is_an_error_naming_both() {
     assert_eq!(Mnist::load(dir.path()).unwrap().test.labels, [1, 2, 3]);
 }
 
-/// A link that cannot be followed (here a loop) is named as one, not taken for the folder's fault
-/// nor for a missing file.
+/// A link that cannot be followed (a loop) or leads nowhere is named as one, not taken for the
+/// folder's fault nor for a missing file (nor, beside the `.gz`, read past).
 #[test]
 fn a_link_whose_target_cannot_be_reached_is_named() {
     let dir = tempfile::tempdir().unwrap();
@@ -285,6 +285,10 @@ fn a_link_whose_target_cannot_be_reached_is_named() {
         msg.starts_with(&format!("{}: a link whose target cannot be reached: ", link.display())),
         "{msg}"
     );
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink("/nonexistent/labels", &link).unwrap();
+    let msg = Mnist::load(dir.path()).unwrap_err().to_string();
+    assert_eq!(msg, format!("{}: a link whose target is not there", link.display()));
 }
 
 #[test]

@@ -186,7 +186,8 @@ fn read_images_beside(path: &Path, held: u64) -> Result<Images, DataError> {
 /// reader, a device feed it without end). Both is an error: they may differ (a data set
 /// unpacked over MNIST's), and reading one without a word could train on the wrong one. A
 /// folder that may not be searched says so, rather than that the files are missing; a link
-/// whose target cannot be reached (a loop, a folder that may not be searched) is named.
+/// whose target is not there or cannot be reached (a loop, a folder that may not be searched)
+/// is named, rather than read past or taken for the folder's fault.
 fn find(dir: &Path, name: &str) -> Result<PathBuf, DataError> {
     let gz = dir.join(format!("{name}.gz"));
     let plain = dir.join(name);
@@ -203,6 +204,10 @@ fn find(dir: &Path, name: &str) -> Result<PathBuf, DataError> {
                 return Err(DataError::Inconsistent { path: path.clone(), message });
             }
             Ok(true) => found = Some(path.clone()),
+            Ok(false) if path.symlink_metadata().is_ok_and(|m| m.is_symlink()) => {
+                let message = "a link whose target is not there".to_string();
+                return Err(DataError::Inconsistent { path: path.clone(), message });
+            }
             Ok(false) => {}
             // The folder may not be searched; unless the name is there, a link whose target may not be.
             Err(e)
