@@ -72,7 +72,8 @@ case ${MNIST_MIRROR:-} in
     printf -v MNIST_MIRROR '%b' "${path//%/\\x}" ;;
   file://*) say "MNIST_MIRROR=$MNIST_MIRROR: a file URL on another host; give a folder or an http(s) URL"; exit 2 ;;
 esac
-[ -n "${MNIST_MIRROR:-}" ] && mirrors=("$MNIST_MIRROR" "${mirrors[@]}")
+# (${a[@]+"${a[@]}"}: an empty array under set -u, which bash before 4.4 calls unbound.)
+[ -n "${MNIST_MIRROR:-}" ] && mirrors=("$MNIST_MIRROR" ${mirrors[@]+"${mirrors[@]}"})
 if [ ${#mirrors[@]} = 0 ]; then
   say "MNIST_OFFLINE is set but MNIST_MIRROR is not: nowhere to fetch from"; exit 1
 fi
@@ -115,6 +116,16 @@ mnist_form() {
   elif [ "$(sha256 <"$1")" = "$2" ]; then
     echo "not gzipped"
   fi
+}
+
+# Whether link FROM's own target is the entry TO (the link itself if TO is one, not what it leads
+# to): in a chain NAME.gz -> NAME -> elsewhere, NAME.gz leads through NAME.
+leads_to() {
+  local target
+  target=$(readlink -- "$1") || return 1
+  case $target in /*) ;; *) target="$(dirname -- "$1")/$target" ;; esac
+  { [ -e "$target" ] || [ -L "$target" ]; } || return 1
+  [ "$(ls -di -- "$target" | awk '{print $1}')" = "$(ls -di -- "$2" | awk '{print $1}')" ]
 }
 
 # What a file whose content hash is not MNIST's holds: "content SHA-256 HASH", or why it has none.
@@ -233,14 +244,16 @@ for entry in "${files[@]}"; do
   final="$dir/$name.gz"
   plain="$dir/$name"
   # A link that cannot be followed (a loop, a target in a folder one may not search, or none):
-  # dae stops at it, but for a missing target, and [ -e ] would take it for no file at all.
+  # dae stops at it, and [ -e ] would take it for no file at all.
+  unreachable=0
   for link in "$final" "$plain"; do
     if [ -L "$link" ] && [ ! -e "$link" ]; then
       say "$link is a link whose target cannot be reached; remove it"
       in_the_way+=("$link")
-      continue 2
+      unreachable=1
     fi
   done
+  [ "$unreachable" = 0 ] || continue
   final_form=$(mnist_form "$final" "$expected")
   plain_form=$(mnist_form "$plain" "$expected")
   # dae reads NAME.gz or NAME, and refuses a folder that holds both: they might differ. Which to
@@ -248,9 +261,10 @@ for entry in "${files[@]}"; do
   if [ -e "$final" ] && [ -e "$plain" ]; then
     pair="$plain and $final are both there, and dae reads neither while both are"
     if [ "$final" -ef "$plain" ]; then
-      # One file under two names: remove the link, or either of two hard links.
+      # One file under two names: remove the one the other does not lead through (of two hard
+      # links, either).
       drop=$plain
-      [ -L "$final" ] && [ ! -L "$plain" ] && drop=$final
+      leads_to "$final" "$plain" && drop=$final
       say "$pair (they are one file): remove $drop"
       in_the_way+=("$drop")
     elif [ -n "$final_form" ]; then
@@ -260,7 +274,13 @@ for entry in "${files[@]}"; do
       say "$pair: $plain is MNIST's; remove $final"
       in_the_way+=("$final")
     elif [ ! -r "$final" ] || [ ! -r "$plain" ]; then
-      say "$pair, and one cannot be read: make it readable to learn which is MNIST's, or remove both"
+      if [ ! -r "$final" ] && [ ! -r "$plain" ]; then
+        say "$pair, and neither can be read: make them readable to learn which is MNIST's, or remove both"
+      else
+        unread=$final
+        [ -r "$final" ] && unread=$plain
+        say "$pair, and $unread cannot be read: make it readable to learn which is MNIST's, or remove both"
+      fi
       in_the_way+=("$plain" "$final")
     else
       say "$pair, and neither is MNIST's $name: remove both, and the data will go in their place"

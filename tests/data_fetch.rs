@@ -403,6 +403,25 @@ fn links_that_cannot_be_followed_or_name_one_file_twice_are_named() {
     for said in [looped, one("train-labels-idx1-ubyte", ""), one("t10k-labels-idx1-ubyte", ".gz")] {
         assert!(stderr.contains(&said), "{said}: {stderr}");
     }
+
+    // A chain NAME.gz -> NAME -> elsewhere: removing NAME would cut NAME.gz off, so NAME.gz goes.
+    // A link whose target is missing is in the way too, as dae refuses it.
+    let (elsewhere, target) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let at = |name: &str| target.path().join(name);
+    std::fs::write(elsewhere.path().join("labels"), "any").unwrap();
+    std::os::unix::fs::symlink(elsewhere.path().join("labels"), at("train-labels-idx1-ubyte")).unwrap();
+    std::os::unix::fs::symlink("train-labels-idx1-ubyte", at("train-labels-idx1-ubyte.gz")).unwrap();
+    std::os::unix::fs::symlink("/nonexistent/images", at("t10k-images-idx3-ubyte")).unwrap();
+    let out = fetch_offline(target.path(), mirror.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let chain = format!("(they are one file): remove {}\n", at("train-labels-idx1-ubyte.gz").display());
+    assert!(stderr.contains(&chain), "{stderr}");
+    let listed = format!(
+        "in the way (above): {} {}\n",
+        at("train-labels-idx1-ubyte.gz").display(),
+        at("t10k-images-idx3-ubyte").display()
+    );
+    assert!(stderr.contains(&listed) && stderr.contains("2 of 4 files missing"), "{stderr}");
 }
 
 /// With a mirror that has it, a correct `NAME.gz` is still not fetched beside a wrong plain `NAME`;
