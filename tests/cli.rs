@@ -1038,10 +1038,11 @@ fn the_run_lock_never_follows_a_link() {
 }
 
 /// One holder at a time even while holders remove `.lock` as a run that fails before its first
-/// save does (while it still holds it): a taker that opened the file just before it went must
-/// not lock the orphan while another takes the new `.lock`. Four threads take the folder in
-/// turn 400 times in all (each take syncs the file: seconds on a slow disk), each removing
-/// `.lock` before letting go every other time.
+/// save does (while it still holds it, as its last act in the folder): a taker that opened the
+/// file just before it went must not lock the orphan while another takes the new `.lock`. Four
+/// threads take the folder in turn 400 times in all (each take syncs the file: seconds on a slow
+/// disk), each removing `.lock` before letting go every other time. A stress test: the race
+/// itself, forced, is `run_lock`'s own unit test.
 #[test]
 fn a_removed_lock_file_is_never_held_twice() {
     use dae::files::run_lock::RunLock;
@@ -1062,10 +1063,12 @@ fn a_removed_lock_file_is_never_held_twice() {
                     most.fetch_max(now, Ordering::SeqCst);
                     taken.fetch_add(1, Ordering::SeqCst);
                     turn += 1;
+                    // The holding ends here, before `.lock` is removed: from then on another
+                    // may take the folder (a run removes it as it ends).
+                    holders.fetch_sub(1, Ordering::SeqCst);
                     if turn % 2 == 0 {
                         let _ = std::fs::remove_file(dir.path().join(".lock"));
                     }
-                    holders.fetch_sub(1, Ordering::SeqCst);
                     drop(lock);
                 }
             });

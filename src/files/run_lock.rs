@@ -47,10 +47,16 @@ impl RunLock {
     /// folder, while a third makes a new `.lock` and takes the folder too. So once locked, the
     /// file must still be the one at `DIR/.lock` (same device and inode), or it is opened again.
     pub fn acquire(dir: &Path) -> Result<RunLock, LockError> {
+        RunLock::acquire_seen(dir, || {})
+    }
+
+    /// [`RunLock::acquire`], calling `opened` each time `.lock` is open but not yet locked: the
+    /// moment at which a holder that removes it leaves this process an orphan to lock.
+    fn acquire_seen(dir: &Path, mut opened: impl FnMut()) -> Result<RunLock, LockError> {
         use std::os::unix::fs::MetadataExt;
         let path = dir.join(".lock");
         for _ in 0..LOCK_ATTEMPTS {
-            let (mut file, created) = RunLock::lock(&path)?;
+            let (mut file, created) = RunLock::lock(&path, &mut opened)?;
             let held = file.metadata()?;
             match std::fs::symlink_metadata(&path) {
                 Ok(now) if (now.dev(), now.ino()) == (held.dev(), held.ino()) => {
@@ -74,8 +80,8 @@ impl RunLock {
     }
 
     /// Opens and locks `path`, a regular file of one name, without checking that it is still
-    /// there once locked; and whether this call made it.
-    fn lock(path: &Path) -> Result<(File, bool), LockError> {
+    /// there once locked; and whether this call made it. `between` is called in between.
+    fn lock(path: &Path, between: &mut impl FnMut()) -> Result<(File, bool), LockError> {
         use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
         let mut options = OpenOptions::new();
         options.read(true).write(true);
@@ -100,6 +106,7 @@ impl RunLock {
         if meta.nlink() > 1 {
             return Err(LockError::NotAFile("a hard link to another file"));
         }
+        between();
         match file.try_lock() {
             Ok(()) => Ok((file, created)),
             Err(TryLockError::WouldBlock) => {
@@ -113,5 +120,29 @@ impl RunLock {
             }
             Err(TryLockError::Error(e)) => Err(e.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The race [`RunLock::acquire`] checks for, made to happen: `b` opens `.lock` while `a`
+    /// holds it; `a` removes it and lets go before `b` locks. `b` must not keep the orphan it
+    /// locked (which `c`, making a new `.lock`, would then hold beside it) but take the new one.
+    #[test]
+    fn a_lock_file_removed_between_open_and_lock_is_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = Some(RunLock::acquire(dir.path()).unwrap());
+        let b = RunLock::acquire_seen(dir.path(), || {
+            if let Some(holder) = a.take() {
+                std::fs::remove_file(dir.path().join(".lock")).unwrap();
+                drop(holder);
+            }
+        })
+        .unwrap();
+        assert!(a.is_none() && b.created(), "b took the folder through a new .lock");
+        let c = RunLock::acquire(dir.path());
+        assert!(matches!(c, Err(LockError::Held { .. })), "b holds the folder's .lock: {c:?}");
     }
 }
