@@ -23,6 +23,12 @@ const NAMES: [&str; 4] = [
     "t10k-labels-idx1-ubyte",
 ];
 
+/// The line that ends a fetch which found `paths` in the way of the files.
+fn in_the_way(paths: &[&Path]) -> String {
+    let paths: Vec<_> = paths.iter().map(|p| p.display().to_string()).collect();
+    format!("data-fetch: in the way (above): {}\n", paths.join(" "))
+}
+
 /// The content of `data/NAME.gz`, decompressed (real MNIST: the tests that need it are ignored).
 fn decompressed(name: &str) -> Vec<u8> {
     let plain = Command::new("gzip").arg("-dc").arg(format!("data/{name}.gz")).output().unwrap();
@@ -358,13 +364,7 @@ fn a_plain_file_beside_its_gz_or_in_its_way_is_named_and_left() {
         at("train-labels-idx1-ubyte").display()
     );
     let folder = format!("{} is there and is not a file; remove it", at("train-images-idx3-ubyte").display());
-    let listed = format!(
-        "in the way (above): {} {} {} {}",
-        at("train-images-idx3-ubyte").display(),
-        at("train-labels-idx1-ubyte").display(),
-        plain.display(),
-        gz.display()
-    );
+    let listed = in_the_way(&[&at("train-images-idx3-ubyte"), &at("train-labels-idx1-ubyte"), &plain, &gz]);
     for said in [&pair, &wrong, &folder, &listed, &"1 of 4 files missing".to_string()] {
         assert!(stderr.contains(said.as_str()), "{said}: {stderr}");
     }
@@ -416,11 +416,7 @@ fn links_that_cannot_be_followed_or_name_one_file_twice_are_named() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let chain = format!("(they are one file): remove {}\n", at("train-labels-idx1-ubyte.gz").display());
     assert!(stderr.contains(&chain), "{stderr}");
-    let listed = format!(
-        "in the way (above): {} {}\n",
-        at("train-labels-idx1-ubyte.gz").display(),
-        at("t10k-images-idx3-ubyte").display()
-    );
+    let listed = in_the_way(&[&at("train-labels-idx1-ubyte.gz"), &at("t10k-images-idx3-ubyte")]);
     assert!(stderr.contains(&listed) && stderr.contains("2 of 4 files missing"), "{stderr}");
 }
 
@@ -435,7 +431,7 @@ fn a_wrong_plain_file_keeps_its_gz_from_being_fetched() {
     let out = fetch_offline(target.path(), &std::fs::canonicalize("data").unwrap());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    let listed = format!("in the way (above): {}\n", wrong.display());
+    let listed = in_the_way(&[&wrong]);
     assert!(stderr.contains(&listed) && !stderr.contains("missing"), "{stderr}");
     assert!(!target.path().join("train-labels-idx1-ubyte.gz").exists(), "{stderr}");
     for name in ["train-images-idx3-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"] {
@@ -471,11 +467,7 @@ fn of_a_pair_the_one_that_is_mnists_is_named_and_a_gzipped_plain_name_is_taken()
     for said in [&keep_plain, &keep_gz, &plain_gzipped] {
         assert!(stderr.contains(said.as_str()), "{said}: {stderr}");
     }
-    let listed = format!(
-        "in the way (above): {} {}\n",
-        at("train-labels-idx1-ubyte").display(),
-        at("t10k-labels-idx1-ubyte.gz").display()
-    );
+    let listed = in_the_way(&[&at("train-labels-idx1-ubyte"), &at("t10k-labels-idx1-ubyte.gz")]);
     assert!(stderr.contains(&listed) && stderr.contains("1 of 4 files missing"), "{stderr}");
 }
 
