@@ -57,7 +57,11 @@ mirrors=(
   "http://yann.lecun.com/exdb/mnist/"
 )
 
-say() { printf 'data-fetch: %s\n' "$*" >&2; }
+# One line a message, a newline in a name written \n (as dae writes it).
+say() {
+  local message="$*"
+  printf 'data-fetch: %s\n' "${message//$'\n'/\\n}" >&2
+}
 
 case ${MNIST_OFFLINE:-} in
   "" | 0 | false | no) ;;

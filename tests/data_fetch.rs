@@ -420,6 +420,20 @@ fn links_that_cannot_be_followed_or_name_one_file_twice_are_named() {
     assert!(stderr.contains(&listed) && stderr.contains("2 of 4 files missing"), "{stderr}");
 }
 
+/// A newline in a folder's name is written `\n`, as `dae` writes it: one line a message.
+#[test]
+fn a_newline_in_a_name_keeps_each_message_on_one_line() {
+    let (mirror, parent) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let target = parent.path().join("two\nlines");
+    std::fs::create_dir(&target).unwrap();
+    std::fs::write(target.join("t10k-labels-idx1-ubyte"), "junk").unwrap();
+    let out = fetch_offline(&target, mirror.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.lines().all(|line| line.starts_with("data-fetch: ")), "{stderr}");
+    let escaped = format!("{}/two\\nlines/t10k-labels-idx1-ubyte is there", parent.path().display());
+    assert!(stderr.contains(&escaped), "{stderr}");
+}
+
 /// With a mirror that has it, a correct `NAME.gz` is still not fetched beside a wrong plain `NAME`;
 /// the other files are: real MNIST, from `data/` (run with `--ignored`).
 #[test]
