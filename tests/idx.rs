@@ -39,6 +39,12 @@ fn reads_plain_and_gzipped_files_of_any_rank() {
             let got = idx::read(&path).unwrap();
             assert_eq!(got.dims, dims.iter().map(|&d| d as usize).collect::<Vec<_>>());
             assert_eq!(got.data, body(n), "{name} {dims:?}");
+            // From a reader that hands over one byte at a time, as a pipe may.
+            assert_eq!(
+                idx::read_from(BufReader::with_capacity(1, &file[..])).unwrap(),
+                got,
+                "{name} {dims:?}"
+            );
         }
     }
 }

@@ -139,7 +139,12 @@ fn read_with_length(
     length: Option<u64>,
     held: u64,
 ) -> Result<Idx, IdxErrorKind> {
-    if reader.fill_buf()?.starts_with(&GZIP_MAGIC) {
+    // Both bytes of the magic, though a pipe may hand over one at a time; then put back.
+    let mut head = Vec::with_capacity(GZIP_MAGIC.len());
+    (&mut reader).take(GZIP_MAGIC.len() as u64).read_to_end(&mut head)?;
+    let gzipped = head == GZIP_MAGIC;
+    let mut reader = io::Cursor::new(head).chain(reader);
+    if gzipped {
         let mut gz = BufReader::new(Members { member: Some(GzDecoder::new(reader)), later_unread: false });
         parse(&mut gz, Stored::Gzipped, held)
     } else {
