@@ -331,14 +331,13 @@ for entry in "${files[@]}"; do
       say "$name.gz from $source: ${why:-failed}"
       continue
     fi
-    # MNIST gzipped, or decompressed under the gzipped name, which dae reads as well (it tells
-    # gzip from a file's first bytes), as it is accepted already in DIR.
-    how=""
-    if [ "$(content_hash "$tmp")" = "$expected" ]; then
-      how=" "
-    elif [ "$(sha256 <"$tmp")" = "$expected" ]; then
-      how=" (not gzipped, though named .gz) "
-    fi
+    # MNIST gzipped, or decompressed under the gzipped name, which dae reads as well, as it is
+    # accepted already in DIR.
+    case $(mnist_form "$tmp" "$expected") in
+      gzipped) how=" " ;;
+      "not gzipped") how=" (not gzipped, though named .gz) " ;;
+      *) how="" ;;
+    esac
     if [ -n "$how" ]; then
       chmod 644 "$tmp"
       mv -f "$tmp" "$final"
