@@ -764,10 +764,11 @@ fn save(
 /// default `data` is not the run's).
 fn load_data_of_run(data: &Path, run: Option<&Path>) -> Result<Mnist, Failure> {
     Mnist::load(data).map_err(|e| {
-        let metrics = run.and_then(|run| Metrics::read(&run.join("metrics.json")).ok());
-        match metrics.and_then(|m| m.data).map(|print| PathBuf::from(print.path)) {
-            Some(theirs) if theirs != data => {
-                let run = run.expect("a run").display();
+        let trained_on =
+            |run: &Path| Some(PathBuf::from(Metrics::read(&run.join("metrics.json")).ok()?.data?.path));
+        match run.and_then(|run| Some((run, trained_on(run)?))) {
+            Some((run, theirs)) if theirs != data => {
+                let run = run.display();
                 anyhow!("{e}; the run in {run} was trained with --data {}", shell_word(&theirs)).into()
             }
             _ => e.into(),

@@ -193,33 +193,28 @@ fn find(dir: &Path, name: &str) -> Result<PathBuf, DataError> {
     let plain = dir.join(name);
     let mut found = None;
     for path in [&gz, &plain] {
+        // The name's own entry (a link not followed), beside what it leads to.
+        let entry = path.symlink_metadata();
+        let link = entry.as_ref().is_ok_and(|m| m.is_symlink());
+        let inconsistent = |message: String| Err(DataError::Inconsistent { path: path.clone(), message });
         match path.try_exists() {
             Ok(true) if found.is_some() => {
-                let message = format!(
+                return inconsistent(format!(
                     "{} is there too; dae does not guess which to read, so remove one \
                      (./data-fetch.sh {} says which is MNIST's)",
                     gz.display(),
                     dir.display()
-                );
-                return Err(DataError::Inconsistent { path: path.clone(), message });
+                ));
             }
             Ok(true) => found = Some(path.clone()),
-            Ok(false) if path.symlink_metadata().is_ok_and(|m| m.is_symlink()) => {
-                let message = "a link whose target is not there".to_string();
-                return Err(DataError::Inconsistent { path: path.clone(), message });
-            }
+            Ok(false) if link => return inconsistent("a link whose target is not there".to_string()),
             Ok(false) => {}
-            // The folder may not be searched; unless the name is there, a link whose target may not be.
-            Err(e)
-                if e.kind() == std::io::ErrorKind::PermissionDenied && path.symlink_metadata().is_err() =>
-            {
+            Err(e) if link => return inconsistent(format!("a link whose target cannot be reached: {e}")),
+            // Not even the name can be looked at: the folder may not be searched.
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && entry.is_err() => {
                 return Err(DataError::Folder { path: dir.to_path_buf(), what: e.to_string() });
             }
-            Err(e) if path.symlink_metadata().is_ok_and(|m| m.is_symlink()) => {
-                let message = format!("a link whose target cannot be reached: {e}");
-                return Err(DataError::Inconsistent { path: path.clone(), message });
-            }
-            Err(e) => return Err(DataError::Inconsistent { path: path.clone(), message: e.to_string() }),
+            Err(e) => return inconsistent(e.to_string()),
         }
     }
     let Some(path) = found else {
